@@ -1,0 +1,76 @@
+#include "inventory/defender.h"
+
+#include <cassert>
+
+namespace dc::inventory {
+
+namespace {
+
+using T = DefenderType;
+using C = Category;
+
+constexpr std::array<TypeInfo, 17> kTypes{{
+    {T::kNone, "none", C::kContainer, "None"},
+    {T::kDocker, "docker", C::kContainer, "Container Defender - Docker"},
+    {T::kDockerWindows, "dockerWindows", C::kContainer, "Container Defender - Windows"},
+    {T::kContainerdWindows, "containerdWindows", C::kContainer,
+     "Container Defender - containerd Windows"},
+    {T::kSwarm, "swarm", C::kContainer, "Container Defender - Swarm"},
+    {T::kDaemonset, "daemonset", C::kContainer, "Container Defender - Kubernetes"},
+    {T::kServerLinux, "serverLinux", C::kHost, "Host Defender - Linux"},
+    {T::kServerWindows, "serverWindows", C::kHost, "Host Defender - Windows"},
+    {T::kCri, "cri", C::kContainer, "Container Defender - CRI"},
+    {T::kFargate, "fargate", C::kAppEmbedded, "Fargate"},
+    {T::kAppEmbedded, "appEmbedded", C::kAppEmbedded, "Container Defender - App-Embedded"},
+    {T::kTas, "tas", C::kHost, "Tanzu Application Service Defender - Linux"},
+    {T::kTasWindows, "tasWindows", C::kHost, "Tanzu Application Service Defender - Windows"},
+    {T::kServerless, "serverless", C::kServerless, "Serverless Defender"},
+    {T::kEcs, "ecs", C::kContainer, "Container Defender - ECS"},
+    {T::kPodman, "podman", C::kContainer, "Container Defender - Podman"},
+    {T::kEksFargate, "eksFargate", C::kAppEmbedded, "EKS Fargate"},
+}};
+
+}  // namespace
+
+const std::array<TypeInfo, 17>& allTypes() { return kTypes; }
+
+const TypeInfo& typeInfo(DefenderType type) {
+  const auto& info = kTypes[static_cast<size_t>(type)];
+  assert(info.type == type);
+  return info;
+}
+
+std::optional<DefenderType> parseType(std::string_view name) {
+  for (const auto& info : kTypes)
+    if (info.apiName == name) return info.type;
+  return std::nullopt;
+}
+
+std::string_view categoryName(Category c) {
+  switch (c) {
+    case C::kContainer:
+      return "container";
+    case C::kHost:
+      return "host";
+    case C::kServerless:
+      return "serverless";
+    case C::kAppEmbedded:
+      return "appEmbedded";
+  }
+  return "container";
+}
+
+std::optional<Category> parseCategory(std::string_view name) {
+  for (auto c : {C::kContainer, C::kHost, C::kServerless, C::kAppEmbedded})
+    if (categoryName(c) == name) return c;
+  return std::nullopt;
+}
+
+std::string hostnameKey(std::string_view hostname) {
+  std::string key(hostname);
+  for (auto& ch : key)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  return key;
+}
+
+}  // namespace dc::inventory

@@ -1,0 +1,57 @@
+// Query and page shapes for the Defender inventory (DESIGN §3 `GET /api/v1/defenders`).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "inventory/defender.h"
+
+namespace dc::inventory {
+
+/// Sort keys of `GET /api/v1/defenders?sort=`; every sort ends with hostname as the unique
+/// tie-breaker so that paging is stable.
+enum class SortKey { kHostname, kType, kCategory, kVersion, kCluster, kAppId, kLastModified,
+                     kConnected, kLastSeen };
+
+/// API name of a sort key ("hostname", "type", "category", "version", "cluster", "appID",
+/// "lastModified", "connected", "lastSeen").
+std::string_view sortKeyName(SortKey key);
+std::optional<SortKey> parseSortKey(std::string_view name);
+const std::vector<SortKey>& allSortKeys();
+
+constexpr int kDefaultLimit = 50;
+constexpr int kMaxLimit = 250;
+
+/// Filters and paging. Every present filter must match (AND); `types` matches any listed type.
+struct DefenderQuery {
+  int offset = 0;             // rows to skip, >= 0
+  int limit = kDefaultLimit;  // 1..kMaxLimit
+  SortKey sort = SortKey::kHostname;
+  bool reverse = false;
+  std::optional<std::string> hostname;  // exact, case-insensitive
+  std::vector<DefenderType> types;      // any of
+  std::optional<Category> category;
+  std::optional<bool> connected;
+  std::optional<std::string> cluster;  // exact
+  std::optional<std::string> appId;    // exact
+  std::optional<std::string> image;    // exact, cloudMetadata.image
+  std::optional<std::string> container;  // exact
+  std::optional<std::string> search;   // case-insensitive substring of hostname, App ID, cluster
+};
+
+/// One page of results and the total number of matches (the `Total-Count` header).
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  long long total = 0;
+};
+
+/// Per-category counts for `/api/v1/defenders/summary`.
+struct CategorySummary {
+  Category category;
+  long long connected = 0;
+  long long deployed = 0;  // connected + disconnected still in the inventory
+};
+
+}  // namespace dc::inventory

@@ -1,0 +1,123 @@
+// The narrow storage interface of the inventory (DESIGN §7). Domain code talks to this header
+// only; SQL lives in the implementation (sqlite_store.cpp). One conformance suite
+// (tests/unit/store_conformance_test.cpp) runs against every implementation.
+//
+// Thread-safety: every method may be called from any thread. Writers are serialised by the
+// caller (inventory::Inventory owns the single writer); readers may run concurrently.
+// Errors: kUnavailable when the database is busy, read-only or full; kNotFound where stated.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "inventory/defender.h"
+#include "inventory/query.h"
+
+namespace dc::inventory {
+
+/// Console-wide Defender settings (`/api/v1/settings/defender`).
+struct DefenderSettings {
+  /// Days after which disconnected non-App-Embedded Defenders are evicted. 1..365, default 1.
+  int disconnectPeriodDays = 1;
+};
+
+/// One runtime observation reported by a Defender (DESIGN §2 "observation").
+struct Observation {
+  long long id = 0;          // assigned by the store
+  std::string kind;          // "process", "network", "dns" or "filesystem"
+  TimePoint time{};          // event time as reported by the Defender (UTC)
+  TimePoint receivedAt{};    // Console receive time (UTC)
+  nlohmann::json fields = nlohmann::json::object();  // kind-specific fields
+};
+
+/// One audit record: an eviction or a manual delete (DESIGN §5).
+struct AuditRecord {
+  long long id = 0;
+  TimePoint at{};            // when the removal committed (UTC)
+  std::string actor;         // "scheduler" for evictions, else the user who deleted
+  std::string reason;        // e.g. "disconnected for 1h (appEmbedded)", "manual delete"
+  std::string hostname;
+  std::string appId;
+  DefenderType type = DefenderType::kNone;
+  TimePoint lastSeen{};
+  long long observationsRemoved = 0;
+};
+
+/// Liveness columns the SQL filters need, computed by the caller at one `now`.
+struct LivenessCutoff {
+  TimePoint now{};
+  Millis grace{};  // G
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- writes (serialised by the caller) ----
+
+  /// Inserts or replaces each Defender (keyed by hostnameKey) in one transaction. A Defender
+  /// that is not stored yet gets a new internal id, so old observations never reattach.
+  virtual Status upsertDefenders(std::span<const Defender> batch) = 0;
+
+  /// Updates only the liveness columns of existing Defenders, in one transaction; rows that
+  /// do not exist are skipped. Cheaper than upsertDefenders when nothing else changed.
+  virtual Status touchDefenders(std::span<const Defender> batch) = 0;
+
+  /// Deletes each Defender in `keys` with all its observations and appends one audit record
+  /// per removed Defender (filled from the stored row plus `actor`, `reason`, `at`), all in one
+  /// transaction. Missing keys are skipped. Returns the audit records written.
+  virtual Result<std::vector<AuditRecord>> removeDefenders(std::span<const std::string> keys,
+                                                           const std::string& actor,
+                                                           const std::string& reason,
+                                                           TimePoint at) = 0;
+
+  /// Appends observations of the Defender `key` in one transaction; kNotFound if it is gone.
+  virtual Status appendObservations(const std::string& key, std::span<const Observation> batch) = 0;
+
+  virtual Status saveSettings(const DefenderSettings& settings) = 0;
+
+  /// Records that the Console was alive at `t` (used to discount downtime, DESIGN §4).
+  virtual Status saveConsoleAlive(TimePoint t) = 0;
+
+  /// After downtime: every Defender connected at `stoppedAt` (no graceful disconnect and
+  /// judgedFrom ≥ stoppedAt − grace) is judged from `restartedAt`. Returns rows changed.
+  virtual Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
+                                             Millis grace) = 0;
+
+  // ---- reads ----
+
+  virtual Result<std::optional<Defender>> findDefender(const std::string& key) = 0;
+
+  /// Filters, sorts (hostname tie-breaker) and pages. `total` counts all matches.
+  virtual Result<Page<Defender>> listDefenders(const DefenderQuery& query,
+                                               const LivenessCutoff& cutoff) = 0;
+
+  virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
+
+  /// Keys of disconnected Defenders of `category` whose eviction is due at `now`
+  /// (disconnectedAt + retention ≤ now), at most `limit`, oldest first.
+  virtual Result<std::vector<std::string>> dueForEviction(Category category, TimePoint now,
+                                                          Millis grace, Millis retention,
+                                                          size_t limit) = 0;
+
+  /// Streams every stored Defender to `fn` (start-up warm-up). Stops early if `fn` returns false.
+  virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
+
+  virtual Result<DefenderSettings> loadSettings() = 0;
+  virtual Result<std::optional<TimePoint>> loadConsoleAlive() = 0;
+
+  /// Newest observations of Defender `key`, newest first; `total` counts all of them.
+  virtual Result<Page<Observation>> listObservations(const std::string& key, int offset,
+                                                     int limit) = 0;
+  virtual Result<long long> countObservations() = 0;
+
+  /// Audit records, newest first.
+  virtual Result<Page<AuditRecord>> listAudit(int offset, int limit) = 0;
+};
+
+}  // namespace dc::inventory

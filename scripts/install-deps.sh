@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Defender Console needs to build, run and test.
+# Idempotent: does nothing when everything is present. Needs root or sudo for apt-get.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libcpp-httplib-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libboost-dev
+  libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev
+  curl
+)
+# Extra packages for the test command (browser tests, load tools).
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(chromium nodejs npm jq)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs/npm may come from elsewhere than Debian; accept any working node and npm.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]}")
+fi
+((${#missing[@]} == 0)) && exit 0
+
+echo "Installing: ${missing[*]}"
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

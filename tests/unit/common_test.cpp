@@ -1,0 +1,35 @@
+#include <catch2/catch.hpp>
+
+#include "common/time_format.h"
+
+using namespace dc;
+using namespace std::chrono;
+
+TEST_CASE("RFC 3339 formatting is UTC with Z and milliseconds") {
+  const TimePoint t = TimePoint(sys_days{2026y / November / 29}.time_since_epoch()) + hours{19} +
+                      minutes{35} + seconds{41} + Millis{7};
+  CHECK(formatRfc3339(t) == "2026-11-29T19:35:41.007Z");
+  CHECK(formatRfc3339(TimePoint{}) == "1970-01-01T00:00:00.000Z");
+}
+
+TEST_CASE("RFC 3339 parsing handles Z, offsets and fractions") {
+  const auto base = parseRfc3339("2026-03-08T07:00:00Z");
+  REQUIRE(base);
+  CHECK(formatRfc3339(*base) == "2026-03-08T07:00:00.000Z");
+  // -05:00 (New York standard time) is 5 hours behind UTC.
+  CHECK(parseRfc3339("2026-03-08T02:00:00-05:00") == base);
+  CHECK(parseRfc3339("2026-03-08T12:30:00+05:30") == base);
+  CHECK(formatRfc3339(*parseRfc3339("2026-03-08T07:00:00.123456Z")) ==
+        "2026-03-08T07:00:00.123Z");
+  CHECK(formatRfc3339(*parseRfc3339("2026-03-08T07:00:00.5Z")) == "2026-03-08T07:00:00.500Z");
+}
+
+TEST_CASE("RFC 3339 parsing rejects malformed text") {
+  for (const char* bad : {"", "2026-03-08", "2026-03-08 07:00:00Z", "2026-02-30T07:00:00Z",
+                          "2026-03-08T24:00:00Z", "2026-03-08T07:00:00", "2026-03-08T07:00:00.Z",
+                          "2026-03-08T07:00:00Zjunk", "2026-03-08T07:00:00+5:00",
+                          "abcd-03-08T07:00:00Z"}) {
+    INFO(bad);
+    CHECK_FALSE(parseRfc3339(bad).has_value());
+  }
+}
