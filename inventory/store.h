@@ -48,6 +48,17 @@ struct AuditRecord {
   long long observationsRemoved = 0;
 };
 
+/// A unit of write-behind work (see Store::write).
+struct WriteBatch {
+  std::vector<Defender> upserts;
+  std::vector<Defender> touches;
+  std::vector<std::pair<std::string, Observation>> observations;  // (hostname key, observation)
+  std::optional<TimePoint> consoleAlive;
+  bool empty() const {
+    return upserts.empty() && touches.empty() && observations.empty() && !consoleAlive;
+  }
+};
+
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.
 struct LivenessCutoff {
   TimePoint now{};
@@ -60,13 +71,12 @@ class Store {
 
   // ---- writes (serialised by the caller) ----
 
-  /// Inserts or replaces each Defender (keyed by hostnameKey) in one transaction. A Defender
-  /// that is not stored yet gets a new internal id, so old observations never reattach.
-  virtual Status upsertDefenders(std::span<const Defender> batch) = 0;
-
-  /// Updates only the liveness columns of existing Defenders, in one transaction; rows that
-  /// do not exist are skipped. Cheaper than upsertDefenders when nothing else changed.
-  virtual Status touchDefenders(std::span<const Defender> batch) = 0;
+  /// Applies one batch in one transaction, in this order: `upserts` (insert or replace, keyed by
+  /// hostnameKey; a Defender not stored yet gets a new internal id, so old observations never
+  /// reattach), `touches` (only the liveness columns of existing rows; missing rows skipped),
+  /// `observations` (appended to their Defender; those whose Defender is missing are dropped),
+  /// and `consoleAlive` when set. Nothing is written if any part fails.
+  virtual Status write(const WriteBatch& batch) = 0;
 
   /// Deletes each Defender in `keys` with all its observations and appends one audit record
   /// per removed Defender (filled from the stored row plus `actor`, `reason`, `at`), all in one
@@ -76,13 +86,7 @@ class Store {
                                                            const std::string& reason,
                                                            TimePoint at) = 0;
 
-  /// Appends observations of the Defender `key` in one transaction; kNotFound if it is gone.
-  virtual Status appendObservations(const std::string& key, std::span<const Observation> batch) = 0;
-
   virtual Status saveSettings(const DefenderSettings& settings) = 0;
-
-  /// Records that the Console was alive at `t` (used to discount downtime, DESIGN §4).
-  virtual Status saveConsoleAlive(TimePoint t) = 0;
 
   /// After downtime: every Defender connected at `stoppedAt` (no graceful disconnect and
   /// judgedFrom ≥ stoppedAt − grace) is judged from `restartedAt`. Returns rows changed.
@@ -109,6 +113,7 @@ class Store {
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
 
   virtual Result<DefenderSettings> loadSettings() = 0;
+  /// The newest `WriteBatch::consoleAlive` written: when the Console was last known running.
   virtual Result<std::optional<TimePoint>> loadConsoleAlive() = 0;
 
   /// Newest observations of Defender `key`, newest first; `total` counts all of them.

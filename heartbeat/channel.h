@@ -1,0 +1,78 @@
+// The defender channel (DESIGN §3): what Defenders send, validated, and the Console's replies.
+// HTTP-agnostic: web/ maps these calls to `POST /api/v1/defender/{heartbeat,disconnect,
+// observations}` on the defender listener. Protocol reference: docs/defender-channel.md.
+#pragma once
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "inventory/inventory.h"
+
+namespace dc::heartbeat {
+
+/// Payload limits. Each breach is a 4xx naming the field; nothing is written.
+struct ChannelLimits {
+  size_t maxHostnameLength = 253;     // DNS name limit (RFC 1035)
+  size_t maxStringLength = 1024;      // version, cluster, container, …
+  size_t maxObjectBytes = 16 * 1024;  // each of cloudMetadata, features, status, systemInfo
+  size_t maxCollections = 100;
+  size_t maxObservationsPerBatch = 500;
+  size_t maxObservationFieldsBytes = 8 * 1024;
+  int maxJsonDepth = 16;
+};
+
+/// Parses JSON with a nesting limit. Errors: "invalid_json" (with the byte offset),
+/// "too_deep" (nesting beyond `maxDepth`), "invalid_body" when the top level is not an object.
+Result<nlohmann::json> parseJsonObject(std::string_view body, int maxDepth);
+
+/// A validated heartbeat.
+struct HeartbeatReport {
+  inventory::Defender defender;          // descriptive fields only
+  std::optional<TimePoint> defenderTime;  // the Defender's clock, if it sent `time`
+};
+
+/// Validates a heartbeat body (the Defender object fields the Defender knows):
+/// required `hostname` (1..253 of letters, digits, '.', '-', '_') and `type` (vendor enum);
+/// `appID` required for types fargate and appEmbedded and, when present, `<family>:<uuid>`;
+/// optional strings `version`, `cluster`, `container`, `certificateExpiration` (RFC 3339),
+/// `time` (RFC 3339); optional objects `cloudMetadata`, `features`, `status`, `systemInfo`;
+/// optional `collections` (array of strings). Console-judged fields (`connected`,
+/// `lastModified`, `lastSeen`, …) are ignored. Errors: kInvalidArgument with codes
+/// "missing_field", "invalid_field", "unknown_type", "invalid_app_id", "field_too_large".
+Result<HeartbeatReport> parseHeartbeat(const nlohmann::json& body, const ChannelLimits& limits);
+
+/// Validates an observations body `{hostname, observations: [{kind, time, fields}]}` where kind
+/// is process|network|dns|filesystem, time is RFC 3339 and fields an object.
+Result<std::pair<std::string, std::vector<inventory::Observation>>> parseObservations(
+    const nlohmann::json& body, const ChannelLimits& limits);
+
+struct ChannelOptions {
+  ChannelLimits limits;
+  /// Replies tell each Defender to come back after a uniformly random share of the interval in
+  /// [1 − jitter, 1] × H, so that Defenders started together spread out. 0 ≤ jitter < 1.
+  double jitter = 0.25;
+};
+
+class DefenderChannel {
+ public:
+  DefenderChannel(inventory::Inventory& inventory, ChannelOptions options);
+
+  /// Register-or-refresh. Reply: `{hostname, connected: true, registered, intervalSeconds,
+  /// nextHeartbeatSeconds}` (seconds, fractional).
+  Result<nlohmann::json> heartbeat(std::string_view body);
+  /// Graceful stop. Reply: `{hostname, connected: false, disconnectedAt}`. kNotFound if unknown.
+  Result<nlohmann::json> disconnect(std::string_view body);
+  /// A batch of observations; replied only once stored. Reply: `{accepted: N}`.
+  Result<nlohmann::json> observations(std::string_view body);
+
+  /// The delay to tell a Defender, in seconds: H × u, u uniform in [1 − jitter, 1].
+  double nextHeartbeatSeconds() const;
+
+ private:
+  inventory::Inventory& inventory_;
+  ChannelOptions options_;
+};
+
+}  // namespace dc::heartbeat

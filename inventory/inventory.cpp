@@ -1,0 +1,436 @@
+#include "inventory/inventory.h"
+
+#include <algorithm>
+#include <functional>
+
+#include <spdlog/spdlog.h>
+
+namespace dc::inventory {
+
+namespace {
+
+uint64_t fingerprintOf(const Defender& d) {
+  // Only the descriptive fields: a change among them needs the whole row written.
+  const std::string text = d.hostname + '\x1f' + std::string(typeInfo(d.type).apiName) + '\x1f' +
+                           d.version + '\x1f' + d.cluster + '\x1f' + d.appId + '\x1f' +
+                           d.container + '\x1f' + d.details.dump();
+  return std::hash<std::string>{}(text);
+}
+
+double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+
+}  // namespace
+
+Inventory::Inventory(Store& store, const Clock& clock, InventoryOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+Inventory::~Inventory() { stop(); }
+
+Status Inventory::start(bool startFlusher) {
+  auto settings = store_.loadSettings();
+  if (!settings.ok()) return settings.error();
+  const TimePoint now = clock_.now();
+  auto alive = store_.loadConsoleAlive();
+  if (!alive.ok()) return alive.error();
+  if (alive->has_value() && **alive < now) {
+    auto changed = store_.discountDowntime(**alive, now, options_.liveness.grace);
+    if (!changed.ok()) return changed.error();
+    if (*changed > 0)
+      spdlog::info("Console was down {:.0f} s; {} Defenders connected at shutdown are judged from "
+                   "now",
+                   seconds(now - **alive), *changed);
+  }
+  std::unordered_map<std::string, LiveState> loaded;
+  auto st = store_.forEachDefender([&](const Defender& d) {
+    LiveState s;
+    s.registeredAt = d.registeredAt;
+    s.lastSeen = d.lastSeen;
+    s.judgedFrom = d.judgedFrom;
+    s.connectedSince = d.connectedSince;
+    s.gracefulAt = d.gracefulDisconnectAt;
+    s.clockSkewMs = d.clockSkewMs;
+    s.type = d.type;
+    s.fingerprint = fingerprintOf(d);
+    loaded.emplace(hostnameKey(d.hostname), s);
+    return true;
+  });
+  if (!st.ok()) return st;
+  WriteBatch aliveNow;
+  aliveNow.consoleAlive = now;
+  if (auto w = store_.write(aliveNow); !w.ok()) return w;
+  {
+    std::lock_guard lock(stateMutex_);
+    live_ = std::move(loaded);
+    settings_ = *settings;
+    started_ = true;
+    stopping_ = false;
+  }
+  spdlog::info("inventory loaded: {} Defenders", live_.size());
+  if (startFlusher) flusher_ = std::thread([this] { flusherLoop(); });
+  return Status::success();
+}
+
+void Inventory::stop() {
+  {
+    std::lock_guard lock(stateMutex_);
+    if (!started_) return;
+    stopping_ = true;
+    started_ = false;
+  }
+  wake_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  std::lock_guard w(writeMutex_);
+  if (auto st = flushLocked(); !st.ok())
+    spdlog::error("final flush failed: {}", st.error().message);
+}
+
+void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
+  d.registeredAt = s.registeredAt;
+  d.lastSeen = s.lastSeen;
+  d.judgedFrom = s.judgedFrom;
+  d.connectedSince = s.connectedSince;
+  d.gracefulDisconnectAt = s.gracefulAt;
+  d.clockSkewMs = s.clockSkewMs;
+}
+
+Liveness Inventory::judge(const Defender& d, TimePoint now) const {
+  int days;
+  {
+    std::lock_guard lock(stateMutex_);
+    days = settings_.disconnectPeriodDays;
+  }
+  return inventory::judge(d, now, options_.liveness, days);
+}
+
+uint64_t Inventory::waitTicket() { return openGeneration_; }
+
+Status Inventory::awaitDurable(uint64_t ticket) {
+  std::unique_lock lock(stateMutex_);
+  urgent_ = true;
+  wake_.notify_one();
+  const bool done = durable_.wait_for(lock, options_.durableTimeout, [&] {
+    return committedGeneration_ >= ticket || failedGeneration_ >= ticket || stopping_;
+  });
+  if (committedGeneration_ >= ticket) return Status::success();
+  if (failedGeneration_ >= ticket)
+    return Error::unavailable("the write could not be stored (" + lastFlushError_.message +
+                              "); it is kept and retried");
+  if (!done) return Error::unavailable("storage is slow: the write is queued but not yet durable");
+  return Error::unavailable("the Console is shutting down");
+}
+
+Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
+                                                    std::optional<TimePoint> defenderTime) {
+  const TimePoint now = clock_.now();
+  const std::string key = hostnameKey(d.hostname);
+  const uint64_t fp = fingerprintOf(d);
+  HeartbeatOutcome outcome;
+  uint64_t ticket = 0;
+  {
+    std::lock_guard lock(stateMutex_);
+    ++metrics_.heartbeats;
+    auto [it, inserted] = live_.try_emplace(key);
+    LiveState& s = it->second;
+    if (inserted) {
+      outcome = HeartbeatOutcome::kRegistered;
+      s.registeredAt = now;
+      s.connectedSince = now;
+      ++metrics_.registrations;
+    } else if (s.gracefulAt || now - s.judgedFrom > options_.liveness.grace) {
+      outcome = HeartbeatOutcome::kReconnected;
+      s.connectedSince = now;
+      ++metrics_.reconnections;
+    } else {
+      outcome = HeartbeatOutcome::kRefreshed;
+    }
+    s.lastSeen = now;
+    s.judgedFrom = std::max(s.judgedFrom, now);
+    s.gracefulAt.reset();
+    if (defenderTime) s.clockSkewMs = (*defenderTime - now).count();
+    s.type = d.type;
+    applyLiveState(s, d);
+
+    auto [pit, fresh] = pending_.try_emplace(key);
+    PendingWrite& p = pit->second;
+    if (fresh) p.oldestUnwritten = now;
+    p.descriptiveChanged = p.descriptiveChanged || inserted || fp != s.fingerprint;
+    s.fingerprint = fp;
+    p.defender = std::move(d);
+    if (outcome != HeartbeatOutcome::kRefreshed) ticket = waitTicket();
+  }
+  if (ticket != 0)
+    if (auto st = awaitDurable(ticket); !st.ok()) return st.error();
+  return outcome;
+}
+
+Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
+  const TimePoint now = clock_.now();
+  const std::string key = hostnameKey(hostname);
+  uint64_t ticket;
+  Defender out;
+  {
+    std::lock_guard lock(stateMutex_);
+    auto it = live_.find(key);
+    if (it == live_.end())
+      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+    LiveState& s = it->second;
+    if (!s.gracefulAt) {
+      // A Defender already timed out keeps its earlier disconnect time.
+      s.gracefulAt = now - s.judgedFrom > options_.liveness.grace
+                         ? s.judgedFrom + options_.liveness.grace
+                         : now;
+      ++metrics_.gracefulDisconnects;
+    }
+    auto [pit, fresh] = pending_.try_emplace(key);
+    PendingWrite& p = pit->second;
+    if (fresh) {
+      p.oldestUnwritten = now;
+      p.defender.hostname = hostname;
+      p.defender.type = s.type;
+    }
+    applyLiveState(s, p.defender);
+    out = p.defender;
+    ticket = waitTicket();
+  }
+  if (auto st = awaitDurable(ticket); !st.ok()) return st.error();
+  return out;
+}
+
+Status Inventory::recordObservations(const std::string& hostname, std::vector<Observation> batch) {
+  const TimePoint now = clock_.now();
+  const std::string key = hostnameKey(hostname);
+  uint64_t ticket;
+  {
+    std::lock_guard lock(stateMutex_);
+    if (!live_.contains(key))
+      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname +
+                                                     "'; send a heartbeat first");
+    if (pendingObservations_.size() + batch.size() > options_.maxPendingObservations)
+      return Error{ErrorKind::kRateLimited, "observations_backlog",
+                   "too many observations are waiting to be stored; retry later", {}};
+    for (auto& o : batch) {
+      o.receivedAt = now;
+      pendingObservations_.emplace_back(key, std::move(o));
+    }
+    metrics_.observationsAccepted += batch.size();
+    ticket = waitTicket();
+  }
+  return awaitDurable(ticket);
+}
+
+Status Inventory::flush() {
+  std::lock_guard w(writeMutex_);
+  return flushLocked();
+}
+
+Status Inventory::flushLocked() {
+  WriteBatch batch;
+  std::unordered_map<std::string, PendingWrite> taken;
+  std::vector<std::pair<std::string, Observation>> observations;
+  uint64_t generation;
+  {
+    std::lock_guard lock(stateMutex_);
+    taken.swap(pending_);
+    observations.swap(pendingObservations_);
+    urgent_ = false;
+    generation = openGeneration_++;
+  }
+  const TimePoint now = clock_.now();
+  TimePoint oldest = now;
+  for (auto& [key, p] : taken) {
+    oldest = std::min(oldest, p.oldestUnwritten);
+    (p.descriptiveChanged ? batch.upserts : batch.touches).push_back(p.defender);
+  }
+  batch.observations = std::move(observations);
+  batch.consoleAlive = now;
+  const Status st = store_.write(batch);
+
+  std::lock_guard lock(stateMutex_);
+  if (st.ok()) {
+    committedGeneration_ = std::max(committedGeneration_, generation);
+    ++metrics_.flushes;
+    const double lag = seconds(now - oldest);
+    metrics_.lastFlushLagSeconds = lag;
+    metrics_.maxFlushLagSeconds = std::max(metrics_.maxFlushLagSeconds, lag);
+  } else {
+    // Keep everything for the next attempt; newer pending state wins over what was taken.
+    for (auto& [key, p] : taken) {
+      if (!live_.contains(key)) continue;  // removed meanwhile
+      auto [it, fresh] = pending_.try_emplace(key, std::move(p));
+      if (!fresh) {
+        it->second.descriptiveChanged = it->second.descriptiveChanged || p.descriptiveChanged;
+        it->second.oldestUnwritten = std::min(it->second.oldestUnwritten, p.oldestUnwritten);
+      }
+    }
+    pendingObservations_.insert(pendingObservations_.begin(),
+                                std::make_move_iterator(batch.observations.begin()),
+                                std::make_move_iterator(batch.observations.end()));
+    failedGeneration_ = std::max(failedGeneration_, generation);
+    lastFlushError_ = st.error();
+    ++metrics_.flushFailures;
+  }
+  durable_.notify_all();
+  return st;
+}
+
+void Inventory::flusherLoop() {
+  std::unique_lock lock(stateMutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, options_.flushInterval, [&] { return urgent_ || stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    {
+      std::lock_guard w(writeMutex_);
+      if (auto st = flushLocked(); !st.ok())
+        spdlog::warn("flush failed, will retry: {}", st.error().message);
+    }
+    lock.lock();
+  }
+}
+
+Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
+  const std::string key = hostnameKey(hostname);
+  auto stored = store_.findDefender(key);
+  if (!stored.ok()) return stored.error();
+  std::lock_guard lock(stateMutex_);
+  auto it = live_.find(key);
+  if (it == live_.end()) return std::optional<Defender>();
+  Defender d;
+  if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
+    d = p->second.defender;
+  else if (stored->has_value())
+    d = std::move(**stored);
+  else
+    return std::optional<Defender>();
+  applyLiveState(it->second, d);
+  return std::optional<Defender>(std::move(d));
+}
+
+Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
+  auto page = store_.listDefenders(query, {clock_.now(), options_.liveness.grace});
+  if (!page.ok()) return page;
+  std::lock_guard lock(stateMutex_);
+  for (auto& d : page->items) {
+    const std::string key = hostnameKey(d.hostname);
+    if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
+      d = p->second.defender;
+    if (auto it = live_.find(key); it != live_.end()) applyLiveState(it->second, d);
+  }
+  return page;
+}
+
+Result<std::vector<CategorySummary>> Inventory::summary() {
+  return store_.summarize({clock_.now(), options_.liveness.grace});
+}
+
+Result<Page<Observation>> Inventory::observations(const std::string& hostname, int offset,
+                                                  int limit) {
+  return store_.listObservations(hostnameKey(hostname), offset, limit);
+}
+
+Result<Page<AuditRecord>> Inventory::audit(int offset, int limit) {
+  return store_.listAudit(offset, limit);
+}
+
+Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::string& actor) {
+  const std::string key = hostnameKey(hostname);
+  std::lock_guard w(writeMutex_);
+  {
+    std::lock_guard lock(stateMutex_);
+    if (live_.erase(key) == 0)
+      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+    pending_.erase(key);
+    std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
+  }
+  const std::string keys[] = {key};
+  auto removed = store_.removeDefenders(keys, actor, "manual delete", clock_.now());
+  if (!removed.ok()) return removed.error();
+  if (removed->empty())
+    return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+  std::lock_guard lock(stateMutex_);
+  ++metrics_.manualDeletes;
+  return removed->front();
+}
+
+Result<std::vector<AuditRecord>> Inventory::evictDue(Category category, TimePoint now,
+                                                     size_t limit) {
+  std::lock_guard w(writeMutex_);
+  int days;
+  {
+    std::lock_guard lock(stateMutex_);
+    days = settings_.disconnectPeriodDays;
+  }
+  const Millis retention = retentionFor(category, days);
+  auto candidates =
+      store_.dueForEviction(category, now, options_.liveness.grace, retention, limit);
+  if (!candidates.ok()) return candidates.error();
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(stateMutex_);
+    for (const auto& key : *candidates) {
+      auto it = live_.find(key);
+      if (it != live_.end()) {
+        Defender probe;
+        probe.type = it->second.type;
+        applyLiveState(it->second, probe);
+        const Liveness l = inventory::judge(probe, now, options_.liveness, days);
+        if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // heartbeat won
+        live_.erase(it);
+      }
+      pending_.erase(key);
+      std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
+      due.push_back(key);
+    }
+  }
+  if (due.empty()) return std::vector<AuditRecord>{};
+  const std::string reason =
+      category == Category::kAppEmbedded
+          ? "disconnected for 1 h (App-Embedded rule)"
+          : "disconnected for " + std::to_string(days) + " day(s) (disconnectPeriodDays)";
+  auto removed = store_.removeDefenders(due, "scheduler", reason, now);
+  if (!removed.ok()) {
+    // Nothing was deleted: put the in-memory state back from the store on the next start; for
+    // now reload the rows we dropped so that they stay visible and are retried.
+    for (const auto& key : due) {
+      auto d = store_.findDefender(key);
+      if (!d.ok() || !d->has_value()) continue;
+      LiveState s;
+      s.registeredAt = (*d)->registeredAt;
+      s.lastSeen = (*d)->lastSeen;
+      s.judgedFrom = (*d)->judgedFrom;
+      s.connectedSince = (*d)->connectedSince;
+      s.gracefulAt = (*d)->gracefulDisconnectAt;
+      s.type = (*d)->type;
+      s.fingerprint = fingerprintOf(**d);
+      std::lock_guard lock(stateMutex_);
+      live_.try_emplace(key, s);
+    }
+    return removed.error();
+  }
+  std::lock_guard lock(stateMutex_);
+  metrics_.evictions += removed->size();
+  return removed;
+}
+
+DefenderSettings Inventory::settings() const {
+  std::lock_guard lock(stateMutex_);
+  return settings_;
+}
+
+Status Inventory::updateSettings(const DefenderSettings& settings) {
+  std::lock_guard w(writeMutex_);
+  if (auto st = store_.saveSettings(settings); !st.ok()) return st;
+  std::lock_guard lock(stateMutex_);
+  settings_ = settings;
+  return Status::success();
+}
+
+InventoryMetrics Inventory::metrics() const {
+  std::lock_guard lock(stateMutex_);
+  InventoryMetrics m = metrics_;
+  m.defenders = live_.size();
+  m.pendingWrites = pending_.size();
+  return m;
+}
+
+}  // namespace dc::inventory

@@ -1,0 +1,168 @@
+// The live inventory: the Console's in-memory liveness state of every Defender, written behind
+// to a Store in batches (DESIGN §4, §5, §7).
+//
+// - Heartbeats are coalesced in memory and flushed in one transaction per flush interval
+//   (default 1 s). A heartbeat that registers a Defender, or reconnects a disconnected one, is
+//   durable before recordHeartbeat returns (group commit: the flusher is woken at once and one
+//   transaction serves every waiting request). Observations are durable before return too.
+// - The in-memory state is authoritative for liveness: reads overlay it on stored rows, so a
+//   heartbeat that was answered is visible to the next read, and eviction re-checks it while it
+//   holds the writer, so a Defender that heartbeats during a sweep is never evicted.
+//
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "inventory/liveness.h"
+#include "inventory/store.h"
+
+namespace dc::inventory {
+
+struct InventoryOptions {
+  LivenessPolicy liveness;
+  /// Longest time a coalesced heartbeat waits before it is written. Default 1 s (DESIGN §7).
+  Millis flushInterval = Millis(1000);
+  /// How long a request waits for its write to become durable before it gets kUnavailable.
+  Millis durableTimeout = Seconds(10);
+  /// Observations waiting to be written, across all Defenders; beyond it new batches get
+  /// kRateLimited ("observations_backlog").
+  size_t maxPendingObservations = 200000;
+};
+
+enum class HeartbeatOutcome {
+  kRefreshed,    // a connected Defender heartbeated again
+  kRegistered,   // unknown (or evicted) Defender: registered anew
+  kReconnected,  // known but disconnected Defender: connected again
+};
+
+/// Counters for /metrics. Monotonic unless noted.
+struct InventoryMetrics {
+  uint64_t heartbeats = 0;
+  uint64_t registrations = 0;
+  uint64_t reconnections = 0;
+  uint64_t gracefulDisconnects = 0;
+  uint64_t observationsAccepted = 0;
+  uint64_t flushes = 0;
+  uint64_t flushFailures = 0;
+  uint64_t evictions = 0;
+  uint64_t manualDeletes = 0;
+  size_t defenders = 0;            // gauge: Defenders in memory
+  size_t pendingWrites = 0;        // gauge: Defenders waiting to be flushed
+  double lastFlushLagSeconds = 0;  // gauge: age of the oldest heartbeat in the last flush
+  double maxFlushLagSeconds = 0;   // gauge: worst lag seen since start
+};
+
+class Inventory {
+ public:
+  /// `store` and `clock` must outlive the Inventory.
+  Inventory(Store& store, const Clock& clock, InventoryOptions options);
+  ~Inventory();
+  Inventory(const Inventory&) = delete;
+  Inventory& operator=(const Inventory&) = delete;
+
+  /// Loads settings and every stored Defender, discounts Console downtime (a Defender connected
+  /// when the Console stopped is judged from now), and starts the flusher thread unless
+  /// `startFlusher` is false (tests then call flush()). Errors from the Store.
+  Status start(bool startFlusher = true);
+  /// Flushes what is pending and stops the flusher. Idempotent.
+  void stop();
+
+  /// Register-or-refresh. `reported` carries the Defender's descriptive fields; its liveness
+  /// fields are ignored and set from the Console's clock. `defenderTime` (the Defender's own
+  /// clock, optional) only feeds clockSkewMs. Errors: kUnavailable when a registration could not
+  /// be made durable in time.
+  Result<HeartbeatOutcome> recordHeartbeat(Defender reported,
+                                           std::optional<TimePoint> defenderTime = {});
+
+  /// Graceful disconnect, durable before return. kNotFound for an unknown hostname.
+  Result<Defender> recordDisconnect(const std::string& hostname);
+
+  /// Appends observations of a known Defender; durable before return. kNotFound when the
+  /// Defender is unknown; kRateLimited when the backlog is full.
+  Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
+
+  /// Reads with the newest liveness overlaid.
+  Result<std::optional<Defender>> find(const std::string& hostname);
+  Result<Page<Defender>> list(const DefenderQuery& query);
+  Result<std::vector<CategorySummary>> summary();
+  Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
+  Result<Page<AuditRecord>> audit(int offset, int limit);
+
+  /// Manual delete of a Defender and all its observations, with an audit record naming
+  /// `actor`. kNotFound for an unknown hostname.
+  Result<AuditRecord> remove(const std::string& hostname, const std::string& actor);
+
+  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, re-checking each
+  /// against the in-memory state while holding the writer. Returns the audit records written.
+  Result<std::vector<AuditRecord>> evictDue(Category category, TimePoint now, size_t limit);
+
+  DefenderSettings settings() const;
+  /// Validated by the caller (1..365). Durable before return.
+  Status updateSettings(const DefenderSettings& settings);
+
+  /// Writes everything pending now, in one transaction.
+  Status flush();
+
+  const LivenessPolicy& liveness() const { return options_.liveness; }
+  const Clock& clock() const { return clock_; }
+  Liveness judge(const Defender& d, TimePoint now) const;
+  InventoryMetrics metrics() const;
+
+ private:
+  struct LiveState {
+    TimePoint registeredAt{};
+    TimePoint lastSeen{};
+    TimePoint judgedFrom{};
+    TimePoint connectedSince{};
+    std::optional<TimePoint> gracefulAt;
+    std::optional<long long> clockSkewMs;
+    DefenderType type = DefenderType::kNone;
+    uint64_t fingerprint = 0;  // hash of the descriptive fields last written
+  };
+  struct PendingWrite {
+    Defender defender;
+    bool descriptiveChanged = false;  // upsert the whole row, else only liveness columns
+    TimePoint oldestUnwritten{};      // receive time of the oldest heartbeat not yet written
+  };
+
+  void applyLiveState(const LiveState& s, Defender& d) const;
+  uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
+  Status awaitDurable(uint64_t ticket);
+  void flusherLoop();
+  Status flushLocked();  // caller holds writeMutex_
+
+  Store& store_;
+  const Clock& clock_;
+  const InventoryOptions options_;
+
+  std::mutex writeMutex_;  // the single writer; taken before stateMutex_
+
+  mutable std::mutex stateMutex_;
+  std::unordered_map<std::string, LiveState> live_;       // by hostname key
+  std::unordered_map<std::string, PendingWrite> pending_;  // by hostname key
+  std::vector<std::pair<std::string, Observation>> pendingObservations_;
+  bool urgent_ = false;
+  uint64_t openGeneration_ = 1;       // generation that collects new work
+  uint64_t committedGeneration_ = 0;  // newest generation whose flush committed
+  uint64_t failedGeneration_ = 0;     // newest generation whose flush failed
+  Error lastFlushError_;
+  InventoryMetrics metrics_;
+  DefenderSettings settings_;
+  std::condition_variable wake_;     // flusher wake-up
+  std::condition_variable durable_;  // generation committed or failed
+  bool stopping_ = false;
+  bool started_ = false;
+  std::thread flusher_;
+};
+
+}  // namespace dc::inventory

@@ -1,0 +1,783 @@
+#include "inventory/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <iterator>
+#include <mutex>
+#include <vector>
+
+namespace dc::inventory {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Thin RAII over the SQLite C API.
+
+Error sqliteError(sqlite3* db, int rc, const char* what) {
+  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+      return Error::unavailable(msg);
+    default:
+      return Error::internal(msg);
+  }
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  Error error(const char* what) const { return sqliteError(db_, rc_, what); }
+
+  Stmt& bind(int i, long long v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, TimePoint t) { return bind(i, static_cast<long long>(t.time_since_epoch().count())); }
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, std::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, const char* s) { return bind(i, std::string_view(s)); }
+  Stmt& bindNull(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  template <typename T>
+  Stmt& bind(int i, const std::optional<T>& v) {
+    return v ? bind(i, *v) : bindNull(i);
+  }
+
+  /// Steps once: true for a row, false when done; rc() tells errors.
+  bool step() {
+    rc_ = sqlite3_step(stmt_);
+    return rc_ == SQLITE_ROW;
+  }
+  bool failed() const { return rc_ != SQLITE_ROW && rc_ != SQLITE_DONE && rc_ != SQLITE_OK; }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    rc_ = SQLITE_OK;
+  }
+
+  long long i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  TimePoint time(int col) const { return TimePoint(Millis(i64(col))); }
+  bool isNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::optional<TimePoint> optTime(int col) const {
+    return isNull(col) ? std::nullopt : std::optional<TimePoint>(time(col));
+  }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+Status exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::success();
+  Error e = sqliteError(db, rc, "sql");
+  if (err) {
+    e.message = std::string("sql: ") + err;
+    sqlite3_free(err);
+  }
+  return e;
+}
+
+/// Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back on error.
+template <typename F>
+Status inTransaction(sqlite3* db, F&& body) {
+  if (auto st = exec(db, "BEGIN IMMEDIATE"); !st.ok()) return st;
+  Status st = body();
+  if (st.ok()) st = exec(db, "COMMIT");
+  if (!st.ok()) (void)exec(db, "ROLLBACK");
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema. Each migration runs in its own transaction together with the version bump.
+
+const char* const kMigrations[] = {
+    // 1: defenders, observations, audit, settings, console state.
+    R"sql(
+CREATE TABLE defenders (
+  id              INTEGER PRIMARY KEY,
+  key             TEXT    NOT NULL UNIQUE,  -- lower-cased hostname
+  hostname        TEXT    NOT NULL,
+  type            TEXT    NOT NULL,
+  category        TEXT    NOT NULL,
+  version         TEXT    NOT NULL,
+  cluster         TEXT    NOT NULL,
+  app_id          TEXT    NOT NULL,
+  container       TEXT    NOT NULL,
+  image           TEXT    NOT NULL,
+  details         TEXT    NOT NULL,         -- JSON object
+  registered_at   INTEGER NOT NULL,         -- ms since epoch, UTC
+  last_seen       INTEGER NOT NULL,
+  judged_from     INTEGER NOT NULL,
+  connected_since INTEGER NOT NULL,
+  graceful_at     INTEGER,
+  clock_skew_ms   INTEGER
+);
+CREATE INDEX defenders_type ON defenders(type, key);
+CREATE INDEX defenders_cluster ON defenders(cluster, key);
+CREATE INDEX defenders_app_id ON defenders(app_id, key);
+CREATE INDEX defenders_judged ON defenders(judged_from);
+CREATE INDEX defenders_category_judged ON defenders(category, judged_from);
+CREATE INDEX defenders_graceful ON defenders(graceful_at) WHERE graceful_at IS NOT NULL;
+CREATE TABLE observations (
+  id          INTEGER PRIMARY KEY,
+  defender_id INTEGER NOT NULL,
+  kind        TEXT    NOT NULL,
+  time        INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  fields      TEXT    NOT NULL
+);
+CREATE INDEX observations_defender ON observations(defender_id, id);
+CREATE TABLE audit (
+  id                   INTEGER PRIMARY KEY,
+  at                   INTEGER NOT NULL,
+  actor                TEXT    NOT NULL,
+  reason               TEXT    NOT NULL,
+  hostname             TEXT    NOT NULL,
+  app_id               TEXT    NOT NULL,
+  type                 TEXT    NOT NULL,
+  last_seen            INTEGER NOT NULL,
+  observations_removed INTEGER NOT NULL
+);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE console_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+Status migrate(sqlite3* db) {
+  if (auto st = exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+      !st.ok())
+    return st;
+  int current = 0;
+  {
+    Stmt q(db, "SELECT version FROM schema_version");
+    if (!q.prepared()) return q.error("read schema version");
+    if (q.step()) current = static_cast<int>(q.i64(0));
+  }
+  if (current > kSchemaVersion)
+    return Error{ErrorKind::kInvalidArgument, "schema_too_new",
+                 "database schema version " + std::to_string(current) +
+                     " was written by a newer Defender Console; this build knows up to " +
+                     std::to_string(kSchemaVersion) + ". Upgrade the Console or use another "
+                     "--data-dir.",
+                 "data-dir"};
+  for (int v = current; v < kSchemaVersion; ++v) {
+    auto st = inTransaction(db, [&]() -> Status {
+      if (auto s = exec(db, kMigrations[v]); !s.ok()) return s;
+      Stmt del(db, "DELETE FROM schema_version");
+      del.step();
+      Stmt ins(db, "INSERT INTO schema_version(version) VALUES (?)");
+      ins.bind(1, static_cast<long long>(v + 1));
+      ins.step();
+      if (ins.failed()) return ins.error("write schema version");
+      return Status::success();
+    });
+    if (!st.ok()) return st;
+  }
+  return Status::success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row mapping.
+
+constexpr const char* kDefenderColumns =
+    "hostname, type, version, cluster, app_id, container, details, registered_at, last_seen, "
+    "judged_from, connected_since, graceful_at, clock_skew_ms";
+
+Defender readDefender(const Stmt& s, int c = 0) {
+  Defender d;
+  d.hostname = s.text(c + 0);
+  d.type = parseType(s.text(c + 1)).value_or(DefenderType::kNone);
+  d.version = s.text(c + 2);
+  d.cluster = s.text(c + 3);
+  d.appId = s.text(c + 4);
+  d.container = s.text(c + 5);
+  d.details = nlohmann::json::parse(s.text(c + 6), nullptr, /*allow_exceptions=*/false);
+  if (!d.details.is_object()) d.details = nlohmann::json::object();
+  d.registeredAt = s.time(c + 7);
+  d.lastSeen = s.time(c + 8);
+  d.judgedFrom = s.time(c + 9);
+  d.connectedSince = s.time(c + 10);
+  d.gracefulDisconnectAt = s.optTime(c + 11);
+  if (!s.isNull(c + 12)) d.clockSkewMs = s.i64(c + 12);
+  return d;
+}
+
+std::string imageOf(const Defender& d) {
+  const auto it = d.details.find("cloudMetadata");
+  if (it == d.details.end() || !it->is_object()) return {};
+  const auto img = it->find("image");
+  return img != it->end() && img->is_string() ? img->get<std::string>() : std::string();
+}
+
+// Escapes LIKE wildcards so that a search term matches literally.
+std::string likePattern(std::string_view term) {
+  std::string out = "%";
+  for (char c : term) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '%';
+  return out;
+}
+
+// A WHERE clause built from fixed fragments, with its parameters bound in order.
+struct Where {
+  std::string sql;
+  std::vector<std::string> textParams;  // bound as ?NNN in order after the fixed ones
+  void add(const std::string& fragment) { sql += (sql.empty() ? " WHERE " : " AND ") + fragment; }
+};
+
+// Fixed parameters of every list/summary statement: ?1 = connected cutoff (now − G), ?2 = G.
+constexpr const char* kConnectedExpr = "(graceful_at IS NULL AND judged_from >= ?1)";
+constexpr const char* kLastModifiedExpr =
+    "(CASE WHEN graceful_at IS NULL AND judged_from >= ?1 THEN connected_since "
+    "ELSE COALESCE(graceful_at, judged_from + ?2) END)";
+
+std::string orderBy(SortKey key, bool reverse) {
+  const char* dir = reverse ? " DESC" : " ASC";
+  std::string col;
+  switch (key) {
+    case SortKey::kHostname:
+      return std::string(" ORDER BY key") + dir;
+    case SortKey::kType:
+      col = "type";
+      break;
+    case SortKey::kCategory:
+      col = "category";
+      break;
+    case SortKey::kVersion:
+      col = "version";
+      break;
+    case SortKey::kCluster:
+      col = "cluster";
+      break;
+    case SortKey::kAppId:
+      col = "app_id";
+      break;
+    case SortKey::kLastModified:
+      col = kLastModifiedExpr;
+      break;
+    case SortKey::kConnected:
+      col = kConnectedExpr;
+      break;
+    case SortKey::kLastSeen:
+      col = "last_seen";
+      break;
+  }
+  return " ORDER BY " + col + dir + ", key" + dir;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class SqliteStore final : public Store {
+ public:
+  ~SqliteStore() override {
+    for (auto* db : readers_) sqlite3_close(db);
+    if (writer_) sqlite3_close(writer_);
+  }
+
+  Status open(const SqliteOptions& options) {
+    memory_ = options.path == ":memory:";
+    if (auto st = openConnection(options, writer_); !st.ok()) return st;
+    if (!memory_) {
+      if (auto st = exec(writer_, "PRAGMA journal_mode=WAL"); !st.ok()) return st;
+    }
+    if (auto st = exec(writer_, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"); !st.ok())
+      return st;
+    if (auto st = migrate(writer_); !st.ok()) return st;
+    if (!memory_) {
+      for (int i = 0; i < options.readConnections; ++i) {
+        sqlite3* db = nullptr;
+        if (auto st = openConnection(options, db); !st.ok()) return st;
+        readers_.push_back(db);
+        freeReaders_.push_back(db);
+      }
+    }
+    return Status::success();
+  }
+
+  // ---- writes ----
+
+  Status write(const WriteBatch& batch) override {
+    std::lock_guard lock(writeMutex_);
+    return inTransaction(writer_, [&]() -> Status {
+      if (!batch.upserts.empty()) {
+        Stmt s(writer_,
+               "INSERT INTO defenders (key, hostname, type, category, version, cluster, app_id, "
+               "container, image, details, registered_at, last_seen, judged_from, "
+               "connected_since, graceful_at, clock_skew_ms) "
+               "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
+               "ON CONFLICT(key) DO UPDATE SET hostname=excluded.hostname, type=excluded.type, "
+               "category=excluded.category, version=excluded.version, cluster=excluded.cluster, "
+               "app_id=excluded.app_id, container=excluded.container, image=excluded.image, "
+               "details=excluded.details, registered_at=excluded.registered_at, "
+               "last_seen=excluded.last_seen, judged_from=excluded.judged_from, "
+               "connected_since=excluded.connected_since, graceful_at=excluded.graceful_at, "
+               "clock_skew_ms=excluded.clock_skew_ms");
+        if (!s.prepared()) return s.error("prepare upsert");
+        for (const auto& d : batch.upserts) {
+          s.bind(1, hostnameKey(d.hostname))
+              .bind(2, d.hostname)
+              .bind(3, typeInfo(d.type).apiName)
+              .bind(4, categoryName(categoryOf(d.type)))
+              .bind(5, d.version)
+              .bind(6, d.cluster)
+              .bind(7, d.appId)
+              .bind(8, d.container)
+              .bind(9, imageOf(d))
+              .bind(10, d.details.dump())
+              .bind(11, d.registeredAt)
+              .bind(12, d.lastSeen)
+              .bind(13, d.judgedFrom)
+              .bind(14, d.connectedSince)
+              .bind(15, d.gracefulDisconnectAt)
+              .bind(16, d.clockSkewMs);
+          s.step();
+          if (s.failed()) return s.error("upsert defender");
+          s.reset();
+        }
+      }
+      if (!batch.touches.empty()) {
+        Stmt s(writer_,
+               "UPDATE defenders SET last_seen=?2, judged_from=?3, connected_since=?4, "
+               "graceful_at=?5, clock_skew_ms=?6 WHERE key=?1");
+        if (!s.prepared()) return s.error("prepare touch");
+        for (const auto& d : batch.touches) {
+          s.bind(1, hostnameKey(d.hostname))
+              .bind(2, d.lastSeen)
+              .bind(3, d.judgedFrom)
+              .bind(4, d.connectedSince)
+              .bind(5, d.gracefulDisconnectAt)
+              .bind(6, d.clockSkewMs);
+          s.step();
+          if (s.failed()) return s.error("touch defender");
+          s.reset();
+        }
+      }
+      if (!batch.observations.empty()) {
+        Stmt ins(writer_,
+                 "INSERT INTO observations (defender_id, kind, time, received_at, fields) "
+                 "SELECT id, ?2, ?3, ?4, ?5 FROM defenders WHERE key=?1");
+        if (!ins.prepared()) return ins.error("prepare observation");
+        for (const auto& [key, o] : batch.observations) {
+          ins.bind(1, key).bind(2, o.kind).bind(3, o.time).bind(4, o.receivedAt).bind(
+              5, o.fields.dump());
+          ins.step();
+          if (ins.failed()) return ins.error("insert observation");
+          ins.reset();
+        }
+      }
+      if (batch.consoleAlive) {
+        Stmt s(writer_,
+               "INSERT INTO console_state(name, value) VALUES ('alive', ?1) "
+               "ON CONFLICT(name) DO UPDATE SET value=excluded.value");
+        if (!s.prepared()) return s.error("prepare console state");
+        s.bind(1, *batch.consoleAlive);
+        s.step();
+        if (s.failed()) return s.error("save console state");
+      }
+      return Status::success();
+    });
+  }
+
+  Result<std::vector<AuditRecord>> removeDefenders(std::span<const std::string> keys,
+                                                   const std::string& actor,
+                                                   const std::string& reason,
+                                                   TimePoint at) override {
+    std::lock_guard lock(writeMutex_);
+    std::vector<AuditRecord> written;
+    auto st = inTransaction(writer_, [&]() -> Status {
+      Stmt find(writer_, "SELECT id, hostname, app_id, type, last_seen FROM defenders WHERE key=?1");
+      Stmt delObs(writer_, "DELETE FROM observations WHERE defender_id=?1");
+      Stmt delDef(writer_, "DELETE FROM defenders WHERE id=?1");
+      Stmt audit(writer_,
+                 "INSERT INTO audit (at, actor, reason, hostname, app_id, type, last_seen, "
+                 "observations_removed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+      for (auto* s : {&find, &delObs, &delDef, &audit})
+        if (!s->prepared()) return s->error("prepare remove");
+      for (const auto& key : keys) {
+        find.bind(1, key);
+        if (!find.step()) {
+          if (find.failed()) return find.error("find defender");
+          find.reset();
+          continue;
+        }
+        const long long id = find.i64(0);
+        AuditRecord rec;
+        rec.at = at;
+        rec.actor = actor;
+        rec.reason = reason;
+        rec.hostname = find.text(1);
+        rec.appId = find.text(2);
+        rec.type = parseType(find.text(3)).value_or(DefenderType::kNone);
+        rec.lastSeen = find.time(4);
+        find.reset();
+        delObs.bind(1, id);
+        delObs.step();
+        if (delObs.failed()) return delObs.error("delete observations");
+        rec.observationsRemoved = sqlite3_changes(writer_);
+        delObs.reset();
+        delDef.bind(1, id);
+        delDef.step();
+        if (delDef.failed()) return delDef.error("delete defender");
+        delDef.reset();
+        audit.bind(1, rec.at)
+            .bind(2, rec.actor)
+            .bind(3, rec.reason)
+            .bind(4, rec.hostname)
+            .bind(5, rec.appId)
+            .bind(6, typeInfo(rec.type).apiName)
+            .bind(7, rec.lastSeen)
+            .bind(8, rec.observationsRemoved);
+        audit.step();
+        if (audit.failed()) return audit.error("write audit");
+        rec.id = sqlite3_last_insert_rowid(writer_);
+        audit.reset();
+        written.push_back(std::move(rec));
+      }
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return written;
+  }
+
+  Status saveSettings(const DefenderSettings& settings) override {
+    std::lock_guard lock(writeMutex_);
+    Stmt s(writer_,
+           "INSERT INTO settings(name, value) VALUES ('disconnectPeriodDays', ?1) "
+           "ON CONFLICT(name) DO UPDATE SET value=excluded.value");
+    if (!s.prepared()) return s.error("prepare settings");
+    s.bind(1, std::to_string(settings.disconnectPeriodDays));
+    s.step();
+    if (s.failed()) return s.error("save settings");
+    return Status::success();
+  }
+
+  Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
+                                     Millis grace) override {
+    std::lock_guard lock(writeMutex_);
+    long long changed = 0;
+    auto st = inTransaction(writer_, [&]() -> Status {
+      Stmt s(writer_,
+             "UPDATE defenders SET judged_from=?1 WHERE graceful_at IS NULL AND "
+             "judged_from >= ?2 AND judged_from < ?1");
+      if (!s.prepared()) return s.error("prepare downtime");
+      s.bind(1, restartedAt).bind(2, stoppedAt - grace);
+      s.step();
+      if (s.failed()) return s.error("discount downtime");
+      changed = sqlite3_changes(writer_);
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return changed;
+  }
+
+  // ---- reads ----
+
+  Result<std::optional<Defender>> findDefender(const std::string& key) override {
+    Reader r(*this);
+    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders WHERE key=?1");
+    if (!s.prepared()) return s.error("prepare find");
+    s.bind(1, key);
+    if (s.step()) return std::optional<Defender>(readDefender(s));
+    if (s.failed()) return s.error("find defender");
+    return std::optional<Defender>();
+  }
+
+  Result<Page<Defender>> listDefenders(const DefenderQuery& q,
+                                       const LivenessCutoff& cutoff) override {
+    Where w;
+    auto param = [&](std::string v) {
+      w.textParams.push_back(std::move(v));
+      return "?" + std::to_string(w.textParams.size() + 2);
+    };
+    if (q.hostname) w.add("key = " + param(hostnameKey(*q.hostname)));
+    if (!q.types.empty()) {
+      std::string in;
+      for (auto t : q.types) in += (in.empty() ? "" : ",") + param(std::string(typeInfo(t).apiName));
+      w.add("type IN (" + in + ")");
+    }
+    if (q.category) w.add("category = " + param(std::string(categoryName(*q.category))));
+    if (q.connected) w.add(*q.connected ? kConnectedExpr : std::string("NOT ") + kConnectedExpr);
+    if (q.cluster) w.add("cluster = " + param(*q.cluster));
+    if (q.appId) w.add("app_id = " + param(*q.appId));
+    if (q.image) w.add("image = " + param(*q.image));
+    if (q.container) w.add("container = " + param(*q.container));
+    if (q.search) {
+      const auto p = param(likePattern(*q.search));
+      w.add("(key LIKE " + p + " ESCAPE '\\' OR app_id LIKE " + p + " ESCAPE '\\' OR cluster LIKE " +
+            p + " ESCAPE '\\')");
+    }
+    auto bindAll = [&](Stmt& s) {
+      s.bind(1, cutoff.now - cutoff.grace).bind(2, static_cast<long long>(cutoff.grace.count()));
+      for (size_t i = 0; i < w.textParams.size(); ++i)
+        s.bind(static_cast<int>(i + 3), w.textParams[i]);
+    };
+
+    Reader r(*this);
+    Page<Defender> page;
+    {
+      // ?1/?2 (cutoff, grace) are bound even where the text does not use them; SQLite
+      // numbers parameters by their explicit ?NNN index.
+      Stmt c(r.db, "SELECT count(*) FROM defenders" + w.sql);
+      if (!c.prepared()) return c.error("prepare count");
+      bindAll(c);
+      if (c.step()) page.total = c.i64(0);
+      if (c.failed()) return c.error("count defenders");
+    }
+    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql + orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) +
+                     " OFFSET " + std::to_string(q.offset));
+    if (!s.prepared()) return s.error("prepare list");
+    bindAll(s);
+    while (s.step()) page.items.push_back(readDefender(s));
+    if (s.failed()) return s.error("list defenders");
+    return page;
+  }
+
+  Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) override {
+    Reader r(*this);
+    Stmt s(r.db, std::string("SELECT category, count(*), sum(") + kConnectedExpr +
+                     ") FROM defenders GROUP BY category");
+    if (!s.prepared()) return s.error("prepare summary");
+    s.bind(1, cutoff.now - cutoff.grace);
+    std::vector<CategorySummary> out;
+    for (auto c : {Category::kContainer, Category::kHost, Category::kServerless,
+                   Category::kAppEmbedded})
+      out.push_back({c, 0, 0});
+    while (s.step()) {
+      if (auto c = parseCategory(s.text(0))) {
+        auto& row = out[static_cast<size_t>(*c)];
+        row.deployed = s.i64(1);
+        row.connected = s.i64(2);
+      }
+    }
+    if (s.failed()) return s.error("summarize");
+    return out;
+  }
+
+  Result<std::vector<std::string>> dueForEviction(Category category, TimePoint now, Millis grace,
+                                                  Millis retention, size_t limit) override {
+    Reader r(*this);
+    // Due ⇔ disconnectedAt + retention ≤ now, where disconnectedAt is the graceful time or
+    // judgedFrom + G. Two index-served halves, oldest first.
+    Stmt s(r.db,
+           "SELECT key FROM ("
+           " SELECT key, graceful_at AS t FROM defenders WHERE graceful_at IS NOT NULL AND "
+           "  graceful_at <= ?2 AND category = ?1"
+           " UNION ALL"
+           " SELECT key, judged_from + ?4 AS t FROM defenders"
+           "  WHERE category = ?1 AND judged_from <= ?3 AND graceful_at IS NULL"
+           ") ORDER BY t LIMIT ?5");
+    if (!s.prepared()) return s.error("prepare due");
+    s.bind(1, categoryName(category))
+        .bind(2, now - retention)
+        .bind(3, now - retention - grace)
+        .bind(4, static_cast<long long>(grace.count()))
+        .bind(5, static_cast<long long>(limit));
+    std::vector<std::string> keys;
+    while (s.step()) keys.push_back(s.text(0));
+    if (s.failed()) return s.error("due for eviction");
+    return keys;
+  }
+
+  Status forEachDefender(const std::function<bool(const Defender&)>& fn) override {
+    Reader r(*this);
+    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders");
+    if (!s.prepared()) return s.error("prepare scan");
+    while (s.step())
+      if (!fn(readDefender(s))) break;
+    if (s.failed()) return s.error("scan defenders");
+    return Status::success();
+  }
+
+  Result<DefenderSettings> loadSettings() override {
+    Reader r(*this);
+    DefenderSettings out;
+    Stmt s(r.db, "SELECT value FROM settings WHERE name='disconnectPeriodDays'");
+    if (!s.prepared()) return s.error("prepare settings");
+    if (s.step()) {
+      try {
+        out.disconnectPeriodDays = std::stoi(s.text(0));
+      } catch (...) {
+        // A corrupt value falls back to the default.
+      }
+    }
+    if (s.failed()) return s.error("load settings");
+    return out;
+  }
+
+  Result<std::optional<TimePoint>> loadConsoleAlive() override {
+    Reader r(*this);
+    Stmt s(r.db, "SELECT value FROM console_state WHERE name='alive'");
+    if (!s.prepared()) return s.error("prepare console state");
+    if (s.step()) return std::optional<TimePoint>(s.time(0));
+    if (s.failed()) return s.error("load console state");
+    return std::optional<TimePoint>();
+  }
+
+  Result<Page<Observation>> listObservations(const std::string& key, int offset,
+                                             int limit) override {
+    Reader r(*this);
+    Page<Observation> page;
+    {
+      Stmt c(r.db,
+             "SELECT count(*) FROM observations WHERE defender_id = "
+             "(SELECT id FROM defenders WHERE key=?1)");
+      if (!c.prepared()) return c.error("prepare count");
+      c.bind(1, key);
+      if (c.step()) page.total = c.i64(0);
+      if (c.failed()) return c.error("count observations");
+    }
+    Stmt s(r.db,
+           "SELECT id, kind, time, received_at, fields FROM observations WHERE defender_id = "
+           "(SELECT id FROM defenders WHERE key=?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3");
+    if (!s.prepared()) return s.error("prepare observations");
+    s.bind(1, key).bind(2, static_cast<long long>(limit)).bind(3, static_cast<long long>(offset));
+    while (s.step()) {
+      Observation o;
+      o.id = s.i64(0);
+      o.kind = s.text(1);
+      o.time = s.time(2);
+      o.receivedAt = s.time(3);
+      o.fields = nlohmann::json::parse(s.text(4), nullptr, false);
+      if (!o.fields.is_object()) o.fields = nlohmann::json::object();
+      page.items.push_back(std::move(o));
+    }
+    if (s.failed()) return s.error("list observations");
+    return page;
+  }
+
+  Result<long long> countObservations() override {
+    Reader r(*this);
+    Stmt s(r.db, "SELECT count(*) FROM observations");
+    if (!s.prepared()) return s.error("prepare count");
+    long long n = 0;
+    if (s.step()) n = s.i64(0);
+    if (s.failed()) return s.error("count observations");
+    return n;
+  }
+
+  Result<Page<AuditRecord>> listAudit(int offset, int limit) override {
+    Reader r(*this);
+    Page<AuditRecord> page;
+    {
+      Stmt c(r.db, "SELECT count(*) FROM audit");
+      if (!c.prepared()) return c.error("prepare count");
+      if (c.step()) page.total = c.i64(0);
+      if (c.failed()) return c.error("count audit");
+    }
+    Stmt s(r.db,
+           "SELECT id, at, actor, reason, hostname, app_id, type, last_seen, "
+           "observations_removed FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2");
+    if (!s.prepared()) return s.error("prepare audit");
+    s.bind(1, static_cast<long long>(limit)).bind(2, static_cast<long long>(offset));
+    while (s.step()) {
+      AuditRecord a;
+      a.id = s.i64(0);
+      a.at = s.time(1);
+      a.actor = s.text(2);
+      a.reason = s.text(3);
+      a.hostname = s.text(4);
+      a.appId = s.text(5);
+      a.type = parseType(s.text(6)).value_or(DefenderType::kNone);
+      a.lastSeen = s.time(7);
+      a.observationsRemoved = s.i64(8);
+      page.items.push_back(std::move(a));
+    }
+    if (s.failed()) return s.error("list audit");
+    return page;
+  }
+
+ private:
+  // A read connection borrowed for one call. An in-memory database has only the writer
+  // connection, so readers share it under the write mutex.
+  struct Reader {
+    explicit Reader(SqliteStore& s) : store(s) {
+      if (s.memory_) {
+        s.writeMutex_.lock();
+        db = s.writer_;
+        return;
+      }
+      std::unique_lock lock(s.readMutex_);
+      s.readerFree_.wait(lock, [&] { return !s.freeReaders_.empty(); });
+      db = s.freeReaders_.back();
+      s.freeReaders_.pop_back();
+    }
+    ~Reader() {
+      if (store.memory_) {
+        store.writeMutex_.unlock();
+        return;
+      }
+      {
+        std::lock_guard lock(store.readMutex_);
+        store.freeReaders_.push_back(db);
+      }
+      store.readerFree_.notify_one();
+    }
+    SqliteStore& store;
+    sqlite3* db = nullptr;
+  };
+
+  static Status openConnection(const SqliteOptions& options, sqlite3*& db) {
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    const int rc = sqlite3_open_v2(options.path.c_str(), &db, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      Error e = sqliteError(db, rc, ("open " + options.path).c_str());
+      sqlite3_close(db);
+      db = nullptr;
+      return e;
+    }
+    sqlite3_busy_timeout(db, options.busyTimeoutMs);
+    return Status::success();
+  }
+
+  bool memory_ = false;
+  sqlite3* writer_ = nullptr;
+  std::mutex writeMutex_;
+  std::vector<sqlite3*> readers_;
+  std::vector<sqlite3*> freeReaders_;
+  std::mutex readMutex_;
+  std::condition_variable readerFree_;
+};
+
+}  // namespace
+
+int sqliteSchemaVersion() { return kSchemaVersion; }
+
+Result<std::unique_ptr<Store>> openSqliteStore(const SqliteOptions& options) {
+  auto store = std::make_unique<SqliteStore>();
+  if (auto st = store->open(options); !st.ok()) return st.error();
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace dc::inventory

@@ -1,0 +1,180 @@
+// Liveness judgement and the live Inventory on a manual clock (no sleeps).
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "inventory/inventory.h"
+#include "inventory/sqlite_store.h"
+
+using namespace dc;
+using namespace dc::inventory;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint kT0 = TimePoint(Millis(1'800'000'000'000));
+
+Defender reported(const std::string& host, DefenderType type = DefenderType::kFargate) {
+  Defender d;
+  d.hostname = host;
+  d.type = type;
+  d.version = "32.07.123";
+  d.cluster = "prod";
+  d.details = {{"cloudMetadata", nlohmann::json::object()}};
+  return d;
+}
+
+struct Fixture {
+  ManualClock clock{kT0};
+  std::unique_ptr<Store> store = std::move(openSqliteStore({":memory:"})).value();
+  std::unique_ptr<Inventory> inv = std::make_unique<Inventory>(*store, clock, InventoryOptions{});
+  Fixture() { REQUIRE(inv->start(/*startFlusher=*/true).ok()); }
+
+  std::optional<Defender> get(const std::string& host) { return *inv->find(host); }
+  Liveness live(const std::string& host) { return inv->judge(*get(host), clock.now()); }
+};
+
+}  // namespace
+
+TEST_CASE("liveness: connected within grace, disconnected after, graceful at once") {
+  Defender d = reported("a");
+  d.judgedFrom = d.lastSeen = d.connectedSince = kT0;
+  const LivenessPolicy p{30s, 90s};
+  CHECK(judge(d, kT0 + 90s, p, 1).connected);
+  auto l = judge(d, kT0 + 90s + 1ms, p, 1);
+  CHECK_FALSE(l.connected);
+  CHECK(l.disconnectedAt == kT0 + 90s);
+  CHECK(l.lastModified == kT0 + 90s);
+  CHECK(l.removalAt == kT0 + 90s + 1h);  // fargate: always one hour
+
+  d.type = DefenderType::kServerLinux;
+  CHECK(judge(d, kT0 + 2h, p, 3).removalAt == kT0 + 90s + 72h);
+
+  d.gracefulDisconnectAt = kT0 + 10s;
+  l = judge(d, kT0 + 11s, p, 1);
+  CHECK_FALSE(l.connected);
+  CHECK(l.disconnectedAt == kT0 + 10s);
+}
+
+TEST_CASE("inventory: register, refresh, timeout, reconnect, graceful disconnect") {
+  Fixture f;
+  CHECK(*f.inv->recordHeartbeat(reported("Task-1")) == HeartbeatOutcome::kRegistered);
+  // Registration is durable before the call returns.
+  CHECK(f.store->findDefender("task-1")->has_value());
+
+  f.clock.advance(30s);
+  CHECK(*f.inv->recordHeartbeat(reported("task-1")) == HeartbeatOutcome::kRefreshed);
+  CHECK(f.get("task-1")->lastSeen == kT0 + 30s);  // visible before any flush
+  CHECK(f.live("task-1").connected);
+  CHECK(f.live("task-1").lastModified == kT0);
+
+  f.clock.advance(91s);
+  CHECK_FALSE(f.live("task-1").connected);
+  CHECK(f.live("task-1").disconnectedAt == kT0 + 120s);
+  CHECK(f.live("task-1").removalAt == kT0 + 120s + 1h);
+
+  CHECK(*f.inv->recordHeartbeat(reported("task-1")) == HeartbeatOutcome::kReconnected);
+  CHECK(f.live("task-1").connected);
+  CHECK(f.live("task-1").lastModified == kT0 + 121s);
+
+  f.clock.advance(5s);
+  auto d = f.inv->recordDisconnect("TASK-1");
+  REQUIRE(d.ok());
+  CHECK_FALSE(f.live("task-1").connected);
+  CHECK(f.live("task-1").disconnectedAt == kT0 + 126s);
+  CHECK((*f.store->findDefender("task-1"))->gracefulDisconnectAt == kT0 + 126s);
+
+  CHECK_FALSE(f.inv->recordDisconnect("nobody").ok());
+}
+
+TEST_CASE("inventory: Defender clock skew of hours does not change liveness") {
+  Fixture f;
+  REQUIRE(f.inv->recordHeartbeat(reported("skewed"), kT0 - 5h).ok());
+  REQUIRE(f.inv->recordHeartbeat(reported("ahead"), kT0 + 9h).ok());
+  CHECK(f.get("skewed")->lastSeen == kT0);
+  CHECK(f.get("skewed")->clockSkewMs == -5 * 3600 * 1000LL);
+  CHECK(f.get("ahead")->clockSkewMs == 9 * 3600 * 1000LL);
+  f.clock.advance(60s);
+  CHECK(f.live("skewed").connected);
+  CHECK(f.live("ahead").connected);
+  f.clock.advance(31s);
+  CHECK_FALSE(f.live("ahead").connected);
+}
+
+TEST_CASE("inventory: coalesced heartbeats are flushed in one batch and lists see them") {
+  Fixture f;
+  for (int i = 0; i < 100; ++i) REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+  f.clock.advance(20s);
+  for (int i = 0; i < 100; ++i) REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+  DefenderQuery q;
+  q.limit = 250;
+  auto page = f.inv->list(q);
+  REQUIRE(page.ok());
+  CHECK(page->total == 100);
+  for (const auto& d : page->items) CHECK(d.lastSeen == kT0 + 20s);
+  REQUIRE(f.inv->flush().ok());
+  CHECK((*f.store->findDefender("h7"))->lastSeen == kT0 + 20s);
+  CHECK(f.inv->metrics().pendingWrites == 0);
+}
+
+TEST_CASE("inventory: eviction re-checks liveness; a late heartbeat wins") {
+  Fixture f;
+  REQUIRE(f.inv->recordHeartbeat(reported("stale")).ok());
+  REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
+  REQUIRE(f.inv->recordObservations("stale", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}).ok());
+  f.clock.advance(90s + 1h - 1s);
+  CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100)->empty());  // 59:59
+  f.clock.advance(1s);
+  // The store still says "saved" is due, but it heartbeats before the sweep deletes it.
+  REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
+  auto evicted = f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100);
+  REQUIRE(evicted.ok());
+  REQUIRE(evicted->size() == 1);
+  CHECK(evicted->front().hostname == "stale");
+  CHECK(evicted->front().observationsRemoved == 1);
+  CHECK_FALSE(f.get("stale").has_value());
+  CHECK(f.get("saved").has_value());
+  // An evicted Defender that comes back registers anew with no old data.
+  CHECK(*f.inv->recordHeartbeat(reported("stale")) == HeartbeatOutcome::kRegistered);
+  CHECK(f.inv->observations("stale", 0, 10)->total == 0);
+}
+
+TEST_CASE("inventory: manual delete removes observations and leaves an audit record") {
+  Fixture f;
+  REQUIRE(f.inv->recordHeartbeat(reported("x")).ok());
+  REQUIRE(f.inv->recordObservations("x", {Observation{0, "dns", kT0, kT0, {{"q", "a.com"}}},
+                                          Observation{0, "dns", kT0, kT0, {{"q", "b.com"}}}})
+              .ok());
+  auto rec = f.inv->remove("X", "admin");
+  REQUIRE(rec.ok());
+  CHECK(rec->actor == "admin");
+  CHECK(rec->observationsRemoved == 2);
+  CHECK(*f.store->countObservations() == 0);
+  CHECK(f.inv->audit(0, 10)->total == 1);
+  CHECK(f.inv->remove("x", "admin").error().kind == ErrorKind::kNotFound);
+  CHECK(f.inv->recordObservations("x", {Observation{}}).error().kind == ErrorKind::kNotFound);
+}
+
+TEST_CASE("inventory: Console downtime does not count against Defenders") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  {
+    Inventory inv(*store, clock, {});
+    REQUIRE(inv.start().ok());
+    REQUIRE(inv.recordHeartbeat(reported("alive-at-stop")).ok());
+    clock.advance(10s);
+    inv.stop();  // final flush records the Console alive at kT0 + 10 s
+  }
+  clock.advance(2h);  // the Console was down two hours
+  Inventory inv(*store, clock, {});
+  REQUIRE(inv.start(false).ok());
+  auto d = *inv.find("alive-at-stop");
+  REQUIRE(d.has_value());
+  CHECK(d->lastSeen == kT0);
+  auto l = inv.judge(*d, clock.now());
+  CHECK(l.connected);
+  clock.advance(91s);
+  l = inv.judge(**inv.find("alive-at-stop"), clock.now());
+  CHECK_FALSE(l.connected);
+  CHECK(l.disconnectedAt == kT0 + 10s + 2h + 90s);
+}
