@@ -352,7 +352,7 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   return removed->front();
 }
 
-Result<std::vector<AuditRecord>> Inventory::evictDue(Category category, TimePoint now,
+Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,
                                                      size_t limit) {
   std::lock_guard w(writeMutex_);
   int days;
@@ -382,7 +382,7 @@ Result<std::vector<AuditRecord>> Inventory::evictDue(Category category, TimePoin
       due.push_back(key);
     }
   }
-  if (due.empty()) return std::vector<AuditRecord>{};
+  if (due.empty()) return EvictionBatch{{}, candidates->size()};
   const std::string reason =
       category == Category::kAppEmbedded
           ? "disconnected for 1 h (App-Embedded rule)"
@@ -409,7 +409,7 @@ Result<std::vector<AuditRecord>> Inventory::evictDue(Category category, TimePoin
   }
   std::lock_guard lock(stateMutex_);
   metrics_.evictions += removed->size();
-  return removed;
+  return EvictionBatch{std::move(removed).value(), candidates->size()};
 }
 
 DefenderSettings Inventory::settings() const {

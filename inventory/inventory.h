@@ -102,9 +102,15 @@ class Inventory {
   /// `actor`. kNotFound for an unknown hostname.
   Result<AuditRecord> remove(const std::string& hostname, const std::string& actor);
 
-  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, re-checking each
-  /// against the in-memory state while holding the writer. Returns the audit records written.
-  Result<std::vector<AuditRecord>> evictDue(Category category, TimePoint now, size_t limit);
+  /// One eviction batch: the audit records written and how many candidates the store offered
+  /// (a candidate that heartbeated meanwhile is skipped).
+  struct EvictionBatch {
+    std::vector<AuditRecord> evicted;
+    size_t candidates = 0;
+  };
+  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, in one transaction,
+  /// re-checking each against the in-memory state while holding the writer.
+  Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit);
 
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.

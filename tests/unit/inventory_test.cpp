@@ -123,15 +123,16 @@ TEST_CASE("inventory: eviction re-checks liveness; a late heartbeat wins") {
   REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
   REQUIRE(f.inv->recordObservations("stale", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}).ok());
   f.clock.advance(90s + 1h - 1s);
-  CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100)->empty());  // 59:59
+  CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100)->evicted.empty());  // 59:59
   f.clock.advance(1s);
   // The store still says "saved" is due, but it heartbeats before the sweep deletes it.
   REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
   auto evicted = f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100);
   REQUIRE(evicted.ok());
-  REQUIRE(evicted->size() == 1);
-  CHECK(evicted->front().hostname == "stale");
-  CHECK(evicted->front().observationsRemoved == 1);
+  CHECK(evicted->candidates == 2);
+  REQUIRE(evicted->evicted.size() == 1);
+  CHECK(evicted->evicted.front().hostname == "stale");
+  CHECK(evicted->evicted.front().observationsRemoved == 1);
   CHECK_FALSE(f.get("stale").has_value());
   CHECK(f.get("saved").has_value());
   // An evicted Defender that comes back registers anew with no old data.

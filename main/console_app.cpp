@@ -1,0 +1,122 @@
+#include "main/console_app.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "cleanup/sweeper.h"
+#include "heartbeat/channel.h"
+#include "inventory/inventory.h"
+#include "inventory/sqlite_store.h"
+#include "web/http_listener.h"
+#include "web/routes.h"
+
+#ifndef DC_DEFAULT_UI_DIR
+#define DC_DEFAULT_UI_DIR ""
+#endif
+
+namespace dc {
+
+struct ConsoleApp::Impl {
+  ConsoleConfig config;
+  const Clock& clock;
+  std::string version;
+  std::unique_ptr<inventory::Store> store;
+  std::unique_ptr<inventory::Inventory> inventory;
+  std::unique_ptr<heartbeat::DefenderChannel> channel;
+  std::unique_ptr<cleanup::Sweeper> sweeper;
+  std::unique_ptr<cleanup::SweepScheduler> scheduler;
+  std::unique_ptr<web::HttpListener> consoleListener;
+  std::unique_ptr<web::HttpListener> defenderListener;
+  std::atomic<bool> ready{false};
+
+  Impl(ConsoleConfig c, const Clock& k, std::string v)
+      : config(std::move(c)), clock(k), version(std::move(v)) {}
+};
+
+ConsoleApp::ConsoleApp(ConsoleConfig config, const Clock& clock, std::string version)
+    : impl_(std::make_unique<Impl>(std::move(config), clock, std::move(version))) {}
+
+ConsoleApp::~ConsoleApp() { stop(); }
+
+Status ConsoleApp::start(bool startScheduler) {
+  auto& m = *impl_;
+  const auto& c = m.config;
+  const std::string dbPath = c.databasePath();
+  if (dbPath != ":memory:") {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(dbPath).parent_path().empty()
+                                            ? std::filesystem::path(".")
+                                            : std::filesystem::path(dbPath).parent_path(),
+                                        ec);
+    if (ec)
+      return Error{ErrorKind::kUnavailable, "data_dir",
+                   "cannot create the directory of " + dbPath + ": " + ec.message(), "data-dir"};
+  }
+  auto store = inventory::openSqliteStore({dbPath});
+  if (!store.ok()) return store.error();
+  m.store = std::move(store).value();
+
+  inventory::InventoryOptions io;
+  io.liveness.heartbeatInterval = c.heartbeatInterval;
+  io.liveness.grace = c.effectiveGrace();
+  io.flushInterval = c.flushInterval;
+  m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
+  if (auto st = m.inventory->start(); !st.ok()) return st;
+
+  m.channel = std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
+  m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory,
+                                                 cleanup::SweepOptions{c.sweepInterval, 500});
+
+  web::ListenerOptions co;
+  co.name = "console";
+  co.host = c.host;
+  co.port = c.consolePort;
+  co.threads = c.consoleThreads;
+  co.maxBodyBytes = c.consoleMaxBodyBytes;
+  m.consoleListener = std::make_unique<web::HttpListener>(co);
+  web::ConsoleApiOptions api;
+  api.version = m.version;
+  api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
+  api.extraMetrics = [this] { return impl_->sweeper->metricsText(); };
+  api.ready = [this] { return impl_->ready.load(); };
+  web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
+
+  web::ListenerOptions dopt;
+  dopt.name = "defender channel";
+  dopt.host = c.host;
+  dopt.port = c.defenderPort;
+  dopt.threads = c.defenderThreads;
+  dopt.maxBodyBytes = c.defenderMaxBodyBytes;
+  m.defenderListener = std::make_unique<web::HttpListener>(dopt);
+  web::registerDefenderChannel(m.defenderListener->server(), *m.channel);
+
+  if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
+  if (auto p = m.defenderListener->start(); !p.ok()) return p.error();
+
+  if (startScheduler) {
+    m.scheduler = std::make_unique<cleanup::SweepScheduler>(*m.sweeper, m.clock, c.sweepInterval);
+    m.scheduler->start();
+  }
+  m.ready = true;
+  return Status::success();
+}
+
+void ConsoleApp::stop() {
+  auto& m = *impl_;
+  m.ready = false;
+  if (m.defenderListener) m.defenderListener->stop();
+  if (m.consoleListener) m.consoleListener->stop();
+  if (m.scheduler) m.scheduler->stop();
+  if (m.inventory) m.inventory->stop();
+}
+
+int ConsoleApp::consolePort() const { return impl_->consoleListener->port(); }
+int ConsoleApp::defenderPort() const { return impl_->defenderListener->port(); }
+inventory::Inventory& ConsoleApp::inventory() { return *impl_->inventory; }
+cleanup::Sweeper& ConsoleApp::sweeper() { return *impl_->sweeper; }
+
+}  // namespace dc

@@ -1,0 +1,43 @@
+// The whole Console wired together: store, inventory, defender channel, both listeners and the
+// eviction scheduler. main() and the integration tests use it the same way.
+#pragma once
+
+#include <memory>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "main/config.h"
+
+namespace dc::inventory {
+class Inventory;
+}
+namespace dc::cleanup {
+class Sweeper;
+}
+
+namespace dc {
+
+class ConsoleApp {
+ public:
+  /// `clock` must outlive the app. Tests pass a ManualClock and port 0.
+  ConsoleApp(ConsoleConfig config, const Clock& clock, std::string version);
+  ~ConsoleApp();
+
+  /// Opens (creating and migrating) the database, loads the inventory, binds both listeners and
+  /// starts the scheduler unless `startScheduler` is false (tests then call sweeper().sweep).
+  /// Errors: storage errors, "schema_too_new", "port_in_use"/"bind_failed".
+  Status start(bool startScheduler = true);
+  /// Stops listening, stops the scheduler, flushes pending heartbeats. Idempotent.
+  void stop();
+
+  int consolePort() const;
+  int defenderPort() const;
+  inventory::Inventory& inventory();
+  cleanup::Sweeper& sweeper();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dc

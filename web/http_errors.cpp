@@ -1,0 +1,47 @@
+#include "web/http_errors.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+namespace dc::web {
+
+int httpStatus(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+      return 400;
+    case ErrorKind::kUnauthenticated:
+      return 401;
+    case ErrorKind::kPermissionDenied:
+      return 403;
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kConflict:
+      return 409;
+    case ErrorKind::kTooLarge:
+      return 413;
+    case ErrorKind::kRateLimited:
+      return 429;
+    case ErrorKind::kUnavailable:
+      return 503;
+    case ErrorKind::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+void sendError(httplib::Response& res, const Error& error) {
+  nlohmann::json body{{"code", error.code}, {"message", error.message}};
+  if (!error.field.empty()) body["field"] = error.field;
+  res.status = httpStatus(error.kind);
+  if (res.status == 429 || res.status == 503) res.set_header("Retry-After", "5");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+void sendJson(httplib::Response& res, const std::string& body, int status) {
+  res.status = status;
+  res.set_content(body, "application/json");
+}
+
+}  // namespace dc::web

@@ -1,0 +1,56 @@
+// One HTTP listener (cpp-httplib) set up the way the Console needs it: TCP_NODELAY on (without it
+// every small response waits ~40 ms on delayed ACKs), a bounded request body, a thread pool sized
+// on purpose, a real listen backlog, long keep-alive, port 0 for tests.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace dc::web {
+
+struct ListenerOptions {
+  std::string name = "http";   // for logs: "console" or "defender channel"
+  std::string host = "0.0.0.0";
+  int port = 0;                // 0 picks a free port
+  /// Worker threads. cpp-httplib serves one connection per worker for the life of a keep-alive
+  /// connection, so this bounds concurrent connections being served.
+  size_t threads = 8;
+  size_t maxBodyBytes = 1 << 20;    // larger bodies get 413
+  int backlog = 4096;               // pending connections queued by the kernel
+  size_t keepAliveMaxRequests = 100000;
+  int keepAliveTimeoutSeconds = 30;
+  int readTimeoutSeconds = 10;
+};
+
+class HttpListener {
+ public:
+  explicit HttpListener(ListenerOptions options);
+  ~HttpListener();
+  HttpListener(const HttpListener&) = delete;
+  HttpListener& operator=(const HttpListener&) = delete;
+
+  /// Register routes here before start().
+  httplib::Server& server();
+
+  /// Binds and starts serving on a background thread. Returns the bound port. Errors:
+  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message.
+  Result<int> start();
+  /// Stops accepting, finishes in-flight requests and joins. Idempotent.
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  ListenerOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace dc::web

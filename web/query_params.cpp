@@ -1,0 +1,105 @@
+#include "web/query_params.h"
+
+#include <charconv>
+
+namespace dc::web {
+
+using inventory::DefenderQuery;
+
+namespace {
+
+Error badParam(const std::string& name, const std::string& message) {
+  return Error::invalid("invalid_parameter", name, name + ": " + message);
+}
+
+const std::string* single(const Params& p, const std::string& name) {
+  auto it = p.find(name);
+  return it == p.end() ? nullptr : &it->second;
+}
+
+Result<int> intParam(const Params& p, const std::string& name, int def, int lo, int hi) {
+  const auto* v = single(p, name);
+  if (!v || v->empty()) return def;
+  int out = 0;
+  auto r = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (r.ec != std::errc() || r.ptr != v->data() + v->size())
+    return badParam(name, "must be a whole number");
+  if (out < lo || out > hi)
+    return badParam(name, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  return out;
+}
+
+Result<std::optional<bool>> boolParam(const Params& p, const std::string& name) {
+  const auto* v = single(p, name);
+  if (!v || v->empty()) return std::optional<bool>();
+  if (*v == "true" || *v == "1") return std::optional<bool>(true);
+  if (*v == "false" || *v == "0") return std::optional<bool>(false);
+  return badParam(name, "must be true or false");
+}
+
+std::optional<std::string> textParam(const Params& p, const std::string& name) {
+  const auto* v = single(p, name);
+  if (!v || v->empty()) return std::nullopt;
+  return *v;
+}
+
+}  // namespace
+
+Result<std::pair<int, int>> parsePaging(const Params& params) {
+  auto offset = intParam(params, "offset", 0, 0, 100'000'000);
+  if (!offset.ok()) return offset.error();
+  auto limit = intParam(params, "limit", inventory::kDefaultLimit, 1, inventory::kMaxLimit);
+  if (!limit.ok()) return limit.error();
+  return std::pair{*offset, *limit};
+}
+
+Result<DefenderQuery> parseDefenderQuery(const Params& params) {
+  DefenderQuery q;
+  auto paging = parsePaging(params);
+  if (!paging.ok()) return paging.error();
+  q.offset = paging->first;
+  q.limit = paging->second;
+  if (auto s = textParam(params, "sort")) {
+    auto key = inventory::parseSortKey(*s);
+    if (!key)
+      return badParam("sort",
+                      "unknown sort key; use hostname, type, category, version, cluster, appID, "
+                      "lastModified, connected or lastSeen");
+    q.sort = *key;
+  }
+  auto reverse = boolParam(params, "reverse");
+  if (!reverse.ok()) return reverse.error();
+  q.reverse = reverse->value_or(false);
+  auto connected = boolParam(params, "connected");
+  if (!connected.ok()) return connected.error();
+  q.connected = *connected;
+
+  auto range = params.equal_range("type");
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view rest = it->second;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto name = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (name.empty()) continue;
+      auto type = inventory::parseType(name);
+      if (!type)
+        return Error::invalid("unknown_type", "type",
+                              "type: '" + std::string(name.substr(0, 64)) +
+                                  "' is not a Defender type (e.g. fargate, appEmbedded)");
+      q.types.push_back(*type);
+    }
+  }
+  if (auto c = textParam(params, "category")) {
+    auto cat = inventory::parseCategory(*c);
+    if (!cat) return badParam("category", "must be container, host, serverless or appEmbedded");
+    q.category = *cat;
+  }
+  q.hostname = textParam(params, "hostname");
+  q.cluster = textParam(params, "cluster");
+  q.appId = textParam(params, "appID");
+  q.search = textParam(params, "search");
+  return q;
+}
+
+}  // namespace dc::web

@@ -1,0 +1,32 @@
+// API shapes: the Defender object (vendor field names, DESIGN §3) and CSV rows.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "inventory/liveness.h"
+#include "inventory/store.h"
+
+namespace dc::web {
+
+/// The vendor Defender object plus our extensions. Objects (`cloudMetadata`, `features`,
+/// `status`, `systemInfo`) and `collections` are always present, never null; cloudMetadata always
+/// carries provider, accountID, region, resourceID, awsExecutionEnv, image, name (empty strings
+/// when unknown). Times are RFC 3339 UTC. Extensions: `typeLabel` (UI label), `registeredAt`,
+/// `lastSeen`, `disconnectedAt` and `removalAt` (null while connected), `clockSkewSeconds`
+/// (Defender clock − Console clock at the newest heartbeat, null if never reported).
+nlohmann::json defenderJson(const inventory::Defender& d, const inventory::Liveness& l);
+
+nlohmann::json observationJson(const inventory::Observation& o);
+nlohmann::json auditJson(const inventory::AuditRecord& a);
+
+/// CSV download columns, in order.
+std::string csvHeader();
+std::string csvRow(const inventory::Defender& d, const inventory::Liveness& l);
+/// One RFC 4180 cell; a cell that starts with =, +, -, @, tab or CR is prefixed with ' so that
+/// spreadsheets do not evaluate it (CSV injection).
+std::string csvCell(std::string_view value);
+
+}  // namespace dc::web

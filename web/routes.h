@@ -1,0 +1,45 @@
+// Route tables of the two listeners (DESIGN §3): the Console API + UI, and the defender channel.
+// Reference: docs/api.md (Console API) and docs/defender-channel.md.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace httplib {
+class Server;
+}
+
+namespace dc::inventory {
+class Inventory;
+}
+namespace dc::heartbeat {
+class DefenderChannel;
+}
+
+namespace dc::web {
+
+struct ConsoleApiOptions {
+  std::string version;    // Console version, `GET /api/v1/version`
+  std::string uiDir;      // static files of the web page, served at `/`; empty = no UI
+  /// Extra Prometheus text appended to /metrics (e.g. the sweeper's counters).
+  std::function<std::string()> extraMetrics;
+  /// Ready for traffic (store open, inventory loaded). /readyz answers 503 until true.
+  std::function<bool()> ready;
+};
+
+/// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),
+/// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
+/// /api/v1/version, /healthz, /readyz, /metrics, and the UI under `/`. Also sets the JSON error
+/// handler (404 for unknown routes, 413 for bodies over the listener's limit) and an exception
+/// handler that answers 500 with a JSON body instead of dropping the connection.
+void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
+                        ConsoleApiOptions options);
+
+/// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, plus
+/// /healthz.
+void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel);
+
+/// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
+void installErrorHandlers(httplib::Server& server);
+
+}  // namespace dc::web
