@@ -1,0 +1,110 @@
+// A format-neutral document tree for task definitions and CloudFormation templates.
+//
+// The embed flow reads JSON or YAML, rewrites a few fields and writes the same format back. A
+// generic tree (rather than nlohmann::json or YAML::Node) keeps what both formats need for a
+// faithful round trip: key order, number literals as written, YAML tags (`!Ref`, `!Sub`, ...) and
+// whether a YAML scalar was quoted (so `'0755'` or `'yes'` stay strings).
+//
+// Parsing enforces limits before and during the parse (size, nesting, node count, alias
+// expansion) and rejects duplicate keys; every failure is an Error with a stable code whose
+// message names the path (JSON) or the line (YAML). Nothing here throws.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace dc::embed {
+
+struct Member;
+
+/// One value of a JSON or YAML document.
+struct Node {
+  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+
+  Kind kind = Kind::kNull;
+  /// Scalar text: the string value, the number literal as written, or the boolean as written
+  /// (YAML `yes` stays `yes`). Empty for null and containers.
+  std::string text;
+  /// YAML only: the scalar was quoted (or block) in the source, or must be quoted on output to
+  /// stay a string. Presentation only; ignored by operator==.
+  bool quoted = false;
+  /// YAML tag as reported by the parser: "!Ref", "!Sub", "tag:yaml.org,2002:str"; empty if none.
+  std::string tag;
+  /// 1-based source line (YAML input); 0 when unknown (JSON input, generated nodes).
+  int line = 0;
+  std::vector<Node> items;      // kArray
+  std::vector<Member> members;  // kObject, in document order
+
+  static Node null() { return {}; }
+  static Node boolean(bool b);
+  static Node number(std::string literal);
+  /// A string. For YAML output it is quoted when a plain scalar would read as another type.
+  static Node string(std::string s);
+  static Node array(std::vector<Node> items = {});
+  static Node object();
+
+  bool isNull() const { return kind == Kind::kNull; }
+  bool isString() const { return kind == Kind::kString; }
+  bool isArray() const { return kind == Kind::kArray; }
+  bool isObject() const { return kind == Kind::kObject; }
+
+  /// The member `key` of an object, or nullptr (also for non-objects).
+  const Node* find(std::string_view key) const;
+  Node* find(std::string_view key);
+  /// Sets `key` in place when present, else appends it. Requires an object.
+  Node& set(std::string_view key, Node value);
+  /// Removes `key` when present; returns whether it was.
+  bool erase(std::string_view key);
+
+  /// Structural equality: kind, scalar text, tag, items, member keys and values in order.
+  friend bool operator==(const Node& a, const Node& b);
+};
+
+struct Member {
+  std::string key;
+  Node value;
+  bool keyQuoted = false;
+  int line = 0;
+};
+
+/// Limits applied while parsing untrusted input. Defaults fit any real task definition or
+/// template (CloudFormation itself caps templates at 1 MB).
+struct ParseLimits {
+  size_t maxBytes = 1024 * 1024;              // input size, checked before parsing ("too_large")
+  size_t maxDepth = 64;                       // nesting of arrays/objects ("too_deep")
+  size_t maxNodes = 200000;                   // values after YAML alias expansion ("too_large")
+  size_t maxExpandedBytes = 8 * 1024 * 1024;  // scalar bytes after alias expansion ("too_large")
+};
+
+/// Parses one JSON document (RFC 8259, UTF-8). Errors: "empty_input", "too_large" (413),
+/// "invalid_json" (message has line and column), "duplicate_key", "too_deep".
+Result<Node> parseJson(std::string_view text, const ParseLimits& limits = {});
+
+/// Parses one YAML document with yaml-cpp, keeping tags and quoting. Errors: "empty_input",
+/// "too_large" (413), "invalid_yaml" (message has the line), "duplicate_key", "too_deep",
+/// "multiple_documents", "unsupported_yaml" (non-scalar or tagged mapping keys).
+Result<Node> parseYaml(std::string_view text, const ParseLimits& limits = {});
+
+/// Pretty JSON (2-space indent, key order kept, number literals as written), ending in '\n'.
+/// YAML local tags (only possible in a tree parsed from YAML) are written in long form.
+std::string toJson(const Node& node);
+/// Compact JSON (no whitespace). YAML short-form tags are written in long form
+/// (`!Ref x` -> {"Ref":"x"}, `!Sub s` -> {"Fn::Sub":"s"}).
+std::string toCompactJson(const Node& node);
+/// Compact JSON size in bytes (no whitespace), as ECS measures a register request.
+size_t compactJsonSize(const Node& node);
+/// Block-style YAML, key order, tags and string quoting kept, ending in '\n'. Empty only if the
+/// emitter fails (a bug).
+std::string toYaml(const Node& node);
+
+/// True when a plain (unquoted) YAML scalar with this text would be read as something other
+/// than a string under YAML 1.1 or 1.2 (null, booleans incl. yes/no/on/off, numbers incl.
+/// octal/hex/sexagesimal-looking, timestamps-looking).
+bool plainScalarIsNotString(std::string_view text);
+
+}  // namespace dc::embed

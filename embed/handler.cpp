@@ -1,0 +1,430 @@
+#include "embed/handler.h"
+
+#include <uuid/uuid.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/time_format.h"
+
+namespace dc::embed {
+
+namespace {
+
+using OJson = nlohmann::ordered_json;
+
+constexpr size_t kDefaultLimit = 50;
+constexpr size_t kMaxLimit = 250;
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string dump(const OJson& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+/// The single value of a query parameter; an error when it is repeated.
+Result<std::optional<std::string>> single(const QueryParams& q, const std::string& name) {
+  auto [lo, hi] = q.equal_range(name);
+  if (lo == hi) return std::optional<std::string>();
+  if (std::next(lo) != hi)
+    return Error::invalid("invalid_parameter", name, name + ": give this parameter only once");
+  return std::optional<std::string>(lo->second);
+}
+
+Result<std::optional<bool>> boolParam(const QueryParams& q, const std::string& name) {
+  auto v = single(q, name);
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return std::optional<bool>();
+  std::string s = **v;
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (s == "true") return std::optional<bool>(true);
+  if (s == "false") return std::optional<bool>(false);
+  return Error::invalid("invalid_parameter", name, name + ": expected true or false");
+}
+
+Result<size_t> sizeParam(const QueryParams& q, const std::string& name, size_t def, size_t min,
+                         size_t max) {
+  auto v = single(q, name);
+  if (!v.ok()) return v.error();
+  if (!v->has_value() || (*v)->empty()) return def;
+  const std::string& s = **v;
+  if (s.size() > 9 || !std::all_of(s.begin(), s.end(), ::isdigit))
+    return Error::invalid("invalid_parameter", name, name + ": expected a non-negative integer");
+  const size_t n = std::stoul(s);
+  if (n < min || n > max)
+    return Error::invalid(
+        "invalid_parameter", name,
+        name + ": must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return n;
+}
+
+/// `consoleaddr`: a host name, IPv4 or [IPv6] address, optionally with ":port" (the port of the
+/// Console API, as in the vendor's Jenkins example; defenders use the defender channel port).
+Result<std::string> parseConsoleHost(std::string_view addr) {
+  const auto bad = [&](const std::string& why) {
+    return Error::invalid("invalid_parameter", "consoleaddr",
+                          "consoleaddr: " + why +
+                              " (expected a host name or IP address, "
+                              "optionally with :port, no scheme)");
+  };
+  if (addr.empty()) return bad("empty");
+  if (addr.find("://") != std::string_view::npos) return bad("has a URL scheme");
+  std::string_view host = addr;
+  std::string_view port;
+  if (addr[0] == '[') {
+    const auto close = addr.find(']');
+    if (close == std::string_view::npos) return bad("unterminated [IPv6] address");
+    host = addr.substr(1, close - 1);
+    const auto rest = addr.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return bad("unexpected text after ]");
+      port = rest.substr(1);
+    }
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        }))
+      return bad("invalid IPv6 address");
+  } else {
+    const auto colon = addr.find(':');
+    if (colon != std::string_view::npos) {
+      host = addr.substr(0, colon);
+      port = addr.substr(colon + 1);
+    }
+    if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-' ||
+        !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+        }))
+      return bad("invalid host name");
+  }
+  if (addr.find(':') != std::string_view::npos && addr[0] != '[' && port.empty())
+    return bad("empty port");
+  if (!port.empty()) {
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+        std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535)
+      return bad("invalid port");
+  }
+  return std::string(host);
+}
+
+std::string formatLabel(InputKind kind, EndpointFormat format) {
+  const bool cfn = kind != InputKind::kNative && kind != InputKind::kDescribeOutput;
+  return std::string(cfn ? "cloudformation" : "native") +
+         (format == EndpointFormat::kJson ? "-json" : "-yaml");
+}
+
+OJson issuedJson(const IssuedAppId& r) {
+  OJson j;
+  j["appID"] = r.appId;
+  j["family"] = r.family;
+  j["familyIsIntrinsic"] = r.familyIsIntrinsic;
+  j["uuid"] = r.uuid;
+  j["format"] = r.format;
+  j["resource"] = r.resource;
+  j["issuedAt"] = formatRfc3339(r.issuedAt);
+  return j;
+}
+
+OJson imageJson(const ImageEntrypoint& e) {
+  OJson j;
+  j["image"] = e.image;
+  j["entrypoint"] = e.entrypoint;
+  j["cmd"] = e.cmd;
+  j["source"] = e.source;
+  j["updatedAt"] = formatRfc3339(e.updatedAt);
+  return j;
+}
+
+Result<std::vector<std::string>> argvField(const Node& body, const char* key) {
+  const Node* v = body.find(key);
+  std::vector<std::string> out;
+  if (!v || v->isNull()) return out;
+  if (!v->isArray())
+    return Error::invalid("invalid_type", key, std::string(key) + ": expected an array of strings");
+  for (size_t i = 0; i < v->items.size(); ++i) {
+    if (!v->items[i].isString())
+      return Error::invalid("invalid_type", std::string(key) + "[" + std::to_string(i) + "]",
+                            std::string(key) + "[" + std::to_string(i) + "]: expected a string");
+    out.push_back(v->items[i].text);
+  }
+  if (out.size() > 256)
+    return Error::invalid("invalid_type", key, std::string(key) + ": at most 256 arguments");
+  return out;
+}
+
+}  // namespace
+
+int httpStatus(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+      return 400;
+    case ErrorKind::kUnauthenticated:
+      return 401;
+    case ErrorKind::kPermissionDenied:
+      return 403;
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kConflict:
+      return 409;
+    case ErrorKind::kTooLarge:
+      return 413;
+    case ErrorKind::kRateLimited:
+      return 429;
+    case ErrorKind::kUnavailable:
+      return 503;
+    case ErrorKind::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+HttpResponse errorResponse(const Error& error) {
+  HttpResponse r;
+  r.status = httpStatus(error.kind);
+  OJson j;
+  j["code"] = error.code;
+  j["message"] = error.message;
+  j["field"] = error.field;
+  r.body = dump(j);
+  r.error = error;
+  return r;
+}
+
+std::string randomUuid() {
+  uuid_t raw;
+  uuid_generate_random(raw);
+  char text[37];
+  uuid_unparse_lower(raw, text);
+  return text;
+}
+
+EmbedService::EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig config,
+                           UuidGenerator newUuid, BundleIssuer installBundle)
+    : store_(store),
+      clock_(clock),
+      config_(std::move(config)),
+      newUuid_(std::move(newUuid)),
+      installBundle_(std::move(installBundle)) {}
+
+Result<EmbedOptions> EmbedService::parseOptions(const QueryParams& q) const {
+  EmbedOptions o;
+  o.sidecarImage = config_.sidecarImage;
+  o.defenderPort = config_.defenderPort;
+
+  auto addr = single(q, "consoleaddr");
+  if (!addr.ok()) return addr.error();
+  if (addr->has_value()) {
+    auto host = parseConsoleHost(**addr);
+    if (!host.ok()) return host.error();
+    o.consoleHost = *host;
+  } else if (!config_.defaultConsoleHost.empty()) {
+    o.consoleHost = config_.defaultConsoleHost;
+  } else {
+    return Error::invalid("missing_parameter", "consoleaddr",
+                          "consoleaddr: required (the host name or IP address defenders use to "
+                          "reach this Console)");
+  }
+
+  auto type = single(q, "defenderType");
+  if (!type.ok()) return type.error();
+  if (type->has_value() && **type != "appEmbedded" && **type != "fargate")
+    return Error::invalid("invalid_parameter", "defenderType",
+                          "defenderType: this endpoint embeds App-Embedded Defenders into Fargate "
+                          "tasks; expected appEmbedded or fargate");
+
+  auto cfn = boolParam(q, "cloudFormation");
+  if (!cfn.ok()) return cfn.error();
+  o.cloudFormation = *cfn;
+  auto fs = boolParam(q, "filesystemMonitoring");
+  if (!fs.ok()) return fs.error();
+  o.filesystemMonitoring = fs->value_or(false);
+  auto extract = boolParam(q, "extractEntrypoint");
+  if (!extract.ok()) return extract.error();
+  o.extractEntrypoint = extract->value_or(false);
+
+  for (const char* name : {"interpreter", "registryType", "registryCredentialID"}) {
+    auto v = single(q, name);
+    if (!v.ok()) return v.error();
+    if (v->has_value() && (*v)->size() > 256)
+      return Error::invalid("invalid_parameter", name,
+                            std::string(name) + ": at most 256 characters");
+  }
+  if (auto rt = single(q, "registryType"); rt.ok() && rt->has_value()) o.registryType = **rt;
+  return o;
+}
+
+HttpResponse EmbedService::embed(const EmbedRequest& request) {
+  // Limits first: they are cheap and protect everything after them.
+  if (request.body.size() > config_.limits.maxBytes)
+    return errorResponse(Error{ErrorKind::kTooLarge, "too_large",
+                               "request body is " + std::to_string(request.body.size()) +
+                                   " bytes; the limit is " +
+                                   std::to_string(config_.limits.maxBytes),
+                               ""});
+  auto options = parseOptions(request.query);
+  if (!options.ok()) return errorResponse(options.error());
+
+  auto doc = request.format == EndpointFormat::kJson ? parseJson(request.body, config_.limits)
+                                                     : parseYaml(request.body, config_.limits);
+  if (!doc.ok()) return errorResponse(doc.error());
+
+  TransformDeps deps;
+  deps.newUuid = newUuid_;
+  deps.lookupImage = [this](std::string_view image) -> Result<std::optional<ImageConfig>> {
+    auto key = normalizeImage(image);
+    if (!key.ok()) return std::optional<ImageConfig>();  // not a reference we could know
+    auto found = store_.findImage(*key);
+    if (!found.ok()) return found.error();
+    if (!found->has_value()) return std::optional<ImageConfig>();
+    return std::optional<ImageConfig>(ImageConfig{(*found)->entrypoint, (*found)->cmd});
+  };
+  const std::string consoleHost = options->consoleHost;
+  const int port = config_.defenderPort;
+  deps.installBundle =
+      installBundle_ ? installBundle_ : [consoleHost, port](const IssuedDefinition& d) {
+        nlohmann::ordered_json j;
+        j["appID"] = d.appId;
+        j["consoleHost"] = consoleHost;
+        j["defenderPort"] = port;
+        return base64(j.dump());
+      };
+
+  auto out = embedDefender(std::move(doc).value(), *options, deps);
+  if (!out.ok()) return errorResponse(out.error());
+
+  HttpResponse response;
+  if (request.format == EndpointFormat::kJson) {
+    response.body = toJson(out->document);
+  } else {
+    response.body = toYaml(out->document);
+    response.contentType = "application/yaml";
+  }
+  if (response.body.empty())
+    return errorResponse(Error::internal("could not serialise the protected task definition"));
+
+  const std::string format = formatLabel(out->kind, request.format);
+  const TimePoint now = clock_.now();
+  std::vector<IssuedAppId> records;
+  std::string ids;
+  for (const auto& d : out->issued) {
+    records.push_back(
+        IssuedAppId{d.appId, d.uuid, d.family, d.familyIsIntrinsic, format, d.path, now});
+    if (!ids.empty()) ids += ",";
+    ids += d.appId;
+  }
+  // Record before answering: an App ID the Console does not know must never reach a client.
+  if (auto st = store_.recordIssued(records); !st.ok()) return errorResponse(st.error());
+  response.headers.emplace_back("X-Defender-App-IDs", ids);
+  return response;
+}
+
+HttpResponse EmbedService::listAppIds(const QueryParams& query) {
+  auto family = single(query, "family");
+  if (!family.ok()) return errorResponse(family.error());
+  auto offset = sizeParam(query, "offset", 0, 0, 100000000);
+  if (!offset.ok()) return errorResponse(offset.error());
+  auto limit = sizeParam(query, "limit", kDefaultLimit, 1, kMaxLimit);
+  if (!limit.ok()) return errorResponse(limit.error());
+  auto page = store_.listIssued(family->value_or(""), *offset, *limit);
+  if (!page.ok()) return errorResponse(page.error());
+  OJson arr = OJson::array();
+  for (const auto& r : page->items) arr.push_back(issuedJson(r));
+  HttpResponse r;
+  r.body = dump(arr);
+  r.headers.emplace_back("Total-Count", std::to_string(page->total));
+  return r;
+}
+
+HttpResponse EmbedService::listImageEntrypoints(const QueryParams& query) {
+  auto image = single(query, "image");
+  if (!image.ok()) return errorResponse(image.error());
+  auto prefix = single(query, "prefix");
+  if (!prefix.ok()) return errorResponse(prefix.error());
+  auto offset = sizeParam(query, "offset", 0, 0, 100000000);
+  if (!offset.ok()) return errorResponse(offset.error());
+  auto limit = sizeParam(query, "limit", kDefaultLimit, 1, kMaxLimit);
+  if (!limit.ok()) return errorResponse(limit.error());
+
+  Page<ImageEntrypoint> page;
+  if (image->has_value()) {
+    auto key = normalizeImage(**image);
+    if (!key.ok()) return errorResponse(key.error());
+    auto found = store_.findImage(*key);
+    if (!found.ok()) return errorResponse(found.error());
+    if (found->has_value() && *offset == 0) page.items.push_back(**found);
+    page.total = found->has_value() ? 1 : 0;
+  } else {
+    auto listed = store_.listImages(prefix->value_or(""), *offset, *limit);
+    if (!listed.ok()) return errorResponse(listed.error());
+    page = std::move(listed).value();
+  }
+  OJson arr = OJson::array();
+  for (const auto& e : page.items) arr.push_back(imageJson(e));
+  HttpResponse r;
+  r.body = dump(arr);
+  r.headers.emplace_back("Total-Count", std::to_string(page.total));
+  return r;
+}
+
+HttpResponse EmbedService::putImageEntrypoint(std::string_view body) {
+  ParseLimits limits;
+  limits.maxBytes = 256 * 1024;
+  auto doc = parseJson(body, limits);
+  if (!doc.ok()) return errorResponse(doc.error());
+  if (!doc->isObject())
+    return errorResponse(Error::invalid("invalid_type", "", "expected a JSON object"));
+  for (const auto& m : doc->members)
+    if (m.key != "image" && m.key != "entrypoint" && m.key != "cmd")
+      return errorResponse(Error::invalid("invalid_type", m.key,
+                                          m.key + ": unknown field (expected image, entrypoint, "
+                                                  "cmd)"));
+  const Node* image = doc->find("image");
+  if (!image || !image->isString())
+    return errorResponse(
+        Error::invalid("invalid_type", "image", "image: required, a string image reference"));
+  auto key = normalizeImage(image->text);
+  if (!key.ok()) return errorResponse(key.error());
+  auto entrypoint = argvField(*doc, "entrypoint");
+  if (!entrypoint.ok()) return errorResponse(entrypoint.error());
+  auto cmd = argvField(*doc, "cmd");
+  if (!cmd.ok()) return errorResponse(cmd.error());
+  if (entrypoint->empty() && cmd->empty())
+    return errorResponse(Error::invalid("missing_field", "entrypoint",
+                                        "entrypoint: give the image's entrypoint, cmd or both"));
+  ImageEntrypoint e{*key, std::move(entrypoint).value(), std::move(cmd).value(), "api",
+                    clock_.now()};
+  if (auto st = store_.putImage(e); !st.ok()) return errorResponse(st.error());
+  HttpResponse r;
+  r.body = dump(imageJson(e));
+  return r;
+}
+
+bool EmbedService::isIssued(std::string_view appId) const {
+  return embed::isIssued(store_, appId);
+}
+
+}  // namespace dc::embed

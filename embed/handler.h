@@ -1,0 +1,106 @@
+// HTTP-agnostic handlers of the embed flow's Console API (docs/embed.md).
+//
+//   POST /api/v1/defenders/fargate.json   embed(EmbedRequest{format = kJson})
+//   POST /api/v1/defenders/fargate.yaml   embed(EmbedRequest{format = kYaml})
+//   GET  /api/v1/defenders/app-ids        listAppIds(query)
+//   GET  /api/v1/images/entrypoints       listImageEntrypoints(query)
+//   POST /api/v1/images/entrypoints       putImageEntrypoint(body)
+//
+// The web layer copies the request's body and query parameters in and the response out; it
+// does authentication. Every failure is a JSON body {"code", "message", "field"} with a 4xx (or
+// 503 when storage fails), never a partial document. Thread-safe when the store is.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "embed/document.h"
+#include "embed/store.h"
+#include "embed/transform.h"
+
+namespace dc::embed {
+
+/// Query parameters as the HTTP server parsed them (same shape as httplib::Params).
+using QueryParams = std::multimap<std::string, std::string>;
+
+enum class EndpointFormat { kJson, kYaml };  // fargate.json or fargate.yaml
+
+struct EmbedRequest {
+  std::string body;
+  std::string contentType;  // informational: the endpoint decides the format
+  QueryParams query;
+  EndpointFormat format = EndpointFormat::kJson;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Set on failure, so the web layer may re-map it through its own ErrorKind -> status table.
+  std::optional<Error> error;
+};
+
+/// The one ErrorKind -> HTTP status table used by these handlers (same values as web/).
+int httpStatus(ErrorKind kind);
+/// An error response: JSON {"code", "message", "field"}.
+HttpResponse errorResponse(const Error& error);
+
+/// Fixed configuration of the embed flow, validated by main.
+struct EmbedConfig {
+  ParseLimits limits;
+  /// Image of the TwistlockDefender sidecar (matches the Console version).
+  std::string sidecarImage = "defender-console/fargate-defender:0.1.0";
+  /// Port of the Console's defender channel, written into WS_ADDRESS.
+  int defenderPort = 8084;
+  /// Used when a request has no `consoleaddr`; empty: the parameter is required.
+  std::string defaultConsoleHost;
+};
+
+/// A random (v4, lower-case) UUID from libuuid.
+std::string randomUuid();
+
+class EmbedService {
+ public:
+  /// `store` and `clock` must outlive the service. `newUuid` makes App IDs deterministic in
+  /// tests; `installBundle` builds the sidecar's INSTALL_BUNDLE (default: base64 of
+  /// {"appID","consoleHost","defenderPort"}; the defender channel's credential issuer replaces
+  /// it).
+  EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig config,
+               UuidGenerator newUuid = randomUuid, BundleIssuer installBundle = {});
+
+  /// POST /api/v1/defenders/fargate.{json,yaml}. 200 with the protected document in the
+  /// endpoint's format and header X-Defender-App-IDs (comma-separated App IDs issued).
+  HttpResponse embed(const EmbedRequest& request);
+
+  /// GET /api/v1/defenders/app-ids?family=&offset=&limit= (limit default 50, max 250).
+  /// JSON array, header Total-Count.
+  HttpResponse listAppIds(const QueryParams& query);
+
+  /// GET /api/v1/images/entrypoints?image=&prefix=&offset=&limit=. JSON array, Total-Count.
+  HttpResponse listImageEntrypoints(const QueryParams& query);
+
+  /// POST /api/v1/images/entrypoints with {"image": "...", "entrypoint": [...], "cmd": [...]}.
+  /// 200 with the stored entry (image normalized).
+  HttpResponse putImageEntrypoint(std::string_view body);
+
+  /// True when the App ID was issued by this Console (see embed::isIssued).
+  bool isIssued(std::string_view appId) const;
+
+ private:
+  Result<EmbedOptions> parseOptions(const QueryParams& query) const;
+
+  EmbedStore& store_;
+  const Clock& clock_;
+  EmbedConfig config_;
+  UuidGenerator newUuid_;
+  BundleIssuer installBundle_;
+};
+
+}  // namespace dc::embed

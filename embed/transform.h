@@ -1,0 +1,117 @@
+// The embed transform (DESIGN §6): turns a Fargate task definition into a protected one.
+//
+// Pure: no HTTP, no storage. Image entrypoints and App ID UUIDs come from injected functions, so
+// tests are deterministic. The input document is taken by value and only returned when every
+// task definition in it was rewritten; any problem is an Error naming the path (and, for YAML,
+// the line), never a partial output.
+//
+// What changes (everything else is kept as it was, including key order):
+//  - one sidecar container `TwistlockDefender` appended to each container list;
+//  - in every original container: `entryPoint` becomes kLauncherArgv + the original argv;
+//    `volumesFrom` gets the sidecar appended; `dependsOn` gets {sidecar, START} appended;
+//    `linuxParameters.capabilities.add` gets SYS_PTRACE unless present; `command` is untouched,
+//    except that it is set to the image's CMD when the entrypoint came from the image store and
+//    the container had no command (an entrypoint override would otherwise drop the image CMD);
+//  - describe-task-definition output is unwrapped into a register input: read-only fields are
+//    dropped and `tags` moves inside.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "embed/document.h"
+
+namespace dc::embed {
+
+/// Name of the sidecar container (vendor name).
+inline constexpr std::string_view kSidecarName = "TwistlockDefender";
+/// Volume path the sidecar shares with every container (a VOLUME of the sidecar image).
+inline constexpr std::string_view kDefenderDir = "/var/lib/twistlock/fargate";
+/// argv prepended to each container's entrypoint. The launcher starts the original argv (what
+/// follows) as a child under the defender's watch.
+inline const std::vector<std::string> kLauncherArgv = {"/var/lib/twistlock/fargate/defender",
+                                                       "fargate", "entrypoint"};
+/// Sidecar entrypoint and health check (binaries inside the sidecar image).
+inline const std::vector<std::string> kSidecarArgv = {"/usr/local/bin/defender", "fargate",
+                                                      "sidecar"};
+inline const std::vector<std::string> kSidecarHealthArgv = {"CMD", "/usr/local/bin/defender",
+                                                            "fargate", "healthcheck"};
+/// ECS limits (RegisterTaskDefinition).
+inline constexpr size_t kMaxContainers = 10;
+inline constexpr size_t kMaxRegisterBytes = 64 * 1024;
+
+/// What the input was.
+enum class InputKind {
+  kNative,                  // register-task-definition input
+  kDescribeOutput,          // describe-task-definition output {"taskDefinition": …, "tags": …}
+  kCloudFormationResource,  // {"Type": "AWS::ECS::TaskDefinition", "Properties": …}
+  kCloudFormationProperties,  // the Properties object alone
+  kCloudFormationTemplate,    // a full template with "Resources"
+};
+std::string_view toString(InputKind kind);
+
+/// An image's ENTRYPOINT and CMD as the Console knows them (registry-scan results).
+struct ImageConfig {
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+};
+
+/// Looks up an image reference as written in the task definition. nullopt: unknown image.
+/// An Error (e.g. storage unavailable) aborts the transform with that error.
+using ImageLookup = std::function<Result<std::optional<ImageConfig>>(std::string_view image)>;
+/// Produces a fresh canonical UUID for an App ID.
+using UuidGenerator = std::function<std::string()>;
+
+/// One App ID issued for one task definition in the document.
+struct IssuedDefinition {
+  std::string appId;  // "<family>:<uuid>"; for an intrinsic family, "<family JSON>:<uuid>"
+  std::string uuid;
+  std::string family;  // the literal family, or the intrinsic as compact JSON
+  bool familyIsIntrinsic = false;
+  std::string path;  // where the task definition is, e.g. "Resources.WebTask"
+};
+
+/// Builds the sidecar's INSTALL_BUNDLE value for one issued App ID.
+using BundleIssuer = std::function<std::string(const IssuedDefinition&)>;
+
+/// Request options, already validated (see handler.h for the query parameters).
+struct EmbedOptions {
+  std::string consoleHost;   // host the defender connects to (from `consoleaddr`)
+  int defenderPort = 8084;   // the Console's defender channel
+  std::string sidecarImage;  // image of the sidecar container
+  bool filesystemMonitoring = false;
+  bool extractEntrypoint = false;
+  std::optional<bool> cloudFormation;  // nullopt: detect from the document
+  std::string registryType;            // echoed in errors only: registries are not queried
+};
+
+struct TransformDeps {
+  ImageLookup lookupImage;  // may be empty when extractEntrypoint is false
+  UuidGenerator newUuid;
+  BundleIssuer installBundle;  // empty: a bundle naming the App ID and Console address
+};
+
+struct TransformResult {
+  Node document;
+  InputKind kind = InputKind::kNative;
+  std::vector<IssuedDefinition> issued;  // one per task definition, in document order
+};
+
+/// Embeds the defender into every task definition of `document`. Errors (all kInvalidArgument
+/// unless noted), each naming the path and, for YAML, the line:
+///   invalid_type, missing_field, no_task_definition, format_mismatch, not_fargate,
+///   windows_not_supported, invalid_family, missing_family, invalid_container_name,
+///   duplicate_container_name, too_many_containers, register_size_exceeded,
+///   intrinsic_unsupported, entrypoint_required, entrypoint_unknown, already_protected (409).
+Result<TransformResult> embedDefender(Node document, const EmbedOptions& options,
+                                      const TransformDeps& deps);
+
+/// True when `node` is a CloudFormation intrinsic: a YAML short-form tag (`!Ref`, `!Sub`, ...)
+/// or a one-member object whose key is `Ref`, `Condition` or `Fn::*`. Returns its long name.
+std::optional<std::string> intrinsicName(const Node& node);
+
+}  // namespace dc::embed
