@@ -306,7 +306,19 @@ Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
   return std::optional<Defender>(std::move(d));
 }
 
+void Inventory::flushBeforeRead() {
+  bool pending;
+  {
+    std::lock_guard lock(stateMutex_);
+    pending = !pending_.empty();
+  }
+  // Filters and counts run in SQL, so the rows they see must carry the newest liveness. If the
+  // flush fails the read still runs and the in-memory overlay below keeps rows current.
+  if (pending) (void)flush();
+}
+
 Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
+  flushBeforeRead();
   auto page = store_.listDefenders(query, {clock_.now(), options_.liveness.grace});
   if (!page.ok()) return page;
   std::lock_guard lock(stateMutex_);
@@ -320,6 +332,7 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
 }
 
 Result<std::vector<CategorySummary>> Inventory::summary() {
+  flushBeforeRead();
   return store_.summarize({clock_.now(), options_.liveness.grace});
 }
 
@@ -355,6 +368,9 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
 Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,
                                                      size_t limit) {
   std::lock_guard w(writeMutex_);
+  // Heartbeats still waiting to be written would make the store's candidates stale; write them
+  // first, and do not evict at all while they cannot be written.
+  if (auto st = flushLocked(); !st.ok()) return st.error();
   int days;
   {
     std::lock_guard lock(stateMutex_);

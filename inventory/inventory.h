@@ -91,7 +91,8 @@ class Inventory {
   /// Defender is unknown; kRateLimited when the backlog is full.
   Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
 
-  /// Reads with the newest liveness overlaid.
+  /// Reads see the newest state: list and summary first write what is pending (their filters
+  /// and counts run in the Store), and every row gets the in-memory liveness overlaid.
   Result<std::optional<Defender>> find(const std::string& hostname);
   Result<Page<Defender>> list(const DefenderQuery& query);
   Result<std::vector<CategorySummary>> summary();
@@ -145,6 +146,7 @@ class Inventory {
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);
   void flusherLoop();
+  void flushBeforeRead();
   Status flushLocked();  // caller holds writeMutex_
 
   Store& store_;

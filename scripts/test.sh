@@ -1,11 +1,39 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds with ASan+UBSan and runs every test; then builds the
-# concurrent tests with ThreadSanitizer and runs them.
+# Installs what is missing, then builds and runs every test:
+#   1. all C++ tests (unit, store conformance, HTTP integration, embed corpus, simulator) built
+#      with AddressSanitizer + UndefinedBehaviorSanitizer;
+#   2. the concurrent suites (inventory, sweeper races) again under ThreadSanitizer;
+#   3. the browser tests of the web page (headless Chromium via playwright-core);
+#   4. reduced-size benchmark runs, so the harness keeps working (no timing assertions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 jobs=$(nproc)
+failed=0
 
+echo "== C++ tests (ASan + UBSan)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DDC_SANITIZE=address >/dev/null
 cmake --build build/asan -j"$jobs"
-ctest --test-dir build/asan --output-on-failure -j"$jobs"
+ctest --test-dir build/asan --output-on-failure -j"$jobs" || failed=1
+
+echo "== Concurrent suites (TSan)"
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDC_SANITIZE=thread >/dev/null
+cmake --build build/tsan -j"$jobs" --target inventory_test sweeper_test
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/inventory_test || failed=1
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/sweeper_test || failed=1
+
+if [[ -x tests/browser/run.sh ]]; then
+  echo "== Browser tests"
+  tests/browser/run.sh build/asan/main/defender-console || failed=1
+fi
+
+if [[ -x bench/smoke.sh ]]; then
+  echo "== Benchmark smoke run"
+  bench/smoke.sh || failed=1
+fi
+
+if ((failed)); then
+  echo "TESTS FAILED"
+  exit 1
+fi
+echo "ALL TESTS PASSED"

@@ -1,0 +1,236 @@
+// Eviction rules (DESIGN §5) on a manual clock, and randomized races on real threads.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cleanup/sweeper.h"
+#include "inventory/inventory.h"
+#include "inventory/sqlite_store.h"
+
+using namespace dc;
+using namespace dc::inventory;
+using namespace std::chrono_literals;
+
+namespace {
+
+// 2026-03-08 06:00 UTC: the US switch to daylight saving time happens an hour later (07:00 UTC),
+// inside the one-hour eviction window. Nothing may depend on it.
+const TimePoint kT0 = TimePoint(Millis(1'772'949'600'000));
+
+Defender reported(const std::string& host, DefenderType type = DefenderType::kFargate) {
+  Defender d;
+  d.hostname = host;
+  d.type = type;
+  d.appId = type == DefenderType::kFargate ? "fam:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f" : "";
+  return d;
+}
+
+struct Fixture {
+  ManualClock clock{kT0};
+  std::unique_ptr<Store> store = std::move(openSqliteStore({":memory:"})).value();
+  Inventory inv{*store, clock, InventoryOptions{}};
+  cleanup::Sweeper sweeper{inv, cleanup::SweepOptions{60s, 100}};
+  Fixture() { REQUIRE(inv.start().ok()); }
+
+  bool present(const std::string& host) { return inv.find(host)->has_value(); }
+  size_t sweep() {
+    auto r = sweeper.sweep(clock.now());
+    REQUIRE(r.ok());
+    return r->evicted;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sweep: App-Embedded evicted exactly one hour after disconnect, never earlier") {
+  Fixture f;
+  for (auto type : {DefenderType::kFargate, DefenderType::kAppEmbedded, DefenderType::kEksFargate})
+    REQUIRE(f.inv.recordHeartbeat(reported(std::string(typeInfo(type).apiName), type)).ok());
+  // disconnectedAt = lastSeen + G (90 s); removal at +1 h.
+  f.clock.advance(90s + 1h - 1s);
+  CHECK(f.sweep() == 0);  // 59:59 stays
+  CHECK(f.present("fargate"));
+  f.clock.advance(1s);
+  CHECK(f.sweep() == 3);
+  CHECK_FALSE(f.present("fargate"));
+  CHECK_FALSE(f.present("appEmbedded"));
+  CHECK_FALSE(f.present("eksFargate"));
+}
+
+TEST_CASE("sweep: other types follow disconnectPeriodDays, untouched by the one-hour rule") {
+  Fixture f;
+  REQUIRE(f.inv.recordHeartbeat(reported("node", DefenderType::kDaemonset)).ok());
+  REQUIRE(f.inv.recordHeartbeat(reported("host", DefenderType::kServerLinux)).ok());
+  REQUIRE(f.inv.recordHeartbeat(reported("fn", DefenderType::kServerless)).ok());
+  f.clock.advance(2h);
+  CHECK(f.sweep() == 0);
+  REQUIRE(f.inv.updateSettings({3}).ok());  // applies at the next sweep
+  f.clock.set(kT0 + 90s + 24h);
+  CHECK(f.sweep() == 0);  // default 1 day no longer applies
+  f.clock.set(kT0 + 90s + 72h - 1s);
+  CHECK(f.sweep() == 0);
+  f.clock.set(kT0 + 90s + 72h);
+  CHECK(f.sweep() == 3);
+}
+
+TEST_CASE("sweep: a graceful disconnect starts the hour at once") {
+  Fixture f;
+  REQUIRE(f.inv.recordHeartbeat(reported("t")).ok());
+  f.clock.advance(10s);
+  REQUIRE(f.inv.recordDisconnect("t").ok());
+  f.clock.advance(1h - 1ms);
+  CHECK(f.sweep() == 0);
+  f.clock.advance(1ms);
+  CHECK(f.sweep() == 1);
+}
+
+TEST_CASE("sweep: a Defender that registered and never heartbeated again") {
+  // Rule: registration is a heartbeat, so disconnectedAt = registeredAt + G and removal follows.
+  Fixture f;
+  REQUIRE(f.inv.recordHeartbeat(reported("once")).ok());
+  f.clock.advance(90s + 1h);
+  CHECK(f.sweep() == 1);
+}
+
+TEST_CASE("sweep: 1,000 tasks stop, 1,000 keep running; an hour later exactly the 1,000 go") {
+  Fixture f;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string host = "task-" + std::to_string(i);
+    REQUIRE(f.inv.recordHeartbeat(reported(host)).ok());
+    std::vector<Observation> obs;
+    for (int k = 0; k < 3; ++k) obs.push_back({0, "process", kT0, kT0, {{"k", k}}});
+    REQUIRE(f.inv.recordObservations(host, obs).ok());
+  }
+  // Odd tasks keep heartbeating every 30 s for 62 minutes; even tasks went silent at kT0.
+  for (int step = 0; step < 124; ++step) {
+    f.clock.advance(30s);
+    for (int i = 1; i < 2000; i += 2) REQUIRE(f.inv.recordHeartbeat(reported("task-" + std::to_string(i))).ok());
+    (void)f.sweeper.sweep(f.clock.now());
+  }
+  DefenderQuery all;
+  all.limit = 250;
+  auto page = f.inv.list(all);
+  REQUIRE(page.ok());
+  CHECK(page->total == 1000);
+  for (const auto& d : page->items) CHECK(std::stoi(d.hostname.substr(5)) % 2 == 1);
+  CHECK(*f.store->countObservations() == 3000);
+  auto audit = f.inv.audit(0, 1);
+  CHECK(audit->total == 1000);
+  CHECK(audit->items.front().observationsRemoved == 3);
+  CHECK(f.inv.metrics().evictions == 1000);
+}
+
+TEST_CASE("sweep: a Console that was down two hours does not evict its fleet on start") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  {
+    Inventory inv(*store, clock, {});
+    REQUIRE(inv.start().ok());
+    for (int i = 0; i < 50; ++i) REQUIRE(inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+    REQUIRE(inv.recordHeartbeat(reported("already-gone")).ok());
+    REQUIRE(inv.recordDisconnect("already-gone").ok());
+    inv.stop();
+  }
+  clock.advance(2h);
+  Inventory inv(*store, clock, {});
+  REQUIRE(inv.start().ok());
+  cleanup::Sweeper sweeper(inv, {});
+  auto r = sweeper.sweep(clock.now());
+  REQUIRE(r.ok());
+  CHECK(r->evicted == 1);  // only the one that had disconnected before the outage
+  // The others get a full grace period from the restart, then the usual hour.
+  clock.advance(90s + 1h - 1s);
+  CHECK(sweeper.sweep(clock.now())->evicted == 0);
+  clock.advance(1s);
+  CHECK(sweeper.sweep(clock.now())->evicted == 50);
+}
+
+TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real threads",
+          "[race]") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  InventoryOptions io;
+  io.flushInterval = 5ms;
+  Inventory inv(*store, clock, io);
+  REQUIRE(inv.start().ok());
+  cleanup::Sweeper sweeper(inv, {60s, 7});
+
+  constexpr int kLive = 60, kDying = 60, kChurn = 30;
+  auto live = [](int i) { return "live-" + std::to_string(i); };
+  auto dying = [](int i) { return "dying-" + std::to_string(i); };
+  auto churn = [](int i) { return "churn-" + std::to_string(i); };
+  for (int i = 0; i < kLive; ++i) REQUIRE(inv.recordHeartbeat(reported(live(i))).ok());
+  for (int i = 0; i < kDying; ++i) REQUIRE(inv.recordHeartbeat(reported(dying(i))).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> passes[2] = {0, 0};
+  std::vector<std::thread> threads;
+  // Two heartbeat threads keep the live set fresh; each completes full passes.
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      while (!stop) {
+        for (int i = t; i < kLive; i += 2) REQUIRE(inv.recordHeartbeat(reported(live(i))).ok());
+        ++passes[t];
+      }
+    });
+  // Churn: heartbeats, observations and manual deletes on the same hostnames.
+  threads.emplace_back([&] {
+    std::mt19937 rng(42);
+    while (!stop) {
+      const auto h = churn(static_cast<int>(rng() % kChurn));
+      switch (rng() % 3) {
+        case 0:
+          (void)inv.recordHeartbeat(reported(h));
+          break;
+        case 1:
+          (void)inv.recordObservations(h, {{0, "network", kT0, kT0, {{"port", 443}}}});
+          break;
+        default:
+          (void)inv.remove(h, "test");
+      }
+      (void)inv.recordObservations(live(static_cast<int>(rng() % kLive)),
+                                   {{0, "dns", kT0, kT0, {{"q", "x"}}}});
+    }
+  });
+  threads.emplace_back([&] {
+    while (!stop) REQUIRE(sweeper.sweep(clock.now()).ok());
+  });
+  // Time moves 15 s per step, but only after both heartbeat threads finished a full pass since
+  // the previous step, so every live Defender was seen within the last two steps (< G).
+  for (int step = 0; step < 300; ++step) {
+    const uint64_t a = passes[0], b = passes[1];
+    while ((passes[0] < a + 1 || passes[1] < b + 1)) std::this_thread::yield();
+    clock.advance(15s);
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  REQUIRE(inv.flush().ok());
+  REQUIRE(sweeper.sweep(clock.now()).ok());
+
+  // Never a live Defender evicted.
+  auto audit = inv.audit(0, 250);
+  REQUIRE(audit.ok());
+  for (long long off = 0; off < audit->total; off += 250)
+    for (const auto& a : inv.audit(static_cast<int>(off), 250)->items)
+      if (a.actor == "scheduler") CHECK(a.hostname.rfind("live-", 0) != 0);
+  for (int i = 0; i < kLive; ++i) CHECK(inv.find(live(i))->has_value());
+  // Every silent Defender is gone (75 minutes passed).
+  for (int i = 0; i < kDying; ++i) CHECK_FALSE(inv.find(dying(i))->has_value());
+  // No orphaned observations: each stored observation belongs to a stored Defender, and the
+  // in-memory inventory matches the store.
+  DefenderQuery q;
+  q.limit = 250;
+  long long owned = 0, rows = 0;
+  for (q.offset = 0;; q.offset += 250) {
+    auto page = inv.list(q);
+    REQUIRE(page.ok());
+    rows = page->total;
+    for (const auto& d : page->items) owned += inv.observations(d.hostname, 0, 1)->total;
+    if (page->items.size() < 250) break;
+  }
+  CHECK(owned == *store->countObservations());
+  CHECK(static_cast<size_t>(rows) == inv.metrics().defenders);
+}
