@@ -1,0 +1,148 @@
+// Starts a real Defender Console on free ports and talks to both of its listeners.
+"use strict";
+
+const { spawn } = require("node:child_process");
+const path = require("node:path");
+const fs = require("node:fs");
+const crypto = require("node:crypto");
+
+const REPO = path.resolve(__dirname, "..", "..", "..");
+
+function consoleBinary() {
+  const p = process.env.DC_CONSOLE_BIN || path.join(REPO, "build", "asan", "main", "defender-console");
+  return path.resolve(REPO, p);
+}
+
+// Starts the Console with a throw-away inventory and short liveness timings, and resolves once
+// both listeners have printed their addresses.
+async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 1, extraArgs = [] } = {}) {
+  const bin = consoleBinary();
+  if (!fs.existsSync(bin)) throw new Error(`Console binary not found: ${bin} (build it first, or pass its path)`);
+  const args = [
+    "--database", ":memory:",
+    "--host", "127.0.0.1",
+    "--console-port", "0",
+    "--defender-port", "0",
+    "--ui-dir", path.join(REPO, "web", "ui"),
+    "--heartbeat-interval", String(heartbeatInterval),
+    "--grace", String(grace),
+    "--sweep-interval", String(sweepInterval),
+    "--log-level", "info",
+    ...extraArgs,
+  ];
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  const ports = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Console did not start within 20 s:\n${log}`)), 20000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      const ui = /web page and Console API:\s*http:\/\/[^:\s]+:(\d+)\//.exec(log);
+      const ch = /defender channel:\s*http:\/\/[^:\s]+:(\d+)\//.exec(log);
+      if (ui && ch) {
+        clearTimeout(timer);
+        resolve({ console: Number(ui[1]), defender: Number(ch[1]) });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Console exited with ${code} before it was ready:\n${log}`));
+    });
+  });
+  child.stdout.on("data", (c) => (log += c.toString()));
+  child.stderr.on("data", (c) => (log += c.toString()));
+  const base = `http://127.0.0.1:${ports.console}`;
+  const channel = `http://127.0.0.1:${ports.defender}`;
+
+  async function post(url, body) {
+    const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`POST ${url} -> ${res.status}: ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  return {
+    base,
+    channel,
+    ports,
+    log: () => log,
+    async get(p) {
+      const res = await fetch(base + p);
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? safeJson(text) : null, text };
+    },
+    heartbeat(defender) {
+      return post(`${channel}/api/v1/defender/heartbeat`, defender);
+    },
+    disconnect(hostname) {
+      return post(`${channel}/api/v1/defender/disconnect`, { hostname });
+    },
+    observations(hostname, observations) {
+      return post(`${channel}/api/v1/defender/observations`, { hostname, observations });
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+function safeJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+// A Fargate Defender as the sidecar of one ECS task reports it.
+function fargateDefender({ family = "checkout", cluster = "prod-east", account = "123456789012", region = "us-east-1", type = "fargate", version = "32.07.123" } = {}) {
+  const taskId = crypto.randomBytes(16).toString("hex");
+  return {
+    hostname: taskId,
+    type,
+    appID: `${family}:${appUuid(family)}`,
+    cluster,
+    version,
+    container: family,
+    cloudMetadata: {
+      provider: "aws",
+      accountID: account,
+      region,
+      resourceID: `arn:aws:ecs:${region}:${account}:task/${cluster}/${taskId}`,
+      awsExecutionEnv: "AWS_ECS_FARGATE",
+      image: `${account}.dkr.ecr.${region}.amazonaws.com/${family}:1.4.2`,
+      name: family,
+    },
+  };
+}
+
+// One App ID per task family, as the embed flow issues it.
+const uuids = new Map();
+function appUuid(family) {
+  if (!uuids.has(family)) uuids.set(family, crypto.randomUUID());
+  return uuids.get(family);
+}
+
+// Polls fn until it returns a truthy value, up to timeoutMs.
+async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+module.exports = { startConsole, fargateDefender, waitFor, REPO };

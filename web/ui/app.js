@@ -1,0 +1,830 @@
+// Defender Console web page: Deployed Defenders, Defender detail, advanced settings, audit.
+// Plain browser JavaScript, no framework and no build step. The page's state lives in the URL's
+// query string (the same parameter names as GET /api/v1/defenders), so a view can be shared.
+"use strict";
+
+(() => {
+  const REFRESH_MS = 5000;
+  const API = "api/v1";
+
+  // DESIGN §2: vendor types, their category and UI label (same table as the Console's typeLabel).
+  const TYPES = [
+    ["fargate", "appEmbedded", "Fargate"],
+    ["appEmbedded", "appEmbedded", "Container Defender - App-Embedded"],
+    ["eksFargate", "appEmbedded", "EKS Fargate"],
+    ["docker", "container", "Container Defender - Docker"],
+    ["dockerWindows", "container", "Container Defender - Windows"],
+    ["containerdWindows", "container", "Container Defender - containerd Windows"],
+    ["swarm", "container", "Container Defender - Swarm"],
+    ["daemonset", "container", "Container Defender - Kubernetes"],
+    ["cri", "container", "Container Defender - CRI"],
+    ["ecs", "container", "Container Defender - ECS"],
+    ["podman", "container", "Container Defender - Podman"],
+    ["none", "container", "None"],
+    ["serverLinux", "host", "Host Defender - Linux"],
+    ["serverWindows", "host", "Host Defender - Windows"],
+    ["tas", "host", "Tanzu Application Service Defender - Linux"],
+    ["tasWindows", "host", "Tanzu Application Service Defender - Windows"],
+    ["serverless", "serverless", "Serverless Defender"],
+  ].map(([type, category, label]) => ({ type, category, label }));
+  const TYPE_BY_NAME = new Map(TYPES.map((t) => [t.type, t]));
+  const CATEGORIES = [
+    ["appEmbedded", "App-Embedded"],
+    ["container", "Container"],
+    ["host", "Host"],
+    ["serverless", "Serverless"],
+  ];
+  const CATEGORY_LABEL = new Map(CATEGORIES);
+  const SORT_KEYS = ["hostname", "type", "category", "version", "cluster", "appID", "lastModified", "connected", "lastSeen"];
+  const PAGE_SIZES = [25, 50, 100, 250];
+
+  const $ = (id) => document.getElementById(id);
+  const esc = (s) =>
+    String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  const dash = '<span class="dash" aria-label="none">—</span>';
+  const orDash = (s) => (s === undefined || s === null || s === "" ? dash : esc(s));
+
+  // ---------------------------------------------------------------------------------------------
+  // Time. The API speaks RFC 3339 UTC; the page shows UTC, labelled. Relative durations ("removal
+  // in 52 min") use the Console's clock, estimated from the HTTP Date header when it is sent, so a
+  // browser with a wrong clock does not mislead.
+  let clockOffsetMs = 0;
+  const consoleNow = () => Date.now() + clockOffsetMs;
+  function noteServerDate(res) {
+    const d = res.headers.get("Date");
+    const t = d ? Date.parse(d) : NaN;
+    if (!Number.isNaN(t)) clockOffsetMs = t - Date.now();
+  }
+  function fmtUtc(iso, withSeconds = true) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const p = (n) => String(n).padStart(2, "0");
+    const s = `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}`;
+    return withSeconds ? `${s}:${p(d.getUTCSeconds())}` : s;
+  }
+  function fmtDuration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+    const d = Math.floor(h / 24);
+    return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+  }
+  // Time of day alone when it is today (UTC) on the Console's clock, else date and time.
+  function shortUtc(iso) {
+    const full = fmtUtc(iso, false);
+    const today = fmtUtc(new Date(consoleNow()).toISOString(), false).slice(0, 10);
+    return full.startsWith(today) ? full.slice(11) : full;
+  }
+  const timeCell = (iso) => (iso ? `<time datetime="${esc(iso)}">${esc(fmtUtc(iso))}</time>` : dash);
+
+  // ---------------------------------------------------------------------------------------------
+  // HTTP.
+  class ApiError extends Error {
+    constructor(status, body, message) {
+      super(message);
+      this.status = status;
+      this.body = body;
+    }
+  }
+  async function api(path, { method = "GET", body } = {}) {
+    let res;
+    try {
+      res = await fetch(`${API}/${path}`, {
+        method,
+        headers: body !== undefined ? { "Content-Type": "application/json" } : {},
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new ApiError(0, null, "Console unreachable");
+    }
+    noteServerDate(res);
+    const text = await res.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    if (!res.ok) {
+      const msg = json && json.message ? json.message : `HTTP ${res.status}`;
+      throw new ApiError(res.status, json, msg);
+    }
+    return { data: json, total: Number(res.headers.get("Total-Count") ?? NaN) };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State <-> URL.
+  function readState() {
+    const q = new URLSearchParams(location.search);
+    const types = [];
+    for (const v of q.getAll("type")) for (const t of v.split(",")) if (TYPE_BY_NAME.has(t) && !types.includes(t)) types.push(t);
+    const limit = Number(q.get("limit"));
+    const offset = Number(q.get("offset"));
+    const sort = q.get("sort");
+    return {
+      view: ["defenders", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
+      types,
+      connected: ["true", "false"].includes(q.get("connected")) ? q.get("connected") : "",
+      cluster: q.get("cluster") ?? "",
+      search: q.get("search") ?? "",
+      sort: SORT_KEYS.includes(sort) ? sort : "hostname",
+      reverse: q.get("reverse") === "true",
+      limit: PAGE_SIZES.includes(limit) ? limit : 50,
+      offset: Number.isInteger(offset) && offset > 0 ? offset : 0,
+      auditOffset: Math.max(0, Number(q.get("auditOffset")) || 0),
+    };
+  }
+  let state = readState();
+
+  // Query parameters of the list API (and of the page URL, minus view-only keys).
+  function listParams(s = state) {
+    const q = new URLSearchParams();
+    if (s.types.length) q.set("type", s.types.join(","));
+    if (s.connected) q.set("connected", s.connected);
+    if (s.cluster.trim()) q.set("cluster", s.cluster.trim());
+    if (s.search.trim()) q.set("search", s.search.trim());
+    return q;
+  }
+  function pageUrl(s = state) {
+    const q = new URLSearchParams();
+    if (s.view !== "defenders") q.set("view", s.view);
+    for (const [k, v] of listParams(s)) q.set(k, v);
+    if (s.sort !== "hostname") q.set("sort", s.sort);
+    if (s.reverse) q.set("reverse", "true");
+    if (s.limit !== 50) q.set("limit", String(s.limit));
+    if (s.offset) q.set("offset", String(s.offset));
+    if (s.view === "audit" && s.auditOffset) q.set("auditOffset", String(s.auditOffset));
+    const qs = q.toString();
+    return location.pathname + (qs ? `?${qs}` : "");
+  }
+  // push = a discrete change (new history entry); typing replaces the current entry.
+  function update(patch, { push = true, resetPage = true } = {}) {
+    state = { ...state, ...patch };
+    if (resetPage && !("offset" in patch)) state.offset = 0;
+    const url = pageUrl();
+    if (url !== location.pathname + location.search) history[push ? "pushState" : "replaceState"](null, "", url);
+    render();
+  }
+  const hasFilters = () => listParams().toString() !== "";
+
+  // ---------------------------------------------------------------------------------------------
+  // Connection indicator and banners.
+  let lastOkAt = null;
+  function setConnection(ok, message) {
+    const conn = $("conn");
+    conn.classList.toggle("ok", ok);
+    conn.classList.toggle("bad", !ok);
+    $("conn-text").textContent = ok ? "Console connected" : "Console unreachable";
+    const banner = $("banner");
+    if (ok) {
+      banner.hidden = true;
+      banner.textContent = "";
+    } else {
+      banner.hidden = false;
+      banner.innerHTML = `<strong>${esc(message)}</strong>${esc(
+        ` Retrying every ${REFRESH_MS / 1000} s.` + (lastOkAt ? ` Showing data from ${fmtUtc(lastOkAt.toISOString())} UTC.` : ""),
+      )}`;
+    }
+  }
+  function toast(text) {
+    let t = $("toast");
+    if (!t) {
+      t = document.createElement("div");
+      t.id = "toast";
+      t.setAttribute("role", "status");
+      t.style.cssText =
+        "position:fixed;left:50%;bottom:20px;transform:translateX(-50%);background:#111827;color:#fff;padding:8px 14px;border-radius:6px;font-size:13px;z-index:20;max-width:90vw;box-shadow:0 6px 20px rgba(0,0,0,.25)";
+      document.body.appendChild(t);
+    }
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => (t.hidden = true), 5000);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Views.
+  function showView() {
+    for (const v of ["defenders", "audit", "protect"]) $(`view-${v}`).hidden = state.view !== v;
+    for (const a of document.querySelectorAll(".nav a[data-view]")) {
+      if (a.dataset.view === state.view) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    document.title = `${{ defenders: "Deployed Defenders", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
+  }
+
+  function render() {
+    showView();
+    syncControls();
+    refreshNow();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Filter controls.
+  function buildTypeMenu() {
+    const box = $("type-options");
+    box.innerHTML = CATEGORIES.map(
+      ([cat, name]) =>
+        `<div class="grp" id="grp-${cat}">${esc(name)}</div>` +
+        TYPES.filter((t) => t.category === cat)
+          .map((t) => `<label><input type="checkbox" name="type" value="${esc(t.type)}"> ${esc(t.label)}</label>`)
+          .join(""),
+    ).join("");
+    box.addEventListener("change", () => {
+      const types = [...box.querySelectorAll("input:checked")].map((i) => i.value);
+      update({ types });
+    });
+  }
+  function typeSummary(types) {
+    if (!types.length) return "All types";
+    if (types.length === 1) return TYPE_BY_NAME.get(types[0]).label;
+    if (types.length === 2) return types.map((t) => TYPE_BY_NAME.get(t).label).join(", ");
+    return `${types.length} types`;
+  }
+  function syncControls() {
+    $("type-summary").textContent = typeSummary(state.types);
+    for (const i of $("type-options").querySelectorAll("input")) i.checked = state.types.includes(i.value);
+    $("f-status").value = state.connected;
+    if (document.activeElement !== $("f-cluster")) $("f-cluster").value = state.cluster;
+    if (document.activeElement !== $("f-search")) $("f-search").value = state.search;
+    $("page-size").value = String(state.limit);
+    $("clear-filters").disabled = !hasFilters();
+    for (const th of document.querySelectorAll("#grid th[data-sort]")) {
+      if (th.dataset.sort === state.sort) th.setAttribute("aria-sort", state.reverse ? "descending" : "ascending");
+      else th.removeAttribute("aria-sort");
+    }
+    const dl = listParams();
+    if (state.sort !== "hostname") dl.set("sort", state.sort);
+    if (state.reverse) dl.set("reverse", "true");
+    $("download").href = `${API}/defenders/download${dl.toString() ? `?${dl}` : ""}`;
+    renderChips();
+  }
+  function renderChips() {
+    const chips = [];
+    for (const t of state.types)
+      chips.push([`Type: ${TYPE_BY_NAME.get(t).label}`, () => update({ types: state.types.filter((x) => x !== t) })]);
+    if (state.connected)
+      chips.push([`Status: ${state.connected === "true" ? "Connected" : "Disconnected"}`, () => update({ connected: "" })]);
+    if (state.cluster.trim()) chips.push([`Cluster: ${state.cluster.trim()}`, () => update({ cluster: "" })]);
+    if (state.search.trim()) chips.push([`Search: “${state.search.trim()}”`, () => update({ search: "" })]);
+    const box = $("chips");
+    box.innerHTML = "";
+    for (const [text, remove] of chips) {
+      const span = document.createElement("span");
+      span.className = "chip";
+      span.textContent = text;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.setAttribute("aria-label", `Remove filter ${text}`);
+      b.textContent = "×";
+      b.addEventListener("click", remove);
+      span.appendChild(b);
+      box.appendChild(span);
+    }
+  }
+  function openTypeMenu(open) {
+    $("type-menu").hidden = !open;
+    $("type-btn").setAttribute("aria-expanded", String(open));
+    if (open) $("type-options").querySelector("input")?.focus();
+  }
+  function debounce(fn, ms) {
+    let t;
+    return (...a) => {
+      clearTimeout(t);
+      t = setTimeout(() => fn(...a), ms);
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Deployed Defenders: summary tiles, table, pager.
+  let lastRowsKey = "";
+  let lastPage = { items: [], total: 0 };
+  let lastSummary = null;
+  let inflight = false;
+
+  function statusCell(d) {
+    if (d.connected) return `<span class="badge ok">Connected</span>`;
+    const parts = [];
+    if (d.disconnectedAt) parts.push(`since <time datetime="${esc(d.disconnectedAt)}">${esc(shortUtc(d.disconnectedAt))}</time> UTC`);
+    let soon = false;
+    if (d.removalAt) {
+      const left = Date.parse(d.removalAt) - consoleNow();
+      soon = left < 15 * 60 * 1000;
+      parts.push(
+        left > 0
+          ? `<span title="Removal at ${esc(fmtUtc(d.removalAt))} UTC">removal in ${esc(fmtDuration(left))}</span>`
+          : `<span title="Removal was due at ${esc(fmtUtc(d.removalAt))} UTC">removal pending</span>`,
+      );
+    }
+    return `<span class="badge bad">Disconnected</span>` + (parts.length ? `<span class="status-sub${soon ? " soon" : ""}">${parts.join(" · ")}</span>` : "");
+  }
+  // "<family>:<uuid>", allowed to wrap after the colon only.
+  function appIdHtml(id) {
+    if (!id) return dash;
+    const i = id.lastIndexOf(":");
+    if (i < 0) return `<span class="mono appid">${esc(id)}</span>`;
+    return `<span class="mono appid" title="${esc(id)}"><span class="fam">${esc(id.slice(0, i + 1))}</span><wbr><span class="uuid">${esc(id.slice(i + 1))}</span></span>`;
+  }
+  function rowHtml(d) {
+    const sel = openHost && openHost.toLowerCase() === d.hostname.toLowerCase() ? " selected" : "";
+    return (
+      `<tr data-host="${esc(d.hostname)}" class="${sel}">` +
+      `<td class="host" data-label="Hostname"><button type="button" aria-haspopup="dialog">${esc(d.hostname)}</button></td>` +
+      `<td data-label="Type"><span class="type-pill">${esc(d.typeLabel || d.type)}</span></td>` +
+      `<td data-label="App ID">${appIdHtml(d.appID)}</td>` +
+      `<td data-label="Cluster">${orDash(d.cluster)}</td>` +
+      `<td data-label="Version">${orDash(d.version)}</td>` +
+      `<td data-label="Status">${statusCell(d)}</td>` +
+      `<td class="time" data-label="Last modified">${timeCell(d.lastModified)}</td>` +
+      `</tr>`
+    );
+  }
+  function renderTable(items, total) {
+    // Rebuild only when something visible changed, keep keyboard focus on the same Defender.
+    const key = JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost;
+    if (key !== lastRowsKey) {
+      lastRowsKey = key;
+      const focusedHost = document.activeElement?.closest?.("#rows tr")?.dataset.host;
+      $("rows").innerHTML = items.map(rowHtml).join("");
+      if (focusedHost) {
+        const tr = [...$("rows").rows].find((r) => r.dataset.host === focusedHost);
+        tr?.querySelector("button")?.focus({ preventScroll: true });
+      }
+    }
+    const empty = $("empty");
+    if (items.length) {
+      empty.hidden = true;
+    } else if (total > 0 && state.offset >= total) {
+      // The page ran past the end (Defenders were removed): go to the last page.
+      update({ offset: Math.max(0, Math.floor((total - 1) / state.limit) * state.limit) }, { push: false });
+      return;
+    } else {
+      empty.hidden = false;
+      const inventoryEmpty = lastSummary ? lastSummary.every((c) => !c.deployed) : !hasFilters();
+      if (inventoryEmpty && !hasFilters()) {
+        empty.innerHTML =
+          `<h2>No Defenders yet</h2><p>Defenders appear here when they first connect to the defender channel (port 8084 by default). ` +
+          `To try the page, start simulated Fargate Defenders, for example:</p>` +
+          `<pre><code>build/release/tools/fleet_sim/defender-fleet-sim --console http://${esc(location.hostname || "127.0.0.1")}:8084 --defenders 50 --families 5 --clusters 2</code></pre>`;
+      } else {
+        empty.innerHTML =
+          `<h2>No Defenders match these filters</h2><p>Change or remove a filter above, or ` +
+          `<button type="button" class="linkbtn" data-clear>clear all filters</button>.</p>`;
+      }
+    }
+    const from = total ? state.offset + 1 : 0;
+    const to = state.offset + items.length;
+    $("range").textContent = total ? `${from}–${to} of ${total} Defender${total === 1 ? "" : "s"}` : "0 Defenders";
+    const pages = Math.max(1, Math.ceil(total / state.limit));
+    const page = Math.floor(state.offset / state.limit) + 1;
+    $("page-of").textContent = `Page ${page} of ${pages}`;
+    $("first").disabled = $("prev").disabled = state.offset === 0;
+    $("next").disabled = to >= total;
+  }
+  function renderTiles(summary) {
+    const byCat = new Map((summary || []).map((c) => [c.category, c]));
+    const box = $("tiles");
+    const html = CATEGORIES.map(([cat, name]) => {
+      const c = byCat.get(cat) || { deployed: 0, connected: 0, disconnected: 0 };
+      const catTypes = TYPES.filter((t) => t.category === cat).map((t) => t.type);
+      const pressed = state.types.length === catTypes.length && catTypes.every((t) => state.types.includes(t));
+      return (
+        `<button type="button" class="tile" data-cat="${cat}" aria-pressed="${pressed}" ` +
+        `aria-label="${esc(name)}: ${c.deployed} deployed, ${c.connected} connected, ${c.disconnected} disconnected. Filter to ${esc(name)} types">` +
+        `<div class="t-name">${esc(name)}</div><div class="t-total">${c.deployed}</div>` +
+        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span></div></button>`
+      );
+    }).join("");
+    if (box.dataset.html !== html) {
+      const focusedCat = document.activeElement?.dataset?.cat;
+      box.innerHTML = html;
+      box.dataset.html = html;
+      if (focusedCat) box.querySelector(`[data-cat="${focusedCat}"]`)?.focus({ preventScroll: true });
+    }
+  }
+  const knownClusters = new Set();
+  function noteClusters(items) {
+    let changed = false;
+    for (const d of items)
+      if (d.cluster && !knownClusters.has(d.cluster) && knownClusters.size < 500) {
+        knownClusters.add(d.cluster);
+        changed = true;
+      }
+    if (changed) $("cluster-list").innerHTML = [...knownClusters].sort().map((c) => `<option value="${esc(c)}">`).join("");
+  }
+
+  async function loadDefenders() {
+    const q = listParams();
+    q.set("offset", String(state.offset));
+    q.set("limit", String(state.limit));
+    q.set("sort", state.sort);
+    q.set("reverse", String(state.reverse));
+    const [page, summary] = await Promise.all([api(`defenders?${q}`), api("defenders/summary")]);
+    lastSummary = summary.data;
+    renderTiles(summary.data);
+    const total = Number.isFinite(page.total) ? page.total : page.data.length;
+    lastPage = { items: page.data, total };
+    noteClusters(page.data);
+    renderTable(page.data, total);
+    $("grid").setAttribute("aria-busy", "false");
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Audit.
+  async function loadAudit() {
+    const { data, total } = await api(`audit/defenders?offset=${state.auditOffset}&limit=50`);
+    $("audit-rows").innerHTML = data
+      .map(
+        (a) =>
+          `<tr><td class="time">${timeCell(a.time)}</td><td><span class="mono">${esc(a.hostname)}</span></td>` +
+          `<td>${esc(TYPE_BY_NAME.get(a.type)?.label ?? a.type)}</td><td><span class="mono">${orDash(a.appID)}</span></td>` +
+          `<td>${esc(a.actor)}</td><td>${esc(a.reason)}</td><td class="time">${timeCell(a.lastSeen)}</td>` +
+          `<td class="num">${esc(a.observationsRemoved)}</td></tr>`,
+      )
+      .join("");
+    $("audit-empty").hidden = data.length > 0;
+    $("audit-empty").innerHTML = "<h2>Nothing removed yet</h2><p>Evictions and deletes of Defenders are recorded here.</p>";
+    const n = Number.isFinite(total) ? total : data.length;
+    $("audit-range").textContent = n ? `${state.auditOffset + 1}–${state.auditOffset + data.length} of ${n} records` : "0 records";
+    $("audit-prev").disabled = state.auditOffset === 0;
+    $("audit-next").disabled = state.auditOffset + data.length >= n;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Refresh loop: keeps filters, sort, page and scroll (rows are replaced in place).
+  let timer = null;
+  async function refreshNow() {
+    clearTimeout(timer);
+    if (inflight) {
+      refreshNow.again = true;
+      return;
+    }
+    inflight = true;
+    try {
+      if (state.view === "defenders") await loadDefenders();
+      else if (state.view === "audit") await loadAudit();
+      if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
+      lastOkAt = new Date(consoleNow());
+      setConnection(true);
+      $("updated").textContent = `Refreshes every ${REFRESH_MS / 1000} s · last updated ${fmtUtc(lastOkAt.toISOString())} UTC`;
+    } catch (e) {
+      if (e.status === 0) setConnection(false, "Console unreachable.");
+      else if (e.status >= 500) setConnection(false, `Console error: ${e.message}.`);
+      else {
+        // A 4xx means this view's parameters are wrong (e.g. a hand-edited URL).
+        setConnection(true);
+        $("banner").hidden = false;
+        $("banner").innerHTML = `<strong>The Console rejected this view:</strong> ${esc(e.message)} <button type="button" class="linkbtn" data-reset>Reset the view</button>`;
+      }
+    } finally {
+      inflight = false;
+      if (refreshNow.again) {
+        refreshNow.again = false;
+        refreshNow();
+      } else {
+        timer = setTimeout(refreshNow, REFRESH_MS);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Defender detail.
+  let openHost = null;
+  let lastDetailKey = "";
+  let detailDefender = null;
+
+  function kv(rows) {
+    return (
+      `<dl class="kv">` +
+      rows
+        .map(([k, v, mono]) => `<dt>${esc(k)}</dt><dd${mono ? ' class="mono"' : ""}>${v}</dd>`)
+        .join("") +
+      `</dl>`
+    );
+  }
+  function jsonBlock(v) {
+    const empty = v == null || (typeof v === "object" && Object.keys(v).length === 0);
+    return empty ? `<p class="muted">None reported.</p>` : `<pre class="json">${esc(JSON.stringify(v, null, 2))}</pre>`;
+  }
+  function fieldsSummary(f) {
+    if (!f || typeof f !== "object") return "";
+    return Object.entries(f)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join("  ");
+  }
+  function detailHtml(d, profile, profileError) {
+    const whenTime = (iso) => (iso ? `${esc(fmtUtc(iso))} UTC` : dash);
+    let removal = dash;
+    if (d.removalAt) {
+      const left = Date.parse(d.removalAt) - consoleNow();
+      removal = `${esc(fmtUtc(d.removalAt))} UTC <span class="muted">(${left > 0 ? `in ${esc(fmtDuration(left))}` : "due at the next cleanup run"})</span>`;
+    }
+    const cm = d.cloudMetadata || {};
+    let html =
+      `<h3>Overview</h3>` +
+      kv([
+        ["Status", statusCell(d)],
+        ["Type", `${esc(d.typeLabel)} <span class="muted mono">(${esc(d.type)})</span>`],
+        ["Category", esc(CATEGORY_LABEL.get(d.category) ?? d.category)],
+        ["App ID", orDash(d.appID), true],
+        ["Cluster", orDash(d.cluster)],
+        ["Container", orDash(d.container)],
+        ["Version", orDash(d.version)],
+        ["Collections", d.collections?.length ? d.collections.map(esc).join(", ") : dash],
+        ["Certificate expires", d.certificateExpiration ? whenTime(d.certificateExpiration) : dash],
+      ]) +
+      `<h3>Connection</h3>` +
+      kv([
+        ["Last seen", whenTime(d.lastSeen)],
+        ["Last modified", whenTime(d.lastModified)],
+        ["Registered", whenTime(d.registeredAt)],
+        ["Disconnected since", whenTime(d.disconnectedAt)],
+        ["Removal", removal],
+        ["Clock skew", d.clockSkewSeconds == null ? dash : `${esc(d.clockSkewSeconds)} s <span class="muted">(Defender clock − Console clock)</span>`],
+      ]) +
+      "";
+    if (d.category === "appEmbedded") {
+      html += `<h3>App-Embedded observations</h3>`;
+      if (profileError) html += `<p class="error">Could not load the runtime profile: ${esc(profileError)}</p>`;
+      else if (profile) {
+        const obs = profile.observations || [];
+        html +=
+          kv([
+            ["Profile started", whenTime(profile.startTime)],
+            ["Image", orDash(profile.image), true],
+            ["Observations", `${esc(profile.observationsTotal)}${obs.length < profile.observationsTotal ? ` <span class="muted">(newest ${obs.length} shown)</span>` : ""}`],
+          ]) +
+          (obs.length
+            ? `<table class="events"><caption class="sr-only">Recent observations</caption><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Kind</th><th scope="col">Details</th></tr></thead><tbody>` +
+              obs
+                .map(
+                  (o) =>
+                    `<tr><td class="time">${timeCell(o.time)}</td><td><span class="kind ${esc(o.kind)}">${esc(o.kind)}</span></td><td class="fields">${esc(fieldsSummary(o.fields))}</td></tr>`,
+                )
+                .join("") +
+              `</tbody></table>`
+            : `<p class="muted">No observations reported yet.</p>`);
+      }
+    }
+    html +=
+      `<h3>Cloud metadata</h3>` +
+      kv([
+        ["Provider", orDash(cm.provider)],
+        ["Account ID", orDash(cm.accountID), true],
+        ["Region", orDash(cm.region)],
+        ["Resource ID", orDash(cm.resourceID), true],
+        ["Execution environment", orDash(cm.awsExecutionEnv)],
+        ["Image", orDash(cm.image), true],
+        ["Name", orDash(cm.name)],
+      ]);
+    html +=
+      `<h3>Features</h3>${jsonBlock(d.features)}` +
+      `<h3>Status</h3>${jsonBlock(d.status)}` +
+      `<h3>System info</h3>${jsonBlock(d.systemInfo)}`;
+    return html;
+  }
+  async function loadDetail(hostname, { quiet = false } = {}) {
+    let d;
+    try {
+      d = (await api(`defenders/${encodeURIComponent(hostname)}`)).data;
+    } catch (e) {
+      if (e.status === 404) {
+        $("detail-body").innerHTML = `<p class="empty">This Defender is no longer in the inventory (removed or evicted). See the Audit tab.</p>`;
+        $("detail-delete").disabled = true;
+        lastDetailKey = "";
+        return;
+      }
+      if (quiet) throw e;
+      $("detail-body").innerHTML = `<p class="error">Could not load this Defender: ${esc(e.message)}</p>`;
+      return;
+    }
+    let profile = null;
+    let profileError = null;
+    if (d.category === "appEmbedded") {
+      try {
+        profile = (await api(`profiles/app-embedded/${encodeURIComponent(hostname)}?limit=50`)).data;
+      } catch (e) {
+        if (e.status !== 404) profileError = e.message;
+      }
+    }
+    detailDefender = d;
+    $("detail-delete").disabled = false;
+    $("detail-title").textContent = d.hostname;
+    $("detail-type").textContent = `${d.typeLabel} · ${d.connected ? "Connected" : "Disconnected"}`;
+    const key = JSON.stringify([d, profile, profileError, Math.floor(consoleNow() / 30000)]);
+    if (key === lastDetailKey) return;
+    lastDetailKey = key;
+    const body = $("detail-body");
+    const scroll = body.scrollTop;
+    body.innerHTML = detailHtml(d, profile, profileError);
+    body.scrollTop = scroll;
+  }
+  async function openDetail(hostname) {
+    openHost = hostname;
+    lastDetailKey = "";
+    $("detail-title").textContent = hostname;
+    $("detail-type").textContent = "";
+    $("detail-body").innerHTML = `<p class="muted">Loading…</p>`;
+    const dlg = $("detail");
+    if (!dlg.open) dlg.showModal();
+    markSelected();
+    await loadDetail(hostname);
+  }
+  function markSelected() {
+    for (const tr of $("rows").rows) tr.classList.toggle("selected", !!openHost && tr.dataset.host === openHost);
+  }
+
+  // Delete with confirmation.
+  function askDelete() {
+    const d = detailDefender;
+    if (!d) return;
+    const ae = d.category === "appEmbedded";
+    $("confirm-title").textContent = `Delete ${d.hostname}?`;
+    $("confirm-text").textContent =
+      `The Defender is removed from the inventory${ae ? " together with all its App-Embedded observations" : ""}, and an audit record is kept. ` +
+      `If it is still running, it registers again, with no old data, on its next heartbeat.`;
+    $("confirm-error").hidden = true;
+    $("confirm-delete").disabled = false;
+    $("confirm").showModal();
+  }
+  async function doDelete() {
+    const d = detailDefender;
+    $("confirm-delete").disabled = true;
+    try {
+      const { data } = await api(`defenders/${encodeURIComponent(d.hostname)}`, { method: "DELETE" });
+      $("confirm").close();
+      $("detail").close();
+      const n = data && data.observationsRemoved;
+      toast(`Deleted ${d.hostname}${Number.isFinite(n) ? ` and ${n} observation${n === 1 ? "" : "s"}` : ""}.`);
+      refreshNow();
+    } catch (e) {
+      $("confirm-delete").disabled = false;
+      $("confirm-error").hidden = false;
+      $("confirm-error").textContent =
+        e.status === 404 ? "This Defender is already gone (removed or evicted)." : `Could not delete: ${e.message}`;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Advanced settings.
+  function validateDays(raw) {
+    const s = String(raw).trim();
+    if (s === "") return "Enter a number of days.";
+    if (!/^\d+$/.test(s)) return "Enter a whole number of days.";
+    const n = Number(s);
+    if (n < 1 || n > 365) return "Enter a number of days between 1 and 365.";
+    return null;
+  }
+  function showDaysError(msg) {
+    const el = $("s-days-error");
+    el.hidden = !msg;
+    el.textContent = msg || "";
+    $("s-days").setAttribute("aria-invalid", msg ? "true" : "false");
+  }
+  async function openSettings() {
+    showDaysError(null);
+    const input = $("s-days");
+    input.value = "";
+    $("s-save").disabled = true;
+    $("settings").showModal();
+    try {
+      const { data } = await api("settings/defender");
+      input.value = String(data.disconnectPeriodDays);
+      const h = data.appEmbeddedRemovalHours ?? 1;
+      $("s-note").textContent =
+        `App-Embedded Defenders (including Fargate) are always removed ${h === 1 ? "one hour" : `${h} hours`} after they disconnect, together with all their observations. This cannot be changed.`;
+      $("s-save").disabled = false;
+      input.select();
+    } catch (e) {
+      showDaysError(`Could not load the current setting: ${e.message}`);
+    }
+  }
+  async function saveSettings(ev) {
+    ev.preventDefault();
+    const input = $("s-days");
+    const err = validateDays(input.value);
+    if (err) {
+      showDaysError(err);
+      input.focus();
+      return;
+    }
+    showDaysError(null);
+    $("s-save").disabled = true;
+    try {
+      const { data } = await api("settings/defender", { method: "POST", body: { disconnectPeriodDays: Number(input.value.trim()) } });
+      $("settings").close();
+      toast(`Saved: disconnected Defenders are removed after ${data.disconnectPeriodDays} day${data.disconnectPeriodDays === 1 ? "" : "s"}.`);
+      refreshNow();
+    } catch (e) {
+      showDaysError(e.status === 0 ? "Console unreachable; the setting was not saved. Try again." : e.message);
+    } finally {
+      $("s-save").disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Wiring.
+  function wire() {
+    buildTypeMenu();
+    $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
+    $("type-done").addEventListener("click", () => {
+      openTypeMenu(false);
+      $("type-btn").focus();
+    });
+    $("type-clear").addEventListener("click", () => update({ types: [] }));
+    $("type-menu").addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        openTypeMenu(false);
+        $("type-btn").focus();
+      }
+    });
+    document.addEventListener("click", (e) => {
+      if (!$("type-menu").hidden && !e.target.closest(".typefield")) openTypeMenu(false);
+    });
+    $("f-status").addEventListener("change", (e) => update({ connected: e.target.value }));
+    const typed = debounce((patch) => update(patch, { push: false }), 300);
+    $("f-cluster").addEventListener("input", (e) => typed({ cluster: e.target.value }));
+    $("f-search").addEventListener("input", (e) => typed({ search: e.target.value }));
+    $("filters").addEventListener("submit", (e) => {
+      e.preventDefault();
+      update({ cluster: $("f-cluster").value, search: $("f-search").value });
+    });
+    const clearAll = () => update({ types: [], connected: "", cluster: "", search: "" });
+    $("clear-filters").addEventListener("click", clearAll);
+    $("empty").addEventListener("click", (e) => e.target.closest("[data-clear]") && clearAll());
+    $("banner").addEventListener("click", (e) => {
+      if (e.target.closest("[data-reset]")) {
+        history.pushState(null, "", location.pathname);
+        state = readState();
+        render();
+      }
+    });
+
+    for (const th of document.querySelectorAll("#grid th[data-sort]"))
+      th.querySelector("button").addEventListener("click", () => {
+        const key = th.dataset.sort;
+        update({ sort: key, reverse: state.sort === key ? !state.reverse : false });
+      });
+    $("tiles").addEventListener("click", (e) => {
+      const tile = e.target.closest(".tile");
+      if (!tile) return;
+      const catTypes = TYPES.filter((t) => t.category === tile.dataset.cat).map((t) => t.type);
+      update({ types: tile.getAttribute("aria-pressed") === "true" ? [] : catTypes });
+    });
+    $("rows").addEventListener("click", (e) => {
+      const tr = e.target.closest("tr[data-host]");
+      if (tr && !window.getSelection()?.toString()) openDetail(tr.dataset.host);
+    });
+
+    $("page-size").addEventListener("change", (e) => update({ limit: Number(e.target.value) }));
+    $("first").addEventListener("click", () => update({ offset: 0 }));
+    $("prev").addEventListener("click", () => update({ offset: Math.max(0, state.offset - state.limit) }));
+    $("next").addEventListener("click", () => update({ offset: state.offset + state.limit }));
+    $("audit-prev").addEventListener("click", () => update({ auditOffset: Math.max(0, state.auditOffset - 50) }, { resetPage: false }));
+    $("audit-next").addEventListener("click", () => update({ auditOffset: state.auditOffset + 50 }, { resetPage: false }));
+
+    for (const a of document.querySelectorAll(".nav a[data-view]"))
+      a.addEventListener("click", (e) => {
+        e.preventDefault();
+        update({ view: a.dataset.view, auditOffset: 0 }, { resetPage: false });
+      });
+
+    for (const dlg of document.querySelectorAll("dialog"))
+      for (const b of dlg.querySelectorAll("[data-close]")) b.addEventListener("click", () => dlg.close());
+    $("detail").addEventListener("close", () => {
+      const host = openHost;
+      openHost = null;
+      detailDefender = null;
+      markSelected();
+      const tr = [...$("rows").rows].find((r) => r.dataset.host === host);
+      tr?.querySelector("button")?.focus({ preventScroll: true });
+    });
+    // A click on the backdrop (outside the panel) closes the detail.
+    $("detail").addEventListener("click", (e) => {
+      if (e.target === $("detail")) $("detail").close();
+    });
+    $("detail-delete").addEventListener("click", askDelete);
+    $("confirm-delete").addEventListener("click", doDelete);
+    $("open-settings").addEventListener("click", openSettings);
+    $("settings-form").addEventListener("submit", saveSettings);
+    $("s-days").addEventListener("input", () => {
+      if (!$("s-days-error").hidden) showDaysError(validateDays($("s-days").value));
+    });
+
+    window.addEventListener("popstate", () => {
+      state = readState();
+      render();
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refreshNow();
+    });
+  }
+
+  wire();
+  render();
+})();
