@@ -1,0 +1,221 @@
+// EmbedService: query parameters, statuses, App ID records and the image-entrypoint API.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "embed/handler.h"
+#include "embed/store.h"
+#include "tests/embed/embed_test_util.h"
+
+using namespace dc;
+using namespace dc::embed;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kSeedTask =
+    R"({ "containerDefinitions": [ { "name": "web", "image": "nginx", "entryPoint": [ "/http_server" ] } ], "cpu": "256", "executionRoleArn": "arn:aws:iam::112233445566:role/ecsTaskExecutionRole", "family": "webserver", "memory": "512", "networkMode": "awsvpc", "requiresCompatibilities": [ "FARGATE" ] })";
+
+std::string header(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return {};
+}
+
+/// A store whose every call fails, as a locked or broken database would.
+class FailingStore final : public EmbedStore {
+ public:
+  Status recordIssued(const std::vector<IssuedAppId>&) override { return down(); }
+  Result<Page<IssuedAppId>> listIssued(std::string_view, size_t, size_t) override { return down(); }
+  Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view) override { return down(); }
+  Status putImage(const ImageEntrypoint&) override { return down(); }
+  Result<std::optional<ImageEntrypoint>> findImage(std::string_view) override { return down(); }
+  Result<Page<ImageEntrypoint>> listImages(std::string_view, size_t, size_t) override {
+    return down();
+  }
+
+ private:
+  static Error down() { return Error::unavailable("database is locked"); }
+};
+
+struct Fixture {
+  MemoryEmbedStore store;
+  ManualClock clock{TimePoint(Millis(1795000000000))};
+  EmbedService service{store, clock, EmbedConfig{}, test::sequentialUuids()};
+};
+
+}  // namespace
+
+TEST_CASE("the vendor's Jenkins request works as written", "[embed][handler]") {
+  // curl ... https://$C/api/v1/defenders/fargate.json?consoleaddr=$C -X POST
+  //   -H "Content-Type:application/json" --data-binary "@fargate.json"
+  Fixture f;
+  EmbedRequest req{kSeedTask,
+                   "application/json",
+                   {{"consoleaddr", "console.example.com:8083"}},
+                   EndpointFormat::kJson};
+  const HttpResponse r = f.service.embed(req);
+  REQUIRE(r.status == 200);
+  CHECK(r.contentType == "application/json");
+  const json out = json::parse(r.body);  // what `jq .` needs: one JSON document
+  const auto& containers = out.at("containerDefinitions");
+  REQUIRE(containers.size() == 2);
+  CHECK(containers[0].at("entryPoint") == json::array({"/var/lib/twistlock/fargate/defender",
+                                                       "fargate", "entrypoint", "/http_server"}));
+  CHECK(containers[1].at("name") == "TwistlockDefender");
+  const std::string appId = "webserver:00000000-0000-4000-8000-000000000001";
+  CHECK(header(r, "X-Defender-App-IDs") == appId);
+  bool sawWs = false;
+  for (const auto& e : containers[1].at("environment")) {
+    if (e.at("name") == "WS_ADDRESS") {
+      CHECK(e.at("value") == "wss://console.example.com:8084");
+      sawWs = true;
+    }
+  }
+  CHECK(sawWs);
+
+  CHECK(f.service.isIssued(appId));
+  CHECK_FALSE(f.service.isIssued("webserver:00000000-0000-4000-8000-000000000002"));
+  CHECK_FALSE(f.service.isIssued("other:00000000-0000-4000-8000-000000000001"));
+
+  const HttpResponse list = f.service.listAppIds({});
+  REQUIRE(list.status == 200);
+  CHECK(header(list, "Total-Count") == "1");
+  const json ids = json::parse(list.body);
+  REQUIRE(ids.size() == 1);
+  CHECK(ids[0].at("appID") == appId);
+  CHECK(ids[0].at("family") == "webserver");
+  CHECK(ids[0].at("format") == "native-json");
+  CHECK(ids[0].at("issuedAt") == "2026-11-18T11:06:40.000Z");
+}
+
+TEST_CASE("App ID listing filters and pages", "[embed][handler]") {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) {
+    f.clock.advance(Millis(1000));
+    REQUIRE(
+        f.service.embed({kSeedTask, "", {{"consoleaddr", "c"}}, EndpointFormat::kJson}).status ==
+        200);
+  }
+  auto page = f.service.listAppIds({{"family", "webserver"}, {"offset", "1"}, {"limit", "1"}});
+  REQUIRE(page.status == 200);
+  CHECK(header(page, "Total-Count") == "3");
+  const json items = json::parse(page.body);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].at("uuid") == "00000000-0000-4000-8000-000000000002");
+  CHECK(json::parse(f.service.listAppIds({{"family", "nope"}}).body).empty());
+  CHECK(f.service.listAppIds({{"limit", "0"}}).status == 400);
+  CHECK(f.service.listAppIds({{"limit", "251"}}).status == 400);
+  CHECK(f.service.listAppIds({{"offset", "-1"}}).status == 400);
+}
+
+TEST_CASE("query parameters are validated, never guessed", "[embed][handler]") {
+  Fixture f;
+  const auto code = [&](QueryParams q) {
+    const HttpResponse r = f.service.embed({kSeedTask, "", std::move(q), EndpointFormat::kJson});
+    if (r.status == 200) return std::string("ok");
+    CHECK(r.status == 400);
+    CHECK(r.error.has_value());
+    return json::parse(r.body).at("code").get<std::string>() + "/" +
+           json::parse(r.body).at("field").get<std::string>();
+  };
+  CHECK(code({}) == "missing_parameter/consoleaddr");
+  CHECK(code({{"consoleaddr", "https://c.example.com"}}) == "invalid_parameter/consoleaddr");
+  CHECK(code({{"consoleaddr", "bad host"}}) == "invalid_parameter/consoleaddr");
+  CHECK(code({{"consoleaddr", "c.example.com:99999"}}) == "invalid_parameter/consoleaddr");
+  CHECK(code({{"consoleaddr", "[fd00::1]:8083"}}) == "ok");
+  CHECK(code({{"consoleaddr", "10.1.2.3"}}) == "ok");
+  CHECK(code({{"consoleaddr", "a"}, {"consoleaddr", "b"}}) == "invalid_parameter/consoleaddr");
+  CHECK(code({{"consoleaddr", "c"}, {"defenderType", "docker"}}) ==
+        "invalid_parameter/defenderType");
+  CHECK(code({{"consoleaddr", "c"}, {"defenderType", "appEmbedded"}}) == "ok");
+  CHECK(code({{"consoleaddr", "c"}, {"filesystemMonitoring", "1"}}) ==
+        "invalid_parameter/filesystemMonitoring");
+  CHECK(code({{"consoleaddr", "c"}, {"filesystemMonitoring", "TRUE"}}) == "ok");
+  CHECK(code({{"consoleaddr", "c"}, {"cloudFormation", "true"}}) ==
+        "format_mismatch/cloudFormation");
+  CHECK(code({{"consoleaddr", "c"}, {"interpreter", std::string(300, 'x')}}) ==
+        "invalid_parameter/interpreter");
+}
+
+TEST_CASE("IPv6 console address is bracketed in WS_ADDRESS", "[embed][handler]") {
+  Fixture f;
+  const HttpResponse r =
+      f.service.embed({kSeedTask, "", {{"consoleaddr", "[fd00::1]"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  CHECK_THAT(r.body, Catch::Contains("wss://[fd00::1]:8084"));
+}
+
+TEST_CASE("oversized bodies are refused before parsing", "[embed][handler]") {
+  Fixture f;
+  const std::string big(2 * 1024 * 1024, ' ');
+  const HttpResponse r = f.service.embed({big, "", {{"consoleaddr", "c"}}, EndpointFormat::kYaml});
+  CHECK(r.status == 413);
+  CHECK(json::parse(r.body).at("code") == "too_large");
+}
+
+TEST_CASE("a storage failure is a 503 and no document is returned", "[embed][handler]") {
+  FailingStore store;
+  ManualClock clock{TimePoint(Millis(0))};
+  EmbedService service{store, clock, EmbedConfig{}, test::sequentialUuids()};
+  const HttpResponse r =
+      service.embed({kSeedTask, "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body).at("code") == "storage_unavailable");
+  CHECK_FALSE(service.isIssued("webserver:00000000-0000-4000-8000-000000000001"));
+  CHECK(service.listAppIds({}).status == 503);
+}
+
+TEST_CASE("image entrypoint API: add, list, and use in an embed", "[embed][handler]") {
+  Fixture f;
+  auto put = f.service.putImageEntrypoint(
+      R"({"image": "example.com/team/app:3", "entrypoint": ["/init", "--"], "cmd": ["serve"]})");
+  REQUIRE(put.status == 200);
+  CHECK(json::parse(put.body).at("image") == "example.com/team/app:3");
+  CHECK(json::parse(put.body).at("source") == "api");
+
+  CHECK(f.service.putImageEntrypoint(R"({"image": "x"})").status == 400);
+  CHECK(f.service.putImageEntrypoint(R"({"image": "x", "entrypoint": "/bin/sh -c"})").status ==
+        400);
+  CHECK(f.service.putImageEntrypoint(R"({"image": "x", "cmd": [1]})").status == 400);
+  CHECK(f.service.putImageEntrypoint(R"({"image": "x", "cmd": ["a"], "extra": 1})").status == 400);
+  CHECK(f.service.putImageEntrypoint(R"({"image": "x", "cmd": ["a"], "cmd": ["b"]})").status ==
+        400);
+  CHECK(f.service.putImageEntrypoint("not json").status == 400);
+
+  REQUIRE(f.service.putImageEntrypoint(R"({"image": "redis", "cmd": ["redis-server"]})").status ==
+          200);
+  auto list = f.service.listImageEntrypoints({});
+  REQUIRE(list.status == 200);
+  CHECK(header(list, "Total-Count") == "2");
+  auto one = f.service.listImageEntrypoints({{"image", "redis:latest"}});
+  REQUIRE(one.status == 200);
+  REQUIRE(json::parse(one.body).size() == 1);
+  CHECK(json::parse(one.body)[0].at("image") == "docker.io/library/redis:latest");
+
+  const std::string task =
+      R"({"family":"t","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],)"
+      R"("containerDefinitions":[{"name":"app","image":"example.com/team/app:3"}]})";
+  auto r = f.service.embed(
+      {task, "", {{"consoleaddr", "c"}, {"extractEntrypoint", "true"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  const json c = json::parse(r.body).at("containerDefinitions")[0];
+  CHECK(c.at("entryPoint") == json::array({"/var/lib/twistlock/fargate/defender", "fargate",
+                                           "entrypoint", "/init", "--"}));
+  CHECK(c.at("command") == json::array({"serve"}));
+}
+
+TEST_CASE("a custom install bundle issuer sees each issued App ID", "[embed][handler]") {
+  MemoryEmbedStore store;
+  ManualClock clock{TimePoint(Millis(0))};
+  std::vector<std::string> seen;
+  EmbedService service{store, clock, EmbedConfig{}, test::sequentialUuids(),
+                       [&](const IssuedDefinition& d) {
+                         seen.push_back(d.appId);
+                         return "bundle-for-" + d.uuid;
+                       }};
+  auto r = service.embed({kSeedTask, "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  CHECK(seen == std::vector<std::string>{"webserver:00000000-0000-4000-8000-000000000001"});
+  CHECK_THAT(r.body, Catch::Contains("bundle-for-00000000-0000-4000-8000-000000000001"));
+}

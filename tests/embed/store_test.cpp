@@ -1,0 +1,176 @@
+// One conformance suite for every EmbedStore backend (in-memory and SQLite).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include "embed/sqlite_store.h"
+#include "embed/store.h"
+
+using namespace dc;
+using namespace dc::embed;
+
+namespace {
+
+TimePoint at(long long ms) {
+  return TimePoint(Millis(ms));
+}
+
+IssuedAppId issued(const std::string& family, const std::string& uuid, long long ms,
+                   bool intrinsic = false) {
+  return IssuedAppId{family + ":" + uuid, uuid, family, intrinsic, "native-json", "", at(ms)};
+}
+
+void conformance(const std::function<std::unique_ptr<EmbedStore>()>& make) {
+  SECTION("issued App IDs are recorded, listed oldest first and filtered by family") {
+    auto store = make();
+    REQUIRE(store
+                ->recordIssued({issued("web", "00000000-0000-4000-8000-000000000002", 2000),
+                                issued("api", "00000000-0000-4000-8000-000000000001", 1000)})
+                .ok());
+    REQUIRE(
+        store->recordIssued({issued("web", "00000000-0000-4000-8000-000000000003", 3000)}).ok());
+    auto all = store->listIssued("", 0, 10);
+    REQUIRE(all.ok());
+    REQUIRE(all->total == 3);
+    REQUIRE(all->items.size() == 3);
+    CHECK(all->items[0].family == "api");
+    CHECK(all->items[1] == issued("web", "00000000-0000-4000-8000-000000000002", 2000));
+    CHECK(all->items[2].uuid == "00000000-0000-4000-8000-000000000003");
+
+    auto web = store->listIssued("web", 1, 10);
+    REQUIRE(web.ok());
+    CHECK(web->total == 2);
+    REQUIRE(web->items.size() == 1);
+    CHECK(web->items[0].uuid == "00000000-0000-4000-8000-000000000003");
+
+    auto limited = store->listIssued("", 0, 1);
+    REQUIRE(limited.ok());
+    CHECK(limited->total == 3);
+    CHECK(limited->items.size() == 1);
+  }
+
+  SECTION("recording is all or nothing; a reused UUID is a conflict") {
+    auto store = make();
+    REQUIRE(store->recordIssued({issued("web", "00000000-0000-4000-8000-000000000001", 1)}).ok());
+    auto st = store->recordIssued({issued("new", "00000000-0000-4000-8000-000000000009", 2),
+                                   issued("web", "00000000-0000-4000-8000-000000000001", 3)});
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().kind == ErrorKind::kConflict);
+    CHECK(st.error().code == "duplicate_app_id");
+    auto all = store->listIssued("", 0, 10);
+    REQUIRE(all.ok());
+    CHECK(all->total == 1);
+  }
+
+  SECTION("isIssued matches UUID and family exactly, or any family for an intrinsic") {
+    auto store = make();
+    REQUIRE(store
+                ->recordIssued({issued("web", "0a000000-0000-4000-8000-000000000001", 1),
+                                issued("{\"Ref\":\"Family\"}",
+                                       "0b000000-0000-4000-8000-000000000002", 2, true)})
+                .ok());
+    CHECK(isIssued(*store, "web:0a000000-0000-4000-8000-000000000001"));
+    CHECK(isIssued(*store, "web:0A000000-0000-4000-8000-000000000001"));  // UUID case
+    CHECK_FALSE(isIssued(*store, "Web:0a000000-0000-4000-8000-000000000001"));
+    CHECK_FALSE(isIssued(*store, "web:0a000000-0000-4000-8000-000000000009"));
+    CHECK(isIssued(*store, "payments-prod:0b000000-0000-4000-8000-000000000002"));
+    CHECK_FALSE(isIssued(*store, "not an app id"));
+    CHECK_FALSE(isIssued(*store, ""));
+  }
+
+  SECTION("image entrypoints are upserted, found and listed by prefix") {
+    auto store = make();
+    ImageEntrypoint a{"docker.io/library/nginx:1.25",
+                      {"/docker-entrypoint.sh"},
+                      {"nginx", "-g", "daemon off;"},
+                      "api",
+                      at(5)};
+    ImageEntrypoint b{"example.com/team/app:1", {}, {"/app", "arg with space", ""}, "api", at(6)};
+    REQUIRE(store->putImage(a).ok());
+    REQUIRE(store->putImage(b).ok());
+    auto found = store->findImage("docker.io/library/nginx:1.25");
+    REQUIRE(found.ok());
+    REQUIRE(found->has_value());
+    CHECK(**found == a);
+    auto missing = store->findImage("docker.io/library/nginx:1.26");
+    REQUIRE(missing.ok());
+    CHECK_FALSE(missing->has_value());
+
+    a.entrypoint = {"/new"};
+    a.updatedAt = at(7);
+    REQUIRE(store->putImage(a).ok());
+    found = store->findImage(a.image);
+    REQUIRE(found.ok());
+    CHECK(**found == a);
+
+    auto all = store->listImages("", 0, 10);
+    REQUIRE(all.ok());
+    CHECK(all->total == 2);
+    REQUIRE(all->items.size() == 2);
+    CHECK(all->items[0].image == "docker.io/library/nginx:1.25");
+    CHECK(all->items[1] == b);
+    auto prefixed = store->listImages("example.com/", 0, 10);
+    REQUIRE(prefixed.ok());
+    CHECK(prefixed->total == 1);
+    auto none = store->listImages("docker.io/library/nginx%", 0, 10);  // no LIKE semantics
+    REQUIRE(none.ok());
+    CHECK(none->total == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("EmbedStore conformance: memory", "[embed][store]") {
+  conformance([] { return std::make_unique<MemoryEmbedStore>(); });
+}
+
+TEST_CASE("EmbedStore conformance: SQLite", "[embed][store]") {
+  conformance([] {
+    auto s = openSqliteEmbedStore(":memory:");
+    REQUIRE(s.ok());
+    return std::move(s).value();
+  });
+}
+
+TEST_CASE("SQLite embed store persists across reopen and keeps its own version row",
+          "[embed][store]") {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("embed_store_test_" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  {
+    auto s = openSqliteEmbedStore(path.string());
+    REQUIRE(s.ok());
+    REQUIRE((*s)->recordIssued({issued("web", "00000000-0000-4000-8000-000000000001", 1)}).ok());
+  }
+  {
+    auto s = openSqliteEmbedStore(path.string());
+    REQUIRE(s.ok());
+    CHECK(isIssued(**s, "web:00000000-0000-4000-8000-000000000001"));
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + "-wal");
+  std::filesystem::remove(path.string() + "-shm");
+}
+
+TEST_CASE("SQLite embed store reports an unopenable file as unavailable", "[embed][store]") {
+  auto s = openSqliteEmbedStore("/nonexistent-dir/for/sure/embed.db");
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().kind == ErrorKind::kUnavailable);
+}
+
+TEST_CASE("image references are normalized like registries resolve them", "[embed][store]") {
+  CHECK(*normalizeImage("nginx") == "docker.io/library/nginx:latest");
+  CHECK(*normalizeImage("nginx:1.25") == "docker.io/library/nginx:1.25");
+  CHECK(*normalizeImage("docker.io/library/nginx:1.25") == "docker.io/library/nginx:1.25");
+  CHECK(*normalizeImage("index.docker.io/library/nginx") == "docker.io/library/nginx:latest");
+  CHECK(*normalizeImage("me/app") == "docker.io/me/app:latest");
+  CHECK(*normalizeImage("localhost:5000/app") == "localhost:5000/app:latest");
+  CHECK(*normalizeImage("123.dkr.ecr.us-east-1.amazonaws.com/a/b:1") ==
+        "123.dkr.ecr.us-east-1.amazonaws.com/a/b:1");
+  CHECK(*normalizeImage("nginx@sha256:abc") == "docker.io/library/nginx@sha256:abc");
+  CHECK_FALSE(normalizeImage("").ok());
+  CHECK_FALSE(normalizeImage("nginx latest").ok());
+  CHECK_FALSE(normalizeImage(std::string(1025, 'a')).ok());
+}
