@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cleanup/sweeper.h"
+#include "embed/handler.h"
+#include "embed/sqlite_store.h"
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
@@ -28,6 +30,8 @@ struct ConsoleApp::Impl {
   std::unique_ptr<inventory::Inventory> inventory;
   std::unique_ptr<heartbeat::DefenderChannel> channel;
   std::unique_ptr<cleanup::Sweeper> sweeper;
+  std::unique_ptr<embed::EmbedStore> embedStore;
+  std::unique_ptr<embed::EmbedService> embed;
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<web::HttpListener> consoleListener;
   std::unique_ptr<web::HttpListener> defenderListener;
@@ -71,6 +75,14 @@ Status ConsoleApp::start(bool startScheduler) {
   m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory,
                                                  cleanup::SweepOptions{c.sweepInterval, 500});
 
+  auto embedStore = embed::openSqliteEmbedStore(dbPath);
+  if (!embedStore.ok()) return embedStore.error();
+  m.embedStore = std::move(embedStore).value();
+  embed::EmbedConfig ec;
+  ec.defenderPort = c.defenderPort;
+  ec.sidecarImage = "defender-console/fargate-defender:" + m.version;
+  m.embed = std::make_unique<embed::EmbedService>(*m.embedStore, m.clock, ec);
+
   web::ListenerOptions co;
   co.name = "console";
   co.host = c.host;
@@ -83,6 +95,7 @@ Status ConsoleApp::start(bool startScheduler) {
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] { return impl_->sweeper->metricsText(); };
   api.ready = [this] { return impl_->ready.load(); };
+  api.embed = m.embed.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   web::ListenerOptions dopt;

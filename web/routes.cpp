@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <fstream>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 #include "web/http_errors.h"
 #include "web/query_params.h"
 #include "common/time_format.h"
+#include "embed/handler.h"
 #include "web/render.h"
 
 namespace dc::web {
@@ -130,18 +132,66 @@ void installErrorHandlers(httplib::Server& server) {
       });
 }
 
+namespace {
+
+// Copies an embed handler's response; its errors go through this layer's one status table.
+void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
+  if (r.error) return sendError(res, *r.error);
+  for (const auto& [name, value] : r.headers) res.set_header(name, value);
+  res.status = r.status;
+  res.set_content(r.body, r.contentType);
+}
+
+void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) {
+  auto embedRoute = [&server, &service](const char* path, embed::EndpointFormat format) {
+    server.Post(path, [&service, format](const httplib::Request& req, httplib::Response& res) {
+      embed::EmbedRequest er;
+      er.body = req.body;
+      er.contentType = req.get_header_value("Content-Type");
+      er.query = embed::QueryParams(req.params.begin(), req.params.end());
+      er.format = format;
+      sendEmbed(res, service.embed(er));
+    });
+  };
+  embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
+  embedRoute("/api/v1/defenders/fargate.yaml", embed::EndpointFormat::kYaml);
+  server.Get("/api/v1/defenders/app-ids", [&service](const httplib::Request& req,
+                                                     httplib::Response& res) {
+    sendEmbed(res, service.listAppIds(embed::QueryParams(req.params.begin(), req.params.end())));
+  });
+  server.Get("/api/v1/images/entrypoints", [&service](const httplib::Request& req,
+                                                      httplib::Response& res) {
+    sendEmbed(res, service.listImageEntrypoints(
+                       embed::QueryParams(req.params.begin(), req.params.end())));
+  });
+  server.Post("/api/v1/images/entrypoints", [&service](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    sendEmbed(res, service.putImageEntrypoint(req.body));
+  });
+}
+
+}  // namespace
+
 void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
   installErrorHandlers(server);
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
+  // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
+  if (opts->embed) registerEmbedRoutes(server, *opts->embed);
+  auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
+    json j = defenderJson(d, inv.judge(d, now));
+    if (opts->embed) j["appIDIssued"] = !d.appId.empty() && opts->embed->isIssued(d.appId);
+    return j;
+  };
 
-  server.Get("/api/v1/defenders", [&inv](const httplib::Request& req, httplib::Response& res) {
+  server.Get("/api/v1/defenders", [&inv, render](const httplib::Request& req,
+                                                 httplib::Response& res) {
     auto q = parseDefenderQuery(paramsOf(req));
     if (!q.ok()) return sendError(res, q.error());
     auto page = inv.list(*q);
     if (!page.ok()) return sendError(res, page.error());
     const TimePoint now = inv.clock().now();
     json items = json::array();
-    for (const auto& d : page->items) items.push_back(defenderJson(d, inv.judge(d, now)));
+    for (const auto& d : page->items) items.push_back(render(d, now));
     sendPage(res, items, page->total);
   });
 
@@ -213,14 +263,14 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
         });
   });
 
-  server.Get("/api/v1/defenders/([^/]+)", [&inv](const httplib::Request& req,
-                                                 httplib::Response& res) {
+  server.Get("/api/v1/defenders/([^/]+)", [&inv, render](const httplib::Request& req,
+                                                         httplib::Response& res) {
     auto d = inv.find(pathId(req));
     if (!d.ok()) return sendError(res, d.error());
     if (!d->has_value())
       return sendError(res, Error::notFound("unknown_defender",
                                             "no Defender with hostname '" + pathId(req) + "'"));
-    sendJson(res, dumpJson(defenderJson(**d, inv.judge(**d, inv.clock().now()))));
+    sendJson(res, dumpJson(render(**d, inv.clock().now())));
   });
 
   server.Delete("/api/v1/defenders/([^/]+)", [&inv](const httplib::Request& req,
@@ -322,6 +372,15 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   server.Get("/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
     sendJson(res, dumpJson(json(opts->version)));
+  });
+
+  server.Get("/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
+    std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
+    if (!in)
+      return sendError(res, Error::notFound("not_found", "the OpenAPI document is not installed"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    sendJson(res, text.str());
   });
 
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

@@ -15,6 +15,9 @@ class Inventory;
 namespace dc::heartbeat {
 class DefenderChannel;
 }
+namespace dc::embed {
+class EmbedService;
+}
 
 namespace dc::web {
 
@@ -25,11 +28,15 @@ struct ConsoleApiOptions {
   std::function<std::string()> extraMetrics;
   /// Ready for traffic (store open, inventory loaded). /readyz answers 503 until true.
   std::function<bool()> ready;
+  /// The embed flow (POST /api/v1/defenders/fargate.{json,yaml}, App IDs, image entrypoints);
+  /// null = not served. Also marks each Defender's `appIDIssued`.
+  embed::EmbedService* embed = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),
 /// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
-/// /api/v1/version, /healthz, /readyz, /metrics, and the UI under `/`. Also sets the JSON error
+/// /api/v1/version, /api/v1/openapi.json, /healthz, /readyz, /metrics, the embed flow, and the
+/// UI under `/`. Also sets the JSON error
 /// handler (404 for unknown routes, 413 for bodies over the listener's limit) and an exception
 /// handler that answers 500 with a JSON body instead of dropping the connection.
 void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
