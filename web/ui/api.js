@@ -167,9 +167,10 @@
       toc += `<h2>Models</h2>` + schemas.map(([n]) => `<a href="#model-${esc(n)}"><code>${esc(n)}</code></a>`).join("");
       body += `<section class="api-tag"><h2>Models</h2>` + schemas.map(([n, s]) => modelHtml(n, s)).join("") + `</section>`;
     }
-    $("toc").innerHTML = toc;
+    // On a narrow window the list of endpoints starts folded.
+    $("toc").innerHTML = `<details id="toc-details"${window.innerWidth > 800 ? " open" : ""}><summary>Endpoints and models</summary>${toc}</details>`;
     $("api-body").innerHTML = body;
-    if (location.hash) document.getElementById(location.hash.slice(1))?.scrollIntoView();
+    if (location.hash) requestAnimationFrame(() => document.getElementById(location.hash.slice(1))?.scrollIntoView());
   }
 
   fetch("openapi.json", { cache: "no-store" })

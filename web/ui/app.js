@@ -79,7 +79,8 @@
     const today = fmtUtc(new Date(consoleNow()).toISOString(), false).slice(0, 10);
     return full.startsWith(today) ? full.slice(11) : full;
   }
-  const timeCell = (iso) => (iso ? `<time datetime="${esc(iso)}">${esc(fmtUtc(iso))}</time>` : dash);
+  const timeCell = (iso, withSeconds = true) =>
+    iso ? `<time datetime="${esc(iso)}" title="${esc(fmtUtc(iso))} UTC">${esc(fmtUtc(iso, withSeconds))}</time>` : dash;
 
   // ---------------------------------------------------------------------------------------------
   // HTTP.
@@ -334,13 +335,13 @@
     const sel = openHost && openHost.toLowerCase() === d.hostname.toLowerCase() ? " selected" : "";
     return (
       `<tr data-host="${esc(d.hostname)}" class="${sel}">` +
-      `<td class="host" data-label="Hostname"><button type="button" aria-haspopup="dialog">${esc(d.hostname)}</button></td>` +
-      `<td data-label="Type"><span class="type-pill">${esc(d.typeLabel || d.type)}</span></td>` +
-      `<td data-label="App ID">${appIdHtml(d.appID)}</td>` +
-      `<td data-label="Cluster">${orDash(d.cluster)}</td>` +
-      `<td data-label="Version">${orDash(d.version)}</td>` +
-      `<td data-label="Status">${statusCell(d)}</td>` +
-      `<td class="time" data-label="Last modified">${timeCell(d.lastModified)}</td>` +
+      `<td class="host" data-label="Hostname"><div class="cell"><button type="button" aria-haspopup="dialog">${esc(d.hostname)}</button></div></td>` +
+      `<td data-label="Type"><div class="cell"><span class="type-pill">${esc(d.typeLabel || d.type)}</span></div></td>` +
+      `<td data-label="App ID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
+      `<td class="nowrap" data-label="Cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
+      `<td class="nowrap" data-label="Version"><div class="cell">${orDash(d.version)}</div></td>` +
+      `<td data-label="Status"><div class="cell">${statusCell(d)}</div></td>` +
+      `<td class="time" data-label="Last modified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
       `</tr>`
     );
   }
@@ -747,9 +748,10 @@
       if (!$("type-menu").hidden && !e.target.closest(".typefield")) openTypeMenu(false);
     });
     $("f-status").addEventListener("change", (e) => update({ connected: e.target.value }));
-    const typed = debounce((patch) => update(patch, { push: false }), 300);
-    $("f-cluster").addEventListener("input", (e) => typed({ cluster: e.target.value }));
-    $("f-search").addEventListener("input", (e) => typed({ search: e.target.value }));
+    // Typing in either text filter applies both, once the typing pauses.
+    const typed = debounce(() => update({ cluster: $("f-cluster").value, search: $("f-search").value }, { push: false }), 300);
+    $("f-cluster").addEventListener("input", typed);
+    $("f-search").addEventListener("input", typed);
     $("filters").addEventListener("submit", (e) => {
       e.preventDefault();
       update({ cluster: $("f-cluster").value, search: $("f-search").value });
