@@ -177,7 +177,7 @@ describe("Deployed Defenders", () => {
     const scrollBefore = await page.evaluate(() => window.scrollY);
     seeded.fleet.silence(d.hostname);
     // Grace 2 s + refresh every 5 s: bounded wait, no blind sleep.
-    await waitFor(async () => /Disconnected/.test(await row.textContent()), { timeoutMs: 15000, what: "disconnected on the page" });
+    await waitFor(async () => /Disconnected/.test(await row.textContent()), { timeoutMs: 25000, what: "disconnected on the page" });
     const text = await row.textContent();
     assert.match(text, /since \d\d:\d\d UTC/);
     assert.match(text, /removal in (59|60) min/);
@@ -194,7 +194,7 @@ describe("Deployed Defenders", () => {
     await page.evaluate(() => window.scrollTo(0, 300));
     const before = await hostsOnPage(page);
     const updated = await page.textContent("#updated");
-    await waitFor(async () => (await page.textContent("#updated")) !== updated, { timeoutMs: 12000, what: "a refresh" });
+    await waitFor(async () => (await page.textContent("#updated")) !== updated, { timeoutMs: 20000, what: "a refresh" });
     assert.deepEqual(await hostsOnPage(page), before);
     assert.equal(await page.evaluate(() => window.scrollY), 300);
     assert.equal(query(page).get("sort"), "cluster");
@@ -312,7 +312,7 @@ describe("Advanced settings", () => {
 
     // Non-App-Embedded disconnected Defenders now show a 14-day removal.
     await page.goto(`${dc.base}/?type=daemonset&connected=false`);
-    await waitFor(async () => /removal in 13 d 23 h|removal in 14 d/.test(await page.textContent("#rows")), { timeoutMs: 12000, what: "14-day removal" });
+    await waitFor(async () => /removal in 13 d 23 h|removal in 14 d/.test(await page.textContent("#rows")), { timeoutMs: 20000, what: "14-day removal" });
     await page.close();
   });
 });

@@ -130,7 +130,7 @@ function appUuid(family) {
 }
 
 // Polls fn until it returns a truthy value, up to timeoutMs.
-async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = "condition" } = {}) {
+async function waitFor(fn, { timeoutMs = 20000, intervalMs = 100, what = "condition" } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
