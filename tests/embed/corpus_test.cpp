@@ -454,3 +454,44 @@ TEST_CASE("embed corpus: expected outputs and properties", "[embed][corpus]") {
     }
   }
 }
+
+// Slow under sanitizers (thousands of requests): run with `embed_test "[slow]"`.
+TEST_CASE("damaged corpus inputs never crash and never get a 5xx or a partial document",
+          "[embed][corpus][.][slow]") {
+  size_t runs = 0;
+  for (const auto& dir : corpusCases()) {
+    const bool yaml = fileExists((dir / "input.yaml").string());
+    const std::string body = readFile((dir / (yaml ? "input.yaml" : "input.json")).string());
+    if (body.size() > 100000) continue;
+    const size_t step = std::max<size_t>(1, body.size() / 25);
+    Harness h;
+    for (size_t cut = 0; cut < body.size(); cut += step) {
+      for (int variant = 0; variant < 3; ++variant) {
+        std::string damaged = body;
+        if (variant == 0) damaged = body.substr(0, cut);               // truncated
+        if (variant == 1) damaged.erase(cut, 1);                       // one byte lost
+        if (variant == 2) damaged.insert(cut, yaml ? ": [" : "\"},");  // stray syntax
+        auto before = h.store.listIssued("", 0, 1);
+        REQUIRE(before.ok());
+        EmbedRequest req{damaged,
+                         "",
+                         {{"consoleaddr", "c"}, {"extractEntrypoint", "true"}},
+                         yaml ? EndpointFormat::kYaml : EndpointFormat::kJson};
+        const HttpResponse r = h.service.embed(req);
+        ++runs;
+        INFO(dir.filename().string() << " cut " << cut << " variant " << variant);
+        REQUIRE(r.status < 500);
+        if (r.status != 200) {
+          const auto err = nlohmann::json::parse(r.body);
+          CHECK(err.contains("code"));
+          auto listed = h.store.listIssued("", 0, 1);
+          REQUIRE(listed.ok());
+          CHECK(listed->total == before->total);  // nothing issued for a refused request
+        } else {
+          CHECK((yaml ? parseYaml(r.body) : parseJson(r.body)).ok());
+        }
+      }
+    }
+  }
+  CHECK(runs > 500);
+}
