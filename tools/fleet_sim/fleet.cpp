@@ -59,7 +59,10 @@ std::string familyName(int i) {
   assert(i >= 0);
   const size_t n = kFamilyNames.size();
   std::string name(kFamilyNames[static_cast<size_t>(i) % n]);
-  if (static_cast<size_t>(i) >= n) name += "-" + std::to_string(static_cast<size_t>(i) / n + 1);
+  if (static_cast<size_t>(i) >= n) {
+    name += '-';
+    name += std::to_string(static_cast<size_t>(i) / n + 1);
+  }
   return name;
 }
 
@@ -67,7 +70,10 @@ std::string clusterName(int i) {
   assert(i >= 0);
   const size_t n = kClusterNames.size();
   std::string name(kClusterNames[static_cast<size_t>(i) % n]);
-  if (static_cast<size_t>(i) >= n) name += "-" + std::to_string(static_cast<size_t>(i) / n + 1);
+  if (static_cast<size_t>(i) >= n) {
+    name += '-';
+    name += std::to_string(static_cast<size_t>(i) / n + 1);
+  }
   return name;
 }
 
@@ -130,7 +136,7 @@ uint32_t pickFamily(const Fleet& fleet, Rng& rng) {
   return static_cast<uint32_t>(std::min(i, fleet.families.size() - 1));
 }
 
-Task newTask(const Fleet& fleet, uint32_t family, TimePoint now, Rng& rng) {
+Task newTask([[maybe_unused]] const Fleet& fleet, uint32_t family, TimePoint now, Rng& rng) {
   assert(family < fleet.families.size());
   Task t;
   t.taskId = randomTaskId(rng);

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <iomanip>
+#include <sstream>
 
 namespace dc::sim {
 namespace {
@@ -16,22 +17,28 @@ double bucketUpperMicros(size_t i) {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
 std::string errorList(const StatsSnapshot& s) {
-  std::string out;
+  std::ostringstream out;
+  const char* sep = "";
   for (size_t code = 0; code < s.byStatus.size(); ++code) {
     if (s.byStatus[code] == 0) continue;
-    if (!out.empty()) out += ' ';
-    out += (code == 0 ? std::string("net") : std::to_string(code)) + ":" +
-           std::to_string(s.byStatus[code]);
+    out << sep;
+    if (code == 0) {
+      out << "net";
+    } else {
+      out << code;
+    }
+    out << ':' << s.byStatus[code];
+    sep = " ";
   }
-  if (s.badReplies > 0)
-    out += (out.empty() ? "" : " ") + std::string("bad-reply:") + std::to_string(s.badReplies);
-  return out;
+  if (s.badReplies > 0) out << sep << "bad-reply:" << s.badReplies;
+  return out.str();
 }
 
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
+// Writes " errors=N [a:1 b:2]" (the list only when there are errors).
+void writeErrors(std::ostream& out, const StatsSnapshot& s) {
+  out << " errors=" << s.errors();
+  std::string list = errorList(s);
+  if (!list.empty()) out << " [" << list << ']';
 }
 
 }  // namespace
@@ -110,33 +117,31 @@ std::string formatProgress(const StatsSnapshot& now, const StatsSnapshot& prev, 
                            Millis window) {
   StatsSnapshot w = now.since(prev);
   double seconds = std::max(1e-3, static_cast<double>(window.count()) / 1000.0);
-  std::string errs = errorList(now);
-  return "t=" + std::to_string(elapsed.count() / 1000) + "s alive=" + std::to_string(now.alive) +
-         " hb=" + std::to_string(now.heartbeats) +
-         " hb/s=" + fixed(static_cast<double>(w.heartbeats) / seconds, 1) +
-         " ok=" + std::to_string(now.heartbeatsOk) +
-         " registered=" + std::to_string(now.registered) +
-         " disconnects=" + std::to_string(now.disconnects) +
-         " stops=" + std::to_string(now.abruptStops) + " obs=" + std::to_string(now.observations) +
-         " errors=" + std::to_string(now.errors()) + (errs.empty() ? "" : " [" + errs + "]") +
-         " p50=" + fixed(w.latencyMillis(0.5), 2) + "ms p99=" + fixed(w.latencyMillis(0.99), 2) +
-         "ms";
+  std::ostringstream out;
+  out << std::fixed << "t=" << elapsed.count() / 1000 << "s alive=" << now.alive
+      << " hb=" << now.heartbeats << " hb/s=" << std::setprecision(1)
+      << static_cast<double>(w.heartbeats) / seconds << " ok=" << now.heartbeatsOk
+      << " registered=" << now.registered << " disconnects=" << now.disconnects
+      << " stops=" << now.abruptStops << " obs=" << now.observations;
+  writeErrors(out, now);
+  out << std::setprecision(2) << " p50=" << w.latencyMillis(0.5)
+      << "ms p99=" << w.latencyMillis(0.99) << "ms";
+  return out.str();
 }
 
 std::string formatSummary(const StatsSnapshot& total, Millis elapsed) {
   double seconds = std::max(1e-3, static_cast<double>(elapsed.count()) / 1000.0);
-  std::string errs = errorList(total);
-  return "summary: duration=" + fixed(seconds, 1) + "s alive=" + std::to_string(total.alive) +
-         " hb=" + std::to_string(total.heartbeats) +
-         " avg-hb/s=" + fixed(static_cast<double>(total.heartbeats) / seconds, 1) +
-         " ok=" + std::to_string(total.heartbeatsOk) +
-         " registered=" + std::to_string(total.registered) +
-         " disconnects=" + std::to_string(total.disconnects) +
-         " stops=" + std::to_string(total.abruptStops) +
-         " obs=" + std::to_string(total.observations) +
-         " errors=" + std::to_string(total.errors()) + (errs.empty() ? "" : " [" + errs + "]") +
-         " p50=" + fixed(total.latencyMillis(0.5), 2) +
-         "ms p99=" + fixed(total.latencyMillis(0.99), 2) + "ms";
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << "summary: duration=" << seconds
+      << "s alive=" << total.alive << " hb=" << total.heartbeats
+      << " avg-hb/s=" << static_cast<double>(total.heartbeats) / seconds
+      << " ok=" << total.heartbeatsOk << " registered=" << total.registered
+      << " disconnects=" << total.disconnects << " stops=" << total.abruptStops
+      << " obs=" << total.observations;
+  writeErrors(out, total);
+  out << std::setprecision(2) << " p50=" << total.latencyMillis(0.5)
+      << "ms p99=" << total.latencyMillis(0.99) << "ms";
+  return out.str();
 }
 
 }  // namespace dc::sim
