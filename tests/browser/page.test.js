@@ -331,6 +331,16 @@ describe("Resilience and accessibility", () => {
     }
     for (const id of ["open-settings", "type-btn", "f-status", "f-cluster", "f-search", "download"]) assert.ok(reached.has(id), `Tab reaches #${id}`);
     assert.ok([...reached].some((x) => x === "Hostname"), "Tab reaches the sortable headers");
+
+    // The Type multi-select works from the keyboard alone.
+    await page.focus("#type-btn");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#type-menu:not([hidden])");
+    await page.keyboard.press("Space"); // the first option, Fargate, has focus
+    await page.keyboard.press("Escape");
+    await waitFor(async () => query(page).get("type") === "fargate", { what: "type=fargate from the keyboard" });
+    assert.equal(await page.evaluate(() => document.activeElement.id), "type-btn");
+    assert.equal(await page.getAttribute("#type-btn", "aria-expanded"), "false");
     await page.close();
   });
 

@@ -469,6 +469,7 @@
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
+      else await api("version"); // keeps the connection indicator honest on the other views
       if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
       lastOkAt = new Date(consoleNow());
       setConnection(true);
@@ -743,6 +744,10 @@
         openTypeMenu(false);
         $("type-btn").focus();
       }
+    });
+    // The menu closes when keyboard focus leaves it.
+    document.querySelector(".typefield").addEventListener("focusout", (e) => {
+      if (!$("type-menu").hidden && e.relatedTarget && !e.relatedTarget.closest(".typefield")) openTypeMenu(false);
     });
     document.addEventListener("click", (e) => {
       if (!$("type-menu").hidden && !e.target.closest(".typefield")) openTypeMenu(false);
