@@ -519,12 +519,18 @@ class SqliteStore final : public Store {
     Where w;
     auto param = [&](std::string v) {
       w.textParams.push_back(std::move(v));
-      return "?" + std::to_string(w.textParams.size() + 2);
+      // Appending (not "?" + …) sidesteps a false -Wrestrict of GCC 12 in release builds.
+      std::string ref = "?";
+      ref += std::to_string(w.textParams.size() + 2);
+      return ref;
     };
     if (q.hostname) w.add("key = " + param(hostnameKey(*q.hostname)));
     if (!q.types.empty()) {
       std::string in;
-      for (auto t : q.types) in += (in.empty() ? "" : ",") + param(std::string(typeInfo(t).apiName));
+      for (auto t : q.types) {
+        if (!in.empty()) in += ',';
+        in += param(std::string(typeInfo(t).apiName));
+      }
       w.add("type IN (" + in + ")");
     }
     if (q.category) w.add("category = " + param(std::string(categoryName(*q.category))));
