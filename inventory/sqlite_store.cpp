@@ -595,24 +595,28 @@ class SqliteStore final : public Store {
                                                   Millis retention, size_t limit) override {
     Reader r(*this);
     // Due ⇔ disconnectedAt + retention ≤ now, where disconnectedAt is the graceful time or
-    // judgedFrom + G. Two index-served halves, oldest first.
-    Stmt s(r.db,
-           "SELECT key FROM ("
-           " SELECT key, graceful_at AS t FROM defenders WHERE graceful_at IS NOT NULL AND "
-           "  graceful_at <= ?2 AND category = ?1"
-           " UNION ALL"
-           " SELECT key, judged_from + ?4 AS t FROM defenders"
-           "  WHERE category = ?1 AND judged_from <= ?3 AND graceful_at IS NULL"
-           ") ORDER BY t LIMIT ?5");
-    if (!s.prepared()) return s.error("prepare due");
-    s.bind(1, categoryName(category))
-        .bind(2, now - retention)
-        .bind(3, now - retention - grace)
-        .bind(4, static_cast<long long>(grace.count()))
-        .bind(5, static_cast<long long>(limit));
+    // judgedFrom + G. Two index-served queries (graceful first), each reading rows in index
+    // order and stopping at the limit: no sort over every due row.
     std::vector<std::string> keys;
-    while (s.step()) keys.push_back(s.text(0));
-    if (s.failed()) return s.error("due for eviction");
+    Stmt graceful(r.db,
+                  "SELECT key FROM defenders WHERE graceful_at IS NOT NULL AND graceful_at <= ?2 "
+                  "AND category = ?1 LIMIT ?3");
+    if (!graceful.prepared()) return graceful.error("prepare due");
+    graceful.bind(1, categoryName(category))
+        .bind(2, now - retention)
+        .bind(3, static_cast<long long>(limit));
+    while (graceful.step()) keys.push_back(graceful.text(0));
+    if (graceful.failed()) return graceful.error("due for eviction");
+    if (keys.size() >= limit) return keys;
+    Stmt silent(r.db,
+                "SELECT key FROM defenders WHERE category = ?1 AND judged_from <= ?2 AND "
+                "graceful_at IS NULL ORDER BY judged_from LIMIT ?3");
+    if (!silent.prepared()) return silent.error("prepare due");
+    silent.bind(1, categoryName(category))
+        .bind(2, now - retention - grace)
+        .bind(3, static_cast<long long>(limit - keys.size()));
+    while (silent.step()) keys.push_back(silent.text(0));
+    if (silent.failed()) return silent.error("due for eviction");
     return keys;
   }
 
