@@ -27,7 +27,13 @@ const CONSOLE_ROUTES = [
   "GET /api/v1/profiles/app-embedded",
   "GET /api/v1/profiles/app-embedded/{hostname}",
   "GET /api/v1/audit/defenders",
+  "POST /api/v1/defenders/fargate.json",
+  "POST /api/v1/defenders/fargate.yaml",
+  "GET /api/v1/defenders/app-ids",
+  "GET /api/v1/images/entrypoints",
+  "POST /api/v1/images/entrypoints",
   "GET /api/v1/version",
+  "GET /api/v1/openapi.json",
   "GET /healthz",
   "GET /readyz",
   "GET /metrics",
@@ -136,6 +142,8 @@ test("documented response fields match what the Console returns for a Defender",
   assert.equal(res.status, 200);
   const schema = doc.components.schemas.Defender;
   assert.deepEqual(Object.keys(res.body).sort(), Object.keys(schema.properties).sort());
+  // The document the Console serves at /api/v1/openapi.json is this one.
+  assert.deepEqual((await dc.get("/api/v1/openapi.json")).body, doc);
   const settings = await dc.get("/api/v1/settings/defender");
   assert.deepEqual(Object.keys(settings.body).sort(), Object.keys(doc.components.schemas.DefenderSettings.properties).sort());
   const profile = await dc.get(`/api/v1/profiles/app-embedded/${defender.hostname}`);

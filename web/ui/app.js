@@ -534,6 +534,9 @@
         ["Type", `${esc(d.typeLabel)} <span class="muted mono">(${esc(d.type)})</span>`],
         ["Category", esc(CATEGORY_LABEL.get(d.category) ?? d.category)],
         ["App ID", orDash(d.appID), true],
+        ...(d.appID && typeof d.appIDIssued === "boolean"
+          ? [["App ID origin", d.appIDIssued ? "Issued by this Console's embed flow" : '<span class="muted">Not issued by this Console</span>']]
+          : []),
         ["Cluster", orDash(d.cluster)],
         ["Container", orDash(d.container)],
         ["Version", orDash(d.version)],
