@@ -170,10 +170,32 @@ void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) 
   });
 }
 
+// RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
+std::string httpDate(TimePoint t) {
+  using namespace std::chrono;
+  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const weekday wd{day};
+  const hh_mm_ss<seconds> hms{floor<seconds>(t - day)};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", kDays[wd.c_encoding()],
+                unsigned(ymd.day()), kMonths[unsigned(ymd.month()) - 1], int(ymd.year()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return buf;
+}
+
 }  // namespace
 
 void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
   installErrorHandlers(server);
+  // The Console's clock on every response, so that the page counts "removal in …" from it.
+  server.set_post_routing_handler([&inv](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Date", httpDate(inv.clock().now()));
+  });
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
   // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
   if (opts->embed) registerEmbedRoutes(server, *opts->embed);

@@ -92,6 +92,9 @@ TEST_CASE("HTTP: heartbeat → list → type=fargate → connected=false after g
   long long total = 0;
   auto all = c.list("", &total);
   CHECK(total == 2);
+  // Responses carry the Console's clock (manual here: 2027-01-15T08:00:00Z).
+  CHECK(c.console.Get("/api/v1/version")->get_header_value("Date") ==
+        "Fri, 15 Jan 2027 08:00:00 GMT");
   auto fg = c.list("?type=fargate&connected=true", &total);
   CHECK(total == 1);
   REQUIRE(fg.size() == 1);

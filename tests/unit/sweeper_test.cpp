@@ -167,12 +167,14 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> passes[2] = {0, 0};
+  std::atomic<int> failures{0};  // Catch2 assertions are not thread-safe: count, check after
   std::vector<std::thread> threads;
   // Two heartbeat threads keep the live set fresh; each completes full passes.
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&, t] {
       while (!stop) {
-        for (int i = t; i < kLive; i += 2) REQUIRE(inv.recordHeartbeat(reported(live(i))).ok());
+        for (int i = t; i < kLive; i += 2)
+          if (!inv.recordHeartbeat(reported(live(i))).ok()) ++failures;
         ++passes[t];
       }
     });
@@ -196,7 +198,8 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
     }
   });
   threads.emplace_back([&] {
-    while (!stop) REQUIRE(sweeper.sweep(clock.now()).ok());
+    while (!stop)
+      if (!sweeper.sweep(clock.now()).ok()) ++failures;
   });
   // Time moves 15 s per step, but only after both heartbeat threads finished a full pass since
   // the previous step, so every live Defender was seen within the last two steps (< G).
@@ -207,15 +210,19 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
   }
   stop = true;
   for (auto& t : threads) t.join();
+  CHECK(failures == 0);
   REQUIRE(inv.flush().ok());
   REQUIRE(sweeper.sweep(clock.now()).ok());
 
   // Never a live Defender evicted.
   auto audit = inv.audit(0, 250);
   REQUIRE(audit.ok());
-  for (long long off = 0; off < audit->total; off += 250)
-    for (const auto& a : inv.audit(static_cast<int>(off), 250)->items)
+  for (long long off = 0; off < audit->total; off += 250) {
+    auto page = inv.audit(static_cast<int>(off), 250);
+    REQUIRE(page.ok());
+    for (const auto& a : page->items)
       if (a.actor == "scheduler") CHECK(a.hostname.rfind("live-", 0) != 0);
+  }
   for (int i = 0; i < kLive; ++i) CHECK(inv.find(live(i))->has_value());
   // Every silent Defender is gone (75 minutes passed).
   for (int i = 0; i < kDying; ++i) CHECK_FALSE(inv.find(dying(i))->has_value());
