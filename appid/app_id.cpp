@@ -23,8 +23,7 @@ Status validateFamily(std::string_view family, std::string_view field) {
                           std::string(field) + ": task family must not be empty");
   if (family.size() > kMaxFamilyLength)
     return Error::invalid("invalid_family", std::string(field),
-                          std::string(field) + ": task family is " +
-                              std::to_string(family.size()) +
+                          std::string(field) + ": task family is " + std::to_string(family.size()) +
                               " characters; ECS allows at most 255");
   for (char c : family) {
     if (!isFamilyChar(c))
@@ -61,8 +60,7 @@ Result<AppId> parse(std::string_view text, std::string_view field) {
   if (!isCanonicalUuid(uuid))
     return Error::invalid(
         "invalid_app_id", std::string(field),
-        std::string(field) +
-            ": App ID must end in a UUID (8-4-4-4-12 hex digits) after the ':'");
+        std::string(field) + ": App ID must end in a UUID (8-4-4-4-12 hex digits) after the ':'");
   return AppId{std::string(family), std::string(uuid)};
 }
 

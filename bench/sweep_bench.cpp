@@ -14,9 +14,9 @@
 #include <iostream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
@@ -82,10 +82,12 @@ int main(int argc, char** argv) {
   int stale = 100000, observations = 10, live = 1000, threads = 4, baselineSeconds = 3;
   std::string dir;
   CLI::App app{"Eviction sweep benchmark"};
-  app.add_option("--stale", stale, "Disconnected Fargate Defenders to evict")->capture_default_str();
+  app.add_option("--stale", stale, "Disconnected Fargate Defenders to evict")
+      ->capture_default_str();
   app.add_option("--observations", observations, "Observations per stale Defender")
       ->capture_default_str();
-  app.add_option("--live", live, "Defenders that keep heartbeating over HTTP")->capture_default_str();
+  app.add_option("--live", live, "Defenders that keep heartbeating over HTTP")
+      ->capture_default_str();
   app.add_option("--threads", threads, "Heartbeat client threads")->capture_default_str();
   app.add_option("--baseline-seconds", baselineSeconds, "Heartbeat-only period before the sweep")
       ->capture_default_str();
@@ -95,8 +97,9 @@ int main(int argc, char** argv) {
 
   const bool tempDir = dir.empty();
   if (tempDir)
-    dir = (std::filesystem::temp_directory_path() / ("dc-sweep-bench-" + std::to_string(::getpid())))
-              .string();
+    dir =
+        (std::filesystem::temp_directory_path() / ("dc-sweep-bench-" + std::to_string(::getpid())))
+            .string();
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string db = dir + "/console.db";
@@ -123,7 +126,10 @@ int main(int argc, char** argv) {
         for (int k = 0; k < observations; ++k)
           b.observations.emplace_back(
               inventory::hostnameKey(d.hostname),
-              inventory::Observation{0, "process", kT0 - 3h, kT0 - 3h,
+              inventory::Observation{0,
+                                     "process",
+                                     kT0 - 3h,
+                                     kT0 - 3h,
                                      {{"path", "/usr/bin/python3"}, {"pid", 1000 + k}}});
       }
       if (auto st = (*store)->write(b); !st.ok()) {
@@ -189,8 +195,8 @@ int main(int argc, char** argv) {
             << " observations each written in " << setupSeconds << " s; Console start "
             << startSeconds << " s\n"
             << "sweep: evicted " << report->evicted << " Defenders and "
-            << report->observationsRemoved << " observations in " << report->took.count()
-            << " ms (" << report->batches << " batches); " << (left.ok() ? left->total : -1)
+            << report->observationsRemoved << " observations in " << report->took.count() << " ms ("
+            << report->batches << " batches); " << (left.ok() ? left->total : -1)
             << " Defenders left (expected " << live << ")\n"
             << "heartbeat latency ms (" << threads << " keep-alive clients): baseline p50 "
             << baseline.pct(0.5) << " p99 " << baseline.pct(0.99) << " (n=" << baseline.ms.size()

@@ -19,22 +19,20 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
   const auto started = std::chrono::steady_clock::now();
   SweepReport report;
   ++sweeps_;
-  for (auto category : {Category::kAppEmbedded, Category::kContainer, Category::kHost,
-                        Category::kServerless}) {
+  for (auto category :
+       {Category::kAppEmbedded, Category::kContainer, Category::kHost, Category::kServerless}) {
     for (;;) {
       auto batch = inventory_.evictDue(category, now, options_.batchSize);
       if (!batch.ok()) {
         ++failures_;
-        spdlog::warn("sweep stopped after {} evictions: {}", report.evicted,
-                     batch.error().message);
+        spdlog::warn("sweep stopped after {} evictions: {}", report.evicted, batch.error().message);
         return batch.error();
       }
       ++report.batches;
       for (const auto& a : batch->evicted) {
         report.observationsRemoved += static_cast<size_t>(a.observationsRemoved);
-        spdlog::info("evicted Defender {} (type {}, App ID '{}', {} observations): {}",
-                     a.hostname, inventory::typeInfo(a.type).apiName, a.appId,
-                     a.observationsRemoved, a.reason);
+        spdlog::info("evicted Defender {} (type {}, App ID '{}', {} observations): {}", a.hostname,
+                     inventory::typeInfo(a.type).apiName, a.appId, a.observationsRemoved, a.reason);
       }
       report.evicted += batch->evicted.size();
       // Done when the store had fewer candidates than asked for, or nothing could be evicted
@@ -88,7 +86,9 @@ struct SweepScheduler::Impl {
 SweepScheduler::SweepScheduler(Sweeper& sweeper, const Clock& clock, Millis period)
     : impl_(std::make_unique<Impl>(sweeper, clock, period)) {}
 
-SweepScheduler::~SweepScheduler() { stop(); }
+SweepScheduler::~SweepScheduler() {
+  stop();
+}
 
 void SweepScheduler::start() {
   impl_->arm();

@@ -14,15 +14,15 @@
 namespace dc {
 
 enum class ErrorKind {
-  kInvalidArgument,  // 400: the request is malformed or a field is invalid
-  kUnauthenticated,  // 401
-  kPermissionDenied, // 403
-  kNotFound,         // 404
-  kConflict,         // 409
-  kTooLarge,         // 413
-  kRateLimited,      // 429
-  kUnavailable,      // 503: storage busy or failing; the client may retry
-  kInternal,         // 500: a bug
+  kInvalidArgument,   // 400: the request is malformed or a field is invalid
+  kUnauthenticated,   // 401
+  kPermissionDenied,  // 403
+  kNotFound,          // 404
+  kConflict,          // 409
+  kTooLarge,          // 413
+  kRateLimited,       // 429
+  kUnavailable,       // 503: storage busy or failing; the client may retry
+  kInternal,          // 500: a bug
 };
 
 struct Error {
@@ -52,7 +52,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }

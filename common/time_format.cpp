@@ -12,12 +12,11 @@ std::string formatRfc3339(TimePoint t) {
   const year_month_day ymd{day};
   const hh_mm_ss<Millis> hms{t - day};
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", int(ymd.year()),
-                unsigned(ymd.month()), unsigned(ymd.day()),
-                static_cast<long long>(hms.hours().count()),
-                static_cast<long long>(hms.minutes().count()),
-                static_cast<long long>(hms.seconds().count()),
-                static_cast<long long>(hms.subseconds().count()));
+  std::snprintf(
+      buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", int(ymd.year()),
+      unsigned(ymd.month()), unsigned(ymd.day()), static_cast<long long>(hms.hours().count()),
+      static_cast<long long>(hms.minutes().count()), static_cast<long long>(hms.seconds().count()),
+      static_cast<long long>(hms.subseconds().count()));
   return buf;
 }
 

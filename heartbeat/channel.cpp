@@ -60,8 +60,7 @@ Result<TimePoint> requireTime(const json& value, const std::string& field) {
 
 Result<std::string> requireHostname(const json& body, const ChannelLimits& limits) {
   auto it = body.find("hostname");
-  if (it == body.end() || it->is_null())
-    return invalid("missing_field", "hostname", "is required");
+  if (it == body.end() || it->is_null()) return invalid("missing_field", "hostname", "is required");
   if (!it->is_string()) return invalid("invalid_field", "hostname", "must be a string");
   const auto& h = it->get_ref<const std::string&>();
   if (h.empty()) return invalid("invalid_field", "hostname", "must not be empty");
@@ -147,7 +146,8 @@ Result<HeartbeatReport> parseHeartbeat(const json& body, const ChannelLimits& li
 
   json collections = json::array();
   if (auto it = body.find("collections"); it != body.end() && !it->is_null()) {
-    if (!it->is_array()) return invalid("invalid_field", "collections", "must be an array of strings");
+    if (!it->is_array())
+      return invalid("invalid_field", "collections", "must be an array of strings");
     if (it->size() > limits.maxCollections)
       return invalid("field_too_large", "collections",
                      "has " + std::to_string(it->size()) + " entries; at most " +
@@ -155,9 +155,9 @@ Result<HeartbeatReport> parseHeartbeat(const json& body, const ChannelLimits& li
     for (size_t i = 0; i < it->size(); ++i) {
       const auto& c = (*it)[i];
       if (!c.is_string() || c.get_ref<const std::string&>().size() > limits.maxStringLength)
-        return invalid("invalid_field", "collections[" + std::to_string(i) + "]",
-                       "must be a string of at most " + std::to_string(limits.maxStringLength) +
-                           " bytes");
+        return invalid(
+            "invalid_field", "collections[" + std::to_string(i) + "]",
+            "must be a string of at most " + std::to_string(limits.maxStringLength) + " bytes");
     }
     collections = *it;
   }
@@ -204,7 +204,8 @@ Result<std::pair<std::string, std::vector<inventory::Observation>>> parseObserva
     inventory::Observation obs;
     auto kind = o.find("kind");
     if (kind == o.end() || !kind->is_string())
-      return invalid("missing_field", at + ".kind", "is required (process, network, dns, filesystem)");
+      return invalid("missing_field", at + ".kind",
+                     "is required (process, network, dns, filesystem)");
     obs.kind = kind->get<std::string>();
     if (obs.kind != "process" && obs.kind != "network" && obs.kind != "dns" &&
         obs.kind != "filesystem")
@@ -217,7 +218,8 @@ Result<std::pair<std::string, std::vector<inventory::Observation>>> parseObserva
     obs.time = *t;
     auto fields = o.find("fields");
     if (fields != o.end() && !fields->is_null()) {
-      if (!fields->is_object()) return invalid("invalid_field", at + ".fields", "must be an object");
+      if (!fields->is_object())
+        return invalid("invalid_field", at + ".fields", "must be an object");
       const size_t size = fields->dump().size();
       if (size > limits.maxObservationFieldsBytes)
         return invalid("field_too_large", at + ".fields",

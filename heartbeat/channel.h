@@ -29,7 +29,7 @@ Result<nlohmann::json> parseJsonObject(std::string_view body, int maxDepth);
 
 /// A validated heartbeat.
 struct HeartbeatReport {
-  inventory::Defender defender;          // descriptive fields only
+  inventory::Defender defender;           // descriptive fields only
   std::optional<TimePoint> defenderTime;  // the Defender's clock, if it sent `time`
 };
 

@@ -32,7 +32,9 @@ constexpr std::array<TypeInfo, 17> kTypes{{
 
 }  // namespace
 
-const std::array<TypeInfo, 17>& allTypes() { return kTypes; }
+const std::array<TypeInfo, 17>& allTypes() {
+  return kTypes;
+}
 
 const TypeInfo& typeInfo(DefenderType type) {
   const auto& info = kTypes[static_cast<size_t>(type)];

@@ -55,7 +55,9 @@ std::optional<DefenderType> parseType(std::string_view name);
 
 std::string_view categoryName(Category c);  // "container", "host", "serverless", "appEmbedded"
 std::optional<Category> parseCategory(std::string_view name);
-inline Category categoryOf(DefenderType t) { return typeInfo(t).category; }
+inline Category categoryOf(DefenderType t) {
+  return typeInfo(t).category;
+}
 
 /// Lower-cases ASCII letters: the inventory key of a hostname.
 std::string hostnameKey(std::string_view hostname);
@@ -77,8 +79,8 @@ struct Defender {
   nlohmann::json details = nlohmann::json::object();
 
   // --- the Console's own judgement inputs (UTC) ---
-  TimePoint registeredAt{};    // first heartbeat since (re-)registration
-  TimePoint lastSeen{};        // Console receive time of the newest heartbeat
+  TimePoint registeredAt{};  // first heartbeat since (re-)registration
+  TimePoint lastSeen{};      // Console receive time of the newest heartbeat
   /// Silence is counted from here: normally == lastSeen; after a Console restart, a Defender
   /// that was connected when the Console stopped is judged from the restart (DESIGN §4).
   TimePoint judgedFrom{};

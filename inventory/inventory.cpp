@@ -17,14 +17,18 @@ uint64_t fingerprintOf(const Defender& d) {
   return std::hash<std::string>{}(text);
 }
 
-double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+double seconds(Millis d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
 
 }  // namespace
 
 Inventory::Inventory(Store& store, const Clock& clock, InventoryOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
-Inventory::~Inventory() { stop(); }
+Inventory::~Inventory() {
+  stop();
+}
 
 Status Inventory::start(bool startFlusher) {
   auto settings = store_.loadSettings();
@@ -36,9 +40,10 @@ Status Inventory::start(bool startFlusher) {
     auto changed = store_.discountDowntime(**alive, now, options_.liveness.grace);
     if (!changed.ok()) return changed.error();
     if (*changed > 0)
-      spdlog::info("Console was down {:.0f} s; {} Defenders connected at shutdown are judged from "
-                   "now",
-                   seconds(now - **alive), *changed);
+      spdlog::info(
+          "Console was down {:.0f} s; {} Defenders connected at shutdown are judged from "
+          "now",
+          seconds(now - **alive), *changed);
   }
   std::unordered_map<std::string, LiveState> loaded;
   auto st = store_.forEachDefender([&](const Defender& d) {
@@ -102,7 +107,9 @@ Liveness Inventory::judge(const Defender& d, TimePoint now) const {
   return inventory::judge(d, now, options_.liveness, days);
 }
 
-uint64_t Inventory::waitTicket() { return openGeneration_; }
+uint64_t Inventory::waitTicket() {
+  return openGeneration_;
+}
 
 Status Inventory::awaitDurable(uint64_t ticket) {
   std::unique_lock lock(stateMutex_);
@@ -206,8 +213,10 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
       return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname +
                                                      "'; send a heartbeat first");
     if (pendingObservations_.size() + batch.size() > options_.maxPendingObservations)
-      return Error{ErrorKind::kRateLimited, "observations_backlog",
-                   "too many observations are waiting to be stored; retry later", {}};
+      return Error{ErrorKind::kRateLimited,
+                   "observations_backlog",
+                   "too many observations are waiting to be stored; retry later",
+                   {}};
     for (auto& o : batch) {
       o.receivedAt = now;
       pendingObservations_.emplace_back(key, std::move(o));
@@ -377,8 +386,7 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
     days = settings_.disconnectPeriodDays;
   }
   const Millis retention = retentionFor(category, days);
-  auto candidates =
-      store_.dueForEviction(category, now, options_.liveness.grace, retention, limit);
+  auto candidates = store_.dueForEviction(category, now, options_.liveness.grace, retention, limit);
   if (!candidates.ok()) return candidates.error();
   std::vector<std::string> due;
   {

@@ -156,7 +156,7 @@ class Inventory {
   std::mutex writeMutex_;  // the single writer; taken before stateMutex_
 
   mutable std::mutex stateMutex_;
-  std::unordered_map<std::string, LiveState> live_;       // by hostname key
+  std::unordered_map<std::string, LiveState> live_;        // by hostname key
   std::unordered_map<std::string, PendingWrite> pending_;  // by hostname key
   std::vector<std::pair<std::string, Observation>> pendingObservations_;
   bool urgent_ = false;

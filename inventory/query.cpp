@@ -8,9 +8,9 @@ struct SortName {
   std::string_view name;
 };
 constexpr SortName kSortNames[] = {
-    {SortKey::kHostname, "hostname"},   {SortKey::kType, "type"},
-    {SortKey::kCategory, "category"},   {SortKey::kVersion, "version"},
-    {SortKey::kCluster, "cluster"},     {SortKey::kAppId, "appID"},
+    {SortKey::kHostname, "hostname"},         {SortKey::kType, "type"},
+    {SortKey::kCategory, "category"},         {SortKey::kVersion, "version"},
+    {SortKey::kCluster, "cluster"},           {SortKey::kAppId, "appID"},
     {SortKey::kLastModified, "lastModified"}, {SortKey::kConnected, "connected"},
     {SortKey::kLastSeen, "lastSeen"},
 };

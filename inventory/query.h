@@ -11,8 +11,17 @@ namespace dc::inventory {
 
 /// Sort keys of `GET /api/v1/defenders?sort=`; every sort ends with hostname as the unique
 /// tie-breaker so that paging is stable.
-enum class SortKey { kHostname, kType, kCategory, kVersion, kCluster, kAppId, kLastModified,
-                     kConnected, kLastSeen };
+enum class SortKey {
+  kHostname,
+  kType,
+  kCategory,
+  kVersion,
+  kCluster,
+  kAppId,
+  kLastModified,
+  kConnected,
+  kLastSeen
+};
 
 /// API name of a sort key ("hostname", "type", "category", "version", "cluster", "appID",
 /// "lastModified", "connected", "lastSeen").
@@ -33,11 +42,11 @@ struct DefenderQuery {
   std::vector<DefenderType> types;      // any of
   std::optional<Category> category;
   std::optional<bool> connected;
-  std::optional<std::string> cluster;  // exact
-  std::optional<std::string> appId;    // exact
-  std::optional<std::string> image;    // exact, cloudMetadata.image
+  std::optional<std::string> cluster;    // exact
+  std::optional<std::string> appId;      // exact
+  std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
-  std::optional<std::string> search;   // case-insensitive substring of hostname, App ID, cluster
+  std::optional<std::string> search;     // case-insensitive substring of hostname, App ID, cluster
 };
 
 /// One page of results and the total number of matches (the `Total-Count` header).

@@ -46,7 +46,9 @@ class Stmt {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
-  Stmt& bind(int i, TimePoint t) { return bind(i, static_cast<long long>(t.time_since_epoch().count())); }
+  Stmt& bind(int i, TimePoint t) {
+    return bind(i, static_cast<long long>(t.time_since_epoch().count()));
+  }
   Stmt& bind(int i, const std::string& s) {
     sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     return *this;
@@ -85,7 +87,8 @@ class Stmt {
   }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
   }
 
  private:
@@ -187,7 +190,8 @@ Status migrate(sqlite3* db) {
     return Error{ErrorKind::kInvalidArgument, "schema_too_new",
                  "database schema version " + std::to_string(current) +
                      " was written by a newer Defender Console; this build knows up to " +
-                     std::to_string(kSchemaVersion) + ". Upgrade the Console or use another "
+                     std::to_string(kSchemaVersion) +
+                     ". Upgrade the Console or use another "
                      "--data-dir.",
                  "data-dir"};
   for (int v = current; v < kSchemaVersion; ++v) {
@@ -390,8 +394,11 @@ class SqliteStore final : public Store {
                  "SELECT id, ?2, ?3, ?4, ?5 FROM defenders WHERE key=?1");
         if (!ins.prepared()) return ins.error("prepare observation");
         for (const auto& [key, o] : batch.observations) {
-          ins.bind(1, key).bind(2, o.kind).bind(3, o.time).bind(4, o.receivedAt).bind(
-              5, o.fields.dump());
+          ins.bind(1, key)
+              .bind(2, o.kind)
+              .bind(3, o.time)
+              .bind(4, o.receivedAt)
+              .bind(5, o.fields.dump());
           ins.step();
           if (ins.failed()) return ins.error("insert observation");
           ins.reset();
@@ -417,7 +424,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(writeMutex_);
     std::vector<AuditRecord> written;
     auto st = inTransaction(writer_, [&]() -> Status {
-      Stmt find(writer_, "SELECT id, hostname, app_id, type, last_seen FROM defenders WHERE key=?1");
+      Stmt find(writer_,
+                "SELECT id, hostname, app_id, type, last_seen FROM defenders WHERE key=?1");
       Stmt delObs(writer_, "DELETE FROM observations WHERE defender_id=?1");
       Stmt delDef(writer_, "DELETE FROM defenders WHERE id=?1");
       Stmt audit(writer_,
@@ -541,8 +549,8 @@ class SqliteStore final : public Store {
     if (q.container) w.add("container = " + param(*q.container));
     if (q.search) {
       const auto p = param(likePattern(*q.search));
-      w.add("(key LIKE " + p + " ESCAPE '\\' OR app_id LIKE " + p + " ESCAPE '\\' OR cluster LIKE " +
-            p + " ESCAPE '\\')");
+      w.add("(key LIKE " + p + " ESCAPE '\\' OR app_id LIKE " + p +
+            " ESCAPE '\\' OR cluster LIKE " + p + " ESCAPE '\\')");
     }
     auto bindAll = [&](Stmt& s) {
       s.bind(1, cutoff.now - cutoff.grace).bind(2, static_cast<long long>(cutoff.grace.count()));
@@ -561,8 +569,9 @@ class SqliteStore final : public Store {
       if (c.step()) page.total = c.i64(0);
       if (c.failed()) return c.error("count defenders");
     }
-    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql + orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) +
-                     " OFFSET " + std::to_string(q.offset));
+    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql +
+                     orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) + " OFFSET " +
+                     std::to_string(q.offset));
     if (!s.prepared()) return s.error("prepare list");
     bindAll(s);
     while (s.step()) page.items.push_back(readDefender(s));
@@ -577,8 +586,8 @@ class SqliteStore final : public Store {
     if (!s.prepared()) return s.error("prepare summary");
     s.bind(1, cutoff.now - cutoff.grace);
     std::vector<CategorySummary> out;
-    for (auto c : {Category::kContainer, Category::kHost, Category::kServerless,
-                   Category::kAppEmbedded})
+    for (auto c :
+         {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})
       out.push_back({c, 0, 0});
     while (s.step()) {
       if (auto c = parseCategory(s.text(0))) {
@@ -782,7 +791,9 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-int sqliteSchemaVersion() { return kSchemaVersion; }
+int sqliteSchemaVersion() {
+  return kSchemaVersion;
+}
 
 Result<std::unique_ptr<Store>> openSqliteStore(const SqliteOptions& options) {
   auto store = std::make_unique<SqliteStore>();

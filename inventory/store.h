@@ -28,19 +28,19 @@ struct DefenderSettings {
 
 /// One runtime observation reported by a Defender (DESIGN §2 "observation").
 struct Observation {
-  long long id = 0;          // assigned by the store
-  std::string kind;          // "process", "network", "dns" or "filesystem"
-  TimePoint time{};          // event time as reported by the Defender (UTC)
-  TimePoint receivedAt{};    // Console receive time (UTC)
+  long long id = 0;                                  // assigned by the store
+  std::string kind;                                  // "process", "network", "dns" or "filesystem"
+  TimePoint time{};                                  // event time as reported by the Defender (UTC)
+  TimePoint receivedAt{};                            // Console receive time (UTC)
   nlohmann::json fields = nlohmann::json::object();  // kind-specific fields
 };
 
 /// One audit record: an eviction or a manual delete (DESIGN §5).
 struct AuditRecord {
   long long id = 0;
-  TimePoint at{};            // when the removal committed (UTC)
-  std::string actor;         // "scheduler" for evictions, else the user who deleted
-  std::string reason;        // e.g. "disconnected for 1h (appEmbedded)", "manual delete"
+  TimePoint at{};      // when the removal committed (UTC)
+  std::string actor;   // "scheduler" for evictions, else the user who deleted
+  std::string reason;  // e.g. "disconnected for 1h (appEmbedded)", "manual delete"
   std::string hostname;
   std::string appId;
   DefenderType type = DefenderType::kNone;

@@ -11,11 +11,13 @@ std::string ConsoleConfig::databasePath() const {
 
 Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::string& version) {
   ConsoleConfig c;
-  CLI::App app{"Defender Console: inventory and lifecycle of Defenders, above all App-Embedded "
-               "Defenders in AWS ECS Fargate tasks."};
+  CLI::App app{
+      "Defender Console: inventory and lifecycle of Defenders, above all App-Embedded "
+      "Defenders in AWS ECS Fargate tasks."};
   app.set_version_flag("--version", version);
   long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60;
-  size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10, defenderBodyKib = c.defenderMaxBodyBytes >> 10;
+  size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10,
+         defenderBodyKib = c.defenderMaxBodyBytes >> 10;
 
   app.add_option("--data-dir", c.dataDir, "Directory for the SQLite database")
       ->envname("DC_DATA_DIR")
@@ -84,12 +86,15 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
-    return Error{ErrorKind::kInvalidArgument, "help",
+    return Error{ErrorKind::kInvalidArgument,
+                 "help",
                  argc > 1 && std::string(argv[1]) == "--version" ? version + "\n" : app.help(),
                  {}};
   } catch (const CLI::ParseError& e) {
-    return Error{ErrorKind::kInvalidArgument, "invalid_config",
-                 std::string(e.what()) + "\nRun with --help for the options.", {}};
+    return Error{ErrorKind::kInvalidArgument,
+                 "invalid_config",
+                 std::string(e.what()) + "\nRun with --help for the options.",
+                 {}};
   }
   c.heartbeatInterval = Seconds(hbSeconds);
   c.grace = Seconds(graceSeconds);

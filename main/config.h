@@ -11,22 +11,22 @@
 namespace dc {
 
 struct ConsoleConfig {
-  std::string dataDir = "data";       // holds console.db (SQLite, WAL)
-  std::string database;               // path or ":memory:"; empty = <dataDir>/console.db
+  std::string dataDir = "data";  // holds console.db (SQLite, WAL)
+  std::string database;          // path or ":memory:"; empty = <dataDir>/console.db
   std::string host = "0.0.0.0";
-  int consolePort = 8083;             // Console API + UI (vendor default 8083)
-  int defenderPort = 8084;            // defender channel (vendor default 8084)
+  int consolePort = 8083;                  // Console API + UI (vendor default 8083)
+  int defenderPort = 8084;                 // defender channel (vendor default 8084)
   Millis heartbeatInterval = Seconds(30);  // H
   Millis grace{0};                         // G; 0 = 3 × H
   Millis flushInterval = Millis(1000);
   Millis sweepInterval = Seconds(60);
   size_t consoleThreads = 16;
   size_t defenderThreads = 64;
-  size_t consoleMaxBodyBytes = 1 << 20;    // task definitions: ECS register limit is 64 KiB,
-                                           // CloudFormation templates may be larger
-  size_t defenderMaxBodyBytes = 256 << 10; // heartbeats are ~1 KiB; observation batches larger
-  std::string uiDir;                       // empty = built-in default
-  std::string logFormat = "text";          // text | json
+  size_t consoleMaxBodyBytes = 1 << 20;     // task definitions: ECS register limit is 64 KiB,
+                                            // CloudFormation templates may be larger
+  size_t defenderMaxBodyBytes = 256 << 10;  // heartbeats are ~1 KiB; observation batches larger
+  std::string uiDir;                        // empty = built-in default
+  std::string logFormat = "text";           // text | json
   std::string logLevel = "info";
 
   std::string databasePath() const;

@@ -44,7 +44,9 @@ struct ConsoleApp::Impl {
 ConsoleApp::ConsoleApp(ConsoleConfig config, const Clock& clock, std::string version)
     : impl_(std::make_unique<Impl>(std::move(config), clock, std::move(version))) {}
 
-ConsoleApp::~ConsoleApp() { stop(); }
+ConsoleApp::~ConsoleApp() {
+  stop();
+}
 
 Status ConsoleApp::start(bool startScheduler) {
   auto& m = *impl_;
@@ -71,9 +73,10 @@ Status ConsoleApp::start(bool startScheduler) {
   m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
   if (auto st = m.inventory->start(); !st.ok()) return st;
 
-  m.channel = std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
-  m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory,
-                                                 cleanup::SweepOptions{c.sweepInterval, 500});
+  m.channel =
+      std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
+  m.sweeper =
+      std::make_unique<cleanup::Sweeper>(*m.inventory, cleanup::SweepOptions{c.sweepInterval, 500});
 
   auto embedStore = embed::openSqliteEmbedStore(dbPath);
   if (!embedStore.ok()) return embedStore.error();
@@ -127,9 +130,17 @@ void ConsoleApp::stop() {
   if (m.inventory) m.inventory->stop();
 }
 
-int ConsoleApp::consolePort() const { return impl_->consoleListener->port(); }
-int ConsoleApp::defenderPort() const { return impl_->defenderListener->port(); }
-inventory::Inventory& ConsoleApp::inventory() { return *impl_->inventory; }
-cleanup::Sweeper& ConsoleApp::sweeper() { return *impl_->sweeper; }
+int ConsoleApp::consolePort() const {
+  return impl_->consoleListener->port();
+}
+int ConsoleApp::defenderPort() const {
+  return impl_->defenderListener->port();
+}
+inventory::Inventory& ConsoleApp::inventory() {
+  return *impl_->inventory;
+}
+cleanup::Sweeper& ConsoleApp::sweeper() {
+  return *impl_->sweeper;
+}
 
 }  // namespace dc

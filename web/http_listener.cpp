@@ -41,9 +41,13 @@ HttpListener::HttpListener(ListenerOptions options)
   });
 }
 
-HttpListener::~HttpListener() { stop(); }
+HttpListener::~HttpListener() {
+  stop();
+}
 
-httplib::Server& HttpListener::server() { return *server_; }
+httplib::Server& HttpListener::server() {
+  return *server_;
+}
 
 Result<int> HttpListener::start() {
   int port = options_.port;

@@ -16,14 +16,14 @@ class Server;
 namespace dc::web {
 
 struct ListenerOptions {
-  std::string name = "http";   // for logs: "console" or "defender channel"
+  std::string name = "http";  // for logs: "console" or "defender channel"
   std::string host = "0.0.0.0";
-  int port = 0;                // 0 picks a free port
+  int port = 0;  // 0 picks a free port
   /// Worker threads. cpp-httplib serves one connection per worker for the life of a keep-alive
   /// connection, so this bounds concurrent connections being served.
   size_t threads = 8;
-  size_t maxBodyBytes = 1 << 20;    // larger bodies get 413
-  int backlog = 4096;               // pending connections queued by the kernel
+  size_t maxBodyBytes = 1 << 20;  // larger bodies get 413
+  int backlog = 4096;             // pending connections queued by the kernel
   size_t keepAliveMaxRequests = 100000;
   int keepAliveTimeoutSeconds = 30;
   int readTimeoutSeconds = 10;

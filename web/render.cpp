@@ -41,16 +41,15 @@ json defenderJson(const inventory::Defender& d, const inventory::Liveness& l) {
       {"connected", l.connected},
       {"lastModified", formatRfc3339(l.lastModified)},
       {"cluster", d.cluster},
-      {"collections", collections != d.details.end() && collections->is_array() ? *collections
-                                                                               : json::array()},
+      {"collections",
+       collections != d.details.end() && collections->is_array() ? *collections : json::array()},
       {"appID", d.appId},
       {"container", d.container},
       {"cloudMetadata", std::move(cloud)},
       {"features", objectOr(d.details, "features")},
       {"status", objectOr(d.details, "status")},
       {"systemInfo", objectOr(d.details, "systemInfo")},
-      {"certificateExpiration",
-       cert != d.details.end() && cert->is_string() ? *cert : json("")},
+      {"certificateExpiration", cert != d.details.end() && cert->is_string() ? *cert : json("")},
       {"registeredAt", formatRfc3339(d.registeredAt)},
       {"lastSeen", formatRfc3339(d.lastSeen)},
       {"disconnectedAt", optTime(l.disconnectedAt)},
@@ -82,8 +81,8 @@ json auditJson(const inventory::AuditRecord& a) {
 
 std::string csvCell(std::string_view value) {
   std::string v(value);
-  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' ||
-                     v[0] == '\r'))
+  if (!v.empty() &&
+      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r'))
     v.insert(v.begin(), '\'');
   if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
   std::string out = "\"";

@@ -7,12 +7,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/time_format.h"
+#include "embed/handler.h"
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "web/http_errors.h"
 #include "web/query_params.h"
-#include "common/time_format.h"
-#include "embed/handler.h"
 #include "web/render.h"
 
 namespace dc::web {
@@ -27,14 +27,18 @@ std::string dumpJson(const json& j) {
 }
 
 // Hostnames in paths may be URL-encoded; httplib decodes path parameters in matches[1].
-std::string pathId(const httplib::Request& req) { return req.matches[1].str(); }
+std::string pathId(const httplib::Request& req) {
+  return req.matches[1].str();
+}
 
 void sendPage(httplib::Response& res, const json& items, long long total) {
   res.set_header("Total-Count", std::to_string(total));
   sendJson(res, dumpJson(items));
 }
 
-Params paramsOf(const httplib::Request& req) { return Params(req.params.begin(), req.params.end()); }
+Params paramsOf(const httplib::Request& req) {
+  return Params(req.params.begin(), req.params.end());
+}
 
 std::string prometheusText(const inventory::InventoryMetrics& m,
                            const std::vector<inventory::CategorySummary>& summary) {
@@ -48,8 +52,7 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
         << name << ' ' << v << '\n';
   };
   counter("dc_heartbeats_total", "Heartbeats accepted on the defender channel.", m.heartbeats);
-  counter("dc_registrations_total", "Heartbeats that registered a Defender anew.",
-          m.registrations);
+  counter("dc_registrations_total", "Heartbeats that registered a Defender anew.", m.registrations);
   counter("dc_reconnections_total", "Heartbeats that reconnected a disconnected Defender.",
           m.reconnections);
   counter("dc_graceful_disconnects_total", "Graceful disconnects.", m.gracefulDisconnects);
@@ -94,8 +97,7 @@ Result<inventory::DefenderSettings> parseSettings(const std::string& body) {
 }
 
 json settingsJson(const inventory::DefenderSettings& s) {
-  return json{{"disconnectPeriodDays", s.disconnectPeriodDays},
-              {"appEmbeddedRemovalHours", 1}};
+  return json{{"disconnectPeriodDays", s.disconnectPeriodDays}, {"appEmbeddedRemovalHours", 1}};
 }
 
 }  // namespace
@@ -108,8 +110,10 @@ void installErrorHandlers(httplib::Server& server) {
         sendError(res, Error::notFound("not_found", "no route for " + req.method + " " + req.path));
         break;
       case 413:
-        sendError(res, Error{ErrorKind::kTooLarge, "body_too_large",
-                             "request body exceeds this listener's limit", {}});
+        sendError(res, Error{ErrorKind::kTooLarge,
+                             "body_too_large",
+                             "request body exceeds this listener's limit",
+                             {}});
         break;
       case 400:
         sendError(res, Error::invalid("bad_request", "", "malformed HTTP request"));
@@ -159,15 +163,15 @@ void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) 
                                                      httplib::Response& res) {
     sendEmbed(res, service.listAppIds(embed::QueryParams(req.params.begin(), req.params.end())));
   });
-  server.Get("/api/v1/images/entrypoints", [&service](const httplib::Request& req,
-                                                      httplib::Response& res) {
-    sendEmbed(res, service.listImageEntrypoints(
-                       embed::QueryParams(req.params.begin(), req.params.end())));
-  });
-  server.Post("/api/v1/images/entrypoints", [&service](const httplib::Request& req,
-                                                       httplib::Response& res) {
-    sendEmbed(res, service.putImageEntrypoint(req.body));
-  });
+  server.Get("/api/v1/images/entrypoints",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               sendEmbed(res, service.listImageEntrypoints(
+                                  embed::QueryParams(req.params.begin(), req.params.end())));
+             });
+  server.Post("/api/v1/images/entrypoints",
+              [&service](const httplib::Request& req, httplib::Response& res) {
+                sendEmbed(res, service.putImageEntrypoint(req.body));
+              });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
@@ -205,28 +209,28 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     return j;
   };
 
-  server.Get("/api/v1/defenders", [&inv, render](const httplib::Request& req,
-                                                 httplib::Response& res) {
-    auto q = parseDefenderQuery(paramsOf(req));
-    if (!q.ok()) return sendError(res, q.error());
-    auto page = inv.list(*q);
-    if (!page.ok()) return sendError(res, page.error());
-    const TimePoint now = inv.clock().now();
-    json items = json::array();
-    for (const auto& d : page->items) items.push_back(render(d, now));
-    sendPage(res, items, page->total);
-  });
+  server.Get("/api/v1/defenders",
+             [&inv, render](const httplib::Request& req, httplib::Response& res) {
+               auto q = parseDefenderQuery(paramsOf(req));
+               if (!q.ok()) return sendError(res, q.error());
+               auto page = inv.list(*q);
+               if (!page.ok()) return sendError(res, page.error());
+               const TimePoint now = inv.clock().now();
+               json items = json::array();
+               for (const auto& d : page->items) items.push_back(render(d, now));
+               sendPage(res, items, page->total);
+             });
 
-  server.Get("/api/v1/defenders/names", [&inv](const httplib::Request& req,
-                                               httplib::Response& res) {
-    auto q = parseDefenderQuery(paramsOf(req));
-    if (!q.ok()) return sendError(res, q.error());
-    auto page = inv.list(*q);
-    if (!page.ok()) return sendError(res, page.error());
-    json names = json::array();
-    for (const auto& d : page->items) names.push_back(d.hostname);
-    sendPage(res, names, page->total);
-  });
+  server.Get("/api/v1/defenders/names",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               auto q = parseDefenderQuery(paramsOf(req));
+               if (!q.ok()) return sendError(res, q.error());
+               auto page = inv.list(*q);
+               if (!page.ok()) return sendError(res, page.error());
+               json names = json::array();
+               for (const auto& d : page->items) names.push_back(d.hostname);
+               sendPage(res, names, page->total);
+             });
 
   server.Get("/api/v1/defenders/summary", [&inv](const httplib::Request&, httplib::Response& res) {
     auto summary = inv.summary();
@@ -240,50 +244,50 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, dumpJson(out));
   });
 
-  server.Get("/api/v1/defenders/download", [&inv](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    auto params = paramsOf(req);
-    const bool paged = params.count("limit") > 0;
-    params.erase("limit");
-    params.erase("offset");
-    auto q = parseDefenderQuery(params);
-    if (!q.ok()) return sendError(res, q.error());
-    if (paged) {
-      auto paging = parsePaging(paramsOf(req));
-      if (!paging.ok()) return sendError(res, paging.error());
-      q->offset = paging->first;
-      q->limit = paging->second;
-    }
-    // Streamed page by page so memory stays bounded whatever the inventory size.
-    auto query = std::make_shared<inventory::DefenderQuery>(*q);
-    auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
-    auto headerSent = std::make_shared<bool>(false);
-    if (!paged) query->limit = 1000;
-    res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-    res.set_chunked_content_provider(
-        "text/csv", [&inv, query, remaining, headerSent](size_t, httplib::DataSink& sink) {
-          if (!*headerSent) {
-            const std::string h = csvHeader();
-            sink.write(h.data(), h.size());
-            *headerSent = true;
-          }
-          if (*remaining == 0) {
-            sink.done();
-            return true;
-          }
-          auto page = inv.list(*query);
-          if (!page.ok()) return false;  // aborts the transfer; the client sees a cut body
-          const TimePoint now = inv.clock().now();
-          std::string chunk;
-          for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
-          if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-          query->offset += static_cast<int>(page->items.size());
-          if (*remaining > 0) *remaining = 0;
-          if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
-            sink.done();
-          return true;
-        });
-  });
+  server.Get(
+      "/api/v1/defenders/download", [&inv](const httplib::Request& req, httplib::Response& res) {
+        auto params = paramsOf(req);
+        const bool paged = params.count("limit") > 0;
+        params.erase("limit");
+        params.erase("offset");
+        auto q = parseDefenderQuery(params);
+        if (!q.ok()) return sendError(res, q.error());
+        if (paged) {
+          auto paging = parsePaging(paramsOf(req));
+          if (!paging.ok()) return sendError(res, paging.error());
+          q->offset = paging->first;
+          q->limit = paging->second;
+        }
+        // Streamed page by page so memory stays bounded whatever the inventory size.
+        auto query = std::make_shared<inventory::DefenderQuery>(*q);
+        auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
+        auto headerSent = std::make_shared<bool>(false);
+        if (!paged) query->limit = 1000;
+        res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
+        res.set_chunked_content_provider(
+            "text/csv", [&inv, query, remaining, headerSent](size_t, httplib::DataSink& sink) {
+              if (!*headerSent) {
+                const std::string h = csvHeader();
+                sink.write(h.data(), h.size());
+                *headerSent = true;
+              }
+              if (*remaining == 0) {
+                sink.done();
+                return true;
+              }
+              auto page = inv.list(*query);
+              if (!page.ok()) return false;  // aborts the transfer; the client sees a cut body
+              const TimePoint now = inv.clock().now();
+              std::string chunk;
+              for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
+              if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
+              query->offset += static_cast<int>(page->items.size());
+              if (*remaining > 0) *remaining = 0;
+              if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
+                sink.done();
+              return true;
+            });
+      });
 
   server.Get("/api/v1/defenders/([^/]+)", [&inv, render](const httplib::Request& req,
                                                          httplib::Response& res) {
@@ -295,71 +299,71 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, dumpJson(render(**d, inv.clock().now())));
   });
 
-  server.Delete("/api/v1/defenders/([^/]+)", [&inv](const httplib::Request& req,
-                                                    httplib::Response& res) {
-    auto removed = inv.remove(pathId(req), "api");
-    if (!removed.ok()) return sendError(res, removed.error());
-    spdlog::info("Defender {} deleted through the API ({} observations removed)",
-                 removed->hostname, removed->observationsRemoved);
-    sendJson(res, dumpJson(auditJson(*removed)));
-  });
+  server.Delete("/api/v1/defenders/([^/]+)",
+                [&inv](const httplib::Request& req, httplib::Response& res) {
+                  auto removed = inv.remove(pathId(req), "api");
+                  if (!removed.ok()) return sendError(res, removed.error());
+                  spdlog::info("Defender {} deleted through the API ({} observations removed)",
+                               removed->hostname, removed->observationsRemoved);
+                  sendJson(res, dumpJson(auditJson(*removed)));
+                });
 
   server.Get("/api/v1/settings/defender", [&inv](const httplib::Request&, httplib::Response& res) {
     sendJson(res, dumpJson(settingsJson(inv.settings())));
   });
 
-  server.Post("/api/v1/settings/defender", [&inv](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    auto s = parseSettings(req.body);
-    if (!s.ok()) return sendError(res, s.error());
-    if (auto st = inv.updateSettings(*s); !st.ok()) return sendError(res, st.error());
-    spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
-    sendJson(res, dumpJson(settingsJson(inv.settings())));
-  });
+  server.Post("/api/v1/settings/defender",
+              [&inv](const httplib::Request& req, httplib::Response& res) {
+                auto s = parseSettings(req.body);
+                if (!s.ok()) return sendError(res, s.error());
+                if (auto st = inv.updateSettings(*s); !st.ok()) return sendError(res, st.error());
+                spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
+                sendJson(res, dumpJson(settingsJson(inv.settings())));
+              });
 
-  server.Get("/api/v1/profiles/app-embedded", [&inv](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    const Params params = paramsOf(req);
-    auto paging = parsePaging(params);
-    if (!paging.ok()) return sendError(res, paging.error());
-    inventory::DefenderQuery q;
-    q.offset = paging->first;
-    q.limit = paging->second;
-    q.category = inventory::Category::kAppEmbedded;
-    auto text = [&](const char* name) -> std::optional<std::string> {
-      auto it = params.find(name);
-      if (it == params.end() || it->second.empty()) return std::nullopt;
-      return it->second;
-    };
-    q.hostname = text("id");
-    q.appId = text("appID");
-    q.container = text("container");
-    q.image = text("image");
-    q.cluster = text("cluster");
-    auto page = inv.list(q);
-    if (!page.ok()) return sendError(res, page.error());
-    json items = json::array();
-    for (const auto& d : page->items) {
-      json cm = d.details.value("cloudMetadata", json::object());
-      items.push_back({{"_id", d.hostname},
-                       {"hostname", d.hostname},
-                       {"appID", d.appId},
-                       {"container", d.container},
-                       {"image", cm.value("image", "")},
-                       {"cluster", d.cluster},
-                       {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
-                       {"startTime", formatRfc3339(d.registeredAt)}});
-    }
-    sendPage(res, items, page->total);
-  });
+  server.Get("/api/v1/profiles/app-embedded",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               const Params params = paramsOf(req);
+               auto paging = parsePaging(params);
+               if (!paging.ok()) return sendError(res, paging.error());
+               inventory::DefenderQuery q;
+               q.offset = paging->first;
+               q.limit = paging->second;
+               q.category = inventory::Category::kAppEmbedded;
+               auto text = [&](const char* name) -> std::optional<std::string> {
+                 auto it = params.find(name);
+                 if (it == params.end() || it->second.empty()) return std::nullopt;
+                 return it->second;
+               };
+               q.hostname = text("id");
+               q.appId = text("appID");
+               q.container = text("container");
+               q.image = text("image");
+               q.cluster = text("cluster");
+               auto page = inv.list(q);
+               if (!page.ok()) return sendError(res, page.error());
+               json items = json::array();
+               for (const auto& d : page->items) {
+                 json cm = d.details.value("cloudMetadata", json::object());
+                 items.push_back({{"_id", d.hostname},
+                                  {"hostname", d.hostname},
+                                  {"appID", d.appId},
+                                  {"container", d.container},
+                                  {"image", cm.value("image", "")},
+                                  {"cluster", d.cluster},
+                                  {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
+                                  {"startTime", formatRfc3339(d.registeredAt)}});
+               }
+               sendPage(res, items, page->total);
+             });
 
   server.Get("/api/v1/profiles/app-embedded/([^/]+)", [&inv](const httplib::Request& req,
                                                              httplib::Response& res) {
     auto d = inv.find(pathId(req));
     if (!d.ok()) return sendError(res, d.error());
     if (!d->has_value() || inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
-      return sendError(res, Error::notFound("unknown_profile",
-                                            "no App-Embedded profile '" + pathId(req) + "'"));
+      return sendError(
+          res, Error::notFound("unknown_profile", "no App-Embedded profile '" + pathId(req) + "'"));
     auto paging = parsePaging(paramsOf(req));
     if (!paging.ok()) return sendError(res, paging.error());
     auto obs = inv.observations(pathId(req), paging->first, paging->second);
@@ -381,16 +385,16 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                             {"observations", events}}));
   });
 
-  server.Get("/api/v1/audit/defenders", [&inv](const httplib::Request& req,
-                                               httplib::Response& res) {
-    auto paging = parsePaging(paramsOf(req));
-    if (!paging.ok()) return sendError(res, paging.error());
-    auto page = inv.audit(paging->first, paging->second);
-    if (!page.ok()) return sendError(res, page.error());
-    json items = json::array();
-    for (const auto& a : page->items) items.push_back(auditJson(a));
-    sendPage(res, items, page->total);
-  });
+  server.Get("/api/v1/audit/defenders",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               auto paging = parsePaging(paramsOf(req));
+               if (!paging.ok()) return sendError(res, paging.error());
+               auto page = inv.audit(paging->first, paging->second);
+               if (!page.ok()) return sendError(res, page.error());
+               json items = json::array();
+               for (const auto& a : page->items) items.push_back(auditJson(a));
+               sendPage(res, items, page->total);
+             });
 
   server.Get("/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
     sendJson(res, dumpJson(json(opts->version)));

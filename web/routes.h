@@ -22,8 +22,8 @@ class EmbedService;
 namespace dc::web {
 
 struct ConsoleApiOptions {
-  std::string version;    // Console version, `GET /api/v1/version`
-  std::string uiDir;      // static files of the web page, served at `/`; empty = no UI
+  std::string version;  // Console version, `GET /api/v1/version`
+  std::string uiDir;    // static files of the web page, served at `/`; empty = no UI
   /// Extra Prometheus text appended to /metrics (e.g. the sweeper's counters).
   std::function<std::string()> extraMetrics;
   /// Ready for traffic (store open, inventory loaded). /readyz answers 503 until true.

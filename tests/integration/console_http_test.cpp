@@ -86,8 +86,9 @@ TEST_CASE("HTTP: heartbeat → list → type=fargate → connected=false after g
   CHECK(reply["intervalSeconds"] == 30.0);
   CHECK(reply["nextHeartbeatSeconds"].get<double>() >= 22.5);
   CHECK(reply["nextHeartbeatSeconds"].get<double>() <= 30.0);
-  REQUIRE(c.heartbeat({{"hostname", "node-1"}, {"type", "daemonset"}, {"cluster", "k8s"}})->status ==
-          200);
+  REQUIRE(
+      c.heartbeat({{"hostname", "node-1"}, {"type", "daemonset"}, {"cluster", "k8s"}})->status ==
+      200);
 
   long long total = 0;
   auto all = c.list("", &total);
@@ -130,7 +131,8 @@ TEST_CASE("HTTP: heartbeat → list → type=fargate → connected=false after g
   CHECK(json::parse(audit->body)[0]["hostname"] == "task-a");
 }
 
-TEST_CASE("HTTP: paging 300 Defenders returns each exactly once for every sort, while 50 heartbeat") {
+TEST_CASE(
+    "HTTP: paging 300 Defenders returns each exactly once for every sort, while 50 heartbeat") {
   RunningConsole c;
   for (int i = 0; i < 300; ++i) {
     char host[16];
@@ -151,9 +153,9 @@ TEST_CASE("HTTP: paging 300 Defenders returns each exactly once for every sort, 
           REQUIRE(c.heartbeat(fargate(host, i % 2 ? "blue" : "green"))->status == 200);
         }
         long long total = 0;
-        auto page = c.list("?limit=50&offset=" + std::to_string(offset) + "&sort=" + sort +
-                               "&reverse=" + reverse,
-                           &total);
+        auto page = c.list(
+            "?limit=50&offset=" + std::to_string(offset) + "&sort=" + sort + "&reverse=" + reverse,
+            &total);
         CHECK(total == 300);
         for (const auto& d : page) seen.insert(d["hostname"].get<std::string>());
       }
@@ -199,7 +201,8 @@ TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchan
     CHECK_FALSE(err["message"].get<std::string>().empty());
   }
   auto missing = json::parse(
-      c.channel.Post("/api/v1/defender/heartbeat", R"({"type":"docker"})", "application/json")->body);
+      c.channel.Post("/api/v1/defender/heartbeat", R"({"type":"docker"})", "application/json")
+          ->body);
   CHECK(missing["field"] == "hostname");
 
   long long total = 0;
@@ -254,10 +257,11 @@ TEST_CASE("HTTP: type filter takes repeated and comma-separated values; search s
 TEST_CASE("HTTP: observations, profiles, graceful disconnect, eviction after one hour") {
   RunningConsole c;
   REQUIRE(c.heartbeat(fargate("task-x"))->status == 200);
-  json obs = {{"hostname", "task-x"},
-              {"observations",
-               {{{"kind", "process"}, {"time", "2027-01-15T08:00:00Z"}, {"fields", {{"path", "/bin/sh"}}}},
-                {{"kind", "dns"}, {"time", "2027-01-15T08:00:01Z"}, {"fields", {{"query", "a.io"}}}}}}};
+  json obs = {
+      {"hostname", "task-x"},
+      {"observations",
+       {{{"kind", "process"}, {"time", "2027-01-15T08:00:00Z"}, {"fields", {{"path", "/bin/sh"}}}},
+        {{"kind", "dns"}, {"time", "2027-01-15T08:00:01Z"}, {"fields", {{"query", "a.io"}}}}}}};
   auto r = c.channel.Post("/api/v1/defender/observations", obs.dump(), "application/json");
   REQUIRE(r->status == 200);
   CHECK(json::parse(r->body)["accepted"] == 2);
@@ -277,8 +281,8 @@ TEST_CASE("HTTP: observations, profiles, graceful disconnect, eviction after one
   auto profiles = c.console.Get(("/api/v1/profiles/app-embedded?appID=" + kAppId).c_str());
   CHECK(profiles->get_header_value("Total-Count") == "1");
 
-  auto d = c.channel.Post("/api/v1/defender/disconnect", R"({"hostname":"task-x"})",
-                          "application/json");
+  auto d =
+      c.channel.Post("/api/v1/defender/disconnect", R"({"hostname":"task-x"})", "application/json");
   REQUIRE(d->status == 200);
   long long total = 0;
   c.list("?connected=false", &total);

@@ -13,7 +13,7 @@ TEST_CASE("generated App IDs are <family>:<uuid v4>") {
     REQUIRE(id.ok());
     CHECK(id->family == "webserver");
     CHECK(appid::isCanonicalUuid(id->uuid));
-    CHECK(id->uuid[14] == '4');  // version nibble
+    CHECK(id->uuid[14] == '4');                                          // version nibble
     CHECK(std::string("89ab").find(id->uuid[19]) != std::string::npos);  // RFC 4122 variant
     auto parsed = appid::parse(id->str());
     REQUIRE(parsed.ok());

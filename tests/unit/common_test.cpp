@@ -19,16 +19,15 @@ TEST_CASE("RFC 3339 parsing handles Z, offsets and fractions") {
   // -05:00 (New York standard time) is 5 hours behind UTC.
   CHECK(parseRfc3339("2026-03-08T02:00:00-05:00") == base);
   CHECK(parseRfc3339("2026-03-08T12:30:00+05:30") == base);
-  CHECK(formatRfc3339(*parseRfc3339("2026-03-08T07:00:00.123456Z")) ==
-        "2026-03-08T07:00:00.123Z");
+  CHECK(formatRfc3339(*parseRfc3339("2026-03-08T07:00:00.123456Z")) == "2026-03-08T07:00:00.123Z");
   CHECK(formatRfc3339(*parseRfc3339("2026-03-08T07:00:00.5Z")) == "2026-03-08T07:00:00.500Z");
 }
 
 TEST_CASE("RFC 3339 parsing rejects malformed text") {
-  for (const char* bad : {"", "2026-03-08", "2026-03-08 07:00:00Z", "2026-02-30T07:00:00Z",
-                          "2026-03-08T24:00:00Z", "2026-03-08T07:00:00", "2026-03-08T07:00:00.Z",
-                          "2026-03-08T07:00:00Zjunk", "2026-03-08T07:00:00+5:00",
-                          "abcd-03-08T07:00:00Z"}) {
+  for (const char* bad :
+       {"", "2026-03-08", "2026-03-08 07:00:00Z", "2026-02-30T07:00:00Z", "2026-03-08T24:00:00Z",
+        "2026-03-08T07:00:00", "2026-03-08T07:00:00.Z", "2026-03-08T07:00:00Zjunk",
+        "2026-03-08T07:00:00+5:00", "abcd-03-08T07:00:00Z"}) {
     INFO(bad);
     CHECK_FALSE(parseRfc3339(bad).has_value());
   }

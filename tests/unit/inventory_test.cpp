@@ -103,9 +103,11 @@ TEST_CASE("inventory: Defender clock skew of hours does not change liveness") {
 
 TEST_CASE("inventory: coalesced heartbeats are flushed in one batch and lists see them") {
   Fixture f;
-  for (int i = 0; i < 100; ++i) REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
   f.clock.advance(20s);
-  for (int i = 0; i < 100; ++i) REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
   DefenderQuery q;
   q.limit = 250;
   auto page = f.inv->list(q);
@@ -121,7 +123,8 @@ TEST_CASE("inventory: eviction re-checks liveness; a late heartbeat wins") {
   Fixture f;
   REQUIRE(f.inv->recordHeartbeat(reported("stale")).ok());
   REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
-  REQUIRE(f.inv->recordObservations("stale", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}).ok());
+  REQUIRE(
+      f.inv->recordObservations("stale", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}).ok());
   f.clock.advance(90s + 1h - 1s);
   CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100)->evicted.empty());  // 59:59
   f.clock.advance(1s);
@@ -144,8 +147,9 @@ TEST_CASE("inventory: eviction re-checks liveness; a late heartbeat wins") {
 TEST_CASE("inventory: manual delete removes observations and leaves an audit record") {
   Fixture f;
   REQUIRE(f.inv->recordHeartbeat(reported("x")).ok());
-  REQUIRE(f.inv->recordObservations("x", {Observation{0, "dns", kT0, kT0, {{"q", "a.com"}}},
-                                          Observation{0, "dns", kT0, kT0, {{"q", "b.com"}}}})
+  REQUIRE(f.inv
+              ->recordObservations("x", {Observation{0, "dns", kT0, kT0, {{"q", "a.com"}}},
+                                         Observation{0, "dns", kT0, kT0, {{"q", "b.com"}}}})
               .ok());
   auto rec = f.inv->remove("X", "admin");
   REQUIRE(rec.ok());

@@ -48,9 +48,9 @@ std::vector<Backend> backends() {
       {"sqlite-file",
        [] {
          static int n = 0;
-         auto path = std::filesystem::temp_directory_path() /
-                     ("dc-conformance-" + std::to_string(::getpid()) + "-" + std::to_string(++n) +
-                      ".db");
+         auto path =
+             std::filesystem::temp_directory_path() /
+             ("dc-conformance-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + ".db");
          std::filesystem::remove(path);
          auto s = openSqliteStore({path.string()});
          REQUIRE(s.ok());
@@ -122,9 +122,9 @@ TEST_CASE("store conformance") {
       SECTION("filters, sorting with a hostname tie-breaker, paging and Total-Count") {
         std::vector<Defender> ds;
         for (int i = 0; i < 30; ++i) {
-          const auto type = i % 3 == 0 ? DefenderType::kFargate
-                                       : (i % 3 == 1 ? DefenderType::kAppEmbedded
-                                                     : DefenderType::kServerLinux);
+          const auto type =
+              i % 3 == 0 ? DefenderType::kFargate
+                         : (i % 3 == 1 ? DefenderType::kAppEmbedded : DefenderType::kServerLinux);
           // Half are silent beyond the grace period.
           const TimePoint seen = i % 2 == 0 ? kT0 : kT0 - 10min;
           ds.push_back(makeDefender("host-" + std::string(i < 10 ? "0" : "") + std::to_string(i),
@@ -311,8 +311,8 @@ TEST_CASE("store conformance") {
 }
 
 TEST_CASE("a database from a newer Console is refused clearly") {
-  auto path = std::filesystem::temp_directory_path() /
-              ("dc-newer-" + std::to_string(::getpid()) + ".db");
+  auto path =
+      std::filesystem::temp_directory_path() / ("dc-newer-" + std::to_string(::getpid()) + ".db");
   std::filesystem::remove(path);
   {
     auto s = openSqliteStore({path.string()});
@@ -321,8 +321,8 @@ TEST_CASE("a database from a newer Console is refused clearly") {
   {
     // Simulate a newer schema by bumping the version with the sqlite3 CLI-free API: reopen and
     // write through a raw statement is not exposed, so use the store's own file via sqlite3.
-    const std::string cmd = "sqlite3 '" + path.string() +
-                            "' 'UPDATE schema_version SET version = version + 1'";
+    const std::string cmd =
+        "sqlite3 '" + path.string() + "' 'UPDATE schema_version SET version = version + 1'";
     REQUIRE(std::system(cmd.c_str()) == 0);
   }
   auto s = openSqliteStore({path.string()});

@@ -107,7 +107,8 @@ TEST_CASE("sweep: 1,000 tasks stop, 1,000 keep running; an hour later exactly th
   // Odd tasks keep heartbeating every 30 s for 62 minutes; even tasks went silent at kT0.
   for (int step = 0; step < 124; ++step) {
     f.clock.advance(30s);
-    for (int i = 1; i < 2000; i += 2) REQUIRE(f.inv.recordHeartbeat(reported("task-" + std::to_string(i))).ok());
+    for (int i = 1; i < 2000; i += 2)
+      REQUIRE(f.inv.recordHeartbeat(reported("task-" + std::to_string(i))).ok());
     (void)f.sweeper.sweep(f.clock.now());
   }
   DefenderQuery all;
@@ -129,7 +130,8 @@ TEST_CASE("sweep: a Console that was down two hours does not evict its fleet on 
   {
     Inventory inv(*store, clock, {});
     REQUIRE(inv.start().ok());
-    for (int i = 0; i < 50; ++i) REQUIRE(inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+    for (int i = 0; i < 50; ++i)
+      REQUIRE(inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
     REQUIRE(inv.recordHeartbeat(reported("already-gone")).ok());
     REQUIRE(inv.recordDisconnect("already-gone").ok());
     inv.stop();
@@ -148,8 +150,7 @@ TEST_CASE("sweep: a Console that was down two hours does not evict its fleet on 
   CHECK(sweeper.sweep(clock.now())->evicted == 50);
 }
 
-TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real threads",
-          "[race]") {
+TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real threads", "[race]") {
   ManualClock clock{kT0};
   auto store = std::move(openSqliteStore({":memory:"})).value();
   InventoryOptions io;
