@@ -209,9 +209,25 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
   uint64_t ticket;
   {
     std::lock_guard lock(stateMutex_);
-    if (!live_.contains(key))
+    auto it = live_.find(key);
+    if (it == live_.end())
       return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname +
                                                      "'; send a heartbeat first");
+    LiveState& s = it->second;
+    const double elapsed = static_cast<double>((now - s.observationRefill).count()) / 1000.0;
+    s.observationTokens = s.observationTokens < 0
+                              ? options_.observationBurst
+                              : std::min(options_.observationBurst,
+                                         s.observationTokens + std::max(0.0, elapsed) *
+                                                                   options_.observationsPerSecond);
+    s.observationRefill = now;
+    if (static_cast<double>(batch.size()) > s.observationTokens)
+      return Error{ErrorKind::kRateLimited, "observation_rate_limited",
+                   "Defender '" + hostname + "' sends more than " +
+                       std::to_string(static_cast<int>(options_.observationsPerSecond)) +
+                       " observations per second; retry later",
+                   "observations"};
+    s.observationTokens -= static_cast<double>(batch.size());
     if (pendingObservations_.size() + batch.size() > options_.maxPendingObservations)
       return Error{ErrorKind::kRateLimited,
                    "observations_backlog",

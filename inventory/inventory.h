@@ -37,6 +37,11 @@ struct InventoryOptions {
   /// Observations waiting to be written, across all Defenders; beyond it new batches get
   /// kRateLimited ("observations_backlog").
   size_t maxPendingObservations = 200000;
+  /// Per-Defender observation rate: a token bucket refilled at this many observations per
+  /// second, holding at most `observationBurst`. Beyond it: kRateLimited
+  /// ("observation_rate_limited").
+  double observationsPerSecond = 100;
+  double observationBurst = 2000;
 };
 
 enum class HeartbeatOutcome {
@@ -88,7 +93,8 @@ class Inventory {
   Result<Defender> recordDisconnect(const std::string& hostname);
 
   /// Appends observations of a known Defender; durable before return. kNotFound when the
-  /// Defender is unknown; kRateLimited when the backlog is full.
+  /// Defender is unknown; kRateLimited when the Defender exceeds its observation rate or the
+  /// backlog is full.
   Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
 
   /// Reads see the newest state: list and summary first write what is pending (their filters
@@ -134,7 +140,9 @@ class Inventory {
     std::optional<TimePoint> gracefulAt;
     std::optional<long long> clockSkewMs;
     DefenderType type = DefenderType::kNone;
-    uint64_t fingerprint = 0;  // hash of the descriptive fields last written
+    uint64_t fingerprint = 0;       // hash of the descriptive fields last written
+    double observationTokens = -1;  // < 0: bucket not used yet (full)
+    TimePoint observationRefill{};
   };
   struct PendingWrite {
     Defender defender;

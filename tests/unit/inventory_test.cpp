@@ -184,3 +184,25 @@ TEST_CASE("inventory: Console downtime does not count against Defenders") {
   CHECK_FALSE(l.connected);
   CHECK(l.disconnectedAt == kT0 + 10s + 2h + 90s);
 }
+
+TEST_CASE("inventory: observations are rate-limited per Defender") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  InventoryOptions io;
+  io.observationsPerSecond = 10;
+  io.observationBurst = 20;
+  Inventory inv(*store, clock, io);
+  REQUIRE(inv.start().ok());
+  REQUIRE(inv.recordHeartbeat(reported("busy")).ok());
+  REQUIRE(inv.recordHeartbeat(reported("quiet")).ok());
+  const std::vector<Observation> fifteen(15, Observation{0, "dns", kT0, kT0, {}});
+  REQUIRE(inv.recordObservations("busy", fifteen).ok());
+  auto refused = inv.recordObservations("busy", fifteen);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::kRateLimited);
+  CHECK(refused.error().code == "observation_rate_limited");
+  CHECK(inv.recordObservations("quiet", fifteen).ok());  // per Defender
+  clock.advance(1s);                                     // +10 tokens: 5 left + 10 = 15
+  CHECK(inv.recordObservations("busy", fifteen).ok());
+  CHECK(*store->countObservations() == 45);
+}
