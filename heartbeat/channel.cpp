@@ -93,6 +93,9 @@ Result<json> parseJsonObject(std::string_view body, int maxDepth) {
   } catch (const json::parse_error& e) {
     return Error::invalid("invalid_json", "",
                           "body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const json::exception& e) {
+    // e.g. out_of_range 406: a number literal too large for any JSON number type.
+    return Error::invalid("invalid_json", "", std::string("body is not usable JSON: ") + e.what());
   }
   if (!parsed.is_object()) return Error::invalid("invalid_body", "", "body must be a JSON object");
   return parsed;

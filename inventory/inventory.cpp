@@ -315,6 +315,7 @@ void Inventory::flusherLoop() {
 
 Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
   const std::string key = hostnameKey(hostname);
+  auto writer = flushBeforeRead();
   auto stored = store_.findDefender(key);
   if (!stored.ok()) return stored.error();
   std::lock_guard lock(stateMutex_);
@@ -331,19 +332,23 @@ Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
   return std::optional<Defender>(std::move(d));
 }
 
-void Inventory::flushBeforeRead() {
+std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
+  // Filters and counts run in SQL, so the rows they see must carry every answered heartbeat.
+  // The writer stays held during the read so that no flush is half-way (taken from memory but
+  // not committed) while the read runs. If the flush fails the read still runs and the
+  // in-memory overlay keeps rows current.
+  std::unique_lock w(writeMutex_);
   bool pending;
   {
     std::lock_guard lock(stateMutex_);
-    pending = !pending_.empty();
+    pending = !pending_.empty() || !pendingObservations_.empty();
   }
-  // Filters and counts run in SQL, so the rows they see must carry the newest liveness. If the
-  // flush fails the read still runs and the in-memory overlay below keeps rows current.
-  if (pending) (void)flush();
+  if (pending) (void)flushLocked();
+  return w;
 }
 
 Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
-  flushBeforeRead();
+  auto writer = flushBeforeRead();
   auto page = store_.listDefenders(query, {clock_.now(), options_.liveness.grace});
   if (!page.ok()) return page;
   std::lock_guard lock(stateMutex_);
@@ -357,7 +362,7 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
 }
 
 Result<std::vector<CategorySummary>> Inventory::summary() {
-  flushBeforeRead();
+  auto writer = flushBeforeRead();
   return store_.summarize({clock_.now(), options_.liveness.grace});
 }
 
@@ -373,6 +378,8 @@ Result<Page<AuditRecord>> Inventory::audit(int offset, int limit) {
 Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::string& actor) {
   const std::string key = hostnameKey(hostname);
   std::lock_guard w(writeMutex_);
+  // A registration still waiting to be written must be stored before it can be deleted.
+  if (auto st = flushLocked(); !st.ok()) return st.error();
   {
     std::lock_guard lock(stateMutex_);
     if (live_.erase(key) == 0)

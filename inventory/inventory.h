@@ -154,7 +154,7 @@ class Inventory {
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);
   void flusherLoop();
-  void flushBeforeRead();
+  std::unique_lock<std::mutex> flushBeforeRead();
   Status flushLocked();  // caller holds writeMutex_
 
   Store& store_;

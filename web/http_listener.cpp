@@ -1,11 +1,14 @@
 #include "web/http_listener.h"
 
+#include "web/http_errors.h"
+
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -32,6 +35,18 @@ HttpListener::HttpListener(ListenerOptions options)
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(options_.maxBodyBytes);
+  // cpp-httplib 0.11 enforces the payload limit only for Content-Length bodies; a chunked body
+  // of any size reaches the router, so it is refused here before any handler sees it.
+  const size_t limit = options_.maxBodyBytes;
+  server_->set_pre_routing_handler([limit](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.size() <= limit) return httplib::Server::HandlerResponse::Unhandled;
+    sendError(res, Error{ErrorKind::kTooLarge,
+                         "body_too_large",
+                         "request body exceeds this listener's limit of " + std::to_string(limit) +
+                             " bytes",
+                         {}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->set_keep_alive_max_count(options_.keepAliveMaxRequests);
   server_->set_keep_alive_timeout(options_.keepAliveTimeoutSeconds);
   server_->set_read_timeout(options_.readTimeoutSeconds, 0);
@@ -77,6 +92,10 @@ Result<int> HttpListener::start() {
 
 void HttpListener::stop() {
   if (!thread_.joinable()) return;
+  // stop() is a no-op until the serving thread has entered its accept loop; wait for it
+  // (bounded), or a stop right after start would leave the thread accepting for ever.
+  for (int i = 0; i < 5000 && !server_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   server_->stop();
   thread_.join();
 }
