@@ -3,7 +3,7 @@
 // Expected failures (bad input, unknown id, busy database) travel as an `Error` with a category
 // (`ErrorKind`) and a stable machine-readable `code` such as "invalid_field". Invariant
 // violations assert. The mapping from ErrorKind to an HTTP status lives in exactly one place:
-// web/http_errors.cpp.
+// common/http_status.cpp.
 #pragma once
 
 #include <cassert>

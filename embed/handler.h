@@ -47,8 +47,6 @@ struct HttpResponse {
   std::optional<Error> error;
 };
 
-/// The one ErrorKind -> HTTP status table used by these handlers (same values as web/).
-int httpStatus(ErrorKind kind);
 /// An error response: JSON {"code", "message", "field"}.
 HttpResponse errorResponse(const Error& error);
 

@@ -47,16 +47,7 @@ Status Inventory::start(bool startFlusher) {
   }
   std::unordered_map<std::string, LiveState> loaded;
   auto st = store_.forEachDefender([&](const Defender& d) {
-    LiveState s;
-    s.registeredAt = d.registeredAt;
-    s.lastSeen = d.lastSeen;
-    s.judgedFrom = d.judgedFrom;
-    s.connectedSince = d.connectedSince;
-    s.gracefulAt = d.gracefulDisconnectAt;
-    s.clockSkewMs = d.clockSkewMs;
-    s.type = d.type;
-    s.fingerprint = fingerprintOf(d);
-    loaded.emplace(hostnameKey(d.hostname), s);
+    loaded.emplace(hostnameKey(d.hostname), liveStateOf(d));
     return true;
   });
   if (!st.ok()) return st;
@@ -87,6 +78,19 @@ void Inventory::stop() {
   std::lock_guard w(writeMutex_);
   if (auto st = flushLocked(); !st.ok())
     spdlog::error("final flush failed: {}", st.error().message);
+}
+
+Inventory::LiveState Inventory::liveStateOf(const Defender& d) {
+  LiveState s;
+  s.registeredAt = d.registeredAt;
+  s.lastSeen = d.lastSeen;
+  s.judgedFrom = d.judgedFrom;
+  s.connectedSince = d.connectedSince;
+  s.gracefulAt = d.gracefulDisconnectAt;
+  s.clockSkewMs = d.clockSkewMs;
+  s.type = d.type;
+  s.fingerprint = fingerprintOf(d);
+  return s;
 }
 
 void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
@@ -436,21 +440,13 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
           : "disconnected for " + std::to_string(days) + " day(s) (disconnectPeriodDays)";
   auto removed = store_.removeDefenders(due, "scheduler", reason, now);
   if (!removed.ok()) {
-    // Nothing was deleted: put the in-memory state back from the store on the next start; for
-    // now reload the rows we dropped so that they stay visible and are retried.
+    // The transaction rolled back, so nothing was deleted: reload the rows dropped from memory
+    // so that they stay visible and are retried at the next sweep.
     for (const auto& key : due) {
       auto d = store_.findDefender(key);
       if (!d.ok() || !d->has_value()) continue;
-      LiveState s;
-      s.registeredAt = (*d)->registeredAt;
-      s.lastSeen = (*d)->lastSeen;
-      s.judgedFrom = (*d)->judgedFrom;
-      s.connectedSince = (*d)->connectedSince;
-      s.gracefulAt = (*d)->gracefulDisconnectAt;
-      s.type = (*d)->type;
-      s.fingerprint = fingerprintOf(**d);
       std::lock_guard lock(stateMutex_);
-      live_.try_emplace(key, s);
+      live_.try_emplace(key, liveStateOf(**d));
     }
     return removed.error();
   }

@@ -150,6 +150,7 @@ class Inventory {
     TimePoint oldestUnwritten{};      // receive time of the oldest heartbeat not yet written
   };
 
+  static LiveState liveStateOf(const Defender& d);  // stored row → in-memory state
   void applyLiveState(const LiveState& s, Defender& d) const;
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);

@@ -86,13 +86,12 @@ Status ConsoleApp::start(bool startScheduler) {
   ec.sidecarImage = "defender-console/fargate-defender:" + m.version;
   m.embed = std::make_unique<embed::EmbedService>(*m.embedStore, m.clock, ec);
 
-  web::ListenerOptions co;
-  co.name = "console";
-  co.host = c.host;
-  co.port = c.consolePort;
-  co.threads = c.consoleThreads;
-  co.maxBodyBytes = c.consoleMaxBodyBytes;
-  m.consoleListener = std::make_unique<web::HttpListener>(co);
+  m.consoleListener = std::make_unique<web::HttpListener>(
+      web::ListenerOptions{.name = "console",
+                           .host = c.host,
+                           .port = c.consolePort,
+                           .threads = c.consoleThreads,
+                           .maxBodyBytes = c.consoleMaxBodyBytes});
   web::ConsoleApiOptions api;
   api.version = m.version;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
@@ -101,13 +100,12 @@ Status ConsoleApp::start(bool startScheduler) {
   api.embed = m.embed.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
-  web::ListenerOptions dopt;
-  dopt.name = "defender channel";
-  dopt.host = c.host;
-  dopt.port = c.defenderPort;
-  dopt.threads = c.defenderThreads;
-  dopt.maxBodyBytes = c.defenderMaxBodyBytes;
-  m.defenderListener = std::make_unique<web::HttpListener>(dopt);
+  m.defenderListener = std::make_unique<web::HttpListener>(
+      web::ListenerOptions{.name = "defender channel",
+                           .host = c.host,
+                           .port = c.defenderPort,
+                           .threads = c.defenderThreads,
+                           .maxBodyBytes = c.defenderMaxBodyBytes});
   web::registerDefenderChannel(m.defenderListener->server(), *m.channel);
 
   if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
