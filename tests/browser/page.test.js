@@ -387,12 +387,13 @@ describe("Resilience and accessibility", () => {
     }
   });
 
-  test("Protect a task is a placeholder reachable from the navigation", async () => {
+  test("Protect a task is reachable from the navigation", async () => {
     const page = await open("/");
     await page.click('.nav a[data-view="protect"]');
     await page.waitForSelector("#view-protect:not([hidden])");
     assert.equal(query(page).get("view"), "protect");
     assert.equal(await page.getAttribute('.nav a[data-view="protect"]', "aria-current"), "page");
+    assert.equal(await page.textContent("#p-generate"), "Generate protected task");
     await page.close();
   });
 });

@@ -1,4 +1,5 @@
-// Defender Console web page: Deployed Defenders, Defender detail, advanced settings, audit.
+// Defender Console web page: Deployed Defenders, Defender detail, advanced settings, audit,
+// Protect a task (embed flow).
 // Plain browser JavaScript, no framework and no build step. The page's state lives in the URL's
 // query string (the same parameter names as GET /api/v1/defenders), so a view can be shared.
 "use strict";
@@ -469,6 +470,7 @@
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
+      else if (state.view === "protect") await loadAppIds();
       else await api("version"); // keeps the connection indicator honest on the other views
       if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
       lastOkAt = new Date(consoleNow());
@@ -733,9 +735,502 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Protect a task: the embed flow (docs/embed.md). The task definition goes as the raw body to
+  // POST /api/v1/defenders/fargate.json or fargate.yaml; the protected document is the whole
+  // answer and the issued App IDs come in the X-Defender-App-IDs header. Errors are
+  // {code, message, field}: shown next to the input, with the line (YAML, JSON syntax) or the
+  // path (field) selected in the input when it can be found.
+  const EXAMPLES = {
+    native: JSON.stringify(
+      {
+        containerDefinitions: [{ name: "web", image: "nginx", entryPoint: ["/http_server"] }],
+        cpu: "256",
+        executionRoleArn: "arn:aws:iam::112233445566:role/ecsTaskExecutionRole",
+        family: "webserver",
+        memory: "512",
+        networkMode: "awsvpc",
+        requiresCompatibilities: ["FARGATE"],
+      },
+      null,
+      2,
+    ),
+    json: JSON.stringify(
+      {
+        Type: "AWS::ECS::TaskDefinition",
+        Properties: {
+          ContainerDefinitions: [{ Name: "web", Image: "nginx", EntryPoint: ["/http_server"] }],
+          Cpu: 256,
+          ExecutionRoleArn: "arn:aws:iam::112233445566:role/ecsTaskExecutionRole",
+          Family: "webserver",
+          Memory: 512,
+          NetworkMode: "awsvpc",
+          RequiresCompatibilities: ["FARGATE"],
+        },
+      },
+      null,
+      2,
+    ),
+    yaml: [
+      'AWSTemplateFormatVersion: "2010-09-09"',
+      "Resources:",
+      "  WebTask:",
+      "    Type: AWS::ECS::TaskDefinition",
+      "    Properties:",
+      "      Family: webserver",
+      "      Cpu: '256'",
+      "      Memory: '512'",
+      "      NetworkMode: awsvpc",
+      "      RequiresCompatibilities:",
+      "        - FARGATE",
+      "      ExecutionRoleArn: 'arn:aws:iam::112233445566:role/ecsTaskExecutionRole'",
+      "      ContainerDefinitions:",
+      "        - Name: web",
+      "          Image: nginx",
+      "          EntryPoint:",
+      "            - /http_server",
+      "",
+    ].join("\n"),
+  };
+  const FORMAT_LABEL = {
+    "native-json": "Native JSON",
+    "native-yaml": "Native YAML",
+    "cloudformation-json": "CloudFormation JSON",
+    "cloudformation-yaml": "CloudFormation YAML",
+  };
+  const UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+  // The header joins App IDs with ","; an intrinsic family may itself hold commas, so split only
+  // after a ":<uuid>".
+  const splitAppIds = (h) => (h ? h.split(new RegExp(`(?<=:${UUID_RE}),`)).filter(Boolean) : []);
+
+  const protect = { busy: false, lastIssued: [], errorLine: 0, outputUrl: null };
+
+  function protectOptions() {
+    const form = $("protect-form");
+    const template = form.elements.template.value;
+    const yaml = template === "cloudformation" && form.elements.format.value === "yaml";
+    const q = new URLSearchParams();
+    q.set("consoleaddr", $("p-consoleaddr").value.trim());
+    q.set("cloudFormation", String(template === "cloudformation"));
+    q.set("filesystemMonitoring", String($("p-fs").checked));
+    q.set("extractEntrypoint", String($("p-extract").checked));
+    if ($("p-extract").checked) {
+      if ($("p-registry-type").value) q.set("registryType", $("p-registry-type").value);
+      if ($("p-cred").value.trim()) q.set("registryCredentialID", $("p-cred").value.trim());
+    }
+    return { template, yaml, query: q };
+  }
+  function syncProtectControls() {
+    const cfn = $("protect-form").elements.template.value === "cloudformation";
+    $("p-format-field").disabled = !cfn;
+    const extract = $("p-extract").checked;
+    $("p-registry-type").disabled = !extract;
+    $("p-cred").disabled = !extract;
+    $("p-fs-note").hidden = !$("p-fs").checked;
+    const { yaml } = protectOptions();
+    $("p-input-label").textContent = cfn ? `Task definition (CloudFormation ${yaml ? "YAML" : "JSON"})` : "Task definition (native ECS JSON)";
+  }
+
+  // Editor: line-number gutter, caret position and the error line's band.
+  const LINE_PX = 18; // matches .editor textarea line-height
+  function lineCount(text) {
+    let n = 1;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) n++;
+    return n;
+  }
+  function renderGutter() {
+    const n = lineCount($("p-input").value);
+    const g = $("p-gutter");
+    if (g.dataset.n !== String(n) || g.dataset.err !== String(protect.errorLine)) {
+      const out = [];
+      for (let i = 1; i <= n; i++) out.push(i === protect.errorLine ? `<span class="err">${i}</span>` : String(i));
+      g.innerHTML = out.join("\n");
+      g.dataset.n = String(n);
+      g.dataset.err = String(protect.errorLine);
+    }
+    syncEditorScroll();
+  }
+  function syncEditorScroll() {
+    const ta = $("p-input");
+    $("p-gutter").scrollTop = ta.scrollTop;
+    const band = $("p-err-band");
+    band.hidden = !protect.errorLine;
+    if (protect.errorLine) band.style.top = `${8 + (protect.errorLine - 1) * LINE_PX - ta.scrollTop}px`;
+  }
+  function updateCaret() {
+    const ta = $("p-input");
+    const before = ta.value.slice(0, ta.selectionStart);
+    const line = lineCount(before);
+    const col = before.length - before.lastIndexOf("\n");
+    $("p-caret").textContent = `Line ${line}, column ${col}`;
+  }
+  // Offsets of line `n` (1-based) in `text`.
+  function lineRange(text, n) {
+    let start = 0;
+    for (let i = 1; i < n; i++) {
+      const j = text.indexOf("\n", start);
+      if (j < 0) return null;
+      start = j + 1;
+    }
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    return { start, end };
+  }
+  function selectInInput(start, end, line) {
+    const ta = $("p-input");
+    ta.focus({ preventScroll: true });
+    ta.setSelectionRange(start, end);
+    const top = (line - 1) * LINE_PX;
+    if (top < ta.scrollTop || top > ta.scrollTop + ta.clientHeight - 3 * LINE_PX) ta.scrollTop = Math.max(0, top - 3 * LINE_PX);
+    ta.scrollIntoView({ block: "nearest" });
+    updateCaret();
+    syncEditorScroll();
+  }
+  function goToLine(n, col) {
+    const text = $("p-input").value;
+    const r = lineRange(text, n);
+    if (!r) return;
+    // The whole line is selected; a column narrows it to the rest of the line from there.
+    const start = col && col > 1 ? Math.min(r.end, r.start + col - 1) : r.start;
+    selectInInput(start, r.end, n);
+  }
+
+  // Where a path like `Resources.Web.Properties.ContainerDefinitions[0].EntryPoint` is in a JSON
+  // text: a tolerant scan that records where each value (and its key) starts. Returns the deepest
+  // existing prefix of the path, so a missing field points to its parent.
+  function parsePath(path) {
+    const parts = [];
+    const re = /([^.[\]]+)|\[(\d+)\]/g;
+    let m;
+    while ((m = re.exec(path))) parts.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+    return parts;
+  }
+  function locateJsonPath(text, path) {
+    const want = parsePath(path);
+    if (!want.length) return null;
+    let i = 0;
+    let best = null;
+    const ws = () => {
+      while (i < text.length && /\s/.test(text[i])) i++;
+    };
+    const str = () => {
+      const s = i;
+      i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      i++;
+      try {
+        return JSON.parse(text.slice(s, i));
+      } catch {
+        return text.slice(s + 1, i - 1);
+      }
+    };
+    const matches = (pathSoFar) => pathSoFar.length <= want.length && pathSoFar.every((p, k) => p === want[k]);
+    const note = (pathSoFar, start, end) => {
+      if (matches(pathSoFar) && (!best || pathSoFar.length > best.depth)) best = { depth: pathSoFar.length, start, end };
+    };
+    const value = (pathSoFar, depth) => {
+      if (depth > 80) throw new Error("deep");
+      ws();
+      const c = text[i];
+      if (c === "{") {
+        i++;
+        ws();
+        if (text[i] === "}") return void i++;
+        for (;;) {
+          ws();
+          if (text[i] !== '"') throw new Error("key");
+          const ks = i;
+          const key = str();
+          const ke = i;
+          ws();
+          if (text[i] !== ":") throw new Error("colon");
+          i++;
+          const p = [...pathSoFar, key];
+          note(p, ks, ke);
+          if (matches(p)) value(p, depth + 1);
+          else skip(depth + 1);
+          ws();
+          if (text[i] === ",") i++;
+          else if (text[i] === "}") return void i++;
+          else throw new Error("object");
+        }
+      } else if (c === "[") {
+        i++;
+        ws();
+        if (text[i] === "]") return void i++;
+        for (let n = 0; ; n++) {
+          ws();
+          const p = [...pathSoFar, n];
+          const vs = i;
+          if (matches(p)) value(p, depth + 1);
+          else skip(depth + 1);
+          if (matches(p)) note(p, vs, i);
+          ws();
+          if (text[i] === ",") i++;
+          else if (text[i] === "]") return void i++;
+          else throw new Error("array");
+        }
+      } else skip(depth);
+    };
+    const skip = (depth) => {
+      ws();
+      const c = text[i];
+      if (c === '"') return void str();
+      if (c === "{" || c === "[") return value([null], depth); // [null] never matches
+      const s = i;
+      while (i < text.length && !/[\s,\]}]/.test(text[i])) i++;
+      if (i === s) throw new Error("value");
+    };
+    try {
+      value([], 0);
+    } catch {
+      // A syntax error: keep what was found before it.
+    }
+    return best;
+  }
+
+  function lineOf(text, offset) {
+    return lineCount(text.slice(0, offset));
+  }
+  function showProtectError(err) {
+    const box = $("p-error");
+    const input = $("p-input").value;
+    const msg = String(err.message || "");
+    const lm = /\bline (\d+)(?:,? col(?:umn)? (\d+))?/i.exec(msg);
+    let line = lm ? Number(lm[1]) : 0;
+    let col = lm && lm[2] ? Number(lm[2]) : 0;
+    let loc = null;
+    if (!line && err.field && /^\s*[{[]/.test(input)) {
+      loc = locateJsonPath(input, err.field);
+      if (loc) line = lineOf(input, loc.start);
+    }
+    if (line > lineCount(input)) line = 0;
+    protect.errorLine = line;
+    const where = [];
+    if (err.field) where.push(`<span class="p-where">Path <code id="p-error-field">${esc(err.field)}</code></span>`);
+    if (line) where.push(`<button type="button" class="btn small" id="p-goto" data-line="${line}" data-col="${col}">Go to line ${line}${col ? `, column ${col}` : ""}</button>`);
+    let fix = "";
+    if (err.code === "format_mismatch") {
+      const cfn = $("protect-form").elements.template.value === "cloudformation";
+      fix = `<button type="button" class="btn small" id="p-switch" data-template="${cfn ? "native" : "cloudformation"}">Switch to ${cfn ? "Native Fargate" : "CloudFormation"}</button>`;
+    } else if (err.code === "entrypoint_required" && !$("p-extract").checked) {
+      fix = `<button type="button" class="btn small" id="p-enable-extract">Enable “Automatically extract entrypoint”</button>`;
+    }
+    box.innerHTML =
+      `<div class="p-error-head"><span class="p-code" id="p-error-code">${esc(err.code || `HTTP ${err.status}`)}</span>` +
+      (err.status ? `<span class="muted">HTTP ${esc(err.status)}</span>` : "") +
+      `</div><p class="p-msg" id="p-error-message">${esc(msg || "The Console refused the task definition.")}</p>` +
+      (where.length || fix ? `<div class="p-where-row">${where.join("")}${fix}</div>` : "");
+    box.hidden = false;
+    $("p-input").setAttribute("aria-invalid", "true");
+    renderGutter();
+    if (loc) {
+      selectInInput(loc.start, loc.end, line);
+    } else if (line) goToLine(line, col);
+    box.scrollIntoView({ block: "nearest" });
+  }
+  function clearProtectError() {
+    $("p-error").hidden = true;
+    $("p-error").innerHTML = "";
+    $("p-input").removeAttribute("aria-invalid");
+    if (protect.errorLine) {
+      protect.errorLine = 0;
+      renderGutter();
+    }
+  }
+  function setOutput(text, ext) {
+    $("p-output").value = text;
+    $("p-copy").disabled = !text;
+    const dl = $("p-download");
+    if (protect.outputUrl) URL.revokeObjectURL(protect.outputUrl);
+    protect.outputUrl = null;
+    if (text) {
+      protect.outputUrl = URL.createObjectURL(new Blob([text], { type: ext === "yaml" ? "application/yaml" : "application/json" }));
+      dl.href = protect.outputUrl;
+      dl.download = `protected_taskdef.${ext}`;
+      dl.removeAttribute("aria-disabled");
+      dl.removeAttribute("tabindex");
+    } else {
+      dl.removeAttribute("href");
+      dl.setAttribute("aria-disabled", "true");
+      dl.setAttribute("tabindex", "-1");
+    }
+  }
+
+  async function generateProtected(ev) {
+    ev?.preventDefault();
+    if (protect.busy) return;
+    const body = $("p-input").value;
+    const { yaml, query } = protectOptions();
+    if (!$("p-consoleaddr").value.trim()) {
+      showProtectError({ code: "missing_parameter", message: "Enter the Console address the Defender connects to (a DNS name or IP address)." });
+      $("p-consoleaddr").setAttribute("aria-invalid", "true");
+      $("p-consoleaddr").focus();
+      return;
+    }
+    $("p-consoleaddr").removeAttribute("aria-invalid");
+    if (!body.trim()) {
+      showProtectError({ code: "empty_input", message: "Paste a task definition into the box first." });
+      $("p-input").focus();
+      return;
+    }
+    protect.busy = true;
+    $("p-generate").disabled = true;
+    $("p-generate").textContent = "Generating…";
+    const ext = yaml ? "yaml" : "json";
+    try {
+      let res;
+      try {
+        res = await fetch(`${API}/defenders/fargate.${ext}?${query}`, {
+          method: "POST",
+          headers: { "Content-Type": yaml ? "application/yaml" : "application/json" },
+          body,
+          cache: "no-store",
+        });
+      } catch {
+        throw { code: "unreachable", message: "The Console could not be reached. Nothing was generated; try again." };
+      }
+      noteServerDate(res);
+      const text = await res.text();
+      if (!res.ok) {
+        let e = null;
+        try {
+          e = JSON.parse(text);
+        } catch {
+          e = null;
+        }
+        throw { status: res.status, code: e?.code, message: e?.message || text || `HTTP ${res.status}`, field: e?.field };
+      }
+      const ids = splitAppIds(res.headers.get("X-Defender-App-IDs"));
+      protect.lastIssued = ids;
+      clearProtectError();
+      setOutput(text, ext);
+      $("p-result-info").innerHTML =
+        `<span class="badge ok">Protected</span> ` +
+        `<span class="p-ids-label">App ID${ids.length === 1 ? "" : "s"} issued:</span> ` +
+        `<span id="p-appids">${ids.map((id) => `<code class="p-appid">${esc(id)}</code>`).join(" ") || dash}</span>` +
+        `<span class="help">Create a new task definition revision in AWS from this document. It uses the Defender version that matches this Console.</span>`;
+      loadAppIds().catch(() => {});
+    } catch (e) {
+      setOutput("", ext);
+      $("p-result-info").innerHTML = "";
+      showProtectError(e);
+    } finally {
+      protect.busy = false;
+      $("p-generate").disabled = false;
+      $("p-generate").textContent = "Generate protected task";
+    }
+  }
+
+  async function copyOutput() {
+    const out = $("p-output");
+    const text = out.value;
+    if (!text) return;
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      ok = true;
+    } catch {
+      out.focus();
+      out.select();
+      try {
+        ok = document.execCommand("copy");
+      } catch {
+        ok = false;
+      }
+    }
+    $("p-copy").textContent = ok ? "Copied" : "Copy";
+    toast(ok ? "Protected task definition copied to the clipboard." : "Could not copy: the text is selected, press Ctrl+C.");
+    clearTimeout(copyOutput.timer);
+    copyOutput.timer = setTimeout(() => ($("p-copy").textContent = "Copy"), 2000);
+  }
+
+  // The newest App IDs (the API lists oldest first, with Total-Count).
+  const APPIDS_SHOWN = 20;
+  async function loadAppIds() {
+    const head = await api("defenders/app-ids?limit=1");
+    const total = Number.isFinite(head.total) ? head.total : head.data.length;
+    const offset = Math.max(0, total - APPIDS_SHOWN);
+    const { data } = total > 1 ? await api(`defenders/app-ids?offset=${offset}&limit=${APPIDS_SHOWN}`) : head;
+    const rows = [...data].reverse();
+    const key = JSON.stringify([rows, protect.lastIssued]);
+    if (key !== loadAppIds.key) {
+      loadAppIds.key = key;
+      $("appids-rows").innerHTML = rows
+        .map((a) => {
+          const fresh = protect.lastIssued.includes(a.appID);
+          return (
+            `<tr${fresh ? ' class="fresh"' : ""}><td><span class="mono appid">${esc(a.appID)}</span>${fresh ? ' <span class="badge ok">new</span>' : ""}</td>` +
+            `<td>${a.familyIsIntrinsic ? `<span class="mono" title="Intrinsic, resolved at deploy time">${esc(a.family)}</span>` : esc(a.family)}</td>` +
+            `<td>${esc(FORMAT_LABEL[a.format] ?? a.format)}</td><td><span class="mono">${orDash(a.resource)}</span></td>` +
+            `<td class="time">${timeCell(a.issuedAt)}</td></tr>`
+          );
+        })
+        .join("");
+    }
+    $("appids-empty").hidden = rows.length > 0;
+    $("appids-empty").innerHTML = "<p>No App IDs issued yet. Each protected task definition gets one per task definition.</p>";
+    $("appids-range").textContent = total ? (total > rows.length ? `newest ${rows.length} of ${total}` : `${total} total`) : "";
+  }
+
+  function wireProtect() {
+    const form = $("protect-form");
+    $("p-consoleaddr").value = location.hostname;
+    form.addEventListener("submit", generateProtected);
+    form.addEventListener("change", (e) => {
+      if (e.target.name === "template" || e.target.name === "format" || e.target === $("p-extract") || e.target === $("p-fs")) syncProtectControls();
+    });
+    const ta = $("p-input");
+    ta.addEventListener("input", () => {
+      renderGutter();
+      updateCaret();
+    });
+    ta.addEventListener("scroll", syncEditorScroll);
+    for (const ev of ["keyup", "click", "select"]) ta.addEventListener(ev, updateCaret);
+    ta.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) generateProtected(e);
+    });
+    $("p-example").addEventListener("click", () => {
+      const { template, yaml } = protectOptions();
+      ta.value = template === "native" ? EXAMPLES.native : yaml ? EXAMPLES.yaml : EXAMPLES.json;
+      clearProtectError();
+      renderGutter();
+      ta.focus();
+      ta.setSelectionRange(0, 0);
+      updateCaret();
+    });
+    $("p-clear").addEventListener("click", () => {
+      ta.value = "";
+      clearProtectError();
+      setOutput("", "json");
+      $("p-result-info").innerHTML = "";
+      renderGutter();
+      ta.focus();
+    });
+    $("p-error").addEventListener("click", (e) => {
+      const go = e.target.closest("#p-goto");
+      if (go) goToLine(Number(go.dataset.line), Number(go.dataset.col));
+      const sw = e.target.closest("#p-switch");
+      if (sw) {
+        form.elements.template.value = sw.dataset.template;
+        syncProtectControls();
+        generateProtected();
+      }
+      if (e.target.closest("#p-enable-extract")) {
+        $("p-extract").checked = true;
+        syncProtectControls();
+        generateProtected();
+      }
+    });
+    $("p-copy").addEventListener("click", copyOutput);
+    syncProtectControls();
+    renderGutter();
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Wiring.
   function wire() {
     buildTypeMenu();
+    wireProtect();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
       openTypeMenu(false);
