@@ -37,8 +37,8 @@ struct Error {
   static Error invalid(std::string code, std::string field, std::string message) {
     return {ErrorKind::kInvalidArgument, std::move(code), std::move(message), std::move(field)};
   }
-  static Error notFound(std::string code, std::string message) {
-    return {ErrorKind::kNotFound, std::move(code), std::move(message), {}};
+  static Error notFound(std::string code, std::string message, std::string field = {}) {
+    return {ErrorKind::kNotFound, std::move(code), std::move(message), std::move(field)};
   }
   static Error unavailable(std::string message) {
     return {ErrorKind::kUnavailable, "storage_unavailable", std::move(message), {}};

@@ -41,7 +41,9 @@ std::optional<TimePoint> parseRfc3339(std::string_view s) {
       s[13] != ':' || !readInt(s, 14, 2, mi) || s[16] != ':' || !readInt(s, 17, 2, sec))
     return std::nullopt;
   const year_month_day ymd{year{y}, month{unsigned(mo)}, day{unsigned(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  // Second 60 exists only as a leap second, at 23:59 (RFC 3339 §5.7).
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60 || (sec == 60 && (h != 23 || mi != 59)))
+    return std::nullopt;
   size_t pos = 19;
   long long ms = 0;
   if (pos < s.size() && s[pos] == '.') {
@@ -72,6 +74,9 @@ std::optional<TimePoint> parseRfc3339(std::string_view s) {
   if (pos != s.size()) return std::nullopt;
   const TimePoint t = TimePoint(sys_days{ymd}.time_since_epoch()) + hours{h} + minutes{mi} +
                       std::chrono::seconds{sec} + Millis{ms} - minutes{offsetMinutes};
+  // The offset may move the instant outside the four-digit years RFC 3339 can write.
+  const year_month_day utc{floor<days>(t)};
+  if (utc.year() < year{0} || utc.year() > year{9999}) return std::nullopt;
   return t;
 }
 

@@ -13,7 +13,8 @@ namespace dc {
 std::string formatRfc3339(TimePoint t);
 
 /// Parses an RFC 3339 timestamp ("2026-11-29T19:35:41Z", optional fraction, `Z` or `±hh:mm`
-/// offset) into UTC. Returns nullopt when the text is not RFC 3339 or the date is invalid.
+/// offset) into UTC. Returns nullopt when the text is not RFC 3339, the date is invalid, second 60
+/// is not at 23:59, or the instant falls outside the years 0000–9999 once the offset applies.
 std::optional<TimePoint> parseRfc3339(std::string_view text);
 
 }  // namespace dc

@@ -88,16 +88,18 @@ Result<json> parseJsonObject(std::string_view body, int maxDepth) {
         },
         /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const TooDeep&) {
-    return Error::invalid("too_deep", "",
+    return Error::invalid("too_deep", "body",
                           "JSON nesting exceeds " + std::to_string(maxDepth) + " levels");
   } catch (const json::parse_error& e) {
-    return Error::invalid("invalid_json", "",
+    return Error::invalid("invalid_json", "body",
                           "body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
   } catch (const json::exception& e) {
     // e.g. out_of_range 406: a number literal too large for any JSON number type.
-    return Error::invalid("invalid_json", "", std::string("body is not usable JSON: ") + e.what());
+    return Error::invalid("invalid_json", "body",
+                          std::string("body is not usable JSON: ") + e.what());
   }
-  if (!parsed.is_object()) return Error::invalid("invalid_body", "", "body must be a JSON object");
+  if (!parsed.is_object())
+    return Error::invalid("invalid_body", "body", "body must be a JSON object");
   return parsed;
 }
 

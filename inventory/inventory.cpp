@@ -17,6 +17,12 @@ uint64_t fingerprintOf(const Defender& d) {
   return std::hash<std::string>{}(text);
 }
 
+Error unknownDefender(const std::string& hostname, std::string_view hint = {}) {
+  return Error::notFound("unknown_defender",
+                         "no Defender with hostname '" + hostname + "'" + std::string(hint),
+                         "hostname");
+}
+
 double seconds(Millis d) {
   return static_cast<double>(d.count()) / 1000.0;
 }
@@ -182,8 +188,7 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
   {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
-    if (it == live_.end())
-      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+    if (it == live_.end()) return unknownDefender(hostname);
     LiveState& s = it->second;
     if (!s.gracefulAt) {
       // A Defender already timed out keeps its earlier disconnect time.
@@ -214,9 +219,7 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
   {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
-    if (it == live_.end())
-      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname +
-                                                     "'; send a heartbeat first");
+    if (it == live_.end()) return unknownDefender(hostname, "; send a heartbeat first");
     LiveState& s = it->second;
     const double elapsed = static_cast<double>((now - s.observationRefill).count()) / 1000.0;
     s.observationTokens = s.observationTokens < 0
@@ -386,16 +389,14 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   if (auto st = flushLocked(); !st.ok()) return st.error();
   {
     std::lock_guard lock(stateMutex_);
-    if (live_.erase(key) == 0)
-      return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+    if (live_.erase(key) == 0) return unknownDefender(hostname);
     pending_.erase(key);
     std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
   }
   const std::string keys[] = {key};
   auto removed = store_.removeDefenders(keys, actor, "manual delete", clock_.now());
   if (!removed.ok()) return removed.error();
-  if (removed->empty())
-    return Error::notFound("unknown_defender", "no Defender with hostname '" + hostname + "'");
+  if (removed->empty()) return unknownDefender(hostname);
   std::lock_guard lock(stateMutex_);
   ++metrics_.manualDeletes;
   return removed->front();

@@ -40,11 +40,10 @@ HttpListener::HttpListener(ListenerOptions options)
   const size_t limit = options_.maxBodyBytes;
   server_->set_pre_routing_handler([limit](const httplib::Request& req, httplib::Response& res) {
     if (req.body.size() <= limit) return httplib::Server::HandlerResponse::Unhandled;
-    sendError(res, Error{ErrorKind::kTooLarge,
-                         "body_too_large",
+    sendError(res, Error{ErrorKind::kTooLarge, "body_too_large",
                          "request body exceeds this listener's limit of " + std::to_string(limit) +
                              " bytes",
-                         {}});
+                         "body"});
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->set_keep_alive_max_count(options_.keepAliveMaxRequests);

@@ -99,6 +99,13 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   q.cluster = textParam(params, "cluster");
   q.appId = textParam(params, "appID");
   q.search = textParam(params, "search");
+  // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early.
+  for (auto [name, value] : {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
+                             std::pair{"appID", &q.appId}, std::pair{"search", &q.search}}) {
+    if (!*value) continue;
+    for (unsigned char c : **value)
+      if (c < 0x20 || c == 0x7f) return badParam(name, "must not contain control characters");
+  }
   return q;
 }
 

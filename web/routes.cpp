@@ -107,13 +107,12 @@ void installErrorHandlers(httplib::Server& server) {
     if (!res.body.empty()) return;  // a handler already answered
     switch (res.status) {
       case 404:
-        sendError(res, Error::notFound("not_found", "no route for " + req.method + " " + req.path));
+        sendError(res, Error::notFound("not_found", "no route for " + req.method + " " + req.path,
+                                       "path"));
         break;
       case 413:
-        sendError(res, Error{ErrorKind::kTooLarge,
-                             "body_too_large",
-                             "request body exceeds this listener's limit",
-                             {}});
+        sendError(res, Error{ErrorKind::kTooLarge, "body_too_large",
+                             "request body exceeds this listener's limit", "body"});
         break;
       case 400:
         sendError(res, Error::invalid("bad_request", "", "malformed HTTP request"));
@@ -246,18 +245,11 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   server.Get(
       "/api/v1/defenders/download", [&inv](const httplib::Request& req, httplib::Response& res) {
-        auto params = paramsOf(req);
+        // All matches from `offset` on, or `limit` of them when given.
+        const Params params = paramsOf(req);
         const bool paged = params.count("limit") > 0;
-        params.erase("limit");
-        params.erase("offset");
         auto q = parseDefenderQuery(params);
         if (!q.ok()) return sendError(res, q.error());
-        if (paged) {
-          auto paging = parsePaging(paramsOf(req));
-          if (!paging.ok()) return sendError(res, paging.error());
-          q->offset = paging->first;
-          q->limit = paging->second;
-        }
         // Streamed page by page so memory stays bounded whatever the inventory size.
         auto query = std::make_shared<inventory::DefenderQuery>(*q);
         auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
@@ -294,8 +286,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     auto d = inv.find(pathId(req));
     if (!d.ok()) return sendError(res, d.error());
     if (!d->has_value())
-      return sendError(res, Error::notFound("unknown_defender",
-                                            "no Defender with hostname '" + pathId(req) + "'"));
+      return sendError(
+          res, Error::notFound("unknown_defender",
+                               "no Defender with hostname '" + pathId(req) + "'", "hostname"));
     sendJson(res, dumpJson(render(**d, inv.clock().now())));
   });
 
@@ -403,7 +396,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   server.Get("/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
     std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
     if (!in)
-      return sendError(res, Error::notFound("not_found", "the OpenAPI document is not installed"));
+      return sendError(
+          res, Error::notFound("not_installed", "the OpenAPI document is not installed (--ui-dir)",
+                               "path"));
     std::ostringstream text;
     text << in.rdbuf();
     sendJson(res, text.str());

@@ -212,7 +212,7 @@ TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchan
 
   // Console API parameters are validated too.
   for (const char* q : {"?limit=0", "?limit=251", "?offset=-1", "?sort=color", "?connected=maybe",
-                        "?type=fargate,toaster", "?reverse=2x"}) {
+                        "?type=fargate,toaster", "?reverse=2x", "?search=%00"}) {
     INFO(q);
     auto r = c.console.Get((std::string("/api/v1/defenders") + q).c_str());
     CHECK(r->status == 400);
@@ -223,6 +223,7 @@ TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchan
   CHECK(s->status == 400);
   CHECK(json::parse(c.console.Get("/api/v1/settings/defender")->body)["disconnectPeriodDays"] == 1);
   CHECK(c.console.Get("/api/v1/nothing-here")->status == 404);
+  CHECK(c.console.Get("/api/v1/defenders/download?offset=-1")->status == 400);
 }
 
 TEST_CASE("HTTP: type filter takes repeated and comma-separated values; search spans fields") {

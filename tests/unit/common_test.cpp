@@ -32,3 +32,9 @@ TEST_CASE("RFC 3339 parsing rejects malformed text") {
     CHECK_FALSE(parseRfc3339(bad).has_value());
   }
 }
+
+TEST_CASE("RFC 3339 parsing accepts a leap second at 23:59 and the year bounds") {
+  CHECK(parseRfc3339("2016-12-31T23:59:60Z").has_value());
+  CHECK(parseRfc3339("0000-01-01T00:00:00Z").has_value());
+  CHECK(parseRfc3339("9999-12-31T23:59:59Z").has_value());
+}
