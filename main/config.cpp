@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+
 namespace dc {
 
 std::string ConsoleConfig::databasePath() const {
@@ -26,7 +28,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "SQLite database file (default <data-dir>/console.db; ':memory:' for a "
                  "throw-away inventory)")
       ->envname("DC_DATABASE");
-  app.add_option("--host", c.host, "Address both listeners bind to")
+  app.add_option("--host", c.host,
+                 "Address both listeners bind to (0.0.0.0 exposes them on every interface)")
       ->envname("DC_HOST")
       ->capture_default_str();
   app.add_option("--console-port", c.consolePort, "Console API + web page port (0 = any free)")
@@ -108,6 +111,9 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                      " s) must be at least --heartbeat-interval (" + std::to_string(hbSeconds) +
                      " s), or Defenders would flap",
                  "grace"};
+  if (!c.uiDir.empty() && !std::filesystem::is_directory(c.uiDir))
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--ui-dir: '" + c.uiDir + "' is not a directory", "ui-dir"};
   if (c.consolePort != 0 && c.consolePort == c.defenderPort)
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--console-port and --defender-port must differ", "defender-port"};

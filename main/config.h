@@ -13,7 +13,8 @@ namespace dc {
 struct ConsoleConfig {
   std::string dataDir = "data";  // holds console.db (SQLite, WAL)
   std::string database;          // path or ":memory:"; empty = <dataDir>/console.db
-  std::string host = "0.0.0.0";
+  /// Loopback by default: the API has no authentication yet, so exposing it is a choice.
+  std::string host = "127.0.0.1";
   int consolePort = 8083;                  // Console API + UI (vendor default 8083)
   int defenderPort = 8084;                 // defender channel (vendor default 8084)
   Millis heartbeatInterval = Seconds(30);  // H

@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string host = config->host == "0.0.0.0" ? "127.0.0.1" : config->host;
+  if (config->host != "127.0.0.1" && config->host != "localhost" && config->host != "::1")
+    spdlog::warn(
+        "listening on {}: the Console API has no authentication yet; anyone who can "
+        "reach it can read and delete Defenders",
+        config->host);
   spdlog::info("Defender Console {} ready", DC_VERSION);
   spdlog::info("  web page and Console API: http://{}:{}/", host, app.consolePort());
   spdlog::info("  defender channel:         http://{}:{}/api/v1/defender/heartbeat", host,
