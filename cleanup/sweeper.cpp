@@ -8,17 +8,47 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/time_format.h"
+
 namespace dc::cleanup {
 
 using inventory::Category;
 
 Sweeper::Sweeper(inventory::Inventory& inventory, SweepOptions options)
-    : inventory_(inventory), options_(options) {}
+    : inventory_(inventory),
+      options_(std::move(options)),
+      guard_(options_.outage, inventory.liveness().grace) {}
 
 Result<SweepReport> Sweeper::sweep(TimePoint now) {
   const auto started = std::chrono::steady_clock::now();
   SweepReport report;
   ++sweeps_;
+  if (options_.heartbeatsWaiting) {
+    const size_t waiting = options_.heartbeatsWaiting();
+    if (waiting == 0) {
+      deferredSince_.reset();
+    } else {
+      if (!deferredSince_) deferredSince_ = now;
+      // Waiting is bounded by one grace period: a channel that stays behind longer must not
+      // stop cleanup for ever.
+      if (now - *deferredSince_ < inventory_.liveness().grace) {
+        ++deferred_;
+        spdlog::info("sweep deferred: {} connections on the defender channel wait for a worker",
+                     waiting);
+        report.deferred = true;
+        return report;
+      }
+      spdlog::warn("sweep runs although the defender channel has been behind since {}",
+                   formatRfc3339(*deferredSince_));
+    }
+  }
+  if (guard_.update(now, [&](TimePoint since) {
+        const auto s = inventory_.silence(since, now);
+        return FleetSilence{s.fleet, s.silent};
+      })) {
+    report.paused = true;
+    return report;
+  }
   for (auto category :
        {Category::kAppEmbedded, Category::kContainer, Category::kHost, Category::kServerless}) {
     for (;;) {
@@ -60,6 +90,16 @@ std::string Sweeper::metricsText() const {
       << "# TYPE dc_sweep_last_duration_seconds gauge\n"
       << "dc_sweep_last_duration_seconds " << static_cast<double>(lastSweepMs_.load()) / 1000.0
       << '\n';
+  const auto outage = guard_.status();
+  out << "# HELP dc_sweeps_deferred_total Sweeps skipped because heartbeats waited to be "
+         "recorded.\n# TYPE dc_sweeps_deferred_total counter\n"
+      << "dc_sweeps_deferred_total " << deferred_.load() << '\n'
+      << "# HELP dc_outage_incidents_total Outage guard incidents: a large share of the fleet "
+         "went silent within one grace period.\n# TYPE dc_outage_incidents_total counter\n"
+      << "dc_outage_incidents_total " << outage.incidents << '\n'
+      << "# HELP dc_evictions_paused 1 while the outage guard holds evictions.\n"
+      << "# TYPE dc_evictions_paused gauge\n"
+      << "dc_evictions_paused " << (outage.paused ? 1 : 0) << '\n';
   return out.str();
 }
 

@@ -9,8 +9,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 
+#include "cleanup/outage_guard.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "inventory/inventory.h"
@@ -26,6 +29,14 @@ struct SweepOptions {
   Millis period = Seconds(60);
   /// Defenders per deleting transaction.
   size_t batchSize = 500;
+  /// Outage guard thresholds. The guard is judged at each sweep, so `period` should not
+  /// exceed the grace G (defaults: 60 s ≤ 90 s).
+  OutageOptions outage;
+  /// Heartbeats received but not yet recorded (e.g. connections waiting for a worker of the
+  /// defender channel). While it is > 0 the sweep does not act — a Defender must not be
+  /// evicted because the Console is behind — for at most one grace period in a row, so that a
+  /// channel that stays behind cannot stop cleanup for ever. Unset = never waits.
+  std::function<size_t()> heartbeatsWaiting;
 };
 
 struct SweepReport {
@@ -33,6 +44,8 @@ struct SweepReport {
   size_t observationsRemoved = 0;
   size_t batches = 0;
   Millis took{0};
+  bool deferred = false;  // nothing done: heartbeats were still waiting to be recorded
+  bool paused = false;    // nothing evicted: the outage guard holds evictions
 };
 
 class Sweeper {
@@ -43,12 +56,18 @@ class Sweeper {
   /// before it stays evicted; the rest is retried at the next sweep).
   Result<SweepReport> sweep(TimePoint now);
 
-  /// Prometheus text: sweeps, evictions, last sweep duration.
+  /// Prometheus text: sweeps, evictions, last sweep duration, outage guard.
   std::string metricsText() const;
+
+  /// The outage guard (status and operator resume for the Console API).
+  OutageGuard& outageGuard() { return guard_; }
 
  private:
   inventory::Inventory& inventory_;
   SweepOptions options_;
+  OutageGuard guard_;
+  std::atomic<uint64_t> deferred_{0};
+  std::optional<TimePoint> deferredSince_;  // sweep thread only
   std::atomic<uint64_t> sweeps_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> evicted_{0};

@@ -237,6 +237,20 @@ Result<std::pair<std::string, std::vector<inventory::Observation>>> parseObserva
   return std::pair{*host, std::move(out)};
 }
 
+int retryAfterSeconds(std::string_view hostname, const RetryAfterRange& range) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const int span = std::max(0, range.maxSeconds - range.minSeconds);
+  const int stable = span / 2, random = span - stable;
+  // The stable part spreads a fleet refused at once; the random part spreads one Defender's
+  // successive retries.
+  const int own =
+      stable > 0 ? static_cast<int>(std::hash<std::string>{}(inventory::hostnameKey(hostname)) %
+                                    static_cast<size_t>(stable + 1))
+                 : 0;
+  const int extra = random > 0 ? std::uniform_int_distribution<int>(0, random)(rng) : 0;
+  return range.minSeconds + own + extra;
+}
+
 DefenderChannel::DefenderChannel(inventory::Inventory& inventory, ChannelOptions options)
     : inventory_(inventory), options_(options) {}
 
@@ -247,6 +261,12 @@ double DefenderChannel::nextHeartbeatSeconds() const {
   return std::round(h * u(rng) * 1000.0) / 1000.0;
 }
 
+Error DefenderChannel::withRetryAfter(Error e, std::string_view hostname) const {
+  if (e.kind == ErrorKind::kRateLimited || e.kind == ErrorKind::kUnavailable)
+    e.retryAfterSeconds = retryAfterSeconds(hostname, options_.retryAfter);
+  return e;
+}
+
 Result<json> DefenderChannel::heartbeat(std::string_view body) {
   auto parsed = parseJsonObject(body, options_.limits.maxJsonDepth);
   if (!parsed.ok()) return parsed.error();
@@ -254,7 +274,7 @@ Result<json> DefenderChannel::heartbeat(std::string_view body) {
   if (!report.ok()) return report.error();
   const std::string hostname = report->defender.hostname;
   auto outcome = inventory_.recordHeartbeat(std::move(report->defender), report->defenderTime);
-  if (!outcome.ok()) return outcome.error();
+  if (!outcome.ok()) return withRetryAfter(outcome.error(), hostname);
   return json{
       {"hostname", hostname},
       {"connected", true},
@@ -271,7 +291,7 @@ Result<json> DefenderChannel::disconnect(std::string_view body) {
   auto host = requireHostname(*parsed, options_.limits);
   if (!host.ok()) return host.error();
   auto d = inventory_.recordDisconnect(*host);
-  if (!d.ok()) return d.error();
+  if (!d.ok()) return withRetryAfter(d.error(), *host);
   return json{{"hostname", d->hostname},
               {"connected", false},
               {"disconnectedAt", formatRfc3339(d->gracefulDisconnectAt.value_or(TimePoint{}))}};
@@ -284,7 +304,7 @@ Result<json> DefenderChannel::observations(std::string_view body) {
   if (!batch.ok()) return batch.error();
   const size_t n = batch->second.size();
   if (auto st = inventory_.recordObservations(batch->first, std::move(batch->second)); !st.ok())
-    return st.error();
+    return withRetryAfter(st.error(), batch->first);
   return json{{"accepted", n}};
 }
 

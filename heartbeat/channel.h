@@ -48,8 +48,20 @@ Result<HeartbeatReport> parseHeartbeat(const nlohmann::json& body, const Channel
 Result<std::pair<std::string, std::vector<inventory::Observation>>> parseObservations(
     const nlohmann::json& body, const ChannelLimits& limits);
 
+/// Range of the `Retry-After` told to a refused Defender (429 or 503), in whole seconds.
+struct RetryAfterRange {
+  int minSeconds = 5;
+  int maxSeconds = 20;
+};
+
+/// Retry-After for Defender `hostname`: min + a stable share of half the span chosen by the
+/// hostname + a uniformly random share of the other half, so a fleet refused at once comes back
+/// spread, and so does one Defender's next attempt. Always within [min, max].
+int retryAfterSeconds(std::string_view hostname, const RetryAfterRange& range);
+
 struct ChannelOptions {
   ChannelLimits limits;
+  RetryAfterRange retryAfter;
   /// Replies tell each Defender to come back after a uniformly random share of the interval in
   /// [1 − jitter, 1] × H, so that Defenders started together spread out. 0 ≤ jitter < 1.
   double jitter = 0.25;
@@ -71,6 +83,8 @@ class DefenderChannel {
   double nextHeartbeatSeconds() const;
 
  private:
+  Error withRetryAfter(Error e, std::string_view hostname) const;
+
   inventory::Inventory& inventory_;
   ChannelOptions options_;
 };

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/time_format.h"
+
 namespace dc::inventory {
 
 namespace {
@@ -28,6 +30,15 @@ double seconds(Millis d) {
 }
 
 }  // namespace
+
+std::optional<Millis> PauseDetector::tick(std::chrono::steady_clock::time_point now) {
+  const auto last = last_;
+  last_ = now;
+  if (!last || threshold_.count() <= 0) return std::nullopt;
+  const auto gap = std::chrono::duration_cast<Millis>(now - *last);
+  if (gap <= threshold_) return std::nullopt;
+  return gap;
+}
 
 Inventory::Inventory(Store& store, const Clock& clock, InventoryOptions options)
     : store_(store), clock_(clock), options_(options) {}
@@ -146,6 +157,21 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
   {
     std::lock_guard lock(stateMutex_);
     ++metrics_.heartbeats;
+    // Admission: a heartbeat that must be committed before its answer is refused up front
+    // (nothing kept) while the store fails writes or too many commits are waiting.
+    const auto known = live_.find(key);
+    const bool mustCommit = known == live_.end() || known->second.gracefulAt ||
+                            now - known->second.judgedFrom > options_.liveness.grace;
+    const auto waiting = pending_.find(key);
+    const bool uncommitted = waiting != pending_.end() && waiting->second.durable;
+    if ((mustCommit || uncommitted) && failingSince_) return storageFault();
+    if (mustCommit && !uncommitted && pendingDurable_ >= options_.maxPendingDurable) {
+      ++metrics_.overloadRefusals;
+      return Error{ErrorKind::kUnavailable,
+                   "overloaded",
+                   "too many registrations are waiting to be stored; retry later",
+                   {}};
+    }
     auto [it, inserted] = live_.try_emplace(key);
     LiveState& s = it->second;
     if (inserted) {
@@ -173,7 +199,11 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
     p.descriptiveChanged = p.descriptiveChanged || inserted || fp != s.fingerprint;
     s.fingerprint = fp;
     p.defender = std::move(d);
-    if (outcome != HeartbeatOutcome::kRefreshed) ticket = waitTicket();
+    if (outcome != HeartbeatOutcome::kRefreshed && !p.durable) {
+      p.durable = true;
+      ++pendingDurable_;
+    }
+    if (p.durable) ticket = waitTicket();
   }
   if (ticket != 0)
     if (auto st = awaitDurable(ticket); !st.ok()) return st.error();
@@ -189,6 +219,7 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
     if (it == live_.end()) return unknownDefender(hostname);
+    if (failingSince_) return storageFault();
     LiveState& s = it->second;
     if (!s.gracefulAt) {
       // A Defender already timed out keeps its earlier disconnect time.
@@ -205,6 +236,10 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
       p.defender.type = s.type;
     }
     applyLiveState(s, p.defender);
+    if (!p.durable) {
+      p.durable = true;
+      ++pendingDurable_;
+    }
     out = p.defender;
     ticket = waitTicket();
   }
@@ -220,6 +255,7 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
     if (it == live_.end()) return unknownDefender(hostname, "; send a heartbeat first");
+    if (failingSince_) return storageFault();
     LiveState& s = it->second;
     const double elapsed = static_cast<double>((now - s.observationRefill).count()) / 1000.0;
     s.observationTokens = s.observationTokens < 0
@@ -263,6 +299,7 @@ Status Inventory::flushLocked() {
   {
     std::lock_guard lock(stateMutex_);
     taken.swap(pending_);
+    pendingDurable_ = 0;
     observations.swap(pendingObservations_);
     urgent_ = false;
     generation = openGeneration_++;
@@ -279,6 +316,13 @@ Status Inventory::flushLocked() {
 
   std::lock_guard lock(stateMutex_);
   if (st.ok()) {
+    if (failingSince_) {
+      spdlog::warn(
+          "storage accepts writes again after {:.0f} s: {} Defenders and {} observations kept "
+          "meanwhile are stored",
+          seconds(now - *failingSince_), taken.size(), batch.observations.size());
+      failingSince_.reset();
+    }
     committedGeneration_ = std::max(committedGeneration_, generation);
     ++metrics_.flushes;
     const double lag = seconds(now - oldest);
@@ -288,10 +332,17 @@ Status Inventory::flushLocked() {
     // Keep everything for the next attempt; newer pending state wins over what was taken.
     for (auto& [key, p] : taken) {
       if (!live_.contains(key)) continue;  // removed meanwhile
+      const bool durable = p.durable;
       auto [it, fresh] = pending_.try_emplace(key, std::move(p));
       if (!fresh) {
         it->second.descriptiveChanged = it->second.descriptiveChanged || p.descriptiveChanged;
         it->second.oldestUnwritten = std::min(it->second.oldestUnwritten, p.oldestUnwritten);
+        if (durable && !it->second.durable) {
+          it->second.durable = true;
+          ++pendingDurable_;
+        }
+      } else if (durable) {
+        ++pendingDurable_;
       }
     }
     pendingObservations_.insert(pendingObservations_.begin(),
@@ -300,24 +351,93 @@ Status Inventory::flushLocked() {
     failedGeneration_ = std::max(failedGeneration_, generation);
     lastFlushError_ = st.error();
     ++metrics_.flushFailures;
+    if (!failingSince_) {
+      // One line per fault episode, not one per attempt or request.
+      failingSince_ = now;
+      ++metrics_.storageFaultEpisodes;
+      spdlog::error(
+          "storage does not accept writes: {}. Registrations, disconnects and observations are "
+          "answered 503 until it recovers; reads keep working; {} pending writes are kept and "
+          "retried every flush interval",
+          st.error().message, pending_.size() + pendingObservations_.size());
+    }
   }
   durable_.notify_all();
   return st;
 }
 
 void Inventory::flusherLoop() {
+  PauseDetector pause(options_.pauseThreshold);
+  (void)pause.tick(std::chrono::steady_clock::now());
   std::unique_lock lock(stateMutex_);
   while (!stopping_) {
     wake_.wait_for(lock, options_.flushInterval, [&] { return urgent_ || stopping_; });
     if (stopping_) break;
     lock.unlock();
+    // The loop runs every flush interval; a longer gap means the Console itself was not
+    // running (a stalled write, a paused process), which must not count against Defenders.
+    if (auto paused = pause.tick(std::chrono::steady_clock::now()))
+      (void)noteResumed(clock_.now() - *paused);
     {
       std::lock_guard w(writeMutex_);
       if (auto st = flushLocked(); !st.ok())
-        spdlog::warn("flush failed, will retry: {}", st.error().message);
+        spdlog::debug("flush failed, will retry: {}", st.error().message);
     }
     lock.lock();
   }
+}
+
+size_t Inventory::noteResumed(TimePoint pausedAt) {
+  const TimePoint now = clock_.now();
+  size_t judged = 0;
+  {
+    std::lock_guard lock(stateMutex_);
+    ++metrics_.pausesDetected;
+    for (auto& [key, s] : live_) {
+      if (s.gracefulAt || s.judgedFrom < pausedAt - options_.liveness.grace || s.judgedFrom >= now)
+        continue;
+      s.judgedFrom = now;
+      ++judged;
+      auto [pit, fresh] = pending_.try_emplace(key);
+      if (fresh) {
+        pit->second.oldestUnwritten = now;
+        pit->second.defender.hostname = key;
+        pit->second.defender.type = s.type;
+      }
+      applyLiveState(s, pit->second.defender);
+    }
+  }
+  spdlog::warn(
+      "the Console did not run on schedule for {:.1f} s (stalled storage or a paused process); "
+      "{} Defenders connected when it began are judged from now",
+      seconds(now - pausedAt), judged);
+  return judged;
+}
+
+Inventory::Silence Inventory::silence(TimePoint since, TimePoint now) const {
+  const Millis g = options_.liveness.grace;
+  Silence out;
+  std::lock_guard lock(stateMutex_);
+  for (const auto& [key, s] : live_) {
+    if (s.gracefulAt && *s.gracefulAt <= since) continue;  // left on purpose before
+    if (s.judgedFrom + g < since) continue;                // already silent before
+    ++out.fleet;
+    if (!s.gracefulAt && s.judgedFrom + g < now) ++out.silent;
+  }
+  return out;
+}
+
+std::optional<TimePoint> Inventory::storageFailingSince() const {
+  std::lock_guard lock(stateMutex_);
+  return failingSince_;
+}
+
+Error Inventory::storageFault() const {
+  return Error{ErrorKind::kUnavailable,
+               "storage_unavailable",
+               "the database does not accept writes since " + formatRfc3339(*failingSince_) + " (" +
+                   lastFlushError_.message + "); retry later",
+               {}};
 }
 
 Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
@@ -339,16 +459,19 @@ Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
   return std::optional<Defender>(std::move(d));
 }
 
-std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
+std::unique_lock<std::timed_mutex> Inventory::flushBeforeRead() {
   // Filters and counts run in SQL, so the rows they see must carry every answered heartbeat.
   // The writer stays held during the read so that no flush is half-way (taken from memory but
   // not committed) while the read runs. If the flush fails the read still runs and the
   // in-memory overlay keeps rows current.
-  std::unique_lock w(writeMutex_);
+  // A stalled or failing store must not stall reads: after a short wait, or while writes fail,
+  // the read runs on the stored rows with the in-memory liveness overlaid.
+  std::unique_lock w(writeMutex_, options_.readWaitForWriter);
+  if (!w.owns_lock()) return w;
   bool pending;
   {
     std::lock_guard lock(stateMutex_);
-    pending = !pending_.empty() || !pendingObservations_.empty();
+    pending = (!pending_.empty() || !pendingObservations_.empty()) && !failingSince_;
   }
   if (pending) (void)flushLocked();
   return w;
@@ -390,7 +513,10 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   {
     std::lock_guard lock(stateMutex_);
     if (live_.erase(key) == 0) return unknownDefender(hostname);
-    pending_.erase(key);
+    if (auto p = pending_.find(key); p != pending_.end()) {
+      if (p->second.durable) --pendingDurable_;
+      pending_.erase(p);
+    }
     std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
   }
   const std::string keys[] = {key};
@@ -429,7 +555,10 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
         if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // heartbeat won
         live_.erase(it);
       }
-      pending_.erase(key);
+      if (auto p = pending_.find(key); p != pending_.end()) {
+        if (p->second.durable) --pendingDurable_;
+        pending_.erase(p);
+      }
       std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
       due.push_back(key);
     }
@@ -474,6 +603,7 @@ InventoryMetrics Inventory::metrics() const {
   InventoryMetrics m = metrics_;
   m.defenders = live_.size();
   m.pendingWrites = pending_.size();
+  m.storageFailing = failingSince_.has_value();
   return m;
 }
 

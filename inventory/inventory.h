@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -42,6 +43,29 @@ struct InventoryOptions {
   /// ("observation_rate_limited").
   double observationsPerSecond = 100;
   double observationBurst = 2000;
+  /// Registrations, reconnections and disconnects waiting to be committed; beyond it new ones
+  /// get kUnavailable ("overloaded") before anything is kept, so memory stays bounded.
+  size_t maxPendingDurable = 50000;
+  /// How long a read waits for a running flush before it reads the stored rows as they are
+  /// (with the in-memory liveness overlaid), so a stalled database does not stall reads.
+  Millis readWaitForWriter = Millis(250);
+  /// The flusher thread notices when it did not run for longer than this (a stalled database,
+  /// a paused process): Defenders connected when the pause began are then judged from its
+  /// end, like after downtime. 0 = off (tests drive noteResumed() themselves).
+  Millis pauseThreshold{0};
+};
+
+/// Notices that a loop which should run every `period` did not run for more than `threshold`
+/// (monotonic time). Pure: the caller passes the time points.
+class PauseDetector {
+ public:
+  explicit PauseDetector(Millis threshold) : threshold_(threshold) {}
+  /// Call once per loop iteration. Returns the length of the pause that just ended, if any.
+  std::optional<Millis> tick(std::chrono::steady_clock::time_point now);
+
+ private:
+  Millis threshold_;
+  std::optional<std::chrono::steady_clock::time_point> last_;
 };
 
 enum class HeartbeatOutcome {
@@ -61,10 +85,14 @@ struct InventoryMetrics {
   uint64_t flushFailures = 0;
   uint64_t evictions = 0;
   uint64_t manualDeletes = 0;
-  size_t defenders = 0;            // gauge: Defenders in memory
-  size_t pendingWrites = 0;        // gauge: Defenders waiting to be flushed
-  double lastFlushLagSeconds = 0;  // gauge: age of the oldest heartbeat in the last flush
-  double maxFlushLagSeconds = 0;   // gauge: worst lag seen since start
+  uint64_t storageFaultEpisodes = 0;  // times the store started failing writes
+  uint64_t pausesDetected = 0;        // times the Console noticed it had not run on schedule
+  uint64_t overloadRefusals = 0;      // writes refused with "overloaded"
+  bool storageFailing = false;        // gauge: the last write attempt failed
+  size_t defenders = 0;               // gauge: Defenders in memory
+  size_t pendingWrites = 0;           // gauge: Defenders waiting to be flushed
+  double lastFlushLagSeconds = 0;     // gauge: age of the oldest heartbeat in the last flush
+  double maxFlushLagSeconds = 0;      // gauge: worst lag seen since start
 };
 
 class Inventory {
@@ -126,6 +154,22 @@ class Inventory {
   /// Writes everything pending now, in one transaction.
   Status flush();
 
+  /// The Console did not run from `pausedAt` until now (a stalled store or a paused process):
+  /// every Defender connected at `pausedAt` (no graceful disconnect, judgedFrom ≥ pausedAt − G)
+  /// is judged from now, in memory and at the next flush. Returns how many were.
+  size_t noteResumed(TimePoint pausedAt);
+
+  /// Counts for the outage guard: Defenders connected at `since` (not gracefully disconnected
+  /// before it), and of them those disconnected at `now` without a graceful disconnect.
+  struct Silence {
+    size_t fleet = 0;
+    size_t silent = 0;
+  };
+  Silence silence(TimePoint since, TimePoint now) const;
+
+  /// Since when writes to the store fail (none when healthy).
+  std::optional<TimePoint> storageFailingSince() const;
+
   const LivenessPolicy& liveness() const { return options_.liveness; }
   const Clock& clock() const { return clock_; }
   Liveness judge(const Defender& d, TimePoint now) const;
@@ -147,6 +191,8 @@ class Inventory {
   struct PendingWrite {
     Defender defender;
     bool descriptiveChanged = false;  // upsert the whole row, else only liveness columns
+    bool durable = false;             // a registration/reconnect/disconnect: answered only once
+                                      // committed, so later heartbeats wait for it too
     TimePoint oldestUnwritten{};      // receive time of the oldest heartbeat not yet written
   };
 
@@ -155,14 +201,15 @@ class Inventory {
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);
   void flusherLoop();
-  std::unique_lock<std::mutex> flushBeforeRead();
-  Status flushLocked();  // caller holds writeMutex_
+  std::unique_lock<std::timed_mutex> flushBeforeRead();
+  Error storageFault() const;  // caller holds stateMutex_
+  Status flushLocked();        // caller holds writeMutex_
 
   Store& store_;
   const Clock& clock_;
   const InventoryOptions options_;
 
-  std::mutex writeMutex_;  // the single writer; taken before stateMutex_
+  std::timed_mutex writeMutex_;  // the single writer; taken before stateMutex_
 
   mutable std::mutex stateMutex_;
   std::unordered_map<std::string, LiveState> live_;        // by hostname key
@@ -173,6 +220,8 @@ class Inventory {
   uint64_t committedGeneration_ = 0;  // newest generation whose flush committed
   uint64_t failedGeneration_ = 0;     // newest generation whose flush failed
   Error lastFlushError_;
+  std::optional<TimePoint> failingSince_;  // storage fault episode
+  size_t pendingDurable_ = 0;              // pending_ entries with `durable`
   InventoryMetrics metrics_;
   DefenderSettings settings_;
   std::condition_variable wake_;     // flusher wake-up

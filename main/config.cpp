@@ -77,6 +77,23 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->capture_default_str();
   app.add_option("--ui-dir", c.uiDir, "Directory of the web page's static files")
       ->envname("DC_UI_DIR");
+  app.add_option("--defender-max-queued", c.defenderMaxQueued,
+                 "Defender-channel connections allowed to wait for a worker; beyond, 503 "
+                 "overloaded with Retry-After (0 = unbounded)")
+      ->envname("DC_DEFENDER_MAX_QUEUED")
+      ->capture_default_str();
+  app.add_option("--outage-threshold", c.outageThreshold,
+                 "Share of the fleet silent within one grace period that pauses evictions")
+      ->envname("DC_OUTAGE_THRESHOLD")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  app.add_option("--outage-min-fleet", c.outageMinFleet,
+                 "Smallest fleet the outage guard judges (smaller fleets never pause evictions)")
+      ->envname("DC_OUTAGE_MIN_FLEET")
+      ->capture_default_str();
+  app.add_option("--port-file", c.portFile,
+                 "Write the bound ports there when ready (console=<port>, defender=<port>)")
+      ->envname("DC_PORT_FILE");
   app.add_option("--log-format", c.logFormat, "Log format")
       ->envname("DC_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))

@@ -23,12 +23,23 @@ struct ConsoleConfig {
   Millis sweepInterval = Seconds(60);
   size_t consoleThreads = 16;
   size_t defenderThreads = 64;
+  /// Defender-channel connections waiting for a worker beyond this are answered 503
+  /// "overloaded" with a jittered Retry-After (0 = unbounded).
+  size_t defenderMaxQueued = 2048;
+  /// Outage guard: evictions pause when this share of a fleet of at least outageMinFleet
+  /// Defenders goes silent within one grace period.
+  double outageThreshold = 0.5;
+  size_t outageMinFleet = 20;
   size_t consoleMaxBodyBytes = 1 << 20;     // task definitions: ECS register limit is 64 KiB,
                                             // CloudFormation templates may be larger
   size_t defenderMaxBodyBytes = 256 << 10;  // heartbeats are ~1 KiB; observation batches larger
   std::string uiDir;                        // empty = built-in default
   std::string logFormat = "text";           // text | json
   std::string logLevel = "info";
+  /// When set, the bound ports are written there once the Console is ready, as two lines
+  /// `console=<port>` and `defender=<port>` (written to a temporary file, then renamed), so
+  /// that scripts and tests can start it with port 0.
+  std::string portFile;
 
   std::string databasePath() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cleanup/sweeper.h"
+#include "common/time_format.h"
 #include "embed/handler.h"
 #include "embed/sqlite_store.h"
 #include "heartbeat/channel.h"
@@ -70,13 +71,21 @@ Status ConsoleApp::start(bool startScheduler) {
   io.liveness.heartbeatInterval = c.heartbeatInterval;
   io.liveness.grace = c.effectiveGrace();
   io.flushInterval = c.flushInterval;
+  // A loop that should run every flush interval and did not for this long means the Console
+  // itself was stalled or paused.
+  io.pauseThreshold = std::max<Millis>(Seconds(2), 5 * c.flushInterval);
   m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
   if (auto st = m.inventory->start(); !st.ok()) return st;
 
   m.channel =
       std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
-  m.sweeper =
-      std::make_unique<cleanup::Sweeper>(*m.inventory, cleanup::SweepOptions{c.sweepInterval, 500});
+  cleanup::SweepOptions so;
+  so.period = c.sweepInterval;
+  so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
+  so.heartbeatsWaiting = [this] {
+    return impl_->defenderListener ? impl_->defenderListener->load().queued : size_t{0};
+  };
+  m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory, so);
 
   auto embedStore = embed::openSqliteEmbedStore(dbPath);
   if (!embedStore.ok()) return embedStore.error();
@@ -91,21 +100,39 @@ Status ConsoleApp::start(bool startScheduler) {
                            .host = c.host,
                            .port = c.consolePort,
                            .threads = c.consoleThreads,
-                           .maxBodyBytes = c.consoleMaxBodyBytes});
+                           .maxBodyBytes = c.consoleMaxBodyBytes,
+                           .maxQueued = 0,
+                           .shedRetryAfter = {}});
   web::ConsoleApiOptions api;
   api.version = m.version;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] { return impl_->sweeper->metricsText(); };
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
+  api.evictionStatus = [this] { return evictionStatusJson(); };
+  api.resumeEvictions = [this](const std::string& actor) {
+    (void)impl_->sweeper->outageGuard().resume(impl_->clock.now(), actor);
+    return evictionStatusJson();
+  };
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
-  m.defenderListener = std::make_unique<web::HttpListener>(
-      web::ListenerOptions{.name = "defender channel",
-                           .host = c.host,
-                           .port = c.defenderPort,
-                           .threads = c.defenderThreads,
-                           .maxBodyBytes = c.defenderMaxBodyBytes});
+  m.defenderListener = std::make_unique<web::HttpListener>(web::ListenerOptions{
+      .name = "defender channel",
+      .host = c.host,
+      .port = c.defenderPort,
+      .threads = c.defenderThreads,
+      .maxBodyBytes = c.defenderMaxBodyBytes,
+      .maxQueued = c.defenderMaxQueued,
+      .shedRetryAfter = [](const httplib::Request& req) {
+        // The hostname, when the body names one, makes the delay stable
+        // per Defender (heartbeat::retryAfterSeconds).
+        std::string host;
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (body.ok())
+          if (auto h = body->find("hostname"); h != body->end() && h->is_string())
+            host = h->get<std::string>();
+        return heartbeat::retryAfterSeconds(host, {});
+      }});
   web::registerDefenderChannel(m.defenderListener->server(), *m.channel);
 
   if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
@@ -137,6 +164,30 @@ int ConsoleApp::defenderPort() const {
 inventory::Inventory& ConsoleApp::inventory() {
   return *impl_->inventory;
 }
+nlohmann::json ConsoleApp::evictionStatusJson() const {
+  const auto s = impl_->sweeper->outageGuard().status();
+  nlohmann::json out{{"paused", s.paused},
+                     {"incidents", s.incidents},
+                     {"threshold", s.options.threshold},
+                     {"minFleet", s.options.minFleet},
+                     {"graceSeconds", impl_->inventory->liveness().grace.count() / 1000},
+                     {"incident", nullptr}};
+  if (s.incident) {
+    const auto& i = *s.incident;
+    out["incident"] = {
+        {"startedAt", formatRfc3339(i.startedAt)},
+        {"fleetSince", formatRfc3339(i.since)},
+        {"fleet", i.latest.fleet},
+        {"silent", i.latest.silent},
+        {"fleetAtStart", i.atStart.fleet},
+        {"silentAtStart", i.atStart.silent},
+        {"endedAt",
+         i.endedAt ? nlohmann::json(formatRfc3339(*i.endedAt)) : nlohmann::json(nullptr)},
+        {"endedBy", i.endedAt ? nlohmann::json(i.endedBy) : nlohmann::json(nullptr)}};
+  }
+  return out;
+}
+
 cleanup::Sweeper& ConsoleApp::sweeper() {
   return *impl_->sweeper;
 }

@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "common/clock.h"
 #include "common/status.h"
 #include "main/config.h"
@@ -34,6 +36,8 @@ class ConsoleApp {
   int defenderPort() const;
   inventory::Inventory& inventory();
   cleanup::Sweeper& sweeper();
+  /// `GET /api/v1/defenders/eviction-status` body (docs/api.md).
+  nlohmann::json evictionStatusJson() const;
 
  private:
   struct Impl;

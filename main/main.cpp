@@ -2,6 +2,8 @@
 // SIGINT or SIGTERM, then stops cleanly (pending heartbeats are flushed).
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -62,6 +64,16 @@ int main(int argc, char** argv) {
   spdlog::info("  defender channel:         http://{}:{}/api/v1/defender/heartbeat", host,
                app.defenderPort());
   spdlog::info("  database:                 {}", config->databasePath());
+  if (!config->portFile.empty()) {
+    const std::string tmp = config->portFile + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "console=" << app.consolePort() << "\ndefender=" << app.defenderPort() << "\n";
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, config->portFile, ec);
+    if (ec) spdlog::error("cannot write --port-file {}: {}", config->portFile, ec.message());
+  }
 
   int sig = 0;
   sigwait(&stopSignals, &sig);

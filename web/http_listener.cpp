@@ -7,9 +7,14 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -27,18 +32,114 @@ class Server final : public httplib::Server {
   }
 };
 
+// Set on the threads of the shedding pool: requests they serve are answered 503 at once.
+thread_local bool tShedding = false;
+
+}  // namespace
+
+struct HttpListener::Admission {
+  std::atomic<size_t> queued{0};
+  std::atomic<size_t> busy{0};
+  std::atomic<uint64_t> shed{0};
+};
+
+namespace {
+
+// httplib's ThreadPool queues without bound. This pool keeps at most `maxQueued` connections
+// waiting; beyond that a connection goes to a small shedding pool whose requests are answered
+// 503 by the pre-routing handler, without touching the inventory.
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  BoundedPool(size_t threads, size_t maxQueued, std::shared_ptr<HttpListener::Admission> a)
+      : maxQueued_(maxQueued), admission_(std::move(a)) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(work_, false); });
+    if (maxQueued_ > 0)
+      for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { run(shedding_, true); });
+  }
+  ~BoundedPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (maxQueued_ > 0 && work_.size() >= maxQueued_) {
+        shedding_.push_back(std::move(fn));
+      } else {
+        work_.push_back(std::move(fn));
+        admission_->queued = work_.size();
+      }
+    }
+    cv_.notify_all();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void run(std::deque<std::function<void()>>& queue, bool shedding) {
+    tShedding = shedding;
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return stopping_ || !queue.empty(); });
+        if (queue.empty()) return;  // stopping and drained
+        fn = std::move(queue.front());
+        queue.pop_front();
+        if (!shedding) admission_->queued = work_.size();
+      }
+      if (!shedding) ++admission_->busy;
+      fn();
+      if (!shedding) --admission_->busy;
+    }
+  }
+
+  const size_t maxQueued_;
+  std::shared_ptr<HttpListener::Admission> admission_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> work_;
+  std::deque<std::function<void()>> shedding_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
 HttpListener::HttpListener(ListenerOptions options)
-    : options_(std::move(options)), server_(std::make_unique<Server>()) {
+    : options_(std::move(options)),
+      admission_(std::make_shared<Admission>()),
+      server_(std::make_unique<Server>()) {
   const size_t threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const size_t maxQueued = options_.maxQueued;
+  server_->new_task_queue = [threads, maxQueued, a = admission_] {
+    return new BoundedPool(threads, maxQueued, a);
+  };
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(options_.maxBodyBytes);
   // cpp-httplib 0.11 enforces the payload limit only for Content-Length bodies; a chunked body
   // of any size reaches the router, so it is refused here before any handler sees it.
   const size_t limit = options_.maxBodyBytes;
-  server_->set_pre_routing_handler([limit](const httplib::Request& req, httplib::Response& res) {
+  server_->set_pre_routing_handler([limit, a = admission_, retry = options_.shedRetryAfter](
+                                       const httplib::Request& req, httplib::Response& res) {
+    if (tShedding) {
+      ++a->shed;
+      Error e{ErrorKind::kUnavailable,
+              "overloaded",
+              "the Console is beyond its capacity; retry after the Retry-After delay",
+              {}};
+      e.retryAfterSeconds = retry ? retry(req) : 5;
+      sendError(res, e);
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.body.size() <= limit) return httplib::Server::HandlerResponse::Unhandled;
     sendError(res, Error{ErrorKind::kTooLarge, "body_too_large",
                          "request body exceeds this listener's limit of " + std::to_string(limit) +
@@ -57,6 +158,10 @@ HttpListener::HttpListener(ListenerOptions options)
 
 HttpListener::~HttpListener() {
   stop();
+}
+
+ListenerLoad HttpListener::load() const {
+  return {admission_->queued.load(), admission_->busy.load(), admission_->shed.load()};
 }
 
 httplib::Server& HttpListener::server() {

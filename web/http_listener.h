@@ -3,6 +3,7 @@
 // on purpose, a real listen backlog, long keep-alive, port 0 for tests.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,7 +12,8 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace dc::web {
 
@@ -27,6 +29,19 @@ struct ListenerOptions {
   size_t keepAliveMaxRequests = 100000;
   int keepAliveTimeoutSeconds = 30;
   int readTimeoutSeconds = 10;
+  /// Admission control: connections waiting for a worker beyond this many are not queued; a
+  /// small shedding pool answers their requests at once with 503 "overloaded" (and
+  /// `Connection: close`), so the queue and its memory stay bounded. 0 = unbounded.
+  size_t maxQueued = 0;
+  /// Seconds for the `Retry-After` of a shed request (default: 5).
+  std::function<int(const httplib::Request&)> shedRetryAfter;
+};
+
+/// Counters of one listener's admission control.
+struct ListenerLoad {
+  size_t queued = 0;  // gauge: connections waiting for a worker
+  size_t busy = 0;    // gauge: connections being served
+  uint64_t shed = 0;  // counter: requests answered 503 "overloaded" without a worker
 };
 
 class HttpListener {
@@ -45,9 +60,13 @@ class HttpListener {
   /// Stops accepting, finishes in-flight requests and joins. Idempotent.
   void stop();
   int port() const { return port_; }
+  /// Thread-safe snapshot of the admission counters.
+  ListenerLoad load() const;
+  struct Admission;  // shared with the worker pool, which httplib owns
 
  private:
   ListenerOptions options_;
+  std::shared_ptr<Admission> admission_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -68,6 +68,17 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
         "Age of the oldest heartbeat in the last flush: how far persisted lastSeen trails.",
         m.lastFlushLagSeconds);
   gauge("dc_flush_lag_max_seconds", "Largest flush lag since start.", m.maxFlushLagSeconds);
+  counter("dc_storage_fault_episodes_total",
+          "Times the database started refusing writes (full disk, read-only, I/O error).",
+          m.storageFaultEpisodes);
+  gauge("dc_storage_failing", "1 while the database refuses writes.", m.storageFailing ? 1 : 0);
+  counter("dc_pauses_detected_total",
+          "Times the Console noticed it had not run on schedule (stalled storage, paused "
+          "process); Defenders connected then were judged from the end of the pause.",
+          m.pausesDetected);
+  counter("dc_overload_refusals_total",
+          "Registrations refused with 503 overloaded because too many commits were waiting.",
+          m.overloadRefusals);
   out << "# HELP dc_defenders Defenders in the inventory by category and state.\n"
          "# TYPE dc_defenders gauge\n";
   for (const auto& c : summary) {
@@ -230,6 +241,19 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                for (const auto& d : page->items) names.push_back(d.hostname);
                sendPage(res, names, page->total);
              });
+
+  server.Get("/api/v1/defenders/eviction-status",
+             [opts](const httplib::Request&, httplib::Response& res) {
+               if (!opts->evictionStatus)
+                 return sendError(res, Error::notFound("not_found", "no outage guard"));
+               sendJson(res, dumpJson(opts->evictionStatus()));
+             });
+  server.Post("/api/v1/defenders/eviction-status/resume",
+              [opts](const httplib::Request&, httplib::Response& res) {
+                if (!opts->resumeEvictions)
+                  return sendError(res, Error::notFound("not_found", "no outage guard"));
+                sendJson(res, dumpJson(opts->resumeEvictions("api")));
+              });
 
   server.Get("/api/v1/defenders/summary", [&inv](const httplib::Request&, httplib::Response& res) {
     auto summary = inv.summary();

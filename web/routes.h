@@ -3,6 +3,8 @@
 #pragma once
 
 #include <functional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace httplib {
@@ -31,6 +33,11 @@ struct ConsoleApiOptions {
   /// The embed flow (POST /api/v1/defenders/fargate.{json,yaml}, App IDs, image entrypoints);
   /// null = not served. Also marks each Defender's `appIDIssued`.
   embed::EmbedService* embed = nullptr;
+  /// Outage guard: `GET /api/v1/defenders/eviction-status` answers evictionStatus();
+  /// `POST /api/v1/defenders/eviction-status/resume` calls resumeEvictions(actor) and answers
+  /// the new status. Unset = the routes answer 404.
+  std::function<nlohmann::json()> evictionStatus;
+  std::function<nlohmann::json(const std::string& actor)> resumeEvictions;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),

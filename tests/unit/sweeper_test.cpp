@@ -16,6 +16,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+cleanup::SweepOptions sweepOptions(size_t batchSize) {
+  cleanup::SweepOptions o;
+  o.period = std::chrono::seconds(60);
+  o.batchSize = batchSize;
+  return o;
+}
+
 // 2026-03-08 06:00 UTC: the US switch to daylight saving time happens an hour later (07:00 UTC),
 // inside the one-hour eviction window. Nothing may depend on it.
 const TimePoint kT0 = TimePoint(Millis(1'772'949'600'000));
@@ -32,7 +39,7 @@ struct Fixture {
   ManualClock clock{kT0};
   std::unique_ptr<Store> store = std::move(openSqliteStore({":memory:"})).value();
   Inventory inv{*store, clock, InventoryOptions{}};
-  cleanup::Sweeper sweeper{inv, cleanup::SweepOptions{60s, 100}};
+  cleanup::Sweeper sweeper{inv, sweepOptions(100)};
   Fixture() { REQUIRE(inv.start().ok()); }
 
   bool present(const std::string& host) { return inv.find(host)->has_value(); }
@@ -104,12 +111,17 @@ TEST_CASE("sweep: 1,000 tasks stop, 1,000 keep running; an hour later exactly th
     for (int k = 0; k < 3; ++k) obs.push_back({0, "process", kT0, kT0, {{"k", k}}});
     REQUIRE(f.inv.recordObservations(host, obs).ok());
   }
+  // Half of the fleet going silent at once would pause evictions at the default outage-guard
+  // threshold (tested in outage_guard_test); here the stop is deliberate.
+  auto options = sweepOptions(100);
+  options.outage.threshold = 0.75;
+  cleanup::Sweeper sweeper(f.inv, options);
   // Odd tasks keep heartbeating every 30 s for 62 minutes; even tasks went silent at kT0.
   for (int step = 0; step < 124; ++step) {
     f.clock.advance(30s);
     for (int i = 1; i < 2000; i += 2)
       REQUIRE(f.inv.recordHeartbeat(reported("task-" + std::to_string(i))).ok());
-    (void)f.sweeper.sweep(f.clock.now());
+    (void)sweeper.sweep(f.clock.now());
   }
   DefenderQuery all;
   all.limit = 250;
@@ -157,7 +169,7 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
   io.flushInterval = 5ms;
   Inventory inv(*store, clock, io);
   REQUIRE(inv.start().ok());
-  cleanup::Sweeper sweeper(inv, {60s, 7});
+  cleanup::Sweeper sweeper(inv, sweepOptions(7));
 
   constexpr int kLive = 60, kDying = 60, kChurn = 30;
   auto live = [](int i) { return "live-" + std::to_string(i); };
