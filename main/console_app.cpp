@@ -106,7 +106,24 @@ Status ConsoleApp::start(bool startScheduler) {
   web::ConsoleApiOptions api;
   api.version = m.version;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
-  api.extraMetrics = [this] { return impl_->sweeper->metricsText(); };
+  api.extraMetrics = [this] {
+    std::string text = impl_->sweeper->metricsText();
+    if (impl_->defenderListener) {
+      const auto load = impl_->defenderListener->load();
+      text +=
+          "# HELP dc_defender_channel_queued Defender-channel connections waiting for a "
+          "worker.\n# TYPE dc_defender_channel_queued gauge\ndc_defender_channel_queued " +
+          std::to_string(load.queued) +
+          "\n# HELP dc_defender_channel_busy Defender-channel connections being served.\n"
+          "# TYPE dc_defender_channel_busy gauge\ndc_defender_channel_busy " +
+          std::to_string(load.busy) +
+          "\n# HELP dc_defender_channel_shed_total Defender-channel requests answered 503 "
+          "overloaded because the queue was full.\n# TYPE dc_defender_channel_shed_total "
+          "counter\ndc_defender_channel_shed_total " +
+          std::to_string(load.shed) + "\n";
+    }
+    return text;
+  };
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
   api.evictionStatus = [this] { return evictionStatusJson(); };

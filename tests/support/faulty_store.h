@@ -1,0 +1,115 @@
+// A Store decorator for fault injection (docs/reliability.md): writes can fail like a full disk
+// or a read-only database, or stall until released; reads pass through unless told to fail.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "inventory/store.h"
+
+namespace dc::testing {
+
+class FaultyStore final : public inventory::Store {
+ public:
+  explicit FaultyStore(inventory::Store& inner) : inner_(inner) {}
+
+  /// Every write fails with kUnavailable and this SQLite-like message until cleared ("").
+  void failWrites(std::string message) {
+    std::lock_guard lock(mutex_);
+    failure_ = std::move(message);
+  }
+  /// Writes block until release(); stalled() tells whether one is blocked now.
+  void stallWrites() {
+    std::lock_guard lock(mutex_);
+    stall_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      stall_ = false;
+    }
+    cv_.notify_all();
+  }
+  /// Blocks until a write is stalled (a condition, not a timed sleep).
+  void awaitStalled() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return stalled_ > 0; });
+  }
+  size_t writeAttempts() const { return attempts_; }
+
+  Status write(const inventory::WriteBatch& b) override {
+    if (auto st = gate(); !st.ok()) return st;
+    return inner_.write(b);
+  }
+  Result<std::vector<inventory::AuditRecord>> removeDefenders(std::span<const std::string> keys,
+                                                              const std::string& actor,
+                                                              const std::string& reason,
+                                                              TimePoint at) override {
+    if (auto st = gate(); !st.ok()) return st.error();
+    return inner_.removeDefenders(keys, actor, reason, at);
+  }
+  Status saveSettings(const inventory::DefenderSettings& s) override {
+    if (auto st = gate(); !st.ok()) return st;
+    return inner_.saveSettings(s);
+  }
+  Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
+                                     Millis grace) override {
+    if (auto st = gate(); !st.ok()) return st.error();
+    return inner_.discountDowntime(stoppedAt, restartedAt, grace);
+  }
+
+  Result<std::optional<inventory::Defender>> findDefender(const std::string& key) override {
+    return inner_.findDefender(key);
+  }
+  Result<inventory::Page<inventory::Defender>> listDefenders(
+      const inventory::DefenderQuery& q, const inventory::LivenessCutoff& c) override {
+    return inner_.listDefenders(q, c);
+  }
+  Result<std::vector<inventory::CategorySummary>> summarize(
+      const inventory::LivenessCutoff& c) override {
+    return inner_.summarize(c);
+  }
+  Result<std::vector<std::string>> dueForEviction(inventory::Category category, TimePoint now,
+                                                  Millis grace, Millis retention,
+                                                  size_t limit) override {
+    return inner_.dueForEviction(category, now, grace, retention, limit);
+  }
+  Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
+    return inner_.forEachDefender(fn);
+  }
+  Result<inventory::DefenderSettings> loadSettings() override { return inner_.loadSettings(); }
+  Result<std::optional<TimePoint>> loadConsoleAlive() override { return inner_.loadConsoleAlive(); }
+  Result<inventory::Page<inventory::Observation>> listObservations(const std::string& key,
+                                                                   int offset, int limit) override {
+    return inner_.listObservations(key, offset, limit);
+  }
+  Result<long long> countObservations() override { return inner_.countObservations(); }
+  Result<inventory::Page<inventory::AuditRecord>> listAudit(int offset, int limit) override {
+    return inner_.listAudit(offset, limit);
+  }
+
+ private:
+  Status gate() {
+    ++attempts_;
+    std::unique_lock lock(mutex_);
+    if (stall_) {
+      ++stalled_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return !stall_; });
+      --stalled_;
+    }
+    if (!failure_.empty()) return Error::unavailable(failure_);
+    return Status::success();
+  }
+
+  inventory::Store& inner_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string failure_;
+  bool stall_ = false;
+  int stalled_ = 0;
+  std::atomic<size_t> attempts_{0};
+};
+
+}  // namespace dc::testing
