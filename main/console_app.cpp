@@ -127,8 +127,10 @@ Status ConsoleApp::start(bool startScheduler) {
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
   api.evictionStatus = [this] { return evictionStatusJson(); };
-  api.resumeEvictions = [this](const std::string& actor) {
-    (void)impl_->sweeper->outageGuard().resume(impl_->clock.now(), actor);
+  api.resumeEvictions = [this](const std::string& actor) -> Result<nlohmann::json> {
+    if (!impl_->sweeper->outageGuard().resume(impl_->clock.now(), actor))
+      return Error{
+          ErrorKind::kConflict, "not_paused", "evictions are not paused; nothing to resume", {}};
     return evictionStatusJson();
   };
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);

@@ -252,7 +252,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
               [opts](const httplib::Request&, httplib::Response& res) {
                 if (!opts->resumeEvictions)
                   return sendError(res, Error::notFound("not_found", "no outage guard"));
-                sendJson(res, dumpJson(opts->resumeEvictions("api")));
+                auto status = opts->resumeEvictions("api");
+                if (!status.ok()) return sendError(res, status.error());
+                sendJson(res, dumpJson(*status));
               });
 
   server.Get("/api/v1/defenders/summary", [&inv](const httplib::Request&, httplib::Response& res) {

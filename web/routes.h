@@ -5,7 +5,9 @@
 #include <functional>
 
 #include <nlohmann/json.hpp>
+
 #include <string>
+#include "common/status.h"
 
 namespace httplib {
 class Server;
@@ -35,9 +37,9 @@ struct ConsoleApiOptions {
   embed::EmbedService* embed = nullptr;
   /// Outage guard: `GET /api/v1/defenders/eviction-status` answers evictionStatus();
   /// `POST /api/v1/defenders/eviction-status/resume` calls resumeEvictions(actor) and answers
-  /// the new status. Unset = the routes answer 404.
+  /// the new status (409 "not_paused" when nothing was paused). Unset = the routes answer 404.
   std::function<nlohmann::json()> evictionStatus;
-  std::function<nlohmann::json(const std::string& actor)> resumeEvictions;
+  std::function<Result<nlohmann::json>(const std::string& actor)> resumeEvictions;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),

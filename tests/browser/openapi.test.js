@@ -16,6 +16,8 @@ const METHODS = ["get", "post", "put", "patch", "delete"];
 // The routes the Console serves (web/routes.cpp). Keep in step with it: a route added there
 // without a place in the document fails the coverage test.
 const CONSOLE_ROUTES = [
+  "GET /api/v1/defenders/eviction-status",
+  "POST /api/v1/defenders/eviction-status/resume",
   "GET /api/v1/defenders",
   "GET /api/v1/defenders/names",
   "GET /api/v1/defenders/summary",

@@ -584,6 +584,9 @@ TEST_CASE("HTTP: eviction status and operator resume") {
   status = json::parse(resumed->body);
   CHECK(status["paused"] == false);
   CHECK(status["incident"]["endedBy"] == "resumed by api");
+  auto again = api.Post("/api/v1/defenders/eviction-status/resume", "", "application/json");
+  CHECK(again->status == 409);
+  CHECK(json::parse(again->body)["code"] == "not_paused");
   app.stop();
   std::filesystem::remove_all(dir);
 }

@@ -458,6 +458,44 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Outage guard: while evictions are paused, a banner says why and offers to resume them.
+  function renderOutage(status) {
+    const el = $("outage");
+    const i = status && status.paused ? status.incident : null;
+    if (!i) {
+      el.hidden = true;
+      el.textContent = "";
+      return;
+    }
+    el.hidden = false;
+    el.innerHTML =
+      `<strong>Evictions paused.</strong> ${esc(i.silent)} of ${esc(i.fleet)} Defenders stopped sending heartbeats ` +
+      `since ${esc(fmtUtc(i.fleetSince))} UTC without disconnecting, which looks like an outage between them and the Console. ` +
+      `Nothing is evicted until they return. <button type="button" class="btn small" id="resume-evictions">Resume evictions</button>`;
+  }
+
+  async function loadEvictionStatus() {
+    try {
+      renderOutage((await api("defenders/eviction-status")).data);
+    } catch (e) {
+      if (e.status === 0 || e.status >= 500) throw e;
+      renderOutage(null); // a Console without the outage guard
+    }
+  }
+
+  $("outage").addEventListener("click", async (e) => {
+    if (!e.target.closest("#resume-evictions")) return;
+    if (!confirm("Resume evictions? Defenders silent for longer than their retention will be removed at the next sweep.")) return;
+    try {
+      renderOutage((await api("defenders/eviction-status/resume", { method: "POST", body: {} })).data);
+    } catch (err) {
+      if (err.status === 409) return loadEvictionStatus(); // ended meanwhile
+      $("banner").hidden = false;
+      $("banner").innerHTML = `<strong>Could not resume evictions:</strong> ${esc(err.message)}`;
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
   // Refresh loop: keeps filters, sort, page and scroll (rows are replaced in place).
   let timer = null;
   async function refreshNow() {
@@ -472,6 +510,7 @@
       else if (state.view === "audit") await loadAudit();
       else if (state.view === "protect") await loadAppIds();
       else await api("version"); // keeps the connection indicator honest on the other views
+      await loadEvictionStatus();
       if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
       lastOkAt = new Date(consoleNow());
       setConnection(true);

@@ -1,0 +1,43 @@
+// Browser test of the outage guard banner: when most of the fleet goes silent at once the page
+// says evictions are paused, and an operator can resume them. Run with tests/browser/run.sh.
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { startConsole, fargateDefender, waitFor } = require("./lib/console");
+const { launch, newPage } = require("./lib/browser");
+
+let dc;
+let browser;
+
+before(async () => {
+  dc = await startConsole({ heartbeatInterval: 1, grace: 2, sweepInterval: 1, extraArgs: ["--outage-min-fleet", "4"] });
+  // Six Defenders register, then all go silent: an outage, not six tasks stopped on purpose.
+  for (let i = 0; i < 6; i++) await dc.heartbeat(fargateDefender());
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await dc?.stop();
+});
+
+test("a silent fleet shows the paused-evictions banner; Resume evictions ends it", async () => {
+  await waitFor(async () => (await dc.get("/api/v1/defenders/eviction-status")).body.paused === true, {
+    what: "outage guard paused evictions",
+  });
+  const page = await newPage(browser);
+  page.on("dialog", (d) => d.accept());
+  await page.goto(dc.base + "/");
+  await page.waitForSelector("#outage:not([hidden])");
+  const text = await page.textContent("#outage");
+  assert.match(text, /Evictions paused\./);
+  assert.match(text, /6 of 6 Defenders/);
+  await page.click("#resume-evictions");
+  await page.waitForSelector("#outage[hidden]", { state: "attached" });
+  const status = (await dc.get("/api/v1/defenders/eviction-status")).body;
+  assert.equal(status.paused, false);
+  assert.equal(status.incident.endedBy, "resumed by api");
+  assert.ok(/dc_outage_incidents_total 1/.test((await dc.get("/metrics")).text));
+  await page.close();
+});
