@@ -539,7 +539,10 @@ TEST_CASE("reconnect storm after a restart: every Defender absorbed, no errors, 
   clock.advance(10min);  // the Console was down; the fleet kept running
   ConsoleApp app(smallConsole(dir), clock, "test");
   REQUIRE(app.start(false).ok());
+  const auto started = std::chrono::steady_clock::now();
   send(app, 16, false);  // the whole fleet at once: refreshes, not registrations
+  const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
+  WARN("reconnect storm: " << defenders << " Defenders in " << took.count() << " ms");
   httplib::Client api("127.0.0.1", app.consolePort());
   auto r = api.Get("/api/v1/defenders?limit=1");
   REQUIRE(r);
