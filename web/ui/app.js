@@ -92,12 +92,93 @@
       this.body = body;
     }
   }
+  // ---------------------------------------------------------------------------------------------
+  // Sign-in. Every Console API route needs a user: the page signs in with
+  // POST /api/v1/authenticate {username, password} -> {token} and sends
+  // "Authorization: Bearer <token>" with each request. The token is kept in sessionStorage (this
+  // tab only, gone when it closes). A 401 (token expired, revoked or password changed) asks for
+  // the password again and the page resumes where it was, filters and all.
+  const TOKEN_KEY = "dcToken";
+  const USER_KEY = "dcUser";
+  const auth = { token: sessionStorage.getItem(TOKEN_KEY), user: sessionStorage.getItem(USER_KEY) };
+  const authHeaders = (extra = {}) => (auth.token ? { ...extra, Authorization: `Bearer ${auth.token}` } : extra);
+
+  function showUser() {
+    $("user").hidden = !auth.token;
+    $("user-name").textContent = auth.user ? `Signed in as ${auth.user}` : "";
+  }
+  function askSignIn(message = "") {
+    auth.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showUser();
+    const err = $("signin-error");
+    err.hidden = !message;
+    err.textContent = message;
+    if (!$("signin").open) $("signin").showModal();
+    $("signin-user").value = $("signin-user").value || auth.user || "";
+    ($("signin-user").value ? $("signin-password") : $("signin-user")).focus();
+  }
+  async function signIn(ev) {
+    ev.preventDefault();
+    const username = $("signin-user").value.trim();
+    const password = $("signin-password").value;
+    const err = $("signin-error");
+    if (!username || !password) {
+      err.hidden = false;
+      err.textContent = !username ? "Enter your username." : "Enter your password.";
+      (!username ? $("signin-user") : $("signin-password")).focus();
+      return;
+    }
+    $("signin-submit").disabled = true;
+    try {
+      let res;
+      try {
+        res = await fetch(`${API}/authenticate`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ username, password }),
+          cache: "no-store",
+        });
+      } catch {
+        throw new Error("The Console could not be reached. Try again.");
+      }
+      const json = await res.json().catch(() => null);
+      if (res.status === 401) throw new Error("Wrong username or password.");
+      if (res.status === 429) {
+        const wait = Number(res.headers.get("Retry-After"));
+        throw new Error(`Too many failed sign-ins. Try again${Number.isFinite(wait) && wait > 0 ? ` in ${fmtDuration(wait * 1000)}` : " later"}.`);
+      }
+      if (!res.ok || !json?.token) throw new Error(json?.message || `Sign-in failed (HTTP ${res.status}).`);
+      auth.token = json.token;
+      auth.user = username;
+      sessionStorage.setItem(TOKEN_KEY, auth.token);
+      sessionStorage.setItem(USER_KEY, username);
+      $("signin-password").value = "";
+      err.hidden = true;
+      $("signin").close();
+      showUser();
+      render();
+    } catch (e) {
+      err.hidden = false;
+      err.textContent = e.message;
+      $("signin-password").select();
+    } finally {
+      $("signin-submit").disabled = false;
+    }
+  }
+  function signOut() {
+    auth.user = null;
+    sessionStorage.removeItem(USER_KEY);
+    clearTimeout(timer);
+    askSignIn();
+  }
+
   async function api(path, { method = "GET", body } = {}) {
     let res;
     try {
       res = await fetch(`${API}/${path}`, {
         method,
-        headers: body !== undefined ? { "Content-Type": "application/json" } : {},
+        headers: authHeaders(body !== undefined ? { "Content-Type": "application/json" } : {}),
         body: body !== undefined ? JSON.stringify(body) : undefined,
         cache: "no-store",
       });
@@ -114,6 +195,7 @@
     }
     if (!res.ok) {
       const msg = json && json.message ? json.message : `HTTP ${res.status}`;
+      if (res.status === 401) askSignIn("Your session has ended. Sign in again to continue.");
       throw new ApiError(res.status, json, msg);
     }
     return { data: json, total: Number(res.headers.get("Total-Count") ?? NaN) };
@@ -477,6 +559,7 @@
       setConnection(true);
       $("updated").textContent = `Refreshes every ${REFRESH_MS / 1000} s · last updated ${fmtUtc(lastOkAt.toISOString())} UTC`;
     } catch (e) {
+      if (e.status === 401) return; // the sign-in dialog is open; render() runs after sign-in
       if (e.status === 0) setConnection(false, "Console unreachable.");
       else if (e.status >= 500) setConnection(false, `Console error: ${e.message}.`);
       else {
@@ -487,7 +570,9 @@
       }
     } finally {
       inflight = false;
-      if (refreshNow.again) {
+      if (!auth.token) {
+        // Signed out: nothing to refresh until the user signs in again.
+      } else if (refreshNow.again) {
         refreshNow.again = false;
         refreshNow();
       } else {
@@ -1082,7 +1167,7 @@
       try {
         res = await fetch(`${API}/defenders/fargate.${ext}?${query}`, {
           method: "POST",
-          headers: { "Content-Type": yaml ? "application/yaml" : "application/json" },
+          headers: authHeaders({ "Content-Type": yaml ? "application/yaml" : "application/json" }),
           body,
           cache: "no-store",
         });
@@ -1091,6 +1176,10 @@
       }
       noteServerDate(res);
       const text = await res.text();
+      if (res.status === 401) {
+        askSignIn("Your session has ended. Sign in again, then generate again; your input is kept.");
+        throw { status: 401, code: "unauthenticated", message: "Sign in again, then generate again. Nothing was generated." };
+      }
       if (!res.ok) {
         let e = null;
         try {
@@ -1228,8 +1317,43 @@
 
   // ---------------------------------------------------------------------------------------------
   // Wiring.
+  // The CSV link needs the bearer token too, so it is fetched and handed over as a file.
+  async function downloadCsv(ev) {
+    ev.preventDefault();
+    const link = $("download");
+    let res;
+    try {
+      res = await fetch(link.href, { headers: authHeaders(), cache: "no-store" });
+    } catch {
+      toast("The Console could not be reached. Nothing was downloaded.");
+      return;
+    }
+    if (res.status === 401) {
+      askSignIn("Your session has ended. Sign in again to download.");
+      return;
+    }
+    if (!res.ok) {
+      const json = await res.json().catch(() => null);
+      toast(`Download failed: ${json?.message || `HTTP ${res.status}`}`);
+      return;
+    }
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = "defenders.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
   function wire() {
     buildTypeMenu();
+    $("signin-form").addEventListener("submit", signIn);
+    // Signing in cannot be skipped: Escape does not close the dialog.
+    $("signin").addEventListener("cancel", (e) => e.preventDefault());
+    $("sign-out").addEventListener("click", signOut);
+    $("download").addEventListener("click", downloadCsv);
     wireProtect();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
@@ -1331,5 +1455,10 @@
   }
 
   wire();
-  render();
+  showUser();
+  if (auth.token) render();
+  else {
+    showView();
+    askSignIn();
+  }
 })();
