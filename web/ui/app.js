@@ -100,15 +100,32 @@
   // the password again and the page resumes where it was, filters and all.
   const TOKEN_KEY = "dcToken";
   const USER_KEY = "dcUser";
-  const auth = { token: sessionStorage.getItem(TOKEN_KEY), user: sessionStorage.getItem(USER_KEY) };
+  // `signedOut` is set by a 401 and pauses the refresh loop until the user signs in again.
+  const auth = { token: sessionStorage.getItem(TOKEN_KEY), user: sessionStorage.getItem(USER_KEY), role: "", signedOut: false };
   const authHeaders = (extra = {}) => (auth.token ? { ...extra, Authorization: `Bearer ${auth.token}` } : extra);
+  const ROLE_LABEL = { admin: "Administrator", defenderManager: "Defender Manager", auditor: "Auditor" };
 
   function showUser() {
-    $("user").hidden = !auth.token;
-    $("user-name").textContent = auth.user ? `Signed in as ${auth.user}` : "";
+    $("user").hidden = auth.signedOut || !auth.user;
+    $("user-name").textContent = auth.user ? `${auth.user}${auth.role ? ` · ${ROLE_LABEL[auth.role] ?? auth.role}` : ""}` : "";
+    $("user-name").title = auth.role === "auditor" ? "Auditors can read; deleting, embedding and settings need a Defender Manager or Administrator." : "";
+  }
+  // Who is signed in (GET /api/v1/users/current), then the page. A 401 opens the sign-in dialog.
+  async function whoAmI() {
+    try {
+      const { data } = await api("users/current");
+      auth.user = data?.username ?? auth.user;
+      auth.role = data?.role ?? "";
+      showUser();
+      return true;
+    } catch (e) {
+      if (e.status === 401) return false;
+      return true; // unreachable or failing Console: the page shows that itself
+    }
   }
   function askSignIn(message = "") {
     auth.token = null;
+    auth.signedOut = true;
     sessionStorage.removeItem(TOKEN_KEY);
     showUser();
     const err = $("signin-error");
@@ -151,12 +168,13 @@
       if (!res.ok || !json?.token) throw new Error(json?.message || `Sign-in failed (HTTP ${res.status}).`);
       auth.token = json.token;
       auth.user = username;
+      auth.signedOut = false;
       sessionStorage.setItem(TOKEN_KEY, auth.token);
       sessionStorage.setItem(USER_KEY, username);
       $("signin-password").value = "";
       err.hidden = true;
       $("signin").close();
-      showUser();
+      await whoAmI();
       render();
     } catch (e) {
       err.hidden = false;
@@ -168,6 +186,7 @@
   }
   function signOut() {
     auth.user = null;
+    auth.role = "";
     sessionStorage.removeItem(USER_KEY);
     clearTimeout(timer);
     askSignIn();
@@ -195,7 +214,7 @@
     }
     if (!res.ok) {
       const msg = json && json.message ? json.message : `HTTP ${res.status}`;
-      if (res.status === 401) askSignIn("Your session has ended. Sign in again to continue.");
+      if (res.status === 401) askSignIn(auth.token || auth.user ? "Your session has ended. Sign in again to continue." : "");
       throw new ApiError(res.status, json, msg);
     }
     return { data: json, total: Number(res.headers.get("Total-Count") ?? NaN) };
@@ -570,7 +589,7 @@
       }
     } finally {
       inflight = false;
-      if (!auth.token) {
+      if (auth.signedOut) {
         // Signed out: nothing to refresh until the user signs in again.
       } else if (refreshNow.again) {
         refreshNow.again = false;
@@ -1455,10 +1474,9 @@
   }
 
   wire();
-  showUser();
-  if (auth.token) render();
-  else {
-    showView();
-    askSignIn();
-  }
+  showView();
+  whoAmI().then((ok) => {
+    if (ok) render();
+    else if (!$("signin").open) askSignIn();
+  });
 })();
