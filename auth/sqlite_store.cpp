@@ -187,8 +187,10 @@ class SqliteAuthStore final : public AuthStore {
   Status putCredential(const CredentialRecord& c) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
-           "INSERT OR REPLACE INTO auth_credentials (id, hash, app_id, description, "
-           "created_at_ms, revoked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+           "INSERT INTO auth_credentials (id, hash, app_id, description, created_at_ms, "
+           "revoked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET "
+           "hash = excluded.hash, app_id = excluded.app_id, description = excluded.description, "
+           "created_at_ms = excluded.created_at_ms, revoked_at_ms = excluded.revoked_at_ms");
     if (!s.ok()) return failure("prepare credential write");
     s.text(1, c.id);
     s.text(2, c.hash);
@@ -200,7 +202,7 @@ class SqliteAuthStore final : public AuthStore {
     else
       s.null(6);
     const int rc = s.step();
-    if (rc == SQLITE_CONSTRAINT)
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
       return Error{ErrorKind::kConflict, "duplicate_credential", "credential already stored", ""};
     if (rc != SQLITE_DONE) return failure("write credential");
     return Status::success();

@@ -128,7 +128,7 @@ Result<TlsFiles> ensureSelfSignedCertificate(const std::string& dir,
     return failure("subjectAltName");
   if (!addExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       !addExtension(cert.get(), cert.get(), NID_key_usage, "critical,digitalSignature") ||
-      !addExtension(cert.get(), cert.get(), NID_ext_key_usage, "serverAuth") ||
+      !addExtension(cert.get(), cert.get(), NID_ext_key_usage, "serverAuth,clientAuth") ||
       !addExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash"))
     return failure("X.509 extensions");
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) return failure("signing");

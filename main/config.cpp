@@ -115,6 +115,13 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->check(CLI::Range(1000, 10'000'000))
       ->capture_default_str();
 
+  app.add_option("--failed-sign-ins-allowed", c.failedSignInsAllowed,
+                 "Failed sign-ins per username and per client address within 15 minutes before "
+                 "each further one is answered 429 for 1 s, 2 s, 4 s, ... (at most 15 min)")
+      ->envname("DC_FAILED_SIGN_INS_ALLOWED")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {

@@ -44,6 +44,9 @@ struct ConsoleConfig {
   std::string defenderClientCa;
   Seconds tokenLifetime{30 * 60};
   int passwordIterations = 210'000;
+  /// Failed sign-ins per username and per client address (within 15 minutes) answered 401
+  /// before each further one blocks that key for 1 s, 2 s, 4 s, … (≤ 15 min) with 429.
+  int failedSignInsAllowed = 5;
 
   std::string databasePath() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }

@@ -92,6 +92,7 @@ Status ConsoleApp::start(bool startScheduler) {
   auth::AuthOptions ao;
   ao.passwordIterations = c.passwordIterations;
   ao.tokenLifetime = c.tokenLifetime;
+  ao.failuresAllowed = c.failedSignInsAllowed;
   if (dbPath != ":memory:") {
     auto key = auth::loadOrCreateSecretFile(
         (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "token.key").string(), 32);
