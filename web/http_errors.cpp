@@ -10,7 +10,9 @@ void sendError(httplib::Response& res, const Error& error) {
   nlohmann::json body{{"code", error.code}, {"message", error.message}};
   if (!error.field.empty()) body["field"] = error.field;
   res.status = httpStatus(error.kind);
-  if (res.status == 429 || res.status == 503) res.set_header("Retry-After", "5");
+  if (res.status == 429 || res.status == 503)
+    res.set_header("Retry-After",
+                   std::to_string(error.retryAfterSeconds > 0 ? error.retryAfterSeconds : 5));
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                   "application/json");
 }

@@ -1,8 +1,10 @@
 // One HTTP listener (cpp-httplib) set up the way the Console needs it: TCP_NODELAY on (without it
 // every small response waits ~40 ms on delayed ACKs), a bounded request body, a thread pool sized
-// on purpose, a real listen backlog, long keep-alive, port 0 for tests.
+// on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS (optionally with
+// client certificates) when given a certificate and key.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,6 +29,12 @@ struct ListenerOptions {
   size_t keepAliveMaxRequests = 100000;
   int keepAliveTimeoutSeconds = 30;
   int readTimeoutSeconds = 10;
+  /// HTTPS when set: PEM certificate (chain) and private key files (httplib::SSLServer).
+  std::string tlsCertFile;
+  std::string tlsKeyFile;
+  /// Mutual TLS when set (HTTPS only): PEM file of the CAs whose client certificates are
+  /// accepted; clients without one fail the handshake.
+  std::string clientCaFile;
 };
 
 class HttpListener {
@@ -40,14 +48,17 @@ class HttpListener {
   httplib::Server& server();
 
   /// Binds and starts serving on a background thread. Returns the bound port. Errors:
-  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message.
+  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message;
+  /// kInvalidArgument "tls_invalid" when the certificate, key or client CA cannot be loaded.
   Result<int> start();
   /// Stops accepting, finishes in-flight requests and joins. Idempotent.
   void stop();
   int port() const { return port_; }
+  bool tls() const { return !options_.tlsCertFile.empty(); }
 
  private:
   ListenerOptions options_;
+  std::function<void(int)> raiseBacklog_;  // before server_: makeServer sets it
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -19,6 +19,10 @@ namespace dc::embed {
 class EmbedService;
 }
 
+namespace dc::auth {
+class AuthService;
+}
+
 namespace dc::web {
 
 struct ConsoleApiOptions {
@@ -31,6 +35,10 @@ struct ConsoleApiOptions {
   /// The embed flow (POST /api/v1/defenders/fargate.{json,yaml}, App IDs, image entrypoints);
   /// null = not served. Also marks each Defender's `appIDIssued`.
   embed::EmbedService* embed = nullptr;
+  /// Access control (docs/security.md): every route but sign-in and the probes needs a Console
+  /// user; also serves POST /api/v1/authenticate, /api/v1/users and /api/v1/credentials.
+  /// Null only in in-process tests of the handlers: then nothing is checked.
+  auth::AuthService* auth = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),
@@ -42,9 +50,11 @@ struct ConsoleApiOptions {
 void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
                         ConsoleApiOptions options);
 
-/// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, plus
-/// /healthz.
-void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel);
+/// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, each
+/// needing a Defender credential (`Authorization: Bearer dcd1_…`) whose App ID scope the
+/// channel enforces, plus /healthz. `auth` null: nothing is checked (in-process tests only).
+void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
+                             auth::AuthService* auth);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);

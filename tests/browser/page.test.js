@@ -164,7 +164,7 @@ describe("Deployed Defenders", () => {
     } finally {
       extra.stop();
       await new Promise((r) => setTimeout(r, 600));
-      for (const h of [...extra.alive.keys()]) await fetch(`${dc.base}/api/v1/defenders/${h}`, { method: "DELETE" });
+      for (const h of [...extra.alive.keys()]) await dc.fetch(`${dc.base}/api/v1/defenders/${h}`, { method: "DELETE" });
       await page.close();
     }
   });
@@ -185,7 +185,7 @@ describe("Deployed Defenders", () => {
     assert.equal(query(page).get("search"), d.hostname);
     assert.equal(await page.evaluate(() => window.scrollY), scrollBefore);
     await dc.get(`/api/v1/defenders/${d.hostname}`);
-    await fetch(`${dc.base}/api/v1/defenders/${d.hostname}`, { method: "DELETE" });
+    await dc.fetch(`${dc.base}/api/v1/defenders/${d.hostname}`, { method: "DELETE" });
     await page.close();
   });
 
