@@ -128,6 +128,8 @@
     auth.signedOut = true;
     sessionStorage.removeItem(TOKEN_KEY);
     showUser();
+    $("conn").classList.remove("ok", "bad");
+    $("conn-text").textContent = "Signed out";
     const err = $("signin-error");
     err.hidden = !message;
     err.textContent = message;
@@ -183,6 +185,11 @@
     } finally {
       $("signin-submit").disabled = false;
     }
+  }
+  // The message for a 403: which role the action needs, and which one the user has.
+  function forbidden(action) {
+    const mine = ROLE_LABEL[auth.role] ?? (auth.role || "your role");
+    return `Your role (${mine}) does not allow ${action}; a Defender Manager or Administrator can.`;
   }
   function signOut() {
     auth.user = null;
@@ -777,7 +784,11 @@
       $("confirm-delete").disabled = false;
       $("confirm-error").hidden = false;
       $("confirm-error").textContent =
-        e.status === 404 ? "This Defender is already gone (removed or evicted)." : `Could not delete: ${e.message}`;
+        e.status === 404
+          ? "This Defender is already gone (removed or evicted)."
+          : e.status === 403
+            ? forbidden("deleting Defenders")
+            : `Could not delete: ${e.message}`;
     }
   }
 
@@ -832,7 +843,13 @@
       toast(`Saved: disconnected Defenders are removed after ${data.disconnectPeriodDays} day${data.disconnectPeriodDays === 1 ? "" : "s"}.`);
       refreshNow();
     } catch (e) {
-      showDaysError(e.status === 0 ? "Console unreachable; the setting was not saved. Try again." : e.message);
+      showDaysError(
+        e.status === 0
+          ? "Console unreachable; the setting was not saved. Try again."
+          : e.status === 403
+            ? forbidden("changing Defender settings")
+            : e.message,
+      );
     } finally {
       $("s-save").disabled = false;
     }
@@ -1206,6 +1223,7 @@
         } catch {
           e = null;
         }
+        if (res.status === 403) throw { status: 403, code: e?.code, message: forbidden("protecting task definitions") };
         throw { status: res.status, code: e?.code, message: e?.message || text || `HTTP ${res.status}`, field: e?.field };
       }
       const ids = splitAppIds(res.headers.get("X-Defender-App-IDs"));
