@@ -33,7 +33,8 @@ struct Error {
   std::string message;
   /// The offending field or path (JSON pointer-like, e.g. "cloudMetadata.region"); may be empty.
   std::string field;
-  /// For 429/503: seconds the client should wait (HTTP `Retry-After`); 0 = the default (5).
+  /// For kRateLimited / kUnavailable: seconds the client should wait (HTTP Retry-After); 0 =
+  /// the transport's default.
   int retryAfterSeconds = 0;
 
   static Error invalid(std::string code, std::string field, std::string message) {

@@ -5,7 +5,9 @@
 #include <uuid/uuid.h>
 
 #include <algorithm>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/time_format.h"
 
@@ -212,6 +214,7 @@ Result<EmbedOptions> EmbedService::parseOptions(const QueryParams& q) const {
   EmbedOptions o;
   o.sidecarImage = config_.sidecarImage;
   o.defenderPort = config_.defenderPort;
+  o.defenderTls = config_.defenderTls;
 
   auto addr = single(q, "consoleaddr");
   if (!addr.ok()) return addr.error();
@@ -282,17 +285,29 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
   };
   const std::string consoleHost = options->consoleHost;
   const int port = config_.defenderPort;
-  deps.installBundle =
-      installBundle_ ? installBundle_ : [consoleHost, port](const IssuedDefinition& d) {
-        nlohmann::ordered_json j;
-        j["appID"] = d.appId;
-        j["consoleHost"] = consoleHost;
-        j["defenderPort"] = port;
-        return base64(j.dump());
-      };
+  auto issuer = config_.issueCredential;
+  auto issueError = std::make_shared<std::optional<Error>>();
+  deps.installBundle = installBundle_
+                           ? installBundle_
+                           : [consoleHost, port, issuer, issueError](const IssuedDefinition& d) {
+                               nlohmann::ordered_json j;
+                               j["appID"] = d.appId;
+                               j["consoleHost"] = consoleHost;
+                               j["defenderPort"] = port;
+                               if (issuer) {
+                                 auto credential = issuer(d.appId);
+                                 if (!credential.ok()) {
+                                   if (!*issueError) *issueError = credential.error();
+                                   return std::string();
+                                 }
+                                 j["credential"] = *credential;
+                               }
+                               return base64(j.dump());
+                             };
 
   auto out = embedDefender(std::move(doc).value(), *options, deps);
   if (!out.ok()) return errorResponse(out.error());
+  if (*issueError) return errorResponse(**issueError);
 
   HttpResponse response;
   if (request.format == EndpointFormat::kJson) {

@@ -11,6 +11,7 @@
 // 503 when storage fails), never a partial document. Thread-safe when the store is.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,11 @@ struct EmbedConfig {
   int defenderPort = 8084;
   /// Used when a request has no `consoleaddr`; empty: the parameter is required.
   std::string defaultConsoleHost;
+  /// The defender channel speaks TLS: WS_ADDRESS is wss://, else ws:// (plain-HTTP Consoles).
+  bool defenderTls = true;
+  /// Issues the Defender credential scoped to one App ID that goes into INSTALL_BUNDLE (the
+  /// Console's AuthService). Empty: bundles carry no credential (tests of the transform).
+  std::function<Result<std::string>(const std::string& appId)> issueCredential;
 };
 
 /// A random (v4, lower-case) UUID from libuuid.
@@ -68,8 +74,9 @@ class EmbedService {
  public:
   /// `store` and `clock` must outlive the service. `newUuid` makes App IDs deterministic in
   /// tests; `installBundle` builds the sidecar's INSTALL_BUNDLE (default: base64 of
-  /// {"appID","consoleHost","defenderPort"}; the defender channel's credential issuer replaces
-  /// it).
+  /// {"appID","consoleHost","defenderPort","credential"} where `credential` comes from
+  /// EmbedConfig::issueCredential and is omitted without one; the channel's scheme is in
+  /// WS_ADDRESS).
   EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig config,
                UuidGenerator newUuid = randomUuid, BundleIssuer installBundle = {});
 

@@ -754,7 +754,8 @@ class Embedder {
     envs.items.push_back(env(k, "FARGATE_TASK", std::move(familyValue)));
     envs.items.push_back(env(k, "CONSOLE_HOST", Node::string(options_.consoleHost)));
     envs.items.push_back(env(k, "WS_ADDRESS",
-                             Node::string("wss://" + hostForUrl(options_.consoleHost) + ":" +
+                             Node::string((options_.defenderTls ? "wss://" : "ws://") +
+                                          hostForUrl(options_.consoleHost) + ":" +
                                           std::to_string(options_.defenderPort))));
     envs.items.push_back(env(k, "DEFENDER_APP_ID", std::move(appId)));
     envs.items.push_back(env(k, "FILESYSTEM_MONITORING",

@@ -82,6 +82,7 @@ using BundleIssuer = std::function<std::string(const IssuedDefinition&)>;
 struct EmbedOptions {
   std::string consoleHost;   // host the defender connects to (from `consoleaddr`)
   int defenderPort = 8084;   // the Console's defender channel
+  bool defenderTls = true;   // WS_ADDRESS scheme: wss:// (TLS) or ws:// (plain-HTTP Console)
   std::string sidecarImage;  // image of the sidecar container
   bool filesystemMonitoring = false;
   bool extractEntrypoint = false;

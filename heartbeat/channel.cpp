@@ -267,12 +267,47 @@ Error DefenderChannel::withRetryAfter(Error e, std::string_view hostname) const 
   return e;
 }
 
-Result<json> DefenderChannel::heartbeat(std::string_view body) {
+namespace {
+
+Error appIdMismatch(std::string_view scope, std::string_view what) {
+  return Error{ErrorKind::kPermissionDenied, "app_id_mismatch",
+               "appID: this Defender credential is scoped to App ID " + std::string(scope) +
+                   " and cannot report " + std::string(what),
+               "appID"};
+}
+
+}  // namespace
+
+bool scopeAllows(std::string_view scope, std::string_view appId) {
+  if (scope.empty() || scope == appId) return true;
+  // An App ID issued for a CloudFormation intrinsic family ("{\"Ref\":…}:<uuid>") is reported
+  // with the resolved family: the UUID, unique per issued App ID, decides.
+  if (scope.front() != '{' && scope.front() != '[') return false;
+  const auto s = scope.rfind(':');
+  const auto a = appId.rfind(':');
+  return s != std::string_view::npos && a != std::string_view::npos &&
+         scope.substr(s + 1) == appId.substr(a + 1);
+}
+
+Status DefenderChannel::checkScope(const std::string& hostname, std::string_view scope) {
+  if (scope.empty()) return Status::success();
+  auto known = inventory_.appIdOf(hostname);
+  if (known && !scopeAllows(scope, *known))
+    return appIdMismatch(scope, "for Defender " + hostname + " of another App ID");
+  return Status::success();
+}
+
+Result<json> DefenderChannel::heartbeat(std::string_view body, std::string_view scopeAppId) {
   auto parsed = parseJsonObject(body, options_.limits.maxJsonDepth);
   if (!parsed.ok()) return parsed.error();
   auto report = parseHeartbeat(*parsed, options_.limits);
   if (!report.ok()) return report.error();
   const std::string hostname = report->defender.hostname;
+  if (!scopeAllows(scopeAppId, report->defender.appId))
+    return appIdMismatch(scopeAppId, report->defender.appId.empty()
+                                         ? std::string("a Defender without an App ID")
+                                         : "as App ID " + report->defender.appId);
+  if (auto st = checkScope(hostname, scopeAppId); !st.ok()) return st.error();
   auto outcome = inventory_.recordHeartbeat(std::move(report->defender), report->defenderTime);
   if (!outcome.ok()) return withRetryAfter(outcome.error(), hostname);
   return json{
@@ -285,11 +320,12 @@ Result<json> DefenderChannel::heartbeat(std::string_view body) {
   };
 }
 
-Result<json> DefenderChannel::disconnect(std::string_view body) {
+Result<json> DefenderChannel::disconnect(std::string_view body, std::string_view scopeAppId) {
   auto parsed = parseJsonObject(body, options_.limits.maxJsonDepth);
   if (!parsed.ok()) return parsed.error();
   auto host = requireHostname(*parsed, options_.limits);
   if (!host.ok()) return host.error();
+  if (auto st = checkScope(*host, scopeAppId); !st.ok()) return st.error();
   auto d = inventory_.recordDisconnect(*host);
   if (!d.ok()) return withRetryAfter(d.error(), *host);
   return json{{"hostname", d->hostname},
@@ -297,11 +333,12 @@ Result<json> DefenderChannel::disconnect(std::string_view body) {
               {"disconnectedAt", formatRfc3339(d->gracefulDisconnectAt.value_or(TimePoint{}))}};
 }
 
-Result<json> DefenderChannel::observations(std::string_view body) {
+Result<json> DefenderChannel::observations(std::string_view body, std::string_view scopeAppId) {
   auto parsed = parseJsonObject(body, options_.limits.maxJsonDepth);
   if (!parsed.ok()) return parsed.error();
   auto batch = parseObservations(*parsed, options_.limits);
   if (!batch.ok()) return batch.error();
+  if (auto st = checkScope(batch->first, scopeAppId); !st.ok()) return st.error();
   const size_t n = batch->second.size();
   if (auto st = inventory_.recordObservations(batch->first, std::move(batch->second)); !st.ok())
     return withRetryAfter(st.error(), batch->first);

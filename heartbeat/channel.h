@@ -58,6 +58,10 @@ struct RetryAfterRange {
 /// hostname + a uniformly random share of the other half, so a fleet refused at once comes back
 /// spread, and so does one Defender's next attempt. Always within [min, max].
 int retryAfterSeconds(std::string_view hostname, const RetryAfterRange& range);
+/// True when a Defender credential scoped to App ID `scope` ("" = enrolment, any App ID) may
+/// report as `appId`: the same App ID, or — for an App ID issued for a CloudFormation intrinsic
+/// family (its family part is JSON) — the same UUID.
+bool scopeAllows(std::string_view scope, std::string_view appId);
 
 struct ChannelOptions {
   ChannelLimits limits;
@@ -71,19 +75,27 @@ class DefenderChannel {
  public:
   DefenderChannel(inventory::Inventory& inventory, ChannelOptions options);
 
+  /// Every call takes the App ID scope of the caller's Defender credential (docs/security.md):
+  /// empty = enrolment (Console-wide), otherwise the report's `appID` and the App ID the
+  /// Defender already has in the inventory must both equal it, or the call fails with
+  /// kPermissionDenied "app_id_mismatch" (field appID) and nothing is written.
+
   /// Register-or-refresh. Reply: `{hostname, connected: true, registered, intervalSeconds,
   /// nextHeartbeatSeconds}` (seconds, fractional).
-  Result<nlohmann::json> heartbeat(std::string_view body);
+  Result<nlohmann::json> heartbeat(std::string_view body, std::string_view scopeAppId = {});
   /// Graceful stop. Reply: `{hostname, connected: false, disconnectedAt}`. kNotFound if unknown.
-  Result<nlohmann::json> disconnect(std::string_view body);
+  Result<nlohmann::json> disconnect(std::string_view body, std::string_view scopeAppId = {});
   /// A batch of observations; replied only once stored. Reply: `{accepted: N}`.
-  Result<nlohmann::json> observations(std::string_view body);
+  Result<nlohmann::json> observations(std::string_view body, std::string_view scopeAppId = {});
 
   /// The delay to tell a Defender, in seconds: H × u, u uniform in [1 − jitter, 1].
   double nextHeartbeatSeconds() const;
 
  private:
   Error withRetryAfter(Error e, std::string_view hostname) const;
+  /// kPermissionDenied "app_id_mismatch" when `scope` is set and the known Defender `hostname`
+  /// has another App ID.
+  Status checkScope(const std::string& hostname, std::string_view scope);
 
   inventory::Inventory& inventory_;
   ChannelOptions options_;

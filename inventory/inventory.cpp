@@ -106,8 +106,17 @@ Inventory::LiveState Inventory::liveStateOf(const Defender& d) {
   s.gracefulAt = d.gracefulDisconnectAt;
   s.clockSkewMs = d.clockSkewMs;
   s.type = d.type;
+  s.appId = d.appId;
   s.fingerprint = fingerprintOf(d);
   return s;
+}
+
+std::optional<std::string> Inventory::appIdOf(const std::string& hostname) {
+  const std::string key = hostnameKey(hostname);
+  std::lock_guard lock(stateMutex_);
+  auto it = live_.find(key);
+  if (it == live_.end()) return std::nullopt;
+  return it->second.appId;
 }
 
 void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
@@ -191,6 +200,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
     s.gracefulAt.reset();
     if (defenderTime) s.clockSkewMs = (*defenderTime - now).count();
     s.type = d.type;
+    if (s.appId != d.appId) s.appId = d.appId;
     applyLiveState(s, d);
 
     auto [pit, fresh] = pending_.try_emplace(key);

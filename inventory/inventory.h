@@ -128,6 +128,9 @@ class Inventory {
   /// Reads see the newest state: list and summary first write what is pending (their filters
   /// and counts run in the Store), and every row gets the in-memory liveness overlaid.
   Result<std::optional<Defender>> find(const std::string& hostname);
+  /// The App ID the Defender last reported ("" when none), from memory without a storage read;
+  /// nullopt when no such Defender is known. For checking Defender credentials per request.
+  std::optional<std::string> appIdOf(const std::string& hostname);
   Result<Page<Defender>> list(const DefenderQuery& query);
   Result<std::vector<CategorySummary>> summary();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
@@ -184,6 +187,7 @@ class Inventory {
     std::optional<TimePoint> gracefulAt;
     std::optional<long long> clockSkewMs;
     DefenderType type = DefenderType::kNone;
+    std::string appId;              // as last reported; checked against Defender credentials
     uint64_t fingerprint = 0;       // hash of the descriptive fields last written
     double observationTokens = -1;  // < 0: bucket not used yet (full)
     TimePoint observationRefill{};

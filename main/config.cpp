@@ -29,7 +29,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "throw-away inventory)")
       ->envname("DC_DATABASE");
   app.add_option("--host", c.host,
-                 "Address both listeners bind to (0.0.0.0 exposes them on every interface)")
+                 "Address both listeners bind to (0.0.0.0: every interface; with --plain-http "
+                 "prefer 127.0.0.1)")
       ->envname("DC_HOST")
       ->capture_default_str();
   app.add_option("--console-port", c.consolePort, "Console API + web page port (0 = any free)")
@@ -103,6 +104,41 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
 
+  long long tokenLifetimeSeconds = c.tokenLifetime.count();
+  app.add_option("--admin-password", c.adminPassword,
+                 "Password of the first admin user, used only when no user exists yet (default: "
+                 "generated and printed once). Prefer the environment variable: flags show in ps")
+      ->envname("DC_ADMIN_PASSWORD");
+  app.add_flag("--plain-http", c.plainHttp,
+               "Serve plain HTTP instead of HTTPS on both listeners (tests, local development)")
+      ->envname("DC_PLAIN_HTTP");
+  app.add_option("--tls-cert", c.tlsCert,
+                 "PEM certificate (chain) for both listeners (default: self-signed, generated "
+                 "into <data-dir>/tls/ on first start)")
+      ->envname("DC_TLS_CERT");
+  app.add_option("--tls-key", c.tlsKey, "PEM private key of --tls-cert")->envname("DC_TLS_KEY");
+  app.add_option("--defender-client-ca", c.defenderClientCa,
+                 "PEM CA bundle: the defender channel then requires client certificates it "
+                 "signed (mutual TLS)")
+      ->envname("DC_DEFENDER_CLIENT_CA");
+  app.add_option("--token-lifetime", tokenLifetimeSeconds,
+                 "Seconds a token from POST /api/v1/authenticate stays valid")
+      ->envname("DC_TOKEN_LIFETIME")
+      ->check(CLI::Range(60, 7 * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--password-iterations", c.passwordIterations,
+                 "PBKDF2-HMAC-SHA256 rounds for new password hashes")
+      ->envname("DC_PASSWORD_ITERATIONS")
+      ->check(CLI::Range(1000, 10'000'000))
+      ->capture_default_str();
+
+  app.add_option("--failed-sign-ins-allowed", c.failedSignInsAllowed,
+                 "Failed sign-ins per username and per client address within 15 minutes before "
+                 "each further one is answered 429 for 1 s, 2 s, 4 s, ... (at most 15 min)")
+      ->envname("DC_FAILED_SIGN_INS_ALLOWED")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
@@ -131,6 +167,27 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   if (!c.uiDir.empty() && !std::filesystem::is_directory(c.uiDir))
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--ui-dir: '" + c.uiDir + "' is not a directory", "ui-dir"};
+  c.tokenLifetime = Seconds(tokenLifetimeSeconds);
+  if (c.tlsCert.empty() != c.tlsKey.empty())
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--tls-cert and --tls-key go together",
+                 c.tlsCert.empty() ? "tls-cert" : "tls-key"};
+  if (c.plainHttp && (!c.tlsCert.empty() || !c.defenderClientCa.empty()))
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--plain-http cannot be combined with --tls-cert, --tls-key or "
+                 "--defender-client-ca",
+                 "plain-http"};
+  for (const auto& [flag, path] :
+       {std::pair<const char*, const std::string&>{"tls-cert", c.tlsCert},
+        {"tls-key", c.tlsKey},
+        {"defender-client-ca", c.defenderClientCa}})
+    if (!path.empty() && !std::filesystem::is_regular_file(path))
+      return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                   std::string("--") + flag + ": '" + path + "' is not a readable file", flag};
+  if (!c.adminPassword.empty() && (c.adminPassword.size() < 8 || c.adminPassword.size() > 1024))
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--admin-password (DC_ADMIN_PASSWORD): must be 8 to 1024 bytes long",
+                 "admin-password"};
   if (c.consolePort != 0 && c.consolePort == c.defenderPort)
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--console-port and --defender-port must differ", "defender-port"};

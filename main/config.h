@@ -13,8 +13,9 @@ namespace dc {
 struct ConsoleConfig {
   std::string dataDir = "data";  // holds console.db (SQLite, WAL)
   std::string database;          // path or ":memory:"; empty = <dataDir>/console.db
-  /// Loopback by default: the API has no authentication yet, so exposing it is a choice.
-  std::string host = "127.0.0.1";
+  /// Every interface by default: the API needs a Console user and both listeners speak TLS.
+  /// With --plain-http, prefer 127.0.0.1 (the Console warns when plain HTTP is exposed).
+  std::string host = "0.0.0.0";
   int consolePort = 8083;                  // Console API + UI (vendor default 8083)
   int defenderPort = 8084;                 // defender channel (vendor default 8084)
   Millis heartbeatInterval = Seconds(30);  // H
@@ -40,6 +41,23 @@ struct ConsoleConfig {
   /// `console=<port>` and `defender=<port>` (written to a temporary file, then renamed), so
   /// that scripts and tests can start it with port 0.
   std::string portFile;
+
+  // Access control and transport security (docs/security.md).
+  /// Password of the first admin, used only when the database has no user yet; empty = a
+  /// generated one, printed once on standard output.
+  std::string adminPassword;
+  /// Serve plain HTTP on both listeners (tests, local development). Off: HTTPS.
+  bool plainHttp = false;
+  /// Operator's PEM certificate and key; empty = a self-signed pair in <dataDir>/tls/.
+  std::string tlsCert;
+  std::string tlsKey;
+  /// PEM CA bundle: the defender channel then requires client certificates signed by it.
+  std::string defenderClientCa;
+  Seconds tokenLifetime{30 * 60};
+  int passwordIterations = 210'000;
+  /// Failed sign-ins per username and per client address (within 15 minutes) answered 401
+  /// before each further one blocks that key for 1 s, 2 s, 4 s, … (≤ 15 min) with 429.
+  int failedSignInsAllowed = 5;
 
   std::string databasePath() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }

@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/service.h"
+#include "auth/tls.h"
 #include "cleanup/sweeper.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
@@ -34,6 +36,10 @@ struct ConsoleApp::Impl {
   std::unique_ptr<embed::EmbedStore> embedStore;
   std::unique_ptr<embed::EmbedService> embed;
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
+  std::unique_ptr<auth::AuthStore> authStore;
+  std::unique_ptr<auth::AuthService> auth;
+  std::optional<std::string> generatedAdminPassword;
+  std::string tlsCert, tlsKey;
   std::unique_ptr<web::HttpListener> consoleListener;
   std::unique_ptr<web::HttpListener> defenderListener;
   std::atomic<bool> ready{false};
@@ -87,12 +93,55 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory, so);
 
+  // Access control: users and Defender credentials in the same database; the token signing key
+  // in <dataDir>/token.key (0600), or only in memory for a throw-away (":memory:") database.
+  auto authStore = auth::openSqliteAuthStore(dbPath);
+  if (!authStore.ok()) return authStore.error();
+  m.authStore = std::move(authStore).value();
+  auth::AuthOptions ao;
+  ao.passwordIterations = c.passwordIterations;
+  ao.tokenLifetime = c.tokenLifetime;
+  ao.failuresAllowed = c.failedSignInsAllowed;
+  if (dbPath != ":memory:") {
+    auto key = auth::loadOrCreateSecretFile(
+        (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "token.key").string(), 32);
+    if (!key.ok()) return key.error();
+    ao.tokenKey = std::move(key).value();
+  }
+  m.auth = std::make_unique<auth::AuthService>(*m.authStore, m.clock, ao);
+  if (auto st = m.auth->start(); !st.ok()) return st;
+  auto generated = m.auth->bootstrapAdmin(c.adminPassword);
+  if (!generated.ok()) return generated.error();
+  m.generatedAdminPassword = std::move(generated).value();
+
+  if (!c.plainHttp) {
+    if (!c.tlsCert.empty()) {
+      m.tlsCert = c.tlsCert;
+      m.tlsKey = c.tlsKey;
+    } else {
+      const std::string dir =
+          (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "tls").string();
+      auto files = auth::ensureSelfSignedCertificate(dir, {c.host});
+      if (!files.ok()) return files.error();
+      if (files->generated)
+        spdlog::info("generated a self-signed TLS certificate: {}", files->certFile);
+      m.tlsCert = files->certFile;
+      m.tlsKey = files->keyFile;
+    }
+  }
+
   auto embedStore = embed::openSqliteEmbedStore(dbPath);
   if (!embedStore.ok()) return embedStore.error();
   m.embedStore = std::move(embedStore).value();
   embed::EmbedConfig ec;
   ec.defenderPort = c.defenderPort;
   ec.sidecarImage = "defender-console/fargate-defender:" + m.version;
+  ec.defenderTls = !c.plainHttp;
+  ec.issueCredential = [this](const std::string& appId) -> Result<std::string> {
+    auto issued = impl_->auth->issueCredential(appId, "install bundle of the embed flow");
+    if (!issued.ok()) return issued.error();
+    return issued->secret;
+  };
   m.embed = std::make_unique<embed::EmbedService>(*m.embedStore, m.clock, ec);
 
   m.consoleListener = std::make_unique<web::HttpListener>(
@@ -102,7 +151,10 @@ Status ConsoleApp::start(bool startScheduler) {
                            .threads = c.consoleThreads,
                            .maxBodyBytes = c.consoleMaxBodyBytes,
                            .maxQueued = 0,
-                           .shedRetryAfter = {}});
+                           .shedRetryAfter = {},
+                           .tlsCertFile = m.tlsCert,
+                           .tlsKeyFile = m.tlsKey,
+                           .clientCaFile = {}});
   web::ConsoleApiOptions api;
   api.version = m.version;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
@@ -133,6 +185,7 @@ Status ConsoleApp::start(bool startScheduler) {
           ErrorKind::kConflict, "not_paused", "evictions are not paused; nothing to resume", {}};
     return evictionStatusJson();
   };
+  api.auth = m.auth.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   m.defenderListener = std::make_unique<web::HttpListener>(web::ListenerOptions{
@@ -142,17 +195,21 @@ Status ConsoleApp::start(bool startScheduler) {
       .threads = c.defenderThreads,
       .maxBodyBytes = c.defenderMaxBodyBytes,
       .maxQueued = c.defenderMaxQueued,
-      .shedRetryAfter = [](const httplib::Request& req) {
-        // The hostname, when the body names one, makes the delay stable
-        // per Defender (heartbeat::retryAfterSeconds).
-        std::string host;
-        auto body = heartbeat::parseJsonObject(req.body, 4);
-        if (body.ok())
-          if (auto h = body->find("hostname"); h != body->end() && h->is_string())
-            host = h->get<std::string>();
-        return heartbeat::retryAfterSeconds(host, {});
-      }});
-  web::registerDefenderChannel(m.defenderListener->server(), *m.channel);
+      .shedRetryAfter =
+          [](const httplib::Request& req) {
+            // The hostname, when the body names one, makes the delay stable
+            // per Defender (heartbeat::retryAfterSeconds).
+            std::string host;
+            auto body = heartbeat::parseJsonObject(req.body, 4);
+            if (body.ok())
+              if (auto h = body->find("hostname"); h != body->end() && h->is_string())
+                host = h->get<std::string>();
+            return heartbeat::retryAfterSeconds(host, {});
+          },
+      .tlsCertFile = m.tlsCert,
+      .tlsKeyFile = m.tlsKey,
+      .clientCaFile = c.defenderClientCa});
+  web::registerDefenderChannel(m.defenderListener->server(), *m.channel, m.auth.get());
 
   if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
   if (auto p = m.defenderListener->start(); !p.ok()) return p.error();
@@ -209,6 +266,20 @@ nlohmann::json ConsoleApp::evictionStatusJson() const {
 
 cleanup::Sweeper& ConsoleApp::sweeper() {
   return *impl_->sweeper;
+}
+auth::AuthService& ConsoleApp::auth() {
+  return *impl_->auth;
+}
+bool ConsoleApp::tls() const {
+  return !impl_->tlsCert.empty();
+}
+std::string ConsoleApp::tlsCertFile() const {
+  return impl_->tlsCert;
+}
+std::optional<std::string> ConsoleApp::takeGeneratedAdminPassword() {
+  auto p = std::move(impl_->generatedAdminPassword);
+  impl_->generatedAdminPassword.reset();
+  return p;
 }
 
 }  // namespace dc

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,9 @@ class Inventory;
 namespace dc::cleanup {
 class Sweeper;
 }
+namespace dc::auth {
+class AuthService;
+}
 
 namespace dc {
 
@@ -25,9 +30,12 @@ class ConsoleApp {
   ConsoleApp(ConsoleConfig config, const Clock& clock, std::string version);
   ~ConsoleApp();
 
-  /// Opens (creating and migrating) the database, loads the inventory, binds both listeners and
-  /// starts the scheduler unless `startScheduler` is false (tests then call sweeper().sweep).
-  /// Errors: storage errors, "schema_too_new", "port_in_use"/"bind_failed".
+  /// Opens (creating and migrating) the database, loads the inventory and the users (creating
+  /// the first admin when there is none), prepares TLS (generating a self-signed certificate in
+  /// <dataDir>/tls/ unless given one or --plain-http), binds both listeners and starts the
+  /// scheduler unless `startScheduler` is false (tests then call sweeper().sweep).
+  /// Errors: storage errors, "schema_too_new", "port_in_use"/"bind_failed", "secret_file",
+  /// "tls_generate", "tls_invalid".
   Status start(bool startScheduler = true);
   /// Stops listening, stops the scheduler, flushes pending heartbeats. Idempotent.
   void stop();
@@ -38,6 +46,14 @@ class ConsoleApp {
   cleanup::Sweeper& sweeper();
   /// `GET /api/v1/defenders/eviction-status` body (docs/api.md).
   nlohmann::json evictionStatusJson() const;
+  auth::AuthService& auth();
+  /// Both listeners speak HTTPS.
+  bool tls() const;
+  /// The certificate both listeners present (empty with plain HTTP).
+  std::string tlsCertFile() const;
+  /// The admin password generated on this start, if one was; returned once (then nullopt), so
+  /// that main prints it exactly once and nothing else keeps it.
+  std::optional<std::string> takeGeneratedAdminPassword();
 
  private:
   struct Impl;

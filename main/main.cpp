@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/tls.h"
 #include "main/config.h"
 #include "main/console_app.h"
 
@@ -54,14 +55,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string host = config->host == "0.0.0.0" ? "127.0.0.1" : config->host;
-  if (config->host != "127.0.0.1" && config->host != "localhost" && config->host != "::1")
+  const bool loopback =
+      config->host == "127.0.0.1" || config->host == "localhost" || config->host == "::1";
+  if (config->plainHttp)
     spdlog::warn(
-        "listening on {}: the Console API has no authentication yet; anyone who can "
-        "reach it can read and delete Defenders",
-        config->host);
+        "--plain-http: both listeners speak plain HTTP, so passwords, tokens and Defender "
+        "credentials cross the network in clear text{}",
+        loopback ? "" : " (and they listen on " + config->host + ", not only on loopback)");
+  const char* scheme = app.tls() ? "https" : "http";
   spdlog::info("Defender Console {} ready", DC_VERSION);
-  spdlog::info("  web page and Console API: http://{}:{}/", host, app.consolePort());
-  spdlog::info("  defender channel:         http://{}:{}/api/v1/defender/heartbeat", host,
+  spdlog::info("  web page and Console API: {}://{}:{}/", scheme, host, app.consolePort());
+  spdlog::info("  defender channel:         {}://{}:{}/api/v1/defender/heartbeat", scheme, host,
                app.defenderPort());
   spdlog::info("  database:                 {}", config->databasePath());
   if (!config->portFile.empty()) {
@@ -73,6 +77,20 @@ int main(int argc, char** argv) {
     std::error_code ec;
     std::filesystem::rename(tmp, config->portFile, ec);
     if (ec) spdlog::error("cannot write --port-file {}: {}", config->portFile, ec.message());
+  }
+  if (app.tls())
+    spdlog::info("  TLS certificate:          {} (SHA-256 {})", app.tlsCertFile(),
+                 dc::auth::certificateFingerprint(app.tlsCertFile()));
+  spdlog::info("  sign in:                  curl {}-u admin:<password> {}://{}:{}/api/v1/defenders",
+               app.tls() && config->tlsCert.empty() ? "-k " : "", scheme, host, app.consolePort());
+  if (auto generated = app.takeGeneratedAdminPassword()) {
+    // Printed once, on standard output and not through the logger, so log files never hold it.
+    std::printf(
+        "\n  First start: created user 'admin' with the generated password\n\n      %s\n\n"
+        "  It is shown only this once. Change it with PUT /api/v1/users/admin, or set\n"
+        "  DC_ADMIN_PASSWORD before the first start next time.\n\n",
+        generated->c_str());
+    std::fflush(stdout);
   }
 
   int sig = 0;

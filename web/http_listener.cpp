@@ -24,10 +24,13 @@ namespace {
 
 // cpp-httplib 0.11 compiles its listen backlog in (5); Linux lets a second listen() on the
 // bound socket raise it, which is what this subclass does after binding.
-class Server final : public httplib::Server {
+// Works the same for plain HTTP (httplib::Server) and HTTPS (httplib::SSLServer).
+template <typename Base>
+class Server final : public Base {
  public:
+  using Base::Base;
   void raiseBacklog(int backlog) {
-    const auto sock = svr_sock_.load();
+    const auto sock = this->svr_sock_.load();
     if (sock != INVALID_SOCKET) ::listen(sock, backlog);
   }
 };
@@ -111,12 +114,26 @@ class BoundedPool final : public httplib::TaskQueue {
   std::vector<std::thread> threads_;
 };
 
+std::unique_ptr<httplib::Server> makeServer(const ListenerOptions& o,
+                                            std::function<void(int)>& raiseBacklog) {
+  if (o.tlsCertFile.empty()) {
+    auto s = std::make_unique<Server<httplib::Server>>();
+    raiseBacklog = [p = s.get()](int b) { p->raiseBacklog(b); };
+    return s;
+  }
+  auto s = std::make_unique<Server<httplib::SSLServer>>(
+      o.tlsCertFile.c_str(), o.tlsKeyFile.c_str(),
+      o.clientCaFile.empty() ? nullptr : o.clientCaFile.c_str());
+  raiseBacklog = [p = s.get()](int b) { p->raiseBacklog(b); };
+  return s;
+}
+
 }  // namespace
 
 HttpListener::HttpListener(ListenerOptions options)
     : options_(std::move(options)),
       admission_(std::make_shared<Admission>()),
-      server_(std::make_unique<Server>()) {
+      server_(makeServer(options_, raiseBacklog_)) {
   const size_t threads = options_.threads;
   const size_t maxQueued = options_.maxQueued;
   server_->new_task_queue = [threads, maxQueued, a = admission_] {
@@ -169,6 +186,14 @@ httplib::Server& HttpListener::server() {
 }
 
 Result<int> HttpListener::start() {
+  if (!server_->is_valid())
+    return Error{
+        ErrorKind::kInvalidArgument, "tls_invalid",
+        options_.name + ": cannot load the TLS certificate '" + options_.tlsCertFile + "', key '" +
+            options_.tlsKeyFile + "'" +
+            (options_.clientCaFile.empty() ? std::string()
+                                           : " or client CA '" + options_.clientCaFile + "'"),
+        "tls"};
   int port = options_.port;
   errno = 0;
   if (port == 0) {
@@ -188,7 +213,7 @@ Result<int> HttpListener::start() {
                      (err ? std::string(" (") + std::strerror(err) + ")" : std::string()),
                  "port"};
   }
-  static_cast<Server&>(*server_).raiseBacklog(options_.backlog);
+  raiseBacklog_(options_.backlog);
   port_ = port;
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return port;

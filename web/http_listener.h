@@ -1,6 +1,7 @@
 // One HTTP listener (cpp-httplib) set up the way the Console needs it: TCP_NODELAY on (without it
 // every small response waits ~40 ms on delayed ACKs), a bounded request body, a thread pool sized
-// on purpose, a real listen backlog, long keep-alive, port 0 for tests.
+// on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS (optionally with
+// client certificates) when given a certificate and key.
 #pragma once
 
 #include <functional>
@@ -35,6 +36,12 @@ struct ListenerOptions {
   size_t maxQueued = 0;
   /// Seconds for the `Retry-After` of a shed request (default: 5).
   std::function<int(const httplib::Request&)> shedRetryAfter;
+  /// HTTPS when set: PEM certificate (chain) and private key files (httplib::SSLServer).
+  std::string tlsCertFile;
+  std::string tlsKeyFile;
+  /// Mutual TLS when set (HTTPS only): PEM file of the CAs whose client certificates are
+  /// accepted; clients without one fail the handshake.
+  std::string clientCaFile;
 };
 
 /// Counters of one listener's admission control.
@@ -55,7 +62,8 @@ class HttpListener {
   httplib::Server& server();
 
   /// Binds and starts serving on a background thread. Returns the bound port. Errors:
-  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message.
+  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message;
+  /// kInvalidArgument "tls_invalid" when the certificate, key or client CA cannot be loaded.
   Result<int> start();
   /// Stops accepting, finishes in-flight requests and joins. Idempotent.
   void stop();
@@ -63,10 +71,12 @@ class HttpListener {
   /// Thread-safe snapshot of the admission counters.
   ListenerLoad load() const;
   struct Admission;  // shared with the worker pool, which httplib owns
+  bool tls() const { return !options_.tlsCertFile.empty(); }
 
  private:
   ListenerOptions options_;
   std::shared_ptr<Admission> admission_;
+  std::function<void(int)> raiseBacklog_;  // before server_: makeServer sets it
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

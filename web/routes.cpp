@@ -7,10 +7,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "appid/app_id.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
+#include "web/guard.h"
 #include "web/http_errors.h"
 #include "web/query_params.h"
 #include "web/render.h"
@@ -156,32 +158,34 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
   res.set_content(r.body, r.contentType);
 }
 
-void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) {
-  auto embedRoute = [&server, &service](const char* path, embed::EndpointFormat format) {
-    server.Post(path, [&service, format](const httplib::Request& req, httplib::Response& res) {
-      embed::EmbedRequest er;
-      er.body = req.body;
-      er.contentType = req.get_header_value("Content-Type");
-      er.query = embed::QueryParams(req.params.begin(), req.params.end());
-      er.format = format;
-      sendEmbed(res, service.embed(er));
-    });
+void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
+  auto embedRoute = [&routes, &service](const char* path, embed::EndpointFormat format) {
+    routes.add("POST", path,
+               [&service, format](const httplib::Request& req, httplib::Response& res) {
+                 embed::EmbedRequest er;
+                 er.body = req.body;
+                 er.contentType = req.get_header_value("Content-Type");
+                 er.query = embed::QueryParams(req.params.begin(), req.params.end());
+                 er.format = format;
+                 sendEmbed(res, service.embed(er));
+               });
   };
   embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
   embedRoute("/api/v1/defenders/fargate.yaml", embed::EndpointFormat::kYaml);
-  server.Get("/api/v1/defenders/app-ids", [&service](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    sendEmbed(res, service.listAppIds(embed::QueryParams(req.params.begin(), req.params.end())));
-  });
-  server.Get("/api/v1/images/entrypoints",
+  routes.add("GET", "/api/v1/defenders/app-ids",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               sendEmbed(res, service.listAppIds(
+                                  embed::QueryParams(req.params.begin(), req.params.end())));
+             });
+  routes.add("GET", "/api/v1/images/entrypoints",
              [&service](const httplib::Request& req, httplib::Response& res) {
                sendEmbed(res, service.listImageEntrypoints(
                                   embed::QueryParams(req.params.begin(), req.params.end())));
              });
-  server.Post("/api/v1/images/entrypoints",
-              [&service](const httplib::Request& req, httplib::Response& res) {
-                sendEmbed(res, service.putImageEntrypoint(req.body));
-              });
+  routes.add("POST", "/api/v1/images/entrypoints",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               sendEmbed(res, service.putImageEntrypoint(req.body));
+             });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
@@ -204,22 +208,216 @@ std::string httpDate(TimePoint t) {
 
 }  // namespace
 
+namespace {
+
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
+
+json userJson(const auth::UserInfo& u) {
+  return {{"username", u.username},
+          {"role", auth::roleName(u.role)},
+          {"createdAt", formatRfc3339(u.createdAt)},
+          {"passwordChangedAt", formatRfc3339(u.passwordChangedAt)}};
+}
+
+json credentialJson(const auth::CredentialRecord& c) {
+  json j{{"id", c.id},
+         {"scope", c.appId.empty() ? "enrolment" : "appID"},
+         {"appID", c.appId},
+         {"description", c.description},
+         {"createdAt", formatRfc3339(c.createdAt)},
+         {"revoked", c.revokedAt.has_value()}};
+  if (c.revokedAt) j["revokedAt"] = formatRfc3339(*c.revokedAt);
+  return j;
+}
+
+// Reads an optional string member; an error names the field when it is not a string.
+Result<std::optional<std::string>> optionalString(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string())
+    return Error::invalid("invalid_field", name, std::string(name) + ": must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::string> requiredString(const json& body, const char* name) {
+  auto v = optionalString(body, name);
+  if (!v.ok()) return v.error();
+  if (!v->has_value())
+    return Error::invalid("missing_field", name, std::string(name) + ": is required");
+  return **v;
+}
+
+Result<std::optional<auth::Role>> optionalRole(const json& body) {
+  auto v = optionalString(body, "role");
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return std::optional<auth::Role>();
+  auto role = auth::parseRole(**v);
+  if (!role)
+    return Error::invalid("invalid_field", "role",
+                          "role: must be one of auditor, defenderManager, admin");
+  return std::optional<auth::Role>(*role);
+}
+
+// Sign-in, users (admin) and Defender credentials (defenderManager).
+void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
+  routes.add("POST", "/api/v1/authenticate",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               auto body = heartbeat::parseJsonObject(req.body, 4);
+               if (!body.ok()) return sendError(res, body.error());
+               auto username = requiredString(*body, "username");
+               if (!username.ok()) return sendError(res, username.error());
+               auto password = requiredString(*body, "password");
+               if (!password.ok()) return sendError(res, password.error());
+               auto token = service.login(*username, *password, req.remote_addr);
+               if (!token.ok()) return sendError(res, token.error());
+               sendJson(res, dumpJson({{"token", token->token},
+                                       {"expiresAt", formatRfc3339(token->expiresAt)},
+                                       {"username", token->username},
+                                       {"role", auth::roleName(token->role)}}));
+             });
+
+  routes.add(
+      "GET", "/api/v1/users/current",
+      [&service](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
+        auto u = service.findUser(who.username);
+        if (!u) return sendError(res, Error::notFound("unknown_user", "no such user"));
+        sendJson(res, dumpJson(userJson(*u)));
+      });
+
+  routes.add("GET", "/api/v1/users", [&service](const httplib::Request&, httplib::Response& res) {
+    json out = json::array();
+    for (const auto& u : service.listUsers()) out.push_back(userJson(u));
+    sendPage(res, out, static_cast<long long>(out.size()));
+  });
+
+  routes.add(
+      "POST", "/api/v1/users",
+      [&service](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (!body.ok()) return sendError(res, body.error());
+        auto username = requiredString(*body, "username");
+        if (!username.ok()) return sendError(res, username.error());
+        auto password = requiredString(*body, "password");
+        if (!password.ok()) return sendError(res, password.error());
+        auto role = optionalRole(*body);
+        if (!role.ok()) return sendError(res, role.error());
+        if (!role->has_value())
+          return sendError(res,
+                           Error::invalid("missing_field", "role",
+                                          "role: is required (auditor, defenderManager, admin)"));
+        auto created = service.createUser(*username, *password, **role);
+        if (!created.ok()) return sendError(res, created.error());
+        spdlog::info("user {} created by {}", created->username, who.username);
+        sendJson(res, dumpJson(userJson(*created)), 201);
+      });
+
+  routes.add("PUT", "/api/v1/users/([^/]+)",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               auto body = heartbeat::parseJsonObject(req.body, 4);
+               if (!body.ok()) return sendError(res, body.error());
+               auto password = optionalString(*body, "password");
+               if (!password.ok()) return sendError(res, password.error());
+               auto role = optionalRole(*body);
+               if (!role.ok()) return sendError(res, role.error());
+               if (!password->has_value() && !role->has_value())
+                 return sendError(res,
+                                  Error::invalid("missing_field", "body",
+                                                 "body: give a new password, a new role or both"));
+               auto updated = service.updateUser(pathId(req), *password, *role);
+               if (!updated.ok()) return sendError(res, updated.error());
+               sendJson(res, dumpJson(userJson(*updated)));
+             });
+
+  routes.add("DELETE", "/api/v1/users/([^/]+)",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               if (auto st = service.deleteUser(pathId(req)); !st.ok())
+                 return sendError(res, st.error());
+               sendJson(res, dumpJson({{"username", pathId(req)}, {"deleted", true}}));
+             });
+
+  routes.add("GET", "/api/v1/credentials",
+             [&service](const httplib::Request&, httplib::Response& res) {
+               json out = json::array();
+               for (const auto& c : service.listCredentials()) out.push_back(credentialJson(c));
+               sendPage(res, out, static_cast<long long>(out.size()));
+             });
+
+  routes.add("POST", "/api/v1/credentials",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               auto body = heartbeat::parseJsonObject(req.body, 4);
+               if (!body.ok()) return sendError(res, body.error());
+               auto scope = requiredString(*body, "scope");
+               if (!scope.ok()) return sendError(res, scope.error());
+               auto appId = optionalString(*body, "appID");
+               if (!appId.ok()) return sendError(res, appId.error());
+               auto description = optionalString(*body, "description");
+               if (!description.ok()) return sendError(res, description.error());
+               const std::string desc = description->value_or("");
+               if (desc.size() > 256)
+                 return sendError(res, Error::invalid("invalid_field", "description",
+                                                      "description: at most 256 bytes"));
+               std::string scopedTo;
+               if (*scope == "appID") {
+                 if (!appId->has_value() || (*appId)->empty())
+                   return sendError(res, Error::invalid("missing_field", "appID",
+                                                        "appID: is required for scope appID"));
+                 auto parsed = appid::parse(**appId, "appID");
+                 if (!parsed.ok()) return sendError(res, parsed.error());
+                 scopedTo = **appId;
+               } else if (*scope == "enrolment") {
+                 if (appId->has_value() && !(*appId)->empty())
+                   return sendError(res, Error::invalid("invalid_field", "appID",
+                                                        "appID: not allowed for scope enrolment"));
+               } else {
+                 return sendError(res, Error::invalid("invalid_field", "scope",
+                                                      "scope: must be appID or enrolment"));
+               }
+               auto issued = service.issueCredential(scopedTo, desc);
+               if (!issued.ok()) return sendError(res, issued.error());
+               json out = credentialJson(issued->record);
+               out["credential"] = issued->secret;
+               sendJson(res, dumpJson(out), 201);
+             });
+
+  routes.add("DELETE", "/api/v1/credentials/([^/]+)",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               auto revoked = service.revokeCredential(pathId(req));
+               if (!revoked.ok()) return sendError(res, revoked.error());
+               sendJson(res, dumpJson(credentialJson(*revoked)));
+             });
+}
+
+}  // namespace
+
 void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
   installErrorHandlers(server);
   // The Console's clock on every response, so that the page counts "removal in …" from it.
-  server.set_post_routing_handler([&inv](const httplib::Request&, httplib::Response& res) {
+  // Security headers on every response of this listener (docs/security.md): the page loads
+  // only its own scripts, styles and images, cannot be framed, and nothing is MIME-sniffed.
+  server.set_post_routing_handler([&inv](const httplib::Request& req, httplib::Response& res) {
     res.set_header("Date", httpDate(inv.clock().now()));
+    res.set_header("Content-Security-Policy", kContentSecurityPolicy);
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    if (req.path.rfind("/api/", 0) == 0 || req.path == "/metrics")
+      res.set_header("Cache-Control", "no-store");
   });
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
+  GuardedRoutes routes(server, auth::consolePermissions(), opts->auth);
+  if (opts->auth) registerAuthRoutes(routes, *opts->auth);
   // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
-  if (opts->embed) registerEmbedRoutes(server, *opts->embed);
+  if (opts->embed) registerEmbedRoutes(routes, *opts->embed);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     if (opts->embed) j["appIDIssued"] = !d.appId.empty() && opts->embed->isIssued(d.appId);
     return j;
   };
 
-  server.Get("/api/v1/defenders",
+  routes.add("GET", "/api/v1/defenders",
              [&inv, render](const httplib::Request& req, httplib::Response& res) {
                auto q = parseDefenderQuery(paramsOf(req));
                if (!q.ok()) return sendError(res, q.error());
@@ -231,7 +429,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, items, page->total);
              });
 
-  server.Get("/api/v1/defenders/names",
+  routes.add("GET", "/api/v1/defenders/names",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                auto q = parseDefenderQuery(paramsOf(req));
                if (!q.ok()) return sendError(res, q.error());
@@ -242,105 +440,112 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, names, page->total);
              });
 
-  server.Get("/api/v1/defenders/eviction-status",
+  routes.add("GET", "/api/v1/defenders/eviction-status",
              [opts](const httplib::Request&, httplib::Response& res) {
                if (!opts->evictionStatus)
                  return sendError(res, Error::notFound("not_found", "no outage guard"));
                sendJson(res, dumpJson(opts->evictionStatus()));
              });
-  server.Post("/api/v1/defenders/eviction-status/resume",
-              [opts](const httplib::Request&, httplib::Response& res) {
-                if (!opts->resumeEvictions)
-                  return sendError(res, Error::notFound("not_found", "no outage guard"));
-                auto status = opts->resumeEvictions("api");
-                if (!status.ok()) return sendError(res, status.error());
-                sendJson(res, dumpJson(*status));
-              });
-
-  server.Get("/api/v1/defenders/summary", [&inv](const httplib::Request&, httplib::Response& res) {
-    auto summary = inv.summary();
-    if (!summary.ok()) return sendError(res, summary.error());
-    json out = json::array();
-    for (const auto& c : *summary)
-      out.push_back({{"category", inventory::categoryName(c.category)},
-                     {"connected", c.connected},
-                     {"disconnected", c.deployed - c.connected},
-                     {"deployed", c.deployed}});
-    sendJson(res, dumpJson(out));
-  });
-
-  server.Get(
-      "/api/v1/defenders/download", [&inv](const httplib::Request& req, httplib::Response& res) {
-        // All matches from `offset` on, or `limit` of them when given.
-        const Params params = paramsOf(req);
-        const bool paged = params.count("limit") > 0;
-        auto q = parseDefenderQuery(params);
-        if (!q.ok()) return sendError(res, q.error());
-        // Streamed page by page so memory stays bounded whatever the inventory size.
-        auto query = std::make_shared<inventory::DefenderQuery>(*q);
-        auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
-        auto headerSent = std::make_shared<bool>(false);
-        if (!paged) query->limit = 1000;
-        res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-        res.set_chunked_content_provider(
-            "text/csv", [&inv, query, remaining, headerSent](size_t, httplib::DataSink& sink) {
-              if (!*headerSent) {
-                const std::string h = csvHeader();
-                sink.write(h.data(), h.size());
-                *headerSent = true;
-              }
-              if (*remaining == 0) {
-                sink.done();
-                return true;
-              }
-              auto page = inv.list(*query);
-              if (!page.ok()) return false;  // aborts the transfer; the client sees a cut body
-              const TimePoint now = inv.clock().now();
-              std::string chunk;
-              for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
-              if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-              query->offset += static_cast<int>(page->items.size());
-              if (*remaining > 0) *remaining = 0;
-              if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
-                sink.done();
-              return true;
-            });
+  routes.add(
+      "POST", "/api/v1/defenders/eviction-status/resume",
+      [opts](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
+        if (!opts->resumeEvictions)
+          return sendError(res, Error::notFound("not_found", "no outage guard"));
+        // The incident log names the user who resumed.
+        auto status = opts->resumeEvictions(who.username.empty() ? "api" : who.username);
+        if (!status.ok()) return sendError(res, status.error());
+        sendJson(res, dumpJson(*status));
       });
 
-  server.Get("/api/v1/defenders/([^/]+)", [&inv, render](const httplib::Request& req,
-                                                         httplib::Response& res) {
-    auto d = inv.find(pathId(req));
-    if (!d.ok()) return sendError(res, d.error());
-    if (!d->has_value())
-      return sendError(
-          res, Error::notFound("unknown_defender",
-                               "no Defender with hostname '" + pathId(req) + "'", "hostname"));
-    sendJson(res, dumpJson(render(**d, inv.clock().now())));
-  });
+  routes.add("GET", "/api/v1/defenders/summary",
+             [&inv](const httplib::Request&, httplib::Response& res) {
+               auto summary = inv.summary();
+               if (!summary.ok()) return sendError(res, summary.error());
+               json out = json::array();
+               for (const auto& c : *summary)
+                 out.push_back({{"category", inventory::categoryName(c.category)},
+                                {"connected", c.connected},
+                                {"disconnected", c.deployed - c.connected},
+                                {"deployed", c.deployed}});
+               sendJson(res, dumpJson(out));
+             });
 
-  server.Delete("/api/v1/defenders/([^/]+)",
-                [&inv](const httplib::Request& req, httplib::Response& res) {
-                  auto removed = inv.remove(pathId(req), "api");
-                  if (!removed.ok()) return sendError(res, removed.error());
-                  spdlog::info("Defender {} deleted through the API ({} observations removed)",
-                               removed->hostname, removed->observationsRemoved);
-                  sendJson(res, dumpJson(auditJson(*removed)));
-                });
+  routes.add("GET", "/api/v1/defenders/download",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               // All matches from `offset` on, or `limit` of them when given.
+               const Params params = paramsOf(req);
+               const bool paged = params.count("limit") > 0;
+               auto q = parseDefenderQuery(params);
+               if (!q.ok()) return sendError(res, q.error());
+               // Streamed page by page so memory stays bounded whatever the inventory size.
+               auto query = std::make_shared<inventory::DefenderQuery>(*q);
+               auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
+               auto headerSent = std::make_shared<bool>(false);
+               if (!paged) query->limit = 1000;
+               res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
+               res.set_chunked_content_provider("text/csv", [&inv, query, remaining, headerSent](
+                                                                size_t, httplib::DataSink& sink) {
+                 if (!*headerSent) {
+                   const std::string h = csvHeader();
+                   sink.write(h.data(), h.size());
+                   *headerSent = true;
+                 }
+                 if (*remaining == 0) {
+                   sink.done();
+                   return true;
+                 }
+                 auto page = inv.list(*query);
+                 if (!page.ok()) return false;  // aborts the transfer; the client sees a cut body
+                 const TimePoint now = inv.clock().now();
+                 std::string chunk;
+                 for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
+                 if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
+                 query->offset += static_cast<int>(page->items.size());
+                 if (*remaining > 0) *remaining = 0;
+                 if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
+                   sink.done();
+                 return true;
+               });
+             });
 
-  server.Get("/api/v1/settings/defender", [&inv](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, dumpJson(settingsJson(inv.settings())));
-  });
+  routes.add(
+      "GET", "/api/v1/defenders/([^/]+)",
+      [&inv, render](const httplib::Request& req, httplib::Response& res) {
+        auto d = inv.find(pathId(req));
+        if (!d.ok()) return sendError(res, d.error());
+        if (!d->has_value())
+          return sendError(
+              res, Error::notFound("unknown_defender",
+                                   "no Defender with hostname '" + pathId(req) + "'", "hostname"));
+        sendJson(res, dumpJson(render(**d, inv.clock().now())));
+      });
 
-  server.Post("/api/v1/settings/defender",
-              [&inv](const httplib::Request& req, httplib::Response& res) {
-                auto s = parseSettings(req.body);
-                if (!s.ok()) return sendError(res, s.error());
-                if (auto st = inv.updateSettings(*s); !st.ok()) return sendError(res, st.error());
-                spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
-                sendJson(res, dumpJson(settingsJson(inv.settings())));
-              });
+  routes.add(
+      "DELETE", "/api/v1/defenders/([^/]+)",
+      [&inv](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
+        // The audit record names the user who deleted.
+        auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
+        if (!removed.ok()) return sendError(res, removed.error());
+        spdlog::info("Defender {} deleted through the API ({} observations removed)",
+                     removed->hostname, removed->observationsRemoved);
+        sendJson(res, dumpJson(auditJson(*removed)));
+      });
 
-  server.Get("/api/v1/profiles/app-embedded",
+  routes.add("GET", "/api/v1/settings/defender",
+             [&inv](const httplib::Request&, httplib::Response& res) {
+               sendJson(res, dumpJson(settingsJson(inv.settings())));
+             });
+
+  routes.add("POST", "/api/v1/settings/defender",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               auto s = parseSettings(req.body);
+               if (!s.ok()) return sendError(res, s.error());
+               if (auto st = inv.updateSettings(*s); !st.ok()) return sendError(res, st.error());
+               spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
+               sendJson(res, dumpJson(settingsJson(inv.settings())));
+             });
+
+  routes.add("GET", "/api/v1/profiles/app-embedded",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                const Params params = paramsOf(req);
                auto paging = parsePaging(params);
@@ -376,35 +581,37 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, items, page->total);
              });
 
-  server.Get("/api/v1/profiles/app-embedded/([^/]+)", [&inv](const httplib::Request& req,
-                                                             httplib::Response& res) {
-    auto d = inv.find(pathId(req));
-    if (!d.ok()) return sendError(res, d.error());
-    if (!d->has_value() || inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
-      return sendError(
-          res, Error::notFound("unknown_profile", "no App-Embedded profile '" + pathId(req) + "'"));
-    auto paging = parsePaging(paramsOf(req));
-    if (!paging.ok()) return sendError(res, paging.error());
-    auto obs = inv.observations(pathId(req), paging->first, paging->second);
-    if (!obs.ok()) return sendError(res, obs.error());
-    const auto& def = **d;
-    json events = json::array();
-    for (const auto& o : obs->items) events.push_back(observationJson(o));
-    json cm = defenderJson(def, {})["cloudMetadata"];
-    res.set_header("Total-Count", std::to_string(obs->total));
-    sendJson(res, dumpJson({{"_id", def.hostname},
-                            {"hostname", def.hostname},
-                            {"appID", def.appId},
-                            {"container", def.container},
-                            {"image", cm["image"]},
-                            {"cluster", def.cluster},
-                            {"cloudMetadata", cm},
-                            {"startTime", formatRfc3339(def.registeredAt)},
-                            {"observationsTotal", obs->total},
-                            {"observations", events}}));
-  });
+  routes.add("GET", "/api/v1/profiles/app-embedded/([^/]+)",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               auto d = inv.find(pathId(req));
+               if (!d.ok()) return sendError(res, d.error());
+               if (!d->has_value() ||
+                   inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
+                 return sendError(res,
+                                  Error::notFound("unknown_profile",
+                                                  "no App-Embedded profile '" + pathId(req) + "'"));
+               auto paging = parsePaging(paramsOf(req));
+               if (!paging.ok()) return sendError(res, paging.error());
+               auto obs = inv.observations(pathId(req), paging->first, paging->second);
+               if (!obs.ok()) return sendError(res, obs.error());
+               const auto& def = **d;
+               json events = json::array();
+               for (const auto& o : obs->items) events.push_back(observationJson(o));
+               json cm = defenderJson(def, {})["cloudMetadata"];
+               res.set_header("Total-Count", std::to_string(obs->total));
+               sendJson(res, dumpJson({{"_id", def.hostname},
+                                       {"hostname", def.hostname},
+                                       {"appID", def.appId},
+                                       {"container", def.container},
+                                       {"image", cm["image"]},
+                                       {"cluster", def.cluster},
+                                       {"cloudMetadata", cm},
+                                       {"startTime", formatRfc3339(def.registeredAt)},
+                                       {"observationsTotal", obs->total},
+                                       {"observations", events}}));
+             });
 
-  server.Get("/api/v1/audit/defenders",
+  routes.add("GET", "/api/v1/audit/defenders",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                auto paging = parsePaging(paramsOf(req));
                if (!paging.ok()) return sendError(res, paging.error());
@@ -415,32 +622,33 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, items, page->total);
              });
 
-  server.Get("/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
     sendJson(res, dumpJson(json(opts->version)));
   });
 
-  server.Get("/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
-    std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
-    if (!in)
-      return sendError(
-          res, Error::notFound("not_installed", "the OpenAPI document is not installed (--ui-dir)",
-                               "path"));
-    std::ostringstream text;
-    text << in.rdbuf();
-    sendJson(res, text.str());
-  });
+  routes.add(
+      "GET", "/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
+        std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
+        if (!in)
+          return sendError(
+              res, Error::notFound("not_installed",
+                                   "the OpenAPI document is not installed (--ui-dir)", "path"));
+        std::ostringstream text;
+        text << in.rdbuf();
+        sendJson(res, text.str());
+      });
 
-  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
     sendJson(res, R"({"status":"ok"})");
   });
 
-  server.Get("/readyz", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/readyz", [opts](const httplib::Request&, httplib::Response& res) {
     if (opts->ready && !opts->ready())
       return sendError(res, Error::unavailable("starting: the inventory is not loaded yet"));
     sendJson(res, R"({"status":"ready"})");
   });
 
-  server.Get("/metrics", [&inv, opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/metrics", [&inv, opts](const httplib::Request&, httplib::Response& res) {
     auto summary = inv.summary();
     std::string text = prometheusText(
         inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
@@ -454,20 +662,24 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   }
 }
 
-void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel) {
+void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
+                             auth::AuthService* auth) {
   installErrorHandlers(server);
-  using Call = Result<json> (heartbeat::DefenderChannel::*)(std::string_view);
-  auto route = [&server, &channel](const char* path, Call call) {
-    server.Post(path, [&channel, call](const httplib::Request& req, httplib::Response& res) {
-      auto reply = (channel.*call)(req.body);
-      if (!reply.ok()) return sendError(res, reply.error());
-      sendJson(res, dumpJson(*reply));
-    });
+  GuardedRoutes routes(server, auth::defenderChannelPermissions(), auth);
+  using Call = Result<json> (heartbeat::DefenderChannel::*)(std::string_view, std::string_view);
+  auto route = [&routes, &channel](const char* path, Call call) {
+    routes.add("POST", path,
+               [&channel, call](const httplib::Request& req, httplib::Response& res,
+                                const auth::Principal& who) {
+                 auto reply = (channel.*call)(req.body, who.appId);
+                 if (!reply.ok()) return sendError(res, reply.error());
+                 sendJson(res, dumpJson(*reply));
+               });
   };
   route("/api/v1/defender/heartbeat", &heartbeat::DefenderChannel::heartbeat);
   route("/api/v1/defender/disconnect", &heartbeat::DefenderChannel::disconnect);
   route("/api/v1/defender/observations", &heartbeat::DefenderChannel::observations);
-  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
     sendJson(res, R"({"status":"ok"})");
   });
 }

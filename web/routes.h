@@ -23,6 +23,10 @@ namespace dc::embed {
 class EmbedService;
 }
 
+namespace dc::auth {
+class AuthService;
+}
+
 namespace dc::web {
 
 struct ConsoleApiOptions {
@@ -40,6 +44,10 @@ struct ConsoleApiOptions {
   /// the new status (409 "not_paused" when nothing was paused). Unset = the routes answer 404.
   std::function<nlohmann::json()> evictionStatus;
   std::function<Result<nlohmann::json>(const std::string& actor)> resumeEvictions;
+  /// Access control (docs/security.md): every route but sign-in and the probes needs a Console
+  /// user; also serves POST /api/v1/authenticate, /api/v1/users and /api/v1/credentials.
+  /// Null only in in-process tests of the handlers: then nothing is checked.
+  auth::AuthService* auth = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),
@@ -51,9 +59,11 @@ struct ConsoleApiOptions {
 void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
                         ConsoleApiOptions options);
 
-/// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, plus
-/// /healthz.
-void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel);
+/// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, each
+/// needing a Defender credential (`Authorization: Bearer dcd1_…`) whose App ID scope the
+/// channel enforces, plus /healthz. `auth` null: nothing is checked (in-process tests only).
+void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
+                             auth::AuthService* auth);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);

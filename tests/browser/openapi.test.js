@@ -39,6 +39,15 @@ const CONSOLE_ROUTES = [
   "GET /healthz",
   "GET /readyz",
   "GET /metrics",
+  "POST /api/v1/authenticate",
+  "GET /api/v1/users/current",
+  "GET /api/v1/users",
+  "POST /api/v1/users",
+  "PUT /api/v1/users/{username}",
+  "DELETE /api/v1/users/{username}",
+  "GET /api/v1/credentials",
+  "POST /api/v1/credentials",
+  "DELETE /api/v1/credentials/{id}",
 ];
 const CHANNEL_ROUTES = ["POST /api/v1/defender/heartbeat", "POST /api/v1/defender/disconnect", "POST /api/v1/defender/observations"];
 
@@ -114,12 +123,12 @@ test("every documented path exists on a running Console", async () => {
     const label = `${method} ${p}`;
     if (method === "GET") {
       // Valid parameters: a real Defender for {hostname}; filters that the document lists.
-      const res = await fetch(p === "/api/v1/defenders" ? `${url}?type=fargate&limit=10&sort=lastSeen&reverse=true` : url);
+      const res = await dc.fetch(p === "/api/v1/defenders" ? `${url}?type=fargate&limit=10&sort=lastSeen&reverse=true` : url);
       const text = await res.text();
       assert.ok(res.status >= 200 && res.status < 300, `${label} -> ${res.status} ${text.slice(0, 200)}`);
     } else {
       // An invalid request: the route must answer with a 4xx of its own, never the router's 404.
-      const res = await fetch(method === "DELETE" ? base + p.replace("{hostname}", "no-such-defender") : url, {
+      const res = await dc.fetch(method === "DELETE" ? base + p.replace("{hostname}", "no-such-defender") : url, {
         method,
         headers: { "Content-Type": "application/json" },
         body: method === "DELETE" ? undefined : "{}",
@@ -135,7 +144,7 @@ test("every documented path exists on a running Console", async () => {
     }
   }
   // Sanity of the check itself: an unknown route is the router's 404.
-  const unknown = await fetch(`${dc.base}/api/v1/no-such-route`);
+  const unknown = await dc.fetch(`${dc.base}/api/v1/no-such-route`);
   assert.ok(routeMissing({ status: unknown.status, body: await unknown.json() }));
 });
 

@@ -150,7 +150,7 @@ class FakeConsole {
     json b = json::parse(req.body, nullptr, false);
     {
       std::lock_guard lock(mutex_);
-      received_.push_back({req.path, b, req.get_header_value("X-Defender-Credential"),
+      received_.push_back({req.path, b, req.get_header_value("Authorization"),
                            req.get_header_value("Content-Type")});
     }
     changed_.notify_all();
@@ -199,7 +199,7 @@ TEST_CASE("http: heartbeats are well-formed and follow nextHeartbeatSeconds") {
   std::set<std::string> hosts;
   for (const auto& r : got) {
     CHECK(r.path == kHeartbeatPath);
-    CHECK(r.credential == "s3cr3t-token");
+    CHECK(r.credential == "Bearer s3cr3t-token");
     CHECK(r.contentType == "application/json");
     INFO(r.body.dump());
     CHECK(heartbeatProblems(r.body).empty());

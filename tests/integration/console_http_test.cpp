@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/service.h"
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
 #include "main/console_app.h"
@@ -19,6 +20,7 @@ namespace {
 
 const TimePoint kT0 = TimePoint(Millis(1'800'000'000'000));
 const std::string kAppId = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
+const std::string kAdminPassword = "integration-admin-password";
 
 struct RunningConsole {
   ManualClock clock{kT0};
@@ -34,6 +36,9 @@ struct RunningConsole {
     c.defenderPort = 0;
     c.uiDir = "/nonexistent";
     c.flushInterval = Millis(50);
+    c.plainHttp = true;
+    c.adminPassword = kAdminPassword;
+    c.passwordIterations = 1000;
     return c;
   }
 
@@ -46,7 +51,13 @@ struct RunningConsole {
   RunningConsole()
       : app(config(), clock, "test"),
         console("127.0.0.1", started(app)),
-        channel("127.0.0.1", app.defenderPort()) {}
+        channel("127.0.0.1", app.defenderPort()) {
+    console.set_basic_auth("admin", kAdminPassword);
+    // The Console-wide enrolment credential: this suite reports Defenders of several types.
+    auto credential = app.auth().issueCredential("", "console_http_test");
+    REQUIRE(credential.ok());
+    channel.set_bearer_token_auth(credential->secret);
+  }
 
   httplib::Result heartbeat(const json& body) {
     return channel.Post("/api/v1/defender/heartbeat", body.dump(), "application/json");

@@ -29,10 +29,12 @@ class HttpTransport final : public Transport {
  public:
   explicit HttpTransport(const HttpTransportOptions& o) {
     std::string url = stripSlash(o.consoleUrl);
-    if (!o.credential.empty()) headers_.emplace("X-Defender-Credential", o.credential);
+    if (!o.credential.empty()) headers_.emplace("Authorization", "Bearer " + o.credential);
     for (int i = 0; i < std::max(1, o.connections); ++i) {
       auto c = std::make_unique<httplib::Client>(url);
       c->set_keep_alive(true);
+      if (o.insecure) c->enable_server_certificate_verification(false);
+      if (!o.caCertFile.empty()) c->set_ca_cert_path(o.caCertFile.c_str());
       c->set_tcp_nodelay(true);
       setTimeout(*c, o.connectTimeoutSeconds, true);
       setTimeout(*c, o.readTimeoutSeconds, false);

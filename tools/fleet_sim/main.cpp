@@ -38,9 +38,13 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--console", c.http.consoleUrl, "Defender channel base URL, http[s]://host:port");
   app.add_option("--credential", c.http.credential,
-                 "Sent as X-Defender-Credential on every request")
-      ->envname("DEFENDER_CREDENTIAL")
-      ->capture_default_str();
+                 "Defender credential, sent as 'Authorization: Bearer' on every request (an "
+                 "enrolment credential from POST /api/v1/credentials)")
+      ->envname("DEFENDER_CREDENTIAL");
+  app.add_flag("--insecure,-k", c.http.insecure,
+               "HTTPS: do not verify the Console's certificate (self-signed Consoles)");
+  app.add_option("--ca-cert", c.http.caCertFile,
+                 "HTTPS: verify the Console's certificate with this PEM file instead");
   app.add_option("--defenders", c.defenders, "Number of running tasks (= Defenders)");
   app.add_option("--families", c.fleet.families,
                  "Task-definition families; each has one App ID shared by its tasks");

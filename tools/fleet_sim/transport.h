@@ -33,8 +33,14 @@ class Transport {
 
 struct HttpTransportOptions {
   std::string consoleUrl = "http://127.0.0.1:8084";  // http[s]://host[:port], no path
-  std::string credential;  // sent as `X-Defender-Credential` when non-empty
-  int connections = 1;     // keep-alive connections, used round-robin (>= 1)
+  /// Defender credential (enrolment, or scoped to the simulated App IDs), sent as
+  /// `Authorization: Bearer <credential>` when non-empty.
+  std::string credential;
+  /// HTTPS: skip verifying the Console's certificate (self-signed Consoles; like `curl -k`).
+  bool insecure = false;
+  /// HTTPS: PEM CA file to verify the Console's certificate with (e.g. <data-dir>/tls/console.crt).
+  std::string caCertFile;
+  int connections = 1;  // keep-alive connections, used round-robin (>= 1)
   double connectTimeoutSeconds = 3;
   double readTimeoutSeconds = 10;
 };

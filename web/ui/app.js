@@ -92,12 +92,119 @@
       this.body = body;
     }
   }
+  // ---------------------------------------------------------------------------------------------
+  // Sign-in. Every Console API route needs a user: the page signs in with
+  // POST /api/v1/authenticate {username, password} -> {token} and sends
+  // "Authorization: Bearer <token>" with each request. The token is kept in sessionStorage (this
+  // tab only, gone when it closes). A 401 (token expired, revoked or password changed) asks for
+  // the password again and the page resumes where it was, filters and all.
+  const TOKEN_KEY = "dcToken";
+  const USER_KEY = "dcUser";
+  // `signedOut` is set by a 401 and pauses the refresh loop until the user signs in again.
+  const auth = { token: sessionStorage.getItem(TOKEN_KEY), user: sessionStorage.getItem(USER_KEY), role: "", signedOut: false };
+  const authHeaders = (extra = {}) => (auth.token ? { ...extra, Authorization: `Bearer ${auth.token}` } : extra);
+  const ROLE_LABEL = { admin: "Administrator", defenderManager: "Defender Manager", auditor: "Auditor" };
+
+  function showUser() {
+    $("user").hidden = auth.signedOut || !auth.user;
+    $("user-name").textContent = auth.user ? `${auth.user}${auth.role ? ` · ${ROLE_LABEL[auth.role] ?? auth.role}` : ""}` : "";
+    $("user-name").title = auth.role === "auditor" ? "Auditors can read; deleting, embedding and settings need a Defender Manager or Administrator." : "";
+  }
+  // Who is signed in (GET /api/v1/users/current), then the page. A 401 opens the sign-in dialog.
+  async function whoAmI() {
+    try {
+      const { data } = await api("users/current");
+      auth.user = data?.username ?? auth.user;
+      auth.role = data?.role ?? "";
+      showUser();
+      return true;
+    } catch (e) {
+      if (e.status === 401) return false;
+      return true; // unreachable or failing Console: the page shows that itself
+    }
+  }
+  function askSignIn(message = "") {
+    auth.token = null;
+    auth.signedOut = true;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showUser();
+    $("conn").classList.remove("ok", "bad");
+    $("conn-text").textContent = "Signed out";
+    const err = $("signin-error");
+    err.hidden = !message;
+    err.textContent = message;
+    if (!$("signin").open) $("signin").showModal();
+    $("signin-user").value = $("signin-user").value || auth.user || "";
+    ($("signin-user").value ? $("signin-password") : $("signin-user")).focus();
+  }
+  async function signIn(ev) {
+    ev.preventDefault();
+    const username = $("signin-user").value.trim();
+    const password = $("signin-password").value;
+    const err = $("signin-error");
+    if (!username || !password) {
+      err.hidden = false;
+      err.textContent = !username ? "Enter your username." : "Enter your password.";
+      (!username ? $("signin-user") : $("signin-password")).focus();
+      return;
+    }
+    $("signin-submit").disabled = true;
+    try {
+      let res;
+      try {
+        res = await fetch(`${API}/authenticate`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ username, password }),
+          cache: "no-store",
+        });
+      } catch {
+        throw new Error("The Console could not be reached. Try again.");
+      }
+      const json = await res.json().catch(() => null);
+      if (res.status === 401) throw new Error("Wrong username or password.");
+      if (res.status === 429) {
+        const wait = Number(res.headers.get("Retry-After"));
+        throw new Error(`Too many failed sign-ins. Try again${Number.isFinite(wait) && wait > 0 ? ` in ${fmtDuration(wait * 1000)}` : " later"}.`);
+      }
+      if (!res.ok || !json?.token) throw new Error(json?.message || `Sign-in failed (HTTP ${res.status}).`);
+      auth.token = json.token;
+      auth.user = username;
+      auth.signedOut = false;
+      sessionStorage.setItem(TOKEN_KEY, auth.token);
+      sessionStorage.setItem(USER_KEY, username);
+      $("signin-password").value = "";
+      err.hidden = true;
+      $("signin").close();
+      await whoAmI();
+      render();
+    } catch (e) {
+      err.hidden = false;
+      err.textContent = e.message;
+      $("signin-password").select();
+    } finally {
+      $("signin-submit").disabled = false;
+    }
+  }
+  // The message for a 403: which role the action needs, and which one the user has.
+  function forbidden(action) {
+    const mine = ROLE_LABEL[auth.role] ?? (auth.role || "your role");
+    return `Your role (${mine}) does not allow ${action}; a Defender Manager or Administrator can.`;
+  }
+  function signOut() {
+    auth.user = null;
+    auth.role = "";
+    sessionStorage.removeItem(USER_KEY);
+    clearTimeout(timer);
+    askSignIn();
+  }
+
   async function api(path, { method = "GET", body } = {}) {
     let res;
     try {
       res = await fetch(`${API}/${path}`, {
         method,
-        headers: body !== undefined ? { "Content-Type": "application/json" } : {},
+        headers: authHeaders(body !== undefined ? { "Content-Type": "application/json" } : {}),
         body: body !== undefined ? JSON.stringify(body) : undefined,
         cache: "no-store",
       });
@@ -114,6 +221,7 @@
     }
     if (!res.ok) {
       const msg = json && json.message ? json.message : `HTTP ${res.status}`;
+      if (res.status === 401) askSignIn(auth.token || auth.user ? "Your session has ended. Sign in again to continue." : "");
       throw new ApiError(res.status, json, msg);
     }
     return { data: json, total: Number(res.headers.get("Total-Count") ?? NaN) };
@@ -516,6 +624,7 @@
       setConnection(true);
       $("updated").textContent = `Refreshes every ${REFRESH_MS / 1000} s · last updated ${fmtUtc(lastOkAt.toISOString())} UTC`;
     } catch (e) {
+      if (e.status === 401) return; // the sign-in dialog is open; render() runs after sign-in
       if (e.status === 0) setConnection(false, "Console unreachable.");
       else if (e.status >= 500) setConnection(false, `Console error: ${e.message}.`);
       else {
@@ -526,7 +635,9 @@
       }
     } finally {
       inflight = false;
-      if (refreshNow.again) {
+      if (auth.signedOut) {
+        // Signed out: nothing to refresh until the user signs in again.
+      } else if (refreshNow.again) {
         refreshNow.again = false;
         refreshNow();
       } else {
@@ -712,7 +823,11 @@
       $("confirm-delete").disabled = false;
       $("confirm-error").hidden = false;
       $("confirm-error").textContent =
-        e.status === 404 ? "This Defender is already gone (removed or evicted)." : `Could not delete: ${e.message}`;
+        e.status === 404
+          ? "This Defender is already gone (removed or evicted)."
+          : e.status === 403
+            ? forbidden("deleting Defenders")
+            : `Could not delete: ${e.message}`;
     }
   }
 
@@ -767,7 +882,13 @@
       toast(`Saved: disconnected Defenders are removed after ${data.disconnectPeriodDays} day${data.disconnectPeriodDays === 1 ? "" : "s"}.`);
       refreshNow();
     } catch (e) {
-      showDaysError(e.status === 0 ? "Console unreachable; the setting was not saved. Try again." : e.message);
+      showDaysError(
+        e.status === 0
+          ? "Console unreachable; the setting was not saved. Try again."
+          : e.status === 403
+            ? forbidden("changing Defender settings")
+            : e.message,
+      );
     } finally {
       $("s-save").disabled = false;
     }
@@ -1121,7 +1242,7 @@
       try {
         res = await fetch(`${API}/defenders/fargate.${ext}?${query}`, {
           method: "POST",
-          headers: { "Content-Type": yaml ? "application/yaml" : "application/json" },
+          headers: authHeaders({ "Content-Type": yaml ? "application/yaml" : "application/json" }),
           body,
           cache: "no-store",
         });
@@ -1130,6 +1251,10 @@
       }
       noteServerDate(res);
       const text = await res.text();
+      if (res.status === 401) {
+        askSignIn("Your session has ended. Sign in again, then generate again; your input is kept.");
+        throw { status: 401, code: "unauthenticated", message: "Sign in again, then generate again. Nothing was generated." };
+      }
       if (!res.ok) {
         let e = null;
         try {
@@ -1137,6 +1262,7 @@
         } catch {
           e = null;
         }
+        if (res.status === 403) throw { status: 403, code: e?.code, message: forbidden("protecting task definitions") };
         throw { status: res.status, code: e?.code, message: e?.message || text || `HTTP ${res.status}`, field: e?.field };
       }
       const ids = splitAppIds(res.headers.get("X-Defender-App-IDs"));
@@ -1267,8 +1393,43 @@
 
   // ---------------------------------------------------------------------------------------------
   // Wiring.
+  // The CSV link needs the bearer token too, so it is fetched and handed over as a file.
+  async function downloadCsv(ev) {
+    ev.preventDefault();
+    const link = $("download");
+    let res;
+    try {
+      res = await fetch(link.href, { headers: authHeaders(), cache: "no-store" });
+    } catch {
+      toast("The Console could not be reached. Nothing was downloaded.");
+      return;
+    }
+    if (res.status === 401) {
+      askSignIn("Your session has ended. Sign in again to download.");
+      return;
+    }
+    if (!res.ok) {
+      const json = await res.json().catch(() => null);
+      toast(`Download failed: ${json?.message || `HTTP ${res.status}`}`);
+      return;
+    }
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = "defenders.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
   function wire() {
     buildTypeMenu();
+    $("signin-form").addEventListener("submit", signIn);
+    // Signing in cannot be skipped: Escape does not close the dialog.
+    $("signin").addEventListener("cancel", (e) => e.preventDefault());
+    $("sign-out").addEventListener("click", signOut);
+    $("download").addEventListener("click", downloadCsv);
     wireProtect();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
@@ -1370,5 +1531,9 @@
   }
 
   wire();
-  render();
+  showView();
+  whoAmI().then((ok) => {
+    if (ok) render();
+    else if (!$("signin").open) askSignIn();
+  });
 })();

@@ -4,6 +4,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const { chromium } = require("playwright-core");
+const { BASIC_AUTH } = require("./console");
 
 const ARTIFACTS = path.join(__dirname, "..", "artifacts");
 
@@ -31,8 +32,14 @@ async function launch() {
 }
 
 // A page whose console errors and failed requests are collected, so tests can assert on them.
-async function newPage(browser, { width = 1280, height = 800 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, timezoneId: "America/Los_Angeles" });
+// Its requests carry the test admin's HTTP Basic credentials (`auth: null` for none), as a
+// signed-in page's would carry its token.
+async function newPage(browser, { width = 1280, height = 800, auth = BASIC_AUTH } = {}) {
+  const context = await browser.newContext({
+    viewport: { width, height },
+    timezoneId: "America/Los_Angeles",
+    extraHTTPHeaders: auth ? { Authorization: auth } : {},
+  });
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (e) => page.errors.push(String(e)));

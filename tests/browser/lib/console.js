@@ -13,6 +13,12 @@ function consoleBinary() {
   return path.resolve(REPO, p);
 }
 
+// The Console runs on plain HTTP with a known admin password (see docs/security.md): every
+// request of these tests, and of the page (lib/browser.js), signs in with HTTP Basic.
+const ADMIN_USER = "admin";
+const ADMIN_PASSWORD = "browser-tests-admin-password";
+const BASIC_AUTH = "Basic " + Buffer.from(`${ADMIN_USER}:${ADMIN_PASSWORD}`).toString("base64");
+
 // Starts the Console with a throw-away inventory and short liveness timings, and resolves once
 // both listeners have printed their addresses.
 async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 1, extraArgs = [] } = {}) {
@@ -28,16 +34,19 @@ async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 
     "--grace", String(grace),
     "--sweep-interval", String(sweepInterval),
     "--log-level", "info",
+    "--plain-http",
+    "--password-iterations", "1000",
     ...extraArgs,
   ];
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const env = { ...process.env, DC_ADMIN_PASSWORD: ADMIN_PASSWORD };
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env });
   let log = "";
   const ports = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Console did not start within 20 s:\n${log}`)), 20000);
     const onData = (chunk) => {
       log += chunk.toString();
-      const ui = /web page and Console API:\s*http:\/\/[^:\s]+:(\d+)\//.exec(log);
-      const ch = /defender channel:\s*http:\/\/[^:\s]+:(\d+)\//.exec(log);
+      const ui = /web page and Console API:\s*https?:\/\/[^:\s]+:(\d+)\//.exec(log);
+      const ch = /defender channel:\s*https?:\/\/[^:\s]+:(\d+)\//.exec(log);
       if (ui && ch) {
         clearTimeout(timer);
         resolve({ console: Number(ui[1]), defender: Number(ch[1]) });
@@ -55,8 +64,28 @@ async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 
   const base = `http://127.0.0.1:${ports.console}`;
   const channel = `http://127.0.0.1:${ports.defender}`;
 
+  // The Console-wide enrolment credential, for the Defenders these tests report.
+  const issued = await fetch(`${base}/api/v1/credentials`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: BASIC_AUTH },
+    body: JSON.stringify({ scope: "enrolment", description: "browser tests" }),
+  });
+  if (issued.status !== 201) throw new Error(`cannot issue a Defender credential: ${issued.status} ${await issued.text()}`);
+  const credential = (await issued.json()).credential;
+
+  // fetch() with the right credentials for the listener `url` points at (admin on the Console
+  // API, the enrolment credential on the defender channel), unless the caller set its own.
+  function authFetch(url, init = {}) {
+    const headers = new Headers(init.headers || {});
+    if (!headers.has("Authorization")) {
+      if (String(url).startsWith(channel)) headers.set("Authorization", `Bearer ${credential}`);
+      else if (String(url).startsWith(base)) headers.set("Authorization", BASIC_AUTH);
+    }
+    return fetch(url, { ...init, headers });
+  }
+
   async function post(url, body) {
-    const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const res = await authFetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     const text = await res.text();
     if (!res.ok) throw new Error(`POST ${url} -> ${res.status}: ${text}`);
     return text ? JSON.parse(text) : null;
@@ -66,9 +95,11 @@ async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 
     base,
     channel,
     ports,
+    credential,
+    fetch: authFetch,
     log: () => log,
     async get(p) {
-      const res = await fetch(base + p);
+      const res = await authFetch(base + p);
       const text = await res.text();
       return { status: res.status, headers: res.headers, body: text ? safeJson(text) : null, text };
     },
@@ -145,4 +176,4 @@ async function waitFor(fn, { timeoutMs = 20000, intervalMs = 100, what = "condit
   }
 }
 
-module.exports = { startConsole, fargateDefender, waitFor, REPO };
+module.exports = { startConsole, fargateDefender, waitFor, REPO, ADMIN_USER, ADMIN_PASSWORD, BASIC_AUTH };

@@ -1,0 +1,238 @@
+// SQLite backend of AuthStore (see auth/store.h). Bound parameters only; one connection guarded
+// by a mutex (sign-ins and user changes are low-rate; the service keeps everything it checks per
+// request in memory).
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "auth/store.h"
+
+namespace dc::auth {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS auth_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_users (
+  username               TEXT PRIMARY KEY,
+  role                   TEXT NOT NULL,
+  salt                   BLOB NOT NULL,
+  password_hash          BLOB NOT NULL,
+  iterations             INTEGER NOT NULL,
+  token_epoch            INTEGER NOT NULL,
+  created_at_ms          INTEGER NOT NULL,
+  password_changed_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_credentials (
+  id            TEXT PRIMARY KEY,
+  hash          TEXT NOT NULL UNIQUE,
+  app_id        TEXT NOT NULL,
+  description   TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER
+);
+)sql";
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  void text(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void blob(int i, std::string_view v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void integer(int i, long long v) { sqlite3_bind_int64(s_, i, v); }
+  void null(int i) { sqlite3_bind_null(s_, i); }
+  int step() { return sqlite3_step(s_); }
+  std::string columnText(int col) const {
+    const auto* p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+  std::string columnBlob(int col) const {
+    const auto* p = sqlite3_column_blob(s_, col);
+    return p ? std::string(static_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+  long long columnInteger(int col) const { return sqlite3_column_int64(s_, col); }
+  bool columnNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+long long toMs(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+TimePoint fromMs(long long ms) {
+  return TimePoint(Millis(ms));
+}
+
+class SqliteAuthStore final : public AuthStore {
+ public:
+  explicit SqliteAuthStore(sqlite3* db) : db_(db) {}
+  ~SqliteAuthStore() override { sqlite3_close(db_); }
+
+  Status init() {
+    std::lock_guard lock(mu_);
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown error";
+      sqlite3_free(msg);
+      return Error::unavailable("cannot create auth tables: " + m);
+    }
+    Stmt get(db_, "SELECT value FROM auth_meta WHERE key = 'schema_version'");
+    if (!get.ok()) return failure("read schema version");
+    if (get.step() == SQLITE_ROW) {
+      const long long v = std::stoll(get.columnText(0));
+      if (v > kAuthSchemaVersion)
+        return Error::invalid("schema_too_new", "",
+                              "the auth tables have schema version " + std::to_string(v) +
+                                  "; this Console knows up to " +
+                                  std::to_string(kAuthSchemaVersion));
+      return Status::success();
+    }
+    Stmt put(db_, "INSERT INTO auth_meta (key, value) VALUES ('schema_version', ?1)");
+    if (!put.ok()) return failure("write schema version");
+    put.text(1, std::to_string(kAuthSchemaVersion));
+    if (put.step() != SQLITE_DONE) return failure("write schema version");
+    return Status::success();
+  }
+
+  Result<std::vector<UserRecord>> loadUsers() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT username, role, salt, password_hash, iterations, token_epoch, created_at_ms, "
+           "password_changed_at_ms FROM auth_users ORDER BY username");
+    if (!s.ok()) return failure("prepare user query");
+    std::vector<UserRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      UserRecord u;
+      u.username = s.columnText(0);
+      u.role = parseRole(s.columnText(1)).value_or(Role::kAuditor);
+      u.salt = s.columnBlob(2);
+      u.passwordHash = s.columnBlob(3);
+      u.iterations = static_cast<int>(s.columnInteger(4));
+      u.tokenEpoch = s.columnInteger(5);
+      u.createdAt = fromMs(s.columnInteger(6));
+      u.passwordChangedAt = fromMs(s.columnInteger(7));
+      out.push_back(std::move(u));
+    }
+    if (rc != SQLITE_DONE) return failure("read users");
+    return out;
+  }
+
+  Status putUser(const UserRecord& u) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "INSERT OR REPLACE INTO auth_users (username, role, salt, password_hash, iterations, "
+           "token_epoch, created_at_ms, password_changed_at_ms) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!s.ok()) return failure("prepare user write");
+    s.text(1, u.username);
+    s.text(2, roleName(u.role));
+    s.blob(3, u.salt);
+    s.blob(4, u.passwordHash);
+    s.integer(5, u.iterations);
+    s.integer(6, u.tokenEpoch);
+    s.integer(7, toMs(u.createdAt));
+    s.integer(8, toMs(u.passwordChangedAt));
+    if (s.step() != SQLITE_DONE) return failure("write user");
+    return Status::success();
+  }
+
+  Status deleteUser(const std::string& username) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "DELETE FROM auth_users WHERE username = ?1");
+    if (!s.ok()) return failure("prepare user delete");
+    s.text(1, username);
+    if (s.step() != SQLITE_DONE) return failure("delete user");
+    return Status::success();
+  }
+
+  Result<std::vector<CredentialRecord>> loadCredentials() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT id, hash, app_id, description, created_at_ms, revoked_at_ms "
+           "FROM auth_credentials ORDER BY created_at_ms, id");
+    if (!s.ok()) return failure("prepare credential query");
+    std::vector<CredentialRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      CredentialRecord c;
+      c.id = s.columnText(0);
+      c.hash = s.columnText(1);
+      c.appId = s.columnText(2);
+      c.description = s.columnText(3);
+      c.createdAt = fromMs(s.columnInteger(4));
+      if (!s.columnNull(5)) c.revokedAt = fromMs(s.columnInteger(5));
+      out.push_back(std::move(c));
+    }
+    if (rc != SQLITE_DONE) return failure("read credentials");
+    return out;
+  }
+
+  Status putCredential(const CredentialRecord& c) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "INSERT INTO auth_credentials (id, hash, app_id, description, created_at_ms, "
+           "revoked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET "
+           "hash = excluded.hash, app_id = excluded.app_id, description = excluded.description, "
+           "created_at_ms = excluded.created_at_ms, revoked_at_ms = excluded.revoked_at_ms");
+    if (!s.ok()) return failure("prepare credential write");
+    s.text(1, c.id);
+    s.text(2, c.hash);
+    s.text(3, c.appId);
+    s.text(4, c.description);
+    s.integer(5, toMs(c.createdAt));
+    if (c.revokedAt)
+      s.integer(6, toMs(*c.revokedAt));
+    else
+      s.null(6);
+    const int rc = s.step();
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+      return Error{ErrorKind::kConflict, "duplicate_credential", "credential already stored", ""};
+    if (rc != SQLITE_DONE) return failure("write credential");
+    return Status::success();
+  }
+
+ private:
+  Error failure(const std::string& what) {
+    return Error::unavailable("auth store: " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<AuthStore>> openSqliteAuthStore(const std::string& path, int busyTimeoutMs) {
+  sqlite3* db = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error::unavailable("cannot open " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, busyTimeoutMs);
+  auto store = std::make_unique<SqliteAuthStore>(db);
+  if (auto st = store->init(); !st.ok()) return st.error();
+  return std::unique_ptr<AuthStore>(std::move(store));
+}
+
+}  // namespace dc::auth

@@ -1,0 +1,379 @@
+// auth/: crypto wrappers against published test vectors, the AuthStore conformance suite
+// (SQLite file and :memory:), and AuthService behaviour on a ManualClock.
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "auth/crypto.h"
+#include "auth/service.h"
+#include "auth/store.h"
+
+using namespace dc;
+using namespace dc::auth;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint kT0 = TimePoint(Millis(1'800'000'000'000));
+
+std::string tempPath(const std::string& name) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("dc-auth-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+AuthOptions fastOptions() {
+  AuthOptions o;
+  o.passwordIterations = 1000;  // tests: the production default costs ~0.1 s per hash
+  return o;
+}
+
+std::string basic(const std::string& user, const std::string& password) {
+  return "Basic " + base64(user + ":" + password);
+}
+
+}  // namespace
+
+TEST_CASE("crypto: RFC 4231 HMAC-SHA256, RFC 7914 PBKDF2-HMAC-SHA256, SHA-256, base64") {
+  CHECK(toHex(hmacSha256("Jefe", "what do ya want for nothing?")) ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // RFC 7914 §11, first PBKDF2-HMAC-SHA256 vector.
+  CHECK(toHex(pbkdf2Sha256("passwd", "salt", 1, 64)) ==
+        "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+        "49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783");
+  CHECK(toHex(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(base64("admin:secret") == "YWRtaW46c2VjcmV0");
+  CHECK(base64Decode("YWRtaW46c2VjcmV0") == std::optional<std::string>("admin:secret"));
+  CHECK(base64Decode("YQ==") == std::optional<std::string>("a"));
+  CHECK(base64Decode("YQ") == std::optional<std::string>("a"));
+  CHECK_FALSE(base64Decode("Y*Q=").has_value());
+  const std::string raw = randomBytes(33);
+  CHECK(base64UrlDecode(base64Url(raw)) == std::optional<std::string>(raw));
+  CHECK(base64Url(raw).find_first_of("+/=") == std::string::npos);
+  CHECK(randomBytes(32) != randomBytes(32));
+  CHECK(constantTimeEqual("abc", "abc"));
+  CHECK_FALSE(constantTimeEqual("abc", "abd"));
+  CHECK_FALSE(constantTimeEqual("abc", "ab"));
+}
+
+TEST_CASE("AuthStore conformance") {
+  const std::string file = tempPath("conformance.db");
+  std::filesystem::remove(file);
+  const std::string path = GENERATE_COPY(std::string(":memory:"), file);
+  INFO(path);
+  auto opened = openSqliteAuthStore(path);
+  REQUIRE(opened.ok());
+  AuthStore& store = **opened;
+
+  UserRecord u;
+  u.username = "alice";
+  u.role = Role::kDefenderManager;
+  u.salt = std::string("\0\1\2salt", 7);  // raw bytes, including NUL
+  u.passwordHash = std::string(32, '\xff');
+  u.iterations = 1234;
+  u.tokenEpoch = 7;
+  u.createdAt = kT0;
+  u.passwordChangedAt = kT0 + 5s;
+  REQUIRE(store.putUser(u).ok());
+  auto users = store.loadUsers();
+  REQUIRE(users.ok());
+  REQUIRE(users->size() == 1);
+  const auto& got = users->front();
+  CHECK(got.username == "alice");
+  CHECK(got.role == Role::kDefenderManager);
+  CHECK(got.salt == u.salt);
+  CHECK(got.passwordHash == u.passwordHash);
+  CHECK(got.iterations == 1234);
+  CHECK(got.tokenEpoch == 7);
+  CHECK(got.createdAt == kT0);
+  CHECK(got.passwordChangedAt == kT0 + 5s);
+
+  u.role = Role::kAdmin;  // replace
+  u.tokenEpoch = 8;
+  REQUIRE(store.putUser(u).ok());
+  users = store.loadUsers();
+  REQUIRE(users->size() == 1);
+  CHECK(users->front().role == Role::kAdmin);
+  CHECK(users->front().tokenEpoch == 8);
+  REQUIRE(store.deleteUser("alice").ok());
+  REQUIRE(store.deleteUser("alice").ok());  // absent: no error
+  CHECK(store.loadUsers()->empty());
+
+  CredentialRecord c{"00112233aabbccdd",
+                     std::string(64, 'a'),
+                     "web:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f",
+                     "ci",
+                     kT0,
+                     std::nullopt};
+  REQUIRE(store.putCredential(c).ok());
+  CredentialRecord e{"ffeeddccbbaa9988", std::string(64, 'b'), "", "enrolment",
+                     kT0 + 1s,           std::nullopt};
+  REQUIRE(store.putCredential(e).ok());
+  c.revokedAt = kT0 + 2s;
+  REQUIRE(store.putCredential(c).ok());
+  auto creds = store.loadCredentials();
+  REQUIRE(creds.ok());
+  REQUIRE(creds->size() == 2);
+  CHECK(creds->at(0).id == c.id);
+  CHECK(creds->at(0).revokedAt == std::optional<TimePoint>(kT0 + 2s));
+  CHECK(creds->at(0).appId == c.appId);
+  CHECK(creds->at(1).appId.empty());
+  CHECK_FALSE(creds->at(1).revokedAt.has_value());
+  // Another id with the same hash is refused: a secret maps to one credential.
+  CredentialRecord dup = e;
+  dup.id = "1111111111111111";
+  auto st = store.putCredential(dup);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().kind == ErrorKind::kConflict);
+}
+
+TEST_CASE("AuthStore: a newer schema is refused; data survives reopening") {
+  const std::string file = tempPath("schema.db");
+  std::filesystem::remove(file);
+  {
+    auto s = openSqliteAuthStore(file);
+    REQUIRE(s.ok());
+    UserRecord u;
+    u.username = "bob";
+    REQUIRE((*s)->putUser(u).ok());
+  }
+  {
+    auto s = openSqliteAuthStore(file);
+    REQUIRE(s.ok());
+    CHECK((*s)->loadUsers()->size() == 1);
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "UPDATE auth_meta SET value = '99' WHERE key = 'schema_version'",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto s = openSqliteAuthStore(file);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().code == "schema_too_new");
+}
+
+TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation") {
+  ManualClock clock{kT0};
+  auto store = openSqliteAuthStore(":memory:");
+  REQUIRE(store.ok());
+  AuthService auth(**store, clock, fastOptions());
+  REQUIRE(auth.start().ok());
+
+  SECTION("a generated admin password is returned once and works") {
+    auto generated = auth.bootstrapAdmin("");
+    REQUIRE(generated.ok());
+    REQUIRE(generated->has_value());
+    CHECK((*generated)->size() >= 20);
+    auto p = auth.authenticate(basic("admin", **generated), "10.0.0.1");
+    REQUIRE(p.ok());
+    CHECK(p->role == Role::kAdmin);
+    // Users exist now: no second admin, nothing generated.
+    auto again = auth.bootstrapAdmin("ignored-password");
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->has_value());
+    CHECK(auth.listUsers().size() == 1);
+  }
+
+  SECTION("stored hashes are salted PBKDF2, never the password") {
+    REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+    REQUIRE(auth.createUser("carol", "first-admin-pw", Role::kAuditor).ok());
+    auto users = (*store)->loadUsers();
+    REQUIRE(users->size() == 2);
+    CHECK(users->at(0).salt != users->at(1).salt);
+    CHECK(users->at(0).passwordHash != users->at(1).passwordHash);
+    for (const auto& u : *users) {
+      CHECK(u.passwordHash == pbkdf2Sha256("first-admin-pw", u.salt, u.iterations));
+      CHECK(u.iterations == 1000);
+    }
+  }
+
+  SECTION("tokens expire on the clock and are revoked by a password or role change") {
+    REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+    REQUIRE(auth.createUser("dave", "dave-password-1", Role::kDefenderManager).ok());
+    auto token = auth.login("dave", "dave-password-1", "10.0.0.2");
+    REQUIRE(token.ok());
+    CHECK(token->expiresAt == kT0 + 30min);
+    auto p = auth.authenticate("Bearer " + token->token, "10.0.0.2");
+    REQUIRE(p.ok());
+    CHECK(p->username == "dave");
+    CHECK(p->role == Role::kDefenderManager);
+
+    SECTION("expiry") {
+      clock.advance(30min - 1s);
+      CHECK(auth.authenticate("Bearer " + token->token, "x").ok());
+      clock.advance(1s);
+      auto expired = auth.authenticate("Bearer " + token->token, "x");
+      REQUIRE_FALSE(expired.ok());
+      CHECK(expired.error().kind == ErrorKind::kUnauthenticated);
+      CHECK(expired.error().code == "token_expired");
+    }
+    SECTION("password change") {
+      REQUIRE(auth.updateUser("dave", std::string("dave-password-2"), std::nullopt).ok());
+      auto revoked = auth.authenticate("Bearer " + token->token, "x");
+      REQUIRE_FALSE(revoked.ok());
+      CHECK(revoked.error().code == "token_revoked");
+      // The remembered Basic verification is dropped with the old password.
+      CHECK(auth.authenticate(basic("dave", "dave-password-1"), "x").error().code ==
+            "invalid_credentials");
+      CHECK(auth.authenticate(basic("dave", "dave-password-2"), "x").ok());
+    }
+    SECTION("role change and delete") {
+      REQUIRE(auth.updateUser("dave", std::nullopt, Role::kAuditor).ok());
+      CHECK(auth.authenticate("Bearer " + token->token, "x").error().code == "token_revoked");
+      auto fresh = auth.login("dave", "dave-password-1", "x");
+      REQUIRE(fresh.ok());
+      CHECK(auth.authenticate("Bearer " + fresh->token, "x")->role == Role::kAuditor);
+      REQUIRE(auth.deleteUser("dave").ok());
+      CHECK(auth.authenticate("Bearer " + fresh->token, "x").error().code == "token_revoked");
+    }
+    SECTION("tampered and foreign tokens") {
+      std::string t = token->token;
+      t[t.size() / 2] = t[t.size() / 2] == 'A' ? 'B' : 'A';
+      CHECK(auth.authenticate("Bearer " + t, "x").error().code == "invalid_token");
+      AuthService other(**store, clock, fastOptions());  // another signing key
+      REQUIRE(other.start().ok());
+      CHECK(other.authenticate("Bearer " + token->token, "x").error().code == "invalid_token");
+      CHECK(auth.authenticate("Bearer nonsense", "x").error().code == "invalid_token");
+      CHECK(auth.authenticate("Digest abc", "x").error().code == "unsupported_scheme");
+      CHECK(auth.authenticate("", "x").error().code == "unauthenticated");
+    }
+  }
+
+  SECTION("the last admin cannot be deleted or demoted; rules on names and passwords") {
+    REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+    CHECK(auth.deleteUser("admin").error().code == "last_admin");
+    CHECK(auth.updateUser("admin", std::nullopt, Role::kAuditor).error().code == "last_admin");
+    CHECK(auth.createUser("bad name", "long-enough-pw", Role::kAuditor).error().code ==
+          "invalid_username");
+    CHECK(auth.createUser("erin", "short", Role::kAuditor).error().code == "weak_password");
+    CHECK(auth.createUser("admin", "long-enough-pw", Role::kAuditor).error().code == "user_exists");
+    CHECK(auth.updateUser("nobody", std::nullopt, Role::kAuditor).error().code == "unknown_user");
+    REQUIRE(auth.createUser("frank", "long-enough-pw", Role::kAdmin).ok());
+    CHECK(auth.deleteUser("admin").ok());
+  }
+
+  SECTION("users and credentials survive a restart of the service") {
+    REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+    auto cred = auth.issueCredential("web:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f", "ci");
+    REQUIRE(cred.ok());
+    AuthService restarted(**store, clock, fastOptions());
+    REQUIRE(restarted.start().ok());
+    CHECK(restarted.authenticate(basic("admin", "first-admin-pw"), "x").ok());
+    auto d = restarted.authenticateDefender("Bearer " + cred->secret);
+    REQUIRE(d.ok());
+    CHECK(d->appId == "web:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f");
+    // Only the SHA-256 of the secret is stored.
+    auto stored = (*store)->loadCredentials();
+    REQUIRE(stored->size() == 1);
+    CHECK(stored->front().hash == toHex(sha256(cred->secret)));
+  }
+}
+
+TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Console tokens") {
+  ManualClock clock{kT0};
+  auto store = openSqliteAuthStore(":memory:");
+  REQUIRE(store.ok());
+  AuthService auth(**store, clock, fastOptions());
+  REQUIRE(auth.start().ok());
+  REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+  auto scoped = auth.issueCredential("web:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f", "");
+  auto enrol = auth.issueCredential("", "");
+  REQUIRE(scoped.ok());
+  REQUIRE(enrol.ok());
+  CHECK(scoped->secret.rfind(kCredentialPrefix, 0) == 0);
+  CHECK(auth.authenticateDefender("Bearer " + enrol->secret)->appId.empty());
+  CHECK(auth.authenticateDefender("Bearer " + scoped->secret)->appId ==
+        "web:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f");
+  CHECK(auth.authenticateDefender("Bearer dcd1_unknown").error().code == "invalid_credential");
+  // A Console user's token or password is not a Defender credential.
+  auto token = auth.login("admin", "first-admin-pw", "x");
+  REQUIRE(token.ok());
+  CHECK(auth.authenticateDefender("Bearer " + token->token).error().code ==
+        "defender_credential_required");
+  CHECK(auth.authenticateDefender(basic("admin", "first-admin-pw")).error().code ==
+        "defender_credential_required");
+  // On the Console API a Defender credential authenticates as a Defender (routes refuse it).
+  CHECK(auth.authenticate("Bearer " + scoped->secret, "x")->kind == Principal::Kind::kDefender);
+
+  REQUIRE(auth.revokeCredential(scoped->record.id).ok());
+  REQUIRE(auth.revokeCredential(scoped->record.id).ok());  // idempotent
+  CHECK(auth.authenticateDefender("Bearer " + scoped->secret).error().code == "credential_revoked");
+  CHECK(auth.authenticateDefender("Bearer " + enrol->secret).ok());
+  CHECK(auth.revokeCredential("nope").error().code == "unknown_credential");
+  CHECK(auth.listCredentials().size() == 2);
+}
+
+TEST_CASE("AuthService: failures slow down per username and per address, alike for unknown users") {
+  ManualClock clock{kT0};
+  auto store = openSqliteAuthStore(":memory:");
+  REQUIRE(store.ok());
+  AuthService auth(**store, clock, fastOptions());  // 5 failures allowed in 15 min
+  REQUIRE(auth.start().ok());
+  REQUIRE(auth.bootstrapAdmin("first-admin-pw").ok());
+
+  // The same sequence of answers whether the user exists or not.
+  auto run = [&](const std::string& user, const std::string& addr) {
+    std::vector<std::string> codes;
+    for (int i = 0; i < 6; ++i)
+      codes.push_back(auth.authenticate(basic(user, "wrong-pw"), addr).error().code);
+    auto blocked = auth.authenticate(basic(user, "wrong-pw"), addr);
+    codes.push_back(blocked.error().code);
+    CHECK(blocked.error().kind == ErrorKind::kRateLimited);
+    CHECK(blocked.error().retryAfterSeconds == 1);
+    return codes;
+  };
+  const auto known = run("admin", "10.0.0.1");
+  const auto unknown = run("ghost", "10.0.0.2");
+  CHECK(known == unknown);
+  CHECK(known == std::vector<std::string>{"invalid_credentials", "invalid_credentials",
+                                          "invalid_credentials", "invalid_credentials",
+                                          "invalid_credentials", "invalid_credentials",
+                                          "too_many_failures"});
+
+  // While blocked even the right password is not checked.
+  CHECK(auth.authenticate(basic("admin", "first-admin-pw"), "10.0.0.9").error().code ==
+        "too_many_failures");
+  // The block doubles: after 1 s one more failure blocks for 2 s.
+  clock.advance(1s);
+  CHECK(auth.authenticate(basic("admin", "wrong-pw"), "10.0.0.9").error().code ==
+        "invalid_credentials");
+  auto second = auth.authenticate(basic("admin", "wrong-pw"), "10.0.0.9");
+  CHECK(second.error().retryAfterSeconds == 2);
+  clock.advance(2s);
+  // The right password works once the block is over, and resets the username's count.
+  CHECK(auth.authenticate(basic("admin", "first-admin-pw"), "10.0.0.9").ok());
+  CHECK(auth.authenticate(basic("admin", "wrong-pw"), "10.0.0.9").error().code ==
+        "invalid_credentials");
+
+  // The address is blocked for every username: 10.0.0.2 failed 6 times above.
+  REQUIRE(auth.createUser("gina", "gina-password", Role::kAuditor).ok());
+  clock.advance(100s);  // past every block; the address still has its failures in the window
+  CHECK(auth.authenticate(basic("gina", "wrong-pw"), "10.0.0.2").error().code ==
+        "invalid_credentials");
+  CHECK(auth.authenticate(basic("gina", "gina-password"), "10.0.0.2").error().code ==
+        "too_many_failures");
+  // After the window the address starts afresh.
+  clock.advance(16min);
+  CHECK(auth.authenticate(basic("gina", "gina-password"), "10.0.0.2").ok());
+  // The same applies to POST /api/v1/authenticate.
+  CHECK(auth.login("gina", "gina-password", "10.0.0.3").ok());
+}
+
+TEST_CASE("loadOrCreateSecretFile: created 0600 once, then reused") {
+  const std::string path = tempPath("secrets/token.key");
+  std::filesystem::remove(path);
+  auto a = loadOrCreateSecretFile(path, 32);
+  REQUIRE(a.ok());
+  CHECK(a->size() == 32);
+  CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  auto b = loadOrCreateSecretFile(path, 32);
+  REQUIRE(b.ok());
+  CHECK(*a == *b);
+  auto wrong = loadOrCreateSecretFile(path, 16);
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.error().code == "secret_file_invalid");
+}

@@ -1,0 +1,81 @@
+#include "web/guard.h"
+
+#include <httplib.h>
+
+#include <stdexcept>
+
+#include "web/http_errors.h"
+
+namespace dc::web {
+
+namespace {
+
+void refuse(httplib::Response& res, const Error& e) {
+  if (e.kind == ErrorKind::kUnauthenticated)
+    res.set_header("WWW-Authenticate", R"(Bearer realm="Defender Console")");
+  sendError(res, e);
+}
+
+}  // namespace
+
+GuardedRoutes::GuardedRoutes(httplib::Server& server,
+                             const std::vector<auth::RoutePermission>& table,
+                             auth::AuthService* auth)
+    : server_(server), table_(table), auth_(auth) {}
+
+void GuardedRoutes::add(const std::string& method, const std::string& pattern,
+                        PlainHandler handler) {
+  add(method, pattern,
+      GuardedHandler([h = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                              const auth::Principal&) { h(req, res); }));
+}
+
+void GuardedRoutes::add(const std::string& method, const std::string& pattern,
+                        GuardedHandler handler) {
+  const auto access = auth::findPermission(table_, method, pattern);
+  if (!access)
+    throw std::logic_error("route " + method + " " + pattern +
+                           " is not in the permission table (auth/permissions.cpp)");
+  registered_.emplace_back(method, pattern);
+  auth::AuthService* service = auth_;
+  const auth::Access need = *access;
+  httplib::Server::Handler wrapped = [service, need, h = std::move(handler)](
+                                         const httplib::Request& req, httplib::Response& res) {
+    auth::Principal who;
+    if (service == nullptr || need == auth::Access::kPublic) return h(req, res, who);
+    const std::string header = req.get_header_value("Authorization");
+    if (need == auth::Access::kDefender) {
+      auto p = service->authenticateDefender(header);
+      if (!p.ok()) return refuse(res, p.error());
+      return h(req, res, *p);
+    }
+    auto p = service->authenticate(header, req.remote_addr);
+    if (!p.ok()) return refuse(res, p.error());
+    if (p->kind == auth::Principal::Kind::kDefender)
+      return sendError(res, Error{ErrorKind::kPermissionDenied,
+                                  "defender_credential_refused",
+                                  "Defender credentials cannot call the Console API; sign in "
+                                  "as a Console user",
+                                  {}});
+    if (!auth::roleAllows(p->role, need))
+      return sendError(
+          res, Error{ErrorKind::kPermissionDenied,
+                     "forbidden",
+                     "role " + std::string(auth::roleName(p->role)) + " may not " + req.method +
+                         " " + req.path + " (needs " + std::string(auth::accessName(need)) + ")",
+                     {}});
+    h(req, res, *p);
+  };
+  if (method == "GET")
+    server_.Get(pattern, std::move(wrapped));
+  else if (method == "POST")
+    server_.Post(pattern, std::move(wrapped));
+  else if (method == "PUT")
+    server_.Put(pattern, std::move(wrapped));
+  else if (method == "DELETE")
+    server_.Delete(pattern, std::move(wrapped));
+  else
+    throw std::logic_error("unsupported method " + method);
+}
+
+}  // namespace dc::web

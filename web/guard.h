@@ -1,0 +1,52 @@
+// Route registration behind access control: every route is registered through GuardedRoutes,
+// which looks its (method, pattern) up in a permission table (auth/permissions.h) and refuses
+// to register a route the table does not list — a new route cannot slip through unprotected.
+//
+// Per request: public routes run at once; user routes authenticate the Authorization header
+// (Basic or Bearer token; 401 with `WWW-Authenticate: Bearer` when missing or wrong, 429 during
+// the failure slowdown) and check the role (403); defender routes need a Defender credential
+// (401), and a Defender credential on a Console route is 403.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "auth/permissions.h"
+#include "auth/service.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace dc::web {
+
+using GuardedHandler =
+    std::function<void(const httplib::Request&, httplib::Response&, const auth::Principal&)>;
+using PlainHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+class GuardedRoutes {
+ public:
+  /// `auth` null: no access control at all (in-process handler tests only; the Console always
+  /// passes its AuthService). `table` and `auth` must outlive the server.
+  GuardedRoutes(httplib::Server& server, const std::vector<auth::RoutePermission>& table,
+                auth::AuthService* auth);
+
+  /// Registers `pattern` for `method`; throws std::logic_error when the table does not list
+  /// the route (a programming error caught by every test that starts the Console).
+  void add(const std::string& method, const std::string& pattern, GuardedHandler handler);
+  void add(const std::string& method, const std::string& pattern, PlainHandler handler);
+
+  /// Routes registered so far, as (method, pattern).
+  const std::vector<std::pair<std::string, std::string>>& registered() const { return registered_; }
+
+ private:
+  httplib::Server& server_;
+  const std::vector<auth::RoutePermission>& table_;
+  auth::AuthService* auth_;
+  std::vector<std::pair<std::string, std::string>> registered_;
+};
+
+}  // namespace dc::web
