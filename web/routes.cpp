@@ -12,6 +12,7 @@
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "web/http_errors.h"
+#include "web/http_listener.h"
 #include "web/query_params.h"
 #include "web/render.h"
 
@@ -115,9 +116,31 @@ void installErrorHandlers(httplib::Server& server) {
                              "request body exceeds this listener's limit", "body"});
         break;
       case 400:
-        sendError(res, Error::invalid("bad_request", "", "malformed HTTP request"));
+        // cpp-httplib answers 400 by itself when it cannot parse the request line, or a header
+        // line (which includes one longer than its compiled-in 8192 bytes). The path is only set
+        // once the request line parsed.
+        if (req.path.empty())
+          sendError(res, Error::invalid("bad_request", "request",
+                                        "malformed HTTP request line (expected METHOD "
+                                        "/path HTTP/1.1 with a known method)"));
+        else
+          sendError(res, Error::invalid("invalid_header", "headers",
+                                        "a request header is malformed or longer than 8192 "
+                                        "bytes"));
+        break;
+      case 414:
+        sendError(res,
+                  Error::invalid("uri_too_long", "path",
+                                 "the request line (method, path and query) exceeds 8192 bytes"),
+                  414);
         break;
       default:
+        // Any other status the library produced on its own (e.g. 416 for a bad Range).
+        sendError(res,
+                  Error::invalid("http_error", "",
+                                 "the request could not be served (HTTP " +
+                                     std::to_string(res.status) + ")"),
+                  res.status);
         break;
     }
   });
@@ -147,7 +170,8 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
 
 void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) {
   auto embedRoute = [&server, &service](const char* path, embed::EndpointFormat format) {
-    server.Post(path, [&service, format](const httplib::Request& req, httplib::Response& res) {
+    postBounded(server, path, [&service, format](const httplib::Request& req,
+                                                 httplib::Response& res) {
       embed::EmbedRequest er;
       er.body = req.body;
       er.contentType = req.get_header_value("Content-Type");
@@ -167,7 +191,7 @@ void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) 
                sendEmbed(res, service.listImageEntrypoints(
                                   embed::QueryParams(req.params.begin(), req.params.end())));
              });
-  server.Post("/api/v1/images/entrypoints",
+  postBounded(server, "/api/v1/images/entrypoints",
               [&service](const httplib::Request& req, httplib::Response& res) {
                 sendEmbed(res, service.putImageEntrypoint(req.body));
               });
@@ -305,7 +329,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, dumpJson(settingsJson(inv.settings())));
   });
 
-  server.Post("/api/v1/settings/defender",
+  postBounded(server, "/api/v1/settings/defender",
               [&inv](const httplib::Request& req, httplib::Response& res) {
                 auto s = parseSettings(req.body);
                 if (!s.ok()) return sendError(res, s.error());
@@ -432,7 +456,8 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
   installErrorHandlers(server);
   using Call = Result<json> (heartbeat::DefenderChannel::*)(std::string_view);
   auto route = [&server, &channel](const char* path, Call call) {
-    server.Post(path, [&channel, call](const httplib::Request& req, httplib::Response& res) {
+    postBounded(server, path, [&channel, call](const httplib::Request& req,
+                                               httplib::Response& res) {
       auto reply = (channel.*call)(req.body);
       if (!reply.ok()) return sendError(res, reply.error());
       sendJson(res, dumpJson(*reply));
