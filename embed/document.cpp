@@ -38,6 +38,10 @@ Node Node::string(std::string s) {
   return n;
 }
 
+Node Node::array() {
+  return array(std::vector<Node>());
+}
+
 Node Node::array(std::vector<Node> items) {
   Node n;
   n.kind = Kind::kArray;
@@ -334,6 +338,41 @@ std::string atLine(int line) {
   return "line " + std::to_string(line);
 }
 
+/// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
+/// U+10FFFF). yaml-cpp passes the bytes of a UTF-8 stream through unchecked, and its emitter
+/// replaces what is not UTF-8, so accepted text must be valid to survive a round trip.
+bool validUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
 class YamlBuilder final : public YAML::EventHandler {
  public:
   explicit YamlBuilder(const ParseLimits& limits) : limits_(limits) {}
@@ -364,6 +403,8 @@ class YamlBuilder final : public YAML::EventHandler {
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
+    checkUtf8(mark, tag);
+    checkUtf8(mark, value);
     Node n;
     n.line = mark.line + 1;
     n.text = value;
@@ -388,11 +429,13 @@ class YamlBuilder final : public YAML::EventHandler {
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                        YAML::EmitterStyle::value) override {
+    checkUtf8(mark, tag);
     open(Node::array(), mark, tag, anchor);
   }
   void OnSequenceEnd() override { close(); }
   void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                   YAML::EmitterStyle::value) override {
+    checkUtf8(mark, tag);
     open(Node::object(), mark, tag, anchor);
   }
   void OnMapEnd() override { close(); }
@@ -412,6 +455,11 @@ class YamlBuilder final : public YAML::EventHandler {
     std::unordered_set<std::string> keys;
   };
 
+  void checkUtf8(const YAML::Mark& mark, const std::string& text) {
+    if (!validUtf8(text))
+      fail(Error::invalid("invalid_yaml", "",
+                          atLine(mark.line + 1) + ": text is not valid UTF-8 (YAML is Unicode)"));
+  }
   [[noreturn]] void fail(Error e) {
     error_ = std::move(e);
     throw YamlAbort{};

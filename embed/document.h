@@ -40,12 +40,13 @@ struct Node {
   std::vector<Node> items;      // kArray
   std::vector<Member> members;  // kObject, in document order
 
-  static Node null() { return {}; }
+  static Node null();
   static Node boolean(bool b);
   static Node number(std::string literal);
   /// A string. For YAML output it is quoted when a plain scalar would read as another type.
   static Node string(std::string s);
-  static Node array(std::vector<Node> items = {});
+  static Node array();  // empty
+  static Node array(std::vector<Node> items);
   static Node object();
 
   bool isNull() const { return kind == Kind::kNull; }
@@ -72,6 +73,12 @@ struct Member {
   int line = 0;
 };
 
+// Defined here, where Member is complete: returning a Node needs std::vector<Member>'s
+// destructor (Clang instantiates it eagerly).
+inline Node Node::null() {
+  return {};
+}
+
 /// Limits applied while parsing untrusted input. Defaults fit any real task definition or
 /// template (CloudFormation itself caps templates at 1 MB).
 struct ParseLimits {
@@ -86,7 +93,7 @@ struct ParseLimits {
 Result<Node> parseJson(std::string_view text, const ParseLimits& limits = {});
 
 /// Parses one YAML document with yaml-cpp, keeping tags and quoting. Errors: "empty_input",
-/// "too_large" (413), "invalid_yaml" (message has the line), "duplicate_key", "too_deep",
+/// "too_large" (413), "invalid_yaml" (message has the line; also text that is not valid UTF-8), "duplicate_key", "too_deep",
 /// "multiple_documents", "unsupported_yaml" (non-scalar or tagged mapping keys).
 Result<Node> parseYaml(std::string_view text, const ParseLimits& limits = {});
 

@@ -9,9 +9,10 @@ packages=(
   libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev
   curl
 )
-# Extra packages for the test command (browser tests, load tools).
+# Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang
+# and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq)
+  packages+=(chromium nodejs npm jq clang libclang-rt-14-dev)
 fi
 
 missing=()

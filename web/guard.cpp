@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "web/http_errors.h"
+#include "web/http_listener.h"
 
 namespace dc::web {
 
@@ -69,7 +70,7 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
   if (method == "GET")
     server_.Get(pattern, std::move(wrapped));
   else if (method == "POST")
-    server_.Post(pattern, std::move(wrapped));
+    postBounded(server_, pattern, std::move(wrapped));  // chunked bodies bounded too
   else if (method == "PUT")
     server_.Put(pattern, std::move(wrapped));
   else if (method == "DELETE")

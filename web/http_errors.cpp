@@ -7,9 +7,13 @@
 namespace dc::web {
 
 void sendError(httplib::Response& res, const Error& error) {
+  sendError(res, error, httpStatus(error.kind));
+}
+
+void sendError(httplib::Response& res, const Error& error, int status) {
   nlohmann::json body{{"code", error.code}, {"message", error.message}};
   if (!error.field.empty()) body["field"] = error.field;
-  res.status = httpStatus(error.kind);
+  res.status = status;
   if (res.status == 429 || res.status == 503)
     res.set_header("Retry-After",
                    std::to_string(error.retryAfterSeconds > 0 ? error.retryAfterSeconds : 5));

@@ -12,6 +12,9 @@ namespace dc::web {
 
 /// Fills `res` with the error as JSON and its status. 429 and 503 carry `Retry-After`.
 void sendError(httplib::Response& res, const Error& error);
+/// The same with an explicit status, for protocol-level answers that have no ErrorKind of their
+/// own (411, 414, 431).
+void sendError(httplib::Response& res, const Error& error, int status);
 
 /// Sends `body` (already JSON text) with status 200 unless told otherwise.
 void sendJson(httplib::Response& res, const std::string& body, int status = 200);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -23,12 +24,21 @@ namespace dc::web {
 namespace {
 
 // cpp-httplib 0.11 compiles its listen backlog in (5); Linux lets a second listen() on the
-// bound socket raise it, which is what this subclass does after binding.
-// Works the same for plain HTTP (httplib::Server) and HTTPS (httplib::SSLServer).
+// bound socket raise it, which is what this subclass does after binding. It also carries the
+// body limit for postBounded(). Works the same for plain HTTP (httplib::Server) and HTTPS
+// (httplib::SSLServer).
+struct BodyLimited {
+  virtual ~BodyLimited() = default;
+  size_t maxBodyBytes = 0;
+};
+
 template <typename Base>
-class Server final : public Base {
+class Server final : public Base, public BodyLimited {
  public:
-  using Base::Base;
+  template <typename... Args>
+  explicit Server(size_t maxBody, Args&&... args) : Base(std::forward<Args>(args)...) {
+    maxBodyBytes = maxBody;
+  }
   void raiseBacklog(int backlog) {
     const auto sock = this->svr_sock_.load();
     if (sock != INVALID_SOCKET) ::listen(sock, backlog);
@@ -117,18 +127,96 @@ class BoundedPool final : public httplib::TaskQueue {
 std::unique_ptr<httplib::Server> makeServer(const ListenerOptions& o,
                                             std::function<void(int)>& raiseBacklog) {
   if (o.tlsCertFile.empty()) {
-    auto s = std::make_unique<Server<httplib::Server>>();
+    auto s = std::make_unique<Server<httplib::Server>>(o.maxBodyBytes);
     raiseBacklog = [p = s.get()](int b) { p->raiseBacklog(b); };
     return s;
   }
   auto s = std::make_unique<Server<httplib::SSLServer>>(
-      o.tlsCertFile.c_str(), o.tlsKeyFile.c_str(),
+      o.maxBodyBytes, o.tlsCertFile.c_str(), o.tlsKeyFile.c_str(),
       o.clientCaFile.empty() ? nullptr : o.clientCaFile.c_str());
   raiseBacklog = [p = s.get()](int b) { p->raiseBacklog(b); };
   return s;
 }
 
+Error bodyTooLarge(size_t limit) {
+  return Error{ErrorKind::kTooLarge, "body_too_large",
+               "request body exceeds this listener's limit of " + std::to_string(limit) + " bytes",
+               "body"};
+}
+
+bool isChunked(const httplib::Request& req) {
+  // Transfer-Encoding is a list; chunked, when present, is last (RFC 9112 §6.1).
+  std::string te = req.get_header_value("Transfer-Encoding");
+  for (auto& c : te) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return te.find("chunked") != std::string::npos;
+}
+
+/// Refusals that need only the request head: header count and size, missing body framing.
+bool refuseHead(const httplib::Request& req, httplib::Response& res, const ListenerOptions& o) {
+  if (req.headers.size() > o.maxHeaderCount) {
+    sendError(res,
+              Error::invalid("too_many_headers", "headers",
+                             "the request has " + std::to_string(req.headers.size()) +
+                                 " headers; at most " + std::to_string(o.maxHeaderCount)),
+              431);
+    return true;
+  }
+  size_t bytes = 0;
+  for (const auto& [name, value] : req.headers) bytes += name.size() + value.size() + 4;
+  if (bytes > o.maxHeaderBytes) {
+    sendError(res,
+              Error::invalid("headers_too_large", "headers",
+                             "the request headers take " + std::to_string(bytes) +
+                                 " bytes; at most " + std::to_string(o.maxHeaderBytes)),
+              431);
+    return true;
+  }
+  if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+      !req.has_header("Content-Length") && !isChunked(req)) {
+    sendError(res,
+              Error::invalid("length_required", "Content-Length",
+                             "a " + req.method +
+                                 " request needs Content-Length (or chunked transfer encoding)"),
+              411);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+void postBounded(httplib::Server& server, const std::string& pattern, PostHandler handler) {
+  const auto* own = dynamic_cast<const BodyLimited*>(&server);
+  const size_t limit = own ? own->maxBodyBytes : ListenerOptions{}.maxBodyBytes;
+  server.Post(pattern, [limit, handler = std::move(handler)](const httplib::Request& req,
+                                                             httplib::Response& res,
+                                                             const httplib::ContentReader& read) {
+    std::string body;
+    bool tooLarge = false;
+    // Past the limit nothing more is buffered, but the rest is still read and dropped: the
+    // library offers a handler no way to close the connection, and stopping mid-body would
+    // leave the remaining bytes to be parsed as further requests on this connection.
+    const bool complete = read([&](const char* data, size_t n) {
+      if (tooLarge || n > limit - body.size()) {
+        tooLarge = true;
+        body.clear();
+        body.shrink_to_fit();
+        return true;
+      }
+      body.append(data, n);
+      return true;
+    });
+    // 413 from the library: Content-Length above the limit, refused before reading the body.
+    if (tooLarge || res.status == 413) return sendError(res, bodyTooLarge(limit));
+    if (!complete)
+      return sendError(res, Error::invalid("invalid_body", "body",
+                                           "the request body could not be read: its chunked "
+                                           "encoding is malformed or it ended early"));
+    httplib::Request whole = req;
+    whole.body = std::move(body);
+    handler(whole, res);
+  });
+}
 
 HttpListener::HttpListener(ListenerOptions options)
     : options_(std::move(options)),
@@ -141,28 +229,25 @@ HttpListener::HttpListener(ListenerOptions options)
   };
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(options_.maxBodyBytes);
-  // cpp-httplib 0.11 enforces the payload limit only for Content-Length bodies; a chunked body
-  // of any size reaches the router, so it is refused here before any handler sees it.
-  const size_t limit = options_.maxBodyBytes;
-  server_->set_pre_routing_handler([limit, a = admission_, retry = options_.shedRetryAfter](
-                                       const httplib::Request& req, httplib::Response& res) {
+  // The pre-routing handler runs once the head is read and before any body byte is: the place
+  // for refusals that need only the head, and for shedding. (cpp-httplib 0.11 enforces the
+  // payload limit itself only for Content-Length bodies; chunked bodies are bounded by
+  // postBounded().)
+  server_->set_pre_routing_handler([o = options_, a = admission_](const httplib::Request& req,
+                                                                  httplib::Response& res) {
     if (tShedding) {
       ++a->shed;
       Error e{ErrorKind::kUnavailable,
               "overloaded",
               "the Console is beyond its capacity; retry after the Retry-After delay",
               {}};
-      e.retryAfterSeconds = retry ? retry(req) : 5;
+      e.retryAfterSeconds = o.shedRetryAfter ? o.shedRetryAfter(req) : 5;
       sendError(res, e);
       res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (req.body.size() <= limit) return httplib::Server::HandlerResponse::Unhandled;
-    sendError(res, Error{ErrorKind::kTooLarge, "body_too_large",
-                         "request body exceeds this listener's limit of " + std::to_string(limit) +
-                             " bytes",
-                         "body"});
-    return httplib::Server::HandlerResponse::Handled;
+    return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
+                                   : httplib::Server::HandlerResponse::Unhandled;
   });
   server_->set_keep_alive_max_count(options_.keepAliveMaxRequests);
   server_->set_keep_alive_timeout(options_.keepAliveTimeoutSeconds);

@@ -1,7 +1,21 @@
 // One HTTP listener (cpp-httplib) set up the way the Console needs it: TCP_NODELAY on (without it
-// every small response waits ~40 ms on delayed ACKs), a bounded request body, a thread pool sized
-// on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS (optionally with
-// client certificates) when given a certificate and key.
+// every small response waits ~40 ms on delayed ACKs), bounded request heads and bodies, a thread
+// pool sized on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS (optionally
+// with client certificates) when given a certificate and key.
+//
+// Protocol limits (docs/security.md, "Hostile input"), each answered with a JSON error:
+//  - request line longer than 8192 bytes: 414 uri_too_long (cpp-httplib 0.11 compiles this
+//    limit, CPPHTTPLIB_REQUEST_URI_MAX_LENGTH, into the shared library);
+//  - a header line longer than 8192 bytes (CPPHTTPLIB_HEADER_MAX_LENGTH, also compiled in) or
+//    not parseable: 400 invalid_header; a malformed request line: 400 bad_request;
+//  - more than `maxHeaderCount` headers or `maxHeaderBytes` of them: 431 (checked once the
+//    library has read the head; each line is bounded by the library, their number is not);
+//  - POST/PUT/PATCH without Content-Length or chunked framing: 411 length_required (the library
+//    would otherwise read until the client closes);
+//  - a body above `maxBodyBytes`: 413 body_too_large, never buffered beyond the limit: with
+//    Content-Length the library skips the body; chunked bodies on routes registered with
+//    postBounded() stop being buffered at the limit (the rest is read and dropped so that the
+//    connection stays in step; the answer follows the end of the body).
 #pragma once
 
 #include <functional>
@@ -14,6 +28,7 @@
 namespace httplib {
 class Server;
 struct Request;
+struct Response;
 }  // namespace httplib
 
 namespace dc::web {
@@ -26,6 +41,8 @@ struct ListenerOptions {
   /// connection, so this bounds concurrent connections being served.
   size_t threads = 8;
   size_t maxBodyBytes = 1 << 20;  // larger bodies get 413
+  size_t maxHeaderCount = 100;        // more request headers get 431 too_many_headers
+  size_t maxHeaderBytes = 32 * 1024;  // names + values + 4 per header; more gets 431
   int backlog = 4096;             // pending connections queued by the kernel
   size_t keepAliveMaxRequests = 100000;
   int keepAliveTimeoutSeconds = 30;
@@ -81,5 +98,13 @@ class HttpListener {
   std::thread thread_;
   int port_ = 0;
 };
+
+/// Registers `handler` for POST `pattern`, with the body read under the listener's
+/// `maxBodyBytes` as it arrives, chunked bodies included: once past the limit nothing more is
+/// kept (the rest is read and dropped) and the answer is 413 body_too_large; chunked framing that is malformed or cut short is 400
+/// invalid_body. The handler sees the whole body in `req.body`. For a server not created by an
+/// HttpListener the limit is ListenerOptions{}.maxBodyBytes.
+using PostHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+void postBounded(httplib::Server& server, const std::string& pattern, PostHandler handler);
 
 }  // namespace dc::web

@@ -14,6 +14,7 @@
 #include "inventory/inventory.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
+#include "web/http_listener.h"
 #include "web/query_params.h"
 #include "web/render.h"
 
@@ -128,9 +129,31 @@ void installErrorHandlers(httplib::Server& server) {
                              "request body exceeds this listener's limit", "body"});
         break;
       case 400:
-        sendError(res, Error::invalid("bad_request", "", "malformed HTTP request"));
+        // cpp-httplib answers 400 by itself when it cannot parse the request line, or a header
+        // line (which includes one longer than its compiled-in 8192 bytes). The path is only set
+        // once the request line parsed.
+        if (req.path.empty())
+          sendError(res, Error::invalid("bad_request", "request",
+                                        "malformed HTTP request line (expected METHOD "
+                                        "/path HTTP/1.1 with a known method)"));
+        else
+          sendError(res, Error::invalid("invalid_header", "headers",
+                                        "a request header is malformed or longer than 8192 "
+                                        "bytes"));
+        break;
+      case 414:
+        sendError(res,
+                  Error::invalid("uri_too_long", "path",
+                                 "the request line (method, path and query) exceeds 8192 bytes"),
+                  414);
         break;
       default:
+        // Any other status the library produced on its own (e.g. 416 for a bad Range).
+        sendError(res,
+                  Error::invalid("http_error", "",
+                                 "the request could not be served (HTTP " +
+                                     std::to_string(res.status) + ")"),
+                  res.status);
         break;
     }
   });
