@@ -642,3 +642,31 @@ TEST_CASE("no password, token or credential is written to the logs") {
     CHECK(log.find(s) == std::string::npos);
   }
 }
+
+TEST_CASE("a start that fails creates no admin, so a generated password is never lost") {
+  const std::string dataDir = tempDir("failed-start");
+  const std::string notPem = dataDir + "/not-a-certificate.pem";
+  std::ofstream(notPem) << "not a certificate\n";
+  ManualClock clock{kT0};
+  ConsoleConfig cfg = plainConfig();
+  cfg.plainHttp = false;
+  cfg.adminPassword.clear();
+  cfg.database = dataDir + "/console.db";
+  cfg.dataDir = dataDir;
+  cfg.tlsCert = notPem;
+  cfg.tlsKey = notPem;
+  {
+    ConsoleApp app(cfg, clock, "test");
+    const Status st = app.start(false);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == "tls_invalid");
+    CHECK(app.auth().listUsers().empty());
+    CHECK_FALSE(app.takeGeneratedAdminPassword().has_value());
+  }
+  cfg.tlsCert.clear();
+  cfg.tlsKey.clear();
+  ConsoleApp app(cfg, clock, "test");
+  startOrFail(app);
+  CHECK(app.takeGeneratedAdminPassword().has_value());
+  CHECK(app.auth().listUsers().size() == 1);
+}
