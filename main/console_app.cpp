@@ -110,9 +110,6 @@ Status ConsoleApp::start(bool startScheduler) {
   }
   m.auth = std::make_unique<auth::AuthService>(*m.authStore, m.clock, ao);
   if (auto st = m.auth->start(); !st.ok()) return st;
-  auto generated = m.auth->bootstrapAdmin(c.adminPassword);
-  if (!generated.ok()) return generated.error();
-  m.generatedAdminPassword = std::move(generated).value();
 
   if (!c.plainHttp) {
     if (!c.tlsCert.empty()) {
@@ -213,6 +210,15 @@ Status ConsoleApp::start(bool startScheduler) {
 
   if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
   if (auto p = m.defenderListener->start(); !p.ok()) return p.error();
+
+  // The first admin only once the Console is sure to run: a generated password must not be
+  // stored by a start that then fails (bad certificate, port in use) and is never shown.
+  auto generated = m.auth->bootstrapAdmin(c.adminPassword);
+  if (!generated.ok()) {
+    stop();
+    return generated.error();
+  }
+  m.generatedAdminPassword = std::move(generated).value();
 
   if (startScheduler) {
     m.scheduler = std::make_unique<cleanup::SweepScheduler>(*m.sweeper, m.clock, c.sweepInterval);
