@@ -2,6 +2,7 @@
 // then passed by value. No globals.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct ConsoleConfig {
   Millis heartbeatInterval = Seconds(30);  // H
   Millis grace{0};                         // G; 0 = 3 × H
   Millis flushInterval = Millis(1000);
+  /// The flusher notices a pause of the Console (stalled storage, a paused process) longer than
+  /// this. Unset = max(2 s, 5 × flushInterval); 0 = off (tests on a manual clock).
+  std::optional<Millis> pauseThreshold;
   Millis sweepInterval = Seconds(60);
   size_t consoleThreads = 16;
   size_t defenderThreads = 64;

@@ -79,7 +79,7 @@ Status ConsoleApp::start(bool startScheduler) {
   io.flushInterval = c.flushInterval;
   // A loop that should run every flush interval and did not for this long means the Console
   // itself was stalled or paused.
-  io.pauseThreshold = std::max<Millis>(Seconds(2), 5 * c.flushInterval);
+  io.pauseThreshold = c.pauseThreshold.value_or(std::max<Millis>(Seconds(2), 5 * c.flushInterval));
   m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
   if (auto st = m.inventory->start(); !st.ok()) return st;
 
