@@ -100,16 +100,39 @@ struct RunningConsole {
     c.uiDir = "/nonexistent";
     c.flushInterval = Millis(50);
     c.defenderMaxBodyBytes = 64 * 1024;
+    c.plainHttp = true;
+    c.adminPassword = "hostile-admin-password";
+    c.passwordIterations = 1000;
     return c;
   }
 
   RunningConsole() : app(config(), clock, "test") {
     const Status st = app.start(/*startScheduler=*/false);
     if (!st.ok()) FAIL("Console did not start: " << st.error().message);
+    // Credentials, so that what is tested is the request's shape, not its authentication.
+    httplib::Client api("127.0.0.1", app.consolePort());
+    auto r =
+        api.Post("/api/v1/authenticate",
+                 R"({"username":"admin","password":"hostile-admin-password"})", "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    adminToken = json::parse(r->body).at("token").get<std::string>();
+    auto credential = app.auth().issueCredential("", "hostile_http_test");
+    REQUIRE(credential.ok());
+    defenderCredential = credential->secret;
+  }
+
+  std::string adminToken;
+  std::string defenderCredential;
+  /// "Host" plus an Authorization header line for a raw request to the Console API / channel.
+  std::string apiHead() const { return "Host: x\r\nAuthorization: Bearer " + adminToken + "\r\n"; }
+  std::string channelHead() const {
+    return "Host: x\r\nAuthorization: Bearer " + defenderCredential + "\r\n";
   }
 
   long long inventoryCount() {
     httplib::Client c("127.0.0.1", app.consolePort());
+    c.set_bearer_token_auth(adminToken.c_str());
     auto r = c.Get("/api/v1/defenders");
     REQUIRE(r);
     REQUIRE(r->status == 200);
@@ -146,6 +169,7 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
   const int channel = c.app.defenderPort();
   {
     httplib::Client ch("127.0.0.1", channel);
+    ch.set_bearer_token_auth(c.defenderCredential.c_str());
     auto r = ch.Post("/api/v1/defender/heartbeat", heartbeatBody("node-1"), "application/json");
     REQUIRE(r);
     REQUIRE(r->status == 200);
@@ -153,14 +177,14 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
   REQUIRE(c.inventoryCount() == 1);
 
   const std::string big(9000, 'a');
-  const std::string oversizeJson = R"({"hostname":"node-2","type":"docker","version":")" +
-                                   std::string(100 * 1024, 'v') + "\"}";
+  const std::string oversizeJson =
+      R"({"hostname":"node-2","type":"docker","version":")" + std::string(100 * 1024, 'v') + "\"}";
 
   SECTION("request line above 8192 bytes: 414 uri_too_long, on both listeners") {
     for (int port : {console, channel})
-      checkJsonError(sendRaw(port, "GET /api/v1/defenders?search=" + big +
-                                        " HTTP/1.1\r\nHost: x\r\n\r\n"),
-                     414, "uri_too_long");
+      checkJsonError(
+          sendRaw(port, "GET /api/v1/defenders?search=" + big + " HTTP/1.1\r\nHost: x\r\n\r\n"),
+          414, "uri_too_long");
   }
   SECTION("a header line above 8192 bytes: 400 invalid_header") {
     for (int port : {console, channel})
@@ -176,18 +200,19 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
   }
   SECTION("more than 32 KiB of headers: 431 headers_too_large") {
     std::string req = "GET /api/v1/defenders HTTP/1.1\r\nHost: x\r\n";
-    for (int i = 0; i < 10; ++i) req += "X-H" + std::to_string(i) + ": " + std::string(4000, 'h') + "\r\n";
+    for (int i = 0; i < 10; ++i)
+      req += "X-H" + std::to_string(i) + ": " + std::string(4000, 'h') + "\r\n";
     checkJsonError(sendRaw(console, req + "\r\n"), 431, "headers_too_large");
   }
   SECTION("a Content-Length body above the limit: 413 body_too_large") {
-    checkJsonError(sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
-                                     "Content-Type: application/json\r\nContent-Length: " +
-                                         std::to_string(oversizeJson.size()) + "\r\n\r\n" +
-                                         oversizeJson),
-                   413, "body_too_large");
+    checkJsonError(
+        sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
+                             "Content-Type: application/json\r\nContent-Length: " +
+                             std::to_string(oversizeJson.size()) + "\r\n\r\n" + oversizeJson),
+        413, "body_too_large");
   }
   SECTION("a chunked body above the limit: 413 body_too_large, never handled") {
-    std::string req = "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
+    std::string req = "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
                       "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (size_t at = 0; at < oversizeJson.size(); at += 4096) {
       const std::string piece = oversizeJson.substr(at, 4096);
@@ -202,9 +227,10 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
     const std::string body = heartbeatBody("node-2");
     char size[16];
     std::snprintf(size, sizeof size, "%zx", body.size());
-    auto r = sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
-                               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                                   std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+    auto r = sendRaw(channel,
+                     "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
+                         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                         std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
     REQUIRE(r);
     INFO(r->body);
     CHECK(r->status == 200);
@@ -212,38 +238,42 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
     return;  // the inventory changed on purpose
   }
   SECTION("malformed chunked framing: 400 invalid_body") {
-    checkJsonError(sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"),
-                   400, "invalid_body");
+    checkJsonError(
+        sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
+                             "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"),
+        400, "invalid_body");
   }
   SECTION("POST without Content-Length or chunked framing: 411 length_required") {
-    checkJsonError(sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
-                                     "Content-Type: application/json\r\n\r\n" +
-                                         heartbeatBody("node-3")),
-                   411, "length_required");
+    checkJsonError(
+        sendRaw(channel, "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
+                             "Content-Type: application/json\r\n\r\n" + heartbeatBody("node-3")),
+        411, "length_required");
   }
   SECTION("malformed request lines: 400 bad_request") {
     for (const std::string& line : std::vector<std::string>{
              "GARBAGE\r\n\r\n", "BREW /pot HTTP/1.1\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n",
-          "GET /healthz\r\n\r\n", std::string("GET /\0x HTTP/1.1\r\n\r\n", 20)})
-      for (int port : {console, channel})
-        checkJsonError(sendRaw(port, line), 400, "bad_request");
+             "GET /healthz\r\n\r\n", std::string("GET /\0x HTTP/1.1\r\n\r\n", 20)})
+      for (int port : {console, channel}) checkJsonError(sendRaw(port, line), 400, "bad_request");
   }
   SECTION("non-UTF-8 and NUL in the query: 400 naming the parameter") {
-    checkJsonError(sendRaw(console, "GET /api/v1/defenders?search=%00 HTTP/1.1\r\nHost: x\r\n\r\n"),
-                   400, "invalid_parameter");
     checkJsonError(
-        sendRaw(console, "GET /api/v1/defenders?hostname=a%00b HTTP/1.1\r\nHost: x\r\n\r\n"), 400,
-        "invalid_parameter");
+        sendRaw(console, "GET /api/v1/defenders?search=%00 HTTP/1.1\r\n" + c.apiHead() + "\r\n"),
+        400, "invalid_parameter");
+    checkJsonError(sendRaw(console, "GET /api/v1/defenders?hostname=a%00b HTTP/1.1\r\n" +
+                                        c.apiHead() + "\r\n"),
+                   400, "invalid_parameter");
     // Bytes that are not UTF-8 match nothing; the answer is still JSON (invalid bytes replaced).
-    auto r = sendRaw(console, "GET /api/v1/defenders?search=%FF%FE HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r =
+        sendRaw(console, "GET /api/v1/defenders?search=%FF%FE HTTP/1.1\r\n" + c.apiHead() + "\r\n");
     REQUIRE(r);
     CHECK(r->status == 200);
     CHECK(json::parse(r->body, nullptr, false).is_array());
-    checkJsonError(sendRaw(console, "GET /api/v1/defenders?limit=%FF HTTP/1.1\r\nHost: x\r\n\r\n"),
-                   400, "invalid_parameter");
-    checkJsonError(sendRaw(console, "GET /api/v1/defenders/%FF%00 HTTP/1.1\r\nHost: x\r\n\r\n"),
-                   404, "unknown_defender");
+    checkJsonError(
+        sendRaw(console, "GET /api/v1/defenders?limit=%FF HTTP/1.1\r\n" + c.apiHead() + "\r\n"),
+        400, "invalid_parameter");
+    checkJsonError(
+        sendRaw(console, "GET /api/v1/defenders/%FF%00 HTTP/1.1\r\n" + c.apiHead() + "\r\n"), 404,
+        "unknown_defender");
   }
   SECTION("an unknown route: 404 not_found") {
     checkJsonError(sendRaw(channel, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), 404, "not_found");

@@ -44,6 +44,7 @@ namespace {
 const std::string kAppId = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
 constexpr int kFlushMs = 200;
 constexpr int kWriteAllowanceMs = 2000;
+const char* const kAdminPassword = "crash-test-admin-password";
 
 int envInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -66,6 +67,7 @@ httplib::Headers extraHeaders() {
 /// One child Console on `dataDir`, ports reported through --port-file.
 struct Child {
   pid_t pid = -1;
+  int consolePort = 0;
   int defenderPort = 0;
 
   void start(const fs::path& dataDir) {
@@ -79,9 +81,12 @@ struct Child {
       const std::string log = (dataDir / "console.log").string();
       FILE* f = std::freopen(log.c_str(), "a", stdout);
       if (f) (void)dup2(fileno(stdout), STDERR_FILENO);
+      // Plain HTTP with a known admin (created on the first start) keeps the load cheap.
+      setenv("DC_ADMIN_PASSWORD", kAdminPassword, 1);
       execl(DC_CONSOLE_BIN, DC_CONSOLE_BIN, "--data-dir", dir.c_str(), "--console-port", "0",
             "--defender-port", "0", "--port-file", pf.c_str(), "--flush-interval-ms", flush.c_str(),
-            "--log-level", "warn", static_cast<char*>(nullptr));
+            "--log-level", "warn", "--plain-http", "--password-iterations", "1000",
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 3000 && !fs::exists(portFile); ++i) {
@@ -93,8 +98,12 @@ struct Child {
     std::ifstream in(portFile);
     std::string line;
     while (std::getline(in, line))
-      if (line.rfind("defender=", 0) == 0) defenderPort = std::stoi(line.substr(9));
+      if (line.rfind("defender=", 0) == 0)
+        defenderPort = std::stoi(line.substr(9));
+      else if (line.rfind("console=", 0) == 0)
+        consolePort = std::stoi(line.substr(8));
     REQUIRE(defenderPort > 0);
+    REQUIRE(consolePort > 0);
   }
 
   void kill9() {
@@ -123,9 +132,10 @@ json heartbeatBody(const std::string& host) {
 }
 
 /// Sends until `stop`: new registrations, refreshes of known Defenders and observation batches.
-void load(int port, int thread, int cycle, std::atomic<bool>& stop, Acknowledged& acked,
-          std::atomic<long long>& seq) {
+void load(int port, const std::string& credential, int thread, int cycle, std::atomic<bool>& stop,
+          Acknowledged& acked, std::atomic<long long>& seq) {
   httplib::Client client("127.0.0.1", port);
+  client.set_bearer_token_auth(credential.c_str());
   client.set_connection_timeout(1, 0);
   client.set_read_timeout(15, 0);
   client.set_default_headers(extraHeaders());
@@ -241,15 +251,26 @@ TEST_CASE("crash safety: SIGKILL under load loses nothing acknowledged") {
   Acknowledged acked;
   std::atomic<long long> seq{0};
   long long maxLagMs = 0;
+  std::string credential;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     INFO("seed " << seed << ", cycle " << cycle << ", log " << (dataDir / "console.log"));
     Child child;
     child.start(dataDir);
+    if (credential.empty()) {
+      // A Console-wide enrolment credential, issued once; it is stored, so it survives kills.
+      httplib::Client api("127.0.0.1", child.consolePort);
+      api.set_basic_auth("admin", kAdminPassword);
+      auto r = api.Post("/api/v1/credentials", R"({"scope":"enrolment","description":"crash"})",
+                        "application/json");
+      REQUIRE(r);
+      REQUIRE(r->status == 201);
+      credential = json::parse(r->body).at("credential").get<std::string>();
+    }
     std::atomic<bool> stop{false};
     std::vector<std::thread> threads;
     for (int t = 0; t < 3; ++t)
-      threads.emplace_back(load, child.defenderPort, t, cycle, std::ref(stop), std::ref(acked),
-                           std::ref(seq));
+      threads.emplace_back(load, child.defenderPort, std::cref(credential), t, cycle,
+                           std::ref(stop), std::ref(acked), std::ref(seq));
     std::this_thread::sleep_for(Millis(150 + rng() % 1350));  // the random moment
     child.kill9();
     stop = true;

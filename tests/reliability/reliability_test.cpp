@@ -434,6 +434,8 @@ int rawConnect(int port) {
   return fd;
 }
 
+const char* const kAdminPassword = "reliability-admin-password";
+
 ConsoleConfig smallConsole(const std::string& dataDir) {
   ConsoleConfig c;
   c.dataDir = dataDir;
@@ -441,6 +443,25 @@ ConsoleConfig smallConsole(const std::string& dataDir) {
   c.uiDir = "/nonexistent";
   c.flushInterval = Millis(50);
   c.pauseThreshold = Millis(0);  // the manual clock jumps; a slow machine must not look paused
+  c.plainHttp = true;
+  c.adminPassword = kAdminPassword;
+  c.passwordIterations = 1000;
+  return c;
+}
+
+/// A client of the Console API, signed in as the admin.
+std::unique_ptr<httplib::Client> apiClient(ConsoleApp& app) {
+  auto c = std::make_unique<httplib::Client>("127.0.0.1", app.consolePort());
+  c->set_basic_auth("admin", kAdminPassword);
+  return c;
+}
+
+/// A client of the defender channel with a Console-wide enrolment credential.
+std::unique_ptr<httplib::Client> channelClient(ConsoleApp& app) {
+  auto credential = app.auth().issueCredential("", "reliability_test");
+  REQUIRE(credential.ok());
+  auto c = std::make_unique<httplib::Client>("127.0.0.1", app.defenderPort());
+  c->set_bearer_token_auth(credential->secret.c_str());
   return c;
 }
 
@@ -456,7 +477,8 @@ TEST_CASE(
   ConsoleApp app(c, clock, "test");
   REQUIRE(app.start(false).ok());
   // An idle connection holds the only worker; a second one fills the queue.
-  httplib::Client api("127.0.0.1", app.consolePort());
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
   auto awaitMetric = [&](const std::string& line) {
     // accept() runs on the listener's thread: wait until it has handed the connection on.
     for (int i = 0; i < 5000 && api.Get("/metrics")->body.find(line) == std::string::npos; ++i)
@@ -470,7 +492,8 @@ TEST_CASE(
 
   std::set<std::string> delays;
   for (int i = 0; i < 30; ++i) {
-    httplib::Client channel("127.0.0.1", app.defenderPort());
+    auto channel_ = channelClient(app);
+    httplib::Client& channel = *channel_;
     const json body{
         {"hostname", "task-" + std::to_string(i)}, {"type", "fargate"}, {"appID", kAppId}};
     auto r = channel.Post("/api/v1/defender/heartbeat", body.dump(), "application/json");
@@ -490,7 +513,8 @@ TEST_CASE(
   CHECK(app.inventory().metrics().defenders == 0);  // nothing queued without bound, nothing kept
   ::close(holder);
   ::close(queued);
-  httplib::Client channel("127.0.0.1", app.defenderPort());
+  auto channel_ = channelClient(app);
+  httplib::Client& channel = *channel_;
   const json body{{"hostname", "task-0"}, {"type", "fargate"}, {"appID", kAppId}};
   int status = 0;
   for (int i = 0; i < 200 && status != 200; ++i) {  // the worker frees when those close
@@ -511,10 +535,12 @@ TEST_CASE("reconnect storm after a restart: every Defender absorbed, no errors, 
   ManualClock clock{kT0};
   auto send = [&](ConsoleApp& app, int threads, bool expectRegistered) {
     std::atomic<int> errors{0}, registered{0};
+    std::vector<std::unique_ptr<httplib::Client>> clients;
+    for (int t = 0; t < threads; ++t) clients.push_back(channelClient(app));
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
-        httplib::Client ch("127.0.0.1", app.defenderPort());
+        httplib::Client& ch = *clients[t];
         ch.set_keep_alive(true);
         ch.set_tcp_nodelay(true);  // else each request waits on a delayed ACK (Nagle)
         for (int i = t; i < defenders; i += threads) {
@@ -545,7 +571,8 @@ TEST_CASE("reconnect storm after a restart: every Defender absorbed, no errors, 
   send(app, 16, false);  // the whole fleet at once: refreshes, not registrations
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   WARN("reconnect storm: " << defenders << " Defenders in " << took.count() << " ms");
-  httplib::Client api("127.0.0.1", app.consolePort());
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
   auto r = api.Get("/api/v1/defenders?limit=1");
   REQUIRE(r);
   CHECK(std::stoi(r->get_header_value("Total-Count")) == defenders);  // one row per hostname
@@ -561,8 +588,10 @@ TEST_CASE("HTTP: eviction status and operator resume") {
   c.outageMinFleet = 4;
   ConsoleApp app(c, clock, "test");
   REQUIRE(app.start(false).ok());
-  httplib::Client ch("127.0.0.1", app.defenderPort());
-  httplib::Client api("127.0.0.1", app.consolePort());
+  auto ch_ = channelClient(app);
+  httplib::Client& ch = *ch_;
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
   for (int i = 0; i < 4; ++i)
     REQUIRE(
         ch.Post("/api/v1/defender/heartbeat",
