@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/service.h"
 #include "main/console_app.h"
 
 using namespace dc;

@@ -20,6 +20,7 @@
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
+#include "auth/service.h"
 #include "main/console_app.h"
 #include "support/faulty_store.h"
 
