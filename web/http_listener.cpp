@@ -123,11 +123,11 @@ HttpListener::HttpListener(ListenerOptions options)
   // The pre-routing handler runs once the head is read and before any body byte is: the place
   // for refusals that need only the head. (cpp-httplib 0.11 enforces the payload limit itself
   // only for Content-Length bodies; chunked bodies are bounded by postBounded().)
-  server_->set_pre_routing_handler([o = options_](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
-                                   : httplib::Server::HandlerResponse::Unhandled;
-  });
+  server_->set_pre_routing_handler(
+      [o = options_](const httplib::Request& req, httplib::Response& res) {
+        return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
+                                       : httplib::Server::HandlerResponse::Unhandled;
+      });
   server_->set_keep_alive_max_count(options_.keepAliveMaxRequests);
   server_->set_keep_alive_timeout(options_.keepAliveTimeoutSeconds);
   server_->set_read_timeout(options_.readTimeoutSeconds, 0);

@@ -137,9 +137,9 @@ void installErrorHandlers(httplib::Server& server) {
       default:
         // Any other status the library produced on its own (e.g. 416 for a bad Range).
         sendError(res,
-                  Error::invalid("http_error", "",
-                                 "the request could not be served (HTTP " +
-                                     std::to_string(res.status) + ")"),
+                  Error::invalid(
+                      "http_error", "",
+                      "the request could not be served (HTTP " + std::to_string(res.status) + ")"),
                   res.status);
         break;
     }
@@ -170,15 +170,15 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
 
 void registerEmbedRoutes(httplib::Server& server, embed::EmbedService& service) {
   auto embedRoute = [&server, &service](const char* path, embed::EndpointFormat format) {
-    postBounded(server, path, [&service, format](const httplib::Request& req,
-                                                 httplib::Response& res) {
-      embed::EmbedRequest er;
-      er.body = req.body;
-      er.contentType = req.get_header_value("Content-Type");
-      er.query = embed::QueryParams(req.params.begin(), req.params.end());
-      er.format = format;
-      sendEmbed(res, service.embed(er));
-    });
+    postBounded(server, path,
+                [&service, format](const httplib::Request& req, httplib::Response& res) {
+                  embed::EmbedRequest er;
+                  er.body = req.body;
+                  er.contentType = req.get_header_value("Content-Type");
+                  er.query = embed::QueryParams(req.params.begin(), req.params.end());
+                  er.format = format;
+                  sendEmbed(res, service.embed(er));
+                });
   };
   embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
   embedRoute("/api/v1/defenders/fargate.yaml", embed::EndpointFormat::kYaml);
@@ -456,12 +456,12 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
   installErrorHandlers(server);
   using Call = Result<json> (heartbeat::DefenderChannel::*)(std::string_view);
   auto route = [&server, &channel](const char* path, Call call) {
-    postBounded(server, path, [&channel, call](const httplib::Request& req,
-                                               httplib::Response& res) {
-      auto reply = (channel.*call)(req.body);
-      if (!reply.ok()) return sendError(res, reply.error());
-      sendJson(res, dumpJson(*reply));
-    });
+    postBounded(server, path,
+                [&channel, call](const httplib::Request& req, httplib::Response& res) {
+                  auto reply = (channel.*call)(req.body);
+                  if (!reply.ok()) return sendError(res, reply.error());
+                  sendJson(res, dumpJson(*reply));
+                });
   };
   route("/api/v1/defender/heartbeat", &heartbeat::DefenderChannel::heartbeat);
   route("/api/v1/defender/disconnect", &heartbeat::DefenderChannel::disconnect);
