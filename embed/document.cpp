@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/utf8.h"
+
 namespace dc::embed {
 
 // ---------------------------------------------------------------------------------------------
@@ -338,41 +340,6 @@ std::string atLine(int line) {
   return "line " + std::to_string(line);
 }
 
-/// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
-/// U+10FFFF). yaml-cpp passes the bytes of a UTF-8 stream through unchecked, and its emitter
-/// replaces what is not UTF-8, so accepted text must be valid to survive a round trip.
-bool validUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
 class YamlBuilder final : public YAML::EventHandler {
  public:
   explicit YamlBuilder(const ParseLimits& limits) : limits_(limits) {}
@@ -455,10 +422,18 @@ class YamlBuilder final : public YAML::EventHandler {
     std::unordered_set<std::string> keys;
   };
 
+  // yaml-cpp passes the bytes of a UTF-8 stream through unchecked, and its emitter writes U+FFFD
+  // for what is not UTF-8 and for noncharacters, so accepted text must be neither to survive a
+  // round trip.
   void checkUtf8(const YAML::Mark& mark, const std::string& text) {
-    if (!validUtf8(text))
+    if (!isValidUtf8(text))
       fail(Error::invalid("invalid_yaml", "",
                           atLine(mark.line + 1) + ": text is not valid UTF-8 (YAML is Unicode)"));
+    if (hasNoncharacter(text))
+      fail(Error::invalid("invalid_yaml", "",
+                          atLine(mark.line + 1) +
+                              ": text holds a Unicode noncharacter (U+FFFE, U+FFFF, "
+                              "U+FDD0..U+FDEF, ...), which YAML does not allow"));
   }
   [[noreturn]] void fail(Error e) {
     error_ = std::move(e);

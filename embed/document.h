@@ -93,8 +93,9 @@ struct ParseLimits {
 Result<Node> parseJson(std::string_view text, const ParseLimits& limits = {});
 
 /// Parses one YAML document with yaml-cpp, keeping tags and quoting. Errors: "empty_input",
-/// "too_large" (413), "invalid_yaml" (message has the line; also text that is not valid UTF-8), "duplicate_key", "too_deep",
-/// "multiple_documents", "unsupported_yaml" (non-scalar or tagged mapping keys).
+/// "too_large" (413), "invalid_yaml" (message has the line; also text that is not valid UTF-8),
+/// "duplicate_key", "too_deep", "multiple_documents", "unsupported_yaml" (non-scalar or tagged
+/// mapping keys).
 Result<Node> parseYaml(std::string_view text, const ParseLimits& limits = {});
 
 /// Pretty JSON (2-space indent, key order kept, number literals as written), ending in '\n'.

@@ -45,7 +45,8 @@ TransformDeps deps() {
       return std::optional<ImageConfig>(ImageConfig{{"/docker-entrypoint.sh"}, {"nginx"}});
     if (image.find("busybox") != std::string_view::npos)
       return std::optional<ImageConfig>(ImageConfig{{}, {"sh"}});
-    if (image == "storage-down") return Error{ErrorKind::kUnavailable, "storage_unavailable", "storage down", "image"};
+    if (image == "storage-down")
+      return Error{ErrorKind::kUnavailable, "storage_unavailable", "storage down", "image"};
     return std::optional<ImageConfig>();
   };
   auto n = std::make_shared<int>(0);
@@ -122,8 +123,8 @@ const Node* definitionAt(const Node& doc, const std::string& path) {
   DC_FUZZ_CHECK(path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0);
   const Node* resources = doc.find("Resources");
   DC_FUZZ_CHECK(resources != nullptr);
-  const Node* resource = resources->find(
-      path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
+  const Node* resource =
+      resources->find(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
   DC_FUZZ_CHECK(resource != nullptr);
   return resource->find("Properties");
 }
@@ -134,8 +135,8 @@ void roundTrip(const Node& doc, Format f) {
   // Alias expansion can make the written form larger than any input the parser accepts.
   if (text.size() > ParseLimits{}.maxBytes) return;
   auto again = parse(text, f);
-  if (!again.ok()) std::fprintf(stderr, "re-parse failed: %s\n%s\n", again.error().message.c_str(),
-                                text.c_str());
+  if (!again.ok())
+    std::fprintf(stderr, "re-parse failed: %s\n%s\n", again.error().message.c_str(), text.c_str());
   DC_FUZZ_CHECK(again.ok());
   DC_FUZZ_CHECK(*again == doc);
 }

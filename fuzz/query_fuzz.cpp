@@ -4,8 +4,8 @@
 // RFC 3339 parser (common/time_format), as do the raw bytes.
 //
 // Properties beyond "no crash": an accepted query is within the documented ranges and has no
-// control characters in its text filters; parse → serialise → parse gives the same query;
-// paging agrees with the full parser; refusals are 4xx naming the parameter; an accepted
+// control characters and only UTF-8 in its text filters; parse → serialise → parse gives the same
+// query; paging agrees with the full parser; refusals are 4xx naming the parameter; an accepted
 // timestamp formats back to text that parses to the same instant.
 #include <httplib.h>
 
@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/time_format.h"
+#include "common/utf8.h"
 #include "fuzz/fuzz_check.h"
 #include "web/query_params.h"
 
@@ -40,11 +41,10 @@ web::Params serialise(const DefenderQuery& q) {
 }
 
 bool same(const DefenderQuery& a, const DefenderQuery& b) {
-  return a.offset == b.offset && a.limit == b.limit && a.sort == b.sort &&
-         a.reverse == b.reverse && a.hostname == b.hostname && a.types == b.types &&
-         a.category == b.category && a.connected == b.connected && a.cluster == b.cluster &&
-         a.appId == b.appId && a.image == b.image && a.container == b.container &&
-         a.search == b.search;
+  return a.offset == b.offset && a.limit == b.limit && a.sort == b.sort && a.reverse == b.reverse &&
+         a.hostname == b.hostname && a.types == b.types && a.category == b.category &&
+         a.connected == b.connected && a.cluster == b.cluster && a.appId == b.appId &&
+         a.image == b.image && a.container == b.container && a.search == b.search;
 }
 
 void checkTime(const std::string& text) {
@@ -90,6 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!*text) continue;
     DC_FUZZ_CHECK(!(*text)->empty());
     for (unsigned char c : **text) DC_FUZZ_CHECK(c >= 0x20 && c != 0x7f);
+    DC_FUZZ_CHECK(isValidUtf8(**text));
   }
 
   auto again = web::parseDefenderQuery(serialise(*q));

@@ -2,8 +2,9 @@
 // and every regression input run in each ordinary (g++, ASan) test run.
 //
 // Usage: <target>_replay PATH...   (files, or directories whose regular files are read in name
-// order; names starting with '.' are skipped). Exit status 0 when every input ran; a failed property aborts the process. At least one
-// input is required, so that a missing corpus cannot pass silently.
+// order; names starting with '.' are skipped). Exit status 0 when every input ran; a failed
+// property aborts the process. At least one input is required, so that a missing corpus cannot pass
+// silently.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -40,10 +40,10 @@ struct ListenerOptions {
   /// Worker threads. cpp-httplib serves one connection per worker for the life of a keep-alive
   /// connection, so this bounds concurrent connections being served.
   size_t threads = 8;
-  size_t maxBodyBytes = 1 << 20;  // larger bodies get 413
+  size_t maxBodyBytes = 1 << 20;      // larger bodies get 413
   size_t maxHeaderCount = 100;        // more request headers get 431 too_many_headers
   size_t maxHeaderBytes = 32 * 1024;  // names + values + 4 per header; more gets 431
-  int backlog = 4096;             // pending connections queued by the kernel
+  int backlog = 4096;                 // pending connections queued by the kernel
   size_t keepAliveMaxRequests = 100000;
   int keepAliveTimeoutSeconds = 30;
   int readTimeoutSeconds = 10;
@@ -101,9 +101,9 @@ class HttpListener {
 
 /// Registers `handler` for POST `pattern`, with the body read under the listener's
 /// `maxBodyBytes` as it arrives, chunked bodies included: once past the limit nothing more is
-/// kept (the rest is read and dropped) and the answer is 413 body_too_large; chunked framing that is malformed or cut short is 400
-/// invalid_body. The handler sees the whole body in `req.body`. For a server not created by an
-/// HttpListener the limit is ListenerOptions{}.maxBodyBytes.
+/// kept (the rest is read and dropped) and the answer is 413 body_too_large; chunked framing that
+/// is malformed or cut short is 400 invalid_body. The handler sees the whole body in `req.body`.
+/// For a server not created by an HttpListener the limit is ListenerOptions{}.maxBodyBytes.
 using PostHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
 void postBounded(httplib::Server& server, const std::string& pattern, PostHandler handler);
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/utf8.h"
+
 namespace dc::web {
 
 using inventory::DefenderQuery;
@@ -99,12 +101,14 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   q.cluster = textParam(params, "cluster");
   q.appId = textParam(params, "appID");
   q.search = textParam(params, "search");
-  // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early.
+  // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early;
+  // bytes that are not UTF-8 match nothing either (stored text is UTF-8 JSON).
   for (auto [name, value] : {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
                              std::pair{"appID", &q.appId}, std::pair{"search", &q.search}}) {
     if (!*value) continue;
     for (unsigned char c : **value)
       if (c < 0x20 || c == 0x7f) return badParam(name, "must not contain control characters");
+    if (!isValidUtf8(**value)) return badParam(name, "must be UTF-8 text (percent-encoded bytes)");
   }
   return q;
 }

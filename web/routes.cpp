@@ -150,9 +150,9 @@ void installErrorHandlers(httplib::Server& server) {
       default:
         // Any other status the library produced on its own (e.g. 416 for a bad Range).
         sendError(res,
-                  Error::invalid("http_error", "",
-                                 "the request could not be served (HTTP " +
-                                     std::to_string(res.status) + ")"),
+                  Error::invalid(
+                      "http_error", "",
+                      "the request could not be served (HTTP " + std::to_string(res.status) + ")"),
                   res.status);
         break;
     }

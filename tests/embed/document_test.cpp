@@ -151,3 +151,26 @@ TEST_CASE("YAML errors name the line; limits hold against aliases and nesting",
   std::string deep = "a: " + std::string(100, '[') + std::string(100, ']') + "\n";
   CHECK(parseYaml(deep).error().code == "too_deep");
 }
+
+TEST_CASE("YAML text that is not UTF-8, or holds noncharacters, is refused with its line",
+          "[embed][document]") {
+  // yaml-cpp passes such bytes through and its emitter replaces them, so accepting them would
+  // write back a different document (found by fuzz_embed).
+  for (const std::string text : {"family: ok\nname: bad\xff\n", "family: ok\nname: \xed\xa0\x80\n",
+                                 "family: ok\n\xc0\xaf: x\n"}) {
+    auto r = parseYaml(text);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "invalid_yaml");
+    CHECK_THAT(r.error().message, Catch::Contains("line 2") && Catch::Contains("UTF-8"));
+  }
+  CHECK(parseYaml("family: ok\nname: !t\xfe x\n").error().code == "invalid_yaml");  // in a tag
+  // Noncharacters are valid UTF-8 but not YAML text (the emitter would replace them).
+  auto nonchar = parseYaml("family: ok\nname: a\xef\xbf\xbf\n");
+  REQUIRE_FALSE(nonchar.ok());
+  CHECK(nonchar.error().code == "invalid_yaml");
+  CHECK_THAT(nonchar.error().message, Catch::Contains("line 2") && Catch::Contains("noncharacter"));
+  auto ok = parseYaml("family: caf\xc3\xa9\nname: \xf0\x9f\x9b\xa1\n");
+  REQUIRE(ok.ok());
+  CHECK(ok->find("family")->text == "caf\xc3\xa9");
+  CHECK(*parseYaml(toYaml(*ok)) == *ok);
+}

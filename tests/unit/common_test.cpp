@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/time_format.h"
+#include "common/utf8.h"
 
 using namespace dc;
 using namespace std::chrono;
@@ -37,4 +38,31 @@ TEST_CASE("RFC 3339 parsing accepts a leap second at 23:59 and the year bounds")
   CHECK(parseRfc3339("2016-12-31T23:59:60Z").has_value());
   CHECK(parseRfc3339("0000-01-01T00:00:00Z").has_value());
   CHECK(parseRfc3339("9999-12-31T23:59:59Z").has_value());
+}
+
+TEST_CASE("UTF-8 validation follows RFC 3629") {
+  CHECK(isValidUtf8(""));
+  CHECK(isValidUtf8("plain ascii"));
+  CHECK(isValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\xa1"));  // é € and a 4-byte emoji
+  CHECK(isValidUtf8("\xf4\x8f\xbf\xbf"));                           // U+10FFFF, the last one
+  CHECK_FALSE(isValidUtf8("\xff"));
+  CHECK_FALSE(isValidUtf8("\x80"));              // continuation without a lead byte
+  CHECK_FALSE(isValidUtf8("\xc3"));              // truncated
+  CHECK_FALSE(isValidUtf8("\xe2\x82"));          // truncated
+  CHECK_FALSE(isValidUtf8("\xc0\xaf"));          // overlong '/'
+  CHECK_FALSE(isValidUtf8("\xe0\x80\xaf"));      // overlong '/'
+  CHECK_FALSE(isValidUtf8("\xf0\x80\x80\xaf"));  // overlong '/'
+  CHECK_FALSE(isValidUtf8("\xed\xa0\x80"));      // surrogate U+D800
+  CHECK_FALSE(isValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(isValidUtf8("a\xc3(b"));           // bad continuation
+}
+
+TEST_CASE("Unicode noncharacters are found in UTF-8 text") {
+  CHECK_FALSE(hasNoncharacter("caf\xc3\xa9 \xef\xbf\xbd \xf0\x9f\x9b\xa1"));  // incl. U+FFFD
+  CHECK(hasNoncharacter("a\xef\xbf\xbf"));                                    // U+FFFF
+  CHECK(hasNoncharacter("\xef\xbf\xbe"));                                     // U+FFFE
+  CHECK(hasNoncharacter("\xef\xb7\x90"));                                     // U+FDD0
+  CHECK_FALSE(hasNoncharacter("\xef\xb7\xb0"));                               // U+FDF0
+  CHECK(hasNoncharacter("\xf0\x9f\xbf\xbf"));                                 // U+1FFFF
+  CHECK(hasNoncharacter("\xf4\x8f\xbf\xbe"));                                 // U+10FFFE
 }
