@@ -20,6 +20,7 @@
 #include "auth/permissions.h"
 #include "auth/service.h"
 #include "auth/tls.h"
+#include "heartbeat/channel.h"
 #include "main/console_app.h"
 
 using namespace dc;
@@ -669,4 +670,19 @@ TEST_CASE("a start that fails creates no admin, so a generated password is never
   startOrFail(app);
   CHECK(app.takeGeneratedAdminPassword().has_value());
   CHECK(app.auth().listUsers().size() == 1);
+}
+
+TEST_CASE("scopeAllows: enrolment, exact App ID, and the UUID for intrinsic families") {
+  using heartbeat::scopeAllows;
+  CHECK(scopeAllows("", kAppX));
+  CHECK(scopeAllows("", ""));
+  CHECK(scopeAllows(kAppX, kAppX));
+  CHECK_FALSE(scopeAllows(kAppX, kAppY));
+  CHECK_FALSE(scopeAllows(kAppX, ""));
+  // Same UUID under another literal family: still another App ID.
+  CHECK_FALSE(scopeAllows(kAppX, "other:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f"));
+  // Issued for {"Ref":"Family"}: reported with the family CloudFormation resolved.
+  const std::string intrinsic = R"({"Ref":"Family"}:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f)";
+  CHECK(scopeAllows(intrinsic, "payments:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f"));
+  CHECK_FALSE(scopeAllows(intrinsic, "payments:7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"));
 }
