@@ -5,7 +5,7 @@
 //
 // The database is a real SQLite file (WAL) in a temporary directory. Stale Defenders are
 // written straight through the Store (fast set-up), the Console is then started on it with a
-// manual clock, live Defenders register over HTTP, and heartbeat clients keep them fresh.
+// manual clock, and heartbeat clients keep the live Defenders fresh over HTTP.
 #include <httplib.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cleanup/sweeper.h"
+#include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
 #include "main/console_app.h"
@@ -104,7 +105,9 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const std::string db = dir + "/console.db";
 
-  // 1. Stale Defenders and their observations, written in chunks through the Store.
+  // 1. Stale Defenders and their observations, then the live ones (last seen at kT0, with the
+  //    fields their heartbeats carry, so a heartbeat only refreshes them), written in chunks
+  //    through the Store.
   const auto setupStart = std::chrono::steady_clock::now();
   {
     auto store = inventory::openSqliteStore({db});
@@ -137,6 +140,25 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    for (int base = 0; base < live; base += 10000) {
+      inventory::WriteBatch b;
+      for (int i = base; i < std::min(live, base + 10000); ++i) {
+        auto body = heartbeat::parseJsonObject(heartbeatBody(i), 16);
+        auto report = heartbeat::parseHeartbeat(*body, heartbeat::ChannelLimits{});
+        if (!report.ok()) {
+          std::cerr << report.error().message << '\n';
+          return 1;
+        }
+        inventory::Defender d = std::move(report->defender);
+        d.registeredAt = d.connectedSince = kT0 - 1h;
+        d.lastSeen = d.judgedFrom = kT0;
+        b.upserts.push_back(std::move(d));
+      }
+      if (auto st = (*store)->write(b); !st.ok()) {
+        std::cerr << st.error().message << '\n';
+        return 1;
+      }
+    }
   }
   const double setupSeconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - setupStart).count();
@@ -157,15 +179,6 @@ int main(int argc, char** argv) {
   }
   const double startSeconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - startAt).count();
-  {
-    httplib::Client c("127.0.0.1", console.defenderPort());
-    for (int i = 0; i < live; ++i)
-      if (auto r = c.Post("/api/v1/defender/heartbeat", heartbeatBody(i), "application/json");
-          !r || r->status != 200) {
-        std::cerr << "registration failed\n";
-        return 1;
-      }
-  }
 
   // 3. Baseline heartbeat latency, then the same load during the sweep.
   std::atomic<bool> stop{false};

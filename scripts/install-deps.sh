@@ -11,7 +11,7 @@ packages=(
 )
 # Extra packages for the test command (browser tests, load tools).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq)
+  packages+=(chromium nodejs npm jq wrk bc)
 fi
 
 missing=()
