@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Reduced-size benchmark runs so the harness keeps working; no timing assertions.
+# Reduced-size runs of every benchmark (bench/run.sh b1 … b5) so the harness keeps working; no
+# timing assertions. Fails when a harness step fails (a tool error, a failed request, a Console
+# that does not start).
 # Usage: bench/smoke.sh [build-dir]   (default build/asan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/asan}
-"$build/bench/sweep_bench" --stale 2000 --observations 3 --live 50 --threads 2 --baseline-seconds 1
+cmake --build "$build" --target defender-console dc-bench bare_server sweep_bench >/dev/null
+dir=$(mktemp -d /tmp/dc-bench-smoke.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+export BENCH_DIR=$dir BENCH_PORT=$((20000 + RANDOM % 20000))
+export B1_DEFENDERS=2000 B1_SECONDS=1 B1_CONNECTIONS=4
+export B2_DEFENDERS=1000 B2_SECONDS=3 B2_CONNECTIONS=4
+export B3_DEFENDERS=4000 B3_REQUESTS=3
+export B4_STALE=2000 B4_OBSERVATIONS=3 B4_LIVE=50
+export B5_DEFENDERS=2000
+bench/run.sh --build "$build" machine b1 b2 b3 b4 b5

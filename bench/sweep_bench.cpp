@@ -5,7 +5,7 @@
 //
 // The database is a real SQLite file (WAL) in a temporary directory. Stale Defenders are
 // written straight through the Store (fast set-up), the Console is then started on it with a
-// manual clock, live Defenders register over HTTP, and heartbeat clients keep them fresh.
+// manual clock, and heartbeat clients keep the live Defenders fresh over HTTP.
 #include <httplib.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 
 #include "auth/service.h"
 #include "cleanup/sweeper.h"
+#include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
 #include "main/console_app.h"
@@ -107,7 +108,9 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const std::string db = dir + "/console.db";
 
-  // 1. Stale Defenders and their observations, written in chunks through the Store.
+  // 1. Stale Defenders and their observations, then the live ones (last seen at kT0, with the
+  //    fields their heartbeats carry, so a heartbeat only refreshes them), written in chunks
+  //    through the Store.
   const auto setupStart = std::chrono::steady_clock::now();
   {
     auto store = inventory::openSqliteStore({db});
@@ -134,6 +137,25 @@ int main(int argc, char** argv) {
                                      kT0 - 3h,
                                      kT0 - 3h,
                                      {{"path", "/usr/bin/python3"}, {"pid", 1000 + k}}});
+      }
+      if (auto st = (*store)->write(b); !st.ok()) {
+        std::cerr << st.error().message << '\n';
+        return 1;
+      }
+    }
+    for (int base = 0; base < live; base += 10000) {
+      inventory::WriteBatch b;
+      for (int i = base; i < std::min(live, base + 10000); ++i) {
+        auto body = heartbeat::parseJsonObject(heartbeatBody(i), 16);
+        auto report = heartbeat::parseHeartbeat(*body, heartbeat::ChannelLimits{});
+        if (!report.ok()) {
+          std::cerr << report.error().message << '\n';
+          return 1;
+        }
+        inventory::Defender d = std::move(report->defender);
+        d.registeredAt = d.connectedSince = kT0 - 1h;
+        d.lastSeen = d.judgedFrom = kT0;
+        b.upserts.push_back(std::move(d));
       }
       if (auto st = (*store)->write(b); !st.ok()) {
         std::cerr << st.error().message << '\n';
@@ -173,16 +195,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string credential = issued->secret;
-  {
-    httplib::Client c("127.0.0.1", console.defenderPort());
-    c.set_bearer_token_auth(credential);
-    for (int i = 0; i < live; ++i)
-      if (auto r = c.Post("/api/v1/defender/heartbeat", heartbeatBody(i), "application/json");
-          !r || r->status != 200) {
-        std::cerr << "registration failed\n";
-        return 1;
-      }
-  }
 
   // 3. Baseline heartbeat latency, then the same load during the sweep.
   std::atomic<bool> stop{false};

@@ -62,9 +62,19 @@ Status Inventory::start(bool startFlusher) {
           "now",
           seconds(now - **alive), *changed);
   }
+  // Only the liveness columns: descriptive fields stay in the Store. The fingerprint is left
+  // unknown (0), so each Defender's first heartbeat after a restart writes its whole row once.
   std::unordered_map<std::string, LiveState> loaded;
-  auto st = store_.forEachDefender([&](const Defender& d) {
-    loaded.emplace(hostnameKey(d.hostname), liveStateOf(d));
+  auto st = store_.forEachLiveness([&](const StoredLiveness& l) {
+    LiveState& s = loaded[l.key];
+    s.registeredAt = l.registeredAt;
+    s.lastSeen = l.lastSeen;
+    s.judgedFrom = l.judgedFrom;
+    s.connectedSince = l.connectedSince;
+    s.gracefulAt = l.gracefulDisconnectAt;
+    s.clockSkewMs = l.clockSkewMs;
+    s.type = l.type;
+    s.appId = l.appId;
     return true;
   });
   if (!st.ok()) return st;
@@ -74,6 +84,8 @@ Status Inventory::start(bool startFlusher) {
   {
     std::lock_guard lock(stateMutex_);
     live_ = std::move(loaded);
+    index_.reset(now - options_.liveness.grace);
+    for (const auto& [key, s] : live_) index_.add(key, indexEntry(s));
     settings_ = *settings;
     started_ = true;
     stopping_ = false;
@@ -183,6 +195,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
     }
     auto [it, inserted] = live_.try_emplace(key);
     LiveState& s = it->second;
+    const LiveIndex::Entry before = indexEntry(s);
     if (inserted) {
       outcome = HeartbeatOutcome::kRegistered;
       s.registeredAt = now;
@@ -201,6 +214,10 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
     if (defenderTime) s.clockSkewMs = (*defenderTime - now).count();
     s.type = d.type;
     if (s.appId != d.appId) s.appId = d.appId;
+    if (inserted)
+      index_.add(it->first, indexEntry(s));
+    else
+      index_.update(it->first, before, indexEntry(s));
     applyLiveState(s, d);
 
     auto [pit, fresh] = pending_.try_emplace(key);
@@ -232,10 +249,12 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
     if (failingSince_) return storageFault();
     LiveState& s = it->second;
     if (!s.gracefulAt) {
+      const LiveIndex::Entry before = indexEntry(s);
       // A Defender already timed out keeps its earlier disconnect time.
       s.gracefulAt = now - s.judgedFrom > options_.liveness.grace
                          ? s.judgedFrom + options_.liveness.grace
                          : now;
+      index_.update(it->first, before, indexEntry(s));
       ++metrics_.gracefulDisconnects;
     }
     auto [pit, fresh] = pending_.try_emplace(key);
@@ -406,7 +425,9 @@ size_t Inventory::noteResumed(TimePoint pausedAt) {
     for (auto& [key, s] : live_) {
       if (s.gracefulAt || s.judgedFrom < pausedAt - options_.liveness.grace || s.judgedFrom >= now)
         continue;
+      const LiveIndex::Entry before = indexEntry(s);
       s.judgedFrom = now;
+      index_.update(key, before, indexEntry(s));
       ++judged;
       auto [pit, fresh] = pending_.try_emplace(key);
       if (fresh) {
@@ -487,7 +508,44 @@ std::unique_lock<std::timed_mutex> Inventory::flushBeforeRead() {
   return w;
 }
 
+std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
+  if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
+      q.category || q.cluster || q.appId || q.image || q.container || q.search)
+    return std::nullopt;
+  std::vector<std::string> keys;
+  size_t total = 0;
+  {
+    std::lock_guard lock(stateMutex_);
+    index_.advance(clock_.now() - options_.liveness.grace);
+    keys = index_.page(q.types.front(), *q.connected, q.reverse, static_cast<size_t>(q.offset),
+                       static_cast<size_t>(q.limit), total);
+  }
+  // Descriptive fields from the Store (no flush needed: registrations and reconnections are
+  // durable before their reply, newer descriptive changes are overlaid from pending_ below).
+  auto stored = store_.findDefenders(keys);
+  if (!stored.ok()) return Result<Page<Defender>>(stored.error());
+  std::unordered_map<std::string, Defender*> byKey;
+  for (auto& d : *stored) byKey.emplace(hostnameKey(d.hostname), &d);
+  Page<Defender> page;
+  page.total = static_cast<long long>(total);
+  page.items.reserve(keys.size());
+  std::lock_guard lock(stateMutex_);
+  for (const auto& key : keys) {
+    auto it = live_.find(key);
+    if (it == live_.end()) continue;  // removed since the index was read
+    if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
+      page.items.push_back(p->second.defender);
+    else if (auto d = byKey.find(key); d != byKey.end())
+      page.items.push_back(std::move(*d->second));
+    else
+      continue;  // not stored (its registration could not be written)
+    applyLiveState(it->second, page.items.back());
+  }
+  return Result<Page<Defender>>(std::move(page));
+}
+
 Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
+  if (auto fromIndex = listFromIndex(query)) return std::move(*fromIndex);
   auto writer = flushBeforeRead();
   auto page = store_.listDefenders(query, {clock_.now(), options_.liveness.grace});
   if (!page.ok()) return page;
@@ -502,8 +560,19 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
 }
 
 Result<std::vector<CategorySummary>> Inventory::summary() {
-  auto writer = flushBeforeRead();
-  return store_.summarize({clock_.now(), options_.liveness.grace});
+  // From memory: every Defender in live_ is counted, with the same rule as judge().
+  std::vector<CategorySummary> out;
+  for (auto c :
+       {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})
+    out.push_back({c, 0, 0});
+  const TimePoint cutoff = clock_.now() - options_.liveness.grace;
+  std::lock_guard lock(stateMutex_);
+  for (const auto& info : allTypes()) {
+    auto& row = out[static_cast<size_t>(info.category)];
+    row.deployed += static_cast<long long>(index_.deployed(info.type));
+    row.connected += static_cast<long long>(index_.connected(info.type, cutoff));
+  }
+  return out;
 }
 
 Result<Page<Observation>> Inventory::observations(const std::string& hostname, int offset,
@@ -522,7 +591,10 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   if (auto st = flushLocked(); !st.ok()) return st.error();
   {
     std::lock_guard lock(stateMutex_);
-    if (live_.erase(key) == 0) return unknownDefender(hostname);
+    auto it = live_.find(key);
+    if (it == live_.end()) return unknownDefender(hostname);
+    index_.remove(it->first, indexEntry(it->second));
+    live_.erase(it);
     if (auto p = pending_.find(key); p != pending_.end()) {
       if (p->second.durable) --pendingDurable_;
       pending_.erase(p);
@@ -563,6 +635,7 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
         applyLiveState(it->second, probe);
         const Liveness l = inventory::judge(probe, now, options_.liveness, days);
         if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // heartbeat won
+        index_.remove(it->first, indexEntry(it->second));
         live_.erase(it);
       }
       if (auto p = pending_.find(key); p != pending_.end()) {
@@ -586,7 +659,8 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
       auto d = store_.findDefender(key);
       if (!d.ok() || !d->has_value()) continue;
       std::lock_guard lock(stateMutex_);
-      live_.try_emplace(key, liveStateOf(**d));
+      if (auto [it, fresh] = live_.try_emplace(key, liveStateOf(**d)); fresh)
+        index_.add(it->first, indexEntry(it->second));
     }
     return removed.error();
   }

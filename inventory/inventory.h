@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "inventory/live_index.h"
 #include "inventory/liveness.h"
 #include "inventory/store.h"
 
@@ -125,8 +126,10 @@ class Inventory {
   /// backlog is full.
   Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
 
-  /// Reads see the newest state: list and summary first write what is pending (their filters
-  /// and counts run in the Store), and every row gets the in-memory liveness overlaid.
+  /// Reads see the newest state. summary() and the lists of one type, connected or not, in
+  /// hostname order (no other filter) are answered from the in-memory index, without waiting
+  /// for the writer; other lists first write what is pending (their filters and counts run in
+  /// the Store). Every row gets the in-memory liveness overlaid.
   Result<std::optional<Defender>> find(const std::string& hostname);
   /// The App ID the Defender last reported ("" when none), from memory without a storage read;
   /// nullopt when no such Defender is known. For checking Defender credentials per request.
@@ -188,7 +191,7 @@ class Inventory {
     std::optional<long long> clockSkewMs;
     DefenderType type = DefenderType::kNone;
     std::string appId;              // as last reported; checked against Defender credentials
-    uint64_t fingerprint = 0;       // hash of the descriptive fields last written
+    uint64_t fingerprint = 0;       // hash of the descriptive fields last written; 0: unknown
     double observationTokens = -1;  // < 0: bucket not used yet (full)
     TimePoint observationRefill{};
   };
@@ -201,6 +204,11 @@ class Inventory {
   };
 
   static LiveState liveStateOf(const Defender& d);  // stored row → in-memory state
+  static LiveIndex::Entry indexEntry(const LiveState& s) {
+    return {s.type, s.judgedFrom, s.gracefulAt.has_value()};
+  }
+  /// The list served from index_, or nullopt when the query needs the Store's filters.
+  std::optional<Result<Page<Defender>>> listFromIndex(const DefenderQuery& query);
   void applyLiveState(const LiveState& s, Defender& d) const;
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);
@@ -218,6 +226,7 @@ class Inventory {
   mutable std::mutex stateMutex_;
   std::unordered_map<std::string, LiveState> live_;        // by hostname key
   std::unordered_map<std::string, PendingWrite> pending_;  // by hostname key
+  LiveIndex index_;                                        // ordered views of live_
   std::vector<std::pair<std::string, Observation>> pendingObservations_;
   bool urgent_ = false;
   uint64_t openGeneration_ = 1;       // generation that collects new work

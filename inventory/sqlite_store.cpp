@@ -522,6 +522,22 @@ class SqliteStore final : public Store {
     return std::optional<Defender>();
   }
 
+  Result<std::vector<Defender>> findDefenders(std::span<const std::string> keys) override {
+    std::vector<Defender> out;
+    if (keys.empty()) return out;
+    Reader r(*this);
+    std::string sql = std::string("SELECT ") + kDefenderColumns + " FROM defenders WHERE key IN (";
+    for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ",?";
+    sql += ")";
+    Stmt s(r.db, sql);
+    if (!s.prepared()) return s.error("prepare find");
+    for (size_t i = 0; i < keys.size(); ++i) s.bind(static_cast<int>(i + 1), keys[i]);
+    out.reserve(keys.size());
+    while (s.step()) out.push_back(readDefender(s));
+    if (s.failed()) return s.error("find defenders");
+    return out;
+  }
+
   Result<Page<Defender>> listDefenders(const DefenderQuery& q,
                                        const LivenessCutoff& cutoff) override {
     Where w;
@@ -636,6 +652,29 @@ class SqliteStore final : public Store {
     while (s.step())
       if (!fn(readDefender(s))) break;
     if (s.failed()) return s.error("scan defenders");
+    return Status::success();
+  }
+
+  Status forEachLiveness(const std::function<bool(const StoredLiveness&)>& fn) override {
+    Reader r(*this);
+    Stmt s(r.db,
+           "SELECT key, type, registered_at, last_seen, judged_from, connected_since, graceful_at, "
+           "clock_skew_ms, app_id FROM defenders");
+    if (!s.prepared()) return s.error("prepare liveness scan");
+    StoredLiveness l;
+    while (s.step()) {
+      l.key = s.text(0);
+      l.type = parseType(s.text(1)).value_or(DefenderType::kNone);
+      l.registeredAt = s.time(2);
+      l.lastSeen = s.time(3);
+      l.judgedFrom = s.time(4);
+      l.connectedSince = s.time(5);
+      l.gracefulDisconnectAt = s.optTime(6);
+      l.clockSkewMs = s.isNull(7) ? std::nullopt : std::optional<long long>(s.i64(7));
+      l.appId = s.text(8);
+      if (!fn(l)) break;
+    }
+    if (s.failed()) return s.error("scan liveness");
     return Status::success();
   }
 

@@ -59,6 +59,19 @@ struct WriteBatch {
   }
 };
 
+/// The liveness columns of one stored Defender: what start-up loads into memory.
+struct StoredLiveness {
+  std::string key;  // hostnameKey of the hostname
+  DefenderType type = DefenderType::kNone;
+  TimePoint registeredAt{};
+  TimePoint lastSeen{};
+  TimePoint judgedFrom{};
+  TimePoint connectedSince{};
+  std::optional<TimePoint> gracefulDisconnectAt;
+  std::optional<long long> clockSkewMs;
+  std::string appId;  // as last reported ("" when none): Defender credentials are checked on it
+};
+
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.
 struct LivenessCutoff {
   TimePoint now{};
@@ -97,6 +110,9 @@ class Store {
 
   virtual Result<std::optional<Defender>> findDefender(const std::string& key) = 0;
 
+  /// The stored Defenders among `keys`, in no particular order; missing keys are skipped.
+  virtual Result<std::vector<Defender>> findDefenders(std::span<const std::string> keys) = 0;
+
   /// Filters, sorts (hostname tie-breaker) and pages. `total` counts all matches.
   virtual Result<Page<Defender>> listDefenders(const DefenderQuery& query,
                                                const LivenessCutoff& cutoff) = 0;
@@ -109,8 +125,12 @@ class Store {
                                                           Millis grace, Millis retention,
                                                           size_t limit) = 0;
 
-  /// Streams every stored Defender to `fn` (start-up warm-up). Stops early if `fn` returns false.
+  /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
+
+  /// Streams the liveness columns of every stored Defender to `fn` (start-up warm-up: no
+  /// descriptive fields, no JSON). Stops early if `fn` returns false.
+  virtual Status forEachLiveness(const std::function<bool(const StoredLiveness&)>& fn) = 0;
 
   virtual Result<DefenderSettings> loadSettings() = 0;
   /// The newest `WriteBatch::consoleAlive` written: when the Console was last known running.

@@ -12,7 +12,7 @@ packages=(
 # Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang
 # and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq clang libclang-rt-14-dev)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev)
 fi
 
 missing=()

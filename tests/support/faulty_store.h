@@ -78,6 +78,10 @@ class FaultyStore final : public inventory::Store {
   Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
     return inner_.forEachDefender(fn);
   }
+  Status forEachLiveness(
+      const std::function<bool(const inventory::StoredLiveness&)>& fn) override {
+    return inner_.forEachLiveness(fn);
+  }
   Result<inventory::DefenderSettings> loadSettings() override { return inner_.loadSettings(); }
   Result<std::optional<TimePoint>> loadConsoleAlive() override { return inner_.loadConsoleAlive(); }
   Result<inventory::Page<inventory::Observation>> listObservations(const std::string& key,

@@ -206,3 +206,77 @@ TEST_CASE("inventory: observations are rate-limited per Defender") {
   CHECK(inv.recordObservations("busy", fifteen).ok());
   CHECK(*store->countObservations() == 45);
 }
+
+TEST_CASE(
+    "inventory: one type's connected or disconnected list and the summary come from memory "
+    "and agree with the Store's filters as time passes") {
+  Fixture f;
+  // 60 Fargate Defenders heartbeating at staggered times, 10 daemonsets, 5 graceful stops.
+  for (int i = 0; i < 60; ++i) {
+    REQUIRE(f.inv->recordHeartbeat(reported("f" + std::to_string(100 + i))).ok());
+    f.clock.advance(2s);
+  }
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(
+        f.inv->recordHeartbeat(reported("d" + std::to_string(i), DefenderType::kDaemonset)).ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(f.inv->recordDisconnect("f" + std::to_string(150 + i)).ok());
+  // A Defender that changes type moves to the other type's lists.
+  REQUIRE(f.inv->recordHeartbeat(reported("f159", DefenderType::kDaemonset)).ok());
+
+  auto expectSame = [&](bool connected, bool reverse, int offset) {
+    DefenderQuery q;
+    q.types = {DefenderType::kFargate};
+    q.connected = connected;
+    q.reverse = reverse;
+    q.offset = offset;
+    q.limit = 7;
+    auto fromIndex = f.inv->list(q);
+    REQUIRE(f.inv->flush().ok());
+    auto fromStore = f.store->listDefenders(q, {f.clock.now(), InventoryOptions{}.liveness.grace});
+    REQUIRE(fromIndex.ok());
+    REQUIRE(fromStore.ok());
+    CHECK(fromIndex->total == fromStore->total);
+    std::vector<std::string> a, b;
+    for (const auto& d : fromIndex->items) a.push_back(d.hostname);
+    for (const auto& d : fromStore->items) b.push_back(d.hostname);
+    CHECK(a == b);
+    return fromIndex->total;
+  };
+  auto summaryOf = [&](Category c) {
+    for (const auto& row : *f.inv->summary())
+      if (row.category == c) return row;
+    return CategorySummary{c, -1, -1};
+  };
+
+  // f100+i was seen at 2i s; now is 120 s, so the cutoff (now − 90 s) is 30 s: f115..f158 are
+  // connected except the 5 graceful stops (39), f100..f114 and the graceful ones are not (20).
+  CHECK(expectSame(true, false, 0) == 39);
+  CHECK(expectSame(false, false, 0) == 20);
+  expectSame(true, true, 3);
+  expectSame(false, false, 18);
+  CHECK(summaryOf(Category::kAppEmbedded).deployed == 59);
+  CHECK(summaryOf(Category::kAppEmbedded).connected == 39);
+  CHECK(summaryOf(Category::kContainer).deployed == 11);
+  CHECK(summaryOf(Category::kContainer).connected == 11);
+
+  // 40 s later the cutoff is 70 s: f135..f158 minus the graceful ones stay connected.
+  f.clock.advance(40s);
+  CHECK(expectSame(true, false, 0) == 19);
+  CHECK(expectSame(false, false, 2) == 40);
+  CHECK(summaryOf(Category::kAppEmbedded).connected == 19);
+  expectSame(false, true, 0);
+
+  // A timed-out Defender heartbeats again: connected in the list and the counts at once.
+  REQUIRE(*f.inv->recordHeartbeat(reported("f100")) == HeartbeatOutcome::kReconnected);
+  CHECK(expectSame(true, false, 0) == 20);
+  CHECK(summaryOf(Category::kAppEmbedded).connected == 20);
+
+  // Deletion and a clock that steps back 30 s (cutoff 40 s: f120..f158 minus the graceful
+  // ones, plus f100) keep the index exact.
+  REQUIRE(f.inv->remove("f101", "admin").ok());
+  f.clock.set(f.clock.now() - 30s);
+  CHECK(expectSame(true, false, 0) == 35);
+  CHECK(summaryOf(Category::kAppEmbedded).connected == 35);
+  CHECK(summaryOf(Category::kAppEmbedded).deployed == 58);
+  expectSame(false, false, 0);
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Benchmark drivers; figures and their meaning: docs/benchmarks.md.
+#
+# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5 ...
+#   Build first: cmake --build build/release --target defender-console dc-bench bare_server sweep_bench
+#   Sizes (environment, defaults = the targets of docs/benchmarks.md):
+#     B1_DEFENDERS=1000000 B1_SECONDS=20 B1_CONNECTIONS=64
+#     B2_DEFENDERS=500000  B2_SECONDS=600 B2_CONNECTIONS=64
+#     B3_DEFENDERS=1000000 B3_REQUESTS=200
+#     B4_STALE=100000 B4_OBSERVATIONS=10 B4_LIVE=100000
+#     B5_DEFENDERS=1000000
+#   BENCH_DIR (default /tmp/dc-bench): seeded databases are cached there per size and copied
+#   for each run; BENCH_PORT (default 38180): base of the ports used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build/release
+if [[ ${1:-} == --build ]]; then
+  build=$2
+  shift 2
+fi
+bench_dir=${BENCH_DIR:-/tmp/dc-bench}
+base_port=${BENCH_PORT:-38180}
+console_port=$((base_port + 3))
+defender_port=$((base_port + 4))
+bare_port=$((base_port + 10))
+mkdir -p "$bench_dir"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# seeded NAME N [seed options…]: prints the path of a cached seeded database (creating it once).
+seeded() {
+  local name=$1 n=$2
+  shift 2
+  local dir="$bench_dir/seed-$name-$n"
+  if [[ ! -f $dir/done ]]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    "$build/bench/dc-bench" seed --db "$dir/console.db" --defenders "$n" "$@" >&2
+    touch "$dir/done"
+  fi
+  echo "$dir"
+}
+
+# work_copy SEED_DIR: a fresh data dir holding a copy of the seeded database.
+work_copy() {
+  local work="$bench_dir/work"
+  rm -rf "$work"
+  mkdir -p "$work"
+  cp "$1"/console.db* "$work/"
+  echo "$work"
+}
+
+# start_console DATA_DIR [options…]: starts the Console, waits until /readyz answers 200,
+# sets console_pid and ready_seconds (launch to ready).
+start_console() {
+  local dir=$1
+  shift
+  local t0
+  t0=$(date +%s.%N)
+  "$build/main/defender-console" --data-dir "$dir" --host 127.0.0.1 \
+    --console-port "$console_port" --defender-port "$defender_port" --log-level warn "$@" &
+  console_pid=$!
+  pids+=("$console_pid")
+  for _ in $(seq 1 60000); do
+    if curl -fs -o /dev/null "http://127.0.0.1:$console_port/readyz"; then
+      ready_seconds=$(echo "$(date +%s.%N) - $t0" | bc)
+      return 0
+    fi
+    kill -0 "$console_pid" 2>/dev/null || { echo "Console exited during start" >&2; return 1; }
+    sleep 0.01
+  done
+  echo "Console not ready" >&2
+  return 1
+}
+
+stop_console() {
+  kill "$console_pid"
+  wait "$console_pid" || true
+}
+
+metric() {  # metric NAME: value from /metrics
+  curl -fs "http://127.0.0.1:$console_port/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+rss_mib() {  # rss_mib PID FIELD (VmRSS or VmHWM)
+  awk -v f="$2:" '$1 == f { printf "%.0f\n", $2 / 1024 }' "/proc/$1/status"
+}
+
+wrk_rate() {  # wrk_rate URL: runs wrk with bench/heartbeat.lua, prints its output
+  DC_DEFENDERS=$B1_DEFENDERS wrk -t2 -c"$B1_CONNECTIONS" -d"${B1_SECONDS}s" --latency \
+    -s bench/heartbeat.lua "$1"
+}
+
+check_wrk() {  # fails when wrk saw errors or non-2xx replies
+  if grep -q "Non-2xx" <<<"$1" || ! grep -q "0 status errors, 0 socket errors" <<<"$1"; then
+    echo "wrk saw failed requests" >&2
+    return 1
+  fi
+}
+
+machine() {
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "cpus: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
+  echo "memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB"
+  echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+}
+
+b1() {
+  : "${B1_DEFENDERS:=1000000}" "${B1_SECONDS:=20}" "${B1_CONNECTIONS:=64}"
+  local seed work bare_rate console_rate
+  seed=$(seeded fleet "$B1_DEFENDERS")
+  work=$(work_copy "$seed")
+  echo "== B1 bare cpp-httplib handler"
+  "$build/bench/bare_server" --port "$bare_port" --threads 64 >/dev/null &
+  local bare_pid=$!
+  pids+=("$bare_pid")
+  sleep 0.3
+  local out
+  out=$(wrk_rate "http://127.0.0.1:$bare_port")
+  check_wrk "$out"
+  echo "$out"
+  bare_rate=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
+  kill "$bare_pid"
+  wait "$bare_pid" || true
+  echo "== B1 Console heartbeat, ${B1_DEFENDERS} Defenders"
+  # G = 1 h: seeded Defenders stay connected whatever the run length, so every heartbeat is a
+  # refresh (registrations and reconnections are durable before the reply: another figure).
+  start_console "$work" --grace 3600
+  out=$(wrk_rate "http://127.0.0.1:$defender_port")
+  echo "$out"
+  check_wrk "$out"
+  console_rate=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
+  echo "registrations: $(metric dc_registrations_total), reconnections: $(metric dc_reconnections_total), flush lag max: $(metric dc_flush_lag_max_seconds) s"
+  stop_console
+  echo "B1: bare $bare_rate req/s, Console $console_rate req/s, ratio $(echo "scale=3; $console_rate / $bare_rate" | bc)"
+}
+
+b2() {
+  : "${B2_DEFENDERS:=500000}" "${B2_SECONDS:=600}" "${B2_CONNECTIONS:=64}"
+  local seed work
+  seed=$(seeded fleet "$B2_DEFENDERS")
+  work=$(work_copy "$seed")
+  echo "== B2 $B2_DEFENDERS Defenders every 30 s for $B2_SECONDS s"
+  start_console "$work" --heartbeat-interval 30
+  local max_rss=0
+  (
+    while kill -0 "$console_pid" 2>/dev/null; do
+      rss_mib "$console_pid" VmRSS
+      sleep 5
+    done
+  ) >"$bench_dir/b2-rss" 2>/dev/null &
+  local sampler=$!
+  local paced_rc=0
+  "$build/bench/dc-bench" paced --port "$defender_port" --defenders "$B2_DEFENDERS" \
+    --interval 30 --duration "$B2_SECONDS" --connections "$B2_CONNECTIONS" || paced_rc=$?
+  max_rss=$(sort -n "$bench_dir/b2-rss" | tail -1)
+  local summary
+  summary=$(curl -fs "http://127.0.0.1:$console_port/api/v1/defenders/summary")
+  echo "summary: $summary"
+  echo "registrations: $(metric dc_registrations_total), reconnections (false disconnects): $(metric dc_reconnections_total), flush lag max: $(metric dc_flush_lag_max_seconds) s, flushes: $(metric dc_flushes_total)"
+  echo "Console RSS: max sampled $max_rss MiB, peak (VmHWM) $(rss_mib "$console_pid" VmHWM) MiB"
+  stop_console
+  kill "$sampler" 2>/dev/null || true
+  return "$paced_rc"
+}
+
+b3() {
+  : "${B3_DEFENDERS:=1000000}" "${B3_REQUESTS:=200}"
+  local seed work
+  # 80 % Fargate, 60 % connected (last seen within 30 s), the rest last seen 30 min ago.
+  seed=$(seeded mixed "$B3_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
+    --disconnected-age 1800)
+  work=$(work_copy "$seed")
+  echo "== B3 queries over $B3_DEFENDERS Defenders"
+  # G = 15 min: the seeded state stays as seeded while the queries run (nothing is due).
+  start_console "$work" --grace 900
+  local q="/api/v1/defenders?type=fargate&connected=true&sort=hostname&limit=50"
+  local connected
+  connected=$(curl -fsI "http://127.0.0.1:$console_port$q" | tr -d '\r' |
+    awk -F': ' 'tolower($1) == "total-count" { print $2 }')
+  local deep=$((connected > 50 ? connected - 50 : 0))
+  "$build/bench/dc-bench" query --port "$console_port" --requests "$B3_REQUESTS" \
+    --path "$q" --path "$q&offset=$((connected / 10))" --path "$q&offset=$((connected / 2))" \
+    --path "$q&offset=$deep" --path "/api/v1/defenders/summary"
+  local before peak=0
+  before=$(rss_mib "$console_pid" VmRSS)
+  (
+    while kill -0 "$console_pid" 2>/dev/null; do
+      rss_mib "$console_pid" VmRSS
+      sleep 0.05
+    done
+  ) >"$bench_dir/b3-rss" 2>/dev/null &
+  local sampler=$!
+  "$build/bench/dc-bench" download --port "$console_port" \
+    --path "/api/v1/defenders/download?type=fargate&appID=service-00:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e00"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  peak=$(sort -n "$bench_dir/b3-rss" | tail -1)
+  echo "Console RSS during the download: before $before MiB, peak $peak MiB"
+  stop_console
+}
+
+b4() {
+  : "${B4_STALE:=100000}" "${B4_OBSERVATIONS:=10}" "${B4_LIVE:=100000}"
+  echo "== B4 sweep"
+  "$build/bench/sweep_bench" --stale "$B4_STALE" --observations "$B4_OBSERVATIONS" \
+    --live "$B4_LIVE" --threads 4 --dir "$bench_dir/sweep"
+}
+
+b5() {
+  : "${B5_DEFENDERS:=1000000}"
+  local seed work
+  seed=$(seeded mixed "$B5_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
+    --disconnected-age 1800)
+  work=$(work_copy "$seed")
+  echo "== B5 restart with $B5_DEFENDERS Defenders stored"
+  sync
+  start_console "$work" --grace 900
+  echo "B5: launch to /readyz 200 in $ready_seconds s; RSS $(rss_mib "$console_pid" VmRSS) MiB"
+  stop_console
+  # A second start on the same files (page cache warm, downtime discount already applied).
+  start_console "$work" --grace 900
+  echo "B5: second start ready in $ready_seconds s"
+  stop_console
+}
+
+[[ $# -gt 0 ]] || { sed -n '2,15p' "$0"; exit 2; }
+for cmd in "$@"; do
+  case $cmd in
+    machine | b1 | b2 | b3 | b4 | b5) "$cmd" ;;
+    *) echo "unknown benchmark '$cmd'" >&2; exit 2 ;;
+  esac
+done
