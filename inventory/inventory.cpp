@@ -510,7 +510,7 @@ std::unique_lock<std::timed_mutex> Inventory::flushBeforeRead() {
 
 std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
   if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
-      q.category || q.cluster || q.appId || q.image || q.container || q.search)
+      q.category || q.cluster || q.appId || q.image || q.container || q.search || q.afterKey)
     return std::nullopt;
   std::vector<std::string> keys;
   size_t total = 0;

@@ -47,6 +47,10 @@ struct DefenderQuery {
   std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
   std::optional<std::string> search;     // case-insensitive substring of hostname, App ID, cluster
+  /// Keyset paging, for sort by hostname only: just the rows whose hostname key sorts after this
+  /// one (before it when `reverse`); `offset` counts from there and `total` counts only those
+  /// rows. Lets a long download read page after page without re-skipping earlier rows.
+  std::optional<std::string> afterKey;
 };
 
 /// One page of results and the total number of matches (the `Total-Count` header).

@@ -563,6 +563,8 @@ class SqliteStore final : public Store {
     if (q.appId) w.add("app_id = " + param(*q.appId));
     if (q.image) w.add("image = " + param(*q.image));
     if (q.container) w.add("container = " + param(*q.container));
+    if (q.afterKey && q.sort == SortKey::kHostname)
+      w.add(std::string(q.reverse ? "key < " : "key > ") + param(*q.afterKey));
     if (q.search) {
       const auto p = param(likePattern(*q.search));
       w.add("(key LIKE " + p + " ESCAPE '\\' OR app_id LIKE " + p +

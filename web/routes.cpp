@@ -469,16 +469,15 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                  return sendError(res, Error::notFound("not_found", "no outage guard"));
                sendJson(res, dumpJson(opts->evictionStatus()));
              });
-  routes.add(
-      "POST", "/api/v1/defenders/eviction-status/resume",
-      [opts](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
-        if (!opts->resumeEvictions)
-          return sendError(res, Error::notFound("not_found", "no outage guard"));
-        // The incident log names the user who resumed.
-        auto status = opts->resumeEvictions(who.username.empty() ? "api" : who.username);
-        if (!status.ok()) return sendError(res, status.error());
-        sendJson(res, dumpJson(*status));
-      });
+  routes.add("POST", "/api/v1/defenders/eviction-status/resume",
+             [opts](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
+               if (!opts->resumeEvictions)
+                 return sendError(res, Error::notFound("not_found", "no outage guard"));
+               // The incident log names the user who resumed.
+               auto status = opts->resumeEvictions(who.username.empty() ? "api" : who.username);
+               if (!status.ok()) return sendError(res, status.error());
+               sendJson(res, dumpJson(*status));
+             });
 
   routes.add("GET", "/api/v1/defenders/summary",
              [&inv](const httplib::Request&, httplib::Response& res) {
@@ -523,7 +522,14 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                  std::string chunk;
                  for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
                  if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-                 query->offset += static_cast<int>(page->items.size());
+                 if (query->sort == inventory::SortKey::kHostname && !page->items.empty()) {
+                   // Keyset paging: the next page starts after the last hostname sent, so a
+                   // long download does not re-skip every earlier row (OFFSET) on each page.
+                   query->afterKey = inventory::hostnameKey(page->items.back().hostname);
+                   query->offset = 0;
+                 } else {
+                   query->offset += static_cast<int>(page->items.size());
+                 }
                  if (*remaining > 0) *remaining = 0;
                  if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
                    sink.done();

@@ -243,7 +243,9 @@ TEST_CASE(
     return fromIndex->total;
   };
   auto summaryOf = [&](Category c) {
-    for (const auto& row : *f.inv->summary())
+    const auto summary = f.inv->summary();
+    REQUIRE(summary.ok());
+    for (const auto& row : *summary)
       if (row.category == c) return row;
     return CategorySummary{c, -1, -1};
   };

@@ -2,7 +2,9 @@
 // memory and against a SQLite file (WAL, separate read connections).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "inventory/sqlite_store.h"
@@ -104,6 +106,46 @@ TEST_CASE("store conformance") {
         auto missing = s.findDefender("nope");
         REQUIRE(missing.ok());
         CHECK_FALSE(missing->has_value());
+      }
+
+      SECTION("findDefenders returns the stored ones among many keys; liveness scan") {
+        auto g = makeDefender("G-1", DefenderType::kDaemonset, kT0 - 10s);
+        g.gracefulDisconnectAt = kT0 - 5s;
+        g.clockSkewMs = 42;
+        REQUIRE(upsert(s, {makeDefender("F-1", DefenderType::kFargate, kT0), g}).ok());
+        const std::vector<std::string> keys = {"g-1", "missing", "f-1"};
+        auto found = s.findDefenders(keys);
+        REQUIRE(found.ok());
+        std::vector<std::string> names;
+        for (const auto& d : *found) names.push_back(d.hostname);
+        std::sort(names.begin(), names.end());
+        CHECK(names == std::vector<std::string>{"F-1", "G-1"});
+        CHECK(s.findDefenders(std::span<const std::string>{})->empty());
+
+        std::map<std::string, StoredLiveness> seen;
+        REQUIRE(s.forEachLiveness([&](const StoredLiveness& l) {
+                   seen[l.key] = l;
+                   return true;
+                 }).ok());
+        REQUIRE(seen.size() == 2);
+        CHECK(seen["f-1"].type == DefenderType::kFargate);
+        CHECK(seen["f-1"].judgedFrom == kT0);
+        CHECK_FALSE(seen["f-1"].gracefulDisconnectAt.has_value());
+        CHECK(seen["g-1"].type == DefenderType::kDaemonset);
+        CHECK(seen["g-1"].lastSeen == kT0 - 10s);
+        CHECK(seen["g-1"].gracefulDisconnectAt == kT0 - 5s);
+        CHECK(seen["g-1"].clockSkewMs == 42);
+      }
+
+      SECTION("keyset paging: afterKey continues after a hostname, both directions") {
+        for (const char* h : {"a", "b", "c", "d", "e"})
+          REQUIRE(upsert(s, {makeDefender(h, DefenderType::kFargate, kT0)}).ok());
+        DefenderQuery q;
+        q.afterKey = "b";
+        q.limit = 2;
+        CHECK(hostnames(*s.listDefenders(q, cutoff)) == std::vector<std::string>{"c", "d"});
+        q.reverse = true;
+        CHECK(hostnames(*s.listDefenders(q, cutoff)) == std::vector<std::string>{"a"});
       }
 
       SECTION("touch updates liveness only and skips unknown rows") {
