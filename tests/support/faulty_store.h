@@ -78,8 +78,11 @@ class FaultyStore final : public inventory::Store {
   Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
     return inner_.forEachDefender(fn);
   }
-  Status forEachLiveness(
-      const std::function<bool(const inventory::StoredLiveness&)>& fn) override {
+  Result<std::vector<inventory::Defender>> findDefenders(
+      std::span<const std::string> keys) override {
+    return inner_.findDefenders(keys);
+  }
+  Status forEachLiveness(const std::function<bool(const inventory::StoredLiveness&)>& fn) override {
     return inner_.forEachLiveness(fn);
   }
   Result<inventory::DefenderSettings> loadSettings() override { return inner_.loadSettings(); }
