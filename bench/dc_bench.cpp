@@ -26,6 +26,8 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
+
 #include "bench/bench_fleet.h"
 #include "heartbeat/channel.h"
 #include "inventory/sqlite_store.h"
@@ -34,6 +36,13 @@ using namespace dc;
 using Steady = std::chrono::steady_clock;
 
 namespace {
+
+/// The Authorization header value in DC_BENCH_AUTH, when set, goes with every request (bench/run.sh
+/// sets "Basic …" for the Console API and "Bearer <Defender credential>" for the channel).
+void withAuth(httplib::Client& c) {
+  if (const char* v = std::getenv("DC_BENCH_AUTH"); v && *v)
+    c.set_default_headers({{"Authorization", v}});
+}
 
 double msSince(Steady::time_point t0, Steady::time_point t1) {
   return std::chrono::duration<double, std::milli>(t1 - t0).count();
@@ -124,6 +133,7 @@ int paced(int port, long long n, double intervalS, double durationS, int connect
   for (int t = 0; t < connections; ++t)
     ts.emplace_back([&, t] {
       httplib::Client c("127.0.0.1", port);
+      withAuth(c);
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
       c.set_read_timeout(30, 0);
@@ -180,6 +190,7 @@ int paced(int port, long long n, double intervalS, double durationS, int connect
 
 int query(int port, const std::vector<std::string>& paths, int requests) {
   httplib::Client c("127.0.0.1", port);
+  withAuth(c);
   c.set_keep_alive(true);
   c.set_read_timeout(60, 0);
   int rc = 0;
@@ -206,6 +217,7 @@ int query(int port, const std::vector<std::string>& paths, int requests) {
 
 int download(int port, const std::string& path) {
   httplib::Client c("127.0.0.1", port);
+  withAuth(c);
   c.set_read_timeout(600, 0);
   size_t bytes = 0, lines = 0;
   const auto s0 = Steady::now();

@@ -6,6 +6,9 @@ local n = tonumber(os.getenv("DC_DEFENDERS") or "1000000")
 wrk.method = "POST"
 wrk.path = "/api/v1/defender/heartbeat"
 wrk.headers["Content-Type"] = "application/json"
+-- DC_AUTH: the Authorization header (a Defender credential, "Bearer dcd1_…"); unset for bare_server.
+local auth = os.getenv("DC_AUTH")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 
 local function body(i)
   local host = string.format("task%028d", i)

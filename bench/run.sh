@@ -24,6 +24,8 @@ console_port=$((base_port + 3))
 defender_port=$((base_port + 4))
 bare_port=$((base_port + 10))
 mkdir -p "$bench_dir"
+admin_password=bench-admin-password
+admin_basic="Basic $(printf 'admin:%s' "$admin_password" | base64)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -61,13 +63,19 @@ start_console() {
   shift
   local t0
   t0=$(date +%s.%N)
-  "$build/main/defender-console" --data-dir "$dir" --host 127.0.0.1 \
-    --console-port "$console_port" --defender-port "$defender_port" --log-level warn "$@" &
+  # Plain HTTP (as bare_server) with a known admin; Defenders present an enrolment credential.
+  DC_ADMIN_PASSWORD=$admin_password "$build/main/defender-console" --data-dir "$dir" \
+    --host 127.0.0.1 --console-port "$console_port" --defender-port "$defender_port" \
+    --plain-http --password-iterations 1000 --log-level warn "$@" &
   console_pid=$!
   pids+=("$console_pid")
   for _ in $(seq 1 60000); do
     if curl -fs -o /dev/null "http://127.0.0.1:$console_port/readyz"; then
       ready_seconds=$(echo "$(date +%s.%N) - $t0" | bc)
+      credential=$(curl -fs -u "admin:$admin_password" \
+        "http://127.0.0.1:$console_port/api/v1/credentials" \
+        -d '{"scope":"enrolment","description":"bench"}' | jq -r .credential)
+      export DC_AUTH="Bearer $credential"
       return 0
     fi
     kill -0 "$console_pid" 2>/dev/null || { echo "Console exited during start" >&2; return 1; }
@@ -83,7 +91,7 @@ stop_console() {
 }
 
 metric() {  # metric NAME: value from /metrics
-  curl -fs "http://127.0.0.1:$console_port/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+  curl -fs -u "admin:$admin_password" "http://127.0.0.1:$console_port/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 rss_mib() {  # rss_mib PID FIELD (VmRSS or VmHWM)
@@ -121,7 +129,7 @@ b1() {
   pids+=("$bare_pid")
   sleep 0.3
   local out
-  out=$(wrk_rate "http://127.0.0.1:$bare_port")
+  out=$(DC_AUTH="" wrk_rate "http://127.0.0.1:$bare_port")
   check_wrk "$out"
   echo "$out"
   bare_rate=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
@@ -156,11 +164,11 @@ b2() {
   ) >"$bench_dir/b2-rss" 2>/dev/null &
   local sampler=$!
   local paced_rc=0
-  "$build/bench/dc-bench" paced --port "$defender_port" --defenders "$B2_DEFENDERS" \
+  DC_BENCH_AUTH=$DC_AUTH "$build/bench/dc-bench" paced --port "$defender_port" --defenders "$B2_DEFENDERS" \
     --interval 30 --duration "$B2_SECONDS" --connections "$B2_CONNECTIONS" || paced_rc=$?
   max_rss=$(sort -n "$bench_dir/b2-rss" | tail -1)
   local summary
-  summary=$(curl -fs "http://127.0.0.1:$console_port/api/v1/defenders/summary")
+  summary=$(curl -fs -u "admin:$admin_password" "http://127.0.0.1:$console_port/api/v1/defenders/summary")
   echo "summary: $summary"
   echo "registrations: $(metric dc_registrations_total), reconnections (false disconnects): $(metric dc_reconnections_total), flush lag max: $(metric dc_flush_lag_max_seconds) s, flushes: $(metric dc_flushes_total)"
   echo "Console RSS: max sampled $max_rss MiB, peak (VmHWM) $(rss_mib "$console_pid" VmHWM) MiB"
@@ -181,10 +189,10 @@ b3() {
   start_console "$work" --grace 900
   local q="/api/v1/defenders?type=fargate&connected=true&sort=hostname&limit=50"
   local connected
-  connected=$(curl -fsI "http://127.0.0.1:$console_port$q" | tr -d '\r' |
+  connected=$(curl -fsI -u "admin:$admin_password" "http://127.0.0.1:$console_port$q" | tr -d '\r' |
     awk -F': ' 'tolower($1) == "total-count" { print $2 }')
   local deep=$((connected > 50 ? connected - 50 : 0))
-  "$build/bench/dc-bench" query --port "$console_port" --requests "$B3_REQUESTS" \
+  DC_BENCH_AUTH=$admin_basic "$build/bench/dc-bench" query --port "$console_port" --requests "$B3_REQUESTS" \
     --path "$q" --path "$q&offset=$((connected / 10))" --path "$q&offset=$((connected / 2))" \
     --path "$q&offset=$deep" --path "/api/v1/defenders/summary"
   local before peak=0
@@ -196,7 +204,7 @@ b3() {
     done
   ) >"$bench_dir/b3-rss" 2>/dev/null &
   local sampler=$!
-  "$build/bench/dc-bench" download --port "$console_port" \
+  DC_BENCH_AUTH=$admin_basic "$build/bench/dc-bench" download --port "$console_port" \
     --path "/api/v1/defenders/download?type=fargate&appID=service-00:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e00"
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
