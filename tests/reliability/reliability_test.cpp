@@ -618,7 +618,7 @@ TEST_CASE("HTTP: eviction status and operator resume") {
   CHECK(resumed->status == 200);
   status = json::parse(resumed->body);
   CHECK(status["paused"] == false);
-  CHECK(status["incident"]["endedBy"] == "resumed by api");
+  CHECK(status["incident"]["endedBy"] == "resumed by admin");  // the signed-in user
   auto again = api.Post("/api/v1/defenders/eviction-status/resume", "", "application/json");
   CHECK(again->status == 409);
   CHECK(json::parse(again->body)["code"] == "not_paused");
