@@ -37,7 +37,7 @@ test("a silent fleet shows the paused-evictions banner; Resume evictions ends it
   await page.waitForSelector("#outage[hidden]", { state: "attached" });
   const status = (await dc.get("/api/v1/defenders/eviction-status")).body;
   assert.equal(status.paused, false);
-  assert.equal(status.incident.endedBy, "resumed by api");
+  assert.equal(status.incident.endedBy, "resumed by admin");
   assert.ok(/dc_outage_incidents_total 1/.test((await dc.get("/metrics")).text));
   await page.close();
 });
