@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "auth/store.h"
+#include "common/sqlite_tables.h"
 
 namespace dc::auth {
 
@@ -36,48 +37,7 @@ CREATE TABLE IF NOT EXISTS auth_credentials (
 );
 )sql";
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  void text(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void blob(int i, std::string_view v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void integer(int i, long long v) { sqlite3_bind_int64(s_, i, v); }
-  void null(int i) { sqlite3_bind_null(s_, i); }
-  int step() { return sqlite3_step(s_); }
-  std::string columnText(int col) const {
-    const auto* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-  std::string columnBlob(int col) const {
-    const auto* p = sqlite3_column_blob(s_, col);
-    return p ? std::string(static_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-  long long columnInteger(int col) const { return sqlite3_column_int64(s_, col); }
-  bool columnNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
-
-long long toMs(TimePoint t) {
-  return t.time_since_epoch().count();
-}
-TimePoint fromMs(long long ms) {
-  return TimePoint(Millis(ms));
-}
+using Stmt = SqliteStatement;
 
 class SqliteAuthStore final : public AuthStore {
  public:
@@ -86,28 +46,7 @@ class SqliteAuthStore final : public AuthStore {
 
   Status init() {
     std::lock_guard lock(mu_);
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &msg) != SQLITE_OK) {
-      std::string m = msg ? msg : "unknown error";
-      sqlite3_free(msg);
-      return Error::unavailable("cannot create auth tables: " + m);
-    }
-    Stmt get(db_, "SELECT value FROM auth_meta WHERE key = 'schema_version'");
-    if (!get.ok()) return failure("read schema version");
-    if (get.step() == SQLITE_ROW) {
-      const long long v = std::stoll(get.columnText(0));
-      if (v > kAuthSchemaVersion)
-        return Error::invalid("schema_too_new", "",
-                              "the auth tables have schema version " + std::to_string(v) +
-                                  "; this Console knows up to " +
-                                  std::to_string(kAuthSchemaVersion));
-      return Status::success();
-    }
-    Stmt put(db_, "INSERT INTO auth_meta (key, value) VALUES ('schema_version', ?1)");
-    if (!put.ok()) return failure("write schema version");
-    put.text(1, std::to_string(kAuthSchemaVersion));
-    if (put.step() != SQLITE_DONE) return failure("write schema version");
-    return Status::success();
+    return createVersionedTables(db_, kSchema, "auth_meta", kAuthSchemaVersion, "auth");
   }
 
   Result<std::vector<UserRecord>> loadUsers() override {
@@ -126,8 +65,8 @@ class SqliteAuthStore final : public AuthStore {
       u.passwordHash = s.columnBlob(3);
       u.iterations = static_cast<int>(s.columnInteger(4));
       u.tokenEpoch = s.columnInteger(5);
-      u.createdAt = fromMs(s.columnInteger(6));
-      u.passwordChangedAt = fromMs(s.columnInteger(7));
+      u.createdAt = fromEpochMs(s.columnInteger(6));
+      u.passwordChangedAt = fromEpochMs(s.columnInteger(7));
       out.push_back(std::move(u));
     }
     if (rc != SQLITE_DONE) return failure("read users");
@@ -147,8 +86,8 @@ class SqliteAuthStore final : public AuthStore {
     s.blob(4, u.passwordHash);
     s.integer(5, u.iterations);
     s.integer(6, u.tokenEpoch);
-    s.integer(7, toMs(u.createdAt));
-    s.integer(8, toMs(u.passwordChangedAt));
+    s.integer(7, toEpochMs(u.createdAt));
+    s.integer(8, toEpochMs(u.passwordChangedAt));
     if (s.step() != SQLITE_DONE) return failure("write user");
     return Status::success();
   }
@@ -176,8 +115,8 @@ class SqliteAuthStore final : public AuthStore {
       c.hash = s.columnText(1);
       c.appId = s.columnText(2);
       c.description = s.columnText(3);
-      c.createdAt = fromMs(s.columnInteger(4));
-      if (!s.columnNull(5)) c.revokedAt = fromMs(s.columnInteger(5));
+      c.createdAt = fromEpochMs(s.columnInteger(4));
+      if (!s.columnNull(5)) c.revokedAt = fromEpochMs(s.columnInteger(5));
       out.push_back(std::move(c));
     }
     if (rc != SQLITE_DONE) return failure("read credentials");
@@ -196,9 +135,9 @@ class SqliteAuthStore final : public AuthStore {
     s.text(2, c.hash);
     s.text(3, c.appId);
     s.text(4, c.description);
-    s.integer(5, toMs(c.createdAt));
+    s.integer(5, toEpochMs(c.createdAt));
     if (c.revokedAt)
-      s.integer(6, toMs(*c.revokedAt));
+      s.integer(6, toEpochMs(*c.revokedAt));
     else
       s.null(6);
     const int rc = s.step();

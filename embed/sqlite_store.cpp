@@ -1,5 +1,7 @@
 #include "embed/sqlite_store.h"
 
+#include "common/sqlite_tables.h"
+
 #include <sqlite3.h>
 
 #include <mutex>
@@ -34,31 +36,7 @@ CREATE TABLE IF NOT EXISTS embed_image_entrypoints (
 );
 )sql";
 
-/// A prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  void bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void bind(int i, long long v) { sqlite3_bind_int64(s_, i, v); }
-  int step() { return sqlite3_step(s_); }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-  long long integer(int col) const { return sqlite3_column_int64(s_, col); }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
+using Stmt = SqliteStatement;
 
 std::string toJsonArray(const std::vector<std::string>& v) {
   return nlohmann::json(v).dump();
@@ -72,13 +50,6 @@ std::vector<std::string> fromJsonArray(const std::string& s) {
   return out;
 }
 
-long long toMs(TimePoint t) {
-  return t.time_since_epoch().count();
-}
-TimePoint fromMs(long long ms) {
-  return TimePoint(Millis(ms));
-}
-
 class SqliteEmbedStore final : public EmbedStore {
  public:
   explicit SqliteEmbedStore(sqlite3* db) : db_(db) {}
@@ -86,28 +57,7 @@ class SqliteEmbedStore final : public EmbedStore {
 
   Status init() {
     std::lock_guard lock(mu_);
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &msg) != SQLITE_OK) {
-      std::string m = msg ? msg : "unknown error";
-      sqlite3_free(msg);
-      return Error::unavailable("cannot create embed tables: " + m);
-    }
-    Stmt get(db_, "SELECT value FROM embed_meta WHERE key = 'schema_version'");
-    if (!get.ok()) return failure("read schema version");
-    if (get.step() == SQLITE_ROW) {
-      const long long v = std::stoll(get.text(0));
-      if (v > kEmbedSchemaVersion)
-        return Error::invalid("schema_too_new", "",
-                              "the embed tables have schema version " + std::to_string(v) +
-                                  "; this Console knows up to " +
-                                  std::to_string(kEmbedSchemaVersion));
-      return Status::success();
-    }
-    Stmt put(db_, "INSERT INTO embed_meta (key, value) VALUES ('schema_version', ?1)");
-    if (!put.ok()) return failure("write schema version");
-    put.bind(1, std::to_string(kEmbedSchemaVersion));
-    if (put.step() != SQLITE_DONE) return failure("write schema version");
-    return Status::success();
+    return createVersionedTables(db_, kSchema, "embed_meta", kEmbedSchemaVersion, "embed");
   }
 
   Status recordIssued(const std::vector<IssuedAppId>& ids) override {
@@ -119,13 +69,13 @@ class SqliteEmbedStore final : public EmbedStore {
              "INSERT INTO embed_app_ids (uuid, app_id, family, family_is_intrinsic, format, "
              "resource, issued_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
       if (!s.ok()) return rollback(failure("prepare insert"));
-      s.bind(1, r.uuid);
-      s.bind(2, r.appId);
-      s.bind(3, r.family);
-      s.bind(4, static_cast<long long>(r.familyIsIntrinsic ? 1 : 0));
-      s.bind(5, r.format);
-      s.bind(6, r.resource);
-      s.bind(7, toMs(r.issuedAt));
+      s.text(1, r.uuid);
+      s.text(2, r.appId);
+      s.text(3, r.family);
+      s.integer(4, static_cast<long long>(r.familyIsIntrinsic ? 1 : 0));
+      s.text(5, r.format);
+      s.text(6, r.resource);
+      s.integer(7, toEpochMs(r.issuedAt));
       const int rc = s.step();
       if (rc == SQLITE_CONSTRAINT)
         return rollback(Error{ErrorKind::kConflict, "duplicate_app_id",
@@ -144,18 +94,18 @@ class SqliteEmbedStore final : public EmbedStore {
     {
       Stmt c(db_, "SELECT COUNT(*) FROM embed_app_ids WHERE (?1 = '' OR family = ?1)");
       if (!c.ok()) return failure("count App IDs");
-      c.bind(1, family);
+      c.text(1, family);
       if (c.step() != SQLITE_ROW) return failure("count App IDs");
-      page.total = static_cast<size_t>(c.integer(0));
+      page.total = static_cast<size_t>(c.columnInteger(0));
     }
     Stmt s(db_,
            "SELECT uuid, app_id, family, family_is_intrinsic, format, resource, issued_at_ms "
            "FROM embed_app_ids WHERE (?1 = '' OR family = ?1) "
            "ORDER BY issued_at_ms, app_id LIMIT ?2 OFFSET ?3");
     if (!s.ok()) return failure("list App IDs");
-    s.bind(1, family);
-    s.bind(2, static_cast<long long>(limit));
-    s.bind(3, static_cast<long long>(offset));
+    s.text(1, family);
+    s.integer(2, static_cast<long long>(limit));
+    s.integer(3, static_cast<long long>(offset));
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) page.items.push_back(readIssued(s));
     if (rc != SQLITE_DONE) return failure("list App IDs");
@@ -168,7 +118,7 @@ class SqliteEmbedStore final : public EmbedStore {
            "SELECT uuid, app_id, family, family_is_intrinsic, format, resource, issued_at_ms "
            "FROM embed_app_ids WHERE uuid = ?1");
     if (!s.ok()) return failure("find App ID");
-    s.bind(1, uuid);
+    s.text(1, uuid);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return std::optional<IssuedAppId>(readIssued(s));
     if (rc != SQLITE_DONE) return failure("find App ID");
@@ -183,11 +133,11 @@ class SqliteEmbedStore final : public EmbedStore {
            "entrypoint = excluded.entrypoint, cmd = excluded.cmd, source = excluded.source, "
            "updated_at_ms = excluded.updated_at_ms");
     if (!s.ok()) return failure("prepare image upsert");
-    s.bind(1, e.image);
-    s.bind(2, toJsonArray(e.entrypoint));
-    s.bind(3, toJsonArray(e.cmd));
-    s.bind(4, e.source);
-    s.bind(5, toMs(e.updatedAt));
+    s.text(1, e.image);
+    s.text(2, toJsonArray(e.entrypoint));
+    s.text(3, toJsonArray(e.cmd));
+    s.text(4, e.source);
+    s.integer(5, toEpochMs(e.updatedAt));
     if (s.step() != SQLITE_DONE) return failure("store image entrypoint");
     return Status::success();
   }
@@ -198,7 +148,7 @@ class SqliteEmbedStore final : public EmbedStore {
            "SELECT image, entrypoint, cmd, source, updated_at_ms FROM embed_image_entrypoints "
            "WHERE image = ?1");
     if (!s.ok()) return failure("find image");
-    s.bind(1, image);
+    s.text(1, image);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return std::optional<ImageEntrypoint>(readImage(s));
     if (rc != SQLITE_DONE) return failure("find image");
@@ -215,17 +165,17 @@ class SqliteEmbedStore final : public EmbedStore {
              "SELECT COUNT(*) FROM embed_image_entrypoints "
              "WHERE substr(image, 1, length(?1)) = ?1");
       if (!c.ok()) return failure("count images");
-      c.bind(1, prefix);
+      c.text(1, prefix);
       if (c.step() != SQLITE_ROW) return failure("count images");
-      page.total = static_cast<size_t>(c.integer(0));
+      page.total = static_cast<size_t>(c.columnInteger(0));
     }
     Stmt s(db_,
            "SELECT image, entrypoint, cmd, source, updated_at_ms FROM embed_image_entrypoints "
            "WHERE substr(image, 1, length(?1)) = ?1 ORDER BY image LIMIT ?2 OFFSET ?3");
     if (!s.ok()) return failure("list images");
-    s.bind(1, prefix);
-    s.bind(2, static_cast<long long>(limit));
-    s.bind(3, static_cast<long long>(offset));
+    s.text(1, prefix);
+    s.integer(2, static_cast<long long>(limit));
+    s.integer(3, static_cast<long long>(offset));
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) page.items.push_back(readImage(s));
     if (rc != SQLITE_DONE) return failure("list images");
@@ -235,23 +185,23 @@ class SqliteEmbedStore final : public EmbedStore {
  private:
   static IssuedAppId readIssued(const Stmt& s) {
     IssuedAppId r;
-    r.uuid = s.text(0);
-    r.appId = s.text(1);
-    r.family = s.text(2);
-    r.familyIsIntrinsic = s.integer(3) != 0;
-    r.format = s.text(4);
-    r.resource = s.text(5);
-    r.issuedAt = fromMs(s.integer(6));
+    r.uuid = s.columnText(0);
+    r.appId = s.columnText(1);
+    r.family = s.columnText(2);
+    r.familyIsIntrinsic = s.columnInteger(3) != 0;
+    r.format = s.columnText(4);
+    r.resource = s.columnText(5);
+    r.issuedAt = fromEpochMs(s.columnInteger(6));
     return r;
   }
 
   static ImageEntrypoint readImage(const Stmt& s) {
     ImageEntrypoint e;
-    e.image = s.text(0);
-    e.entrypoint = fromJsonArray(s.text(1));
-    e.cmd = fromJsonArray(s.text(2));
-    e.source = s.text(3);
-    e.updatedAt = fromMs(s.integer(4));
+    e.image = s.columnText(0);
+    e.entrypoint = fromJsonArray(s.columnText(1));
+    e.cmd = fromJsonArray(s.columnText(2));
+    e.source = s.columnText(3);
+    e.updatedAt = fromEpochMs(s.columnInteger(4));
     return e;
   }
 
