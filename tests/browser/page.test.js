@@ -65,9 +65,10 @@ describe("Deployed Defenders", () => {
     const types = await page.$$eval("#rows tr td:nth-child(2)", (tds) => [...new Set(tds.map((t) => t.textContent.trim()))]);
     assert.deepEqual(types, ["Fargate"]);
 
-    // Add App-Embedded: both types, comma list in the URL.
+    // Add App-Embedded by clicking the option's text (not the box): both types, comma list.
     await page.click("#type-btn");
-    await page.getByLabel("Container Defender - App-Embedded", { exact: true }).check();
+    await page.locator("#type-options label", { hasText: /^\s*Container Defender - App-Embedded$/ }).click({ position: { x: 120, y: 8 } });
+    assert.ok(await page.isVisible("#type-menu"), "the menu stays open after a click on an option's text");
     await waitFor(async () => (await hostsOnPage(page)).length === 12, { what: "12 rows" });
     assert.equal(query(page).get("type"), "fargate,appEmbedded");
 

@@ -85,8 +85,15 @@ describe("Sign in", () => {
     await waitFor(async () => (await page.locator("#rows tr").count()) === 1, { what: "the same view after signing in again" });
     assert.equal(await page.locator("#rows tr").first().getAttribute("data-host"), fleet[2].hostname);
 
+    // Something generated while signed in (a protected task carries a Defender credential)…
+    await page.goto(dc.base + "/?view=protect");
+    await page.fill("#p-input", JSON.stringify({ family: "web", networkMode: "awsvpc", requiresCompatibilities: ["FARGATE"], containerDefinitions: [{ name: "web", image: "nginx", entryPoint: ["/start"] }] }));
+    await page.click("#p-generate");
+    await waitFor(async () => /INSTALL_BUNDLE/.test(await page.inputValue("#p-output").catch(() => "")) || /INSTALL_BUNDLE/.test((await page.textContent("#p-output")) ?? ""), { what: "protected output" });
+    // …is gone after signing out.
     await page.click("#sign-out");
     await page.waitForSelector("#signin[open]");
+    assert.ok(!/INSTALL_BUNDLE/.test(await page.content()), "no Defender credential left on the page");
     assert.equal(await page.evaluate(() => sessionStorage.getItem("dcToken")), null, "the token is dropped");
     assert.ok(await page.isHidden("#user"));
     await page.close();

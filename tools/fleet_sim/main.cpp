@@ -25,6 +25,9 @@ extern "C" void onSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A Console that stops mid-response closes the socket; over TLS the next write would raise
+  // SIGPIPE and end the simulator silently. Ignored, the write fails and the Defender retries.
+  std::signal(SIGPIPE, SIG_IGN);
   using dc::sim::SimulatorConfig;
   SimulatorConfig c;
   c.http.connections = 0;

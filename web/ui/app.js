@@ -191,12 +191,13 @@
     const mine = ROLE_LABEL[auth.role] ?? (auth.role || "your role");
     return `Your role (${mine}) does not allow ${action}; a Defender Manager or Administrator can.`;
   }
+  // Signing out forgets the token and reloads the page, so nothing read or generated while
+  // signed in (a protected task definition carries a Defender credential) stays on screen.
   function signOut() {
-    auth.user = null;
-    auth.role = "";
-    sessionStorage.removeItem(USER_KEY);
     clearTimeout(timer);
-    askSignIn();
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(USER_KEY);
+    location.reload();
   }
 
   async function api(path, { method = "GET", body } = {}) {
@@ -1445,7 +1446,9 @@
     });
     // The menu closes when keyboard focus leaves it.
     document.querySelector(".typefield").addEventListener("focusout", (e) => {
-      if (!$("type-menu").hidden && e.relatedTarget && !e.relatedTarget.closest(".typefield")) openTypeMenu(false);
+      // A click on an option's label moves focus to <main> (tabindex -1) first: not leaving.
+      const to = e.relatedTarget;
+      if (!$("type-menu").hidden && to && to !== $("main") && !to.closest(".typefield")) openTypeMenu(false);
     });
     document.addEventListener("click", (e) => {
       if (!$("type-menu").hidden && !e.target.closest(".typefield")) openTypeMenu(false);
