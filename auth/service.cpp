@@ -322,6 +322,12 @@ Result<UserInfo> AuthService::createUser(const std::string& username, const std:
   u.role = role;
   u.createdAt = now;
   u.passwordChangedAt = now;
+  // A random first token epoch: a token of a deleted user can never match a later user created
+  // under the same name (epochs only count up from here).
+  const std::string r = randomBytes(sizeof(uint64_t));
+  uint64_t start = 0;
+  std::memcpy(&start, r.data(), sizeof start);
+  u.tokenEpoch = static_cast<long long>(start >> 2);
   u = hashed(std::move(u), password);
   std::lock_guard lock(mu_);
   if (users_.count(username))

@@ -171,6 +171,16 @@ bool refuseHead(const httplib::Request& req, httplib::Response& res, const Liste
               431);
     return true;
   }
+  // Only POST routes read their body through postBounded(); any other method with a chunked
+  // body would be read whole into memory by the library (its limit covers Content-Length only).
+  if (isChunked(req) && req.method != "POST") {
+    sendError(res,
+              Error::invalid("length_required", "Transfer-Encoding",
+                             "chunked bodies are accepted on POST only; send " + req.method +
+                                 " with Content-Length"),
+              411);
+    return true;
+  }
   if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
       !req.has_header("Content-Length") && !isChunked(req)) {
     sendError(res,
@@ -233,22 +243,22 @@ HttpListener::HttpListener(ListenerOptions options)
   // for refusals that need only the head, and for shedding. (cpp-httplib 0.11 enforces the
   // payload limit itself only for Content-Length bodies; chunked bodies are bounded by
   // postBounded().)
-  server_->set_pre_routing_handler([o = options_, a = admission_](const httplib::Request& req,
-                                                                  httplib::Response& res) {
-    if (tShedding) {
-      ++a->shed;
-      Error e{ErrorKind::kUnavailable,
-              "overloaded",
-              "the Console is beyond its capacity; retry after the Retry-After delay",
-              {}};
-      e.retryAfterSeconds = o.shedRetryAfter ? o.shedRetryAfter(req) : 5;
-      sendError(res, e);
-      res.set_header("Connection", "close");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
-                                   : httplib::Server::HandlerResponse::Unhandled;
-  });
+  server_->set_pre_routing_handler(
+      [o = options_, a = admission_](const httplib::Request& req, httplib::Response& res) {
+        if (tShedding) {
+          ++a->shed;
+          Error e{ErrorKind::kUnavailable,
+                  "overloaded",
+                  "the Console is beyond its capacity; retry after the Retry-After delay",
+                  {}};
+          e.retryAfterSeconds = o.shedRetryAfter ? o.shedRetryAfter(req) : 5;
+          sendError(res, e);
+          res.set_header("Connection", "close");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
+                                       : httplib::Server::HandlerResponse::Unhandled;
+      });
   server_->set_keep_alive_max_count(options_.keepAliveMaxRequests);
   server_->set_keep_alive_timeout(options_.keepAliveTimeoutSeconds);
   server_->set_read_timeout(options_.readTimeoutSeconds, 0);

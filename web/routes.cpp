@@ -114,6 +114,15 @@ json settingsJson(const inventory::DefenderSettings& s) {
   return json{{"disconnectPeriodDays", s.disconnectPeriodDays}, {"appEmbeddedRemovalHours", 1}};
 }
 
+/// Registered last: a POST to a path no route serves still has its body bounded by the
+/// listener's limit (postBounded) before the 404, instead of being read whole into memory.
+void refuseUnknownPosts(httplib::Server& server) {
+  postBounded(server, ".*", [](const httplib::Request& req, httplib::Response& res) {
+    sendError(res,
+              Error::notFound("not_found", "no route for " + req.method + " " + req.path, "path"));
+  });
+}
+
 }  // namespace
 
 void installErrorHandlers(httplib::Server& server) {
@@ -689,6 +698,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     if (!server.set_mount_point("/", opts->uiDir))
       spdlog::warn("web page not served: UI directory '{}' not found", opts->uiDir);
   }
+  refuseUnknownPosts(server);
 }
 
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
@@ -711,6 +721,7 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
   routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
     sendJson(res, R"({"status":"ok"})");
   });
+  refuseUnknownPosts(server);
 }
 
 }  // namespace dc::web

@@ -228,6 +228,13 @@ TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation") 
       CHECK(auth.authenticate("Bearer " + fresh->token, "x")->role == Role::kAuditor);
       REQUIRE(auth.deleteUser("dave").ok());
       CHECK(auth.authenticate("Bearer " + fresh->token, "x").error().code == "token_revoked");
+      // A new user of the same name does not inherit the deleted user's tokens.
+      REQUIRE(auth.createUser("dave", "dave-password-9", Role::kAdmin).ok());
+      auto old = auth.authenticate("Bearer " + fresh->token, "x");
+      REQUIRE_FALSE(old.ok());
+      CHECK(old.error().code == "token_revoked");
+      auto firstToken = auth.authenticate("Bearer " + token->token, "x");
+      REQUIRE_FALSE(firstToken.ok());
     }
     SECTION("tampered and foreign tokens") {
       std::string t = token->token;

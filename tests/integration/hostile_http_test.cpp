@@ -226,6 +226,27 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
     req += "0\r\n\r\n";
     checkJsonError(sendRaw(channel, req), 413, "body_too_large");
   }
+  SECTION("a chunked body on an unknown POST path: bounded, 413 body_too_large") {
+    std::string req =
+        "POST /no/such/route HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (size_t at = 0; at < oversizeJson.size(); at += 4096) {
+      const std::string piece = oversizeJson.substr(at, 4096);
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx", piece.size());
+      req += std::string(size) + "\r\n" + piece + "\r\n";
+    }
+    req += "0\r\n\r\n";
+    checkJsonError(sendRaw(channel, req), 413, "body_too_large");
+  }
+  SECTION("a chunked body on any method but POST: 411 length_required, before authentication") {
+    for (const std::string method : {"PUT", "DELETE", "GET"})
+      for (int port : {console, channel})
+        checkJsonError(sendRaw(port, method + " /api/v1/users/x HTTP/1.1\r\nHost: x\r\n"
+                                              "Transfer-Encoding: chunked\r\n\r\n"
+                                              "5\r\nhello\r\n0\r\n\r\n"),
+                       411, "length_required");
+  }
   SECTION("a chunked body within the limit is accepted") {
     const std::string body = heartbeatBody("node-2");
     char size[16];
