@@ -308,7 +308,14 @@ Result<json> DefenderChannel::heartbeat(std::string_view body, std::string_view 
                                          ? std::string("a Defender without an App ID")
                                          : "as App ID " + report->defender.appId);
   if (auto st = checkScope(hostname, scopeAppId); !st.ok()) return st.error();
-  auto outcome = inventory_.recordHeartbeat(std::move(report->defender), report->defenderTime);
+  // Checked again atomically with the write: two credentials racing for a new hostname cannot
+  // both register it (the second finds it under the first one's App ID).
+  auto mayUpdate = [scopeAppId](const std::string& storedAppId) {
+    return scopeAllows(scopeAppId, storedAppId);
+  };
+  auto outcome = inventory_.recordHeartbeat(
+      std::move(report->defender), report->defenderTime,
+      scopeAppId.empty() ? std::function<bool(const std::string&)>() : mayUpdate);
   if (!outcome.ok()) return withRetryAfter(outcome.error(), hostname);
   return json{
       {"hostname", hostname},

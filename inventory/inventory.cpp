@@ -168,8 +168,9 @@ Status Inventory::awaitDurable(uint64_t ticket) {
   return Error::unavailable("the Console is shutting down");
 }
 
-Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
-                                                    std::optional<TimePoint> defenderTime) {
+Result<HeartbeatOutcome> Inventory::recordHeartbeat(
+    Defender d, std::optional<TimePoint> defenderTime,
+    const std::function<bool(const std::string& storedAppId)>& mayUpdate) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(d.hostname);
   const uint64_t fp = fingerprintOf(d);
@@ -181,6 +182,11 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(Defender d,
     // Admission: a heartbeat that must be committed before its answer is refused up front
     // (nothing kept) while the store fails writes or too many commits are waiting.
     const auto known = live_.find(key);
+    if (known != live_.end() && mayUpdate && !mayUpdate(known->second.appId))
+      return Error{ErrorKind::kPermissionDenied, "app_id_mismatch",
+                   "appID: Defender " + d.hostname +
+                       " is registered under another App ID than this credential's",
+                   "appID"};
     const bool mustCommit = known == live_.end() || known->second.gracefulAt ||
                             now - known->second.judgedFrom > options_.liveness.grace;
     const auto waiting = pending_.find(key);

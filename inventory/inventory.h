@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -115,8 +116,14 @@ class Inventory {
   /// fields are ignored and set from the Console's clock. `defenderTime` (the Defender's own
   /// clock, optional) only feeds clockSkewMs. Errors: kUnavailable when a registration could not
   /// be made durable in time.
-  Result<HeartbeatOutcome> recordHeartbeat(Defender reported,
-                                           std::optional<TimePoint> defenderTime = {});
+  ///
+  /// `mayUpdate`, when set, is asked under the same lock that records the heartbeat whether a
+  /// known Defender, stored under the App ID it is given, may be updated by this reporter (the
+  /// defender channel's credential scope check, atomic with the write); refused: kPermissionDenied
+  /// "app_id_mismatch" and nothing is written.
+  Result<HeartbeatOutcome> recordHeartbeat(
+      Defender reported, std::optional<TimePoint> defenderTime = {},
+      const std::function<bool(const std::string& storedAppId)>& mayUpdate = {});
 
   /// Graceful disconnect, durable before return. kNotFound for an unknown hostname.
   Result<Defender> recordDisconnect(const std::string& hostname);

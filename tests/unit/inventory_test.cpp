@@ -282,3 +282,26 @@ TEST_CASE(
   CHECK(summaryOf(Category::kAppEmbedded).deployed == 58);
   expectSame(false, false, 0);
 }
+
+TEST_CASE("inventory: a reporter that may not update the stored App ID changes nothing") {
+  Fixture f;
+  Defender x = reported("task-1");
+  x.appId = "famx:11111111-1111-4111-8111-111111111111";
+  REQUIRE(f.inv->recordHeartbeat(x).ok());
+  Defender y = reported("task-1");
+  y.appId = "famy:22222222-2222-4222-8222-222222222222";
+  const auto onlyY = [&](const std::string& stored) { return stored == y.appId; };
+  f.clock.advance(Seconds(5));
+  auto refused = f.inv->recordHeartbeat(y, std::nullopt, onlyY);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == "app_id_mismatch");
+  CHECK(f.inv->appIdOf("task-1") == x.appId);
+  CHECK(f.get("task-1")->appId == x.appId);
+  CHECK(f.get("task-1")->lastSeen == kT0);  // the refused heartbeat did not count
+  // The first reporter may go on; a new hostname needs no permission.
+  const auto onlyX = [&](const std::string& stored) { return stored == x.appId; };
+  CHECK(f.inv->recordHeartbeat(x, std::nullopt, onlyX).ok());
+  Defender fresh = reported("task-2");
+  fresh.appId = y.appId;
+  CHECK(f.inv->recordHeartbeat(fresh, std::nullopt, onlyY).ok());
+}
