@@ -334,6 +334,8 @@ Result<Node> parseJson(std::string_view text, const ParseLimits& limits) {
 
 namespace {
 
+constexpr size_t kMaxYamlKeyBytes = 255;
+
 struct YamlAbort {};
 
 std::string atLine(int line) {
@@ -497,6 +499,13 @@ class YamlBuilder final : public YAML::EventHandler {
       if (n.isArray() || n.isObject() || !n.tag.empty())
         fail(Error::invalid("unsupported_yaml", "",
                             atLine(n.line) + ": mapping keys must be plain strings"));
+      // YAML limits an implicit key to 1024 characters as written; an escaped byte takes up to
+      // 4, so keys are held to 255 bytes (also CloudFormation's limit for logical IDs), or the
+      // protected document could not be read back.
+      if (n.text.size() > kMaxYamlKeyBytes)
+        fail(Error::invalid("invalid_yaml", "",
+                            atLine(n.line) + ": a mapping key longer than " +
+                                std::to_string(kMaxYamlKeyBytes) + " bytes"));
       if (!f.keys.insert(n.text).second)
         fail(Error::invalid("duplicate_key", "",
                             atLine(n.line) + ": duplicate key \"" + n.text + "\""));
