@@ -220,7 +220,7 @@ class Inventory {
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
   Status awaitDurable(uint64_t ticket);
   void flusherLoop();
-  std::unique_lock<std::timed_mutex> flushBeforeRead();
+  std::unique_lock<std::mutex> flushBeforeRead();
   Error storageFault() const;  // caller holds stateMutex_
   Status flushLocked();        // caller holds writeMutex_
 
@@ -228,7 +228,7 @@ class Inventory {
   const Clock& clock_;
   const InventoryOptions options_;
 
-  std::timed_mutex writeMutex_;  // the single writer; taken before stateMutex_
+  std::mutex writeMutex_;  // the single writer; taken before stateMutex_
 
   mutable std::mutex stateMutex_;
   std::unordered_map<std::string, LiveState> live_;        // by hostname key
