@@ -159,17 +159,9 @@ class SqliteAuthStore final : public AuthStore {
 }  // namespace
 
 Result<std::unique_ptr<AuthStore>> openSqliteAuthStore(const std::string& path, int busyTimeoutMs) {
-  sqlite3* db = nullptr;
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return Error::unavailable("cannot open " + path + ": " + msg);
-  }
-  sqlite3_busy_timeout(db, busyTimeoutMs);
-  auto store = std::make_unique<SqliteAuthStore>(db);
+  auto db = openSqliteConnection(path, busyTimeoutMs);
+  if (!db.ok()) return db.error();
+  auto store = std::make_unique<SqliteAuthStore>(*db);
   if (auto st = store->init(); !st.ok()) return st.error();
   return std::unique_ptr<AuthStore>(std::move(store));
 }

@@ -40,6 +40,10 @@ class SqliteStatement {
   int rc_ = SQLITE_ERROR;
 };
 
+/// Opens (creating) the SQLite database at `path` (or ":memory:") in serialized mode with a busy
+/// timeout in milliseconds. Errors: kUnavailable naming the path. The caller closes it.
+Result<sqlite3*> openSqliteConnection(const std::string& path, int busyTimeoutMs);
+
 /// Runs `schema` (idempotent CREATE … IF NOT EXISTS statements that include the table
 /// `metaTable (key TEXT PRIMARY KEY, value TEXT)`), then records `version` under the key
 /// "schema_version", or checks the recorded one. Errors: kUnavailable when SQLite fails (message
