@@ -1,7 +1,7 @@
 // Sweep benchmark: time to evict N stale Fargate Defenders with K observations each, and the
 // heartbeat latency other Defenders see over HTTP before and during the sweep.
 //
-//   build/release/bench/sweep_bench --stale 100000 --observations 10 --live 1000
+//   build/release/bench/sweep_bench --stale 100000 --observations 10 --live 100000 --interval 30
 //
 // The database is a real SQLite file (WAL) in a temporary directory. Stale Defenders are
 // written straight through the Store (fast set-up), the Console is then started on it with a
@@ -49,9 +49,12 @@ std::string heartbeatBody(int i) {
       .dump();
 }
 
-// Heartbeats the live Defenders from `threads` keep-alive clients until `stop`; records latency.
+// Heartbeats the live Defenders from `threads` keep-alive clients until `stop`; records the
+// latency of each request from its send. With `intervalSeconds` > 0 every live Defender
+// heartbeats once per interval (evenly spread; a client that falls behind sends at once),
+// otherwise the clients send as fast as they can.
 Latencies hammer(int port, const std::string& credential, int live, int threads,
-                 std::atomic<bool>& stop) {
+                 double intervalSeconds, std::atomic<bool>& stop) {
   std::vector<Latencies> per(static_cast<size_t>(threads));
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t)
@@ -60,7 +63,16 @@ Latencies hammer(int port, const std::string& credential, int live, int threads,
       c.set_bearer_token_auth(credential);
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
-      for (int i = t; !stop; i = (i + threads) % live) {
+      const auto began = std::chrono::steady_clock::now();
+      // Seconds between two sends of this client when paced.
+      const double gap = intervalSeconds * threads / live;
+      long long sent = 0;
+      for (int i = t; !stop; i = (i + threads) % live, ++sent) {
+        if (intervalSeconds > 0)
+          std::this_thread::sleep_until(
+              began + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                          std::chrono::duration<double>(gap * static_cast<double>(sent))));
+        if (stop) break;
         const auto body = heartbeatBody(i);
         const auto start = std::chrono::steady_clock::now();
         auto r = c.Post("/api/v1/defender/heartbeat", body, "application/json");
@@ -84,6 +96,7 @@ Latencies hammer(int port, const std::string& credential, int live, int threads,
 
 int main(int argc, char** argv) {
   int stale = 100000, observations = 10, live = 1000, threads = 4, baselineSeconds = 3;
+  double interval = 0;
   std::string dir;
   CLI::App app{"Eviction sweep benchmark"};
   app.add_option("--stale", stale, "Disconnected Fargate Defenders to evict")
@@ -93,6 +106,9 @@ int main(int argc, char** argv) {
   app.add_option("--live", live, "Defenders that keep heartbeating over HTTP")
       ->capture_default_str();
   app.add_option("--threads", threads, "Heartbeat client threads")->capture_default_str();
+  app.add_option("--interval", interval,
+                 "Seconds between two heartbeats of one live Defender (0 = as fast as possible)")
+      ->capture_default_str();
   app.add_option("--baseline-seconds", baselineSeconds, "Heartbeat-only period before the sweep")
       ->capture_default_str();
   app.add_option("--dir", dir, "Directory for the database (default: a temporary one)");
@@ -201,8 +217,9 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   Latencies baseline;
   {
-    std::thread t(
-        [&] { baseline = hammer(console.defenderPort(), credential, live, threads, stop); });
+    std::thread t([&] {
+      baseline = hammer(console.defenderPort(), credential, live, threads, interval, stop);
+    });
     std::this_thread::sleep_for(std::chrono::seconds(baselineSeconds));
     stop = true;
     t.join();
@@ -210,7 +227,7 @@ int main(int argc, char** argv) {
   stop = false;
   Latencies during;
   std::thread load(
-      [&] { during = hammer(console.defenderPort(), credential, live, threads, stop); });
+      [&] { during = hammer(console.defenderPort(), credential, live, threads, interval, stop); });
   std::this_thread::sleep_for(200ms);
   auto report = console.sweeper().sweep(clock.now());
   stop = true;

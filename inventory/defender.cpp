@@ -2,6 +2,9 @@
 
 #include <cassert>
 
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include <xxhash.h>
+
 namespace dc::inventory {
 
 namespace {
@@ -73,6 +76,21 @@ std::string hostnameKey(std::string_view hostname) {
   for (auto& ch : key)
     if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
   return key;
+}
+
+uint64_t descriptiveFingerprint(const Defender& d) {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  const std::string details = d.details.dump();
+  for (std::string_view part :
+       {std::string_view(d.hostname), typeInfo(d.type).apiName, std::string_view(d.version),
+        std::string_view(d.cluster), std::string_view(d.appId), std::string_view(d.container),
+        std::string_view(details)}) {
+    XXH3_64bits_update(&state, part.data(), part.size());
+    XXH3_64bits_update(&state, "\x1f", 1);  // separator: ("ab","c") differs from ("a","bc")
+  }
+  const uint64_t h = XXH3_64bits_digest(&state);
+  return h == 0 ? 1 : h;
 }
 
 }  // namespace dc::inventory

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,13 @@ inline Category categoryOf(DefenderType t) {
 
 /// Lower-cases ASCII letters: the inventory key of a hostname.
 std::string hostnameKey(std::string_view hostname);
+
+struct Defender;
+/// A 64-bit hash (XXH3, xxHash 0.8: its output is stable across versions and platforms) of a
+/// Defender's descriptive fields: hostname, type, version, cluster, App ID, container and
+/// `details`. Equal fingerprints mean the stored row needs only its liveness columns written.
+/// Stored with the row, so it survives restarts; never 0 (0 means "unknown").
+uint64_t descriptiveFingerprint(const Defender& d);
 
 /// One Defender as stored. Descriptive fields come from the Defender's heartbeats; liveness
 /// fields are the Console's own judgement inputs (DESIGN §4) and are never taken from the

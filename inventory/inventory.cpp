@@ -11,14 +11,6 @@ namespace dc::inventory {
 
 namespace {
 
-uint64_t fingerprintOf(const Defender& d) {
-  // Only the descriptive fields: a change among them needs the whole row written.
-  const std::string text = d.hostname + '\x1f' + std::string(typeInfo(d.type).apiName) + '\x1f' +
-                           d.version + '\x1f' + d.cluster + '\x1f' + d.appId + '\x1f' +
-                           d.container + '\x1f' + d.details.dump();
-  return std::hash<std::string>{}(text);
-}
-
 Error unknownDefender(const std::string& hostname, std::string_view hint = {}) {
   return Error::notFound("unknown_defender",
                          "no Defender with hostname '" + hostname + "'" + std::string(hint),
@@ -31,13 +23,13 @@ double seconds(Millis d) {
 
 }  // namespace
 
-std::optional<Millis> PauseDetector::tick(std::chrono::steady_clock::time_point now) {
-  const auto last = last_;
-  last_ = now;
-  if (!last || threshold_.count() <= 0) return std::nullopt;
-  const auto gap = std::chrono::duration_cast<Millis>(now - *last);
-  if (gap <= threshold_) return std::nullopt;
-  return gap;
+std::optional<Millis> PauseDetector::overslept(Millis planned,
+                                               std::chrono::steady_clock::time_point began,
+                                               std::chrono::steady_clock::time_point ended) const {
+  if (threshold_.count() <= 0) return std::nullopt;
+  const auto over = std::chrono::duration_cast<Millis>(ended - began) - planned;
+  if (over <= threshold_) return std::nullopt;
+  return over;
 }
 
 Inventory::Inventory(Store& store, const Clock& clock, InventoryOptions options)
@@ -53,18 +45,17 @@ Status Inventory::start(bool startFlusher) {
   const TimePoint now = clock_.now();
   auto alive = store_.loadConsoleAlive();
   if (!alive.ok()) return alive.error();
-  if (alive->has_value() && **alive < now) {
-    auto changed = store_.discountDowntime(**alive, now, options_.liveness.grace);
-    if (!changed.ok()) return changed.error();
-    if (*changed > 0)
-      spdlog::info(
-          "Console was down {:.0f} s; {} Defenders connected at shutdown are judged from "
-          "now",
-          seconds(now - **alive), *changed);
-  }
-  // Only the liveness columns: descriptive fields stay in the Store. The fingerprint is left
-  // unknown (0), so each Defender's first heartbeat after a restart writes its whole row once.
+  // Downtime discount (DESIGN §4): a Defender connected when the Console stopped (no graceful
+  // disconnect, judgedFrom ≥ stoppedAt − G) is judged from now. Applied in memory while loading;
+  // the changed rows are written behind in bounded chunks (discountBacklog_), not in one
+  // statement that would rewrite every row before the Console could serve.
+  const std::optional<TimePoint> stoppedAt =
+      alive->has_value() && **alive < now ? *alive : std::optional<TimePoint>();
+  std::vector<std::string> backlog;
+  const auto t0 = std::chrono::steady_clock::now();
+  // Only the liveness columns: descriptive fields stay in the Store.
   std::unordered_map<std::string, LiveState> loaded;
+  if (auto n = store_.countDefenders(); n.ok()) loaded.reserve(static_cast<size_t>(*n));
   auto st = store_.forEachLiveness([&](const StoredLiveness& l) {
     LiveState& s = loaded[l.key];
     s.registeredAt = l.registeredAt;
@@ -74,23 +65,45 @@ Status Inventory::start(bool startFlusher) {
     s.gracefulAt = l.gracefulDisconnectAt;
     s.clockSkewMs = l.clockSkewMs;
     s.type = l.type;
-    s.appId = l.appId;
+    s.appId = internAppId(l.appId);
+    s.fingerprint = l.fingerprint;
+    if (stoppedAt && !s.gracefulAt && s.judgedFrom >= *stoppedAt - options_.liveness.grace &&
+        s.judgedFrom < now) {
+      s.judgedFrom = now;
+      backlog.push_back(l.key);
+    }
     return true;
   });
   if (!st.ok()) return st;
-  WriteBatch aliveNow;
-  aliveNow.consoleAlive = now;
-  if (auto w = store_.write(aliveNow); !w.ok()) return w;
+  const auto t1 = std::chrono::steady_clock::now();
+  if (!backlog.empty())
+    spdlog::info(
+        "Console was down {:.0f} s; {} Defenders connected at shutdown are judged from now",
+        seconds(now - *stoppedAt), backlog.size());
+  // The stored "alive" time moves on only once the discount is stored (see flushLocked), so a
+  // crash before that discounts the same Defenders again at the next start.
+  if (backlog.empty()) {
+    WriteBatch aliveNow;
+    aliveNow.consoleAlive = now;
+    if (auto w = store_.write(aliveNow); !w.ok()) return w;
+  }
   {
     std::lock_guard lock(stateMutex_);
     live_ = std::move(loaded);
     index_.reset(now - options_.liveness.grace);
-    for (const auto& [key, s] : live_) index_.add(key, indexEntry(s));
+    std::vector<std::pair<const std::string*, LiveIndex::Entry>> entries;
+    entries.reserve(live_.size());
+    for (const auto& [key, s] : live_) entries.emplace_back(&key, indexEntry(s));
+    index_.addAll(std::move(entries));
+    discountBacklog_ = std::move(backlog);
     settings_ = *settings;
     started_ = true;
     stopping_ = false;
   }
-  spdlog::info("inventory loaded: {} Defenders", live_.size());
+  const auto t2 = std::chrono::steady_clock::now();
+  auto ms = [](auto d) { return std::chrono::duration_cast<Millis>(d).count(); };
+  spdlog::info("inventory loaded: {} Defenders in {} ms (read {} ms, index {} ms)", live_.size(),
+               ms(t2 - t0), ms(t1 - t0), ms(t2 - t1));
   if (startFlusher) flusher_ = std::thread([this] { flusherLoop(); });
   return Status::success();
 }
@@ -105,8 +118,16 @@ void Inventory::stop() {
   wake_.notify_all();
   if (flusher_.joinable()) flusher_.join();
   std::lock_guard w(writeMutex_);
-  if (auto st = flushLocked(); !st.ok())
-    spdlog::error("final flush failed: {}", st.error().message);
+  // Every pending heartbeat and observation, in bounded chunks, until a write fails. A downtime
+  // discount not yet stored may stay so: "alive" then stays put and the next start applies it.
+  for (;;) {
+    if (auto st = flushLocked(); !st.ok()) {
+      spdlog::error("final flush failed: {}", st.error().message);
+      return;
+    }
+    std::lock_guard lock(stateMutex_);
+    if (pending_.empty() && pendingObservations_.empty()) return;
+  }
 }
 
 Inventory::LiveState Inventory::liveStateOf(const Defender& d) {
@@ -118,9 +139,14 @@ Inventory::LiveState Inventory::liveStateOf(const Defender& d) {
   s.gracefulAt = d.gracefulDisconnectAt;
   s.clockSkewMs = d.clockSkewMs;
   s.type = d.type;
-  s.appId = d.appId;
-  s.fingerprint = fingerprintOf(d);
+  s.appId = internAppId(d.appId);
+  s.fingerprint = descriptiveFingerprint(d);
   return s;
+}
+
+const std::string* Inventory::internAppId(const std::string& appId) {
+  if (appId.empty()) return &kNoAppId;
+  return &*appIds_.insert(appId).first;
 }
 
 std::optional<std::string> Inventory::appIdOf(const std::string& hostname) {
@@ -128,7 +154,7 @@ std::optional<std::string> Inventory::appIdOf(const std::string& hostname) {
   std::lock_guard lock(stateMutex_);
   auto it = live_.find(key);
   if (it == live_.end()) return std::nullopt;
-  return it->second.appId;
+  return *it->second.appId;
 }
 
 void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
@@ -173,7 +199,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     const std::function<bool(const std::string& storedAppId)>& mayUpdate) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(d.hostname);
-  const uint64_t fp = fingerprintOf(d);
+  const uint64_t fp = descriptiveFingerprint(d);
   HeartbeatOutcome outcome;
   uint64_t ticket = 0;
   {
@@ -182,7 +208,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     // Admission: a heartbeat that must be committed before its answer is refused up front
     // (nothing kept) while the store fails writes or too many commits are waiting.
     const auto known = live_.find(key);
-    if (known != live_.end() && mayUpdate && !mayUpdate(known->second.appId))
+    if (known != live_.end() && mayUpdate && !mayUpdate(*known->second.appId))
       return Error{ErrorKind::kPermissionDenied, "app_id_mismatch",
                    "appID: Defender " + d.hostname +
                        " is registered under another App ID than this credential's",
@@ -219,7 +245,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     s.gracefulAt.reset();
     if (defenderTime) s.clockSkewMs = (*defenderTime - now).count();
     s.type = d.type;
-    if (s.appId != d.appId) s.appId = d.appId;
+    if (*s.appId != d.appId) s.appId = internAppId(d.appId);
     if (inserted)
       index_.add(it->first, indexEntry(s));
     else
@@ -330,13 +356,50 @@ Status Inventory::flushLocked() {
   WriteBatch batch;
   std::unordered_map<std::string, PendingWrite> taken;
   std::vector<std::pair<std::string, Observation>> observations;
+  std::vector<std::string> discounted;  // keys from discountBacklog_ written by this flush
   uint64_t generation;
+  bool complete;  // nothing is left unwritten after this flush
   {
     std::lock_guard lock(stateMutex_);
-    taken.swap(pending_);
-    pendingDurable_ = 0;
+    const size_t cap = std::max<size_t>(1, options_.maxFlushRows);
+    if (pending_.size() <= cap) {
+      taken.swap(pending_);
+      pendingDurable_ = 0;
+    } else {
+      // Bounded: every durable write (a request waits for it), then refreshes up to the cap;
+      // the rest stays pending for the next flush, which follows at once.
+      size_t room = cap > pendingDurable_ ? cap - pendingDurable_ : 0;
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        const bool durable = it->second.durable;
+        if (!durable && room == 0) {
+          ++it;
+          continue;
+        }
+        if (durable)
+          --pendingDurable_;
+        else
+          --room;
+        taken.insert(pending_.extract(it++));
+      }
+    }
+    while (taken.size() + discounted.size() < cap && !discountBacklog_.empty()) {
+      std::string key = std::move(discountBacklog_.back());
+      discountBacklog_.pop_back();
+      // A pending heartbeat carries the new liveness itself; a removed Defender needs nothing.
+      if (taken.contains(key) || pending_.contains(key)) continue;
+      auto it = live_.find(key);
+      if (it == live_.end()) continue;
+      Defender d;
+      d.hostname = key;
+      d.type = it->second.type;
+      applyLiveState(it->second, d);
+      batch.touches.push_back(std::move(d));
+      discounted.push_back(std::move(key));
+    }
+    complete = pending_.empty() && discountBacklog_.empty();
     observations.swap(pendingObservations_);
     urgent_ = false;
+    backlogged_ = !complete;
     generation = openGeneration_++;
   }
   const TimePoint now = clock_.now();
@@ -346,7 +409,9 @@ Status Inventory::flushLocked() {
     (p.descriptiveChanged ? batch.upserts : batch.touches).push_back(p.defender);
   }
   batch.observations = std::move(observations);
-  batch.consoleAlive = now;
+  // "Alive" tells the next start from when to discount downtime; it moves on only when the
+  // stored liveness is complete, so a crash during a backlog never under-discounts.
+  if (complete) batch.consoleAlive = now;
   const Status st = store_.write(batch);
 
   std::lock_guard lock(stateMutex_);
@@ -383,6 +448,8 @@ Status Inventory::flushLocked() {
     pendingObservations_.insert(pendingObservations_.begin(),
                                 std::make_move_iterator(batch.observations.begin()),
                                 std::make_move_iterator(batch.observations.end()));
+    discountBacklog_.insert(discountBacklog_.end(), std::make_move_iterator(discounted.begin()),
+                            std::make_move_iterator(discounted.end()));
     failedGeneration_ = std::max(failedGeneration_, generation);
     lastFlushError_ = st.error();
     ++metrics_.flushFailures;
@@ -402,17 +469,23 @@ Status Inventory::flushLocked() {
 }
 
 void Inventory::flusherLoop() {
-  PauseDetector pause(options_.pauseThreshold);
-  (void)pause.tick(std::chrono::steady_clock::now());
+  const PauseDetector pause(options_.pauseThreshold);
   std::unique_lock lock(stateMutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, options_.flushInterval, [&] { return urgent_ || stopping_; });
+    // With a backlog (a bounded flush left work behind) the next flush follows after a short
+    // breath, so that reads and sweeps waiting for the writer get their turn.
+    const Millis planned =
+        backlogged_ ? std::min(options_.flushInterval, Millis(10)) : options_.flushInterval;
+    const auto began = std::chrono::steady_clock::now();
+    const bool woken = wake_.wait_for(lock, planned, [&] { return urgent_ || stopping_; });
+    const auto ended = std::chrono::steady_clock::now();
     if (stopping_) break;
     lock.unlock();
-    // The loop runs every flush interval; a longer gap means the Console itself was not
-    // running (a stalled write, a paused process), which must not count against Defenders.
-    if (auto paused = pause.tick(std::chrono::steady_clock::now()))
-      (void)noteResumed(clock_.now() - *paused);
+    // Sleeping far beyond the plan means the Console itself did not run (a paused or starved
+    // process), which must not count against Defenders.
+    if (!woken)
+      if (auto paused = pause.overslept(planned, began, ended))
+        (void)noteResumed(clock_.now() - *paused);
     {
       std::lock_guard w(writeMutex_);
       if (auto st = flushLocked(); !st.ok())
@@ -435,18 +508,17 @@ size_t Inventory::noteResumed(TimePoint pausedAt) {
       s.judgedFrom = now;
       index_.update(key, before, indexEntry(s));
       ++judged;
-      auto [pit, fresh] = pending_.try_emplace(key);
-      if (fresh) {
-        pit->second.oldestUnwritten = now;
-        pit->second.defender.hostname = key;
-        pit->second.defender.type = s.type;
-      }
-      applyLiveState(s, pit->second.defender);
+      // Written behind like the downtime discount at start-up ("alive" waits for it); a pending
+      // heartbeat carries the new liveness itself.
+      if (auto p = pending_.find(key); p != pending_.end())
+        applyLiveState(s, p->second.defender);
+      else
+        discountBacklog_.push_back(key);
     }
   }
   spdlog::warn(
-      "the Console did not run on schedule for {:.1f} s (stalled storage or a paused process); "
-      "{} Defenders connected when it began are judged from now",
+      "the Console did not run for {:.1f} s (a paused or starved process); {} Defenders "
+      "connected when it began are judged from now",
       seconds(now - pausedAt), judged);
   return judged;
 }
@@ -512,12 +584,18 @@ std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
     (void)w.try_lock();
   }
   if (!w.owns_lock()) return w;
-  bool pending;
+  // Everything pending when the read began, in bounded chunks (a backlog after a restart takes
+  // a few of them); heartbeats arriving meanwhile do not prolong the wait.
+  size_t chunks;
   {
     std::lock_guard lock(stateMutex_);
-    pending = (!pending_.empty() || !pendingObservations_.empty()) && !failingSince_;
+    const bool pending =
+        !pending_.empty() || !pendingObservations_.empty() || !discountBacklog_.empty();
+    const size_t cap = std::max<size_t>(1, options_.maxFlushRows);
+    chunks = pending && !failingSince_ ? (pending_.size() + discountBacklog_.size()) / cap + 1 : 0;
   }
-  if (pending) (void)flushLocked();
+  for (; chunks > 0; --chunks)
+    if (!flushLocked().ok()) break;
   return w;
 }
 
@@ -626,40 +704,48 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
 Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,
                                                      size_t limit) {
   std::lock_guard w(writeMutex_);
-  // Heartbeats still waiting to be written would make the store's candidates stale; write them
-  // first, and do not evict at all while they cannot be written.
+  // Write what is pending first (one bounded flush), and do not evict at all while writes fail.
   if (auto st = flushLocked(); !st.ok()) return st.error();
+  std::vector<std::string> due;
+  size_t candidates = 0;
   int days;
   {
     std::lock_guard lock(stateMutex_);
     days = settings_.disconnectPeriodDays;
-  }
-  const Millis retention = retentionFor(category, days);
-  auto candidates = store_.dueForEviction(category, now, options_.liveness.grace, retention, limit);
-  if (!candidates.ok()) return candidates.error();
-  std::vector<std::string> due;
-  {
-    std::lock_guard lock(stateMutex_);
-    for (const auto& key : *candidates) {
+    const Millis retention = retentionFor(category, days);
+    // Candidates from the in-memory index (oldest first); removalAt = disconnectedAt + retention,
+    // disconnectedAt = the graceful disconnect or judgedFrom + G.
+    std::vector<std::string> keys;
+    for (const auto& info : allTypes()) {
+      if (info.category != category || keys.size() >= limit) continue;
+      auto more = index_.due(info.type, now - retention, now - retention - options_.liveness.grace,
+                             limit - keys.size());
+      keys.insert(keys.end(), std::make_move_iterator(more.begin()),
+                  std::make_move_iterator(more.end()));
+    }
+    candidates = keys.size();
+    std::unordered_set<std::string> dropped;
+    for (auto& key : keys) {
       auto it = live_.find(key);
-      if (it != live_.end()) {
-        Defender probe;
-        probe.type = it->second.type;
-        applyLiveState(it->second, probe);
-        const Liveness l = inventory::judge(probe, now, options_.liveness, days);
-        if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // heartbeat won
-        index_.remove(it->first, indexEntry(it->second));
-        live_.erase(it);
-      }
+      if (it == live_.end()) continue;
+      Defender probe;
+      probe.type = it->second.type;
+      applyLiveState(it->second, probe);
+      const Liveness l = inventory::judge(probe, now, options_.liveness, days);
+      if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // not due after all
+      index_.remove(it->first, indexEntry(it->second));
+      live_.erase(it);
       if (auto p = pending_.find(key); p != pending_.end()) {
         if (p->second.durable) --pendingDurable_;
         pending_.erase(p);
       }
-      std::erase_if(pendingObservations_, [&](const auto& o) { return o.first == key; });
-      due.push_back(key);
+      dropped.insert(key);
+      due.push_back(std::move(key));
     }
+    if (!dropped.empty())
+      std::erase_if(pendingObservations_, [&](const auto& o) { return dropped.contains(o.first); });
   }
-  if (due.empty()) return EvictionBatch{{}, candidates->size()};
+  if (due.empty()) return EvictionBatch{{}, candidates};
   const std::string reason =
       category == Category::kAppEmbedded
           ? "disconnected for 1 h (App-Embedded rule)"
@@ -679,7 +765,7 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
   }
   std::lock_guard lock(stateMutex_);
   metrics_.evictions += removed->size();
-  return EvictionBatch{std::move(removed).value(), candidates->size()};
+  return EvictionBatch{std::move(removed).value(), candidates};
 }
 
 DefenderSettings Inventory::settings() const {
@@ -699,7 +785,7 @@ InventoryMetrics Inventory::metrics() const {
   std::lock_guard lock(stateMutex_);
   InventoryMetrics m = metrics_;
   m.defenders = live_.size();
-  m.pendingWrites = pending_.size();
+  m.pendingWrites = pending_.size() + discountBacklog_.size();
   m.storageFailing = failingSince_.has_value();
   return m;
 }

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -35,6 +36,11 @@ struct InventoryOptions {
   LivenessPolicy liveness;
   /// Longest time a coalesced heartbeat waits before it is written. Default 1 s (DESIGN §7).
   Millis flushInterval = Millis(1000);
+  /// Most Defender rows written by one transaction. Durable writes (registrations,
+  /// reconnections, disconnects) always go with the next flush; refreshes beyond the cap wait
+  /// for the following one, which starts at once. Keeps a durable reply from waiting behind a
+  /// huge backlog (after a restart or a stall).
+  size_t maxFlushRows = 20000;
   /// How long a request waits for its write to become durable before it gets kUnavailable.
   Millis durableTimeout = Seconds(10);
   /// Observations waiting to be written, across all Defenders; beyond it new batches get
@@ -51,23 +57,26 @@ struct InventoryOptions {
   /// How long a read waits for a running flush before it reads the stored rows as they are
   /// (with the in-memory liveness overlaid), so a stalled database does not stall reads.
   Millis readWaitForWriter = Millis(250);
-  /// The flusher thread notices when it did not run for longer than this (a stalled database,
-  /// a paused process): Defenders connected when the pause began are then judged from its
-  /// end, like after downtime. 0 = off (tests drive noteResumed() themselves).
+  /// The flusher thread notices when its sleep overran by more than this (a paused or starved
+  /// process): Defenders connected when the pause began are then judged from its end, like
+  /// after downtime. 0 = off (tests drive noteResumed() themselves).
   Millis pauseThreshold{0};
 };
 
-/// Notices that a loop which should run every `period` did not run for more than `threshold`
-/// (monotonic time). Pure: the caller passes the time points.
+/// Notices that a thread slept far longer than it asked to: the process was paused (SIGSTOP, a
+/// frozen VM) or starved of CPU, so heartbeats could not be received meanwhile. Time spent in a
+/// slow store write is not a pause: heartbeats are recorded in memory while the writer waits.
+/// Pure: the caller passes the monotonic time points.
 class PauseDetector {
  public:
   explicit PauseDetector(Millis threshold) : threshold_(threshold) {}
-  /// Call once per loop iteration. Returns the length of the pause that just ended, if any.
-  std::optional<Millis> tick(std::chrono::steady_clock::time_point now);
+  /// A sleep of `planned` from `began` that ended at `ended`: the pause (the oversleep) when it
+  /// exceeds the threshold, else nothing. A threshold of 0 turns detection off.
+  std::optional<Millis> overslept(Millis planned, std::chrono::steady_clock::time_point began,
+                                  std::chrono::steady_clock::time_point ended) const;
 
  private:
   Millis threshold_;
-  std::optional<std::chrono::steady_clock::time_point> last_;
 };
 
 enum class HeartbeatOutcome {
@@ -92,7 +101,8 @@ struct InventoryMetrics {
   uint64_t overloadRefusals = 0;      // writes refused with "overloaded"
   bool storageFailing = false;        // gauge: the last write attempt failed
   size_t defenders = 0;               // gauge: Defenders in memory
-  size_t pendingWrites = 0;           // gauge: Defenders waiting to be flushed
+  size_t pendingWrites = 0;           // gauge: Defenders waiting to be flushed (heartbeats and
+                                      // downtime discount not yet stored)
   double lastFlushLagSeconds = 0;     // gauge: age of the oldest heartbeat in the last flush
   double maxFlushLagSeconds = 0;      // gauge: worst lag seen since start
 };
@@ -105,9 +115,10 @@ class Inventory {
   Inventory(const Inventory&) = delete;
   Inventory& operator=(const Inventory&) = delete;
 
-  /// Loads settings and every stored Defender, discounts Console downtime (a Defender connected
-  /// when the Console stopped is judged from now), and starts the flusher thread unless
-  /// `startFlusher` is false (tests then call flush()). Errors from the Store.
+  /// Loads settings and the liveness of every stored Defender, discounts Console downtime (a
+  /// Defender connected when the Console stopped is judged from now: in memory at once, written
+  /// behind in chunks of maxFlushRows), and starts the flusher thread unless `startFlusher` is
+  /// false (tests then call flush()). Errors from the Store.
   Status start(bool startFlusher = true);
   /// Flushes what is pending and stops the flusher. Idempotent.
   void stop();
@@ -156,15 +167,17 @@ class Inventory {
     std::vector<AuditRecord> evicted;
     size_t candidates = 0;
   };
-  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, in one transaction,
-  /// re-checking each against the in-memory state while holding the writer.
+  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, oldest first, in one
+  /// transaction; candidates come from the in-memory index while the writer is held, so a
+  /// Defender that heartbeated meanwhile is never evicted.
   Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit);
 
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.
   Status updateSettings(const DefenderSettings& settings);
 
-  /// Writes everything pending now, in one transaction.
+  /// Writes what is pending now in one transaction of at most maxFlushRows Defender rows
+  /// (durable writes and observations always included). pendingWrites() tells what is left.
   Status flush();
 
   /// The Console did not run from `pausedAt` until now (a stalled store or a paused process):
@@ -197,7 +210,8 @@ class Inventory {
     std::optional<TimePoint> gracefulAt;
     std::optional<long long> clockSkewMs;
     DefenderType type = DefenderType::kNone;
-    std::string appId;              // as last reported; checked against Defender credentials
+    const std::string* appId = &kNoAppId;  // as last reported (interned in appIds_); checked
+                                           // against Defender credentials
     uint64_t fingerprint = 0;       // hash of the descriptive fields last written; 0: unknown
     double observationTokens = -1;  // < 0: bucket not used yet (full)
     TimePoint observationRefill{};
@@ -210,9 +224,13 @@ class Inventory {
     TimePoint oldestUnwritten{};      // receive time of the oldest heartbeat not yet written
   };
 
-  static LiveState liveStateOf(const Defender& d);  // stored row → in-memory state
+  inline static const std::string kNoAppId;
+  LiveState liveStateOf(const Defender& d);  // stored row → in-memory state; holds stateMutex_
+  /// The one shared copy of `appId` (a fleet has far fewer App IDs than Defenders); caller
+  /// holds stateMutex_ or runs before the Inventory is shared.
+  const std::string* internAppId(const std::string& appId);
   static LiveIndex::Entry indexEntry(const LiveState& s) {
-    return {s.type, s.judgedFrom, s.gracefulAt.has_value()};
+    return {s.type, s.judgedFrom, s.gracefulAt.has_value(), s.gracefulAt.value_or(TimePoint{})};
   }
   /// The list served from index_, or nullopt when the query needs the Store's filters.
   std::optional<Result<Page<Defender>>> listFromIndex(const DefenderQuery& query);
@@ -232,6 +250,7 @@ class Inventory {
 
   mutable std::mutex stateMutex_;
   std::unordered_map<std::string, LiveState> live_;        // by hostname key
+  std::unordered_set<std::string> appIds_;                 // interned App IDs (never shrinks)
   std::unordered_map<std::string, PendingWrite> pending_;  // by hostname key
   LiveIndex index_;                                        // ordered views of live_
   std::vector<std::pair<std::string, Observation>> pendingObservations_;
@@ -240,8 +259,10 @@ class Inventory {
   uint64_t committedGeneration_ = 0;  // newest generation whose flush committed
   uint64_t failedGeneration_ = 0;     // newest generation whose flush failed
   Error lastFlushError_;
-  std::optional<TimePoint> failingSince_;  // storage fault episode
-  size_t pendingDurable_ = 0;              // pending_ entries with `durable`
+  std::optional<TimePoint> failingSince_;     // storage fault episode
+  size_t pendingDurable_ = 0;                 // pending_ entries with `durable`
+  std::vector<std::string> discountBacklog_;  // keys judged from the restart, not yet written
+  bool backlogged_ = false;                   // the last flush left work behind
   InventoryMetrics metrics_;
   DefenderSettings settings_;
   std::condition_variable wake_;     // flusher wake-up

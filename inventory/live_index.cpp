@@ -12,14 +12,54 @@ void LiveIndex::reset(TimePoint cutoff) {
 void LiveIndex::add(const std::string& key, const Entry& e) {
   auto& p = types_[slot(e.type)];
   ++p.deployed;
-  if (!e.graceful) p.judged.insert({ms(e.judgedFrom), reinterpret_cast<uintptr_t>(&key)});
+  const auto addr = reinterpret_cast<uintptr_t>(&key);
+  if (e.graceful)
+    p.graceful.insert({ms(e.gracefulAt), addr});
+  else
+    p.judged.insert({ms(e.judgedFrom), addr});
   (connectedNow(e) ? p.connected : p.disconnected).insert(&key);
+}
+
+void LiveIndex::addAll(std::vector<std::pair<const std::string*, Entry>> entries) {
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (const auto& [key, e] : entries) {
+    auto& p = types_[slot(e.type)];
+    ++p.deployed;
+    (connectedNow(e) ? p.connected : p.disconnected).insert(key);
+  }
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::pair(a.second.judgedFrom, a.first) < std::pair(b.second.judgedFrom, b.first);
+  });
+  for (const auto& [key, e] : entries)
+    if (!e.graceful)
+      types_[slot(e.type)].judged.insert({ms(e.judgedFrom), reinterpret_cast<uintptr_t>(key)});
+  for (const auto& [key, e] : entries)  // few, in practice
+    if (e.graceful)
+      types_[slot(e.type)].graceful.insert({ms(e.gracefulAt), reinterpret_cast<uintptr_t>(key)});
+}
+
+std::vector<std::string> LiveIndex::due(DefenderType t, TimePoint gracefulBy, TimePoint silentBy,
+                                        size_t limit) const {
+  std::vector<std::string> keys;
+  const auto& p = types_[slot(t)];
+  for (const ByJudged* tree : {&p.graceful, &p.judged}) {
+    const long long bound = ms(tree == &p.graceful ? gracefulBy : silentBy);
+    for (auto it = tree->begin(); it != tree->end() && keys.size() < limit && it->first <= bound;
+         ++it)
+      keys.push_back(*reinterpret_cast<const std::string*>(it->second));
+  }
+  return keys;
 }
 
 void LiveIndex::remove(const std::string& key, const Entry& e) {
   auto& p = types_[slot(e.type)];
   --p.deployed;
-  if (!e.graceful) p.judged.erase({ms(e.judgedFrom), reinterpret_cast<uintptr_t>(&key)});
+  const auto addr = reinterpret_cast<uintptr_t>(&key);
+  if (e.graceful)
+    p.graceful.erase({ms(e.gracefulAt), addr});
+  else
+    p.judged.erase({ms(e.judgedFrom), addr});
   (connectedNow(e) ? p.connected : p.disconnected).erase(&key);
 }
 
@@ -30,10 +70,14 @@ void LiveIndex::update(const std::string& key, const Entry& before, const Entry&
     return;
   }
   auto& p = types_[slot(after.type)];
+  const auto addr = reinterpret_cast<uintptr_t>(&key);
   if (before.graceful != after.graceful || before.judgedFrom != after.judgedFrom) {
-    const auto addr = reinterpret_cast<uintptr_t>(&key);
     if (!before.graceful) p.judged.erase({ms(before.judgedFrom), addr});
     if (!after.graceful) p.judged.insert({ms(after.judgedFrom), addr});
+  }
+  if (before.graceful != after.graceful || before.gracefulAt != after.gracefulAt) {
+    if (before.graceful) p.graceful.erase({ms(before.gracefulAt), addr});
+    if (after.graceful) p.graceful.insert({ms(after.gracefulAt), addr});
   }
   const bool was = connectedNow(before), is = connectedNow(after);
   if (was == is) return;

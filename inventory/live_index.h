@@ -4,7 +4,9 @@
 //
 // Per type, the index keeps
 //  - every Defender without a graceful disconnect ordered by judgedFrom: the connected ones at a
-//    cutoff (now − G) are those with judgedFrom ≥ cutoff, counted by rank;
+//    cutoff (now − G) are those with judgedFrom ≥ cutoff, counted by rank; the oldest are the
+//    first eviction candidates;
+//  - the gracefully disconnected ones ordered by their disconnect time (eviction candidates);
 //  - two hostname-key-ordered sets with ranks: connected and disconnected as of the cutoff last
 //    applied (`advance`). Passing time moves Defenders from one to the other; `advance` moves
 //    exactly those whose judgedFrom lies between the old and the new cutoff.
@@ -34,12 +36,17 @@ class LiveIndex {
   struct Entry {
     DefenderType type = DefenderType::kNone;
     TimePoint judgedFrom{};
-    bool graceful = false;  // gracefully disconnected: disconnected whatever the time
+    bool graceful = false;   // gracefully disconnected: disconnected whatever the time
+    TimePoint gracefulAt{};  // when, if graceful
   };
 
   /// Drops everything and sets the cutoff that add() classifies against.
   void reset(TimePoint cutoff);
   void add(const std::string& key, const Entry& e);
+  /// add() for many at once (start-up): inserts in each tree's own order, which keeps the trees'
+  /// working set in cache (1,000,000 entries: 6.3 s with add() in hash-map order, 2.0 s sorted;
+  /// docs/benchmarks.md B5).
+  void addAll(std::vector<std::pair<const std::string*, Entry>> entries);
   void remove(const std::string& key, const Entry& e);
   /// remove(key, before) + add(key, after), skipping the unchanged parts.
   void update(const std::string& key, const Entry& before, const Entry& after);
@@ -51,6 +58,12 @@ class LiveIndex {
   /// Defenders of `t` connected at `cutoff`: no graceful disconnect, judgedFrom ≥ cutoff.
   /// Independent of advance().
   size_t connected(DefenderType t, TimePoint cutoff) const;
+
+  /// Eviction candidates of type `t`, at most `limit`: the gracefully disconnected with
+  /// gracefulAt ≤ `gracefulBy` (oldest first), then the others with judgedFrom ≤ `silentBy`
+  /// (oldest first). The caller derives both bounds from its retention rule.
+  std::vector<std::string> due(DefenderType t, TimePoint gracefulBy, TimePoint silentBy,
+                               size_t limit) const;
 
   /// Keys of type `t` that are connected (or disconnected) as of the last advance(), in key
   /// order (descending when `reverse`), from `offset`, at most `limit`; `total` gets the count.
@@ -71,6 +84,7 @@ class LiveIndex {
   static constexpr size_t kTypeCount = 17;
   struct PerType {
     ByJudged judged;     // not gracefully disconnected, by (judgedFrom, key address)
+    ByJudged graceful;   // gracefully disconnected, by (gracefulAt, key address)
     ByKey connected;     // as of applied_
     ByKey disconnected;  // as of applied_, graceful ones included
     size_t deployed = 0;

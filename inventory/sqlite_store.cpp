@@ -85,6 +85,10 @@ class Stmt {
   std::optional<TimePoint> optTime(int col) const {
     return isNull(col) ? std::nullopt : std::optional<TimePoint>(time(col));
   }
+  void assignText(int col, std::string& out) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    out.assign(p ? p : "", p ? static_cast<size_t>(sqlite3_column_bytes(stmt_, col)) : 0);
+  }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
@@ -172,6 +176,16 @@ CREATE TABLE audit (
 );
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE console_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql",
+    // 2: the fingerprint of the descriptive fields (inventory::descriptiveFingerprint, as a
+    // signed 64-bit integer; 0 = unknown), so that after a restart a heartbeat whose
+    // descriptive fields did not change writes only the liveness columns. The judged_from
+    // indexes go: eviction candidates come from the inventory's in-memory index, and every
+    // heartbeat moved two entries of each to random pages (docs/benchmarks.md, B2).
+    R"sql(
+ALTER TABLE defenders ADD COLUMN fingerprint INTEGER NOT NULL DEFAULT 0;
+DROP INDEX defenders_judged;
+DROP INDEX defenders_category_judged;
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -339,15 +353,15 @@ class SqliteStore final : public Store {
         Stmt s(writer_,
                "INSERT INTO defenders (key, hostname, type, category, version, cluster, app_id, "
                "container, image, details, registered_at, last_seen, judged_from, "
-               "connected_since, graceful_at, clock_skew_ms) "
-               "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
+               "connected_since, graceful_at, clock_skew_ms, fingerprint) "
+               "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) "
                "ON CONFLICT(key) DO UPDATE SET hostname=excluded.hostname, type=excluded.type, "
                "category=excluded.category, version=excluded.version, cluster=excluded.cluster, "
                "app_id=excluded.app_id, container=excluded.container, image=excluded.image, "
                "details=excluded.details, registered_at=excluded.registered_at, "
                "last_seen=excluded.last_seen, judged_from=excluded.judged_from, "
                "connected_since=excluded.connected_since, graceful_at=excluded.graceful_at, "
-               "clock_skew_ms=excluded.clock_skew_ms");
+               "clock_skew_ms=excluded.clock_skew_ms, fingerprint=excluded.fingerprint");
         if (!s.prepared()) return s.error("prepare upsert");
         for (const auto& d : batch.upserts) {
           s.bind(1, hostnameKey(d.hostname))
@@ -365,7 +379,8 @@ class SqliteStore final : public Store {
               .bind(13, d.judgedFrom)
               .bind(14, d.connectedSince)
               .bind(15, d.gracefulDisconnectAt)
-              .bind(16, d.clockSkewMs);
+              .bind(16, d.clockSkewMs)
+              .bind(17, static_cast<long long>(descriptiveFingerprint(d)));
           s.step();
           if (s.failed()) return s.error("upsert defender");
           s.reset();
@@ -491,25 +506,6 @@ class SqliteStore final : public Store {
     return Status::success();
   }
 
-  Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
-                                     Millis grace) override {
-    std::lock_guard lock(writeMutex_);
-    long long changed = 0;
-    auto st = inTransaction(writer_, [&]() -> Status {
-      Stmt s(writer_,
-             "UPDATE defenders SET judged_from=?1 WHERE graceful_at IS NULL AND "
-             "judged_from >= ?2 AND judged_from < ?1");
-      if (!s.prepared()) return s.error("prepare downtime");
-      s.bind(1, restartedAt).bind(2, stoppedAt - grace);
-      s.step();
-      if (s.failed()) return s.error("discount downtime");
-      changed = sqlite3_changes(writer_);
-      return Status::success();
-    });
-    if (!st.ok()) return st.error();
-    return changed;
-  }
-
   // ---- reads ----
 
   Result<std::optional<Defender>> findDefender(const std::string& key) override {
@@ -618,35 +614,6 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<std::string>> dueForEviction(Category category, TimePoint now, Millis grace,
-                                                  Millis retention, size_t limit) override {
-    Reader r(*this);
-    // Due ⇔ disconnectedAt + retention ≤ now, where disconnectedAt is the graceful time or
-    // judgedFrom + G. Two index-served queries (graceful first), each reading rows in index
-    // order and stopping at the limit: no sort over every due row.
-    std::vector<std::string> keys;
-    Stmt graceful(r.db,
-                  "SELECT key FROM defenders WHERE graceful_at IS NOT NULL AND graceful_at <= ?2 "
-                  "AND category = ?1 LIMIT ?3");
-    if (!graceful.prepared()) return graceful.error("prepare due");
-    graceful.bind(1, categoryName(category))
-        .bind(2, now - retention)
-        .bind(3, static_cast<long long>(limit));
-    while (graceful.step()) keys.push_back(graceful.text(0));
-    if (graceful.failed()) return graceful.error("due for eviction");
-    if (keys.size() >= limit) return keys;
-    Stmt silent(r.db,
-                "SELECT key FROM defenders WHERE category = ?1 AND judged_from <= ?2 AND "
-                "graceful_at IS NULL ORDER BY judged_from LIMIT ?3");
-    if (!silent.prepared()) return silent.error("prepare due");
-    silent.bind(1, categoryName(category))
-        .bind(2, now - retention - grace)
-        .bind(3, static_cast<long long>(limit - keys.size()));
-    while (silent.step()) keys.push_back(silent.text(0));
-    if (silent.failed()) return silent.error("due for eviction");
-    return keys;
-  }
-
   Status forEachDefender(const std::function<bool(const Defender&)>& fn) override {
     Reader r(*this);
     Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders");
@@ -657,15 +624,25 @@ class SqliteStore final : public Store {
     return Status::success();
   }
 
+  Result<long long> countDefenders() override {
+    Reader r(*this);
+    Stmt s(r.db, "SELECT count(*) FROM defenders");
+    if (!s.prepared()) return s.error("prepare count");
+    long long n = 0;
+    if (s.step()) n = s.i64(0);
+    if (s.failed()) return s.error("count defenders");
+    return n;
+  }
+
   Status forEachLiveness(const std::function<bool(const StoredLiveness&)>& fn) override {
     Reader r(*this);
     Stmt s(r.db,
            "SELECT key, type, registered_at, last_seen, judged_from, connected_since, graceful_at, "
-           "clock_skew_ms, app_id FROM defenders");
+           "clock_skew_ms, app_id, fingerprint FROM defenders");
     if (!s.prepared()) return s.error("prepare liveness scan");
     StoredLiveness l;
     while (s.step()) {
-      l.key = s.text(0);
+      s.assignText(0, l.key);  // reuses the buffers: no allocation per row
       l.type = parseType(s.text(1)).value_or(DefenderType::kNone);
       l.registeredAt = s.time(2);
       l.lastSeen = s.time(3);
@@ -673,7 +650,8 @@ class SqliteStore final : public Store {
       l.connectedSince = s.time(5);
       l.gracefulDisconnectAt = s.optTime(6);
       l.clockSkewMs = s.isNull(7) ? std::nullopt : std::optional<long long>(s.i64(7));
-      l.appId = s.text(8);
+      s.assignText(8, l.appId);
+      l.fingerprint = static_cast<uint64_t>(s.i64(9));
       if (!fn(l)) break;
     }
     if (s.failed()) return s.error("scan liveness");

@@ -70,6 +70,7 @@ struct StoredLiveness {
   std::optional<TimePoint> gracefulDisconnectAt;
   std::optional<long long> clockSkewMs;
   std::string appId;  // as last reported ("" when none): Defender credentials are checked on it
+  uint64_t fingerprint = 0;  // descriptiveFingerprint() of the stored row; 0 = unknown
 };
 
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.
@@ -101,11 +102,6 @@ class Store {
 
   virtual Status saveSettings(const DefenderSettings& settings) = 0;
 
-  /// After downtime: every Defender connected at `stoppedAt` (no graceful disconnect and
-  /// judgedFrom ≥ stoppedAt − grace) is judged from `restartedAt`. Returns rows changed.
-  virtual Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
-                                             Millis grace) = 0;
-
   // ---- reads ----
 
   virtual Result<std::optional<Defender>> findDefender(const std::string& key) = 0;
@@ -119,14 +115,11 @@ class Store {
 
   virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
 
-  /// Keys of disconnected Defenders of `category` whose eviction is due at `now`
-  /// (disconnectedAt + retention ≤ now), at most `limit`, oldest first.
-  virtual Result<std::vector<std::string>> dueForEviction(Category category, TimePoint now,
-                                                          Millis grace, Millis retention,
-                                                          size_t limit) = 0;
-
   /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
+
+  /// How many Defenders are stored.
+  virtual Result<long long> countDefenders() = 0;
 
   /// Streams the liveness columns of every stored Defender to `fn` (start-up warm-up: no
   /// descriptive fields, no JSON). Stops early if `fn` returns false.

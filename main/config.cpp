@@ -83,6 +83,12 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "overloaded with Retry-After (0 = unbounded)")
       ->envname("DC_DEFENDER_MAX_QUEUED")
       ->capture_default_str();
+  app.add_option("--defender-nice", c.defenderNice,
+                 "Nice value of the defender channel's worker threads: the flusher, the sweep "
+                 "and the Console API run first when heartbeats saturate the CPU (0 = same)")
+      ->envname("DC_DEFENDER_NICE")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   app.add_option("--outage-threshold", c.outageThreshold,
                  "Share of the fleet silent within one grace period that pauses evictions")
       ->envname("DC_OUTAGE_THRESHOLD")

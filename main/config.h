@@ -31,6 +31,10 @@ struct ConsoleConfig {
   /// Defender-channel connections waiting for a worker beyond this are answered 503
   /// "overloaded" with a jittered Retry-After (0 = unbounded).
   size_t defenderMaxQueued = 2048;
+  /// Nice value (0..19) of the defender channel's worker threads, so that the write-behind
+  /// flusher, the sweep and the Console API keep their share of the CPU when heartbeats
+  /// saturate it (docs/benchmarks.md, B1).
+  int defenderNice = 10;
   /// Outage guard: evictions pause when this share of a fleet of at least outageMinFleet
   /// Defenders goes silent within one grace period.
   double outageThreshold = 0.5;

@@ -192,6 +192,7 @@ Status ConsoleApp::start(bool startScheduler) {
       .threads = c.defenderThreads,
       .maxBodyBytes = c.defenderMaxBodyBytes,
       .maxQueued = c.defenderMaxQueued,
+      .workerNice = c.defenderNice,
       .shedRetryAfter =
           [](const httplib::Request& req) {
             // The hostname, when the body names one, makes the delay stable

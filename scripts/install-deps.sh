@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libcpp-httplib-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libboost-dev
-  libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev
+  libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev
   curl
 )
 # Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang

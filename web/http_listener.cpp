@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -63,9 +64,17 @@ namespace {
 // 503 by the pre-routing handler, without touching the inventory.
 class BoundedPool final : public httplib::TaskQueue {
  public:
-  BoundedPool(size_t threads, size_t maxQueued, std::shared_ptr<HttpListener::Admission> a)
+  BoundedPool(size_t threads, size_t maxQueued, int nice,
+              std::shared_ptr<HttpListener::Admission> a)
       : maxQueued_(maxQueued), admission_(std::move(a)) {
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(work_, false); });
+    for (size_t i = 0; i < threads; ++i)
+      threads_.emplace_back([this, nice] {
+        // Per thread on Linux: setpriority(PRIO_PROCESS, tid) changes only this thread.
+        // Lowering one's own priority needs no privilege.
+        if (nice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0)
+          spdlog::warn("could not lower the priority of a worker thread: {}", std::strerror(errno));
+        run(work_, false);
+      });
     if (maxQueued_ > 0)
       for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { run(shedding_, true); });
   }
@@ -234,8 +243,9 @@ HttpListener::HttpListener(ListenerOptions options)
       server_(makeServer(options_, raiseBacklog_)) {
   const size_t threads = options_.threads;
   const size_t maxQueued = options_.maxQueued;
-  server_->new_task_queue = [threads, maxQueued, a = admission_] {
-    return new BoundedPool(threads, maxQueued, a);
+  const int nice = options_.workerNice;
+  server_->new_task_queue = [threads, maxQueued, nice, a = admission_] {
+    return new BoundedPool(threads, maxQueued, nice, a);
   };
   server_->set_tcp_nodelay(true);
   server_->set_payload_max_length(options_.maxBodyBytes);

@@ -1,7 +1,7 @@
 // One HTTP listener (cpp-httplib) set up the way the Console needs it: TCP_NODELAY on (without it
 // every small response waits ~40 ms on delayed ACKs), bounded request heads and bodies, a thread
-// pool sized on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS (optionally
-// with client certificates) when given a certificate and key.
+// pool sized on purpose, a real listen backlog, long keep-alive, port 0 for tests; HTTPS
+// (optionally with client certificates) when given a certificate and key.
 //
 // Protocol limits (docs/security.md, "Hostile input"), each answered with a JSON error:
 //  - request line longer than 8192 bytes: 414 uri_too_long (cpp-httplib 0.11 compiles this
@@ -51,6 +51,10 @@ struct ListenerOptions {
   /// small shedding pool answers their requests at once with 503 "overloaded" (and
   /// `Connection: close`), so the queue and its memory stay bounded. 0 = unbounded.
   size_t maxQueued = 0;
+  /// Nice value (Linux, 0..19) of the worker threads: > 0 lets the Console's own threads — the
+  /// write-behind flusher, the sweep, the Console API — run first when this listener saturates
+  /// the CPU, so persistence keeps up instead of being starved by request handling.
+  int workerNice = 0;
   /// Seconds for the `Retry-After` of a shed request (default: 5).
   std::function<int(const httplib::Request&)> shedRetryAfter;
   /// HTTPS when set: PEM certificate (chain) and private key files (httplib::SSLServer).

@@ -37,10 +37,18 @@ class FaultyStore final : public inventory::Store {
     cv_.wait(lock, [&] { return stalled_ > 0; });
   }
   size_t writeAttempts() const { return attempts_; }
+  /// Rows passed to successful writes so far: whole-row upserts and liveness-only touches.
+  size_t upsertsWritten() const { return upserts_; }
+  size_t touchesWritten() const { return touches_; }
 
   Status write(const inventory::WriteBatch& b) override {
     if (auto st = gate(); !st.ok()) return st;
-    return inner_.write(b);
+    auto st = inner_.write(b);
+    if (st.ok()) {
+      upserts_ += b.upserts.size();
+      touches_ += b.touches.size();
+    }
+    return st;
   }
   Result<std::vector<inventory::AuditRecord>> removeDefenders(std::span<const std::string> keys,
                                                               const std::string& actor,
@@ -52,11 +60,6 @@ class FaultyStore final : public inventory::Store {
   Status saveSettings(const inventory::DefenderSettings& s) override {
     if (auto st = gate(); !st.ok()) return st;
     return inner_.saveSettings(s);
-  }
-  Result<long long> discountDowntime(TimePoint stoppedAt, TimePoint restartedAt,
-                                     Millis grace) override {
-    if (auto st = gate(); !st.ok()) return st.error();
-    return inner_.discountDowntime(stoppedAt, restartedAt, grace);
   }
 
   Result<std::optional<inventory::Defender>> findDefender(const std::string& key) override {
@@ -70,11 +73,6 @@ class FaultyStore final : public inventory::Store {
       const inventory::LivenessCutoff& c) override {
     return inner_.summarize(c);
   }
-  Result<std::vector<std::string>> dueForEviction(inventory::Category category, TimePoint now,
-                                                  Millis grace, Millis retention,
-                                                  size_t limit) override {
-    return inner_.dueForEviction(category, now, grace, retention, limit);
-  }
   Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
     return inner_.forEachDefender(fn);
   }
@@ -82,6 +80,7 @@ class FaultyStore final : public inventory::Store {
       std::span<const std::string> keys) override {
     return inner_.findDefenders(keys);
   }
+  Result<long long> countDefenders() override { return inner_.countDefenders(); }
   Status forEachLiveness(const std::function<bool(const inventory::StoredLiveness&)>& fn) override {
     return inner_.forEachLiveness(fn);
   }
@@ -117,6 +116,8 @@ class FaultyStore final : public inventory::Store {
   bool stall_ = false;
   int stalled_ = 0;
   std::atomic<size_t> attempts_{0};
+  std::atomic<size_t> upserts_{0};
+  std::atomic<size_t> touches_{0};
 };
 
 }  // namespace dc::testing

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "inventory/inventory.h"
+#include "inventory/live_index.h"
 #include "inventory/sqlite_store.h"
 
 using namespace dc;
@@ -304,4 +305,66 @@ TEST_CASE("inventory: a reporter that may not update the stored App ID changes n
   Defender fresh = reported("task-2");
   fresh.appId = y.appId;
   CHECK(f.inv->recordHeartbeat(fresh, std::nullopt, onlyY).ok());
+}
+
+TEST_CASE("live index: eviction candidates follow disconnectedAt + retention, oldest first") {
+  const std::vector<std::string> keys = {"g", "s", "y", "h", "old"};  // stable addresses
+  LiveIndex index;
+  index.reset(kT0 - 90s);
+  index.add(keys[0], {DefenderType::kFargate, kT0 - 2h, true, kT0 - 61min});  // graceful, due
+  index.add(keys[1], {DefenderType::kFargate, kT0 - 1h - 90s});               // silent, exactly due
+  index.add(keys[2], {DefenderType::kFargate, kT0 - 1h - 89s});               // 1 s short
+  index.add(keys[3], {DefenderType::kServerLinux, kT0 - 2h});
+  index.add(keys[4], {DefenderType::kFargate, kT0 - 5h});  // silent longest
+  auto due = [&](DefenderType t, Millis retention, size_t limit) {
+    return index.due(t, kT0 - retention, kT0 - retention - 90s, limit);
+  };
+  // Graceful ones first, then the silent ones oldest first.
+  CHECK(due(DefenderType::kFargate, 1h, 100) == std::vector<std::string>{"g", "old", "s"});
+  CHECK(due(DefenderType::kFargate, 1h, 2) == std::vector<std::string>{"g", "old"});
+  CHECK(due(DefenderType::kServerLinux, 24h, 100).empty());
+  CHECK(index.due(DefenderType::kServerLinux, kT0 + 23h - 24h, kT0 + 23h - 24h - 90s, 100) ==
+        std::vector<std::string>{"h"});
+  // A heartbeat moves a Defender out of the candidates; a graceful disconnect moves it in.
+  index.update(keys[4], {DefenderType::kFargate, kT0 - 5h}, {DefenderType::kFargate, kT0});
+  index.update(keys[2], {DefenderType::kFargate, kT0 - 1h - 89s},
+               {DefenderType::kFargate, kT0 - 1h - 89s, true, kT0 - 2h});
+  CHECK(due(DefenderType::kFargate, 1h, 100) == std::vector<std::string>{"y", "g", "s"});
+  index.remove(keys[0], {DefenderType::kFargate, kT0 - 2h, true, kT0 - 61min});
+  CHECK(due(DefenderType::kFargate, 1h, 100) == std::vector<std::string>{"y", "s"});
+}
+
+TEST_CASE("live index: addAll builds the same index as one add() per entry") {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back("k" + std::to_string((i * 7919) % 1000));
+  auto entryOf = [](int i) {
+    LiveIndex::Entry e{i % 3 == 0 ? DefenderType::kFargate : DefenderType::kDaemonset,
+                       kT0 - Millis((i * 104729) % 600000)};
+    if (i % 11 == 0) {
+      e.graceful = true;
+      e.gracefulAt = kT0 - Millis(i * 10);
+    }
+    return e;
+  };
+  LiveIndex one, bulk;
+  one.reset(kT0 - 90s);
+  bulk.reset(kT0 - 90s);
+  std::vector<std::pair<const std::string*, LiveIndex::Entry>> entries;
+  for (int i = 0; i < 500; ++i) {
+    one.add(keys[static_cast<size_t>(i)], entryOf(i));
+    entries.emplace_back(&keys[static_cast<size_t>(i)], entryOf(i));
+  }
+  bulk.addAll(entries);
+  for (auto t : {DefenderType::kFargate, DefenderType::kDaemonset}) {
+    CHECK(one.deployed(t) == bulk.deployed(t));
+    CHECK(one.connected(t, kT0 - 90s) == bulk.connected(t, kT0 - 90s));
+    for (bool connected : {true, false}) {
+      size_t n1 = 0, n2 = 0;
+      CHECK(one.page(t, connected, false, 0, 1000, n1) ==
+            bulk.page(t, connected, false, 0, 1000, n2));
+      CHECK(n1 == n2);
+    }
+    CHECK(one.due(t, kT0, kT0 - 60s, 1000) == bulk.due(t, kT0, kT0 - 60s, 1000));
+    CHECK_FALSE(one.due(t, kT0, kT0 - 60s, 1000).empty());
+  }
 }

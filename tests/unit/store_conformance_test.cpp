@@ -308,21 +308,6 @@ TEST_CASE("store conformance") {
         CHECK(audit->items.front().lastSeen == kT0);
       }
 
-      SECTION("due for eviction follows disconnectedAt + retention") {
-        auto graceful = makeDefender("g", DefenderType::kFargate, kT0 - 2h);
-        graceful.gracefulDisconnectAt = kT0 - 61min;
-        auto silent = makeDefender("s", DefenderType::kFargate, kT0 - 1h - 90s);  // exactly due
-        auto young = makeDefender("y", DefenderType::kFargate, kT0 - 1h - 89s);   // 1 s short
-        auto host = makeDefender("h", DefenderType::kServerLinux, kT0 - 2h);
-        REQUIRE(upsert(s, {graceful, silent, young, host}).ok());
-        auto due = s.dueForEviction(Category::kAppEmbedded, kT0, 90s, 1h, 100);
-        REQUIRE(due.ok());
-        CHECK(std::set<std::string>(due->begin(), due->end()) == std::set<std::string>{"g", "s"});
-        CHECK(s.dueForEviction(Category::kAppEmbedded, kT0, 90s, 1h, 1)->size() == 1);
-        CHECK(s.dueForEviction(Category::kHost, kT0, 90s, 24h, 100)->empty());
-        CHECK(s.dueForEviction(Category::kHost, kT0 + 23h, 90s, 24h, 100)->size() == 1);
-      }
-
       SECTION("settings and console state persist") {
         CHECK(s.loadSettings()->disconnectPeriodDays == 1);
         REQUIRE(s.saveSettings({7}).ok());
@@ -334,19 +319,27 @@ TEST_CASE("store conformance") {
         CHECK(**s.loadConsoleAlive() == kT0);
       }
 
-      SECTION("downtime discount re-judges only Defenders connected at shutdown") {
-        auto connected = makeDefender("c", DefenderType::kFargate, kT0 - 30s);
-        auto gone = makeDefender("d", DefenderType::kFargate, kT0 - 10min);
-        auto graceful = makeDefender("g", DefenderType::kFargate, kT0 - 10s);
-        graceful.gracefulDisconnectAt = kT0 - 5s;
-        REQUIRE(upsert(s, {connected, gone, graceful}).ok());
-        auto n = s.discountDowntime(kT0, kT0 + 2h, 90s);
-        REQUIRE(n.ok());
-        CHECK(*n == 1);
-        CHECK((*s.findDefender("c"))->judgedFrom == kT0 + 2h);
-        CHECK((*s.findDefender("c"))->lastSeen == kT0 - 30s);  // lastSeen stays the truth
-        CHECK((*s.findDefender("d"))->judgedFrom == kT0 - 10min);
-        CHECK((*s.findDefender("g"))->judgedFrom == kT0 - 10s);
+      SECTION("an upsert stores the descriptive fingerprint; a touch keeps it") {
+        auto d = makeDefender("fp-1", DefenderType::kFargate, kT0);
+        REQUIRE(upsert(s, {d}).ok());
+        auto fingerprintOf = [&](const std::string& key) {
+          uint64_t fp = 0;
+          REQUIRE(s.forEachLiveness([&](const StoredLiveness& l) {
+                     if (l.key == key) fp = l.fingerprint;
+                     return true;
+                   }).ok());
+          return fp;
+        };
+        CHECK(fingerprintOf("fp-1") == descriptiveFingerprint(d));
+        WriteBatch touch;
+        d.lastSeen = d.judgedFrom = kT0 + 30s;
+        touch.touches.push_back(d);
+        REQUIRE(s.write(touch).ok());
+        CHECK(fingerprintOf("fp-1") == descriptiveFingerprint(d));
+        d.version = "99.0";
+        REQUIRE(upsert(s, {d}).ok());
+        CHECK(fingerprintOf("fp-1") == descriptiveFingerprint(d));
+        CHECK(descriptiveFingerprint(d) != 0);
       }
     }
   }
