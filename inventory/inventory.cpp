@@ -406,7 +406,7 @@ Status Inventory::flushLocked() {
   TimePoint oldest = now;
   for (auto& [key, p] : taken) {
     oldest = std::min(oldest, p.oldestUnwritten);
-    (p.descriptiveChanged ? batch.upserts : batch.touches).push_back(p.defender);
+    (p.descriptiveChanged ? batch.upserts : batch.touches).push_back(std::move(p.defender));
   }
   batch.observations = std::move(observations);
   // "Alive" tells the next start from when to discount downtime; it moves on only when the
@@ -429,8 +429,12 @@ Status Inventory::flushLocked() {
     metrics_.lastFlushLagSeconds = lag;
     metrics_.maxFlushLagSeconds = std::max(metrics_.maxFlushLagSeconds, lag);
   } else {
-    // Keep everything for the next attempt; newer pending state wins over what was taken.
+    // Keep everything for the next attempt; newer pending state wins over what was taken. The
+    // rows were moved into the batch in this same iteration order (after the discounted ones).
+    size_t upsert = 0, touch = discounted.size();
     for (auto& [key, p] : taken) {
+      p.defender =
+          std::move(p.descriptiveChanged ? batch.upserts[upsert++] : batch.touches[touch++]);
       if (!live_.contains(key)) continue;  // removed meanwhile
       const bool durable = p.durable;
       auto [it, fresh] = pending_.try_emplace(key, std::move(p));
