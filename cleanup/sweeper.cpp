@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_priority.h"
 #include "common/time_format.h"
 
 namespace dc::cleanup {
@@ -132,7 +133,11 @@ SweepScheduler::~SweepScheduler() {
 
 void SweepScheduler::start() {
   impl_->arm();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    if (!setThisThreadNice(impl_->sweeper.options().threadNice))
+      spdlog::warn("could not lower the priority of the sweep thread");
+    impl_->io.run();
+  });
 }
 
 void SweepScheduler::stop() {

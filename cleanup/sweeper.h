@@ -28,7 +28,7 @@ struct SweepOptions {
   /// Time between sweeps. Removal happens in [removalAt, removalAt + period]. Default 60 s.
   Millis period = Seconds(60);
   /// Defenders per deleting transaction.
-  size_t batchSize = 500;
+  size_t batchSize = 200;
   /// Outage guard thresholds. The guard is judged at each sweep, so `period` should not
   /// exceed the grace G (defaults: 60 s ≤ 90 s).
   OutageOptions outage;
@@ -37,6 +37,9 @@ struct SweepOptions {
   /// evicted because the Console is behind — for at most one grace period in a row, so that a
   /// channel that stays behind cannot stop cleanup for ever. Unset = never waits.
   std::function<size_t()> heartbeatsWaiting;
+  /// Nice value (0..19) of the scheduler's sweep thread: above the defender channel's workers
+  /// (10), so that a long sweep does not delay heartbeats (docs/benchmarks.md, B4).
+  int threadNice = 15;
 };
 
 struct SweepReport {
@@ -51,6 +54,7 @@ struct SweepReport {
 class Sweeper {
  public:
   Sweeper(inventory::Inventory& inventory, SweepOptions options);
+  const SweepOptions& options() const { return options_; }
 
   /// Evicts every Defender due at `now`. Stops at the first storage error (what was evicted
   /// before it stays evicted; the rest is retried at the next sweep).

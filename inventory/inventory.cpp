@@ -194,6 +194,22 @@ Status Inventory::awaitDurable(uint64_t ticket) {
   return Error::unavailable("the Console is shutting down");
 }
 
+Inventory::PendingWrite& Inventory::pendingFor(const std::string& key, TimePoint now) {
+  auto [it, fresh] = pending_.try_emplace(key);
+  if (fresh) {
+    it->second.oldestUnwritten = now;
+    pendingOrder_.push_back(key);
+  }
+  return it->second;
+}
+
+void Inventory::markDurable(const std::string& key, PendingWrite& p) {
+  if (p.durable) return;
+  p.durable = true;
+  ++pendingDurable_;
+  durableKeys_.push_back(key);
+}
+
 Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     Defender d, std::optional<TimePoint> defenderTime,
     const std::function<bool(const std::string& storedAppId)>& mayUpdate) {
@@ -252,16 +268,11 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
       index_.update(it->first, before, indexEntry(s));
     applyLiveState(s, d);
 
-    auto [pit, fresh] = pending_.try_emplace(key);
-    PendingWrite& p = pit->second;
-    if (fresh) p.oldestUnwritten = now;
+    PendingWrite& p = pendingFor(key, now);
     p.descriptiveChanged = p.descriptiveChanged || inserted || fp != s.fingerprint;
     s.fingerprint = fp;
     p.defender = std::move(d);
-    if (outcome != HeartbeatOutcome::kRefreshed && !p.durable) {
-      p.durable = true;
-      ++pendingDurable_;
-    }
+    if (outcome != HeartbeatOutcome::kRefreshed) markDurable(key, p);
     if (p.durable) ticket = waitTicket();
   }
   if (ticket != 0)
@@ -289,18 +300,14 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
       index_.update(it->first, before, indexEntry(s));
       ++metrics_.gracefulDisconnects;
     }
-    auto [pit, fresh] = pending_.try_emplace(key);
-    PendingWrite& p = pit->second;
+    const bool fresh = !pending_.contains(key);
+    PendingWrite& p = pendingFor(key, now);
     if (fresh) {
-      p.oldestUnwritten = now;
       p.defender.hostname = hostname;
       p.defender.type = s.type;
     }
     applyLiveState(s, p.defender);
-    if (!p.durable) {
-      p.durable = true;
-      ++pendingDurable_;
-    }
+    markDurable(key, p);
     out = p.defender;
     ticket = waitTicket();
   }
@@ -365,21 +372,20 @@ Status Inventory::flushLocked() {
     if (pending_.size() <= cap) {
       taken.swap(pending_);
       pendingDurable_ = 0;
+      pendingOrder_.clear();
+      durableKeys_.clear();
     } else {
-      // Bounded: every durable write (a request waits for it), then refreshes up to the cap;
-      // the rest stays pending for the next flush, which follows at once.
-      size_t room = cap > pendingDurable_ ? cap - pendingDurable_ : 0;
-      for (auto it = pending_.begin(); it != pending_.end();) {
-        const bool durable = it->second.durable;
-        if (!durable && room == 0) {
-          ++it;
-          continue;
-        }
-        if (durable)
-          --pendingDurable_;
-        else
-          --room;
-        taken.insert(pending_.extract(it++));
+      // Bounded: every durable write (a request waits for it), then the oldest refreshes up to
+      // the cap (first pending, first written: none waits behind newer ones); the rest stays
+      // pending for the next flush, which follows at once.
+      for (const auto& key : durableKeys_)
+        if (auto node = pending_.extract(key)) taken.insert(std::move(node));
+      durableKeys_.clear();
+      pendingDurable_ = 0;
+      while (taken.size() < cap && !pendingOrder_.empty()) {
+        // Keys taken or removed since they were queued are skipped.
+        if (auto node = pending_.extract(pendingOrder_.front())) taken.insert(std::move(node));
+        pendingOrder_.pop_front();
       }
     }
     while (taken.size() + discounted.size() < cap && !discountBacklog_.empty()) {
@@ -441,13 +447,11 @@ Status Inventory::flushLocked() {
       if (!fresh) {
         it->second.descriptiveChanged = it->second.descriptiveChanged || p.descriptiveChanged;
         it->second.oldestUnwritten = std::min(it->second.oldestUnwritten, p.oldestUnwritten);
-        if (durable && !it->second.durable) {
-          it->second.durable = true;
-          ++pendingDurable_;
-        }
-      } else if (durable) {
-        ++pendingDurable_;
+      } else {
+        it->second.durable = false;     // counted again just below
+        pendingOrder_.push_front(key);  // written first next time
       }
+      if (durable) markDurable(key, it->second);
     }
     pendingObservations_.insert(pendingObservations_.begin(),
                                 std::make_move_iterator(batch.observations.begin()),

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -236,6 +237,9 @@ class Inventory {
   std::optional<Result<Page<Defender>>> listFromIndex(const DefenderQuery& query);
   void applyLiveState(const LiveState& s, Defender& d) const;
   uint64_t waitTicket();  // the flush generation that will carry what is enqueued now
+  /// The pending write of `key`, created (and queued in pendingOrder_) when there is none.
+  PendingWrite& pendingFor(const std::string& key, TimePoint now);  // holds stateMutex_
+  void markDurable(const std::string& key, PendingWrite& p);        // holds stateMutex_
   Status awaitDurable(uint64_t ticket);
   void flusherLoop();
   std::unique_lock<std::mutex> flushBeforeRead();
@@ -261,6 +265,9 @@ class Inventory {
   Error lastFlushError_;
   std::optional<TimePoint> failingSince_;     // storage fault episode
   size_t pendingDurable_ = 0;                 // pending_ entries with `durable`
+  std::deque<std::string> pendingOrder_;      // pending_ keys, first pending first (may hold keys
+                                              // taken or removed since: skipped)
+  std::vector<std::string> durableKeys_;      // pending_ keys with `durable`
   std::vector<std::string> discountBacklog_;  // keys judged from the restart, not yet written
   bool backlogged_ = false;                   // the last flush left work behind
   InventoryMetrics metrics_;

@@ -51,6 +51,9 @@ struct DefenderQuery {
   /// one (before it when `reverse`); `offset` counts from there and `total` counts only those
   /// rows. Lets a long download read page after page without re-skipping earlier rows.
   std::optional<std::string> afterKey;
+  /// false: `total` is left 0 instead of counted. A download that streams page after page
+  /// needs no count, and counting every match again for each page made it quadratic.
+  bool countTotal = true;
 };
 
 /// One page of results and the total number of matches (the `Total-Count` header).

@@ -580,7 +580,7 @@ class SqliteStore final : public Store {
 
     Reader r(*this);
     Page<Defender> page;
-    {
+    if (q.countTotal) {
       // ?1/?2 (cutoff, grace) are bound even where the text does not use them; SQLite
       // numbers parameters by their explicit ?NNN index.
       Stmt c(r.db, "SELECT count(*) FROM defenders" + w.sql);

@@ -1,11 +1,11 @@
 #include "web/http_listener.h"
 
+#include "common/thread_priority.h"
 #include "web/http_errors.h"
 
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -69,9 +69,7 @@ class BoundedPool final : public httplib::TaskQueue {
       : maxQueued_(maxQueued), admission_(std::move(a)) {
     for (size_t i = 0; i < threads; ++i)
       threads_.emplace_back([this, nice] {
-        // Per thread on Linux: setpriority(PRIO_PROCESS, tid) changes only this thread.
-        // Lowering one's own priority needs no privilege.
-        if (nice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0)
+        if (!setThisThreadNice(nice))
           spdlog::warn("could not lower the priority of a worker thread: {}", std::strerror(errno));
         run(work_, false);
       });

@@ -513,6 +513,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
                auto headerSent = std::make_shared<bool>(false);
                if (!paged) query->limit = 1000;
+               query->countTotal = false;  // not sent; would be counted again per page
                res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
                res.set_chunked_content_provider("text/csv", [&inv, query, remaining, headerSent](
                                                                 size_t, httplib::DataSink& sink) {

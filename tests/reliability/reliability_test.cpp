@@ -281,6 +281,34 @@ TEST_CASE("restart: the downtime discount is in memory at once, stored in bounde
   CHECK(connectedFargate(next) == 0);  // judged from the second start, then G
 }
 
+TEST_CASE("a bounded flush writes durable writes and the oldest refreshes first") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  InventoryOptions o;
+  o.maxFlushRows = 10;
+  o.flushInterval = Millis(3'600'000);  // the flusher writes only what a request waits for
+  Inventory inv(*store, clock, o);
+  REQUIRE(inv.start().ok());
+  auto host = [](int i) { return "t" + std::to_string(i); };
+  for (int i = 0; i < 25; ++i) REQUIRE(inv.recordHeartbeat(reported(host(i))).ok());
+  for (int i = 0; i < 25; ++i) {  // refreshes, one second apart: pending, not yet written
+    clock.advance(1s);
+    REQUIRE(inv.recordHeartbeat(reported(host(i))).ok());
+  }
+  auto storedLastSeen = [&](int i) { return (*store->findDefender(host(i)))->lastSeen; };
+  CHECK(storedLastSeen(0) == kT0);
+  REQUIRE(inv.flush().ok());
+  for (int i = 0; i < 10; ++i) CHECK(storedLastSeen(i) == kT0 + Seconds(i + 1));
+  for (int i = 10; i < 25; ++i) CHECK(storedLastSeen(i) == kT0);
+  CHECK(inv.metrics().pendingWrites == 15);
+  // A registration waiting to be stored goes with the next chunk, whatever the queue.
+  REQUIRE(inv.recordHeartbeat(reported("late")).ok());  // returns once committed
+  CHECK(store->findDefender("late")->has_value());
+  REQUIRE(inv.flush().ok());
+  while (inv.metrics().pendingWrites > 0) REQUIRE(inv.flush().ok());
+  for (int i = 0; i < 25; ++i) CHECK(storedLastSeen(i) == kT0 + Seconds(i + 1));
+}
+
 TEST_CASE("restart: an unchanged Defender's first heartbeat writes only its liveness columns") {
   ManualClock clock{kT0};
   auto inner = std::move(openSqliteStore({":memory:"})).value();
