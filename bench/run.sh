@@ -2,7 +2,8 @@
 # Benchmark drivers; figures and their meaning: docs/benchmarks.md.
 #
 # Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5 ...
-#   Build first: cmake --build build/release --target defender-console dc-bench bare_server sweep_bench
+#   Build first (docs/benchmarks.md): build/bench, Release with frame pointers, targets
+#   defender-console dc-bench bare_server sweep_bench
 #   Sizes (environment, defaults = the targets of docs/benchmarks.md):
 #     B1_DEFENDERS=1000000 B1_SECONDS=20 B1_CONNECTIONS=64
 #     B2_DEFENDERS=500000  B2_SECONDS=600 B2_CONNECTIONS=64
@@ -10,10 +11,10 @@
 #     B4_STALE=100000 B4_OBSERVATIONS=10 B4_LIVE=100000 B4_INTERVAL=30 (0 = unpaced)
 #     B5_DEFENDERS=1000000
 #   BENCH_DIR (default /tmp/dc-bench): seeded databases are cached there per size and copied
-#   for each run; BENCH_PORT (default 38180): base of the ports used.
+#   for each run into one work/ directory, so two runs at once need two BENCH_DIRs; BENCH_PORT (default 38180): base of the ports used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build/release
+build=build/bench
 if [[ ${1:-} == --build ]]; then
   build=$2
   shift 2
