@@ -53,6 +53,10 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
   for (auto category :
        {Category::kAppEmbedded, Category::kContainer, Category::kHost, Category::kServerless}) {
     for (;;) {
+      if (stopRequested_) {
+        report.stopped = true;
+        break;
+      }
       auto batch = inventory_.evictDue(category, now, options_.batchSize);
       if (!batch.ok()) {
         ++failures_;
@@ -142,6 +146,7 @@ void SweepScheduler::start() {
 
 void SweepScheduler::stop() {
   if (!impl_->thread.joinable()) return;
+  impl_->sweeper.requestStop();  // a running sweep ends after its current batch
   boost::asio::post(impl_->io, [this] { impl_->timer.cancel(); });
   impl_->thread.join();
 }

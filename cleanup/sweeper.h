@@ -49,6 +49,7 @@ struct SweepReport {
   Millis took{0};
   bool deferred = false;  // nothing done: heartbeats were still waiting to be recorded
   bool paused = false;    // nothing evicted: the outage guard holds evictions
+  bool stopped = false;   // ended early by requestStop(); the rest goes at the next start
 };
 
 class Sweeper {
@@ -59,6 +60,10 @@ class Sweeper {
   /// Evicts every Defender due at `now`. Stops at the first storage error (what was evicted
   /// before it stays evicted; the rest is retried at the next sweep).
   Result<SweepReport> sweep(TimePoint now);
+
+  /// Ends a running sweep after its current batch (and every later sweep at once), so that a
+  /// Console stop does not wait for a long sweep. Thread-safe; not undone.
+  void requestStop() { stopRequested_ = true; }
 
   /// Prometheus text: sweeps, evictions, last sweep duration, outage guard.
   std::string metricsText() const;
@@ -76,6 +81,7 @@ class Sweeper {
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> evicted_{0};
   std::atomic<long long> lastSweepMs_{0};
+  std::atomic<bool> stopRequested_{false};
 };
 
 /// Runs sweeper.sweep(clock.now()) every `period` on a Boost.Asio steady timer, on its own

@@ -78,7 +78,8 @@ Status Inventory::start(bool startFlusher) {
   const auto t1 = std::chrono::steady_clock::now();
   if (!backlog.empty())
     spdlog::info(
-        "Console was down {:.0f} s; {} Defenders connected at shutdown are judged from now",
+        "Console was down {:.0f} s (since its last complete write); {} Defenders connected "
+        "then are judged from now",
         seconds(now - *stoppedAt), backlog.size());
   // The stored "alive" time moves on only once the discount is stored (see flushLocked), so a
   // crash before that discounts the same Defenders again at the next start.
@@ -365,7 +366,8 @@ Status Inventory::flushLocked() {
   std::vector<std::pair<std::string, Observation>> observations;
   std::vector<std::string> discounted;  // keys from discountBacklog_ written by this flush
   uint64_t generation;
-  bool complete;  // nothing is left unwritten after this flush
+  bool complete;                   // nothing is left unwritten after this flush
+  bool discountCompletes = false;  // this flush writes the last of the downtime discount
   {
     std::lock_guard lock(stateMutex_);
     const size_t cap = std::max<size_t>(1, options_.maxFlushRows);
@@ -403,6 +405,8 @@ Status Inventory::flushLocked() {
       discounted.push_back(std::move(key));
     }
     complete = pending_.empty() && discountBacklog_.empty();
+    inFlight_ = taken.size() + discounted.size();
+    if (complete && !discounted.empty()) discountCompletes = true;
     observations.swap(pendingObservations_);
     urgent_ = false;
     backlogged_ = !complete;
@@ -421,7 +425,10 @@ Status Inventory::flushLocked() {
   const Status st = store_.write(batch);
 
   std::lock_guard lock(stateMutex_);
+  inFlight_ = 0;
   if (st.ok()) {
+    if (discountCompletes)
+      spdlog::info("downtime discount stored: every Defender's liveness is written");
     if (failingSince_) {
       spdlog::warn(
           "storage accepts writes again after {:.0f} s: {} Defenders and {} observations kept "
@@ -793,7 +800,7 @@ InventoryMetrics Inventory::metrics() const {
   std::lock_guard lock(stateMutex_);
   InventoryMetrics m = metrics_;
   m.defenders = live_.size();
-  m.pendingWrites = pending_.size() + discountBacklog_.size();
+  m.pendingWrites = pending_.size() + discountBacklog_.size() + inFlight_;
   m.storageFailing = failingSince_.has_value();
   return m;
 }

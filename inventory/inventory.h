@@ -263,11 +263,13 @@ class Inventory {
   uint64_t committedGeneration_ = 0;  // newest generation whose flush committed
   uint64_t failedGeneration_ = 0;     // newest generation whose flush failed
   Error lastFlushError_;
-  std::optional<TimePoint> failingSince_;     // storage fault episode
-  size_t pendingDurable_ = 0;                 // pending_ entries with `durable`
-  std::deque<std::string> pendingOrder_;      // pending_ keys, first pending first (may hold keys
-                                              // taken or removed since: skipped)
-  std::vector<std::string> durableKeys_;      // pending_ keys with `durable`
+  std::optional<TimePoint> failingSince_;  // storage fault episode
+  size_t pendingDurable_ = 0;              // pending_ entries with `durable`
+  std::deque<std::string> pendingOrder_;   // pending_ keys, first pending first (may hold keys
+                                           // taken or removed since: skipped)
+  std::vector<std::string> durableKeys_;
+  size_t inFlight_ =
+      0;  // rows taken by the flush being written now      // pending_ keys with `durable`
   std::vector<std::string> discountBacklog_;  // keys judged from the restart, not yet written
   bool backlogged_ = false;                   // the last flush left work behind
   InventoryMetrics metrics_;

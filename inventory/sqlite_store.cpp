@@ -1,5 +1,6 @@
 #include "inventory/sqlite_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -221,6 +222,8 @@ Status migrate(sqlite3* db) {
     });
     if (!st.ok()) return st;
   }
+  if (current > 0 && current < kSchemaVersion)
+    spdlog::info("database schema migrated from version {} to {}", current, kSchemaVersion);
   return Status::success();
 }
 

@@ -2,9 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
 #include <random>
 #include <set>
-#include <limits>
 #include <thread>
 
 #include "cleanup/sweeper.h"
@@ -66,6 +66,22 @@ TEST_CASE("sweep: App-Embedded evicted exactly one hour after disconnect, never 
   CHECK_FALSE(f.present("fargate"));
   CHECK_FALSE(f.present("appEmbedded"));
   CHECK_FALSE(f.present("eksFargate"));
+}
+
+TEST_CASE("sweep: a requested stop ends the sweep and keeps the rest for the next start") {
+  Fixture f;
+  for (int i = 0; i < 250; ++i)
+    REQUIRE(f.inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+  f.clock.advance(90s + 1h);  // all 250 due
+  f.sweeper.requestStop();    // what SweepScheduler::stop does on a Console stop
+  auto r = f.sweeper.sweep(f.clock.now());
+  REQUIRE(r.ok());
+  CHECK(r->stopped);
+  CHECK(r->evicted == 0);
+  CHECK(f.inv.list({})->total == 250);
+  // A sweeper of the next start evicts them.
+  cleanup::Sweeper next(f.inv, sweepOptions(100));
+  CHECK(next.sweep(f.clock.now())->evicted == 250);
 }
 
 TEST_CASE("sweep: other types follow disconnectPeriodDays, untouched by the one-hour rule") {
