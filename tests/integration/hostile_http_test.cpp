@@ -164,6 +164,18 @@ void checkJsonError(const std::optional<RawResponse>& r, int status, const std::
   if (!field.empty()) CHECK(body.value("field", "") == field);
 }
 
+/// `body` in HTTP/1.1 chunked transfer encoding: 4 KiB chunks, then the terminating chunk.
+std::string chunked(const std::string& body) {
+  std::string out;
+  for (size_t at = 0; at < body.size(); at += 4096) {
+    const std::string piece = body.substr(at, 4096);
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", piece.size());
+    out += std::string(size) + "\r\n" + piece + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
 }  // namespace
 
 TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
@@ -217,26 +229,14 @@ TEST_CASE("HTTP: hostile requests get 4xx JSON errors and change nothing") {
   SECTION("a chunked body above the limit: 413 body_too_large, never handled") {
     std::string req = "POST /api/v1/defender/heartbeat HTTP/1.1\r\n" + c.channelHead() +
                       "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for (size_t at = 0; at < oversizeJson.size(); at += 4096) {
-      const std::string piece = oversizeJson.substr(at, 4096);
-      char size[16];
-      std::snprintf(size, sizeof size, "%zx", piece.size());
-      req += std::string(size) + "\r\n" + piece + "\r\n";
-    }
-    req += "0\r\n\r\n";
+    req += chunked(oversizeJson);
     checkJsonError(sendRaw(channel, req), 413, "body_too_large");
   }
   SECTION("a chunked body on an unknown POST path: bounded, 413 body_too_large") {
     std::string req =
         "POST /no/such/route HTTP/1.1\r\nHost: x\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for (size_t at = 0; at < oversizeJson.size(); at += 4096) {
-      const std::string piece = oversizeJson.substr(at, 4096);
-      char size[16];
-      std::snprintf(size, sizeof size, "%zx", piece.size());
-      req += std::string(size) + "\r\n" + piece + "\r\n";
-    }
-    req += "0\r\n\r\n";
+    req += chunked(oversizeJson);
     checkJsonError(sendRaw(channel, req), 413, "body_too_large");
   }
   SECTION("a chunked body on any method but POST: 411 length_required, before authentication") {
