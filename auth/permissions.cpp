@@ -59,6 +59,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"POST", "/api/v1/authenticate", Access::kPublic},
       {"GET", "/healthz", Access::kPublic},
       {"GET", "/readyz", Access::kPublic},
+      {"GET", "/api/v1/_ping", Access::kPublic},  // the vendor's connectivity check
       // Reads: every role.
       {"GET", "/api/v1/defenders", Access::kAuditor},
       {"GET", "/api/v1/defenders/names", Access::kAuditor},
@@ -83,6 +84,8 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"POST", "/api/v1/defenders/fargate.json", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/fargate.yaml", Access::kDefenderManager},
       {"POST", "/api/v1/images/entrypoints", Access::kDefenderManager},
+      {"GET", "/api/v1/defenders/image-name", Access::kDefenderManager},
+      {"GET", "/api/v1/defenders/install-bundle", Access::kDefenderManager},  // issues a credential
       {"GET", "/api/v1/credentials", Access::kDefenderManager},
       {"POST", "/api/v1/credentials", Access::kDefenderManager},
       {"DELETE", "/api/v1/credentials/([^/]+)", Access::kDefenderManager},

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "appid/app_id.h"
 #include "common/time_format.h"
 
 namespace dc::embed {
@@ -85,6 +86,32 @@ Result<size_t> sizeParam(const QueryParams& q, const std::string& name, size_t d
         "invalid_parameter", name,
         name + ": must be between " + std::to_string(min) + " and " + std::to_string(max));
   return n;
+}
+
+/// The defender channel's WebSocket address, as the sidecar's WS_ADDRESS carries it.
+std::string wsAddress(const std::string& host, int port, bool tls) {
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return std::string(tls ? "wss://" : "ws://") + (ipv6 ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+/// base64 of {"appID", "consoleHost", "defenderPort", "credential"}: what a Defender needs to
+/// reach the defender channel. `credential` (scoped to `appId`, Console-wide when it is empty)
+/// comes from `issuer` and is left out without one.
+Result<std::string> installBundleText(
+    const std::string& appId, const std::string& consoleHost, int defenderPort,
+    const std::function<Result<std::string>(const std::string&, const std::string&)>& issuer,
+    const std::string& description) {
+  OJson j;
+  j["appID"] = appId;
+  j["consoleHost"] = consoleHost;
+  j["defenderPort"] = defenderPort;
+  if (issuer) {
+    auto credential = issuer(appId, description);
+    if (!credential.ok()) return credential.error();
+    j["credential"] = *credential;
+  }
+  return base64(j.dump());
 }
 
 /// `consoleaddr`: a host name, IPv4 or [IPv6] address, optionally with ":port" (the port of the
@@ -210,25 +237,25 @@ EmbedService::EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig co
       newUuid_(std::move(newUuid)),
       installBundle_(std::move(installBundle)) {}
 
+Result<std::string> EmbedService::consoleHostParam(const QueryParams& q) const {
+  auto addr = single(q, "consoleaddr");
+  if (!addr.ok()) return addr.error();
+  if (addr->has_value()) return parseConsoleHost(**addr);
+  if (!config_.defaultConsoleHost.empty()) return config_.defaultConsoleHost;
+  return Error::invalid("missing_parameter", "consoleaddr",
+                        "consoleaddr: required (the host name or IP address defenders use to "
+                        "reach this Console)");
+}
+
 Result<EmbedOptions> EmbedService::parseOptions(const QueryParams& q) const {
   EmbedOptions o;
   o.sidecarImage = config_.sidecarImage;
   o.defenderPort = config_.defenderPort;
   o.defenderTls = config_.defenderTls;
 
-  auto addr = single(q, "consoleaddr");
-  if (!addr.ok()) return addr.error();
-  if (addr->has_value()) {
-    auto host = parseConsoleHost(**addr);
-    if (!host.ok()) return host.error();
-    o.consoleHost = *host;
-  } else if (!config_.defaultConsoleHost.empty()) {
-    o.consoleHost = config_.defaultConsoleHost;
-  } else {
-    return Error::invalid("missing_parameter", "consoleaddr",
-                          "consoleaddr: required (the host name or IP address defenders use to "
-                          "reach this Console)");
-  }
+  auto host = consoleHostParam(q);
+  if (!host.ok()) return host.error();
+  o.consoleHost = std::move(host).value();
 
   auto type = single(q, "defenderType");
   if (!type.ok()) return type.error();
@@ -290,19 +317,13 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
   deps.installBundle = installBundle_
                            ? installBundle_
                            : [consoleHost, port, issuer, issueError](const IssuedDefinition& d) {
-                               nlohmann::ordered_json j;
-                               j["appID"] = d.appId;
-                               j["consoleHost"] = consoleHost;
-                               j["defenderPort"] = port;
-                               if (issuer) {
-                                 auto credential = issuer(d.appId);
-                                 if (!credential.ok()) {
-                                   if (!*issueError) *issueError = credential.error();
-                                   return std::string();
-                                 }
-                                 j["credential"] = *credential;
+                               auto bundle = installBundleText(d.appId, consoleHost, port, issuer,
+                                                               "install bundle of the embed flow");
+                               if (!bundle.ok()) {
+                                 if (!*issueError) *issueError = bundle.error();
+                                 return std::string();
                                }
-                               return base64(j.dump());
+                               return std::move(bundle).value();
                              };
 
   auto out = embedDefender(std::move(doc).value(), *options, deps);
@@ -413,6 +434,38 @@ HttpResponse EmbedService::putImageEntrypoint(std::string_view body) {
   if (auto st = store_.putImage(e); !st.ok()) return errorResponse(st.error());
   HttpResponse r;
   r.body = dump(imageJson(e));
+  return r;
+}
+
+HttpResponse EmbedService::installBundle(const QueryParams& query,
+                                         const std::string& requestedBy) {
+  auto host = consoleHostParam(query);
+  if (!host.ok()) return errorResponse(host.error());
+  auto appIdParam = single(query, "appID");
+  if (!appIdParam.ok()) return errorResponse(appIdParam.error());
+  std::string appId;
+  if (appIdParam->has_value() && !(*appIdParam)->empty()) {
+    auto parsed = appid::parse(**appIdParam, "appID");
+    if (!parsed.ok()) return errorResponse(parsed.error());
+    appId = **appIdParam;
+  }
+  const std::string description =
+      "install bundle (GET /api/v1/defenders/install-bundle) for " + requestedBy;
+  auto bundle = installBundleText(appId, *host, config_.defenderPort, config_.issueCredential,
+                                  description);
+  if (!bundle.ok()) return errorResponse(bundle.error());
+  OJson out;
+  out["installBundle"] = std::move(bundle).value();
+  out["wsAddress"] = wsAddress(*host, config_.defenderPort, config_.defenderTls);
+  HttpResponse r;
+  r.body = dump(out);
+  r.headers.emplace_back("Cache-Control", "no-store");  // it carries a secret
+  return r;
+}
+
+HttpResponse EmbedService::imageName() const {
+  HttpResponse r;
+  r.body = nlohmann::json(config_.sidecarImage).dump();
   return r;
 }
 

@@ -5,6 +5,8 @@
 //   GET  /api/v1/defenders/app-ids        listAppIds(query)
 //   GET  /api/v1/images/entrypoints       listImageEntrypoints(query)
 //   POST /api/v1/images/entrypoints       putImageEntrypoint(body)
+//   GET  /api/v1/defenders/install-bundle installBundle(query, requestedBy)
+//   GET  /api/v1/defenders/image-name     imageName()
 //
 // The web layer copies the request's body and query parameters in and the response out; it
 // does authentication. Every failure is a JSON body {"code", "message", "field"} with a 4xx (or
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/defender_version.h"
 #include "common/status.h"
 #include "embed/document.h"
 #include "embed/store.h"
@@ -54,17 +57,22 @@ HttpResponse errorResponse(const Error& error);
 /// Fixed configuration of the embed flow, validated by main.
 struct EmbedConfig {
   ParseLimits limits;
-  /// Image of the TwistlockDefender sidecar (matches the Console version).
-  std::string sidecarImage = "defender-console/fargate-defender:0.1.0";
+  /// Image of the TwistlockDefender sidecar; its tag carries the Defender version the
+  /// Console deploys (`--defender-version`) as the vendor writes it: `defender_34_01_132`.
+  std::string sidecarImage = "defender-console/fargate-defender:" +
+                             defenderImageTag(*parseDeployedVersion(kDefaultDefenderVersion));
   /// Port of the Console's defender channel, written into WS_ADDRESS.
   int defenderPort = 8084;
   /// Used when a request has no `consoleaddr`; empty: the parameter is required.
   std::string defaultConsoleHost;
   /// The defender channel speaks TLS: WS_ADDRESS is wss://, else ws:// (plain-HTTP Consoles).
   bool defenderTls = true;
-  /// Issues the Defender credential scoped to one App ID that goes into INSTALL_BUNDLE (the
-  /// Console's AuthService). Empty: bundles carry no credential (tests of the transform).
-  std::function<Result<std::string>(const std::string& appId)> issueCredential;
+  /// Issues the Defender credential that goes into an install bundle (the Console's
+  /// AuthService): scoped to `appId`, or Console-wide (enrolment) when it is empty;
+  /// `description` is shown in GET /api/v1/credentials. Empty: bundles carry no credential
+  /// (tests of the transform).
+  std::function<Result<std::string>(const std::string& appId, const std::string& description)>
+      issueCredential;
 };
 
 /// A random (v4, lower-case) UUID from libuuid.
@@ -95,11 +103,27 @@ class EmbedService {
   /// 200 with the stored entry (image normalized).
   HttpResponse putImageEntrypoint(std::string_view body);
 
+  /// GET /api/v1/defenders/install-bundle?consoleaddr=&appID= (vendor shape): 200 with
+  /// {"installBundle", "wsAddress"} and `Cache-Control: no-store`. `installBundle` is the same
+  /// base64 JSON the embed flow puts into INSTALL_BUNDLE, with a new Defender credential:
+  /// scoped to `appID` when given (it must be a valid App ID), else Console-wide (enrolment).
+  /// Each call issues one credential, described as requested by `requestedBy` (listed and
+  /// revocable under /api/v1/credentials). `consoleaddr` follows the embed flow's rules.
+  /// Errors: missing_parameter / invalid_parameter (consoleaddr), invalid_app_id (appID),
+  /// storage_unavailable (503).
+  HttpResponse installBundle(const QueryParams& query, const std::string& requestedBy);
+
+  /// GET /api/v1/defenders/image-name: the sidecar image the embed flow writes, as a JSON
+  /// string (vendor shape), e.g. "defender-console/fargate-defender:defender_34_01_132".
+  HttpResponse imageName() const;
+
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;
 
  private:
   Result<EmbedOptions> parseOptions(const QueryParams& query) const;
+  /// `consoleaddr`, else EmbedConfig::defaultConsoleHost, else missing_parameter.
+  Result<std::string> consoleHostParam(const QueryParams& query) const;
 
   EmbedStore& store_;
   const Clock& clock_;

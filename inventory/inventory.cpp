@@ -616,7 +616,8 @@ std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
 
 std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
   if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
-      q.category || q.cluster || q.appId || q.image || q.container || q.search || q.afterKey)
+      q.category || q.cluster || q.appId || q.image || q.container || q.search || q.afterKey ||
+      q.outdated)
     return std::nullopt;
   std::vector<std::string> keys;
   size_t total = 0;
@@ -653,7 +654,9 @@ std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQue
 Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
   if (auto fromIndex = listFromIndex(query)) return std::move(*fromIndex);
   auto writer = flushBeforeRead();
-  auto page = store_.listDefenders(query, {clock_.now(), options_.liveness.grace});
+  DefenderQuery q = query;
+  q.deployedVersion = options_.defenderVersion;
+  auto page = store_.listDefenders(q, {clock_.now(), options_.liveness.grace});
   if (!page.ok()) return page;
   std::lock_guard lock(stateMutex_);
   for (auto& d : page->items) {
@@ -670,7 +673,11 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
   std::vector<CategorySummary> out;
   for (auto c :
        {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})
-    out.push_back({c, 0, 0});
+    out.push_back({c, 0, 0, 0});
+  // Outdated counts from the stored rows (an index range scan of the older versions): a
+  // version change not yet written (at most one flush interval) is counted once it is.
+  auto outdated = store_.countOutdated(options_.defenderVersion);
+  if (!outdated.ok()) return outdated.error();
   const TimePoint cutoff = clock_.now() - options_.liveness.grace;
   std::lock_guard lock(stateMutex_);
   for (const auto& info : allTypes()) {
@@ -678,6 +685,8 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
     row.deployed += static_cast<long long>(index_.deployed(info.type));
     row.connected += static_cast<long long>(index_.connected(info.type, cutoff));
   }
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i].outdated = (*outdated)[i].outdated;
   return out;
 }
 

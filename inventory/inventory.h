@@ -62,6 +62,9 @@ struct InventoryOptions {
   /// process): Defenders connected when the pause began are then judged from its end, like
   /// after downtime. 0 = off (tests drive noteResumed() themselves).
   Millis pauseThreshold{0};
+  /// The Defender version the Console deploys (`--defender-version`): the `outdated` filter
+  /// and the summary's outdated counts compare each Defender's reported version with it.
+  DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
 };
 
 /// Notices that a thread slept far longer than it asked to: the process was paused (SIGSTOP, a

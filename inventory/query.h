@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/defender_version.h"
 #include "inventory/defender.h"
 
 namespace dc::inventory {
@@ -47,6 +48,10 @@ struct DefenderQuery {
   std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
   std::optional<std::string> search;     // case-insensitive substring of hostname, App ID, cluster
+  /// true: Defenders whose reported version parses and is older than `deployedVersion`;
+  /// false: all others (newer, equal or unparseable). See dc::judgeVersion.
+  std::optional<bool> outdated;
+  DefenderVersion deployedVersion{};  // set by the Inventory (InventoryOptions::defenderVersion)
   /// Keyset paging, for sort by hostname only: just the rows whose hostname key sorts after this
   /// one (before it when `reverse`); `offset` counts from there and `total` counts only those
   /// rows. Lets a long download read page after page without re-skipping earlier rows.
@@ -68,6 +73,7 @@ struct CategorySummary {
   Category category;
   long long connected = 0;
   long long deployed = 0;  // connected + disconnected still in the inventory
+  long long outdated = 0;  // of those, running a version older than the deployed one
 };
 
 }  // namespace dc::inventory

@@ -1,5 +1,7 @@
 #include "inventory/sqlite_store.h"
 
+#include "common/defender_version.h"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -188,7 +190,39 @@ ALTER TABLE defenders ADD COLUMN fingerprint INTEGER NOT NULL DEFAULT 0;
 DROP INDEX defenders_judged;
 DROP INDEX defenders_category_judged;
 )sql",
+    // 3: the reported version as one ordered integer (dc::versionKey; NULL when it does not
+    // parse), so that `outdated=true` and the summary's outdated counts are index range scans
+    // instead of parsing every row's version text.
+    R"sql(
+ALTER TABLE defenders ADD COLUMN version_key INTEGER;
+UPDATE defenders SET version_key = dc_version_key(version);
+CREATE INDEX defenders_version ON defenders(version_key, category) WHERE version_key IS NOT NULL;
+)sql",
 };
+
+// The stored form of a reported version: dc::versionKey, or NULL when it does not parse.
+std::optional<long long> storedVersionKey(std::string_view version) {
+  const auto v = parseReportedVersion(version);
+  return v ? std::optional<long long>(versionKey(*v)) : std::nullopt;
+}
+
+// SQL function dc_version_key(text) for migration 3's backfill (the writer connection only).
+Status registerVersionKeyFunction(sqlite3* db) {
+  const int rc = sqlite3_create_function(
+      db, "dc_version_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+      [](sqlite3_context* ctx, int, sqlite3_value** argv) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+        const auto key = text ? storedVersionKey(text) : std::nullopt;
+        if (key)
+          sqlite3_result_int64(ctx, *key);
+        else
+          sqlite3_result_null(ctx);
+      },
+      nullptr, nullptr);
+  if (rc != SQLITE_OK)
+    return Error::unavailable(std::string("register dc_version_key: ") + sqlite3_errmsg(db));
+  return Status::success();
+}
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 Status migrate(sqlite3* db) {
@@ -341,6 +375,7 @@ class SqliteStore final : public Store {
                        "PRAGMA cache_size=-65536;");
         !st.ok())
       return st;
+    if (auto st = registerVersionKeyFunction(writer_); !st.ok()) return st;
     if (auto st = migrate(writer_); !st.ok()) return st;
     if (!memory_) {
       for (int i = 0; i < options.readConnections; ++i) {
@@ -362,15 +397,16 @@ class SqliteStore final : public Store {
         Stmt s(writer_,
                "INSERT INTO defenders (key, hostname, type, category, version, cluster, app_id, "
                "container, image, details, registered_at, last_seen, judged_from, "
-               "connected_since, graceful_at, clock_skew_ms, fingerprint) "
-               "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) "
+               "connected_since, graceful_at, clock_skew_ms, fingerprint, version_key) "
+               "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18) "
                "ON CONFLICT(key) DO UPDATE SET hostname=excluded.hostname, type=excluded.type, "
                "category=excluded.category, version=excluded.version, cluster=excluded.cluster, "
                "app_id=excluded.app_id, container=excluded.container, image=excluded.image, "
                "details=excluded.details, registered_at=excluded.registered_at, "
                "last_seen=excluded.last_seen, judged_from=excluded.judged_from, "
                "connected_since=excluded.connected_since, graceful_at=excluded.graceful_at, "
-               "clock_skew_ms=excluded.clock_skew_ms, fingerprint=excluded.fingerprint");
+               "clock_skew_ms=excluded.clock_skew_ms, fingerprint=excluded.fingerprint, "
+               "version_key=excluded.version_key");
         if (!s.prepared()) return s.error("prepare upsert");
         for (const auto& d : batch.upserts) {
           s.bind(1, hostnameKey(d.hostname))
@@ -389,7 +425,8 @@ class SqliteStore final : public Store {
               .bind(14, d.connectedSince)
               .bind(15, d.gracefulDisconnectAt)
               .bind(16, d.clockSkewMs)
-              .bind(17, static_cast<long long>(descriptiveFingerprint(d)));
+              .bind(17, static_cast<long long>(descriptiveFingerprint(d)))
+              .bind(18, storedVersionKey(d.version));
           s.step();
           if (s.failed()) return s.error("upsert defender");
           s.reset();
@@ -568,6 +605,12 @@ class SqliteStore final : public Store {
     if (q.appId) w.add("app_id = " + param(*q.appId));
     if (q.image) w.add("image = " + param(*q.image));
     if (q.container) w.add("container = " + param(*q.container));
+    if (q.outdated) {
+      // A literal, not a parameter: our own integer, and the partial index needs to see it.
+      const std::string below = std::to_string(versionKey(q.deployedVersion));
+      w.add(*q.outdated ? "(version_key IS NOT NULL AND version_key < " + below + ")"
+                        : "(version_key IS NULL OR version_key >= " + below + ")");
+    }
     if (q.afterKey && q.sort == SortKey::kHostname)
       w.add(std::string(q.reverse ? "key < " : "key > ") + param(*q.afterKey));
     if (q.search) {
@@ -611,7 +654,7 @@ class SqliteStore final : public Store {
     std::vector<CategorySummary> out;
     for (auto c :
          {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})
-      out.push_back({c, 0, 0});
+      out.push_back({c, 0, 0, 0});
     while (s.step()) {
       if (auto c = parseCategory(s.text(0))) {
         auto& row = out[static_cast<size_t>(*c)];
@@ -620,6 +663,23 @@ class SqliteStore final : public Store {
       }
     }
     if (s.failed()) return s.error("summarize");
+    return out;
+  }
+
+  Result<std::vector<CategorySummary>> countOutdated(const DefenderVersion& deployed) override {
+    Reader r(*this);
+    Stmt s(r.db,
+           "SELECT category, count(*) FROM defenders WHERE version_key IS NOT NULL AND "
+           "version_key < ?1 GROUP BY category");
+    if (!s.prepared()) return s.error("prepare outdated count");
+    s.bind(1, versionKey(deployed));
+    std::vector<CategorySummary> out;
+    for (auto c :
+         {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})
+      out.push_back({c, 0, 0, 0});
+    while (s.step())
+      if (auto c = parseCategory(s.text(0))) out[static_cast<size_t>(*c)].outdated = s.i64(1);
+    if (s.failed()) return s.error("count outdated");
     return out;
   }
 

@@ -115,6 +115,10 @@ class Store {
 
   virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
 
+  /// Per category (all four, in Category order), only `outdated` filled: the stored Defenders
+  /// whose reported version parses and is older than `deployed` (dc::judgeVersion).
+  virtual Result<std::vector<CategorySummary>> countOutdated(const DefenderVersion& deployed) = 0;
+
   /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
 

@@ -110,6 +110,14 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
 
+  std::string defenderVersion(kDefaultDefenderVersion);
+  app.add_option("--defender-version", defenderVersion,
+                 "Defender version this Console deploys, in the vendor's MM.mm.bbb form: the "
+                 "sidecar image tag (defender_MM_mm_bbb), GET /api/v1/version, and older "
+                 "Defenders are marked outdated")
+      ->envname("DC_DEFENDER_VERSION")
+      ->capture_default_str();
+
   long long tokenLifetimeSeconds = c.tokenLifetime.count();
   app.add_option("--admin-password", c.adminPassword,
                  "Password of the first admin user, used only when no user exists yet (default: "
@@ -157,6 +165,15 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "invalid_config",
                  std::string(e.what()) + "\nRun with --help for the options.",
                  {}};
+  }
+  if (auto v = parseDeployedVersion(defenderVersion)) {
+    c.defenderVersion = *v;
+  } else {
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--defender-version (DC_DEFENDER_VERSION): '" + defenderVersion.substr(0, 64) +
+                     "' is not a version in the vendor's MM.mm.bbb form (two, two and three "
+                     "digits, e.g. " + std::string(kDefaultDefenderVersion) + ")",
+                 "defender-version"};
   }
   c.heartbeatInterval = Seconds(hbSeconds);
   c.grace = Seconds(graceSeconds);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/defender_version.h"
 #include "common/status.h"
 
 namespace dc {
@@ -45,6 +46,9 @@ struct ConsoleConfig {
   std::string uiDir;                        // empty = built-in default
   std::string logFormat = "text";           // text | json
   std::string logLevel = "info";
+  /// The Defender version this Console deploys (vendor `MM.mm.bbb`): the sidecar image tag
+  /// `defender_MM_mm_bbb`, `GET /api/v1/version`, and what marks a Defender outdated.
+  DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
   /// When set, the bound ports are written there once the Console is ready, as two lines
   /// `console=<port>` and `defender=<port>` (written to a temporary file, then renamed), so
   /// that scripts and tests can start it with port 0.

@@ -80,6 +80,7 @@ Status ConsoleApp::start(bool startScheduler) {
   // A loop that should run every flush interval and did not for this long means the Console
   // itself was stalled or paused.
   io.pauseThreshold = c.pauseThreshold.value_or(std::max<Millis>(Seconds(2), 5 * c.flushInterval));
+  io.defenderVersion = c.defenderVersion;
   m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
   if (auto st = m.inventory->start(); !st.ok()) return st;
 
@@ -132,10 +133,12 @@ Status ConsoleApp::start(bool startScheduler) {
   m.embedStore = std::move(embedStore).value();
   embed::EmbedConfig ec;
   ec.defenderPort = c.defenderPort;
-  ec.sidecarImage = "defender-console/fargate-defender:" + m.version;
+  // The tag carries the Defender version the way the vendor's automation reads it.
+  ec.sidecarImage = "defender-console/fargate-defender:" + defenderImageTag(c.defenderVersion);
   ec.defenderTls = !c.plainHttp;
-  ec.issueCredential = [this](const std::string& appId) -> Result<std::string> {
-    auto issued = impl_->auth->issueCredential(appId, "install bundle of the embed flow");
+  ec.issueCredential = [this](const std::string& appId,
+                              const std::string& description) -> Result<std::string> {
+    auto issued = impl_->auth->issueCredential(appId, description);
     if (!issued.ok()) return issued.error();
     return issued->secret;
   };
@@ -154,6 +157,7 @@ Status ConsoleApp::start(bool startScheduler) {
                            .clientCaFile = {}});
   web::ConsoleApiOptions api;
   api.version = m.version;
+  api.defenderVersion = c.defenderVersion;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] {
     std::string text = impl_->sweeper->metricsText();

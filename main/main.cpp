@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   spdlog::info("  defender channel:         {}://{}:{}/api/v1/defender/heartbeat", scheme, host,
                app.defenderPort());
   spdlog::info("  database:                 {}", config->databasePath());
+  spdlog::info("  Defender version:         {} (sidecar image tag {})",
+               dc::formatVersion(config->defenderVersion),
+               dc::defenderImageTag(config->defenderVersion));
   if (!config->portFile.empty()) {
     const std::string tmp = config->portFile + ".tmp";
     {

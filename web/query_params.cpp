@@ -75,6 +75,9 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   auto connected = boolParam(params, "connected");
   if (!connected.ok()) return connected.error();
   q.connected = *connected;
+  auto outdated = boolParam(params, "outdated");
+  if (!outdated.ok()) return outdated.error();
+  q.outdated = *outdated;
 
   auto range = params.equal_range("type");
   for (auto it = range.first; it != range.second; ++it) {

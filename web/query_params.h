@@ -14,7 +14,8 @@ using Params = std::multimap<std::string, std::string>;
 /// `offset` (≥ 0), `limit` (1..250, default 50), `sort` (hostname, type, category, version,
 /// cluster, appID, lastModified, connected, lastSeen), `reverse` (true|false), `hostname`,
 /// `type` (repeatable and/or comma-separated vendor types), `category`, `connected`
-/// (true|false), `cluster`, `appID`, `search` (text filters: UTF-8 without control characters).
+/// (true|false), `cluster`, `appID`, `search` (text filters: UTF-8 without control characters),
+/// `outdated` (true|false: version older than the deployed one; DefenderQuery::outdated).
 /// Errors: "invalid_parameter" (kInvalidArgument)
 /// with `field` = the parameter name; "unknown_type" for a type outside the vendor enum.
 Result<inventory::DefenderQuery> parseDefenderQuery(const Params& params);

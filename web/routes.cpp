@@ -218,6 +218,30 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
              [&service](const httplib::Request& req, httplib::Response& res) {
                sendEmbed(res, service.putImageEntrypoint(req.body));
              });
+  routes.add("GET", "/api/v1/defenders/image-name",
+             [&service](const httplib::Request&, httplib::Response& res) {
+               sendEmbed(res, service.imageName());
+             });
+  routes.add(
+      "GET", "/api/v1/defenders/install-bundle",
+      [&service](const httplib::Request& req, httplib::Response& res,
+                 const auth::Principal& who) {
+        // `defenderType` (vendor parameter) is checked against the vendor's type list; the
+        // bundle works for every type, so it changes nothing else.
+        for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
+          if (!inventory::parseType(it->second))
+            return sendError(res,
+                             Error::invalid("unknown_type", "defenderType",
+                                            "defenderType: '" + it->second.substr(0, 64) +
+                                                "' is not a Defender type (e.g. fargate, "
+                                                "appEmbedded)"));
+        const std::string requester = who.username.empty() ? "api" : who.username;
+        const auto response = service.installBundle(
+            embed::QueryParams(req.params.begin(), req.params.end()), requester);
+        if (!response.error)
+          spdlog::info("install bundle with a new Defender credential issued to {}", requester);
+        sendEmbed(res, response);
+      });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
@@ -445,6 +469,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   if (opts->embed) registerEmbedRoutes(routes, *opts->embed);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
+    const auto version = judgeVersion(d.version, opts->defenderVersion);
+    j["compatibleVersion"] = version.compatibleVersion;
+    j["outdated"] = version.outdated;
     if (opts->embed) j["appIDIssued"] = !d.appId.empty() && opts->embed->isIssued(d.appId);
     return j;
   };
@@ -497,7 +524,8 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                  out.push_back({{"category", inventory::categoryName(c.category)},
                                 {"connected", c.connected},
                                 {"disconnected", c.deployed - c.connected},
-                                {"deployed", c.deployed}});
+                                {"deployed", c.deployed},
+                                {"outdated", c.outdated}});
                sendJson(res, dumpJson(out));
              });
 
@@ -662,7 +690,14 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
              });
 
   routes.add("GET", "/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, dumpJson(json(opts->version)));
+    // The vendor answers its release as a JSON string, which is also the Defender version it
+    // deploys; automation compares Defenders' `version` with it.
+    res.set_header("X-Console-Version", opts->version);
+    sendJson(res, dumpJson(json(formatVersion(opts->defenderVersion))));
+  });
+
+  routes.add("GET", "/api/v1/_ping", [](const httplib::Request&, httplib::Response& res) {
+    sendJson(res, R"({"status":"ok"})");
   });
 
   routes.add(

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include "common/defender_version.h"
 #include "common/status.h"
 
 namespace httplib {
@@ -30,7 +31,11 @@ class AuthService;
 namespace dc::web {
 
 struct ConsoleApiOptions {
-  std::string version;  // Console version, `GET /api/v1/version`
+  std::string version;  // Console build version, header X-Console-Version of GET /api/v1/version
+  /// The Defender version the Console deploys: the body of `GET /api/v1/version` (vendor
+  /// shape, a JSON string "34.01.132") and what each Defender's `outdated` and
+  /// `compatibleVersion` compare with.
+  DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
   std::string uiDir;    // static files of the web page, served at `/`; empty = no UI
   /// Extra Prometheus text appended to /metrics (e.g. the sweeper's counters).
   std::function<std::string()> extraMetrics;
@@ -50,7 +55,8 @@ struct ConsoleApiOptions {
   auth::AuthService* auth = nullptr;
 };
 
-/// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE),
+/// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
+/// image-name, install-bundle), /api/v1/_ping,
 /// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
 /// /api/v1/version, /api/v1/openapi.json, /healthz, /readyz, /metrics, the embed flow, and the
 /// UI under `/`. Also sets the JSON error

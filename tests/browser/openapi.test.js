@@ -35,6 +35,9 @@ const CONSOLE_ROUTES = [
   "GET /api/v1/images/entrypoints",
   "POST /api/v1/images/entrypoints",
   "GET /api/v1/version",
+  "GET /api/v1/_ping",
+  "GET /api/v1/defenders/image-name",
+  "GET /api/v1/defenders/install-bundle",
   "GET /api/v1/openapi.json",
   "GET /healthz",
   "GET /readyz",
@@ -123,7 +126,11 @@ test("every documented path exists on a running Console", async () => {
     const label = `${method} ${p}`;
     if (method === "GET") {
       // Valid parameters: a real Defender for {hostname}; filters that the document lists.
-      const res = await dc.fetch(p === "/api/v1/defenders" ? `${url}?type=fargate&limit=10&sort=lastSeen&reverse=true` : url);
+      const query = {
+        "/api/v1/defenders": "?type=fargate&limit=10&sort=lastSeen&reverse=true&outdated=true",
+        "/api/v1/defenders/install-bundle": "?consoleaddr=127.0.0.1&defenderType=fargate", // consoleaddr is required
+      };
+      const res = await dc.fetch(url + (query[p] || ""));
       const text = await res.text();
       assert.ok(res.status >= 200 && res.status < 300, `${label} -> ${res.status} ${text.slice(0, 200)}`);
     } else {

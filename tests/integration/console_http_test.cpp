@@ -3,13 +3,18 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "auth/crypto.h"
 #include "auth/service.h"
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
+#include "main/config.h"
 #include "main/console_app.h"
 
 using namespace dc;
@@ -335,4 +340,234 @@ TEST_CASE("HTTP: CSV download is streamed, filtered and neutralises formulas") {
   CHECK(lines == 1201);  // header + every Fargate Defender, across several internal pages
   CHECK(csv->body.find(",'=cmd|' /C calc'!A0,") != std::string::npos);
   CHECK(csv->body.find(",=cmd") == std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vendor's automation (issue 15): connectivity check, version, Defender image, install
+// bundle; outdated Defenders marked, filtered and counted against --defender-version.
+
+TEST_CASE("HTTP: GET /api/v1/_ping answers 200 without credentials", "[vendor]") {
+  RunningConsole c;
+  httplib::Client anonymous("127.0.0.1", c.app.consolePort());
+  auto r = anonymous.Get("/api/v1/_ping");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  // Everything else still needs a user.
+  CHECK(anonymous.Get("/api/v1/version")->status == 401);
+}
+
+TEST_CASE("HTTP: version, image name and image tag carry the deployed Defender version",
+          "[vendor]") {
+  RunningConsole c;
+  auto v = c.console.Get("/api/v1/version");
+  REQUIRE(v);
+  REQUIRE(v->status == 200);
+  const json version = json::parse(v->body);
+  REQUIRE(version.is_string());
+  CHECK(version == "34.01.132");  // the documented default of --defender-version
+  CHECK(v->get_header_value("X-Console-Version") == "test");
+
+  auto img = c.console.Get("/api/v1/defenders/image-name");
+  REQUIRE(img);
+  REQUIRE(img->status == 200);
+  const json image = json::parse(img->body);
+  REQUIRE(image.is_string());
+  // What the vendor's automation does: extract NN_NN_NNN from the tag, compare with version.
+  std::smatch m;
+  const std::string text = image.get<std::string>();
+  REQUIRE(std::regex_search(text, m, std::regex(R"(:defender_(\d+)_(\d+)_(\d+)$)")));
+  CHECK(m[1].str() + "." + m[2].str() + "." + m[3].str() == version.get<std::string>());
+
+  // The embed flow writes the same image into the sidecar.
+  auto protectedTask =
+      c.console.Post("/api/v1/defenders/fargate.json?consoleaddr=console.example.com",
+                     R"({"family":"web","requiresCompatibilities":["FARGATE"],)"
+                     R"("containerDefinitions":[{"name":"app","image":"nginx",)"
+                     R"("entryPoint":["/run"]}]})",
+                     "application/json");
+  REQUIRE(protectedTask);
+  REQUIRE(protectedTask->status == 200);
+  bool found = false;
+  for (const auto& ctr : json::parse(protectedTask->body)["containerDefinitions"])
+    if (ctr["name"] == "TwistlockDefender") found = ctr["image"] == image;
+  CHECK(found);
+}
+
+TEST_CASE("HTTP: --defender-version is validated and sets what the Console reports",
+          "[vendor]") {
+  const char* ok[] = {"defender-console", "--defender-version", "33.03.138"};
+  auto c = parseConfig(3, ok, "test");
+  REQUIRE(c.ok());
+  CHECK(formatVersion(c->defenderVersion) == "33.03.138");
+  for (const char* bad : {"34.1.132", "34.01", "v34.01.132", "latest"}) {
+    const char* argv[] = {"defender-console", "--defender-version", bad};
+    auto e = parseConfig(3, argv, "test");
+    REQUIRE_FALSE(e.ok());
+    CHECK(e.error().code == "invalid_config");
+    CHECK(e.error().field == "defender-version");
+    CHECK(e.error().message.find("--defender-version") != std::string::npos);
+  }
+  ::setenv("DC_DEFENDER_VERSION", "1.2.3", 1);
+  const char* none[] = {"defender-console"};
+  auto fromEnv = parseConfig(1, none, "test");
+  ::unsetenv("DC_DEFENDER_VERSION");
+  REQUIRE_FALSE(fromEnv.ok());
+  CHECK(fromEnv.error().message.find("DC_DEFENDER_VERSION") != std::string::npos);
+}
+
+TEST_CASE("HTTP: install bundle: vendor shape, a working credential, its scope, bad input",
+          "[vendor]") {
+  RunningConsole c;
+  auto credentialsNow = [&] { return json::parse(c.console.Get("/api/v1/credentials")->body); };
+  const size_t before = credentialsNow().size();
+
+  // Bad input: 400 naming the parameter, and no credential issued.
+  struct Bad {
+    std::string query, code, field;
+  };
+  for (const auto& bad : {Bad{"", "missing_parameter", "consoleaddr"},
+                          Bad{"?consoleaddr=https://x", "invalid_parameter", "consoleaddr"},
+                          Bad{"?consoleaddr=x&defenderType=bogus", "unknown_type", "defenderType"},
+                          Bad{"?consoleaddr=x&appID=no-uuid", "invalid_app_id", "appID"}}) {
+    auto r = c.console.Get(("/api/v1/defenders/install-bundle" + bad.query).c_str());
+    REQUIRE(r);
+    INFO(bad.query << " -> " << r->body);
+    CHECK(r->status == 400);
+    const json e = json::parse(r->body);
+    CHECK(e["code"] == bad.code);
+    CHECK(e["field"] == bad.field);
+  }
+  CHECK(credentialsNow().size() == before);
+
+  auto decode = [](const json& reply) {
+    auto text = auth::base64Decode(reply["installBundle"].get<std::string>());
+    REQUIRE(text);
+    return json::parse(*text);
+  };
+
+  // Console-wide (enrolment): any App ID may report with it.
+  auto r = c.console.Get(
+      "/api/v1/defenders/install-bundle?consoleaddr=console.example.com&defenderType=fargate");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  CHECK(r->get_header_value("Cache-Control") == "no-store");
+  const json reply = json::parse(r->body);
+  const json bundle = decode(reply);
+  // ws:// under --plain-http; the port is the configured one (this suite binds port 0).
+  CHECK(reply["wsAddress"] == "ws://console.example.com:" + bundle["defenderPort"].dump());
+  CHECK(bundle["consoleHost"] == "console.example.com");
+  CHECK(bundle["appID"] == "");
+  httplib::Client defender("127.0.0.1", c.app.defenderPort());
+  defender.set_bearer_token_auth(bundle["credential"].get<std::string>());
+  CHECK(defender.Post("/api/v1/defender/heartbeat", fargate("bundle-1").dump(), "application/json")
+            ->status == 200);
+
+  // Scoped to an App ID: another App ID is refused.
+  const std::string other = "payments:7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  auto scoped = c.console.Get(
+      ("/api/v1/defenders/install-bundle?consoleaddr=console.example.com&appID=" + other).c_str());
+  REQUIRE(scoped);
+  REQUIRE(scoped->status == 200);
+  const json scopedBundle = decode(json::parse(scoped->body));
+  CHECK(scopedBundle["appID"] == other);
+  httplib::Client scopedDefender("127.0.0.1", c.app.defenderPort());
+  scopedDefender.set_bearer_token_auth(scopedBundle["credential"].get<std::string>());
+  json mine = fargate("bundle-2");
+  mine["appID"] = other;
+  CHECK(scopedDefender.Post("/api/v1/defender/heartbeat", mine.dump(), "application/json")
+            ->status == 200);
+  auto refused =
+      scopedDefender.Post("/api/v1/defender/heartbeat", fargate("bundle-3").dump(), "application/json");
+  CHECK(refused->status == 403);
+
+  // Both credentials are listed (and so revocable), naming who asked for them.
+  const json creds = credentialsNow();
+  REQUIRE(creds.size() == before + 2);
+  int fromBundles = 0;
+  for (const auto& cred : creds)
+    fromBundles += cred["description"] ==
+                   "install bundle (GET /api/v1/defenders/install-bundle) for admin";
+  CHECK(fromBundles == 2);
+}
+
+TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtered, counted",
+          "[vendor]") {
+  RunningConsole c;
+  struct Case {
+    std::string host, version;
+    bool outdated, compatible;
+  };
+  const std::vector<Case> cases = {
+      {"v-old", "32.07.123", true, true},      // two major releases behind
+      {"v-text", "34.1.99", true, true},       // numerically older, though "34.1" > "34.01" as text
+      {"v-ancient", "30.00.001", true, false},  // beyond the vendor's n-3 window
+      {"v-same", "34.01.132", false, true},
+      {"v-newer", "34.02.001", false, false},
+      {"v-free", "dev-build", false, false},  // unparseable: neither
+  };
+  for (const auto& k : cases) {
+    json hb = fargate(k.host);
+    hb["version"] = k.version;
+    REQUIRE(c.heartbeat(hb)->status == 200);
+  }
+  json host = {{"hostname", "h-old"}, {"type", "serverLinux"}, {"version", "33.00.100"}};
+  REQUIRE(c.heartbeat(host)->status == 200);
+
+  for (const auto& d : c.list("?limit=250")) {
+    if (d["hostname"] == "h-old") {
+      CHECK(d["outdated"] == true);
+      continue;
+    }
+    const auto& k = *std::find_if(cases.begin(), cases.end(),
+                                  [&](const Case& x) { return x.host == d["hostname"]; });
+    INFO(k.host);
+    CHECK(d["outdated"] == k.outdated);
+    CHECK(d["compatibleVersion"] == k.compatible);
+  }
+
+  auto hosts = [&](const std::string& query) {
+    long long total = 0;
+    std::set<std::string> out;
+    for (const auto& d : c.list(query, &total)) out.insert(d["hostname"]);
+    CHECK(total == static_cast<long long>(out.size()));
+    return out;
+  };
+  CHECK(hosts("?outdated=true") ==
+        std::set<std::string>{"h-old", "v-ancient", "v-old", "v-text"});
+  CHECK(hosts("?outdated=false") == std::set<std::string>{"v-free", "v-newer", "v-same"});
+  // With the other filters, including the in-memory path (one type + connected).
+  CHECK(hosts("?outdated=true&type=fargate&connected=true") ==
+        std::set<std::string>{"v-ancient", "v-old", "v-text"});
+  long long total = 0;
+  const json firstTwo = c.list("?outdated=true&sort=version&reverse=true&limit=2", &total);
+  CHECK(total == 4);
+  REQUIRE(firstTwo.size() == 2);
+  // sort=version orders the reported text, descending here: "34.1.99" > "33.00.100".
+  CHECK(firstTwo[0]["hostname"] == "v-text");
+  CHECK(firstTwo[1]["hostname"] == "h-old");
+
+  auto names = c.console.Get("/api/v1/defenders/names?outdated=true&category=host");
+  REQUIRE(names->status == 200);
+  CHECK(json::parse(names->body) == json::array({"h-old"}));
+
+  auto bad = c.console.Get("/api/v1/defenders?outdated=maybe");
+  REQUIRE(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "outdated");
+
+  auto summary = json::parse(c.console.Get("/api/v1/defenders/summary")->body);
+  for (const auto& row : summary) {
+    INFO(row.dump());
+    if (row["category"] == "appEmbedded") CHECK(row["outdated"] == 3);
+    else if (row["category"] == "host") CHECK(row["outdated"] == 1);
+    else CHECK(row["outdated"] == 0);
+  }
+
+  // Upgrading a Defender (a heartbeat with the deployed version) clears it everywhere.
+  json upgraded = fargate("v-old");
+  upgraded["version"] = "34.01.132";
+  REQUIRE(c.heartbeat(upgraded)->status == 200);
+  CHECK(hosts("?outdated=true&type=fargate") == std::set<std::string>{"v-ancient", "v-text"});
+  summary = json::parse(c.console.Get("/api/v1/defenders/summary")->body);
+  for (const auto& row : summary)
+    if (row["category"] == "appEmbedded") CHECK(row["outdated"] == 2);
 }

@@ -73,6 +73,10 @@ class FaultyStore final : public inventory::Store {
       const inventory::LivenessCutoff& c) override {
     return inner_.summarize(c);
   }
+  Result<std::vector<inventory::CategorySummary>> countOutdated(
+      const DefenderVersion& deployed) override {
+    return inner_.countOutdated(deployed);
+  }
   Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
     return inner_.forEachDefender(fn);
   }

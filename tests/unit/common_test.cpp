@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "common/defender_version.h"
 #include "common/time_format.h"
 #include "common/utf8.h"
 
@@ -65,4 +66,49 @@ TEST_CASE("Unicode noncharacters are found in UTF-8 text") {
   CHECK_FALSE(hasNoncharacter("\xef\xb7\xb0"));                               // U+FDF0
   CHECK(hasNoncharacter("\xf0\x9f\xbf\xbf"));                                 // U+1FFFF
   CHECK(hasNoncharacter("\xf4\x8f\xbf\xbe"));                                 // U+10FFFE
+}
+
+TEST_CASE("Deployed Defender versions are the vendor's strict MM.mm.bbb form", "[version]") {
+  const auto v = parseDeployedVersion("34.01.132");
+  REQUIRE(v);
+  CHECK(*v == DefenderVersion{34, 1, 132});
+  CHECK(formatVersion(*v) == "34.01.132");
+  CHECK(defenderImageTag(*v) == "defender_34_01_132");
+  CHECK(defenderImageTag(DefenderVersion{22, 12, 694}) == "defender_22_12_694");
+  for (const char* bad : {"", "34.1.132", "34.01.13", "34.01.1320", "v34.01.132", "34.01.132 ",
+                          "34.01", "34.01.132.1", "34-01-132", "3a.01.132", "34..132"})
+    CHECK_FALSE(parseDeployedVersion(bad));
+}
+
+TEST_CASE("Reported Defender versions compare numerically, not as text", "[version]") {
+  const DefenderVersion deployed{34, 1, 132};
+  // "34.1.99" sorts after "34.01.132" as text; numerically it is older.
+  CHECK(judgeVersion("34.1.99", deployed).outdated);
+  CHECK(judgeVersion("34.01.131", deployed).outdated);
+  CHECK(judgeVersion("33.03.999", deployed).outdated);
+  CHECK_FALSE(judgeVersion("34.01.132", deployed).outdated);
+  CHECK_FALSE(judgeVersion("34.1.132", deployed).outdated);
+  CHECK_FALSE(judgeVersion("34.02.001", deployed).outdated);
+  CHECK(versionKey(*parseReportedVersion("34.1.99")) < versionKey(deployed));
+  CHECK(versionKey(*parseReportedVersion("999999.999999.999999")) > versionKey(deployed));
+}
+
+TEST_CASE("compatibleVersion: not newer and at most three major releases behind", "[version]") {
+  const DefenderVersion deployed{34, 1, 132};
+  CHECK(judgeVersion("34.01.132", deployed).compatibleVersion);
+  CHECK(judgeVersion("31.00.001", deployed).compatibleVersion);
+  CHECK_FALSE(judgeVersion("30.03.122", deployed).compatibleVersion);
+  CHECK_FALSE(judgeVersion("34.01.133", deployed).compatibleVersion);
+  CHECK_FALSE(judgeVersion("35.00.001", deployed).compatibleVersion);
+}
+
+TEST_CASE("Unparseable reported versions are neither outdated nor compatible", "[version]") {
+  const DefenderVersion deployed{34, 1, 132};
+  for (const char* text : {"", "dev", "34.01", "34.01.132-rc1", " 34.01.132", "v30.00.001",
+                           "1234567.0.0", "30.0.0.1", "٣٤.01.132"}) {
+    INFO(text);
+    const auto j = judgeVersion(text, deployed);
+    CHECK_FALSE(j.outdated);
+    CHECK_FALSE(j.compatibleVersion);
+  }
 }

@@ -365,3 +365,53 @@ TEST_CASE("a database from a newer Console is refused clearly") {
   CHECK(s.error().code == "schema_too_new");
   std::filesystem::remove(path);
 }
+
+TEST_CASE("schema 3 backfills the version key of Defenders stored before it", "[version]") {
+  auto path = std::filesystem::temp_directory_path() /
+              ("dc-version-key-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  const DefenderVersion deployed{34, 1, 132};
+  auto older = [&](Store& s) {
+    DefenderQuery q;
+    q.outdated = true;
+    q.deployedVersion = deployed;
+    auto page = s.listDefenders(q, {kT0, Seconds(90)});
+    REQUIRE(page.ok());
+    CHECK(page->total == static_cast<long long>(page->items.size()));
+    return hostnames(*page);
+  };
+  {
+    auto s = openSqliteStore({path.string()});
+    REQUIRE(s.ok());
+    std::vector<Defender> ds;
+    for (auto [host, version] : {std::pair{"a-old", "32.07.123"}, {"b-text", "34.1.99"},
+                                 {"c-same", "34.01.132"}, {"d-free", "dev"}}) {
+      ds.push_back(makeDefender(host, DefenderType::kFargate, kT0));
+      ds.back().version = version;
+    }
+    ds.push_back(makeDefender("e-host", DefenderType::kServerLinux, kT0));  // 32.07.123
+    REQUIRE(upsert(**s, ds).ok());
+    CHECK(older(**s) == std::vector<std::string>{"a-old", "b-text", "e-host"});
+  }
+  // Turn the file back into a schema-2 database (no version_key column), as an older Console
+  // left it, with the sqlite3 tool.
+  const std::string cmd = "sqlite3 '" + path.string() +
+                          "' 'DROP INDEX defenders_version; ALTER TABLE defenders DROP COLUMN "
+                          "version_key; UPDATE schema_version SET version = 2'";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto s = openSqliteStore({path.string()});
+  REQUIRE(s.ok());
+  CHECK(older(**s) == std::vector<std::string>{"a-old", "b-text", "e-host"});
+  auto counts = (*s)->countOutdated(deployed);
+  REQUIRE(counts.ok());
+  CHECK((*counts)[static_cast<size_t>(Category::kAppEmbedded)].outdated == 2);
+  CHECK((*counts)[static_cast<size_t>(Category::kHost)].outdated == 1);
+  // Not outdated: the same, and the unparseable.
+  DefenderQuery q;
+  q.outdated = false;
+  q.deployedVersion = deployed;
+  auto rest = (*s)->listDefenders(q, {kT0, Seconds(90)});
+  REQUIRE(rest.ok());
+  CHECK(hostnames(*rest) == std::vector<std::string>{"c-same", "d-free"});
+  std::filesystem::remove(path);
+}

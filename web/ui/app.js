@@ -241,6 +241,7 @@
       view: ["defenders", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
       types,
       connected: ["true", "false"].includes(q.get("connected")) ? q.get("connected") : "",
+      outdated: ["true", "false"].includes(q.get("outdated")) ? q.get("outdated") : "",
       cluster: q.get("cluster") ?? "",
       search: q.get("search") ?? "",
       sort: SORT_KEYS.includes(sort) ? sort : "hostname",
@@ -257,6 +258,7 @@
     const q = new URLSearchParams();
     if (s.types.length) q.set("type", s.types.join(","));
     if (s.connected) q.set("connected", s.connected);
+    if (s.outdated) q.set("outdated", s.outdated);
     if (s.cluster.trim()) q.set("cluster", s.cluster.trim());
     if (s.search.trim()) q.set("search", s.search.trim());
     return q;
@@ -361,6 +363,7 @@
     $("type-summary").textContent = typeSummary(state.types);
     for (const i of $("type-options").querySelectorAll("input")) i.checked = state.types.includes(i.value);
     $("f-status").value = state.connected;
+    $("f-version").value = state.outdated;
     if (document.activeElement !== $("f-cluster")) $("f-cluster").value = state.cluster;
     if (document.activeElement !== $("f-search")) $("f-search").value = state.search;
     $("page-size").value = String(state.limit);
@@ -381,6 +384,8 @@
       chips.push([`Type: ${TYPE_BY_NAME.get(t).label}`, () => update({ types: state.types.filter((x) => x !== t) })]);
     if (state.connected)
       chips.push([`Status: ${state.connected === "true" ? "Connected" : "Disconnected"}`, () => update({ connected: "" })]);
+    if (state.outdated)
+      chips.push([`Version: ${state.outdated === "true" ? "Upgrade needed" : "Up to date"}`, () => update({ outdated: "" })]);
     if (state.cluster.trim()) chips.push([`Cluster: ${state.cluster.trim()}`, () => update({ cluster: "" })]);
     if (state.search.trim()) chips.push([`Search: “${state.search.trim()}”`, () => update({ search: "" })]);
     const box = $("chips");
@@ -416,6 +421,7 @@
   let lastRowsKey = "";
   let lastPage = { items: [], total: 0 };
   let lastSummary = null;
+  let consoleVersion = ""; // the Defender version this Console deploys, from GET /api/v1/version
   let inflight = false;
 
   function statusCell(d) {
@@ -441,6 +447,9 @@
     if (i < 0) return `<span class="mono appid">${esc(id)}</span>`;
     return `<span class="mono appid" title="${esc(id)}"><span class="fam">${esc(id.slice(0, i + 1))}</span><wbr><span class="uuid">${esc(id.slice(i + 1))}</span></span>`;
   }
+  // Older than the Defender version this Console deploys (GET /api/v1/version).
+  const versionBadge = (d) =>
+    d.outdated ? `<span class="badge upgrade" title="Older than the Defender version this Console deploys${consoleVersion ? ` (${esc(consoleVersion)})` : ""}">Upgrade needed</span>` : "";
   function rowHtml(d) {
     const sel = openHost && openHost.toLowerCase() === d.hostname.toLowerCase() ? " selected" : "";
     return (
@@ -449,7 +458,7 @@
       `<td data-label="Type"><div class="cell"><span class="type-pill">${esc(d.typeLabel || d.type)}</span></div></td>` +
       `<td data-label="App ID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
       `<td class="nowrap" data-label="Cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
-      `<td class="nowrap" data-label="Version"><div class="cell">${orDash(d.version)}</div></td>` +
+      `<td class="nowrap" data-label="Version"><div class="cell">${orDash(d.version)}${versionBadge(d)}</div></td>` +
       `<td data-label="Status"><div class="cell">${statusCell(d)}</div></td>` +
       `<td class="time" data-label="Last modified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
       `</tr>`
@@ -501,14 +510,15 @@
     const byCat = new Map((summary || []).map((c) => [c.category, c]));
     const box = $("tiles");
     const html = CATEGORIES.map(([cat, name]) => {
-      const c = byCat.get(cat) || { deployed: 0, connected: 0, disconnected: 0 };
+      const c = byCat.get(cat) || { deployed: 0, connected: 0, disconnected: 0, outdated: 0 };
+      const upgrade = c.outdated ? `<span><b class="u">${c.outdated}</b> upgrade needed</span>` : "";
       const catTypes = TYPES.filter((t) => t.category === cat).map((t) => t.type);
       const pressed = state.types.length === catTypes.length && catTypes.every((t) => state.types.includes(t));
       return (
         `<button type="button" class="tile" data-cat="${cat}" aria-pressed="${pressed}" ` +
-        `aria-label="${esc(name)}: ${c.deployed} deployed, ${c.connected} connected, ${c.disconnected} disconnected. Filter to ${esc(name)} types">` +
+        `aria-label="${esc(name)}: ${c.deployed} deployed, ${c.connected} connected, ${c.disconnected} disconnected${c.outdated ? `, ${c.outdated} upgrade needed` : ""}. Filter to ${esc(name)} types">` +
         `<div class="t-name">${esc(name)}</div><div class="t-total">${c.deployed}</div>` +
-        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span></div></button>`
+        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span>${upgrade}</div></button>`
       );
     }).join("");
     if (box.dataset.html !== html) {
@@ -535,7 +545,12 @@
     q.set("limit", String(state.limit));
     q.set("sort", state.sort);
     q.set("reverse", String(state.reverse));
-    const [page, summary] = await Promise.all([api(`defenders?${q}`), api("defenders/summary")]);
+    const [page, summary, version] = await Promise.all([
+      api(`defenders?${q}`),
+      api("defenders/summary"),
+      consoleVersion ? null : api("version").catch(() => null),
+    ]);
+    if (version && typeof version.data === "string") consoleVersion = version.data;
     lastSummary = summary.data;
     renderTiles(summary.data);
     const total = Number.isFinite(page.total) ? page.total : page.data.length;
@@ -1454,6 +1469,7 @@
       if (!$("type-menu").hidden && !e.target.closest(".typefield")) openTypeMenu(false);
     });
     $("f-status").addEventListener("change", (e) => update({ connected: e.target.value }));
+    $("f-version").addEventListener("change", (e) => update({ outdated: e.target.value }));
     // Typing in either text filter applies both, once the typing pauses.
     const typed = debounce(() => update({ cluster: $("f-cluster").value, search: $("f-search").value }, { push: false }), 300);
     $("f-cluster").addEventListener("input", typed);
@@ -1462,7 +1478,7 @@
       e.preventDefault();
       update({ cluster: $("f-cluster").value, search: $("f-search").value });
     });
-    const clearAll = () => update({ types: [], connected: "", cluster: "", search: "" });
+    const clearAll = () => update({ types: [], connected: "", outdated: "", cluster: "", search: "" });
     $("clear-filters").addEventListener("click", clearAll);
     $("empty").addEventListener("click", (e) => e.target.closest("[data-clear]") && clearAll());
     $("banner").addEventListener("click", (e) => {
