@@ -382,13 +382,16 @@ TEST_CASE("HTTP: version, image name and image tag carry the deployed Defender v
   auto protectedTask =
       c.console.Post("/api/v1/defenders/fargate.json?consoleaddr=console.example.com",
                      R"({"family":"web","requiresCompatibilities":["FARGATE"],)"
+                     R"("networkMode":"awsvpc","cpu":"256","memory":"512",)"
                      R"("containerDefinitions":[{"name":"app","image":"nginx",)"
                      R"("entryPoint":["/run"]}]})",
                      "application/json");
   REQUIRE(protectedTask);
+  INFO(protectedTask->body);
   REQUIRE(protectedTask->status == 200);
   bool found = false;
-  for (const auto& ctr : json::parse(protectedTask->body)["containerDefinitions"])
+  const json task = json::parse(protectedTask->body);
+  for (const auto& ctr : task["containerDefinitions"])
     if (ctr["name"] == "TwistlockDefender") found = ctr["image"] == image;
   CHECK(found);
 }
