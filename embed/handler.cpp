@@ -437,8 +437,7 @@ HttpResponse EmbedService::putImageEntrypoint(std::string_view body) {
   return r;
 }
 
-HttpResponse EmbedService::installBundle(const QueryParams& query,
-                                         const std::string& requestedBy) {
+HttpResponse EmbedService::installBundle(const QueryParams& query, const std::string& requestedBy) {
   auto host = consoleHostParam(query);
   if (!host.ok()) return errorResponse(host.error());
   auto appIdParam = single(query, "appID");
@@ -451,8 +450,8 @@ HttpResponse EmbedService::installBundle(const QueryParams& query,
   }
   const std::string description =
       "install bundle (GET /api/v1/defenders/install-bundle) for " + requestedBy;
-  auto bundle = installBundleText(appId, *host, config_.defenderPort, config_.issueCredential,
-                                  description);
+  auto bundle =
+      installBundleText(appId, *host, config_.defenderPort, config_.issueCredential, description);
   if (!bundle.ok()) return errorResponse(bundle.error());
   OJson out;
   out["installBundle"] = std::move(bundle).value();

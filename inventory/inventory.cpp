@@ -685,8 +685,7 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
     row.deployed += static_cast<long long>(index_.deployed(info.type));
     row.connected += static_cast<long long>(index_.connected(info.type, cutoff));
   }
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i].outdated = (*outdated)[i].outdated;
+  for (size_t i = 0; i < out.size(); ++i) out[i].outdated = (*outdated)[i].outdated;
   return out;
 }
 

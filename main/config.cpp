@@ -172,7 +172,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--defender-version (DC_DEFENDER_VERSION): '" + defenderVersion.substr(0, 64) +
                      "' is not a version in the vendor's MM.mm.bbb form (two, two and three "
-                     "digits, e.g. " + std::string(kDefaultDefenderVersion) + ")",
+                     "digits, e.g. " +
+                     std::string(kDefaultDefenderVersion) + ")",
                  "defender-version"};
   }
   c.heartbeatInterval = Seconds(hbSeconds);

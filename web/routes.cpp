@@ -224,17 +224,15 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
              });
   routes.add(
       "GET", "/api/v1/defenders/install-bundle",
-      [&service](const httplib::Request& req, httplib::Response& res,
-                 const auth::Principal& who) {
+      [&service](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
         for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
           if (!inventory::parseType(it->second))
-            return sendError(res,
-                             Error::invalid("unknown_type", "defenderType",
-                                            "defenderType: '" + it->second.substr(0, 64) +
-                                                "' is not a Defender type (e.g. fargate, "
-                                                "appEmbedded)"));
+            return sendError(res, Error::invalid("unknown_type", "defenderType",
+                                                 "defenderType: '" + it->second.substr(0, 64) +
+                                                     "' is not a Defender type (e.g. fargate, "
+                                                     "appEmbedded)"));
         const std::string requester = who.username.empty() ? "api" : who.username;
         const auto response = service.installBundle(
             embed::QueryParams(req.params.begin(), req.params.end()), requester);

@@ -36,7 +36,7 @@ struct ConsoleApiOptions {
   /// shape, a JSON string "34.01.132") and what each Defender's `outdated` and
   /// `compatibleVersion` compare with.
   DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
-  std::string uiDir;    // static files of the web page, served at `/`; empty = no UI
+  std::string uiDir;  // static files of the web page, served at `/`; empty = no UI
   /// Extra Prometheus text appended to /metrics (e.g. the sweeper's counters).
   std::function<std::string()> extraMetrics;
   /// Ready for traffic (store open, inventory loaded). /readyz answers 503 until true.

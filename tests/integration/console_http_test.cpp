@@ -396,8 +396,7 @@ TEST_CASE("HTTP: version, image name and image tag carry the deployed Defender v
   CHECK(found);
 }
 
-TEST_CASE("HTTP: --defender-version is validated and sets what the Console reports",
-          "[vendor]") {
+TEST_CASE("HTTP: --defender-version is validated and sets what the Console reports", "[vendor]") {
   const char* ok[] = {"defender-console", "--defender-version", "33.03.138"};
   auto c = parseConfig(3, ok, "test");
   REQUIRE(c.ok());
@@ -477,10 +476,11 @@ TEST_CASE("HTTP: install bundle: vendor shape, a working credential, its scope, 
   scopedDefender.set_bearer_token_auth(scopedBundle["credential"].get<std::string>());
   json mine = fargate("bundle-2");
   mine["appID"] = other;
-  CHECK(scopedDefender.Post("/api/v1/defender/heartbeat", mine.dump(), "application/json")
-            ->status == 200);
-  auto refused =
-      scopedDefender.Post("/api/v1/defender/heartbeat", fargate("bundle-3").dump(), "application/json");
+  CHECK(
+      scopedDefender.Post("/api/v1/defender/heartbeat", mine.dump(), "application/json")->status ==
+      200);
+  auto refused = scopedDefender.Post("/api/v1/defender/heartbeat", fargate("bundle-3").dump(),
+                                     "application/json");
   CHECK(refused->status == 403);
 
   // Both credentials are listed (and so revocable), naming who asked for them.
@@ -488,8 +488,8 @@ TEST_CASE("HTTP: install bundle: vendor shape, a working credential, its scope, 
   REQUIRE(creds.size() == before + 2);
   int fromBundles = 0;
   for (const auto& cred : creds)
-    fromBundles += cred["description"] ==
-                   "install bundle (GET /api/v1/defenders/install-bundle) for admin";
+    fromBundles +=
+        cred["description"] == "install bundle (GET /api/v1/defenders/install-bundle) for admin";
   CHECK(fromBundles == 2);
 }
 
@@ -501,11 +501,10 @@ TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtere
     bool outdated, compatible;
   };
   const std::vector<Case> cases = {
-      {"v-old", "32.07.123", true, true},      // two major releases behind
-      {"v-text", "34.1.99", true, true},       // numerically older, though "34.1" > "34.01" as text
+      {"v-old", "32.07.123", true, true},  // two major releases behind
+      {"v-text", "34.1.99", true, true},   // numerically older, though "34.1" > "34.01" as text
       {"v-ancient", "30.00.001", true, false},  // beyond the vendor's n-3 window
-      {"v-same", "34.01.132", false, true},
-      {"v-newer", "34.02.001", false, false},
+      {"v-same", "34.01.132", false, true},    {"v-newer", "34.02.001", false, false},
       {"v-free", "dev-build", false, false},  // unparseable: neither
   };
   for (const auto& k : cases) {
@@ -535,8 +534,7 @@ TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtere
     CHECK(total == static_cast<long long>(out.size()));
     return out;
   };
-  CHECK(hosts("?outdated=true") ==
-        std::set<std::string>{"h-old", "v-ancient", "v-old", "v-text"});
+  CHECK(hosts("?outdated=true") == std::set<std::string>{"h-old", "v-ancient", "v-old", "v-text"});
   CHECK(hosts("?outdated=false") == std::set<std::string>{"v-free", "v-newer", "v-same"});
   // With the other filters, including the in-memory path (one type + connected).
   CHECK(hosts("?outdated=true&type=fargate&connected=true") ==
@@ -560,9 +558,12 @@ TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtere
   auto summary = json::parse(c.console.Get("/api/v1/defenders/summary")->body);
   for (const auto& row : summary) {
     INFO(row.dump());
-    if (row["category"] == "appEmbedded") CHECK(row["outdated"] == 3);
-    else if (row["category"] == "host") CHECK(row["outdated"] == 1);
-    else CHECK(row["outdated"] == 0);
+    if (row["category"] == "appEmbedded")
+      CHECK(row["outdated"] == 3);
+    else if (row["category"] == "host")
+      CHECK(row["outdated"] == 1);
+    else
+      CHECK(row["outdated"] == 0);
   }
 
   // Upgrading a Defender (a heartbeat with the deployed version) clears it everywhere.

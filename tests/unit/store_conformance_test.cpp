@@ -384,8 +384,10 @@ TEST_CASE("schema 3 backfills the version key of Defenders stored before it", "[
     auto s = openSqliteStore({path.string()});
     REQUIRE(s.ok());
     std::vector<Defender> ds;
-    for (auto [host, version] : {std::pair{"a-old", "32.07.123"}, {"b-text", "34.1.99"},
-                                 {"c-same", "34.01.132"}, {"d-free", "dev"}}) {
+    for (auto [host, version] : {std::pair{"a-old", "32.07.123"},
+                                 {"b-text", "34.1.99"},
+                                 {"c-same", "34.01.132"},
+                                 {"d-free", "dev"}}) {
       ds.push_back(makeDefender(host, DefenderType::kFargate, kT0));
       ds.back().version = version;
     }
