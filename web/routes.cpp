@@ -90,6 +90,11 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
     out << "dc_defenders{category=\"" << cat << "\",state=\"disconnected\"} "
         << (c.deployed - c.connected) << '\n';
   }
+  out << "# HELP dc_defenders_outdated Defenders running a version older than the deployed "
+         "Defender version, by category.\n# TYPE dc_defenders_outdated gauge\n";
+  for (const auto& c : summary)
+    out << "dc_defenders_outdated{category=\"" << inventory::categoryName(c.category) << "\"} "
+        << c.outdated << '\n';
   return out.str();
 }
 

@@ -566,6 +566,10 @@ TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtere
       CHECK(row["outdated"] == 0);
   }
 
+  const std::string metrics = c.console.Get("/metrics")->body;
+  CHECK(metrics.find("dc_defenders_outdated{category=\"appEmbedded\"} 3\n") != std::string::npos);
+  CHECK(metrics.find("dc_defenders_outdated{category=\"host\"} 1\n") != std::string::npos);
+
   // Upgrading a Defender (a heartbeat with the deployed version) clears it everywhere.
   json upgraded = fargate("v-old");
   upgraded["version"] = "34.01.132";
