@@ -415,6 +415,17 @@ TEST_CASE("HTTP: --defender-version is validated and sets what the Console repor
   ::unsetenv("DC_DEFENDER_VERSION");
   REQUIRE_FALSE(fromEnv.ok());
   CHECK(fromEnv.error().message.find("DC_DEFENDER_VERSION") != std::string::npos);
+
+  // A Console started with it reports it and tags its sidecar image with it.
+  ManualClock clock{kT0};
+  ConsoleConfig config = RunningConsole::config();
+  config.defenderVersion = c->defenderVersion;
+  ConsoleApp app(config, clock, "test");
+  httplib::Client console("127.0.0.1", RunningConsole::started(app));
+  console.set_basic_auth("admin", kAdminPassword);
+  CHECK(json::parse(console.Get("/api/v1/version")->body) == "33.03.138");
+  CHECK(json::parse(console.Get("/api/v1/defenders/image-name")->body) ==
+        "defender-console/fargate-defender:defender_33_03_138");
 }
 
 TEST_CASE("HTTP: install bundle: vendor shape, a working credential, its scope, bad input",
