@@ -145,6 +145,18 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
 
+  // `defender-console backup <file>`: the Console's own options (--data-dir, --database, DC_*)
+  // name the database, before or after the subcommand.
+  CLI::App* backup = app.add_subcommand(
+      "backup",
+      "Copy the database, consistently and while the Console runs, to <file> (written to "
+      "<file>.tmp, checked with PRAGMA integrity_check, then renamed) and exit; "
+      "docs/operations.md describes the restore");
+  backup->add_option("file", c.backupFile, "Backup file to write (replaced if it exists)")
+      ->required();
+  backup->fallthrough();
+  app.require_subcommand(0, 1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
@@ -158,6 +170,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  std::string(e.what()) + "\nRun with --help for the options.",
                  {}};
   }
+  if (backup->parsed()) c.command = "backup";
   c.heartbeatInterval = Seconds(hbSeconds);
   c.grace = Seconds(graceSeconds);
   c.flushInterval = Millis(flushMs);

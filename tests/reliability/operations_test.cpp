@@ -1,0 +1,373 @@
+// Operations (docs/operations.md, docs/reliability.md §6): `defender-console backup` of a live
+// database under heartbeat load and its restore; a genuinely full file system (a small tmpfs)
+// and a file system that turns read-only (ext4 on a loop device, errors=remount-ro) under a real
+// defender-console child process.
+//
+// The file-system tests mount, so they need root (CI runs as root); otherwise they say so with a
+// WARN and return without checking anything.
+#include <catch2/catch.hpp>
+
+#include <httplib.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "inventory/sqlite_store.h"
+#include "support/console_child.h"
+
+using namespace dc;
+using namespace std::chrono_literals;
+using dc::testing::ConsoleChild;
+using dc::testing::integrityCheck;
+using dc::testing::kChildAdminPassword;
+using dc::testing::runConsoleCommand;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kFlushMs = 200;
+const std::string kAppId = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
+
+fs::path scratch(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("dc-ops-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string heartbeat(const std::string& host) {
+  return json{{"hostname", host},    {"type", "fargate"},  {"appID", kAppId},
+              {"cluster", "ops"},    {"version", "1.0.0"}, {"cloudMetadata", {{"provider", "aws"}}}}
+      .dump();
+}
+
+std::string enrolmentCredential(int consolePort) {
+  httplib::Client api("127.0.0.1", consolePort);
+  api.set_basic_auth("admin", kChildAdminPassword);
+  auto r = api.Post("/api/v1/credentials", R"({"scope":"enrolment","description":"ops"})",
+                    "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  return json::parse(r->body).at("credential").get<std::string>();
+}
+
+/// What the Console acknowledged (HTTP 200) and what it refused.
+struct Ledger {
+  std::mutex mutex;
+  std::set<std::string> registered;
+  long long refreshes = 0;
+  long long refusedStorage = 0;  // 503 storage_unavailable
+  long long refusedOther = 0;    // anything else but 200
+};
+
+/// Registers new Defenders (prefix-thread-n) and refreshes known ones until `stop`.
+void load(int port, const std::string& credential, const std::string& prefix, int thread,
+          std::atomic<bool>& stop, Ledger& ledger) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_bearer_token_auth(credential.c_str());
+  client.set_read_timeout(15, 0);
+  std::vector<std::string> mine;
+  for (int n = 0; !stop; ++n) {
+    const bool fresh = mine.empty() || n % 3 == 0;
+    const std::string host = fresh ? prefix + "-t" + std::to_string(thread) + "-" + std::to_string(n)
+                                   : mine[static_cast<size_t>(n) % mine.size()];
+    auto r = client.Post("/api/v1/defender/heartbeat", heartbeat(host), "application/json");
+    std::lock_guard lock(ledger.mutex);
+    if (r && r->status == 200) {
+      if (fresh) {
+        ledger.registered.insert(host);
+        mine.push_back(host);
+      } else {
+        ++ledger.refreshes;
+      }
+    } else if (r && r->status == 503 && r->body.find("storage_unavailable") != std::string::npos) {
+      ++ledger.refusedStorage;
+    } else {
+      ++ledger.refusedOther;
+    }
+  }
+}
+
+struct LoadThreads {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  LoadThreads(int port, const std::string& credential, const std::string& prefix, Ledger& ledger) {
+    for (int t = 0; t < 3; ++t)
+      threads.emplace_back(load, port, std::cref(credential), prefix, t, std::ref(stop),
+                           std::ref(ledger));
+  }
+  void join() {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+  ~LoadThreads() { join(); }
+};
+
+/// Polls `done` every 20 ms for at most `limit`; true once it held.
+template <typename F>
+bool waitFor(F done, std::chrono::milliseconds limit) {
+  for (auto until = std::chrono::steady_clock::now() + limit;
+       std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(20ms))
+    if (done()) return true;
+  return done();
+}
+
+size_t registeredCount(Ledger& ledger) {
+  std::lock_guard lock(ledger.mutex);
+  return ledger.registered.size();
+}
+
+/// Every Defender in `hosts` is in the database file `db`.
+void requireStored(const fs::path& db, const std::set<std::string>& hosts) {
+  auto store = inventory::openSqliteStore({db.string()});
+  REQUIRE(store.ok());
+  for (const auto& host : hosts) {
+    auto d = (*store)->findDefender(inventory::hostnameKey(host));
+    INFO("acknowledged Defender " << host << " in " << db);
+    REQUIRE(d.ok());
+    REQUIRE(d->has_value());
+  }
+}
+
+std::string fileText(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// Root and a working mount(2); otherwise a loud WARN (the caller returns).
+bool canMount(const fs::path& dir) {
+  if (geteuid() != 0) {
+    WARN("NOT RUN: this test mounts a file system and needs root (CI runs as root)");
+    return false;
+  }
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    WARN("NOT RUN: mount(2) is not permitted here: " << std::strerror(errno));
+    return false;
+  }
+  ::umount(dir.c_str());
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("backup: a copy taken under heartbeat load holds every Defender acknowledged before it; "
+          "restored, the Console starts on it") {
+  const fs::path dir = scratch("backup");
+  const fs::path data = dir / "data", backupFile = dir / "backups" / "console-backup.db";
+  fs::create_directories(data);
+  fs::create_directories(backupFile.parent_path());
+  const fs::path log = dir / "backup.log";
+
+  Ledger ledger;
+  std::set<std::string> before;
+  std::string credential;
+  {
+    ConsoleChild console;
+    console.start(data, kFlushMs, dir / "console.log", dir / "ports");
+    credential = enrolmentCredential(console.consolePort);
+    LoadThreads threads(console.defenderPort, credential, "b", ledger);
+    REQUIRE(waitFor([&] { return registeredCount(ledger) >= 300; }, 60s));
+    {
+      std::lock_guard lock(ledger.mutex);
+      before = ledger.registered;
+    }
+    // The backup runs while the load keeps registering and refreshing.
+    const int rc =
+        runConsoleCommand({"backup", backupFile.string(), "--data-dir", data.string()}, log);
+    INFO(fileText(log));
+    REQUIRE(rc == 0);
+    const size_t atEnd = registeredCount(ledger);
+    threads.join();
+    CHECK(atEnd > before.size());  // the load did run during the backup
+    std::lock_guard lock(ledger.mutex);
+    CHECK(ledger.refusedOther == 0);
+  }
+  const std::string out = fileText(log);
+  CHECK(out.find("pages copied") != std::string::npos);
+  CHECK(out.find("integrity check ok") != std::string::npos);
+  CHECK_FALSE(fs::exists(backupFile.string() + ".tmp"));
+  REQUIRE(integrityCheck(backupFile) == "ok");
+  requireStored(backupFile, before);
+
+  // Restore (docs/operations.md): the Console is stopped, the copy replaces console.db in a data
+  // directory without -wal/-shm, and the Console starts on it: Defenders and credentials are back.
+  const fs::path restored = dir / "restored";
+  fs::create_directories(restored);
+  fs::copy_file(backupFile, restored / "console.db");
+  ConsoleChild console;
+  console.start(restored, kFlushMs, dir / "restored.log", dir / "ports");
+  httplib::Client api("127.0.0.1", console.consolePort);
+  api.set_basic_auth("admin", kChildAdminPassword);
+  auto r = api.Get("/api/v1/defenders/" + *before.begin());
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  httplib::Client channel("127.0.0.1", console.defenderPort);
+  channel.set_bearer_token_auth(credential.c_str());
+  auto hb = channel.Post("/api/v1/defender/heartbeat", heartbeat(*before.rbegin()),
+                         "application/json");
+  REQUIRE(hb);
+  CHECK(hb->status == 200);
+  CHECK(console.stop(SIGTERM) == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("backup: failures exit non-zero with a clear message and leave no file") {
+  const fs::path dir = scratch("backup-errors");
+  const fs::path log = dir / "out.log";
+  SECTION("no database") {
+    CHECK(runConsoleCommand({"backup", (dir / "x.db").string(), "--data-dir",
+                             (dir / "missing").string()},
+                            log) == 1);
+    CHECK(fileText(log).find("does not exist") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "x.db"));
+  }
+  SECTION("not a database") {
+    fs::create_directories(dir / "data");
+    std::ofstream(dir / "data" / "console.db") << "not a database, just text\n";
+    CHECK(runConsoleCommand({"backup", (dir / "x.db").string(), "--data-dir",
+                             (dir / "data").string()},
+                            log) == 1);
+    CHECK(fileText(log).find("backup failed") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "x.db"));
+    CHECK_FALSE(fs::exists(dir / "x.db.tmp"));
+  }
+  SECTION("destination directory missing") {
+    fs::create_directories(dir / "data");
+    {
+      auto store = inventory::openSqliteStore({(dir / "data" / "console.db").string()});
+      REQUIRE(store.ok());
+    }
+    CHECK(runConsoleCommand({"backup", (dir / "nowhere" / "x.db").string(), "--data-dir",
+                             (dir / "data").string()},
+                            log) == 1);
+    CHECK(fileText(log).find("nowhere") != std::string::npos);
+  }
+  SECTION("no file given") {
+    CHECK(runConsoleCommand({"backup"}, log) == 2);
+    CHECK(fileText(log).find("file") != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("full disk: durable writes 503 storage_unavailable, reads work, nothing acknowledged "
+          "is lost, the Console recovers by itself once space returns") {
+  const fs::path dir = scratch("full");
+  const fs::path data = dir / "data";
+  fs::create_directories(data);
+  if (!canMount(data)) return;
+  REQUIRE(::mount("tmpfs", data.c_str(), "tmpfs", 0, "size=24m") == 0);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{data};
+
+  Ledger ledger;
+  ConsoleChild console;
+  console.start(data, kFlushMs, dir / "console.log", dir / "ports");
+  const std::string credential = enrolmentCredential(console.consolePort);
+  LoadThreads threads(console.defenderPort, credential, "f", ledger);
+  REQUIRE(waitFor([&] { return registeredCount(ledger) >= 100; }, 60s));
+
+  // Fill the file system to the last byte under load.
+  const fs::path filler = data / "filler";
+  {
+    FILE* f = std::fopen(filler.c_str(), "w");
+    REQUIRE(f);
+    std::vector<char> block(64 << 10, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size()) {
+    }
+    std::fclose(f);
+  }
+  // Registrations need new pages: they are refused once the WAL and the database cannot grow.
+  INFO("log: " << (dir / "console.log"));
+  REQUIRE(waitFor(
+      [&] {
+        std::lock_guard lock(ledger.mutex);
+        return ledger.refusedStorage > 0;
+      },
+      60s));
+  // During the fault: registrations 503 storage_unavailable with Retry-After; refreshes of
+  // connected Defenders are held; reads work.
+  httplib::Client channel("127.0.0.1", console.defenderPort);
+  channel.set_bearer_token_auth(credential.c_str());
+  auto refused = channel.Post("/api/v1/defender/heartbeat", heartbeat("f-during-fault"),
+                              "application/json");
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(json::parse(refused->body).value("code", "") == "storage_unavailable");
+  CHECK(refused->has_header("Retry-After"));
+  std::string known;
+  {
+    std::lock_guard lock(ledger.mutex);
+    known = *ledger.registered.begin();
+  }
+  const TimePoint heldAt = SystemClock().now();
+  auto held = channel.Post("/api/v1/defender/heartbeat", heartbeat(known), "application/json");
+  REQUIRE(held);
+  CHECK(held->status == 200);
+  httplib::Client api("127.0.0.1", console.consolePort);
+  api.set_basic_auth("admin", kChildAdminPassword);
+  auto list = api.Get("/api/v1/defenders?limit=10");
+  REQUIRE(list);
+  CHECK(list->status == 200);
+  auto one = api.Get("/api/v1/defenders/" + known);
+  REQUIRE(one);
+  CHECK(one->status == 200);
+  auto metrics = api.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("dc_storage_failing 1") != std::string::npos);
+
+  // Space returns: the Console recovers without a restart.
+  fs::remove(filler);
+  const long long refusedAtRecovery = [&] {
+    std::lock_guard lock(ledger.mutex);
+    return ledger.refusedStorage;
+  }();
+  REQUIRE(waitFor(
+      [&] {
+        auto r = channel.Post("/api/v1/defender/heartbeat", heartbeat("f-after-recovery"),
+                              "application/json");
+        return r && r->status == 200;
+      },
+      30s));
+  threads.join();
+  auto after = api.Get("/metrics");
+  REQUIRE(after);
+  CHECK(after->body.find("dc_storage_failing 0") != std::string::npos);
+  CHECK(after->body.find("dc_storage_fault_episodes_total 1") != std::string::npos);
+  CHECK(console.stop(SIGTERM) == 0);
+
+  const std::string out = fileText(dir / "console.log");
+  CHECK(out.find("storage does not accept writes") != std::string::npos);
+  CHECK(out.find("storage accepts writes again") != std::string::npos);
+  REQUIRE(integrityCheck(data / "console.db") == "ok");
+  std::set<std::string> acknowledged;
+  {
+    std::lock_guard lock(ledger.mutex);
+    acknowledged = ledger.registered;
+    CHECK(ledger.refusedOther == 0);
+    WARN("full disk: " << ledger.registered.size() << " registrations acknowledged, "
+                       << ledger.refreshes << " refreshes, " << refusedAtRecovery
+                       << " registrations refused 503 storage_unavailable; lost 0");
+  }
+  acknowledged.insert("f-after-recovery");
+  requireStored(data / "console.db", acknowledged);
+  // The refresh held in memory during the fault was written after it.
+  auto store = inventory::openSqliteStore({(data / "console.db").string()});
+  REQUIRE(store.ok());
+  auto d = (*store)->findDefender(inventory::hostnameKey(known));
+  REQUIRE(d.ok());
+  REQUIRE(d->has_value());
+  CHECK((**d).lastSeen >= heldAt - Seconds(1));
+}
