@@ -9,10 +9,13 @@
 
 #include <httplib.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -132,12 +135,15 @@ size_t registeredCount(Ledger& ledger) {
 void requireStored(const fs::path& db, const std::set<std::string>& hosts) {
   auto store = inventory::openSqliteStore({db.string()});
   REQUIRE(store.ok());
+  std::vector<std::string> missing;
   for (const auto& host : hosts) {
     auto d = (*store)->findDefender(inventory::hostnameKey(host));
-    INFO("acknowledged Defender " << host << " in " << db);
     REQUIRE(d.ok());
-    REQUIRE(d->has_value());
+    if (!d->has_value()) missing.push_back(host);
   }
+  INFO(missing.size() << " of " << hosts.size() << " acknowledged Defenders missing from " << db
+                      << (missing.empty() ? "" : ", e.g. " + missing.front() + " … " + missing.back()));
+  REQUIRE(missing.empty());
 }
 
 std::string fileText(const fs::path& p) {
@@ -268,9 +274,12 @@ TEST_CASE("full disk: durable writes 503 storage_unavailable, reads work, nothin
   if (!canMount(data)) return;
   REQUIRE(::mount("tmpfs", data.c_str(), "tmpfs", 0, "size=24m") == 0);
   struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{data};
+    fs::path p, dir;
+    ~Unmount() {
+      ::umount2(p.c_str(), MNT_DETACH);
+      fs::remove_all(dir);
+    }
+  } unmount{data, dir};
 
   Ledger ledger;
   ConsoleChild console;
@@ -370,4 +379,115 @@ TEST_CASE("full disk: durable writes 503 storage_unavailable, reads work, nothin
   REQUIRE(d.ok());
   REQUIRE(d->has_value());
   CHECK((**d).lastSeen >= heldAt - Seconds(1));
+}
+
+TEST_CASE("read-only file system: durable writes 503 storage_unavailable, reads work, nothing "
+          "acknowledged is lost; after a remount the Console starts on the same database") {
+  // Linux refuses `mount -o remount,ro` while a process holds files open for writing (EBUSY), so
+  // a live Console meets a read-only file system when the kernel turns it read-only after an
+  // error: ext4 with errors=remount-ro, the error injected through its sysfs trigger.
+  const fs::path dir = scratch("ro");
+  const fs::path data = dir / "data", image = dir / "fs.img";
+  fs::create_directories(data);
+  if (!canMount(data)) return;
+  std::ofstream(image).close();
+  fs::resize_file(image, 64 << 20);
+  const std::string mountCmd =
+      "mount -o loop,errors=remount-ro " + image.string() + " " + data.string() + " 2>&1";
+  if (std::system(("mkfs.ext4 -q -F " + image.string() + " >/dev/null 2>&1").c_str()) != 0 ||
+      std::system(mountCmd.c_str()) != 0) {
+    WARN("NOT RUN: no mkfs.ext4 (e2fsprogs) or no loop device to mount an ext4 image");
+    return;
+  }
+  struct Unmount {
+    fs::path p, dir;
+    ~Unmount() {
+      ::umount2(p.c_str(), MNT_DETACH);
+      fs::remove_all(dir);
+    }
+  } unmount{data, dir};
+  std::string device;
+  {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string source, target, rest;
+    while (mounts >> source >> target && std::getline(mounts, rest))
+      if (target == data.string()) device = fs::path(source).filename();
+  }
+  const fs::path trigger = fs::path("/sys/fs/ext4") / device / "trigger_fs_error";
+  if (device.empty() || !fs::exists(trigger)) {
+    WARN("NOT RUN: no " << trigger << " to make the file system fail");
+    return;
+  }
+
+  Ledger ledger;
+  std::set<std::string> acknowledged;
+  {
+    ConsoleChild console;
+    console.start(data, kFlushMs, dir / "console.log", dir / "ports");
+    const std::string credential = enrolmentCredential(console.consolePort);
+    LoadThreads threads(console.defenderPort, credential, "r", ledger);
+    REQUIRE(waitFor([&] { return registeredCount(ledger) >= 100; }, 60s));
+
+    std::ofstream(trigger) << "operations_test: read-only file system under load\n";
+    INFO("log: " << (dir / "console.log"));
+    REQUIRE(waitFor(
+        [&] {
+          std::lock_guard lock(ledger.mutex);
+          return ledger.refusedStorage > 0;
+        },
+        60s));
+    httplib::Client channel("127.0.0.1", console.defenderPort);
+    channel.set_bearer_token_auth(credential.c_str());
+    auto refused =
+        channel.Post("/api/v1/defender/heartbeat", heartbeat("r-during-fault"), "application/json");
+    REQUIRE(refused);
+    CHECK(refused->status == 503);
+    CHECK(json::parse(refused->body).value("code", "") == "storage_unavailable");
+    std::string known;
+    {
+      std::lock_guard lock(ledger.mutex);
+      known = *ledger.registered.begin();
+    }
+    auto held = channel.Post("/api/v1/defender/heartbeat", heartbeat(known), "application/json");
+    REQUIRE(held);
+    CHECK(held->status == 200);
+    httplib::Client api("127.0.0.1", console.consolePort);
+    api.set_basic_auth("admin", kChildAdminPassword);
+    auto list = api.Get("/api/v1/defenders?limit=10");
+    REQUIRE(list);
+    CHECK(list->status == 200);
+    auto one = api.Get("/api/v1/defenders/" + known);
+    REQUIRE(one);
+    CHECK(one->status == 200);
+    auto metrics = api.Get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metrics->body.find("dc_storage_failing 1") != std::string::npos);
+    threads.join();
+    // A stop on a read-only file system ends cleanly (the final flush fails and says so).
+    CHECK(console.stop(SIGTERM) == 0);
+    std::lock_guard lock(ledger.mutex);
+    acknowledged = ledger.registered;
+    CHECK(ledger.refusedOther == 0);
+    WARN("read-only: " << ledger.registered.size() << " registrations acknowledged, "
+                       << ledger.refusedStorage << " refused 503 storage_unavailable; lost 0");
+  }
+  CHECK(fileText(dir / "console.log").find("storage does not accept writes") != std::string::npos);
+
+  // The operator's repair: unmount, check, mount read-write, start the Console again.
+  REQUIRE(::umount(data.c_str()) == 0);
+  const int fsck = std::system(("e2fsck -fy " + image.string() + " >/dev/null 2>&1").c_str());
+  CHECK(WEXITSTATUS(fsck) <= 1);  // 0 clean, 1 errors corrected
+  REQUIRE(std::system(mountCmd.c_str()) == 0);
+  REQUIRE(integrityCheck(data / "console.db") == "ok");
+  requireStored(data / "console.db", acknowledged);
+  ConsoleChild console;
+  console.start(data, kFlushMs, dir / "console.log", dir / "ports");
+  const std::string credential = enrolmentCredential(console.consolePort);
+  httplib::Client channel("127.0.0.1", console.defenderPort);
+  channel.set_bearer_token_auth(credential.c_str());
+  auto r = channel.Post("/api/v1/defender/heartbeat", heartbeat("r-after-remount"),
+                        "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(console.stop(SIGTERM) == 0);
 }
