@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -111,7 +113,13 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
                  "cannot read " + source + ": " + reason(s.src, rc), {}};
   }
 
-  auto dst = open(s.tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // Owner-only from the start: the copy holds password hashes and Defender credentials. SQLite
+  // creates its journal with the same mode.
+  if (int fd = ::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); fd >= 0)
+    ::close(fd);
+  else
+    return failed("cannot create " + s.tmp + ": " + std::strerror(errno));
+  auto dst = open(s.tmp, SQLITE_OPEN_READWRITE);
   if (!dst.ok()) return dst.error();
   s.dst = *dst;
   sqlite3_backup* backup = sqlite3_backup_init(s.dst, "main", s.src, "main");
@@ -138,13 +146,13 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   summary.pages = sqlite3_backup_pagecount(backup);
-  sqlite3_backup_finish(backup);
+  const int finished = sqlite3_backup_finish(backup);
   if (rc != SQLITE_DONE)
-    return failed("backup of " + source + " failed: " + sqlite3_errstr(rc) +
+    return failed("backup of " + source + " into " + s.tmp + " failed: " + sqlite3_errstr(rc) +
                   (rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? " for longer than the busy timeout"
                                                             : ""));
-  if (int err = sqlite3_errcode(s.dst); err != SQLITE_OK && err != SQLITE_DONE)
-    return failed("cannot write " + s.tmp + ": " + reason(s.dst, err));
+  if (finished != SQLITE_OK)
+    return failed("cannot write " + s.tmp + ": " + reason(s.dst, finished));
   sqlite3_close(s.dst);
   s.dst = nullptr;
   sqlite3_close(s.src);

@@ -31,8 +31,9 @@ struct SqliteBackupSummary {
 /// the source, as of the moment the copy starts: writes committed after it are not in the copy,
 /// every write committed before it is) and without stopping writers (the source is in WAL mode;
 /// its writers keep committing while the copy is read). The copy is written to
-/// "<destination>.tmp", synced, checked with `PRAGMA integrity_check` and renamed onto
-/// `destination` (an existing file there is replaced only by a good copy).
+/// "<destination>.tmp" (mode 0600: it holds password hashes and credentials), synced, checked
+/// with `PRAGMA integrity_check` and renamed onto `destination` (an existing file there is
+/// replaced only by a good copy). A Console stopped or running on `source` makes no difference.
 ///
 /// Errors (nothing is left at `destination` or the temporary path):
 /// - kInvalidArgument "backup_source": `source` does not exist or is not a SQLite database;

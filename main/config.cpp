@@ -149,9 +149,10 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   // name the database, before or after the subcommand.
   CLI::App* backup = app.add_subcommand(
       "backup",
-      "Copy the database, consistently and while the Console runs, to <file> (written to "
-      "<file>.tmp, checked with PRAGMA integrity_check, then renamed) and exit; "
-      "docs/operations.md describes the restore");
+      "Copy the database named by --data-dir/--database (before or after `backup`), "
+      "consistently and while the Console runs, to <file> (written to <file>.tmp, checked with "
+      "PRAGMA integrity_check, then renamed) and exit: 0 done, 1 failed, 2 bad arguments. "
+      "Restore: docs/operations.md");
   backup->add_option("file", c.backupFile, "Backup file to write (replaced if it exists)")
       ->required();
   backup->fallthrough();
