@@ -79,18 +79,23 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
   const auto started = std::chrono::steady_clock::now();
   std::error_code ec;
   if (!fs::is_regular_file(source, ec))
-    return Error{ErrorKind::kInvalidArgument, "backup_source",
-                 "database " + source + " does not exist (check --data-dir/--database)", {}};
+    return Error{ErrorKind::kInvalidArgument,
+                 "backup_source",
+                 "database " + source + " does not exist (check --data-dir/--database)",
+                 {}};
   const fs::path dest(destination);
   const fs::path destDir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
   if (destination.empty() || !fs::is_directory(destDir, ec))
-    return Error{ErrorKind::kInvalidArgument, "backup_destination",
-                 "backup file " + destination + ": directory " + destDir.string() +
-                     " does not exist",
-                 {}};
+    return Error{
+        ErrorKind::kInvalidArgument,
+        "backup_destination",
+        "backup file " + destination + ": directory " + destDir.string() + " does not exist",
+        {}};
   if (fs::exists(dest, ec) && fs::equivalent(dest, source, ec))
-    return Error{ErrorKind::kInvalidArgument, "backup_destination",
-                 "backup file " + destination + " is the database itself", {}};
+    return Error{ErrorKind::kInvalidArgument,
+                 "backup_destination",
+                 "backup file " + destination + " is the database itself",
+                 {}};
 
   Session s;
   s.tmp = destination + ".tmp";
@@ -104,13 +109,15 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
   // One read transaction for the whole copy: every step reads the same snapshot, so the Console's
   // commits meanwhile neither restart the copy nor make it inconsistent (WAL readers do not block
   // the writer).
-  if (int rc = sqlite3_exec(s.src, "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr,
-                            nullptr, nullptr);
+  if (int rc = sqlite3_exec(s.src, "BEGIN; SELECT count(*) FROM sqlite_schema;", nullptr, nullptr,
+                            nullptr);
       rc != SQLITE_OK) {
     const ErrorKind kind =
         rc == SQLITE_NOTADB ? ErrorKind::kInvalidArgument : ErrorKind::kUnavailable;
-    return Error{kind, kind == ErrorKind::kInvalidArgument ? "backup_source" : "backup_failed",
-                 "cannot read " + source + ": " + reason(s.src, rc), {}};
+    return Error{kind,
+                 kind == ErrorKind::kInvalidArgument ? "backup_source" : "backup_failed",
+                 "cannot read " + source + ": " + reason(s.src, rc),
+                 {}};
   }
 
   // Owner-only from the start: the copy holds password hashes and Defender credentials. SQLite
@@ -148,9 +155,9 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
   summary.pages = sqlite3_backup_pagecount(backup);
   const int finished = sqlite3_backup_finish(backup);
   if (rc != SQLITE_DONE)
-    return failed("backup of " + source + " into " + s.tmp + " failed: " + sqlite3_errstr(rc) +
-                  (rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? " for longer than the busy timeout"
-                                                            : ""));
+    return failed(
+        "backup of " + source + " into " + s.tmp + " failed: " + sqlite3_errstr(rc) +
+        (rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? " for longer than the busy timeout" : ""));
   if (finished != SQLITE_OK)
     return failed("cannot write " + s.tmp + ": " + reason(s.dst, finished));
   sqlite3_close(s.dst);

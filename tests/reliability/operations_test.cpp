@@ -43,15 +43,16 @@ constexpr int kFlushMs = 200;
 const std::string kAppId = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
 
 fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("dc-ops-" + name + "-" + std::to_string(getpid()));
+  const fs::path p =
+      fs::temp_directory_path() / ("dc-ops-" + name + "-" + std::to_string(getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
 }
 
 std::string heartbeat(const std::string& host) {
-  return json{{"hostname", host},    {"type", "fargate"},  {"appID", kAppId},
-              {"cluster", "ops"},    {"version", "1.0.0"}, {"cloudMetadata", {{"provider", "aws"}}}}
+  return json{{"hostname", host}, {"type", "fargate"},  {"appID", kAppId},
+              {"cluster", "ops"}, {"version", "1.0.0"}, {"cloudMetadata", {{"provider", "aws"}}}}
       .dump();
 }
 
@@ -84,8 +85,9 @@ void load(int port, const std::string& credential, const std::string& prefix, in
   std::vector<std::string> mine;
   for (int n = 0; !stop; ++n) {
     const bool fresh = mine.empty() || n % 3 == 0;
-    const std::string host = fresh ? prefix + "-t" + std::to_string(thread) + "-" + std::to_string(n)
-                                   : mine[static_cast<size_t>(n) % mine.size()];
+    const std::string host = fresh
+                                 ? prefix + "-t" + std::to_string(thread) + "-" + std::to_string(n)
+                                 : mine[static_cast<size_t>(n) % mine.size()];
     auto r = client.Post("/api/v1/defender/heartbeat", heartbeat(host), "application/json");
     std::lock_guard lock(ledger.mutex);
     if (r && r->status == 200) {
@@ -151,7 +153,8 @@ std::vector<std::string> missingFrom(const fs::path& db, const std::set<std::str
 void requireStored(const fs::path& db, const std::set<std::string>& hosts) {
   const auto missing = missingFrom(db, hosts);
   INFO(missing.size() << " of " << hosts.size() << " acknowledged Defenders missing from " << db
-                      << (missing.empty() ? "" : ", e.g. " + missing.front() + " … " + missing.back()));
+                      << (missing.empty() ? ""
+                                          : ", e.g. " + missing.front() + " … " + missing.back()));
   REQUIRE(missing.empty());
 }
 
@@ -210,8 +213,9 @@ bool canMount(const fs::path& dir) {
 
 }  // namespace
 
-TEST_CASE("backup: a copy taken under heartbeat load holds every Defender acknowledged before it; "
-          "restored, the Console starts on it") {
+TEST_CASE(
+    "backup: a copy taken under heartbeat load holds every Defender acknowledged before it; "
+    "restored, the Console starts on it") {
   const fs::path dir = scratch("backup");
   const fs::path data = dir / "data", backupFile = dir / "backups" / "console-backup.db";
   fs::create_directories(data);
@@ -272,8 +276,8 @@ TEST_CASE("backup: a copy taken under heartbeat load holds every Defender acknow
   CHECK(r->status == 200);
   httplib::Client channel("127.0.0.1", console.defenderPort);
   channel.set_bearer_token_auth(credential.c_str());
-  auto hb = channel.Post("/api/v1/defender/heartbeat", heartbeat(*before.rbegin()),
-                         "application/json");
+  auto hb =
+      channel.Post("/api/v1/defender/heartbeat", heartbeat(*before.rbegin()), "application/json");
   REQUIRE(hb);
   CHECK(hb->status == 200);
   CHECK(console.stop(SIGTERM) == 0);
@@ -284,18 +288,18 @@ TEST_CASE("backup: failures exit non-zero with a clear message and leave no file
   const fs::path dir = scratch("backup-errors");
   const fs::path log = dir / "out.log";
   SECTION("no database") {
-    CHECK(runConsoleCommand({"backup", (dir / "x.db").string(), "--data-dir",
-                             (dir / "missing").string()},
-                            log) == 1);
+    CHECK(runConsoleCommand(
+              {"backup", (dir / "x.db").string(), "--data-dir", (dir / "missing").string()}, log) ==
+          1);
     CHECK(fileText(log).find("does not exist") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "x.db"));
   }
   SECTION("not a database") {
     fs::create_directories(dir / "data");
     std::ofstream(dir / "data" / "console.db") << "not a database, just text\n";
-    CHECK(runConsoleCommand({"backup", (dir / "x.db").string(), "--data-dir",
-                             (dir / "data").string()},
-                            log) == 1);
+    CHECK(runConsoleCommand(
+              {"backup", (dir / "x.db").string(), "--data-dir", (dir / "data").string()}, log) ==
+          1);
     CHECK(fileText(log).find("backup failed") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "x.db"));
     CHECK_FALSE(fs::exists(dir / "x.db.tmp"));
@@ -318,8 +322,9 @@ TEST_CASE("backup: failures exit non-zero with a clear message and leave no file
   fs::remove_all(dir);
 }
 
-TEST_CASE("full disk: durable writes 503 storage_unavailable, reads work, nothing acknowledged "
-          "is lost, the Console recovers by itself once space returns") {
+TEST_CASE(
+    "full disk: durable writes 503 storage_unavailable, reads work, nothing acknowledged "
+    "is lost, the Console recovers by itself once space returns") {
   const fs::path dir = scratch("full");
   const fs::path data = dir / "data";
   fs::create_directories(data);
@@ -409,8 +414,9 @@ TEST_CASE("full disk: durable writes 503 storage_unavailable, reads work, nothin
   CHECK((**d).lastSeen >= heldAt - Seconds(1));
 }
 
-TEST_CASE("read-only file system: durable writes 503 storage_unavailable, reads work, nothing "
-          "acknowledged is lost; after a remount the Console starts on the same database") {
+TEST_CASE(
+    "read-only file system: durable writes 503 storage_unavailable, reads work, nothing "
+    "acknowledged is lost; after a remount the Console starts on the same database") {
   // Linux refuses `mount -o remount,ro` while a process holds files open for writing (EBUSY), so
   // a live Console meets a read-only file system when the kernel turns it read-only after an
   // error: ext4 with errors=remount-ro, the error injected through its sysfs trigger.
@@ -495,8 +501,8 @@ TEST_CASE("read-only file system: durable writes 503 storage_unavailable, reads 
   const std::string credential = enrolmentCredential(console.consolePort);
   httplib::Client channel("127.0.0.1", console.defenderPort);
   channel.set_bearer_token_auth(credential.c_str());
-  auto r = channel.Post("/api/v1/defender/heartbeat", heartbeat("r-after-remount"),
-                        "application/json");
+  auto r =
+      channel.Post("/api/v1/defender/heartbeat", heartbeat("r-after-remount"), "application/json");
   REQUIRE(r);
   CHECK(r->status == 200);
   CHECK(console.stop(SIGTERM) == 0);

@@ -34,8 +34,8 @@ struct ConsoleChild {
   int consolePort = 0;
   int defenderPort = 0;
 
-  void start(const std::filesystem::path& dataDir, int flushMs,
-             std::filesystem::path logFile = {}, std::filesystem::path portFile = {}) {
+  void start(const std::filesystem::path& dataDir, int flushMs, std::filesystem::path logFile = {},
+             std::filesystem::path portFile = {}) {
     using namespace std::chrono_literals;
     if (logFile.empty()) logFile = dataDir / "console.log";
     if (portFile.empty()) portFile = dataDir / "ports";
