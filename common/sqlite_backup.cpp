@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 namespace dc {
@@ -181,6 +183,99 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
   syncPath(destDir.string(), O_RDONLY | O_DIRECTORY);  // best effort: the rename's durability
   summary.bytes = static_cast<long long>(fs::file_size(dest, ec));
   summary.elapsed = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
+  return summary;
+}
+
+int sqliteDatabaseOpenedBy(const std::string& path) {
+  const std::string shm = path + "-shm";
+  const int fd = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;  // no -shm: no connection in WAL mode
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 128;  // the DMS lock; every open connection holds it shared
+  lock.l_len = 1;
+  int pid = 0;
+  if (::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK) pid = lock.l_pid;
+  ::close(fd);
+  return pid;
+}
+
+Result<SqliteRestoreSummary> restoreSqliteDatabase(const std::string& backup,
+                                                   const std::string& target) {
+  std::error_code ec;
+  if (!fs::is_regular_file(backup, ec))
+    return Error{ErrorKind::kInvalidArgument,
+                 "restore_source",
+                 "backup file " + backup + " does not exist",
+                 {}};
+  const fs::path dest(target);
+  const fs::path destDir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
+  if (!fs::is_directory(destDir, ec))
+    return Error{ErrorKind::kInvalidArgument,
+                 "restore_destination",
+                 "data directory " + destDir.string() + " does not exist",
+                 {}};
+  const auto inUse = [&]() -> std::optional<Error> {
+    if (int pid = sqliteDatabaseOpenedBy(target))
+      return Error{ErrorKind::kConflict,
+                   "database_in_use",
+                   "database " + target + " is open in process " + std::to_string(pid) +
+                       " (a running Console?): stop it first (systemctl stop defender-console)",
+                   {}};
+    return std::nullopt;
+  };
+  if (auto e = inUse()) return *e;
+
+  Session s;
+  s.tmp = target + ".restore";
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(s.tmp + suffix, ec);
+  fs::copy_file(backup, s.tmp, ec);
+  if (ec) return failed("cannot copy " + backup + " to " + s.tmp + ": " + ec.message());
+  fs::permissions(s.tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+  auto check = open(s.tmp, SQLITE_OPEN_READWRITE);
+  if (!check.ok()) return check.error();
+  s.dst = *check;
+  if (std::string verdict = integrityCheck(s.dst); verdict != "ok")
+    return Error{ErrorKind::kInvalidArgument,
+                 "restore_source",
+                 "backup file " + backup + " is not a sound database: " + verdict,
+                 {}};
+  sqlite3_close(s.dst);  // the last connection: SQLite folds and removes -wal and -shm
+  s.dst = nullptr;
+  if (!syncPath(s.tmp, O_RDONLY)) return failed("cannot sync " + s.tmp);
+  struct stat dirStat {};
+  if (::geteuid() == 0 && ::stat(destDir.c_str(), &dirStat) == 0 &&
+      ::chown(s.tmp.c_str(), dirStat.st_uid, dirStat.st_gid) != 0)
+    return failed("cannot give " + s.tmp + " to the owner of " + destDir.string() + ": " +
+                  std::strerror(errno));
+
+  if (auto e = inUse()) return *e;  // started meanwhile
+  SqliteRestoreSummary summary;
+  // Moves the replaced database (and its -wal) back when a later step fails.
+  const auto putBack = [&](const std::string& why) {
+    std::error_code ignored;
+    if (!summary.replaced.empty()) {
+      fs::rename(summary.replaced, dest, ignored);
+      if (fs::exists(summary.replaced + "-wal", ignored))
+        fs::rename(summary.replaced + "-wal", target + "-wal", ignored);
+    }
+    return failed(why);
+  };
+  if (fs::exists(dest, ec)) {
+    for (const char* suffix : {"", "-wal"}) fs::remove(target + ".replaced" + suffix, ec);
+    fs::rename(dest, target + ".replaced", ec);
+    if (ec) return failed("cannot move " + target + " aside: " + ec.message());
+    summary.replaced = target + ".replaced";
+    if (fs::exists(target + "-wal", ec)) fs::rename(target + "-wal", summary.replaced + "-wal", ec);
+    if (ec) return putBack("cannot move " + target + "-wal aside: " + ec.message());
+  }
+  fs::remove(target + "-shm", ec);
+  fs::rename(s.tmp, dest, ec);
+  if (ec) return putBack("cannot rename " + s.tmp + " to " + target + ": " + ec.message());
+  s.keep = true;
+  syncPath(destDir.string(), O_RDONLY | O_DIRECTORY);
+  summary.bytes = static_cast<long long>(fs::file_size(dest, ec));
   return summary;
 }
 

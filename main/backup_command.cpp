@@ -8,12 +8,19 @@
 
 namespace dc {
 
+namespace {
+
+bool onDisk(const std::string& database, const char* command) {
+  if (database != ":memory:") return true;
+  spdlog::error("{}: --database :memory: is not a file", command);
+  return false;
+}
+
+}  // namespace
+
 int runBackupCommand(const ConsoleConfig& config) {
   const std::string source = config.databasePath();
-  if (source == ":memory:") {
-    spdlog::error("backup: --database :memory: has nothing on disk to copy");
-    return 1;
-  }
+  if (!onDisk(source, "backup")) return 1;
   spdlog::info("backup: copying {} to {}", source, config.backupFile);
   SqliteBackupOptions options;
   auto lastLog = std::chrono::steady_clock::now();
@@ -31,6 +38,22 @@ int runBackupCommand(const ConsoleConfig& config) {
   }
   spdlog::info("backup: wrote {} ({} pages, {} bytes, integrity check ok) in {:.1f} s",
                config.backupFile, done->pages, done->bytes, done->elapsed.count() / 1000.0);
+  return 0;
+}
+
+int runRestoreCommand(const ConsoleConfig& config) {
+  const std::string target = config.databasePath();
+  if (!onDisk(target, "restore")) return 1;
+  spdlog::info("restore: putting {} in place of {}", config.backupFile, target);
+  auto done = restoreSqliteDatabase(config.backupFile, target);
+  if (!done.ok()) {
+    spdlog::error("restore failed: {}", done.error().message);
+    return 1;
+  }
+  spdlog::info(
+      "restore: {} restored ({} bytes, integrity check ok){}; start the Console", target,
+      done->bytes,
+      done->replaced.empty() ? "" : "; the replaced database is kept as " + done->replaced);
   return 0;
 }
 

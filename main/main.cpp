@@ -1,6 +1,6 @@
 // defender-console: parses the configuration, wires the Console together and runs it until
 // SIGINT or SIGTERM, then stops cleanly (pending heartbeats are flushed).
-// `defender-console backup <file>` copies the database instead (main/backup_command.h).
+// `defender-console backup|restore <file>` copy the database instead (main/backup_command.h).
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   }
   setupLogging(*config);
   if (config->command == "backup") return dc::runBackupCommand(*config);
+  if (config->command == "restore") return dc::runRestoreCommand(*config);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stopSignals;
