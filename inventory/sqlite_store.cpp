@@ -370,8 +370,13 @@ class SqliteStore final : public Store {
     // The writer touches rows all over the table (one per heartbeating Defender per flush): a
     // page cache of 64 MiB keeps the b-tree interior and the hot leaves in memory instead of
     // one pread per row (SQLite's default is 2 MiB).
+    // synchronous=FULL: every commit fsyncs the WAL before it returns, so what was answered 200
+    // is on the disk, not only in the kernel's page cache. With NORMAL, a file system the kernel
+    // turns read-only after an error (ext4 errors=remount-ro) dropped every acknowledged
+    // registration since the last checkpoint (docs/reliability.md section 6). Group commit and
+    // the write-behind flush keep it to one fsync per commit, not one per request.
     if (auto st = exec(writer_,
-                       "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; "
+                       "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; "
                        "PRAGMA cache_size=-65536;");
         !st.ok())
       return st;

@@ -153,6 +153,26 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
 
+  // `defender-console backup|restore <file>`: the Console's own options (--data-dir,
+  // --database, DC_*) name the database, before or after the subcommand.
+  CLI::App* backup = app.add_subcommand(
+      "backup",
+      "Copy the database named by --data-dir/--database (before or after `backup`), "
+      "consistently and while the Console runs, to <file> (written to <file>.tmp, checked with "
+      "PRAGMA integrity_check, then renamed) and exit: 0 done, 1 failed, 2 bad arguments. "
+      "Restore: docs/operations.md");
+  backup->add_option("file", c.backupFile, "Backup file to write (replaced if it exists)")
+      ->required();
+  backup->fallthrough();
+  CLI::App* restore = app.add_subcommand(
+      "restore",
+      "Put the backup <file> in place of the database named by --data-dir/--database while no "
+      "Console runs on it (refused otherwise); the replaced database is kept as "
+      "<database>.replaced. Exit code: 0 done, 1 failed or in use, 2 bad arguments");
+  restore->add_option("file", c.backupFile, "Backup file written by `backup`")->required();
+  restore->fallthrough();
+  app.require_subcommand(0, 1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
@@ -166,6 +186,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  std::string(e.what()) + "\nRun with --help for the options.",
                  {}};
   }
+  if (backup->parsed()) c.command = "backup";
+  if (restore->parsed()) c.command = "restore";
   if (auto v = parseDeployedVersion(defenderVersion)) {
     c.defenderVersion = *v;
   } else {

@@ -71,6 +71,11 @@ struct ConsoleConfig {
   /// before each further one blocks that key for 1 s, 2 s, 4 s, … (≤ 15 min) with 429.
   int failedSignInsAllowed = 5;
 
+  /// Subcommand: empty = run the Console; "backup" = copy the database to `backupFile` and exit;
+  /// "restore" = put `backupFile` in place of the database and exit (main/backup_command.h).
+  std::string command;
+  std::string backupFile;
+
   std::string databasePath() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }
 };

@@ -1,5 +1,6 @@
 // defender-console: parses the configuration, wires the Console together and runs it until
 // SIGINT or SIGTERM, then stops cleanly (pending heartbeats are flushed).
+// `defender-console backup|restore <file>` copy the database instead (main/backup_command.h).
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/tls.h"
+#include "main/backup_command.h"
 #include "main/config.h"
 #include "main/console_app.h"
 
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
     return help ? 0 : 2;
   }
   setupLogging(*config);
+  if (config->command == "backup") return dc::runBackupCommand(*config);
+  if (config->command == "restore") return dc::runRestoreCommand(*config);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stopSignals;

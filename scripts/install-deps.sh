@@ -10,9 +10,10 @@ packages=(
   curl
 )
 # Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang
-# and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a).
+# and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; systemd for
+# `systemd-analyze verify` of the unit; e2fsprogs for the read-only file-system test's ext4 image).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs)
 fi
 
 missing=()

@@ -30,12 +30,10 @@
 
 #include "common/time_format.h"
 #include "inventory/sqlite_store.h"
-
-#ifndef DC_CONSOLE_BIN
-#error "DC_CONSOLE_BIN must name the defender-console executable"
-#endif
+#include "support/console_child.h"
 
 using namespace dc;
+using dc::testing::integrityCheck;
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -45,7 +43,6 @@ namespace {
 const std::string kAppId = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
 constexpr int kFlushMs = 200;
 constexpr int kWriteAllowanceMs = 2000;
-const char* const kAdminPassword = "crash-test-admin-password";
 
 int envInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -64,58 +61,6 @@ httplib::Headers extraHeaders() {
   }
   return h;
 }
-
-/// One child Console on `dataDir`, ports reported through --port-file.
-struct Child {
-  pid_t pid = -1;
-  int consolePort = 0;
-  int defenderPort = 0;
-
-  void start(const fs::path& dataDir) {
-    const fs::path portFile = dataDir / "ports";
-    fs::remove(portFile);
-    const std::string dir = dataDir.string(), pf = portFile.string(),
-                      flush = std::to_string(kFlushMs);
-    pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const std::string log = (dataDir / "console.log").string();
-      FILE* f = std::freopen(log.c_str(), "a", stdout);
-      if (f) (void)dup2(fileno(stdout), STDERR_FILENO);
-      // Plain HTTP with a known admin (created on the first start) keeps the load cheap.
-      setenv("DC_ADMIN_PASSWORD", kAdminPassword, 1);
-      execl(DC_CONSOLE_BIN, DC_CONSOLE_BIN, "--data-dir", dir.c_str(), "--console-port", "0",
-            "--defender-port", "0", "--port-file", pf.c_str(), "--flush-interval-ms", flush.c_str(),
-            "--log-level", "warn", "--plain-http", "--password-iterations", "1000",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 3000 && !fs::exists(portFile); ++i) {
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) FAIL("Console exited during start-up");
-      std::this_thread::sleep_for(10ms);
-    }
-    REQUIRE(fs::exists(portFile));
-    std::ifstream in(portFile);
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("defender=", 0) == 0)
-        defenderPort = std::stoi(line.substr(9));
-      else if (line.rfind("console=", 0) == 0)
-        consolePort = std::stoi(line.substr(8));
-    REQUIRE(defenderPort > 0);
-    REQUIRE(consolePort > 0);
-  }
-
-  void kill9() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-  }
-  ~Child() { kill9(); }
-};
 
 /// What the Console acknowledged (HTTP 200), across all cycles.
 struct Acknowledged {
@@ -190,20 +135,6 @@ void load(int port, const std::string& credential, int thread, int cycle, std::a
   }
 }
 
-std::string integrityCheck(const fs::path& db) {
-  sqlite3* conn = nullptr;
-  std::string result = "cannot open";
-  if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(conn, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW)
-      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(conn);
-  return result;
-}
-
 /// Checks every acknowledged registration, observation and lastSeen of the Defenders whose
 /// hostname starts with `prefix`. Returns the worst lastSeen lag in milliseconds.
 long long verify(const fs::path& db, Acknowledged& acked, const std::string& prefix) {
@@ -255,12 +186,12 @@ TEST_CASE("crash safety: SIGKILL under load loses nothing acknowledged") {
   std::string credential;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     INFO("seed " << seed << ", cycle " << cycle << ", log " << (dataDir / "console.log"));
-    Child child;
-    child.start(dataDir);
+    dc::testing::ConsoleChild child;
+    child.start(dataDir, kFlushMs);
     if (credential.empty()) {
       // A Console-wide enrolment credential, issued once; it is stored, so it survives kills.
       httplib::Client api("127.0.0.1", child.consolePort);
-      api.set_basic_auth("admin", kAdminPassword);
+      api.set_basic_auth("admin", dc::testing::kChildAdminPassword);
       auto r = api.Post("/api/v1/credentials", R"({"scope":"enrolment","description":"crash"})",
                         "application/json");
       REQUIRE(r);

@@ -1,0 +1,128 @@
+// A real defender-console child process for the reliability tests: plain HTTP on port 0 (ports
+// read from --port-file), a known admin password, SIGKILL or SIGTERM to end it. Tests that use it
+// define DC_CONSOLE_BIN (the executable) through CMake.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef DC_CONSOLE_BIN
+#error "DC_CONSOLE_BIN must name the defender-console executable"
+#endif
+
+namespace dc::testing {
+
+inline constexpr const char* kChildAdminPassword = "reliability-test-admin-password";
+
+/// One child Console on `dataDir`. Its output goes to `logFile` (default <dataDir>/console.log)
+/// and its ports file to `portFile` (default <dataDir>/ports): tests that fill the data
+/// directory's file system put both elsewhere.
+struct ConsoleChild {
+  pid_t pid = -1;
+  int consolePort = 0;
+  int defenderPort = 0;
+
+  void start(const std::filesystem::path& dataDir, int flushMs, std::filesystem::path logFile = {},
+             std::filesystem::path portFile = {}) {
+    using namespace std::chrono_literals;
+    if (logFile.empty()) logFile = dataDir / "console.log";
+    if (portFile.empty()) portFile = dataDir / "ports";
+    std::filesystem::remove(portFile);
+    const std::string dir = dataDir.string(), pf = portFile.string(), log = logFile.string(),
+                      flush = std::to_string(flushMs);
+    std::fflush(nullptr);  // or the child flushes the parent's buffered output again
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      FILE* f = std::freopen(log.c_str(), "a", stdout);
+      if (f) (void)dup2(fileno(stdout), STDERR_FILENO);
+      // Plain HTTP with a known admin (created on the first start) keeps the load cheap.
+      setenv("DC_ADMIN_PASSWORD", kChildAdminPassword, 1);
+      execl(DC_CONSOLE_BIN, DC_CONSOLE_BIN, "--data-dir", dir.c_str(), "--console-port", "0",
+            "--defender-port", "0", "--port-file", pf.c_str(), "--flush-interval-ms", flush.c_str(),
+            "--log-level", "info", "--plain-http", "--password-iterations", "1000",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 3000 && !std::filesystem::exists(portFile); ++i) {
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        FAIL("Console exited during start-up; log: " << log);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(std::filesystem::exists(portFile));
+    std::ifstream in(portFile);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("defender=", 0) == 0)
+        defenderPort = std::stoi(line.substr(9));
+      else if (line.rfind("console=", 0) == 0)
+        consolePort = std::stoi(line.substr(8));
+    REQUIRE(defenderPort > 0);
+    REQUIRE(consolePort > 0);
+  }
+
+  /// Ends the child with `signal` and returns its exit code (128 + signal when killed by it).
+  int stop(int signal) {
+    if (pid <= 0) return -1;
+    ::kill(pid, signal);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  void kill9() { stop(SIGKILL); }
+  ~ConsoleChild() { kill9(); }
+};
+
+/// Runs defender-console with `args` to completion, output appended to `logFile`; returns its
+/// exit code.
+inline int runConsoleCommand(const std::vector<std::string>& args,
+                             const std::filesystem::path& logFile) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* f = std::freopen(logFile.c_str(), "a", stdout);
+    if (f) (void)dup2(fileno(stdout), STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(DC_CONSOLE_BIN)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(DC_CONSOLE_BIN, argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// `PRAGMA integrity_check` of the database file: "ok" or the first problem.
+inline std::string integrityCheck(const std::filesystem::path& db) {
+  sqlite3* conn = nullptr;
+  std::string result = "cannot open";
+  if (sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(conn, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(conn);
+  return result;
+}
+
+}  // namespace dc::testing
