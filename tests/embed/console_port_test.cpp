@@ -44,7 +44,8 @@ TEST_CASE("with defender port 0 the embed output names the bound port", "[embed]
   INFO(r->body);
   REQUIRE(r->status == 200);
   std::map<std::string, std::string> env;
-  for (const auto& e : json::parse(r->body).at("containerDefinitions").back().at("environment"))
+  const json out = json::parse(r->body);
+  for (const auto& e : out.at("containerDefinitions").back().at("environment"))
     env[e.at("name")] = e.at("value");
   CHECK(env.at("WS_ADDRESS") == "ws://127.0.0.1:" + std::to_string(bound));
   auto bundle = auth::base64Decode(env.at("INSTALL_BUNDLE"));
