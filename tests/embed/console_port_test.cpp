@@ -51,5 +51,24 @@ TEST_CASE("with defender port 0 the embed output names the bound port", "[embed]
   auto bundle = auth::base64Decode(env.at("INSTALL_BUNDLE"));
   REQUIRE(bundle.has_value());
   CHECK(json::parse(*bundle).at("defenderPort") == bound);
+  CHECK(json::parse(r->get_header_value("X-Defender-Embed-Report")) ==
+        json{{"dropped", json::array()}, {"skipped", json::array()}});
+
+  // A refusal keeps every problem through the web layer's error rendering.
+  auto refused = console.Post("/api/v1/defenders/fargate.json?consoleaddr=127.0.0.1",
+                              R"({"family": "a b", "family": "c", "networkMode": "awsvpc",
+                                  "requiresCompatibilities": ["FARGATE"],
+                                  "containerDefinitions": [{"name": "x y", "image": "i",
+                                                            "entryPoint": ["/x"]}]})",
+                              "application/json");
+  REQUIRE(refused);
+  INFO(refused->body);
+  CHECK(refused->status == 400);
+  const json err = json::parse(refused->body);
+  CHECK(err.at("code") == "duplicate_key");
+  REQUIRE(err.at("problems").size() == 3);
+  CHECK(err.at("problems")[0].at("field") == "family");
+  CHECK(err.at("problems")[1].at("code") == "invalid_family");
+  CHECK(err.at("problems")[2].at("code") == "invalid_container_name");
   app.stop();
 }
