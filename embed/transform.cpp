@@ -313,6 +313,7 @@ class Embedder {
     if (problems_.empty() && result.issued.empty())
       for (const auto& s : result.skipped) problems_.push_back(s.reason);
     if (!problems_.empty()) return problems_.front();
+    if (auto st = fillBundles(); !st.ok()) return st.error();
     result.document = std::move(document);
     return result;
   }
@@ -469,13 +470,47 @@ class Embedder {
       list.list->items.push_back(sidecar(k, familyNode, issued));
     }
     if (problems_.size() > before) return std::nullopt;
+    if (auto st = checkRegisterSize(props, path); !st.ok()) return fail(st.error());
+    pending_.push_back({&props, path, &k, familyNode, issued});
+    return issued;
+  }
 
+  static Status checkRegisterSize(const Node& props, const std::string& path) {
     const size_t size = compactJsonSize(props);
     if (size > kMaxRegisterBytes)
-      return fail(invalid("register_size_exceeded", path, &props,
+      return invalid("register_size_exceeded", path, &props,
                      "the protected task definition would be " + std::to_string(size) +
-                         " bytes; ECS accepts at most " + std::to_string(kMaxRegisterBytes)));
-    return issued;
+                         " bytes; ECS accepts at most " + std::to_string(kMaxRegisterBytes));
+    return Status::success();
+  }
+
+  /// A protected task definition whose sidecars still wait for their INSTALL_BUNDLE.
+  struct PendingBundle {
+    Node* props;
+    std::string path;
+    const Keys* keys;
+    Node family;
+    IssuedDefinition issued;
+  };
+
+  /// Writes every INSTALL_BUNDLE once the whole document is known to be good: a bundle holds a
+  /// newly issued credential, which a refused request must not leave behind. The size check is
+  /// repeated with the bundle in place.
+  Status fillBundles() {
+    for (auto& p : pending_) {
+      Node bundle = installBundle(p.family, p.issued);
+      std::vector<ContainerList> lists;
+      Node* defs = p.props->find(p.keys->containerDefinitions);
+      if (auto st = collectLists(*defs, child(p.path, p.keys->containerDefinitions), *p.keys, lists);
+          !st.ok())
+        return st;
+      for (auto& list : lists) {
+        Node* env = list.list->items.back().find(p.keys->environment);
+        env->items[0].set(p.keys->value, bundle);  // entry 0 is INSTALL_BUNDLE
+      }
+      if (auto st = checkRegisterSize(*p.props, p.path); !st.ok()) return st;
+    }
+    return Status::success();
   }
 
   Status checkFargate(const Node& props, const std::string& path, const Keys& k) {
@@ -891,7 +926,8 @@ class Embedder {
     c.set(k.entryPoint, stringArray(kSidecarArgv));
     // The vendor's order first (automation reads entries 0 and 3 by position), then ours.
     Node envs = Node::array();
-    envs.items.push_back(env(k, "INSTALL_BUNDLE", installBundle(f, issued)));
+    // Filled by fillBundles once the whole document passed (entry 0, the vendor's position).
+    envs.items.push_back(env(k, "INSTALL_BUNDLE", Node::string("")));
     envs.items.push_back(env(k, "DEFENDER_TYPE", Node::string("fargate")));
     envs.items.push_back(
         env(k, "FARGATE_TASK", issued.familyIsIntrinsic ? f : Node::string(issued.family)));
@@ -929,6 +965,7 @@ class Embedder {
   bool cfn_ = false;
   std::vector<Error> problems_;     // every problem found, in document order
   std::optional<Error> conflict_;  // already_protected: reported alone
+  std::vector<PendingBundle> pending_;
 };
 
 }  // namespace

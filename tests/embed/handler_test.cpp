@@ -327,3 +327,34 @@ TEST_CASE("a bare describe taskDefinition object becomes a register input", "[em
                                             "requiresAttributes", "revision", "status",
                                             "taskDefinitionArn"});
 }
+
+TEST_CASE("a refused template leaves no Defender credential behind", "[embed][handler]") {
+  // The first task definition is fine, the second is not: nothing is issued for either.
+  MemoryEmbedStore store;
+  ManualClock clock{TimePoint(Millis(0))};
+  EmbedConfig config;
+  int issued = 0;
+  config.issueCredential = [&](const std::string&) -> Result<std::string> {
+    ++issued;
+    return std::string("secret");
+  };
+  EmbedService service{store, clock, config, test::sequentialUuids()};
+  const auto task = [](const std::string& container) {
+    return json{{"Type", "AWS::ECS::TaskDefinition"},
+                {"Properties",
+                 {{"Family", "f"},
+                  {"NetworkMode", "awsvpc"},
+                  {"RequiresCompatibilities", {"FARGATE"}},
+                  {"ContainerDefinitions",
+                   {{{"Name", container}, {"Image", "i"}, {"EntryPoint", {"/x"}}}}}}}};
+  };
+  const json tmpl = {{"Resources", {{"A", task("good")}, {"B", task("bad name")}}}};
+  auto r = service.embed({tmpl.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  CHECK(r.status == 400);
+  CHECK(issued == 0);
+
+  const json ok = {{"Resources", {{"A", task("good")}, {"B", task("other")}}}};
+  r = service.embed({ok.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  CHECK(r.status == 200);
+  CHECK(issued == 2);
+}
