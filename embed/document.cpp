@@ -433,7 +433,7 @@ class YamlBuilder final : public YAML::EventHandler {
     bool keyQuoted = false;
     int keyLine = 0;
     std::unordered_set<std::string> keys;
-    bool skipValue = false;  // the value of a repeated key: dropped
+    bool skipValue = false;   // the value of a repeated key: dropped
     bool mergeValue = false;  // the value of a merge key `<<`
     /// Merged mappings with the member index where their `<<` stood, in source order.
     std::vector<std::pair<size_t, Node>> merges;
@@ -519,9 +519,9 @@ class YamlBuilder final : public YAML::EventHandler {
   /// The value of `<<`: a mapping, or a list of mappings (earlier ones win).
   void addMerge(Frame& f, Node value) {
     const auto bad = [&] {
-      fail(Error::invalid("unsupported_yaml", "",
-                          atLine(value.line) +
-                              ": a merge key (<<) needs a mapping or a list of mappings"));
+      fail(Error::invalid(
+          "unsupported_yaml", "",
+          atLine(value.line) + ": a merge key (<<) needs a mapping or a list of mappings"));
     };
     const size_t at = f.node.members.size();
     if (value.isObject() && value.tag.empty()) {
@@ -558,8 +558,8 @@ class YamlBuilder final : public YAML::EventHandler {
                             atLine(n.line) + ": a mapping key longer than " +
                                 std::to_string(kMaxYamlKeyBytes) + " bytes"));
       if (!f.keys.insert(n.text).second) {
-        Error e =
-            Error::invalid("duplicate_key", "", atLine(n.line) + ": duplicate key \"" + n.text + "\"");
+        Error e = Error::invalid("duplicate_key", "",
+                                 atLine(n.line) + ": duplicate key \"" + n.text + "\"");
         if (!duplicates_) fail(std::move(e));
         duplicates_->push_back(std::move(e));
         f.skipValue = true;  // the first value stays

@@ -107,21 +107,44 @@ constexpr Keys kCfnKeys{true,
 /// RegisterTaskDefinition "Request Syntax"). Anything else at the top of a native task
 /// definition (the read-only fields of describe-task-definition output such as
 /// taskDefinitionArn, revision, status, ...) is refused by AWS, so it is dropped and reported.
-const std::set<std::string, std::less<>> kRegisterFields = {
-    "family",           "taskRoleArn",          "executionRoleArn",
-    "networkMode",      "containerDefinitions", "volumes",
-    "placementConstraints", "requiresCompatibilities", "cpu",
-    "memory",           "tags",                 "pidMode",
-    "ipcMode",          "proxyConfiguration",   "inferenceAccelerators",
-    "ephemeralStorage", "runtimePlatform",      "enableFaultInjection"};
+const std::set<std::string, std::less<>> kRegisterFields = {"family",
+                                                            "taskRoleArn",
+                                                            "executionRoleArn",
+                                                            "networkMode",
+                                                            "containerDefinitions",
+                                                            "volumes",
+                                                            "placementConstraints",
+                                                            "requiresCompatibilities",
+                                                            "cpu",
+                                                            "memory",
+                                                            "tags",
+                                                            "pidMode",
+                                                            "ipcMode",
+                                                            "proxyConfiguration",
+                                                            "inferenceAccelerators",
+                                                            "ephemeralStorage",
+                                                            "runtimePlatform",
+                                                            "enableFaultInjection"};
 
 /// Properties of AWS::ECS::TaskDefinition (CloudFormation resource reference).
-const std::set<std::string, std::less<>> kCfnProperties = {
-    "ContainerDefinitions", "Cpu",         "EnableFaultInjection", "EphemeralStorage",
-    "ExecutionRoleArn",     "Family",      "InferenceAccelerators", "IpcMode",
-    "Memory",               "NetworkMode", "PidMode",              "PlacementConstraints",
-    "ProxyConfiguration",   "RequiresCompatibilities", "RuntimePlatform", "Tags",
-    "TaskRoleArn",          "Volumes"};
+const std::set<std::string, std::less<>> kCfnProperties = {"ContainerDefinitions",
+                                                           "Cpu",
+                                                           "EnableFaultInjection",
+                                                           "EphemeralStorage",
+                                                           "ExecutionRoleArn",
+                                                           "Family",
+                                                           "InferenceAccelerators",
+                                                           "IpcMode",
+                                                           "Memory",
+                                                           "NetworkMode",
+                                                           "PidMode",
+                                                           "PlacementConstraints",
+                                                           "ProxyConfiguration",
+                                                           "RequiresCompatibilities",
+                                                           "RuntimePlatform",
+                                                           "Tags",
+                                                           "TaskRoleArn",
+                                                           "Volumes"};
 
 /// Fargate's largest container stopTimeout (seconds; ECS ContainerDefinition.stopTimeout).
 /// The sidecar gets it so it is never stopped before an app it protects.
@@ -365,9 +388,9 @@ class Embedder {
                             m.key == "status" || m.key == "requiresAttributes" ||
                             m.key == "compatibilities" || m.key == "registeredAt" ||
                             m.key == "registeredBy" || m.key == "deregisteredAt";
-      result.dropped.push_back(
-          {m.key, readOnly ? "read-only field of describe-task-definition output"
-                           : "not a RegisterTaskDefinition field"});
+      result.dropped.push_back({m.key, readOnly
+                                           ? "read-only field of describe-task-definition output"
+                                           : "not a RegisterTaskDefinition field"});
     }
     td.members = std::move(kept);
   }
@@ -413,8 +436,8 @@ class Embedder {
         const Node* os = platform->find(k.operatingSystemFamily);
         if (os && os->isString() && os->text.rfind("WINDOWS", 0) == 0)
           return fail(invalid("windows_not_supported", child(p, k.operatingSystemFamily), os,
-                         "Windows task definitions are not supported; the App-Embedded "
-                         "Defender for Fargate runs on Linux"));
+                              "Windows task definitions are not supported; the App-Embedded "
+                              "Defender for Fargate runs on Linux"));
       } else if (!intrinsic(*platform)) {
         return fail(wrongType(p, *platform, "an object"));
       }
@@ -453,7 +476,8 @@ class Embedder {
     const std::string listPath = child(path, k.containerDefinitions);
     Node* defs = props.find(k.containerDefinitions);
     if (!defs)
-      return fail(invalid("missing_field", listPath, &props, "the task definition has no containers"));
+      return fail(
+          invalid("missing_field", listPath, &props, "the task definition has no containers"));
     std::vector<ContainerList> lists;
     if (auto st = collectLists(*defs, listPath, k, lists); !st.ok()) return fail(st.error());
     for (auto& list : lists)
@@ -501,7 +525,8 @@ class Embedder {
       Node bundle = installBundle(p.family, p.issued);
       std::vector<ContainerList> lists;
       Node* defs = p.props->find(p.keys->containerDefinitions);
-      if (auto st = collectLists(*defs, child(p.path, p.keys->containerDefinitions), *p.keys, lists);
+      if (auto st =
+              collectLists(*defs, child(p.path, p.keys->containerDefinitions), *p.keys, lists);
           !st.ok())
         return st;
       for (auto& list : lists) {
@@ -623,9 +648,9 @@ class Embedder {
   void checkContainers(const ContainerList& list, const Keys& k) {
     if (list.maxRunning + 1 > kMaxContainers)
       fail(invalid("too_many_containers", list.path, list.list,
-                     "the task definition has " + std::to_string(list.maxRunning) +
-                         " containers; with the Defender sidecar that exceeds the ECS limit of " +
-                         std::to_string(kMaxContainers)));
+                   "the task definition has " + std::to_string(list.maxRunning) +
+                       " containers; with the Defender sidecar that exceeds the ECS limit of " +
+                       std::to_string(kMaxContainers)));
     std::set<std::string, std::less<>> names;
     for (const auto& c : list.containers) {
       const Node& ct = *c.node;
@@ -635,10 +660,10 @@ class Embedder {
                               other.dependsOn, other.volumesFrom, other.linuxParameters}) {
         if (ct.find(key))
           fail(invalid("invalid_type", child(c.path, key), &ct,
-                         std::string("unexpected field \"") + key + "\"; in " +
-                             (k.cloudFormation ? "CloudFormation" : "ECS task definition JSON") +
-                             " it is spelled \"" + (k.cloudFormation ? pascal(key) : camel(key)) +
-                             "\""));
+                       std::string("unexpected field \"") + key + "\"; in " +
+                           (k.cloudFormation ? "CloudFormation" : "ECS task definition JSON") +
+                           " it is spelled \"" + (k.cloudFormation ? pascal(key) : camel(key)) +
+                           "\""));
       }
       if (ct.find(other.name)) continue;  // the name is there, in the other spelling
       const std::string namePath = child(c.path, k.name);
@@ -654,8 +679,8 @@ class Embedder {
       }
       if (!isValidContainerName(name->text))
         fail(invalid("invalid_container_name", namePath, name,
-                       "container name \"" + name->text +
-                           "\" must be 1-255 letters, digits, '-' or '_' (ECS rule)"));
+                     "container name \"" + name->text +
+                         "\" must be 1-255 letters, digits, '-' or '_' (ECS rule)"));
       else if (!c.inConditional && !names.insert(name->text).second)
         fail(invalid("duplicate_container_name", namePath, name,
                      "container name \"" + name->text + "\" is used twice"));
@@ -751,7 +776,8 @@ class Embedder {
 
     // environment += TW_IMAGE_NAME, TW_CONTAINER_NAME (the vendor's layout; values as written,
     // intrinsics included).
-    for (auto [var, key] : {std::pair{"TW_IMAGE_NAME", k.image}, std::pair{"TW_CONTAINER_NAME", k.name}}) {
+    for (auto [var, key] :
+         {std::pair{"TW_IMAGE_NAME", k.image}, std::pair{"TW_CONTAINER_NAME", k.name}}) {
       const Node* source = ct.find(key);
       if (!source) continue;  // no image: ECS refuses the container itself
       Node value = *source;
@@ -884,8 +910,8 @@ class Embedder {
     // rest without its braces, after a comma when not empty.
     const std::string members = rest.size() > 2 ? "," + rest.substr(1, rest.size() - 2) : "";
     if (!issued.familyIsIntrinsic)
-      return Node::string(auth::base64(toCompactJson(Node::string(issued.appId)).insert(0, "{\"appID\":") +
-                                       members + "}"));
+      return Node::string(auth::base64(
+          toCompactJson(Node::string(issued.appId)).insert(0, "{\"appID\":") + members + "}"));
     // ECS family names are [A-Za-z0-9_-], so the family's value needs no JSON escaping.
     Node parts = Node::array();
     parts.items.push_back(Node::string("{\"appID\":\""));
@@ -963,7 +989,7 @@ class Embedder {
   const EmbedOptions& options_;
   const TransformDeps& deps_;
   bool cfn_ = false;
-  std::vector<Error> problems_;     // every problem found, in document order
+  std::vector<Error> problems_;    // every problem found, in document order
   std::optional<Error> conflict_;  // already_protected: reported alone
   std::vector<PendingBundle> pending_;
 };

@@ -118,8 +118,8 @@ struct SkippedDefinition {
 struct TransformResult {
   Node document;
   InputKind kind = InputKind::kNative;
-  std::vector<IssuedDefinition> issued;  // one per protected task definition, in document order
-  std::vector<DroppedField> dropped;     // native and describe input only
+  std::vector<IssuedDefinition> issued;    // one per protected task definition, in document order
+  std::vector<DroppedField> dropped;       // native and describe input only
   std::vector<SkippedDefinition> skipped;  // templates only
 };
 

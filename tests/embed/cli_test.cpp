@@ -155,9 +155,9 @@ TEST_CASE("defender-embed prints every problem, dropped fields and skipped task 
   const auto tmpl = dir.path / "template.yaml";
   std::ofstream(tmpl) << test::readFile(std::string(DC_EMBED_CORPUS_DIR) +
                                         "/cfn-template-skipped-bridge/input.yaml");
-  const int rc = run({"--address", console.address(), "--console-host", "c", "--cloud-formation",
-                      tmpl.string()},
-                     out, err);
+  const int rc = run(
+      {"--address", console.address(), "--console-host", "c", "--cloud-formation", tmpl.string()},
+      out, err);
   INFO(err);
   REQUIRE(rc == tools::kExitOk);
   CHECK_THAT(err, Catch::Contains("skipped Resources.LegacyTask.Properties: "));

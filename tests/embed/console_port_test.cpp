@@ -32,12 +32,11 @@ TEST_CASE("with defender port 0 the embed output names the bound port", "[embed]
 
   httplib::Client console("127.0.0.1", app.consolePort());
   console.set_basic_auth("admin", "embed-port-admin-password");
-  const json task = {
-      {"family", "webserver"},
-      {"networkMode", "awsvpc"},
-      {"requiresCompatibilities", {"FARGATE"}},
-      {"containerDefinitions",
-       {{{"name", "web"}, {"image", "nginx"}, {"entryPoint", {"/http_server"}}}}}};
+  const json task = {{"family", "webserver"},
+                     {"networkMode", "awsvpc"},
+                     {"requiresCompatibilities", {"FARGATE"}},
+                     {"containerDefinitions",
+                      {{{"name", "web"}, {"image", "nginx"}, {"entryPoint", {"/http_server"}}}}}};
   auto r = console.Post("/api/v1/defenders/fargate.json?consoleaddr=127.0.0.1", task.dump(),
                         "application/json");
   REQUIRE(r);

@@ -120,12 +120,24 @@ bool isNoValue(const Node& n) {
 
 /// RegisterTaskDefinition's top-level members (ECS API reference).
 bool registerField(const std::string& k) {
-  static const std::set<std::string> fields = {
-      "family",           "taskRoleArn",          "executionRoleArn",      "networkMode",
-      "containerDefinitions", "volumes",          "placementConstraints",  "requiresCompatibilities",
-      "cpu",              "memory",               "tags",                  "pidMode",
-      "ipcMode",          "proxyConfiguration",   "inferenceAccelerators", "ephemeralStorage",
-      "runtimePlatform",  "enableFaultInjection"};
+  static const std::set<std::string> fields = {"family",
+                                               "taskRoleArn",
+                                               "executionRoleArn",
+                                               "networkMode",
+                                               "containerDefinitions",
+                                               "volumes",
+                                               "placementConstraints",
+                                               "requiresCompatibilities",
+                                               "cpu",
+                                               "memory",
+                                               "tags",
+                                               "pidMode",
+                                               "ipcMode",
+                                               "proxyConfiguration",
+                                               "inferenceAccelerators",
+                                               "ephemeralStorage",
+                                               "runtimePlatform",
+                                               "enableFaultInjection"};
   return fields.count(k) == 1;
 }
 
@@ -143,8 +155,7 @@ Node registerView(const Node& in) {
 
 class PropertyChecker {
  public:
-  PropertyChecker(Harness& h, const std::vector<std::string>& appIds,
-                  std::set<std::string> skipped)
+  PropertyChecker(Harness& h, const std::vector<std::string>& appIds, std::set<std::string> skipped)
       : h_(h), appIds_(appIds), skipped_(std::move(skipped)) {}
 
   void checkDocument(const Node& in, const Node& out) {
@@ -249,8 +260,8 @@ class PropertyChecker {
     const auto outKeys = keys(out);
     REQUIRE(outKeys.size() >= inKeys.size());
     CHECK(std::equal(inKeys.begin(), inKeys.end(), outKeys.begin()));
-    const std::set<std::string> documented = {sp.k("entryPoint"),  sp.k("command"),
-                                              sp.k("volumesFrom"), sp.k("dependsOn"),
+    const std::set<std::string> documented = {sp.k("entryPoint"),      sp.k("command"),
+                                              sp.k("volumesFrom"),     sp.k("dependsOn"),
                                               sp.k("linuxParameters"), sp.k("environment")};
     for (size_t i = inKeys.size(); i < outKeys.size(); ++i)
       CHECK(documented.count(outKeys[i]) == 1);
@@ -298,7 +309,8 @@ class PropertyChecker {
 
     // environment: the original entries untouched, then TW_IMAGE_NAME and TW_CONTAINER_NAME.
     Node expectedEnv = in.find(sp.k("environment")) ? *in.find(sp.k("environment")) : Node::array();
-    for (auto [var, key] : {std::pair{"TW_IMAGE_NAME", "image"}, std::pair{"TW_CONTAINER_NAME", "name"}}) {
+    for (auto [var, key] :
+         {std::pair{"TW_IMAGE_NAME", "image"}, std::pair{"TW_CONTAINER_NAME", "name"}}) {
       if (!in.find(sp.k(key))) continue;
       Node e = Node::object();
       e.set(sp.k("name"), Node::string(var));

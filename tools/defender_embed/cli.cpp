@@ -136,8 +136,7 @@ int runDefenderEmbed(int argc, const char* const* argv, const CliIo& io) {
         j["problems"].size() > 1)
       for (const auto& p : j["problems"])
         if (p.is_object() && p.value("code", "").size() && p.contains("message"))
-          io.err << "  " << p["code"].get<std::string>() << ": " << p.value("message", "")
-                 << "\n";
+          io.err << "  " << p["code"].get<std::string>() << ": " << p.value("message", "") << "\n";
     return kExitRefused;
   }
   if (outputFile.empty()) {
@@ -161,8 +160,7 @@ int runDefenderEmbed(int argc, const char* const* argv, const CliIo& io) {
         io.err << "dropped " << d.value("field", "") << " (" << d.value("reason", "") << ")\n";
     for (const auto& sk : report.value("skipped", nlohmann::json::array()))
       if (sk.is_object())
-        io.err << "skipped " << sk.value("resource", "") << ": " << sk.value("message", "")
-               << "\n";
+        io.err << "skipped " << sk.value("resource", "") << ": " << sk.value("message", "") << "\n";
   }
   return kExitOk;
 }
