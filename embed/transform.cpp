@@ -453,7 +453,9 @@ class Embedder {
     const Node* family = props.find(k.family);
     Node familyNode = family ? *family : Node::null();
     if (!family) {
-      fail(invalid(k.cloudFormation ? "missing_family" : "missing_field", familyPath, &props,
+      // Written in the other spelling: already reported as such (keepRegisterFields).
+      if (!props.find(k.cloudFormation ? camel(k.family) : pascal(k.family)))
+        fail(invalid(k.cloudFormation ? "missing_family" : "missing_field", familyPath, &props,
                    std::string("the task definition needs a ") + k.family +
                        " (the App ID is <family>:<uuid>)"));
     } else if (family->isString() && family->tag.empty()) {
