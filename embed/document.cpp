@@ -187,7 +187,8 @@ std::string joinPath(const std::string& base, std::string_view key) {
 
 class JsonBuilder {
  public:
-  JsonBuilder(std::string_view text, const ParseLimits& limits) : text_(text), limits_(limits) {}
+  JsonBuilder(std::string_view text, const ParseLimits& limits, std::vector<Error>* duplicates)
+      : text_(text), limits_(limits), duplicates_(duplicates) {}
 
   bool null() { return value(Node::null()); }
   bool boolean(bool b) { return value(Node::boolean(b)); }
@@ -207,8 +208,13 @@ class JsonBuilder {
     Frame& f = stack_.back();
     if (!f.keys.insert(k).second) {
       const std::string path = joinPath(f.path, k);
-      error_ = Error::invalid("duplicate_key", path, path + ": duplicate key \"" + k + "\"");
-      return false;
+      Error e = Error::invalid("duplicate_key", path, path + ": duplicate key \"" + k + "\"");
+      if (!duplicates_) {
+        error_ = std::move(e);
+        return false;
+      }
+      duplicates_->push_back(std::move(e));
+      f.skipValue = true;  // the first value stays
     }
     f.key = std::move(k);
     return true;
@@ -237,6 +243,7 @@ class JsonBuilder {
     std::string path;
     std::string key;
     std::unordered_set<std::string> keys;
+    bool skipValue = false;  // the value of a repeated key: dropped
   };
 
   std::string childPath() const {
@@ -256,7 +263,7 @@ class JsonBuilder {
       return false;
     }
     if (++nodes_ > limits_.maxNodes) return tooMany();
-    stack_.push_back(Frame{std::move(n), childPath(), {}, {}});
+    stack_.push_back(Frame{std::move(n), childPath(), {}, {}, false});
     return true;
   }
 
@@ -280,7 +287,8 @@ class JsonBuilder {
     if (f.node.isArray()) {
       f.node.items.push_back(std::move(n));
     } else {
-      f.node.members.push_back(Member{std::move(f.key), std::move(n), false, 0});
+      if (!f.skipValue) f.node.members.push_back(Member{std::move(f.key), std::move(n), false, 0});
+      f.skipValue = false;
       f.key.clear();
     }
     return true;
@@ -294,6 +302,7 @@ class JsonBuilder {
 
   std::string_view text_;
   const ParseLimits& limits_;
+  std::vector<Error>* duplicates_;
   std::vector<Frame> stack_;
   size_t nodes_ = 0;
 };
@@ -311,9 +320,10 @@ Status checkSize(std::string_view text, const ParseLimits& limits) {
 
 }  // namespace
 
-Result<Node> parseJson(std::string_view text, const ParseLimits& limits) {
+Result<Node> parseJson(std::string_view text, const ParseLimits& limits,
+                       std::vector<Error>* duplicateKeys) {
   if (auto st = checkSize(text, limits); !st.ok()) return st.error();
-  JsonBuilder builder(text, limits);
+  JsonBuilder builder(text, limits, duplicateKeys);
   bool ok = false;
   try {
     ok = nlohmann::json::sax_parse(text.begin(), text.end(), &builder);
@@ -344,7 +354,8 @@ std::string atLine(int line) {
 
 class YamlBuilder final : public YAML::EventHandler {
  public:
-  explicit YamlBuilder(const ParseLimits& limits) : limits_(limits) {}
+  YamlBuilder(const ParseLimits& limits, std::vector<Error>* duplicates)
+      : limits_(limits), duplicates_(duplicates) {}
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     if (++documents_ > 1)
@@ -422,6 +433,10 @@ class YamlBuilder final : public YAML::EventHandler {
     bool keyQuoted = false;
     int keyLine = 0;
     std::unordered_set<std::string> keys;
+    bool skipValue = false;   // the value of a repeated key: dropped
+    bool mergeValue = false;  // the value of a merge key `<<`
+    /// Merged mappings with the member index where their `<<` stood, in source order.
+    std::vector<std::pair<size_t, Node>> merges;
   };
 
   // yaml-cpp passes the bytes of a UTF-8 stream through unchecked, and its emitter writes U+FFFD
@@ -475,13 +490,49 @@ class YamlBuilder final : public YAML::EventHandler {
       fail(Error::invalid("unsupported_yaml", "",
                           atLine(n.line) + ": mapping keys must be plain strings"));
     count(n);
-    stack_.push_back(Frame{std::move(n), anchor, false, {}, false, 0, {}});
+    stack_.push_back(Frame{std::move(n), anchor, false, {}, false, 0, {}, false, false, {}});
   }
 
   void close() {
     Frame f = std::move(stack_.back());
     stack_.pop_back();
+    if (!f.merges.empty()) applyMerges(f);
     deliver(std::move(f.node), f.anchor);
+  }
+
+  /// Inserts the merged mappings' members where their `<<` stood: keys of the mapping itself
+  /// win, then the first merged mapping that has the key.
+  static void applyMerges(Frame& f) {
+    std::unordered_set<std::string> present;
+    for (const auto& m : f.node.members) present.insert(m.key);
+    std::vector<Member> out;
+    size_t next = 0;
+    for (auto& [at, source] : f.merges) {
+      while (next < at) out.push_back(std::move(f.node.members[next++]));
+      for (auto& m : source.members)
+        if (present.insert(m.key).second) out.push_back(std::move(m));
+    }
+    while (next < f.node.members.size()) out.push_back(std::move(f.node.members[next++]));
+    f.node.members = std::move(out);
+  }
+
+  /// The value of `<<`: a mapping, or a list of mappings (earlier ones win).
+  void addMerge(Frame& f, Node value) {
+    const auto bad = [&] {
+      fail(Error::invalid(
+          "unsupported_yaml", "",
+          atLine(value.line) + ": a merge key (<<) needs a mapping or a list of mappings"));
+    };
+    const size_t at = f.node.members.size();
+    if (value.isObject() && value.tag.empty()) {
+      f.merges.emplace_back(at, std::move(value));
+      return;
+    }
+    if (!value.isArray() || !value.tag.empty()) bad();
+    for (auto& item : value.items) {
+      if (!item.isObject() || !item.tag.empty()) bad();
+      f.merges.emplace_back(at, std::move(item));
+    }
   }
 
   void deliver(Node n, YAML::anchor_t anchor) {
@@ -506,21 +557,33 @@ class YamlBuilder final : public YAML::EventHandler {
         fail(Error::invalid("invalid_yaml", "",
                             atLine(n.line) + ": a mapping key longer than " +
                                 std::to_string(kMaxYamlKeyBytes) + " bytes"));
-      if (!f.keys.insert(n.text).second)
-        fail(Error::invalid("duplicate_key", "",
-                            atLine(n.line) + ": duplicate key \"" + n.text + "\""));
+      if (!f.keys.insert(n.text).second) {
+        Error e = Error::invalid("duplicate_key", "",
+                                 atLine(n.line) + ": duplicate key \"" + n.text + "\"");
+        if (!duplicates_) fail(std::move(e));
+        duplicates_->push_back(std::move(e));
+        f.skipValue = true;  // the first value stays
+      }
+      // `<<` as a plain scalar is a merge key (YAML 1.1); quoted it is an ordinary key.
+      f.mergeValue = !f.skipValue && n.text == "<<" && !n.quoted && n.kind == Node::Kind::kString;
       f.haveKey = true;
       f.key = std::move(n.text);
       f.keyQuoted = n.quoted;
       f.keyLine = n.line;
       return;
     }
-    f.node.members.push_back(Member{std::move(f.key), std::move(n), f.keyQuoted, f.keyLine});
+    if (f.mergeValue)
+      addMerge(f, std::move(n));
+    else if (!f.skipValue)
+      f.node.members.push_back(Member{std::move(f.key), std::move(n), f.keyQuoted, f.keyLine});
     f.haveKey = false;
+    f.skipValue = false;
+    f.mergeValue = false;
     f.key.clear();
   }
 
   const ParseLimits& limits_;
+  std::vector<Error>* duplicates_;
   std::vector<Frame> stack_;
   std::unordered_map<YAML::anchor_t, Node> anchors_;
   size_t nodes_ = 0;
@@ -529,10 +592,11 @@ class YamlBuilder final : public YAML::EventHandler {
 
 }  // namespace
 
-Result<Node> parseYaml(std::string_view text, const ParseLimits& limits) {
+Result<Node> parseYaml(std::string_view text, const ParseLimits& limits,
+                       std::vector<Error>* duplicateKeys) {
   if (auto st = checkSize(text, limits); !st.ok()) return st.error();
   std::istringstream in{std::string(text)};
-  YamlBuilder builder(limits);
+  YamlBuilder builder(limits, duplicateKeys);
   try {
     YAML::Parser parser(in);
     while (parser.HandleNextDocument(builder)) {

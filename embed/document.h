@@ -90,13 +90,21 @@ struct ParseLimits {
 
 /// Parses one JSON document (RFC 8259, UTF-8). Errors: "empty_input", "too_large" (413),
 /// "invalid_json" (message has line and column), "duplicate_key", "too_deep".
-Result<Node> parseJson(std::string_view text, const ParseLimits& limits = {});
+/// With `duplicateKeys`, a repeated key is not an error: each is recorded there as a
+/// "duplicate_key" Error (path and message), its first value is kept, and parsing goes on.
+Result<Node> parseJson(std::string_view text, const ParseLimits& limits = {},
+                       std::vector<Error>* duplicateKeys = nullptr);
 
 /// Parses one YAML document with yaml-cpp, keeping tags and quoting. Errors: "empty_input",
 /// "too_large" (413), "invalid_yaml" (message has the line; also text that is not valid UTF-8),
 /// "duplicate_key", "too_deep", "multiple_documents", "unsupported_yaml" (non-scalar or tagged
-/// mapping keys).
-Result<Node> parseYaml(std::string_view text, const ParseLimits& limits = {});
+/// mapping keys, a merge key `<<` whose value is not a mapping or a list of mappings).
+/// Anchors and aliases are expanded (each alias is a copy, counted against the limits); merge
+/// keys (`<<: *base`, YAML 1.1) are applied: the merged mappings' keys are inserted where `<<`
+/// stood, keys written in the mapping itself win, and among merged mappings the first wins.
+/// `duplicateKeys` as for parseJson (the message has the line).
+Result<Node> parseYaml(std::string_view text, const ParseLimits& limits = {},
+                       std::vector<Error>* duplicateKeys = nullptr);
 
 /// Pretty JSON (2-space indent, key order kept, number literals as written), ending in '\n'.
 /// YAML local tags (only possible in a tree parsed from YAML) are written in long form.

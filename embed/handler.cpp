@@ -21,32 +21,6 @@ using OJson = nlohmann::ordered_json;
 constexpr size_t kDefaultLimit = 50;
 constexpr size_t kMaxLimit = 250;
 
-std::string base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::string dump(const OJson& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
@@ -207,17 +181,46 @@ Result<std::vector<std::string>> argvField(const Node& body, const char* key) {
   return out;
 }
 
+/// The X-Defender-Embed-Report value: compact JSON, ASCII only (a header value).
+std::string reportJson(const TransformResult& out) {
+  OJson j;
+  j["dropped"] = OJson::array();
+  for (const auto& d : out.dropped)
+    j["dropped"].push_back({{"field", d.field}, {"reason", d.reason}});
+  j["skipped"] = OJson::array();
+  for (const auto& sk : out.skipped)
+    j["skipped"].push_back({{"resource", sk.path},
+                            {"code", sk.reason.code},
+                            {"message", sk.reason.message},
+                            {"field", sk.reason.field}});
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
+
+OJson problemsJson(const std::vector<Error>& problems) {
+  OJson arr = OJson::array();
+  for (const auto& p : problems) {
+    OJson j;
+    j["code"] = p.code;
+    j["message"] = p.message;
+    j["field"] = p.field;
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
 }  // namespace
 
-HttpResponse errorResponse(const Error& error) {
+HttpResponse errorResponse(const Error& error, const std::vector<Error>& problems) {
   HttpResponse r;
   r.status = httpStatus(error.kind);
   OJson j;
   j["code"] = error.code;
   j["message"] = error.message;
   j["field"] = error.field;
+  if (!problems.empty()) j["problems"] = problemsJson(problems);
   r.body = dump(j);
   r.error = error;
+  r.problems = problems;
   return r;
 }
 
@@ -235,7 +238,12 @@ EmbedService::EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig co
       clock_(clock),
       config_(std::move(config)),
       newUuid_(std::move(newUuid)),
-      installBundle_(std::move(installBundle)) {}
+      installBundle_(std::move(installBundle)),
+      defenderPort_(config_.defenderPort) {}
+
+void EmbedService::setDefenderPort(int port) {
+  defenderPort_.store(port);
+}
 
 Result<std::string> EmbedService::consoleHostParam(const QueryParams& q) const {
   auto addr = single(q, "consoleaddr");
@@ -250,7 +258,7 @@ Result<std::string> EmbedService::consoleHostParam(const QueryParams& q) const {
 Result<EmbedOptions> EmbedService::parseOptions(const QueryParams& q) const {
   EmbedOptions o;
   o.sidecarImage = config_.sidecarImage;
-  o.defenderPort = config_.defenderPort;
+  o.defenderPort = defenderPort_.load();
   o.defenderTls = config_.defenderTls;
 
   auto host = consoleHostParam(q);
@@ -296,9 +304,12 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
   auto options = parseOptions(request.query);
   if (!options.ok()) return errorResponse(options.error());
 
-  auto doc = request.format == EndpointFormat::kJson ? parseJson(request.body, config_.limits)
-                                                     : parseYaml(request.body, config_.limits);
-  if (!doc.ok()) return errorResponse(doc.error());
+  // Duplicate keys do not stop the parse, so one answer can list them with every other problem.
+  std::vector<Error> problems;
+  auto doc = request.format == EndpointFormat::kJson
+                 ? parseJson(request.body, config_.limits, &problems)
+                 : parseYaml(request.body, config_.limits, &problems);
+  if (!doc.ok()) return errorResponse(doc.error(), {doc.error()});
 
   TransformDeps deps;
   deps.newUuid = newUuid_;
@@ -311,23 +322,35 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
     return std::optional<ImageConfig>(ImageConfig{(*found)->entrypoint, (*found)->cmd});
   };
   const std::string consoleHost = options->consoleHost;
-  const int port = config_.defenderPort;
+  const int port = options->defenderPort;
   auto issuer = config_.issueCredential;
   auto issueError = std::make_shared<std::optional<Error>>();
-  deps.installBundle = installBundle_
-                           ? installBundle_
-                           : [consoleHost, port, issuer, issueError](const IssuedDefinition& d) {
-                               auto bundle = installBundleText(d.appId, consoleHost, port, issuer,
-                                                               "install bundle of the embed flow");
-                               if (!bundle.ok()) {
-                                 if (!*issueError) *issueError = bundle.error();
-                                 return std::string();
-                               }
-                               return std::move(bundle).value();
-                             };
+  // Issued only once the whole document is known to be good: a refused request must not leave
+  // credentials behind.
+  const bool issueCredentials = problems.empty();
+  deps.installBundle = installBundle_ ? installBundle_
+                                      : [consoleHost, port, issuer, issueError,
+                                         issueCredentials](const IssuedDefinition& d) {
+                                          nlohmann::ordered_json j;
+                                          j["consoleHost"] = consoleHost;
+                                          j["defenderPort"] = port;
+                                          if (issuer && issueCredentials) {
+                                            auto credential = issuer(d.appId, "install bundle of the embed flow");
+                                            if (!credential.ok()) {
+                                              if (!*issueError) *issueError = credential.error();
+                                              return std::string("{}");
+                                            }
+                                            j["credential"] = *credential;
+                                          }
+                                          return j.dump();
+                                        };
 
-  auto out = embedDefender(std::move(doc).value(), *options, deps);
-  if (!out.ok()) return errorResponse(out.error());
+  std::vector<Error> transformProblems;
+  auto out = embedDefender(std::move(doc).value(), *options, deps, &transformProblems);
+  if (!out.ok() && out.error().kind == ErrorKind::kConflict)
+    return errorResponse(out.error(), {out.error()});
+  problems.insert(problems.end(), transformProblems.begin(), transformProblems.end());
+  if (!problems.empty()) return errorResponse(problems.front(), problems);
   if (*issueError) return errorResponse(**issueError);
 
   HttpResponse response;
@@ -353,6 +376,7 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
   // Record before answering: an App ID the Console does not know must never reach a client.
   if (auto st = store_.recordIssued(records); !st.ok()) return errorResponse(st.error());
   response.headers.emplace_back("X-Defender-App-IDs", ids);
+  response.headers.emplace_back(kReportHeader, reportJson(*out));
   return response;
 }
 

@@ -13,6 +13,7 @@
 // 503 when storage fails), never a partial document. Thread-safe when the store is.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <optional>
@@ -49,10 +50,19 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   /// Set on failure, so the web layer may re-map it through its own ErrorKind -> status table.
   std::optional<Error> error;
+  /// A refused embed: every problem found (the first is `error`); the web layer adds them to
+  /// its error body as "problems".
+  std::vector<Error> problems;
 };
 
-/// An error response: JSON {"code", "message", "field"}.
-HttpResponse errorResponse(const Error& error);
+/// Header of a successful embed: what the Console changed besides embedding, as compact JSON
+/// {"dropped": [{"field", "reason"}], "skipped": [{"resource", "code", "message", "field"}]}
+/// (docs/embed.md). Always sent; both arrays may be empty.
+inline constexpr const char* kReportHeader = "X-Defender-Embed-Report";
+
+/// An error response: JSON {"code", "message", "field"} and, when `problems` is not empty,
+/// "problems": [{"code", "message", "field"}, ...] (every problem, the first one included).
+HttpResponse errorResponse(const Error& error, const std::vector<Error>& problems = {});
 
 /// Fixed configuration of the embed flow, validated by main.
 struct EmbedConfig {
@@ -81,15 +91,17 @@ std::string randomUuid();
 class EmbedService {
  public:
   /// `store` and `clock` must outlive the service. `newUuid` makes App IDs deterministic in
-  /// tests; `installBundle` builds the sidecar's INSTALL_BUNDLE (default: base64 of
-  /// {"appID","consoleHost","defenderPort","credential"} where `credential` comes from
+  /// tests; `installBundle` gives the INSTALL_BUNDLE members besides "appID" (default:
+  /// {"consoleHost","defenderPort","credential"} where `credential` comes from
   /// EmbedConfig::issueCredential and is omitted without one; the channel's scheme is in
-  /// WS_ADDRESS).
+  /// WS_ADDRESS). The sidecar's value is base64 of {"appID", ...those members}.
   EmbedService(EmbedStore& store, const Clock& clock, EmbedConfig config,
                UuidGenerator newUuid = randomUuid, BundleIssuer installBundle = {});
 
   /// POST /api/v1/defenders/fargate.{json,yaml}. 200 with the protected document in the
-  /// endpoint's format and header X-Defender-App-IDs (comma-separated App IDs issued).
+  /// endpoint's format, header X-Defender-App-IDs (comma-separated App IDs issued) and
+  /// kReportHeader (dropped fields, skipped task definitions). A refusal lists every problem
+  /// found (errorResponse's "problems").
   HttpResponse embed(const EmbedRequest& request);
 
   /// GET /api/v1/defenders/app-ids?family=&offset=&limit= (limit default 50, max 250).
@@ -120,6 +132,10 @@ class EmbedService {
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;
 
+  /// The defender channel's port as bound (main calls it after listening, so `--defender-port
+  /// 0` gives the real port in INSTALL_BUNDLE and WS_ADDRESS). Thread-safe.
+  void setDefenderPort(int port);
+
  private:
   Result<EmbedOptions> parseOptions(const QueryParams& query) const;
   /// `consoleaddr`, else EmbedConfig::defaultConsoleHost, else missing_parameter.
@@ -130,6 +146,7 @@ class EmbedService {
   EmbedConfig config_;
   UuidGenerator newUuid_;
   BundleIssuer installBundle_;
+  std::atomic<int> defenderPort_;
 };
 
 }  // namespace dc::embed

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "appid/app_id.h"
+#include "auth/crypto.h"
 
 namespace dc::embed {
 
@@ -39,6 +40,7 @@ struct Keys {
   const char* timeout;
   const char* retries;
   const char* startPeriod;
+  const char* stopTimeout;
 };
 
 constexpr Keys kNativeKeys{false,
@@ -68,7 +70,8 @@ constexpr Keys kNativeKeys{false,
                            "interval",
                            "timeout",
                            "retries",
-                           "startPeriod"};
+                           "startPeriod",
+                           "stopTimeout"};
 
 constexpr Keys kCfnKeys{true,
                         "Family",
@@ -97,12 +100,61 @@ constexpr Keys kCfnKeys{true,
                         "Interval",
                         "Timeout",
                         "Retries",
-                        "StartPeriod"};
+                        "StartPeriod",
+                        "StopTimeout"};
 
-/// Read-only fields of describe-task-definition output that RegisterTaskDefinition rejects.
-const std::set<std::string, std::less<>> kReadOnlyFields = {
-    "taskDefinitionArn", "revision",     "status",       "requiresAttributes",
-    "compatibilities",   "registeredAt", "registeredBy", "deregisteredAt"};
+/// Top-level members of a RegisterTaskDefinition request (ECS API reference,
+/// RegisterTaskDefinition "Request Syntax"). Anything else at the top of a native task
+/// definition (the read-only fields of describe-task-definition output such as
+/// taskDefinitionArn, revision, status, ...) is refused by AWS, so it is dropped and reported.
+const std::set<std::string, std::less<>> kRegisterFields = {"family",
+                                                            "taskRoleArn",
+                                                            "executionRoleArn",
+                                                            "networkMode",
+                                                            "containerDefinitions",
+                                                            "volumes",
+                                                            "placementConstraints",
+                                                            "requiresCompatibilities",
+                                                            "cpu",
+                                                            "memory",
+                                                            "tags",
+                                                            "pidMode",
+                                                            "ipcMode",
+                                                            "proxyConfiguration",
+                                                            "inferenceAccelerators",
+                                                            "ephemeralStorage",
+                                                            "runtimePlatform",
+                                                            "enableFaultInjection"};
+
+/// Properties of AWS::ECS::TaskDefinition (CloudFormation resource reference).
+const std::set<std::string, std::less<>> kCfnProperties = {"ContainerDefinitions",
+                                                           "Cpu",
+                                                           "EnableFaultInjection",
+                                                           "EphemeralStorage",
+                                                           "ExecutionRoleArn",
+                                                           "Family",
+                                                           "InferenceAccelerators",
+                                                           "IpcMode",
+                                                           "Memory",
+                                                           "NetworkMode",
+                                                           "PidMode",
+                                                           "PlacementConstraints",
+                                                           "ProxyConfiguration",
+                                                           "RequiresCompatibilities",
+                                                           "RuntimePlatform",
+                                                           "Tags",
+                                                           "TaskRoleArn",
+                                                           "Volumes"};
+
+/// Fargate's largest container stopTimeout (seconds; ECS ContainerDefinition.stopTimeout).
+/// The sidecar gets it so it is never stopped before an app it protects.
+constexpr int kSidecarStopTimeoutSeconds = 120;
+
+/// Codes that mean "this task definition cannot run on Fargate": in a template such a task
+/// definition is left as it is and reported as skipped.
+bool isNotFargate(const Error& e) {
+  return e.code == "not_fargate" || e.code == "windows_not_supported";
+}
 
 std::string child(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -267,18 +319,33 @@ class Embedder {
                                                       : "a native ECS task definition"));
 
     cfn_ = keys->cloudFormation;
+    if (!keys->cloudFormation) keepRegisterFields(document, result);
+    const bool isTemplate = result.kind == InputKind::kCloudFormationTemplate;
     for (auto& [props, path] : definitions) {
+      const size_t before = problems_.size();
       auto issued = embedTaskDefinition(*props, path, *keys);
-      if (!issued.ok()) return issued.error();
-      result.issued.push_back(std::move(issued).value());
+      if (conflict_) return *conflict_;
+      if (issued) {
+        result.issued.push_back(std::move(*issued));
+      } else if (isTemplate && problems_.size() == before + 1 && isNotFargate(problems_.back())) {
+        // Cannot run on Fargate: left as it was (nothing was changed before the check).
+        result.skipped.push_back({path, std::move(problems_.back())});
+        problems_.pop_back();
+      }
     }
+    if (problems_.empty() && result.issued.empty())
+      for (const auto& s : result.skipped) problems_.push_back(s.reason);
+    if (!problems_.empty()) return problems_.front();
+    if (auto st = fillBundles(); !st.ok()) return st.error();
     result.document = std::move(document);
     return result;
   }
 
+  const std::vector<Error>& problems() const { return problems_; }
+
  private:
-  /// describe-task-definition output -> register input: the task definition without its
-  /// read-only fields, plus the wrapper's tags.
+  /// describe-task-definition output -> register input: the task definition plus the
+  /// wrapper's tags (read-only fields go with the allow-list, keepRegisterFields).
   Status unwrapDescribeOutput(Node& document) {
     for (const auto& m : document.members) {
       if (m.key != "taskDefinition" && m.key != "tags")
@@ -286,10 +353,7 @@ class Embedder {
                        "unexpected field in describe-task-definition output (expected only "
                        "taskDefinition and tags)");
     }
-    Node td = std::move(*document.find("taskDefinition"));
-    Node unwrapped = Node::object();
-    for (auto& m : td.members)
-      if (!kReadOnlyFields.count(m.key)) unwrapped.members.push_back(std::move(m));
+    Node unwrapped = std::move(*document.find("taskDefinition"));
     if (Node* tags = document.find("tags")) {
       if (!tags->isArray()) return wrongType("tags", *tags, "an array");
       if (!tags->items.empty()) {
@@ -303,9 +367,67 @@ class Embedder {
     return Status::success();
   }
 
-  Result<IssuedDefinition> embedTaskDefinition(Node& props, const std::string& path,
-                                               const Keys& k) {
-    if (!props.isObject()) return wrongType(path, props, "an object (task definition)");
+  /// Keeps the top-level members RegisterTaskDefinition accepts and reports the others. A key
+  /// in CloudFormation spelling (`Family`) is a problem, not something to drop silently.
+  void keepRegisterFields(Node& td, TransformResult& result) {
+    std::vector<Member> kept;
+    for (auto& m : td.members) {
+      if (kRegisterFields.count(m.key)) {
+        kept.push_back(std::move(m));
+        continue;
+      }
+      if (kRegisterFields.count(camel(m.key))) {
+        problems_.push_back(invalid("invalid_type", m.key, &m.value,
+                                    "unexpected field \"" + m.key +
+                                        "\"; in ECS task definition JSON it is spelled \"" +
+                                        camel(m.key) + "\""));
+        kept.push_back(std::move(m));
+        continue;
+      }
+      const bool readOnly = m.key == "taskDefinitionArn" || m.key == "revision" ||
+                            m.key == "status" || m.key == "requiresAttributes" ||
+                            m.key == "compatibilities" || m.key == "registeredAt" ||
+                            m.key == "registeredBy" || m.key == "deregisteredAt";
+      result.dropped.push_back({m.key, readOnly
+                                           ? "read-only field of describe-task-definition output"
+                                           : "not a RegisterTaskDefinition field"});
+    }
+    td.members = std::move(kept);
+  }
+
+  /// CloudFormation Properties holding a key in native spelling (`containerDefinitions`):
+  /// CloudFormation would refuse it, and the real field would look missing.
+  bool checkPropertyCase(const Node& props, const std::string& path) {
+    bool ok = true;
+    for (const auto& m : props.members) {
+      if (m.key.empty() || !std::islower(static_cast<unsigned char>(m.key[0]))) continue;
+      if (!kCfnProperties.count(pascal(m.key))) continue;
+      problems_.push_back(invalid("invalid_type", child(path, m.key), &m.value,
+                                  "unexpected field \"" + m.key +
+                                      "\"; in CloudFormation it is spelled \"" + pascal(m.key) +
+                                      "\""));
+      ok = false;
+    }
+    return ok;
+  }
+
+  /// Records an error: a conflict (already protected) ends the run, anything else is one more
+  /// problem. Returns nullopt so a failing check reads `return fail(...)`.
+  std::optional<IssuedDefinition> fail(Error e) {
+    if (e.kind == ErrorKind::kConflict) {
+      if (!conflict_) conflict_ = std::move(e);
+    } else {
+      problems_.push_back(std::move(e));
+    }
+    return std::nullopt;
+  }
+
+  /// Protects one task definition; nullopt when it has problems (recorded in problems_).
+  std::optional<IssuedDefinition> embedTaskDefinition(Node& props, const std::string& path,
+                                                      const Keys& k) {
+    if (!props.isObject()) return fail(wrongType(path, props, "an object (task definition)"));
+    // A key in the other spelling is the problem to report, not the field it hides.
+    if (k.cloudFormation && !checkPropertyCase(props, path)) return std::nullopt;
 
     // Windows first: its own clear error even when the rest would also fail.
     if (const Node* platform = props.find(k.runtimePlatform)) {
@@ -313,68 +435,109 @@ class Embedder {
       if (platform->isObject()) {
         const Node* os = platform->find(k.operatingSystemFamily);
         if (os && os->isString() && os->text.rfind("WINDOWS", 0) == 0)
-          return invalid("windows_not_supported", child(p, k.operatingSystemFamily), os,
-                         "Windows task definitions are not supported; the App-Embedded "
-                         "Defender for Fargate runs on Linux");
+          return fail(invalid("windows_not_supported", child(p, k.operatingSystemFamily), os,
+                              "Windows task definitions are not supported; the App-Embedded "
+                              "Defender for Fargate runs on Linux"));
       } else if (!intrinsic(*platform)) {
-        return wrongType(p, *platform, "an object");
+        return fail(wrongType(p, *platform, "an object"));
       }
     }
-    if (auto st = checkFargate(props, path, k); !st.ok()) return st.error();
+    if (auto st = checkFargate(props, path, k); !st.ok()) return fail(st.error());
 
     // Family.
     IssuedDefinition issued;
     issued.path = path;
     const std::string familyPath = child(path, k.family);
+    // A family problem does not stop the container checks: every problem is reported.
+    const size_t before = problems_.size();
     const Node* family = props.find(k.family);
-    if (!family)
-      return invalid(k.cloudFormation ? "missing_family" : "missing_field", familyPath, &props,
-                     std::string("the task definition needs a ") + k.family +
-                         " (the App ID is <family>:<uuid>)");
-    Node familyNode = *family;
-    if (family->isString() && family->tag.empty()) {
+    Node familyNode = family ? *family : Node::null();
+    if (!family) {
+      // Written in the other spelling: already reported as such (keepRegisterFields).
+      if (!props.find(k.cloudFormation ? camel(k.family) : pascal(k.family)))
+        fail(invalid(k.cloudFormation ? "missing_family" : "missing_field", familyPath, &props,
+                   std::string("the task definition needs a ") + k.family +
+                       " (the App ID is <family>:<uuid>)"));
+    } else if (family->isString() && family->tag.empty()) {
       if (auto st = appid::validateFamily(family->text, familyPath); !st.ok()) {
         Error e = st.error();
         e.message = where(familyPath, family) + ": " +
                     "task family may contain only letters, digits, '-' and '_' (1-255 "
                     "characters, ECS rule)";
-        return e;
+        fail(std::move(e));
       }
       issued.family = family->text;
     } else if (intrinsic(*family)) {
       issued.family = toCompactJson(*family);
       issued.familyIsIntrinsic = true;
     } else {
-      return wrongType(familyPath, *family, "a string");
+      fail(wrongType(familyPath, *family, "a string"));
     }
 
     // Containers.
     const std::string listPath = child(path, k.containerDefinitions);
     Node* defs = props.find(k.containerDefinitions);
     if (!defs)
-      return invalid("missing_field", listPath, &props, "the task definition has no containers");
+      return fail(
+          invalid("missing_field", listPath, &props, "the task definition has no containers"));
     std::vector<ContainerList> lists;
-    if (auto st = collectLists(*defs, listPath, k, lists); !st.ok()) return st.error();
+    if (auto st = collectLists(*defs, listPath, k, lists); !st.ok()) return fail(st.error());
     for (auto& list : lists)
-      if (auto st = checkNotProtected(list, k); !st.ok()) return st.error();
-    for (auto& list : lists)
-      if (auto st = checkContainers(list, k); !st.ok()) return st.error();
+      if (auto st = checkNotProtected(list, k); !st.ok()) return fail(st.error());
+    for (auto& list : lists) checkContainers(list, k);
+    if (problems_.size() > before) return std::nullopt;
 
     issued.uuid = deps_.newUuid();
     issued.appId = issued.family + ":" + issued.uuid;
 
     for (auto& list : lists) {
       for (auto& c : list.containers)
-        if (auto st = protectContainer(*c.node, c.path, k); !st.ok()) return st.error();
+        if (auto st = protectContainer(*c.node, c.path, k); !st.ok()) fail(st.error());
       list.list->items.push_back(sidecar(k, familyNode, issued));
     }
+    if (problems_.size() > before) return std::nullopt;
+    if (auto st = checkRegisterSize(props, path); !st.ok()) return fail(st.error());
+    pending_.push_back({&props, path, &k, familyNode, issued});
+    return issued;
+  }
 
+  static Status checkRegisterSize(const Node& props, const std::string& path) {
     const size_t size = compactJsonSize(props);
     if (size > kMaxRegisterBytes)
       return invalid("register_size_exceeded", path, &props,
                      "the protected task definition would be " + std::to_string(size) +
                          " bytes; ECS accepts at most " + std::to_string(kMaxRegisterBytes));
-    return issued;
+    return Status::success();
+  }
+
+  /// A protected task definition whose sidecars still wait for their INSTALL_BUNDLE.
+  struct PendingBundle {
+    Node* props;
+    std::string path;
+    const Keys* keys;
+    Node family;
+    IssuedDefinition issued;
+  };
+
+  /// Writes every INSTALL_BUNDLE once the whole document is known to be good: a bundle holds a
+  /// newly issued credential, which a refused request must not leave behind. The size check is
+  /// repeated with the bundle in place.
+  Status fillBundles() {
+    for (auto& p : pending_) {
+      Node bundle = installBundle(p.family, p.issued);
+      std::vector<ContainerList> lists;
+      Node* defs = p.props->find(p.keys->containerDefinitions);
+      if (auto st =
+              collectLists(*defs, child(p.path, p.keys->containerDefinitions), *p.keys, lists);
+          !st.ok())
+        return st;
+      for (auto& list : lists) {
+        Node* env = list.list->items.back().find(p.keys->environment);
+        env->items[0].set(p.keys->value, bundle);  // entry 0 is INSTALL_BUNDLE
+      }
+      if (auto st = checkRegisterSize(*p.props, p.path); !st.ok()) return st;
+    }
+    return Status::success();
   }
 
   Status checkFargate(const Node& props, const std::string& path, const Keys& k) {
@@ -483,12 +646,13 @@ class Embedder {
     return Status::success();
   }
 
-  Status checkContainers(const ContainerList& list, const Keys& k) {
+  /// Records every problem of every container (names, spelling, count) in problems_.
+  void checkContainers(const ContainerList& list, const Keys& k) {
     if (list.maxRunning + 1 > kMaxContainers)
-      return invalid("too_many_containers", list.path, list.list,
-                     "the task definition has " + std::to_string(list.maxRunning) +
-                         " containers; with the Defender sidecar that exceeds the ECS limit of " +
-                         std::to_string(kMaxContainers));
+      fail(invalid("too_many_containers", list.path, list.list,
+                   "the task definition has " + std::to_string(list.maxRunning) +
+                       " containers; with the Defender sidecar that exceeds the ECS limit of " +
+                       std::to_string(kMaxContainers)));
     std::set<std::string, std::less<>> names;
     for (const auto& c : list.containers) {
       const Node& ct = *c.node;
@@ -497,26 +661,32 @@ class Embedder {
       for (const char* key : {other.entryPoint, other.command, other.image, other.name,
                               other.dependsOn, other.volumesFrom, other.linuxParameters}) {
         if (ct.find(key))
-          return invalid("invalid_type", child(c.path, key), &ct,
-                         std::string("unexpected field \"") + key + "\"; in " +
-                             (k.cloudFormation ? "CloudFormation" : "ECS task definition JSON") +
-                             " it is spelled \"" + (k.cloudFormation ? pascal(key) : camel(key)) +
-                             "\"");
+          fail(invalid("invalid_type", child(c.path, key), &ct,
+                       std::string("unexpected field \"") + key + "\"; in " +
+                           (k.cloudFormation ? "CloudFormation" : "ECS task definition JSON") +
+                           " it is spelled \"" + (k.cloudFormation ? pascal(key) : camel(key)) +
+                           "\""));
       }
+      if (ct.find(other.name)) continue;  // the name is there, in the other spelling
       const std::string namePath = child(c.path, k.name);
       const Node* name = ct.find(k.name);
-      if (!name) return invalid("missing_field", namePath, &ct, "a container needs a name");
+      if (!name) {
+        fail(invalid("missing_field", namePath, &ct, "a container needs a name"));
+        continue;
+      }
       if (intrinsic(*name)) continue;
-      if (!name->isString()) return wrongType(namePath, *name, "a string");
+      if (!name->isString()) {
+        fail(wrongType(namePath, *name, "a string"));
+        continue;
+      }
       if (!isValidContainerName(name->text))
-        return invalid("invalid_container_name", namePath, name,
-                       "container name \"" + name->text +
-                           "\" must be 1-255 letters, digits, '-' or '_' (ECS rule)");
-      if (!c.inConditional && !names.insert(name->text).second)
-        return invalid("duplicate_container_name", namePath, name,
-                       "container name \"" + name->text + "\" is used twice");
+        fail(invalid("invalid_container_name", namePath, name,
+                     "container name \"" + name->text +
+                         "\" must be 1-255 letters, digits, '-' or '_' (ECS rule)"));
+      else if (!c.inConditional && !names.insert(name->text).second)
+        fail(invalid("duplicate_container_name", namePath, name,
+                     "container name \"" + name->text + "\" is used twice"));
     }
-    return Status::success();
   }
 
   static std::string pascal(std::string s) {
@@ -605,6 +775,18 @@ class Embedder {
     // Command: only checked, never changed here.
     if (const Node* cmd = ct.find(k.command); cmd && !cmd->isNull() && !intrinsic(*cmd))
       if (auto st = checkArgv(*cmd, child(path, k.command), k); !st.ok()) return st;
+
+    // environment += TW_IMAGE_NAME, TW_CONTAINER_NAME (the vendor's layout; values as written,
+    // intrinsics included).
+    for (auto [var, key] :
+         {std::pair{"TW_IMAGE_NAME", k.image}, std::pair{"TW_CONTAINER_NAME", k.name}}) {
+      const Node* source = ct.find(key);
+      if (!source) continue;  // no image: ECS refuses the container itself
+      Node value = *source;
+      value.line = 0;
+      if (auto st = appendTo(ct, k.environment, path, env(k, var, std::move(value))); !st.ok())
+        return st;
+    }
 
     // volumesFrom += sidecar.
     Node vf = Node::object();
@@ -721,42 +903,67 @@ class Embedder {
     return e;
   }
 
+  /// INSTALL_BUNDLE: base64 of {"appID": <App ID>, <the issuer's members>}. With an intrinsic
+  /// family CloudFormation builds it: Fn::Base64 over Fn::Join of literal JSON text and the
+  /// family's own intrinsic (an App ID must never hold an intrinsic as text).
+  Node installBundle(const Node& family, const IssuedDefinition& issued) {
+    std::string rest = deps_.installBundle ? deps_.installBundle(issued) : std::string("{}");
+    if (rest.size() < 2 || rest.front() != '{' || rest.back() != '}') rest = "{}";
+    // rest without its braces, after a comma when not empty.
+    const std::string members = rest.size() > 2 ? "," + rest.substr(1, rest.size() - 2) : "";
+    if (!issued.familyIsIntrinsic)
+      return Node::string(auth::base64(
+          toCompactJson(Node::string(issued.appId)).insert(0, "{\"appID\":") + members + "}"));
+    // ECS family names are [A-Za-z0-9_-], so the family's value needs no JSON escaping.
+    Node parts = Node::array();
+    parts.items.push_back(Node::string("{\"appID\":\""));
+    parts.items.push_back(family);
+    parts.items.push_back(Node::string(":" + issued.uuid + "\"" + members + "}"));
+    Node joinArgs = Node::array();
+    joinArgs.items.push_back(Node::string(""));
+    joinArgs.items.push_back(std::move(parts));
+    Node join = Node::object();
+    join.set("Fn::Join", std::move(joinArgs));
+    Node b64 = Node::object();
+    b64.set("Fn::Base64", std::move(join));
+    return b64;
+  }
+
   Node sidecar(const Keys& k, const Node& family, const IssuedDefinition& issued) {
+    Node f = family;
+    f.line = 0;
     Node appId;
-    Node familyValue;
     if (issued.familyIsIntrinsic) {
       // The App ID is built by CloudFormation from the same intrinsic as the family.
       Node joinArgs = Node::array();
       joinArgs.items.push_back(Node::string(":"));
       Node parts = Node::array();
-      Node f = family;
-      f.line = 0;
       parts.items.push_back(f);
       parts.items.push_back(Node::string(issued.uuid));
       joinArgs.items.push_back(std::move(parts));
       appId = Node::object();
       appId.set("Fn::Join", std::move(joinArgs));
-      familyValue = std::move(f);
     } else {
       appId = Node::string(issued.appId);
-      familyValue = Node::string(issued.family);
     }
-    std::string bundle = deps_.installBundle ? deps_.installBundle(issued) : std::string();
 
     Node c = Node::object();
     c.set(k.name, Node::string(std::string(kSidecarName)));
     c.set(k.image, Node::string(options_.sidecarImage));
     c.set(k.essential, Node::boolean(true));
     c.set(k.entryPoint, stringArray(kSidecarArgv));
+    // The vendor's order first (automation reads entries 0 and 3 by position), then ours.
     Node envs = Node::array();
-    envs.items.push_back(env(k, "INSTALL_BUNDLE", Node::string(bundle)));
+    // Filled by fillBundles once the whole document passed (entry 0, the vendor's position).
+    envs.items.push_back(env(k, "INSTALL_BUNDLE", Node::string("")));
     envs.items.push_back(env(k, "DEFENDER_TYPE", Node::string("fargate")));
-    envs.items.push_back(env(k, "FARGATE_TASK", std::move(familyValue)));
-    envs.items.push_back(env(k, "CONSOLE_HOST", Node::string(options_.consoleHost)));
+    envs.items.push_back(
+        env(k, "FARGATE_TASK", issued.familyIsIntrinsic ? f : Node::string(issued.family)));
     envs.items.push_back(env(k, "WS_ADDRESS",
                              Node::string((options_.defenderTls ? "wss://" : "ws://") +
                                           hostForUrl(options_.consoleHost) + ":" +
                                           std::to_string(options_.defenderPort))));
+    envs.items.push_back(env(k, "CONSOLE_HOST", Node::string(options_.consoleHost)));
     envs.items.push_back(env(k, "DEFENDER_APP_ID", std::move(appId)));
     envs.items.push_back(env(k, "FILESYSTEM_MONITORING",
                              Node::string(options_.filesystemMonitoring ? "true" : "false")));
@@ -768,6 +975,7 @@ class Embedder {
     hc.set(k.timeout, Node::number("5"));
     hc.set(k.startPeriod, Node::number("1"));
     c.set(k.healthCheck, std::move(hc));
+    c.set(k.stopTimeout, Node::number(std::to_string(kSidecarStopTimeoutSeconds)));
     return c;
   }
 
@@ -783,6 +991,9 @@ class Embedder {
   const EmbedOptions& options_;
   const TransformDeps& deps_;
   bool cfn_ = false;
+  std::vector<Error> problems_;    // every problem found, in document order
+  std::optional<Error> conflict_;  // already_protected: reported alone
+  std::vector<PendingBundle> pending_;
 };
 
 }  // namespace
@@ -817,9 +1028,16 @@ std::optional<std::string> intrinsicName(const Node& node) {
 }
 
 Result<TransformResult> embedDefender(Node document, const EmbedOptions& options,
-                                      const TransformDeps& deps) {
+                                      const TransformDeps& deps, std::vector<Error>* problems) {
   Embedder embedder(options, deps);
-  return embedder.run(std::move(document));
+  auto result = embedder.run(std::move(document));
+  if (problems && !result.ok()) {
+    *problems = embedder.problems();
+    if (problems->empty() || problems->front().code != result.error().code ||
+        problems->front().field != result.error().field)
+      *problems = {result.error()};  // a structural error that stopped the run early
+  }
+  return result;
 }
 
 }  // namespace dc::embed

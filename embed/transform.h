@@ -12,8 +12,10 @@
 //    `linuxParameters.capabilities.add` gets SYS_PTRACE unless present; `command` is untouched,
 //    except that it is set to the image's CMD when the entrypoint came from the image store and
 //    the container had no command (an entrypoint override would otherwise drop the image CMD);
-//  - describe-task-definition output is unwrapped into a register input: read-only fields are
-//    dropped and `tags` moves inside.
+//  - each original container's `environment` gets TW_IMAGE_NAME and TW_CONTAINER_NAME appended;
+//  - describe-task-definition output is unwrapped into a register input (`tags` moves inside);
+//    the top level of every native task definition keeps only RegisterTaskDefinition fields,
+//    the others are dropped and reported.
 #pragma once
 
 #include <functional>
@@ -75,7 +77,11 @@ struct IssuedDefinition {
   std::string path;  // where the task definition is, e.g. "Resources.WebTask"
 };
 
-/// Builds the sidecar's INSTALL_BUNDLE value for one issued App ID.
+/// The members of one INSTALL_BUNDLE other than "appID", as the text of a compact JSON object
+/// (`{"consoleHost":"c","defenderPort":8084,"credential":"..."}`; "{}" for none). The transform
+/// puts "appID" first and base64-encodes the object; when the family is an intrinsic the
+/// encoding is left to CloudFormation (`Fn::Base64` over `Fn::Join` with the family's own
+/// intrinsic), so the App ID in the bundle is the deployed family, never an intrinsic as text.
 using BundleIssuer = std::function<std::string(const IssuedDefinition&)>;
 
 /// Request options, already validated (see handler.h for the query parameters).
@@ -93,23 +99,46 @@ struct EmbedOptions {
 struct TransformDeps {
   ImageLookup lookupImage;  // may be empty when extractEntrypoint is false
   UuidGenerator newUuid;
-  BundleIssuer installBundle;  // empty: a bundle naming the App ID and Console address
+  BundleIssuer installBundle;  // empty: a bundle holding only the App ID
+};
+
+/// A top-level member of a native task definition that RegisterTaskDefinition does not accept
+/// (e.g. describe-task-definition's `taskDefinitionArn`), removed from the output.
+struct DroppedField {
+  std::string field;   // its path: "taskDefinitionArn" (also for the describe wrapper)
+  std::string reason;  // why, for people: "read-only field of describe-task-definition output"
+};
+
+/// A task definition of a template left exactly as it was because it cannot run on Fargate.
+struct SkippedDefinition {
+  std::string path;  // "Resources.LegacyTask.Properties"
+  Error reason;      // not_fargate or windows_not_supported, naming the field
 };
 
 struct TransformResult {
   Node document;
   InputKind kind = InputKind::kNative;
-  std::vector<IssuedDefinition> issued;  // one per task definition, in document order
+  std::vector<IssuedDefinition> issued;    // one per protected task definition, in document order
+  std::vector<DroppedField> dropped;       // native and describe input only
+  std::vector<SkippedDefinition> skipped;  // templates only
 };
 
-/// Embeds the defender into every task definition of `document`. Errors (all kInvalidArgument
-/// unless noted), each naming the path and, for YAML, the line:
+/// Embeds the defender into every task definition of `document`. In a template, a task
+/// definition that cannot run on Fargate (not_fargate, windows_not_supported) is left unchanged
+/// and listed in `skipped`; the request fails only when nothing could be protected.
+///
+/// Errors (all kInvalidArgument unless noted), each naming the path and, for YAML, the line:
 ///   invalid_type, missing_field, no_task_definition, format_mismatch, not_fargate,
 ///   windows_not_supported, invalid_family, missing_family, invalid_container_name,
 ///   duplicate_container_name, too_many_containers, register_size_exceeded,
 ///   intrinsic_unsupported, entrypoint_required, entrypoint_unknown, already_protected (409).
+/// The transform goes on after a problem where the rest can still be checked (the next
+/// container, the next task definition); the returned Error is the first problem and, when
+/// `problems` is given, it receives every problem found in document order (the first included).
+/// already_protected is reported alone: it means "wrong input", not a list of defects.
 Result<TransformResult> embedDefender(Node document, const EmbedOptions& options,
-                                      const TransformDeps& deps);
+                                      const TransformDeps& deps,
+                                      std::vector<Error>* problems = nullptr);
 
 /// True when `node` is a CloudFormation intrinsic: a YAML short-form tag (`!Ref`, `!Sub`, ...)
 /// or a one-member object whose key is `Ref`, `Condition` or `Fn::*`. Returns its long name.

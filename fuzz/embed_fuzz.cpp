@@ -6,9 +6,11 @@
 //
 // Properties beyond "no crash":
 //  - a parsed document written back in its format (toJson / toYaml) parses to the same tree;
-//  - a successful transform issues one App ID per task definition, each `<family>:<uuid>` with
-//    the generated UUID; at each issued path the container lists hold exactly one sidecar
-//    (`TwistlockDefender`) and every original container's entrypoint starts with the launcher;
+//  - a successful transform issues one App ID per protected task definition, each
+//    `<family>:<uuid>` with the generated UUID; at each issued path the container lists hold
+//    exactly one sidecar (`TwistlockDefender`, last, its environment starting with the vendor's
+//    INSTALL_BUNDLE, DEFENDER_TYPE, FARGATE_TASK, WS_ADDRESS) and every original container's
+//    entrypoint starts with the launcher; a task definition reported as skipped is unchanged;
 //  - the output, written in the input's format, parses again to the same tree;
 //  - embedding the output again is refused as already_protected (409);
 //  - every refusal has a code and a message.
@@ -77,6 +79,19 @@ bool hasNameKey(const Node& n) {
   return n.isObject() && (n.find("name") || n.find("Name"));
 }
 
+/// The sidecar's environment starts with the vendor's four entries, in order.
+void checkVendorEnvironment(const Node& sidecar) {
+  const Node* env = sidecar.find("environment");
+  if (!env) env = sidecar.find("Environment");
+  DC_FUZZ_CHECK(env != nullptr && env->isArray() && env->items.size() >= 4);
+  const char* vendor[] = {"INSTALL_BUNDLE", "DEFENDER_TYPE", "FARGATE_TASK", "WS_ADDRESS"};
+  for (size_t i = 0; i < 4; ++i) {
+    const Node* name = env->items[i].find("name");
+    if (!name) name = env->items[i].find("Name");
+    DC_FUZZ_CHECK(name != nullptr && name->text == vendor[i]);
+  }
+}
+
 /// Walks the value of containerDefinitions (a list, or intrinsics choosing between lists):
 /// every array whose elements are containers must hold exactly one sidecar, placed last, and
 /// every other container must start its entrypoint with the launcher (unless the entrypoint
@@ -94,6 +109,7 @@ size_t checkContainerLists(const Node& n) {
     for (const auto& item : n.items) sidecars += isSidecar(item) ? 1 : 0;
     DC_FUZZ_CHECK(sidecars == 1);
     DC_FUZZ_CHECK(isSidecar(n.items.back()));
+    checkVendorEnvironment(n.items.back());
     for (const auto& c : n.items) {
       if (isSidecar(c) || !c.isObject() || !hasNameKey(c)) continue;
       const Node* ep = c.find("entryPoint");
@@ -162,6 +178,11 @@ void embedOne(const Node& doc, Format f) {
     if (!lists) lists = def->find("ContainerDefinitions");
     DC_FUZZ_CHECK(lists != nullptr);
     DC_FUZZ_CHECK(checkContainerLists(*lists) >= 1);
+  }
+  for (const auto& skipped : result->skipped) {
+    const Node* before = definitionAt(doc, skipped.path);
+    const Node* after = definitionAt(result->document, skipped.path);
+    DC_FUZZ_CHECK(before != nullptr && after != nullptr && *before == *after);
   }
   roundTrip(result->document, f);
 

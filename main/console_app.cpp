@@ -213,8 +213,15 @@ Status ConsoleApp::start(bool startScheduler) {
       .clientCaFile = c.defenderClientCa});
   web::registerDefenderChannel(m.defenderListener->server(), *m.channel, m.auth.get());
 
-  if (auto p = m.consoleListener->start(); !p.ok()) return p.error();
-  if (auto p = m.defenderListener->start(); !p.ok()) return p.error();
+  // The defender channel first: the embed flow writes its bound port (`--defender-port 0`)
+  // into every protected task definition, so it must be known before the API serves.
+  auto defenderPort = m.defenderListener->start();
+  if (!defenderPort.ok()) return defenderPort.error();
+  m.embed->setDefenderPort(*defenderPort);
+  if (auto p = m.consoleListener->start(); !p.ok()) {
+    m.defenderListener->stop();
+    return p.error();
+  }
 
   // The first admin only once the Console is sure to run: a generated password must not be
   // stored by a start that then fails (bad certificate, port in use) and is never shown.

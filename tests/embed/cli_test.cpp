@@ -131,3 +131,34 @@ TEST_CASE("defender-embed reports refusals, unreachable Consoles and bad usage",
              (dir.path / "missing.json").string()},
             out, err) == tools::kExitUsage);
 }
+
+TEST_CASE("defender-embed prints every problem, dropped fields and skipped task definitions",
+          "[embed][cli]") {
+  Console console;
+  TempDir dir;
+  std::string out, err;
+  const auto bad = dir.path / "bad.json";
+  std::ofstream(bad) << test::readFile(std::string(DC_EMBED_CORPUS_DIR) +
+                                       "/err-every-problem-json/input.json");
+  CHECK(run({"--address", console.address(), "--console-host", "c", bad.string()}, out, err) ==
+        tools::kExitRefused);
+  CHECK_THAT(err, Catch::Contains("  duplicate_key: containerDefinitions[2].image"));
+  CHECK_THAT(err, Catch::Contains("  invalid_container_name: containerDefinitions[3].name"));
+
+  const auto describe = dir.path / "describe.json";
+  std::ofstream(describe) << test::readFile(std::string(DC_EMBED_CORPUS_DIR) +
+                                            "/native-bare-describe/input.json");
+  REQUIRE(run({"--address", console.address(), "--console-host", "c", describe.string()}, out,
+              err) == tools::kExitOk);
+  CHECK_THAT(err, Catch::Contains("dropped taskDefinitionArn (read-only field"));
+
+  const auto tmpl = dir.path / "template.yaml";
+  std::ofstream(tmpl) << test::readFile(std::string(DC_EMBED_CORPUS_DIR) +
+                                        "/cfn-template-skipped-bridge/input.yaml");
+  const int rc = run(
+      {"--address", console.address(), "--console-host", "c", "--cloud-formation", tmpl.string()},
+      out, err);
+  INFO(err);
+  REQUIRE(rc == tools::kExitOk);
+  CHECK_THAT(err, Catch::Contains("skipped Resources.LegacyTask.Properties: "));
+}

@@ -174,3 +174,46 @@ TEST_CASE("YAML text that is not UTF-8, or holds noncharacters, is refused with 
   CHECK(ok->find("family")->text == "caf\xc3\xa9");
   CHECK(*parseYaml(toYaml(*ok)) == *ok);
 }
+
+TEST_CASE("YAML merge keys are applied; explicit keys and earlier merges win", "[embed][yaml]") {
+  auto doc = parseYaml(
+      "a: &a {x: 1, y: 2}\n"
+      "b: &b {y: 3, z: 4}\n"
+      "c:\n  w: 0\n  <<: [*a, *b]\n  x: 9\n"
+      "d: {'<<': 1}\n");
+  REQUIRE(doc.ok());
+  const Node* c = doc->find("c");
+  REQUIRE(c);
+  std::vector<std::string> keys;
+  for (const auto& m : c->members) keys.push_back(m.key + "=" + m.value.text);
+  // y from the first merged mapping, x written in the mapping itself, in the place of `<<`.
+  CHECK(keys == std::vector<std::string>{"w=0", "y=2", "z=4", "x=9"});
+  // A quoted '<<' is an ordinary key.
+  REQUIRE(doc->find("d"));
+  CHECK(doc->find("d")->find("<<") != nullptr);
+
+  auto bad = parseYaml("a:\n  <<: 5\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == "unsupported_yaml");
+  CHECK_THAT(bad.error().message, Catch::Contains("line 2"));
+}
+
+TEST_CASE("duplicate keys can be collected instead of ending the parse", "[embed][yaml][json]") {
+  std::vector<Error> dups;
+  auto json = parseJson(R"({"a": 1, "a": 2, "b": {"c": 1, "c": 3}})", {}, &dups);
+  REQUIRE(json.ok());
+  REQUIRE(dups.size() == 2);
+  CHECK(dups[0].field == "a");
+  CHECK(dups[1].field == "b.c");
+  CHECK(json->find("a")->text == "1");  // the first value stays
+  CHECK(json->find("b")->members.size() == 1);
+
+  dups.clear();
+  auto yaml = parseYaml("a: 1\nb: 2\na: 3\n", {}, &dups);
+  REQUIRE(yaml.ok());
+  REQUIRE(dups.size() == 1);
+  CHECK_THAT(dups[0].message, Catch::Contains("line 3"));
+  CHECK(yaml->find("a")->text == "1");
+  // Without the collector a duplicate is still an error.
+  CHECK(parseYaml("a: 1\na: 3\n").error().code == "duplicate_key");
+}

@@ -1,8 +1,10 @@
 // EmbedService: query parameters, statuses, App ID records and the image-entrypoint API.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "auth/crypto.h"
 #include "embed/handler.h"
 #include "embed/store.h"
 #include "tests/embed/embed_test_util.h"
@@ -212,10 +214,147 @@ TEST_CASE("a custom install bundle issuer sees each issued App ID", "[embed][han
   EmbedService service{store, clock, EmbedConfig{}, test::sequentialUuids(),
                        [&](const IssuedDefinition& d) {
                          seen.push_back(d.appId);
-                         return "bundle-for-" + d.uuid;
+                         return json{{"note", "bundle-for-" + d.uuid}}.dump();
                        }};
   auto r = service.embed({kSeedTask, "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
   REQUIRE(r.status == 200);
   CHECK(seen == std::vector<std::string>{"webserver:00000000-0000-4000-8000-000000000001"});
-  CHECK_THAT(r.body, Catch::Contains("bundle-for-00000000-0000-4000-8000-000000000001"));
+  const json sc = json::parse(r.body).at("containerDefinitions").back();
+  auto bundle = auth::base64Decode(sc.at("environment")[0].at("value").get<std::string>());
+  REQUIRE(bundle.has_value());
+  // The App ID first, then the issuer's members.
+  CHECK(*bundle == R"({"appID":"webserver:00000000-0000-4000-8000-000000000001",)"
+                   R"("note":"bundle-for-00000000-0000-4000-8000-000000000001"})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embed output details (docs/embed.md, docs/reliability.md).
+
+namespace {
+
+/// The sidecar (last container) of a protected native or CloudFormation task definition.
+json sidecarOf(const json& taskDefinition, const char* containersKey = "containerDefinitions") {
+  return taskDefinition.at(containersKey).back();
+}
+
+json envOf(const json& container, const char* envKey, const char* nameKey, const char* valueKey,
+           const std::string& name) {
+  for (const auto& e : container.at(envKey))
+    if (e.at(nameKey) == name) return e.at(valueKey);
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("the sidecar outlives every app container at task stop", "[embed][handler]") {
+  // Before: the sidecar had no stopTimeout (ECS default 30 s) while an app had 120 s.
+  Fixture f;
+  json task = json::parse(kSeedTask);
+  task["containerDefinitions"][0]["stopTimeout"] = 120;
+  auto r = f.service.embed({task.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  const json sc = sidecarOf(json::parse(r.body));
+  REQUIRE(sc.contains("stopTimeout"));
+  CHECK(sc.at("stopTimeout").get<int>() >= 120);
+}
+
+TEST_CASE("an intrinsic family gives an INSTALL_BUNDLE CloudFormation completes",
+          "[embed][handler]") {
+  // Before: the bundle's appID was the intrinsic written as text
+  // ("{\"Fn::Sub\":...}:uuid"), which the Defender channel refuses (invalid_app_id).
+  Fixture f;
+  const json resource = {
+      {"Type", "AWS::ECS::TaskDefinition"},
+      {"Properties",
+       {{"Family", {{"Fn::Sub", "${AWS::StackName}-web"}}},
+        {"NetworkMode", "awsvpc"},
+        {"RequiresCompatibilities", {"FARGATE"}},
+        {"ContainerDefinitions",
+         {{{"Name", "web"}, {"Image", "nginx"}, {"EntryPoint", {"/http_server"}}}}}}}};
+  auto r = f.service.embed({resource.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  const json sc = sidecarOf(json::parse(r.body).at("Properties"), "ContainerDefinitions");
+  const json bundle = envOf(sc, "Environment", "Name", "Value", "INSTALL_BUNDLE");
+  INFO(bundle.dump());
+  // Fn::Base64 over Fn::Join of literal text and the family's own intrinsic.
+  REQUIRE(bundle.is_object());
+  REQUIRE(bundle.contains("Fn::Base64"));
+  const json join = bundle.at("Fn::Base64").at("Fn::Join");
+  REQUIRE(join.at(0) == "");
+  // What CloudFormation does on a stack named "shop": evaluate the family, join, encode.
+  std::string text;
+  for (const auto& part : join.at(1)) {
+    if (part.is_string()) {
+      CHECK(part.get<std::string>().find("Fn::") == std::string::npos);  // never stringified
+      text += part.get<std::string>();
+    } else {
+      CHECK(part == json{{"Fn::Sub", "${AWS::StackName}-web"}});
+      text += "shop-web";
+    }
+  }
+  const json decoded = json::parse(text);
+  CHECK(decoded.at("appID") == "shop-web:00000000-0000-4000-8000-000000000001");
+  CHECK(decoded.at("consoleHost") == "c");
+}
+
+TEST_CASE("a bare describe taskDefinition object becomes a register input", "[embed][handler]") {
+  // `aws ecs describe-task-definition ... | jq .taskDefinition`: before, the read-only fields
+  // stayed and AWS refused the output.
+  Fixture f;
+  json td = json::parse(kSeedTask);
+  td["taskDefinitionArn"] = "arn:aws:ecs:us-east-1:112233445566:task-definition/webserver:3";
+  td["revision"] = 3;
+  td["status"] = "ACTIVE";
+  td["requiresAttributes"] = json::array({{{"name", "ecs.capability.execution-role-awslogs"}}});
+  td["compatibilities"] = {"EC2", "FARGATE"};
+  td["registeredAt"] = "2026-11-18T11:06:40.000Z";
+  td["registeredBy"] = "arn:aws:iam::112233445566:root";
+  auto r = f.service.embed({td.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  REQUIRE(r.status == 200);
+  const json out = json::parse(r.body);
+  for (const char* k : {"taskDefinitionArn", "revision", "status", "requiresAttributes",
+                        "compatibilities", "registeredAt", "registeredBy"})
+    CHECK_FALSE(out.contains(k));
+  for (const char* k : {"family", "containerDefinitions", "cpu", "memory", "networkMode",
+                        "executionRoleArn", "requiresCompatibilities"})
+    CHECK(out.contains(k));
+  // What was dropped is reported.
+  const json report = json::parse(header(r, "X-Defender-Embed-Report"));
+  std::vector<std::string> dropped;
+  for (const auto& d : report.at("dropped")) dropped.push_back(d.at("field"));
+  std::sort(dropped.begin(), dropped.end());
+  CHECK(dropped == std::vector<std::string>{"compatibilities", "registeredAt", "registeredBy",
+                                            "requiresAttributes", "revision", "status",
+                                            "taskDefinitionArn"});
+}
+
+TEST_CASE("a refused template leaves no Defender credential behind", "[embed][handler]") {
+  // The first task definition is fine, the second is not: nothing is issued for either.
+  MemoryEmbedStore store;
+  ManualClock clock{TimePoint(Millis(0))};
+  EmbedConfig config;
+  int issued = 0;
+  config.issueCredential = [&](const std::string&) -> Result<std::string> {
+    ++issued;
+    return std::string("secret");
+  };
+  EmbedService service{store, clock, config, test::sequentialUuids()};
+  const auto task = [](const std::string& container) {
+    return json{{"Type", "AWS::ECS::TaskDefinition"},
+                {"Properties",
+                 {{"Family", "f"},
+                  {"NetworkMode", "awsvpc"},
+                  {"RequiresCompatibilities", {"FARGATE"}},
+                  {"ContainerDefinitions",
+                   {{{"Name", container}, {"Image", "i"}, {"EntryPoint", {"/x"}}}}}}}};
+  };
+  const json tmpl = {{"Resources", {{"A", task("good")}, {"B", task("bad name")}}}};
+  auto r = service.embed({tmpl.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  CHECK(r.status == 400);
+  CHECK(issued == 0);
+
+  const json ok = {{"Resources", {{"A", task("good")}, {"B", task("other")}}}};
+  r = service.embed({ok.dump(), "", {{"consoleaddr", "c"}}, EndpointFormat::kJson});
+  CHECK(r.status == 200);
+  CHECK(issued == 2);
 }

@@ -131,6 +131,12 @@ int runDefenderEmbed(int argc, const char* const* argv, const CliIo& io) {
     if (j.is_object() && j.contains("code") && j.contains("message"))
       io.err << ": " << j["code"].get<std::string>() << ": " << j["message"].get<std::string>();
     io.err << "\n";
+    // Every problem the Console found, when it found more than one (docs/embed.md).
+    if (j.is_object() && j.contains("problems") && j["problems"].is_array() &&
+        j["problems"].size() > 1)
+      for (const auto& p : j["problems"])
+        if (p.is_object() && p.value("code", "").size() && p.contains("message"))
+          io.err << "  " << p["code"].get<std::string>() << ": " << p.value("message", "") << "\n";
     return kExitRefused;
   }
   if (outputFile.empty()) {
@@ -145,6 +151,17 @@ int runDefenderEmbed(int argc, const char* const* argv, const CliIo& io) {
   }
   const std::string ids = res->get_header_value("X-Defender-App-IDs");
   if (!ids.empty()) io.err << "App ID: " << ids << "\n";
+  // What the Console changed besides embedding: fields dropped, task definitions skipped.
+  auto report =
+      nlohmann::json::parse(res->get_header_value("X-Defender-Embed-Report"), nullptr, false);
+  if (report.is_object()) {
+    for (const auto& d : report.value("dropped", nlohmann::json::array()))
+      if (d.is_object())
+        io.err << "dropped " << d.value("field", "") << " (" << d.value("reason", "") << ")\n";
+    for (const auto& sk : report.value("skipped", nlohmann::json::array()))
+      if (sk.is_object())
+        io.err << "skipped " << sk.value("resource", "") << ": " << sk.value("message", "") << "\n";
+  }
   return kExitOk;
 }
 
