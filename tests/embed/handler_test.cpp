@@ -334,7 +334,7 @@ TEST_CASE("a refused template leaves no Defender credential behind", "[embed][ha
   ManualClock clock{TimePoint(Millis(0))};
   EmbedConfig config;
   int issued = 0;
-  config.issueCredential = [&](const std::string&) -> Result<std::string> {
+  config.issueCredential = [&](const std::string&, const std::string&) -> Result<std::string> {
     ++issued;
     return std::string("secret");
   };
