@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
     return help ? 0 : 2;
   }
   setupLogging(*config);
+  for (const auto& warning : dc::configWarnings(*config))
+    spdlog::warn("configuration: {}", warning);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stopSignals;
