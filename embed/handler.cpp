@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "appid/app_id.h"
+#include "auth/crypto.h"
 #include "common/time_format.h"
 
 namespace dc::embed {
@@ -85,7 +86,7 @@ Result<std::string> installBundleText(
     if (!credential.ok()) return credential.error();
     j["credential"] = *credential;
   }
-  return base64(j.dump());
+  return auth::base64(j.dump());
 }
 
 /// `consoleaddr`: a host name, IPv4 or [IPv6] address, optionally with ":port" (the port of the

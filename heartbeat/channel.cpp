@@ -144,10 +144,13 @@ Result<HeartbeatReport> parseHeartbeat(const json& body, const ChannelLimits& li
     if (auto st = optObject(body, field, limits.maxObjectBytes, obj); !st.ok()) return st.error();
     details[field] = std::move(obj);
   }
+  // One rule for every optional field: null is the same as absent. cloudMetadata's members are
+  // all optional, so null ones are dropped (they then read as "", like absent ones).
+  auto& cloud = details["cloudMetadata"];
+  for (auto it = cloud.begin(); it != cloud.end();) it = it->is_null() ? cloud.erase(it) : ++it;
   // cloudMetadata.image feeds the profile filter; keep it a string if present.
-  if (auto img = details["cloudMetadata"].find("image");
-      img != details["cloudMetadata"].end() && !img->is_string())
-    return invalid("invalid_field", "cloudMetadata.image", "must be a string");
+  if (auto img = cloud.find("image"); img != cloud.end() && !img->is_string())
+    return invalid("invalid_field", "cloudMetadata.image", "must be a string or null");
 
   json collections = json::array();
   if (auto it = body.find("collections"); it != body.end() && !it->is_null()) {

@@ -38,7 +38,8 @@ struct HeartbeatReport {
 /// `appID` required for types fargate and appEmbedded and, when present, `<family>:<uuid>`;
 /// optional strings `version`, `cluster`, `container`, `certificateExpiration` (RFC 3339),
 /// `time` (RFC 3339); optional objects `cloudMetadata`, `features`, `status`, `systemInfo`;
-/// optional `collections` (array of strings). Console-judged fields (`connected`,
+/// optional `collections` (array of strings). Every optional field, and every member of
+/// `cloudMetadata`, may be null: null is the same as absent. Console-judged fields (`connected`,
 /// `lastModified`, `lastSeen`, …) are ignored. Errors: kInvalidArgument with codes
 /// "missing_field", "invalid_field", "unknown_type", "invalid_app_id", "field_too_large".
 Result<HeartbeatReport> parseHeartbeat(const nlohmann::json& body, const ChannelLimits& limits);

@@ -45,6 +45,8 @@ struct DefenderQuery {
   std::optional<bool> connected;
   std::optional<std::string> cluster;    // exact
   std::optional<std::string> appId;      // exact
+  /// Exact, case-sensitive: the App ID's family, its part before the final `:<uuid>`.
+  std::optional<std::string> family;
   std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
   std::optional<std::string> search;     // case-insensitive substring of hostname, App ID, cluster

@@ -608,6 +608,15 @@ class SqliteStore final : public Store {
     if (q.connected) w.add(*q.connected ? kConnectedExpr : std::string("NOT ") + kConnectedExpr);
     if (q.cluster) w.add("cluster = " + param(*q.cluster));
     if (q.appId) w.add("app_id = " + param(*q.appId));
+    if (q.family) {
+      // App IDs are `<family>:<36-character uuid>`: the range finds the candidates through the
+      // app_id index, the substr keeps the exact family (a family may itself contain ':').
+      std::string from = *q.family, to = *q.family;
+      from += ':';
+      to += ';';  // the character after ':'
+      w.add("app_id >= " + param(std::move(from)) + " AND app_id < " + param(std::move(to)) +
+            " AND substr(app_id, 1, length(app_id) - 37) = " + param(*q.family));
+    }
     if (q.image) w.add("image = " + param(*q.image));
     if (q.container) w.add("container = " + param(*q.container));
     if (q.outdated) {

@@ -16,7 +16,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   CLI::App app{
       "Defender Console: inventory and lifecycle of Defenders, above all App-Embedded "
       "Defenders in AWS ECS Fargate tasks."};
-  app.set_version_flag("--version", version);
+  app.set_version_flag("--version", "defender-console " + version);
   long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60;
   size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10,
          defenderBodyKib = c.defenderMaxBodyBytes >> 10;
@@ -175,11 +175,11 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    // Wherever --version stands on the command line.
+    return Error{ErrorKind::kInvalidArgument, "help", std::string(e.what()) + "\n", {}};
   } catch (const CLI::Success&) {
-    return Error{ErrorKind::kInvalidArgument,
-                 "help",
-                 argc > 1 && std::string(argv[1]) == "--version" ? version + "\n" : app.help(),
-                 {}};
+    return Error{ErrorKind::kInvalidArgument, "help", app.help(), {}};
   } catch (const CLI::ParseError& e) {
     return Error{ErrorKind::kInvalidArgument,
                  "invalid_config",
@@ -238,6 +238,30 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--console-port and --defender-port must differ", "defender-port"};
   return c;
+}
+
+std::vector<std::string> configWarnings(const ConsoleConfig& c) {
+  std::vector<std::string> out;
+  const auto seconds = [](Millis m) {
+    return m.count() % 1000 == 0 ? std::to_string(m.count() / 1000) + " s"
+                                 : std::to_string(m.count()) + " ms";
+  };
+  const Millis grace = c.effectiveGrace();
+  if (c.flushInterval >= grace)
+    out.push_back("--flush-interval-ms (" + std::to_string(c.flushInterval.count()) +
+                  " ms) is not shorter than the grace period (" + seconds(grace) +
+                  "): a Defender may be judged disconnected before its heartbeat is stored");
+  if (grace < 2 * c.heartbeatInterval)
+    out.push_back("--grace (" + seconds(grace) + ") is less than two heartbeat intervals (" +
+                  seconds(2 * c.heartbeatInterval) +
+                  "): a single late heartbeat disconnects a Defender (and after one hour an "
+                  "App-Embedded Defender is evicted)");
+  if (c.sweepInterval > kSweepIntervalWarning)
+    out.push_back("--sweep-interval (" + seconds(c.sweepInterval) + ") is longer than " +
+                  seconds(kSweepIntervalWarning) +
+                  ": disconnected App-Embedded Defenders are removed up to that much later "
+                  "than one hour after they disconnect");
+  return out;
 }
 
 }  // namespace dc

@@ -80,9 +80,20 @@ struct ConsoleConfig {
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }
 };
 
+/// Above this sweep interval a start-up warning says evictions run late (configWarnings).
+constexpr Millis kSweepIntervalWarning = Seconds(300);
+
+/// Settings that are valid one by one but defeat each other, as one sentence each (empty when
+/// none), for main() to log as warnings at start (README, "Configuration"):
+/// the flush interval is not shorter than the grace period; the grace period is shorter than
+/// two heartbeat intervals (a grace below one interval is refused by parseConfig); the sweep
+/// interval is longer than kSweepIntervalWarning.
+std::vector<std::string> configWarnings(const ConsoleConfig& config);
+
 /// Parses argv (and DC_* environment variables; flags win). On `--help`/`--version` or an
 /// error, returns an Error whose message is the text to print; `code` is "help" for help and
-/// version (exit 0), "invalid_config" otherwise (exit 2).
+/// version (`defender-console <version>`, wherever `--version` stands; exit 0), "invalid_config"
+/// otherwise (exit 2).
 Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::string& version);
 
 }  // namespace dc

@@ -2,8 +2,11 @@
 
 #include <httplib.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -24,6 +27,55 @@
 #endif
 
 namespace dc {
+
+namespace {
+
+// Build and process figures for /metrics (Prometheus conventions): the version as a label of a
+// constant 1, resident memory and open file descriptors read from /proc/self (Linux proc(5):
+// statm's second field is resident pages), and each listener's open connections.
+std::string processMetricsText(const std::string& version, const web::HttpListener* console,
+                               const web::HttpListener* defender) {
+  std::string out =
+      "# HELP dc_build_info The Console's build: version label, value 1.\n"
+      "# TYPE dc_build_info gauge\ndc_build_info{version=\"" +
+      version + "\"} 1\n";
+  long long pages = 0, resident = 0;
+  if (std::ifstream statm("/proc/self/statm"); statm >> pages >> resident)
+    out +=
+        "# HELP process_resident_memory_bytes Resident memory (RSS).\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes " +
+        std::to_string(resident * ::sysconf(_SC_PAGESIZE)) + "\n";
+  std::error_code ec;
+  long long fds = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++fds;
+  if (!ec && fds > 0)  // minus the descriptor that reads the directory
+    out +=
+        "# HELP process_open_fds Open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds " +
+        std::to_string(fds - 1) + "\n";
+  out +=
+      "# HELP dc_open_connections Connections being served or waiting for a worker, per "
+      "listener.\n# TYPE dc_open_connections gauge\n";
+  for (const auto& [name, listener] :
+       {std::pair{"console", console}, std::pair{"defender", defender}}) {
+    if (!listener) continue;
+    const auto load = listener->load();
+    out += std::string("dc_open_connections{listener=\"") + name + "\"} " +
+           std::to_string(load.busy + load.queued) + "\n";
+  }
+  return out;
+}
+
+// Retry-After of a defender-channel request shed for overload. It is answered before its body is
+// read, so the Defender's hostname is unknown: the client address keys the stable share of
+// heartbeat::retryAfterSeconds instead (each Fargate task has an address of its own).
+int shedRetryAfter(const httplib::Request& req) {
+  return heartbeat::retryAfterSeconds(req.remote_addr, {});
+}
+
+}  // namespace
 
 struct ConsoleApp::Impl {
   ConsoleConfig config;
@@ -160,7 +212,9 @@ Status ConsoleApp::start(bool startScheduler) {
   api.defenderVersion = c.defenderVersion;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] {
-    std::string text = impl_->sweeper->metricsText();
+    std::string text = impl_->sweeper->metricsText() +
+                       processMetricsText(impl_->version, impl_->consoleListener.get(),
+                                          impl_->defenderListener.get());
     if (impl_->defenderListener) {
       const auto load = impl_->defenderListener->load();
       text +=
@@ -189,28 +243,18 @@ Status ConsoleApp::start(bool startScheduler) {
   api.auth = m.auth.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
-  m.defenderListener = std::make_unique<web::HttpListener>(web::ListenerOptions{
-      .name = "defender channel",
-      .host = c.host,
-      .port = c.defenderPort,
-      .threads = c.defenderThreads,
-      .maxBodyBytes = c.defenderMaxBodyBytes,
-      .maxQueued = c.defenderMaxQueued,
-      .workerNice = c.defenderNice,
-      .shedRetryAfter =
-          [](const httplib::Request& req) {
-            // The hostname, when the body names one, makes the delay stable
-            // per Defender (heartbeat::retryAfterSeconds).
-            std::string host;
-            auto body = heartbeat::parseJsonObject(req.body, 4);
-            if (body.ok())
-              if (auto h = body->find("hostname"); h != body->end() && h->is_string())
-                host = h->get<std::string>();
-            return heartbeat::retryAfterSeconds(host, {});
-          },
-      .tlsCertFile = m.tlsCert,
-      .tlsKeyFile = m.tlsKey,
-      .clientCaFile = c.defenderClientCa});
+  m.defenderListener = std::make_unique<web::HttpListener>(
+      web::ListenerOptions{.name = "defender channel",
+                           .host = c.host,
+                           .port = c.defenderPort,
+                           .threads = c.defenderThreads,
+                           .maxBodyBytes = c.defenderMaxBodyBytes,
+                           .maxQueued = c.defenderMaxQueued,
+                           .workerNice = c.defenderNice,
+                           .shedRetryAfter = shedRetryAfter,
+                           .tlsCertFile = m.tlsCert,
+                           .tlsKeyFile = m.tlsKey,
+                           .clientCaFile = c.defenderClientCa});
   web::registerDefenderChannel(m.defenderListener->server(), *m.channel, m.auth.get());
 
   // The defender channel first: the embed flow writes its bound port (`--defender-port 0`)

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   setupLogging(*config);
   if (config->command == "backup") return dc::runBackupCommand(*config);
   if (config->command == "restore") return dc::runRestoreCommand(*config);
+  for (const auto& warning : dc::configWarnings(*config))
+    spdlog::warn("configuration: {}", warning);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stopSignals;

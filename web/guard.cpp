@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "web/http_errors.h"
@@ -31,6 +32,11 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
                                               const auth::Principal&) { h(req, res); }));
 }
 
+void GuardedRoutes::gateUntil(std::function<bool()> ready, std::vector<std::string> exempt) {
+  ready_ = std::move(ready);
+  exempt_ = std::move(exempt);
+}
+
 void GuardedRoutes::add(const std::string& method, const std::string& pattern,
                         GuardedHandler handler) {
   const auto access = auth::findPermission(table_, method, pattern);
@@ -40,8 +46,18 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
   registered_.emplace_back(method, pattern);
   auth::AuthService* service = auth_;
   const auth::Access need = *access;
-  httplib::Server::Handler wrapped = [service, need, h = std::move(handler)](
-                                         const httplib::Request& req, httplib::Response& res) {
+  const bool gated = ready_ && std::find(exempt_.begin(), exempt_.end(), pattern) == exempt_.end();
+  httplib::Server::Handler wrapped = [service, need, ready = gated ? ready_ : nullptr,
+                                      h = std::move(handler)](const httplib::Request& req,
+                                                              httplib::Response& res) {
+    if (ready && !ready()) {
+      Error starting{ErrorKind::kUnavailable,
+                     "starting",
+                     "the Console is starting; retry after the Retry-After delay",
+                     {}};
+      starting.retryAfterSeconds = 1;
+      return sendError(res, starting);
+    }
     auth::Principal who;
     if (service == nullptr || need == auth::Access::kPublic) return h(req, res, who);
     const std::string header = req.get_header_value("Authorization");

@@ -34,6 +34,11 @@ class GuardedRoutes {
   GuardedRoutes(httplib::Server& server, const std::vector<auth::RoutePermission>& table,
                 auth::AuthService* auth);
 
+  /// Routes added from now on answer 503 `starting` (with `Retry-After: 1`) while `ready()` is
+  /// false — before authenticating, so that a start-up moment (users not created yet) never
+  /// answers a correct password with 401 — except the patterns in `exempt` (the probes).
+  void gateUntil(std::function<bool()> ready, std::vector<std::string> exempt);
+
   /// Registers `pattern` for `method`; throws std::logic_error when the table does not list
   /// the route (a programming error caught by every test that starts the Console).
   void add(const std::string& method, const std::string& pattern, GuardedHandler handler);
@@ -46,6 +51,8 @@ class GuardedRoutes {
   httplib::Server& server_;
   const std::vector<auth::RoutePermission>& table_;
   auth::AuthService* auth_;
+  std::function<bool()> ready_;  // unset = always ready
+  std::vector<std::string> exempt_;
   std::vector<std::pair<std::string, std::string>> registered_;
 };
 

@@ -13,6 +13,8 @@ void sendError(httplib::Response& res, const Error& error) {
 void sendError(httplib::Response& res, const Error& error, int status) {
   nlohmann::json body{{"code", error.code}, {"message", error.message}};
   if (!error.field.empty()) body["field"] = error.field;
+  // The vendor's error key: its clients print `err` (docs/api.md, "Errors").
+  body["err"] = error.message;
   res.status = status;
   if (res.status == 429 || res.status == 503)
     res.set_header("Retry-After",

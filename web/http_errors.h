@@ -1,5 +1,6 @@
-// Errors become JSON bodies `{"code": "...", "message": "...", "field": "..."}` with the status
-// from common/http_status.h.
+// Errors become JSON bodies `{"code": "...", "message": "...", "field": "...", "err": "..."}`
+// with the status from common/http_status.h. `err` repeats `message` under the vendor's key
+// (the vendor's clients print `err`); `field` is left out when no field is at fault.
 #pragma once
 
 #include "common/http_status.h"

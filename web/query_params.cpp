@@ -1,5 +1,6 @@
 #include "web/query_params.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/utf8.h"
@@ -31,21 +32,60 @@ Result<int> intParam(const Params& p, const std::string& name, int def, int lo, 
   return out;
 }
 
-Result<std::optional<bool>> boolParam(const Params& p, const std::string& name) {
-  const auto* v = single(p, name);
-  if (!v || v->empty()) return std::optional<bool>();
-  if (*v == "true" || *v == "1") return std::optional<bool>(true);
-  if (*v == "false" || *v == "0") return std::optional<bool>(false);
-  return badParam(name, "must be true or false");
-}
-
 std::optional<std::string> textParam(const Params& p, const std::string& name) {
   const auto* v = single(p, name);
   if (!v || v->empty()) return std::nullopt;
   return *v;
 }
 
+// Filters of the vendor's `/api/v1/defenders` this Console does not implement (vendor API
+// reference, "Get Deployed Defenders"): refused with their own message, since ignoring them
+// would answer more Defenders than the client asked for.
+constexpr std::string_view kUnsupportedVendorFilters[] = {"collections",
+                                                          "provider",
+                                                          "accountIDs",
+                                                          "resourceIDs",
+                                                          "region",
+                                                          "role",
+                                                          "latest",
+                                                          "supportedVersion",
+                                                          "tasClusterIDs",
+                                                          "tasFoundations",
+                                                          "tasBlobstoreScanner",
+                                                          "usingOldVersion"};
+
 }  // namespace
+
+const std::initializer_list<std::string_view> kDefenderQueryParams = {
+    "offset",    "limit",   "sort",  "reverse", "hostname", "type",  "category",
+    "connected", "cluster", "appID", "family",  "search",   "fields", "outdated"};
+
+Status requireKnownParams(const Params& params, std::initializer_list<std::string_view> known) {
+  for (const auto& [name, value] : params) {
+    if (name == "project" || std::find(known.begin(), known.end(), name) != known.end()) continue;
+    const std::string shown = name.substr(0, 64);
+    if (std::find(std::begin(kUnsupportedVendorFilters), std::end(kUnsupportedVendorFilters),
+                  name) != std::end(kUnsupportedVendorFilters))
+      return badParam(shown, "this filter of the vendor API is not supported by this Console");
+    std::string list;
+    for (auto k : known) {
+      if (!list.empty()) list += ", ";
+      list += k;
+    }
+    return badParam(shown,
+                    "unknown parameter" + (list.empty() ? std::string("; this route takes none")
+                                                        : "; this route takes " + list));
+  }
+  return Status::success();
+}
+
+Result<std::optional<bool>> parseBoolParam(const Params& p, const std::string& name) {
+  const auto* v = single(p, name);
+  if (!v || v->empty()) return std::optional<bool>();
+  if (*v == "true" || *v == "1") return std::optional<bool>(true);
+  if (*v == "false" || *v == "0") return std::optional<bool>(false);
+  return badParam(name, "must be true or false");
+}
 
 Result<std::pair<int, int>> parsePaging(const Params& params) {
   auto offset = intParam(params, "offset", 0, 0, 100'000'000);
@@ -56,6 +96,8 @@ Result<std::pair<int, int>> parsePaging(const Params& params) {
 }
 
 Result<DefenderQuery> parseDefenderQuery(const Params& params) {
+  if (auto known = requireKnownParams(params, kDefenderQueryParams); !known.ok())
+    return known.error();
   DefenderQuery q;
   auto paging = parsePaging(params);
   if (!paging.ok()) return paging.error();
@@ -69,13 +111,13 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
                       "lastModified, connected or lastSeen");
     q.sort = *key;
   }
-  auto reverse = boolParam(params, "reverse");
+  auto reverse = parseBoolParam(params, "reverse");
   if (!reverse.ok()) return reverse.error();
   q.reverse = reverse->value_or(false);
-  auto connected = boolParam(params, "connected");
+  auto connected = parseBoolParam(params, "connected");
   if (!connected.ok()) return connected.error();
   q.connected = *connected;
-  auto outdated = boolParam(params, "outdated");
+  auto outdated = parseBoolParam(params, "outdated");
   if (!outdated.ok()) return outdated.error();
   q.outdated = *outdated;
 
@@ -103,11 +145,13 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   q.hostname = textParam(params, "hostname");
   q.cluster = textParam(params, "cluster");
   q.appId = textParam(params, "appID");
+  q.family = textParam(params, "family");
   q.search = textParam(params, "search");
   // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early;
   // bytes that are not UTF-8 match nothing either (stored text is UTF-8 JSON).
   for (auto [name, value] : {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
-                             std::pair{"appID", &q.appId}, std::pair{"search", &q.search}}) {
+                             std::pair{"appID", &q.appId}, std::pair{"family", &q.family},
+                             std::pair{"search", &q.search}}) {
     if (!*value) continue;
     for (unsigned char c : **value)
       if (c < 0x20 || c == 0x7f) return badParam(name, "must not contain control characters");

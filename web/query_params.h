@@ -1,8 +1,10 @@
 // Parsing of list query parameters (DESIGN §3). Errors are 400s naming the parameter.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "inventory/query.h"
@@ -11,14 +13,34 @@ namespace dc::web {
 
 using Params = std::multimap<std::string, std::string>;
 
+/// The parameters of the Defender routes (list, names, download): the filters and paging of
+/// parseDefenderQuery() plus the vendor's `fields` (a column selection, accepted and ignored:
+/// every column is always sent).
+extern const std::initializer_list<std::string_view> kDefenderQueryParams;
+
+/// The unknown-parameter rule (docs/api.md, "Query parameters"): every parameter of `params`
+/// must be one of `known` or `project` (sent by the vendor's clients on every call; this Console
+/// has a single project, so it is accepted and ignored). Anything else is refused, because a
+/// filter that is silently ignored widens the result (a typo such as `hostnme=` would list, and
+/// a client might then delete, the whole fleet). Errors: kInvalidArgument
+/// "invalid_parameter" with `field` = the first unknown parameter; the message says whether it
+/// is a vendor filter this Console does not support (e.g. `collections`, `provider`) or unknown.
+Status requireKnownParams(const Params& params, std::initializer_list<std::string_view> known);
+
 /// `offset` (≥ 0), `limit` (1..250, default 50), `sort` (hostname, type, category, version,
 /// cluster, appID, lastModified, connected, lastSeen), `reverse` (true|false), `hostname`,
 /// `type` (repeatable and/or comma-separated vendor types), `category`, `connected`
-/// (true|false), `cluster`, `appID`, `search` (text filters: UTF-8 without control characters),
-/// `outdated` (true|false: version older than the deployed one; DefenderQuery::outdated).
+/// (true|false), `cluster`, `appID`, `family` (exact, case-sensitive: the App ID's part before
+/// `:<uuid>`), `search` (text filters: UTF-8 without control characters), `outdated`
+/// (true|false: version older than the deployed one; DefenderQuery::outdated).
 /// Errors: "invalid_parameter" (kInvalidArgument)
-/// with `field` = the parameter name; "unknown_type" for a type outside the vendor enum.
+/// with `field` = the parameter name (also for a parameter outside kDefenderQueryParams);
+/// "unknown_type" for a type outside the vendor enum.
 Result<inventory::DefenderQuery> parseDefenderQuery(const Params& params);
+
+/// An optional boolean parameter: `true`/`1`, `false`/`0`; absent or empty = nullopt.
+/// Errors: "invalid_parameter" naming it.
+Result<std::optional<bool>> parseBoolParam(const Params& params, const std::string& name);
 
 /// Paging only (`offset`, `limit`), with the same rules.
 Result<std::pair<int, int>> parsePaging(const Params& params);

@@ -115,6 +115,46 @@ Result<inventory::DefenderSettings> parseSettings(const std::string& body) {
   return inventory::DefenderSettings{static_cast<int>(days)};
 }
 
+// `GET /api/v1/defenders/summary?family=`: the rows of summary() counted over the Defenders
+// whose App ID has that family, with the list's own filters (two counts per category).
+Result<std::vector<inventory::CategorySummary>> familySummary(Inventory& inv,
+                                                              const std::string& family) {
+  std::vector<inventory::CategorySummary> out;
+  for (auto c : {inventory::Category::kContainer, inventory::Category::kHost,
+                 inventory::Category::kServerless, inventory::Category::kAppEmbedded}) {
+    inventory::DefenderQuery q;
+    q.family = family;
+    q.category = c;
+    q.limit = 1;
+    auto deployed = inv.list(q);
+    if (!deployed.ok()) return deployed.error();
+    q.connected = true;
+    auto connected = inv.list(q);
+    if (!connected.ok()) return connected.error();
+    out.push_back({c, connected->total, deployed->total});
+  }
+  return out;
+}
+
+// The CSV download's media type: its text is UTF-8 (docs/api.md).
+constexpr const char* kCsvFormat = "text/csv; charset=utf-8";
+
+// How many of the newest audit records a repeated DELETE looks through for the earlier removal
+// of the same hostname (docs/api.md): one page, so a no-op delete stays cheap.
+constexpr int kRemovalLookback = inventory::kMaxLimit;
+
+// The newest removal (eviction or delete) of `hostname` among the kRemovalLookback newest audit
+// records; nullopt when there is none.
+Result<std::optional<inventory::AuditRecord>> latestRemoval(Inventory& inv,
+                                                            const std::string& hostname) {
+  auto page = inv.audit(0, kRemovalLookback);
+  if (!page.ok()) return page.error();
+  const std::string key = inventory::hostnameKey(hostname);
+  for (const auto& a : page->items)
+    if (inventory::hostnameKey(a.hostname) == key) return std::optional(a);
+  return std::optional<inventory::AuditRecord>();
+}
+
 json settingsJson(const inventory::DefenderSettings& s) {
   return json{{"disconnectPeriodDays", s.disconnectPeriodDays}, {"appEmbeddedRemovalHours", 1}};
 }
@@ -478,6 +518,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   });
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
   GuardedRoutes routes(server, auth::consolePermissions(), opts->auth);
+  // Until the Console is ready (users created, scheduler running) every route but the probes
+  // answers 503 starting, never a misleading 401 or an empty inventory.
+  if (opts->ready) routes.gateUntil(opts->ready, {"/healthz", "/readyz"});
   if (opts->auth) registerAuthRoutes(routes, *opts->auth);
   // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
   if (opts->embed) registerEmbedRoutes(routes, *opts->embed);
@@ -530,8 +573,13 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
              });
 
   routes.add("GET", "/api/v1/defenders/summary",
-             [&inv](const httplib::Request&, httplib::Response& res) {
-               auto summary = inv.summary();
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               const Params params = paramsOf(req);
+               if (auto known = requireKnownParams(params, {"family"}); !known.ok())
+                 return sendError(res, known.error());
+               auto q = parseDefenderQuery(params);  // validates the family's text
+               if (!q.ok()) return sendError(res, q.error());
+               auto summary = q->family ? familySummary(inv, *q->family) : inv.summary();
                if (!summary.ok()) return sendError(res, summary.error());
                json out = json::array();
                for (const auto& c : *summary)
@@ -546,23 +594,27 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   routes.add("GET", "/api/v1/defenders/download",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                // All matches from `offset` on, or `limit` of them when given.
-               const Params params = paramsOf(req);
+               Params params = paramsOf(req);
                const bool paged = params.count("limit") > 0;
+               // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
+               auto bom = parseBoolParam(params, "bom");
+               if (!bom.ok()) return sendError(res, bom.error());
+               params.erase("bom");
                auto q = parseDefenderQuery(params);
                if (!q.ok()) return sendError(res, q.error());
                // Streamed page by page so memory stays bounded whatever the inventory size.
                auto query = std::make_shared<inventory::DefenderQuery>(*q);
                auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
-               auto headerSent = std::make_shared<bool>(false);
+               auto headerText = std::make_shared<std::string>(
+                   (bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
                if (!paged) query->limit = 1000;
                query->countTotal = false;  // not sent; would be counted again per page
                res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-               res.set_chunked_content_provider("text/csv", [&inv, query, remaining, headerSent](
+               res.set_chunked_content_provider(kCsvFormat, [&inv, query, remaining, headerText](
                                                                 size_t, httplib::DataSink& sink) {
-                 if (!*headerSent) {
-                   const std::string h = csvHeader();
-                   sink.write(h.data(), h.size());
-                   *headerSent = true;
+                 if (!headerText->empty()) {  // sent once, first
+                   sink.write(headerText->data(), headerText->size());
+                   headerText->clear();
                  }
                  if (*remaining == 0) {
                    sink.done();
@@ -606,10 +658,24 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
       [&inv](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
         // The audit record names the user who deleted.
         auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
+        if (!removed.ok() && removed.error().code == "unknown_defender") {
+          // Idempotent: already gone (deleted twice, or evicted by the sweep) is not an error.
+          auto earlier = latestRemoval(inv, pathId(req));
+          if (!earlier.ok()) return sendError(res, earlier.error());
+          if (!*earlier) {
+            res.status = 204;
+            return;
+          }
+          json body = auditJson(**earlier);
+          body["alreadyRemoved"] = true;
+          return sendJson(res, dumpJson(body));
+        }
         if (!removed.ok()) return sendError(res, removed.error());
         spdlog::info("Defender {} deleted through the API ({} observations removed)",
                      removed->hostname, removed->observationsRemoved);
-        sendJson(res, dumpJson(auditJson(*removed)));
+        json body = auditJson(*removed);
+        body["alreadyRemoved"] = false;
+        sendJson(res, dumpJson(body));
       });
 
   routes.add("GET", "/api/v1/settings/defender",
@@ -629,6 +695,10 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   routes.add("GET", "/api/v1/profiles/app-embedded",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                const Params params = paramsOf(req);
+               if (auto known = requireKnownParams(
+                       params, {"offset", "limit", "id", "appID", "container", "image", "cluster"});
+                   !known.ok())
+                 return sendError(res, known.error());
                auto paging = parsePaging(params);
                if (!paging.ok()) return sendError(res, paging.error());
                inventory::DefenderQuery q;
@@ -671,7 +741,10 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                  return sendError(res,
                                   Error::notFound("unknown_profile",
                                                   "no App-Embedded profile '" + pathId(req) + "'"));
-               auto paging = parsePaging(paramsOf(req));
+               const Params params = paramsOf(req);
+               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+                 return sendError(res, known.error());
+               auto paging = parsePaging(params);
                if (!paging.ok()) return sendError(res, paging.error());
                auto obs = inv.observations(pathId(req), paging->first, paging->second);
                if (!obs.ok()) return sendError(res, obs.error());
@@ -694,7 +767,10 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   routes.add("GET", "/api/v1/audit/defenders",
              [&inv](const httplib::Request& req, httplib::Response& res) {
-               auto paging = parsePaging(paramsOf(req));
+               const Params params = paramsOf(req);
+               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+                 return sendError(res, known.error());
+               auto paging = parsePaging(params);
                if (!paging.ok()) return sendError(res, paging.error());
                auto page = inv.audit(paging->first, paging->second);
                if (!page.ok()) return sendError(res, page.error());
@@ -732,7 +808,10 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   routes.add("GET", "/readyz", [opts](const httplib::Request&, httplib::Response& res) {
     if (opts->ready && !opts->ready())
-      return sendError(res, Error::unavailable("starting: the inventory is not loaded yet"));
+      return sendError(res, Error{ErrorKind::kUnavailable,
+                                  "starting",
+                                  "the Console is starting: the inventory is not loaded yet",
+                                  {}});
     sendJson(res, R"({"status":"ready"})");
   });
 

@@ -120,7 +120,8 @@ std::vector<RouteCase> routeCases() {
       {"GET", "/api/v1/openapi.json", "/api/v1/openapi.json", "", 200, auth::Access::kAuditor},
       {"GET", "/metrics", "/metrics", "", 200, auth::Access::kAuditor},
       {"GET", "/api/v1/users/current", "/api/v1/users/current", "", 200, auth::Access::kAuditor},
-      {"DELETE", "/api/v1/defenders/([^/]+)", "/api/v1/defenders/no-such-defender", "", 404,
+      // Idempotent: deleting an unknown Defender is a no-op (204).
+      {"DELETE", "/api/v1/defenders/([^/]+)", "/api/v1/defenders/no-such-defender", "", 204,
        auth::Access::kDefenderManager},
       {"POST", "/api/v1/settings/defender", "/api/v1/settings/defender", "{}", 400,
        auth::Access::kDefenderManager},

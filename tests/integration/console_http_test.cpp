@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <regex>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "inventory/inventory.h"
 #include "main/config.h"
 #include "main/console_app.h"
+#include "tests/support/numbered.h"
 
 using namespace dc;
 using namespace std::chrono_literals;
@@ -143,7 +145,9 @@ TEST_CASE("HTTP: heartbeat → list → type=fargate → connected=false after g
   CHECK(del->status == 200);
   c.list("", &total);
   CHECK(total == 1);
-  CHECK(c.console.Delete("/api/v1/defenders/task-a")->status == 404);
+  auto again = c.console.Delete("/api/v1/defenders/task-a");  // idempotent: a no-op
+  CHECK(again->status == 200);
+  CHECK(json::parse(again->body)["alreadyRemoved"] == true);
   auto audit = c.console.Get("/api/v1/audit/defenders");
   CHECK(json::parse(audit->body)[0]["hostname"] == "task-a");
 }
@@ -170,9 +174,9 @@ TEST_CASE(
           REQUIRE(c.heartbeat(fargate(host, i % 2 ? "blue" : "green"))->status == 200);
         }
         long long total = 0;
-        auto page = c.list(
-            "?limit=50&offset=" + std::to_string(offset) + "&sort=" + sort + "&reverse=" + reverse,
-            &total);
+        auto page = c.list(dc::testing::numbered("?limit=50&offset=", offset) + "&sort=" + sort +
+                               "&reverse=" + reverse,
+                           &total);
         CHECK(total == 300);
         for (const auto& d : page) seen.insert(d["hostname"].get<std::string>());
       }
@@ -268,8 +272,14 @@ TEST_CASE("HTTP: type filter takes repeated and comma-separated values; search s
   CHECK(names->get_header_value("Total-Count") == "1");
   CHECK(json::parse(names->body) == json::array({"h1"}));
   auto summary = json::parse(c.console.Get("/api/v1/defenders/summary")->body);
-  for (const auto& row : summary)
-    if (row["category"] == "appEmbedded") CHECK(row["connected"] == 2);
+  REQUIRE(summary.size() == 4);  // one row per category, present even when empty
+  std::map<std::string, json> rows;
+  for (const auto& row : summary) rows[row["category"].get<std::string>()] = row;
+  REQUIRE(rows.count("appEmbedded") == 1);
+  CHECK(rows["appEmbedded"]["connected"] == 2);
+  CHECK(rows["appEmbedded"]["deployed"] == 2);
+  CHECK(rows["host"]["connected"] == 1);
+  CHECK(rows["container"]["deployed"] == 0);
 }
 
 TEST_CASE("HTTP: observations, profiles, graceful disconnect, eviction after one hour") {
@@ -329,7 +339,8 @@ TEST_CASE("HTTP: observations, profiles, graceful disconnect, eviction after one
 TEST_CASE("HTTP: CSV download is streamed, filtered and neutralises formulas") {
   RunningConsole c;
   for (int i = 0; i < 1200; ++i)
-    REQUIRE(c.heartbeat(fargate("t" + std::to_string(i), "=cmd|' /C calc'!A0"))->status == 200);
+    REQUIRE(c.heartbeat(fargate(dc::testing::numbered("t", i), "=cmd|' /C calc'!A0"))->status ==
+            200);
   REQUIRE(c.heartbeat({{"hostname", "n1"}, {"type", "docker"}})->status == 200);
   auto csv = c.console.Get("/api/v1/defenders/download?type=fargate");
   REQUIRE(csv);
@@ -589,4 +600,202 @@ TEST_CASE("HTTP: Defenders older than the deployed version are outdated, filtere
   summary = json::parse(c.console.Get("/api/v1/defenders/summary")->body);
   for (const auto& row : summary)
     if (row["category"] == "appEmbedded") CHECK(row["outdated"] == 2);
+}
+
+TEST_CASE("HTTP: error bodies carry the vendor's `err` next to code, message and field") {
+  RunningConsole c;
+  // Console API (a handler's error, an unknown route) and defender channel.
+  for (auto* r : {&c.console, &c.channel}) {
+    auto notFound = r->Get("/api/v1/nothing-here");
+    REQUIRE(notFound);
+    auto body = json::parse(notFound->body);
+    CHECK(body["code"] == "not_found");
+    CHECK(body["err"] == body["message"]);
+  }
+  auto bad = c.console.Get("/api/v1/defenders?limit=0");
+  REQUIRE(bad);
+  CHECK(json::parse(bad->body) == json{{"code", "invalid_parameter"},
+                                       {"field", "limit"},
+                                       {"message", "limit: must be between 1 and 250"},
+                                       {"err", "limit: must be between 1 and 250"}});
+  auto hb =
+      c.channel.Post("/api/v1/defender/heartbeat", R"({"type":"docker"})", "application/json");
+  REQUIRE(hb);
+  CHECK(json::parse(hb->body) == json{{"code", "missing_field"},
+                                      {"field", "hostname"},
+                                      {"message", "hostname: is required"},
+                                      {"err", "hostname: is required"}});
+}
+
+TEST_CASE("HTTP: unknown query parameters are refused, naming the parameter") {
+  RunningConsole c;
+  REQUIRE(c.heartbeat(fargate("task-a"))->status == 200);
+  struct Case {
+    std::string path, field;
+  };
+  for (const auto& k : std::vector<Case>{
+           {"/api/v1/defenders?hostnme=task-b", "hostnme"},
+           {"/api/v1/defenders?family=checkout&Family=x", "Family"},
+           {"/api/v1/defenders?collections=prod", "collections"},  // a vendor filter we lack
+           {"/api/v1/defenders/names?provider=aws", "provider"},
+           {"/api/v1/defenders/download?hostnme=x", "hostnme"},
+           {"/api/v1/defenders/summary?cluster=prod", "cluster"},
+           {"/api/v1/audit/defenders?hostname=task-a", "hostname"},
+           {"/api/v1/profiles/app-embedded?imag=nginx", "imag"},
+           {"/api/v1/profiles/app-embedded/task-a?kind=dns", "kind"},
+       }) {
+    INFO(k.path);
+    auto r = c.console.Get(k.path.c_str());
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    auto body = json::parse(r->body);
+    CHECK(body["code"] == "invalid_parameter");
+    CHECK(body["field"] == k.field);
+    CHECK(body["message"].get<std::string>().rfind(k.field + ": ", 0) == 0);
+  }
+  // What the vendor's clients send besides filters is accepted: `project` everywhere (one
+  // project here), `fields` on the Defender routes (every column is sent anyway).
+  long long total = 0;
+  c.list("?project=Central+Console&fields=hostname", &total);
+  CHECK(total == 1);
+  CHECK(c.console.Get("/api/v1/defenders/summary?project=Central+Console")->status == 200);
+  CHECK(c.console.Get("/api/v1/audit/defenders?project=x&limit=5")->status == 200);
+}
+
+TEST_CASE("HTTP: family filter on list, names, summary and download (exact, case-sensitive)") {
+  RunningConsole c;
+  const std::string svc = "checkout-svc:1b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
+  REQUIRE(c.heartbeat(fargate("task-a"))->status == 200);  // family checkout
+  auto b = fargate("task-b");
+  b["appID"] = svc;
+  REQUIRE(c.heartbeat(b)->status == 200);
+  REQUIRE(c.heartbeat({{"hostname", "node-1"}, {"type", "daemonset"}})->status == 200);
+
+  long long total = 0;
+  auto list = c.list("?family=checkout", &total);
+  CHECK(total == 1);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["hostname"] == "task-a");
+  c.list("?family=checkout-svc", &total);
+  CHECK(total == 1);
+  c.list("?family=Checkout", &total);  // case-sensitive, like App IDs
+  CHECK(total == 0);
+  c.list("?family=check", &total);  // exact, not a prefix
+  CHECK(total == 0);
+
+  auto names = c.console.Get("/api/v1/defenders/names?family=checkout-svc");
+  REQUIRE(names);
+  CHECK(json::parse(names->body) == json::array({"task-b"}));
+
+  auto summary = c.console.Get("/api/v1/defenders/summary?family=checkout");
+  REQUIRE(summary);
+  REQUIRE(summary->status == 200);
+  std::map<std::string, json> rows;
+  for (const auto& row : json::parse(summary->body)) rows[row["category"].get<std::string>()] = row;
+  REQUIRE(rows.size() == 4);
+  CHECK(rows["appEmbedded"]["deployed"] == 1);
+  CHECK(rows["appEmbedded"]["connected"] == 1);
+  CHECK(rows["container"]["deployed"] == 0);  // the daemonset has no family
+
+  auto csv = c.console.Get("/api/v1/defenders/download?family=checkout");
+  REQUIRE(csv);
+  CHECK(csv->body.find("task-a") != std::string::npos);
+  CHECK(csv->body.find("task-b") == std::string::npos);
+  CHECK(csv->body.find("node-1") == std::string::npos);
+  CHECK(c.console.Get("/api/v1/defenders?family=%01")->status == 400);
+}
+
+TEST_CASE("HTTP: null is absent for every optional heartbeat field, cloudMetadata included") {
+  RunningConsole c;
+  auto first = fargate("task-n");
+  first["cloudMetadata"]["image"] = "nginx:1.27";
+  REQUIRE(c.heartbeat(first)->status == 200);
+  c.clock.advance(20s);
+  auto refresh = fargate("task-n");
+  refresh["cloudMetadata"]["image"] = nullptr;
+  refresh["cloudMetadata"]["region"] = nullptr;
+  refresh["version"] = nullptr;
+  refresh["collections"] = nullptr;
+  auto r = c.heartbeat(refresh);
+  REQUIRE(r);
+  INFO(r->body);
+  CHECK(r->status == 200);  // the refresh is not lost
+  auto d = json::parse(c.console.Get("/api/v1/defenders/task-n")->body);
+  CHECK(d["lastSeen"] == "2027-01-15T08:00:20.000Z");
+  CHECK(d["cloudMetadata"]["image"] == "");  // as if absent: rendered as every absent member
+  CHECK(d["cloudMetadata"]["region"] == "");
+  CHECK(d["collections"] == json::array());
+  auto wrong = fargate("task-n");
+  wrong["cloudMetadata"]["image"] = 7;
+  CHECK(c.heartbeat(wrong)->status == 400);
+}
+
+TEST_CASE("HTTP: DELETE is idempotent: twice, after an eviction, or never known") {
+  RunningConsole c;
+  REQUIRE(c.heartbeat(fargate("task-d"))->status == 200);
+  REQUIRE(c.heartbeat(fargate("task-e"))->status == 200);
+  auto first = c.console.Delete("/api/v1/defenders/task-d");
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  auto firstBody = json::parse(first->body);
+  CHECK(firstBody["alreadyRemoved"] == false);
+  auto again = c.console.Delete("/api/v1/defenders/task-d");
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  auto againBody = json::parse(again->body);
+  CHECK(againBody["alreadyRemoved"] == true);
+  CHECK(againBody["id"] == firstBody["id"]);  // the earlier removal's record, no new one
+  CHECK(againBody["actor"] == "admin");
+
+  // Evicted by the sweep, then deleted by a client that still had it listed.
+  c.clock.advance(90s + 1h);
+  auto swept = c.app.sweeper().sweep(c.clock.now());
+  REQUIRE(swept.ok());
+  REQUIRE(swept->evicted == 1);
+  auto afterSweep = c.console.Delete("/api/v1/defenders/TASK-E");
+  REQUIRE(afterSweep);
+  CHECK(afterSweep->status == 200);
+  auto evicted = json::parse(afterSweep->body);
+  CHECK(evicted["actor"] == "scheduler");
+  CHECK(evicted["hostname"] == "task-e");
+  CHECK(evicted["alreadyRemoved"] == true);
+
+  auto never = c.console.Delete("/api/v1/defenders/never-seen");
+  REQUIRE(never);
+  CHECK(never->status == 204);
+  CHECK(never->body.empty());
+  auto audit = c.console.Get("/api/v1/audit/defenders");
+  CHECK(audit->get_header_value("Total-Count") == "2");  // no-ops leave no record
+}
+
+TEST_CASE("HTTP: CSV download says charset=utf-8 and offers a BOM for spreadsheets") {
+  RunningConsole c;
+  REQUIRE(c.heartbeat(fargate("task-u", "caf\u00e9-\u6771\u4eac"))->status == 200);
+  auto csv = c.console.Get("/api/v1/defenders/download");
+  REQUIRE(csv);
+  CHECK(csv->get_header_value("Content-Type") == "text/csv; charset=utf-8");
+  CHECK(csv->body.rfind("hostname,", 0) == 0);  // no BOM unless asked
+  CHECK(csv->body.find(",caf\u00e9-\u6771\u4eac,") != std::string::npos);
+  auto withBom = c.console.Get("/api/v1/defenders/download?bom=true");
+  REQUIRE(withBom);
+  CHECK(withBom->body.rfind("\xEF\xBB\xBFhostname,", 0) == 0);
+  CHECK(withBom->body.substr(3) == csv->body);
+  CHECK(c.console.Get("/api/v1/defenders/download?bom=maybe")->status == 400);
+}
+
+TEST_CASE("HTTP: /metrics carries build info and process figures") {
+  RunningConsole c;
+  auto m = c.console.Get("/metrics");
+  REQUIRE(m);
+  const std::string& text = m->body;
+  CHECK(text.find("dc_build_info{version=\"test\"} 1\n") != std::string::npos);
+  auto value = [&](const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stoll(text.substr(at + name.size() + 2));
+  };
+  CHECK(value("process_resident_memory_bytes") > 1'000'000);
+  CHECK(value("process_open_fds") >= 3);
+  CHECK(text.find("dc_open_connections{listener=\"console\"} 1\n") != std::string::npos);
+  CHECK(text.find("dc_open_connections{listener=\"defender\"}") != std::string::npos);
 }

@@ -23,6 +23,10 @@
 #include "inventory/sqlite_store.h"
 #include "main/console_app.h"
 #include "support/faulty_store.h"
+#include "support/found.h"
+#include "support/numbered.h"
+#include "web/http_listener.h"
+#include "web/routes.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -72,7 +76,7 @@ struct Faulty {
 
 std::string tempDb(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() /
-                   ("dc-rel-" + name + "-" + std::to_string(::getpid()));
+                   ("dc-rel-" + name + dc::testing::numbered("-", ::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -125,10 +129,10 @@ TEST_CASE("storage fault: writes answer 503, reads keep working, one log line, s
   CHECK_FALSE(f.inv->metrics().storageFailing);
   CHECK(log.count("storage accepts writes again") == 1);
   auto stored = f.sqlite->findDefender("known");
-  REQUIRE(stored->has_value());
+  REQUIRE(dc::testing::found(stored));
   CHECK((**stored).lastSeen == kT0 + 30s);
   CHECK(f.inv->recordHeartbeat(reported("newcomer")).ok());  // committed by the flusher
-  CHECK(f.sqlite->findDefender("newcomer")->has_value());
+  CHECK(dc::testing::found(f.sqlite->findDefender("newcomer")));
 }
 
 TEST_CASE("storage fault: the channel's 503 carries a Retry-After spread per Defender") {
@@ -139,7 +143,7 @@ TEST_CASE("storage fault: the channel's 503 carries a Retry-After spread per Def
   std::set<int> delays;
   for (int i = 0; i < 40; ++i) {
     const json body{
-        {"hostname", "task-" + std::to_string(i)}, {"type", "fargate"}, {"appID", kAppId}};
+        {"hostname", dc::testing::numbered("task-", i)}, {"type", "fargate"}, {"appID", kAppId}};
     auto r = channel.heartbeat(body.dump());
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == "storage_unavailable");
@@ -155,7 +159,7 @@ TEST_CASE("retryAfterSeconds stays in range; the stable part follows the hostnam
   std::set<int> forOne, forMany;
   for (int i = 0; i < 500; ++i) {
     const int a = heartbeat::retryAfterSeconds("task-1", range);
-    const int b = heartbeat::retryAfterSeconds("task-" + std::to_string(i), range);
+    const int b = heartbeat::retryAfterSeconds(dc::testing::numbered("task-", i), range);
     REQUIRE((a >= 5 && a <= 20 && b >= 5 && b <= 20));
     forOne.insert(a);
     forMany.insert(b);
@@ -232,7 +236,7 @@ TEST_CASE("restart: the downtime discount is in memory at once, stored in bounde
     Inventory before(*store, clock, {});
     REQUIRE(before.start().ok());
     for (int i = 0; i < 35; ++i)
-      REQUIRE(before.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+      REQUIRE(before.recordHeartbeat(reported(dc::testing::numbered("t", i))).ok());
     clock.advance(10s);
     before.stop();  // every row judged from kT0; the Console alive at kT0 + 10 s
   }
@@ -289,7 +293,7 @@ TEST_CASE("a bounded flush writes durable writes and the oldest refreshes first"
   o.flushInterval = Millis(3'600'000);  // the flusher writes only what a request waits for
   Inventory inv(*store, clock, o);
   REQUIRE(inv.start().ok());
-  auto host = [](int i) { return "t" + std::to_string(i); };
+  auto host = [](int i) { return dc::testing::numbered("t", i); };
   for (int i = 0; i < 25; ++i) REQUIRE(inv.recordHeartbeat(reported(host(i))).ok());
   for (int i = 0; i < 25; ++i) {  // refreshes, one second apart: pending, not yet written
     clock.advance(1s);
@@ -303,7 +307,7 @@ TEST_CASE("a bounded flush writes durable writes and the oldest refreshes first"
   CHECK(inv.metrics().pendingWrites == 15);
   // A registration waiting to be stored goes with the next chunk, whatever the queue.
   REQUIRE(inv.recordHeartbeat(reported("late")).ok());  // returns once committed
-  CHECK(store->findDefender("late")->has_value());
+  CHECK(dc::testing::found(store->findDefender("late")));
   REQUIRE(inv.flush().ok());
   while (inv.metrics().pendingWrites > 0) REQUIRE(inv.flush().ok());
   for (int i = 0; i < 25; ++i) CHECK(storedLastSeen(i) == kT0 + Seconds(i + 1));
@@ -368,8 +372,8 @@ TEST_CASE("a pause of the Console does not disconnect or evict Defenders that ke
   auto report = sweeper.sweep(f.clock.now());
   REQUIRE(report.ok());
   CHECK(report->evicted == 1);  // only the one silent before the pause
-  CHECK(f.inv->find("steady")->has_value());
-  CHECK_FALSE(f.inv->find("silent-before")->has_value());
+  CHECK(dc::testing::found(f.inv->find("steady")));
+  CHECK_FALSE(dc::testing::found(f.inv->find("silent-before")));
   CHECK(f.inv->metrics().pausesDetected == 1);
 }
 
@@ -404,7 +408,7 @@ TEST_CASE("the sweep waits while heartbeats wait for a worker, at most one grace
   auto r = sweeper.sweep(f.clock.now());
   REQUIRE(r.ok());
   CHECK(r->deferred);
-  CHECK(f.inv->find("a")->has_value());
+  CHECK(dc::testing::found(f.inv->find("a")));
   f.clock.advance(60s);
   CHECK(sweeper.sweep(f.clock.now())->deferred);
   f.clock.advance(31s);  // behind for more than G = 90 s: cleanup must not stop for ever
@@ -427,7 +431,7 @@ struct Fleet {
     for (int i = 0; i < n; ++i) REQUIRE(f.inv->recordHeartbeat(reported(name(i))).ok());
     REQUIRE(f.inv->flush().ok());
   }
-  static std::string name(int i) { return "task-" + std::to_string(i); }
+  static std::string name(int i) { return dc::testing::numbered("task-", i); }
   /// Advances 30 s; Defenders [from, to) heartbeat; one sweep.
   cleanup::SweepReport step(int from, int to) {
     f.clock.advance(30s);
@@ -516,7 +520,7 @@ TEST_CASE("overload: registrations waiting to be stored are bounded; beyond, 503
   o.durableTimeout = Millis(0);  // nobody flushes here: every commit wait times out at once
   Faulty f(o, /*flusher=*/false);
   for (int i = 0; i < 3; ++i) {
-    auto r = f.inv->recordHeartbeat(reported("r" + std::to_string(i)));
+    auto r = f.inv->recordHeartbeat(reported(dc::testing::numbered("r", i)));
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == "storage_unavailable");  // kept, not yet durable
   }
@@ -606,7 +610,7 @@ TEST_CASE(
     auto channel_ = channelClient(app);
     httplib::Client& channel = *channel_;
     const json body{
-        {"hostname", "task-" + std::to_string(i)}, {"type", "fargate"}, {"appID", kAppId}};
+        {"hostname", dc::testing::numbered("task-", i)}, {"type", "fargate"}, {"appID", kAppId}};
     auto r = channel.Post("/api/v1/defender/heartbeat", body.dump(), "application/json");
     REQUIRE(r);
     CHECK(r->status == 503);
@@ -620,6 +624,16 @@ TEST_CASE(
     CHECK(s->status == 200);
   }
   CHECK(delays.size() >= 5);
+  // A shed request is answered before its body is read: the stable share of the delay follows
+  // the client address, not the hostname in the body. Every request here comes from 127.0.0.1,
+  // so all 30 delays lie in that address's window of the random share (0..8 s), whatever their
+  // hostnames; a stable share read from the (never read) body would spread them over 5..20.
+  int own = 20;  // 5 + the address's stable share: the smallest of many draws (random share 0)
+  for (int i = 0; i < 500; ++i) own = std::min(own, heartbeat::retryAfterSeconds("127.0.0.1", {}));
+  for (const auto& d : delays) {
+    CHECK(std::stoi(d) >= own);
+    CHECK(std::stoi(d) <= own + 8);
+  }
   CHECK(api.Get("/metrics")->body.find("dc_defender_channel_shed_total 30") != std::string::npos);
   CHECK(app.inventory().metrics().defenders == 0);  // nothing queued without bound, nothing kept
   ::close(holder);
@@ -655,8 +669,9 @@ TEST_CASE("reconnect storm after a restart: every Defender absorbed, no errors, 
         ch.set_keep_alive(true);
         ch.set_tcp_nodelay(true);  // else each request waits on a delayed ACK (Nagle)
         for (int i = t; i < defenders; i += threads) {
-          const json body{
-              {"hostname", "task-" + std::to_string(i)}, {"type", "fargate"}, {"appID", kAppId}};
+          const json body{{"hostname", dc::testing::numbered("task-", i)},
+                          {"type", "fargate"},
+                          {"appID", kAppId}};
           auto r = ch.Post("/api/v1/defender/heartbeat", body.dump(), "application/json");
           if (!r || r->status != 200) {
             ++errors;
@@ -704,12 +719,13 @@ TEST_CASE("HTTP: eviction status and operator resume") {
   auto api_ = apiClient(app);
   httplib::Client& api = *api_;
   for (int i = 0; i < 4; ++i)
-    REQUIRE(
-        ch.Post("/api/v1/defender/heartbeat",
-                json{{"hostname", "t" + std::to_string(i)}, {"type", "fargate"}, {"appID", kAppId}}
-                    .dump(),
-                "application/json")
-            ->status == 200);
+    REQUIRE(ch.Post("/api/v1/defender/heartbeat",
+                    json{{"hostname", dc::testing::numbered("t", i)},
+                         {"type", "fargate"},
+                         {"appID", kAppId}}
+                        .dump(),
+                    "application/json")
+                ->status == 200);
   auto status = json::parse(api.Get("/api/v1/defenders/eviction-status")->body);
   CHECK(status["paused"] == false);
   CHECK(status["incident"].is_null());
@@ -734,4 +750,42 @@ TEST_CASE("HTTP: eviction status and operator resume") {
   CHECK(json::parse(again->body)["code"] == "not_paused");
   app.stop();
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("start-up: until ready, the Console API answers 503 starting; the probes answer") {
+  // ConsoleApp listens before it creates the first user; this is the window in between.
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  ManualClock clock{kT0};
+  Inventory inv(*store, clock, {});
+  REQUIRE(inv.start().ok());
+  std::atomic<bool> ready{false};
+  web::ListenerOptions lo;
+  lo.host = "127.0.0.1";
+  lo.threads = 2;
+  web::HttpListener listener(lo);
+  web::ConsoleApiOptions api;
+  api.version = "test";
+  api.ready = [&ready] { return ready.load(); };
+  web::registerConsoleApi(listener.server(), inv, api);
+  REQUIRE(listener.start().ok());
+  httplib::Client client("127.0.0.1", listener.port());
+
+  for (const char* path : {"/api/v1/defenders", "/api/v1/defenders/summary", "/metrics"}) {
+    INFO(path);
+    auto r = client.Get(path);
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(r->get_header_value("Retry-After") == "1");
+    CHECK(json::parse(r->body)["code"] == "starting");
+  }
+  CHECK(client.Get("/healthz")->status == 200);  // alive
+  auto notReady = client.Get("/readyz");
+  CHECK(notReady->status == 503);
+  CHECK(json::parse(notReady->body)["code"] == "starting");
+
+  ready = true;
+  CHECK(client.Get("/api/v1/defenders")->status == 200);
+  CHECK(client.Get("/readyz")->status == 200);
+  listener.stop();
+  inv.stop();
 }

@@ -6,6 +6,8 @@
 #include "inventory/inventory.h"
 #include "inventory/live_index.h"
 #include "inventory/sqlite_store.h"
+#include "tests/support/found.h"
+#include "tests/support/numbered.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -31,7 +33,11 @@ struct Fixture {
   std::unique_ptr<Inventory> inv = std::make_unique<Inventory>(*store, clock, InventoryOptions{});
   Fixture() { REQUIRE(inv->start(/*startFlusher=*/true).ok()); }
 
-  std::optional<Defender> get(const std::string& host) { return *inv->find(host); }
+  std::optional<Defender> get(const std::string& host) {
+    auto lookup = inv->find(host);
+    dc::testing::found(lookup);  // fails the test with the error if the lookup failed
+    return *lookup;
+  }
   Liveness live(const std::string& host) { return inv->judge(*get(host), clock.now()); }
 };
 
@@ -61,7 +67,7 @@ TEST_CASE("inventory: register, refresh, timeout, reconnect, graceful disconnect
   Fixture f;
   CHECK(*f.inv->recordHeartbeat(reported("Task-1")) == HeartbeatOutcome::kRegistered);
   // Registration is durable before the call returns.
-  CHECK(f.store->findDefender("task-1")->has_value());
+  CHECK(dc::testing::found(f.store->findDefender("task-1")));
 
   f.clock.advance(30s);
   CHECK(*f.inv->recordHeartbeat(reported("task-1")) == HeartbeatOutcome::kRefreshed);
@@ -105,10 +111,10 @@ TEST_CASE("inventory: Defender clock skew of hours does not change liveness") {
 TEST_CASE("inventory: coalesced heartbeats are flushed in one batch and lists see them") {
   Fixture f;
   for (int i = 0; i < 100; ++i)
-    REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+    REQUIRE(f.inv->recordHeartbeat(reported(dc::testing::numbered("h", i))).ok());
   f.clock.advance(20s);
   for (int i = 0; i < 100; ++i)
-    REQUIRE(f.inv->recordHeartbeat(reported("h" + std::to_string(i))).ok());
+    REQUIRE(f.inv->recordHeartbeat(reported(dc::testing::numbered("h", i))).ok());
   DefenderQuery q;
   q.limit = 250;
   auto page = f.inv->list(q);
@@ -214,13 +220,15 @@ TEST_CASE(
   Fixture f;
   // 60 Fargate Defenders heartbeating at staggered times, 10 daemonsets, 5 graceful stops.
   for (int i = 0; i < 60; ++i) {
-    REQUIRE(f.inv->recordHeartbeat(reported("f" + std::to_string(100 + i))).ok());
+    REQUIRE(f.inv->recordHeartbeat(reported(dc::testing::numbered("f", 100 + i))).ok());
     f.clock.advance(2s);
   }
   for (int i = 0; i < 10; ++i)
     REQUIRE(
-        f.inv->recordHeartbeat(reported("d" + std::to_string(i), DefenderType::kDaemonset)).ok());
-  for (int i = 0; i < 5; ++i) REQUIRE(f.inv->recordDisconnect("f" + std::to_string(150 + i)).ok());
+        f.inv->recordHeartbeat(reported(dc::testing::numbered("d", i), DefenderType::kDaemonset))
+            .ok());
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(f.inv->recordDisconnect(dc::testing::numbered("f", 150 + i)).ok());
   // A Defender that changes type moves to the other type's lists.
   REQUIRE(f.inv->recordHeartbeat(reported("f159", DefenderType::kDaemonset)).ok());
 
@@ -336,7 +344,7 @@ TEST_CASE("live index: eviction candidates follow disconnectedAt + retention, ol
 
 TEST_CASE("live index: addAll builds the same index as one add() per entry") {
   std::vector<std::string> keys;
-  for (int i = 0; i < 500; ++i) keys.push_back("k" + std::to_string((i * 7919) % 1000));
+  for (int i = 0; i < 500; ++i) keys.push_back(dc::testing::numbered("k", (i * 7919) % 1000));
   auto entryOf = [](int i) {
     LiveIndex::Entry e{i % 3 == 0 ? DefenderType::kFargate : DefenderType::kDaemonset,
                        kT0 - Millis((i * 104729) % 600000)};

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "inventory/sqlite_store.h"
+#include "tests/support/found.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -155,10 +156,10 @@ TEST_CASE("store conformance") {
         b.touches = {t, makeDefender("ghost", DefenderType::kFargate, kT0)};
         REQUIRE(s.write(b).ok());
         auto f = s.findDefender("a");
-        REQUIRE(f->has_value());
+        REQUIRE(dc::testing::found(f));
         CHECK((*f)->lastSeen == kT0 + 10s);
         CHECK((*f)->cluster == "prod");
-        CHECK_FALSE(s.findDefender("ghost")->has_value());
+        CHECK_FALSE(dc::testing::found(s.findDefender("ghost")));
       }
 
       SECTION("filters, sorting with a hostname tie-breaker, paging and Total-Count") {
@@ -295,7 +296,7 @@ TEST_CASE("store conformance") {
         CHECK(removed->front().observationsRemoved == 5);
         CHECK(removed->front().actor == "scheduler");
         CHECK(*s.countObservations() == 1);
-        CHECK_FALSE(s.findDefender("f1")->has_value());
+        CHECK_FALSE(dc::testing::found(s.findDefender("f1")));
 
         // Registering again starts empty.
         REQUIRE(upsert(s, {makeDefender("f1", DefenderType::kFargate, kT0 + 3h)}).ok());
@@ -312,7 +313,7 @@ TEST_CASE("store conformance") {
         CHECK(s.loadSettings()->disconnectPeriodDays == 1);
         REQUIRE(s.saveSettings({7}).ok());
         CHECK(s.loadSettings()->disconnectPeriodDays == 7);
-        CHECK_FALSE(s.loadConsoleAlive()->has_value());
+        CHECK_FALSE(dc::testing::found(s.loadConsoleAlive()));
         WriteBatch b;
         b.consoleAlive = kT0;
         REQUIRE(s.write(b).ok());

@@ -10,6 +10,8 @@
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
+#include "tests/support/found.h"
+#include "tests/support/numbered.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -43,7 +45,7 @@ struct Fixture {
   cleanup::Sweeper sweeper{inv, sweepOptions(100)};
   Fixture() { REQUIRE(inv.start().ok()); }
 
-  bool present(const std::string& host) { return inv.find(host)->has_value(); }
+  bool present(const std::string& host) { return dc::testing::found(inv.find(host)); }
   size_t sweep() {
     auto r = sweeper.sweep(clock.now());
     REQUIRE(r.ok());
@@ -71,7 +73,7 @@ TEST_CASE("sweep: App-Embedded evicted exactly one hour after disconnect, never 
 TEST_CASE("sweep: a requested stop ends the sweep and keeps the rest for the next start") {
   Fixture f;
   for (int i = 0; i < 250; ++i)
-    REQUIRE(f.inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+    REQUIRE(f.inv.recordHeartbeat(reported(dc::testing::numbered("t", i))).ok());
   f.clock.advance(90s + 1h);  // all 250 due
   f.sweeper.requestStop();    // what SweepScheduler::stop does on a Console stop
   auto r = f.sweeper.sweep(f.clock.now());
@@ -115,14 +117,18 @@ TEST_CASE("sweep: a Defender that registered and never heartbeated again") {
   // Rule: registration is a heartbeat, so disconnectedAt = registeredAt + G and removal follows.
   Fixture f;
   REQUIRE(f.inv.recordHeartbeat(reported("once")).ok());
-  f.clock.advance(90s + 1h);
+  f.clock.advance(90s + 1h - 1ms);
+  CHECK(f.sweep() == 0);  // not before the hour
+  CHECK(f.present("once"));
+  f.clock.advance(1ms);
   CHECK(f.sweep() == 1);
+  CHECK_FALSE(f.present("once"));
 }
 
 TEST_CASE("sweep: 1,000 tasks stop, 1,000 keep running; an hour later exactly the 1,000 go") {
   Fixture f;
   for (int i = 0; i < 2000; ++i) {
-    const std::string host = "task-" + std::to_string(i);
+    const std::string host = dc::testing::numbered("task-", i);
     REQUIRE(f.inv.recordHeartbeat(reported(host)).ok());
     std::vector<Observation> obs;
     for (int k = 0; k < 3; ++k) obs.push_back({0, "process", kT0, kT0, {{"k", k}}});
@@ -137,8 +143,11 @@ TEST_CASE("sweep: 1,000 tasks stop, 1,000 keep running; an hour later exactly th
   for (int step = 0; step < 124; ++step) {
     f.clock.advance(30s);
     for (int i = 1; i < 2000; i += 2)
-      REQUIRE(f.inv.recordHeartbeat(reported("task-" + std::to_string(i))).ok());
-    (void)sweeper.sweep(f.clock.now());
+      REQUIRE(f.inv.recordHeartbeat(reported(dc::testing::numbered("task-", i))).ok());
+    auto report = sweeper.sweep(f.clock.now());
+    REQUIRE(report.ok());
+    // The silent half disconnected at kT0 + 90 s: none of it goes before the hour is over.
+    if (f.clock.now() < kT0 + 90s + 1h) CHECK(report->evicted == 0);
   }
   DefenderQuery all;
   all.limit = 250;
@@ -160,7 +169,7 @@ TEST_CASE("sweep: a Console that was down two hours does not evict its fleet on 
     Inventory inv(*store, clock, {});
     REQUIRE(inv.start().ok());
     for (int i = 0; i < 50; ++i)
-      REQUIRE(inv.recordHeartbeat(reported("t" + std::to_string(i))).ok());
+      REQUIRE(inv.recordHeartbeat(reported(dc::testing::numbered("t", i))).ok());
     REQUIRE(inv.recordHeartbeat(reported("already-gone")).ok());
     REQUIRE(inv.recordDisconnect("already-gone").ok());
     inv.stop();
@@ -193,9 +202,9 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
   cleanup::Sweeper sweeper(inv, raceOptions);
 
   constexpr int kLive = 60, kDying = 60, kChurn = 30;
-  auto live = [](int i) { return "live-" + std::to_string(i); };
-  auto dying = [](int i) { return "dying-" + std::to_string(i); };
-  auto churn = [](int i) { return "churn-" + std::to_string(i); };
+  auto live = [](int i) { return dc::testing::numbered("live-", i); };
+  auto dying = [](int i) { return dc::testing::numbered("dying-", i); };
+  auto churn = [](int i) { return dc::testing::numbered("churn-", i); };
   for (int i = 0; i < kLive; ++i) REQUIRE(inv.recordHeartbeat(reported(live(i))).ok());
   for (int i = 0; i < kDying; ++i) REQUIRE(inv.recordHeartbeat(reported(dying(i))).ok());
 
@@ -257,9 +266,9 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
     for (const auto& a : page->items)
       if (a.actor == "scheduler") CHECK(a.hostname.rfind("live-", 0) != 0);
   }
-  for (int i = 0; i < kLive; ++i) CHECK(inv.find(live(i))->has_value());
+  for (int i = 0; i < kLive; ++i) CHECK(dc::testing::found(inv.find(live(i))));
   // Every silent Defender is gone (75 minutes passed).
-  for (int i = 0; i < kDying; ++i) CHECK_FALSE(inv.find(dying(i))->has_value());
+  for (int i = 0; i < kDying; ++i) CHECK_FALSE(dc::testing::found(inv.find(dying(i))));
   // No orphaned observations: each stored observation belongs to a stored Defender, and the
   // in-memory inventory matches the store.
   DefenderQuery q;

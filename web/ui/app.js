@@ -375,6 +375,7 @@
     const dl = listParams();
     if (state.sort !== "hostname") dl.set("sort", state.sort);
     if (state.reverse) dl.set("reverse", "true");
+    dl.set("bom", "true"); // spreadsheet programs then read the UTF-8 text as UTF-8
     $("download").href = `${API}/defenders/download${dl.toString() ? `?${dl}` : ""}`;
     renderChips();
   }
@@ -833,7 +834,10 @@
       $("confirm").close();
       $("detail").close();
       const n = data && data.observationsRemoved;
-      toast(`Deleted ${d.hostname}${Number.isFinite(n) ? ` and ${n} observation${n === 1 ? "" : "s"}` : ""}.`);
+      // A delete is idempotent: 204, or the earlier removal's record with alreadyRemoved.
+      if (!data || data.alreadyRemoved)
+        toast(`${d.hostname} was already removed${data && data.actor === "scheduler" ? " (evicted)" : ""}.`);
+      else toast(`Deleted ${d.hostname}${Number.isFinite(n) ? ` and ${n} observation${n === 1 ? "" : "s"}` : ""}.`);
       refreshNow();
     } catch (e) {
       $("confirm-delete").disabled = false;

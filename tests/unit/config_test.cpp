@@ -1,0 +1,75 @@
+// Configuration: --version wherever it stands, and the start-up warnings for settings that defeat
+// each other (README, "Configuration").
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "main/config.h"
+
+using namespace dc;
+using namespace std::chrono_literals;
+
+namespace {
+
+Result<ConsoleConfig> parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "defender-console");
+  return parseConfig(static_cast<int>(args.size()), args.data(), "1.2.3");
+}
+
+bool mentions(const std::vector<std::string>& warnings, const std::string& flag) {
+  for (const auto& w : warnings)
+    if (w.find(flag) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("config: --version prints the version wherever it stands, and exits 0") {
+  for (const auto& args : std::vector<std::vector<const char*>>{
+           {"--version"}, {"--plain-http", "--version"}, {"--console-port", "9000", "--version"}}) {
+    auto c = parse(args);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code == "help");  // main() exits 0 after printing it
+    CHECK(c.error().message == "defender-console 1.2.3\n");
+  }
+  auto help = parse({"--help"});
+  REQUIRE_FALSE(help.ok());
+  CHECK(help.error().message.find("--sweep-interval") != std::string::npos);
+}
+
+TEST_CASE("config: the defaults raise no warning") {
+  auto c = parse({});
+  REQUIRE(c.ok());
+  CHECK(configWarnings(*c).empty());
+}
+
+TEST_CASE("config: self-defeating settings raise one warning each, naming the flag") {
+  SECTION("flush interval not shorter than the grace period") {
+    auto c = parse({"--heartbeat-interval", "2", "--grace", "5", "--flush-interval-ms", "5000"});
+    REQUIRE(c.ok());
+    const auto w = configWarnings(*c);
+    REQUIRE(w.size() == 1);
+    CHECK(mentions(w, "--flush-interval-ms (5000 ms)"));
+    CHECK(mentions(w, "grace period (5 s)"));
+  }
+  SECTION("grace shorter than two heartbeat intervals (shorter than one is refused)") {
+    auto c = parse({"--heartbeat-interval", "30", "--grace", "45"});
+    REQUIRE(c.ok());
+    const auto w = configWarnings(*c);
+    REQUIRE(w.size() == 1);
+    CHECK(mentions(w, "--grace (45 s)"));
+    CHECK_FALSE(parse({"--heartbeat-interval", "30", "--grace", "20"}).ok());
+    auto twice = parse({"--heartbeat-interval", "30", "--grace", "60"});
+    REQUIRE(twice.ok());
+    CHECK(configWarnings(*twice).empty());  // the boundary itself is fine
+  }
+  SECTION("sweep interval beyond five minutes makes App-Embedded evictions late") {
+    auto c = parse({"--sweep-interval", "301"});
+    REQUIRE(c.ok());
+    CHECK(mentions(configWarnings(*c), "--sweep-interval (301 s)"));
+    auto atLimit = parse({"--sweep-interval", "300"});
+    REQUIRE(atLimit.ok());
+    CHECK(configWarnings(*atLimit).empty());
+  }
+}
