@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -100,6 +101,7 @@ struct InventoryMetrics {
   uint64_t storageFaultEpisodes = 0;  // times the store started failing writes
   uint64_t pausesDetected = 0;        // times the Console noticed it had not run on schedule
   uint64_t overloadRefusals = 0;      // writes refused with "overloaded"
+  uint64_t identityConflicts = 0;     // requests refused with 409 "identity_conflict"
   bool storageFailing = false;        // gauge: the last write attempt failed
   size_t defenders = 0;               // gauge: Defenders in memory
   size_t pendingWrites = 0;           // gauge: Defenders waiting to be flushed (heartbeats and
@@ -133,17 +135,26 @@ class Inventory {
   /// known Defender, stored under the App ID it is given, may be updated by this reporter (the
   /// defender channel's credential scope check, atomic with the write); refused: kPermissionDenied
   /// "app_id_mismatch" and nothing is written.
+  ///
+  /// Identity (docs/reliability.md "Identity"): a Fargate/App-Embedded Defender is pinned to the
+  /// first `cloudMetadata.resourceID` (task ARN) it reports. A report for its hostname with
+  /// another resourceID is refused with kConflict "identity_conflict" (field
+  /// cloudMetadata.resourceID), counted in metrics().identityConflicts, and nothing is written.
+  /// A report without resourceID is not checked (and does not unpin). Other types are not
+  /// pinned: a host name is legitimately reused by a replacement machine.
   Result<HeartbeatOutcome> recordHeartbeat(
       Defender reported, std::optional<TimePoint> defenderTime = {},
       const std::function<bool(const std::string& storedAppId)>& mayUpdate = {});
 
-  /// Graceful disconnect, durable before return. kNotFound for an unknown hostname.
-  Result<Defender> recordDisconnect(const std::string& hostname);
+  /// Graceful disconnect, durable before return. kNotFound for an unknown hostname;
+  /// kConflict "identity_conflict" when `resourceId` is given and differs from the pinned one.
+  Result<Defender> recordDisconnect(const std::string& hostname, std::string_view resourceId = {});
 
   /// Appends observations of a known Defender; durable before return. kNotFound when the
   /// Defender is unknown; kRateLimited when the Defender exceeds its observation rate or the
-  /// backlog is full.
-  Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
+  /// backlog is full; kConflict "identity_conflict" as for recordDisconnect.
+  Status recordObservations(const std::string& hostname, std::vector<Observation> batch,
+                            std::string_view resourceId = {});
 
   /// Reads see the newest state. summary() and the lists of one type, connected or not, in
   /// hostname order (no other filter) are answered from the in-memory index, without waiting
@@ -214,6 +225,7 @@ class Inventory {
     const std::string* appId = &kNoAppId;  // as last reported (interned in appIds_); checked
                                            // against Defender credentials
     uint64_t fingerprint = 0;       // hash of the descriptive fields last written; 0: unknown
+    uint64_t resourceHash = 0;      // resourceHash() of the reported resourceID; 0: none yet
     double observationTokens = -1;  // < 0: bucket not used yet (full)
     TimePoint observationRefill{};
   };
@@ -244,6 +256,10 @@ class Inventory {
   void flusherLoop();
   std::unique_lock<std::mutex> flushBeforeRead();
   Error storageFault() const;  // caller holds stateMutex_
+  /// The identity_conflict refusal when `resourceId` (reported for `hostname`, claimed type
+  /// `type`) is not the one pinned in `s`; counts it. Caller holds stateMutex_.
+  std::optional<Error> identityConflict(const std::string& hostname, const LiveState& s,
+                                        DefenderType type, std::string_view resourceId);
   Status flushLocked();        // caller holds writeMutex_
 
   Store& store_;

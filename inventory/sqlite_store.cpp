@@ -647,7 +647,9 @@ class SqliteStore final : public Store {
     Reader r(*this);
     Stmt s(r.db,
            "SELECT key, type, registered_at, last_seen, judged_from, connected_since, graceful_at, "
-           "clock_skew_ms, app_id, fingerprint FROM defenders");
+           "clock_skew_ms, app_id, fingerprint, CASE WHEN category = 'appEmbedded' AND "
+           "json_valid(details) THEN json_extract(details, '$.cloudMetadata.resourceID') END "
+           "FROM defenders");
     if (!s.prepared()) return s.error("prepare liveness scan");
     StoredLiveness l;
     while (s.step()) {
@@ -661,6 +663,10 @@ class SqliteStore final : public Store {
       l.clockSkewMs = s.isNull(7) ? std::nullopt : std::optional<long long>(s.i64(7));
       s.assignText(8, l.appId);
       l.fingerprint = static_cast<uint64_t>(s.i64(9));
+      if (s.isNull(10))
+        l.resourceId.clear();
+      else
+        s.assignText(10, l.resourceId);
       if (!fn(l)) break;
     }
     if (s.failed()) return s.error("scan liveness");

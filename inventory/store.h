@@ -71,6 +71,9 @@ struct StoredLiveness {
   std::optional<long long> clockSkewMs;
   std::string appId;  // as last reported ("" when none): Defender credentials are checked on it
   uint64_t fingerprint = 0;  // descriptiveFingerprint() of the stored row; 0 = unknown
+  /// cloudMetadata.resourceID of App-Embedded-category Defenders (the pinned task ARN); "" for
+  /// other categories or when none was reported.
+  std::string resourceId;
 };
 
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.

@@ -82,6 +82,10 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
   counter("dc_overload_refusals_total",
           "Registrations refused with 503 overloaded because too many commits were waiting.",
           m.overloadRefusals);
+  counter("dc_identity_conflicts_total",
+          "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
+          "hostname reported from another task ARN than the one it registered with.",
+          m.identityConflicts);
   out << "# HELP dc_defenders Defenders in the inventory by category and state.\n"
          "# TYPE dc_defenders gauge\n";
   for (const auto& c : summary) {

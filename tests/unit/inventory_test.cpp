@@ -368,3 +368,97 @@ TEST_CASE("live index: addAll builds the same index as one add() per entry") {
     CHECK_FALSE(one.due(t, kT0, kT0 - 60s, 1000).empty());
   }
 }
+
+namespace {
+
+const std::string kArnA = "arn:aws:ecs:eu-west-1:123456789012:task/prod/task-1";
+const std::string kArnB = "arn:aws:ecs:eu-west-1:123456789012:task/prod/other-task";
+
+Defender withResource(const std::string& host, const std::string& arn,
+                      DefenderType type = DefenderType::kFargate) {
+  Defender d = reported(host, type);
+  d.details["cloudMetadata"]["resourceID"] = arn;
+  return d;
+}
+
+template <typename R>
+bool conflict(const R& r) {
+  return !r.ok() && r.error().kind == ErrorKind::kConflict && r.error().code == "identity_conflict";
+}
+
+std::string storedResource(Fixture& f, const std::string& host) {
+  return f.get(host)->details["cloudMetadata"].value("resourceID", "");
+}
+
+}  // namespace
+
+TEST_CASE("inventory: a known Fargate hostname reported from another task ARN is refused") {
+  Fixture f;
+  REQUIRE(f.inv->recordHeartbeat(withResource("task-1", kArnA)).ok());
+  f.clock.advance(5s);
+
+  auto refused = f.inv->recordHeartbeat(withResource("TASK-1", kArnB));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::kConflict);
+  CHECK(refused.error().code == "identity_conflict");
+  CHECK(refused.error().field == "cloudMetadata.resourceID");
+  // Nothing written: the record keeps the first task's ARN and liveness.
+  REQUIRE(f.inv->flush().ok());
+  CHECK(storedResource(f, "task-1") == kArnA);
+  CHECK(f.get("task-1")->lastSeen == kT0);
+  CHECK((*f.store->findDefender("task-1"))->details["cloudMetadata"]["resourceID"] == kArnA);
+
+  // The other task's observations and disconnect for that hostname are refused the same way.
+  auto obs = f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}},
+                                       kArnB);
+  CHECK(conflict(obs));
+  CHECK(*f.store->countObservations() == 0);
+  auto gone = f.inv->recordDisconnect("task-1", kArnB);
+  CHECK(conflict(gone));
+  CHECK(f.live("task-1").connected);
+  CHECK(f.inv->metrics().identityConflicts == 3);
+
+  // The first task goes on; without a resourceID (an older Defender) nothing is checked.
+  CHECK(f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}},
+                                  kArnA)
+            .ok());
+  CHECK(f.inv->recordObservations("task-1", {Observation{0, "dns", kT0, kT0, {{"q", "a"}}}}).ok());
+  CHECK(*f.inv->recordHeartbeat(withResource("task-1", kArnA)) == HeartbeatOutcome::kRefreshed);
+  CHECK(f.inv->metrics().identityConflicts == 3);
+}
+
+TEST_CASE("inventory: resource pinning — adopted late, kept over restarts, freed by eviction") {
+  Fixture f;
+  // First heartbeat without resourceID (task metadata not read yet): the first ARN reported
+  // later is adopted, and from then on pinned.
+  REQUIRE(f.inv->recordHeartbeat(reported("task-2")).ok());
+  f.clock.advance(5s);
+  CHECK(f.inv->recordHeartbeat(withResource("task-2", kArnA)).ok());
+  CHECK(storedResource(f, "task-2") == kArnA);
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+  // A later heartbeat without resourceID keeps the pin.
+  CHECK(f.inv->recordHeartbeat(reported("task-2")).ok());
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+
+  // Kept over a restart of the Console (loaded with the liveness columns).
+  REQUIRE(f.inv->recordHeartbeat(withResource("task-2", kArnA)).ok());
+  f.inv->stop();
+  f.inv = std::make_unique<Inventory>(*f.store, f.clock, InventoryOptions{});
+  REQUIRE(f.inv->start(true).ok());
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+  CHECK(storedResource(f, "task-2") == kArnA);
+
+  // Deleted (or evicted) and registered again: a new record, no conflict.
+  REQUIRE(f.inv->remove("task-2", "admin").ok());
+  CHECK(*f.inv->recordHeartbeat(withResource("task-2", kArnB)) == HeartbeatOutcome::kRegistered);
+  CHECK(storedResource(f, "task-2") == kArnB);
+
+  // Other types: a host name is legitimately reused by a replacement machine (new instance id),
+  // so a different resourceID updates the record as before.
+  REQUIRE(f.inv->recordHeartbeat(withResource("ip-10-0-0-1", "i-0aaa", DefenderType::kServerLinux))
+              .ok());
+  CHECK(f.inv->recordHeartbeat(withResource("ip-10-0-0-1", "i-0bbb", DefenderType::kServerLinux))
+            .ok());
+  CHECK(storedResource(f, "ip-10-0-0-1") == "i-0bbb");
+  CHECK(f.inv->metrics().identityConflicts == 1);  // counted since the restart
+}
