@@ -567,7 +567,7 @@ std::optional<TimePoint> Inventory::storageFailingSince() const {
 }
 
 std::optional<Error> Inventory::identityConflict(const std::string& hostname, const LiveState& s,
-                                                DefenderType type, std::string_view resourceId) {
+                                                 DefenderType type, std::string_view resourceId) {
   // Only App-Embedded-category Defenders are pinned: for Fargate the hostname is the task id,
   // part of the task ARN, so another ARN under the same hostname is a misbehaving or spoofing
   // client. Other types keep a host name across machines (a replacement host reuses it).
@@ -694,6 +694,35 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
     if (auto it = live_.find(key); it != live_.end()) applyLiveState(it->second, d);
   }
   return page;
+}
+
+Result<std::vector<std::string>> Inventory::matchingKeys(const DefenderQuery& query) {
+  auto writer = flushBeforeRead();
+  return store_.listKeys(query, {clock_.now(), options_.liveness.grace});
+}
+
+Result<std::vector<Defender>> Inventory::findMany(const std::vector<std::string>& keys) {
+  auto writer = flushBeforeRead();
+  auto stored = store_.findDefenders(keys);
+  if (!stored.ok()) return stored.error();
+  std::unordered_map<std::string, Defender*> byKey;
+  byKey.reserve(stored->size());
+  for (auto& d : *stored) byKey.emplace(hostnameKey(d.hostname), &d);
+  std::vector<Defender> out;
+  out.reserve(keys.size());
+  std::lock_guard lock(stateMutex_);
+  for (const auto& key : keys) {
+    auto it = live_.find(key);
+    if (it == live_.end()) continue;  // evicted or deleted since the snapshot
+    if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
+      out.push_back(p->second.defender);
+    else if (auto s = byKey.find(key); s != byKey.end())
+      out.push_back(std::move(*s->second));
+    else
+      continue;  // registered but not stored yet and not pending: not listable yet
+    applyLiveState(it->second, out.back());
+  }
+  return out;
 }
 
 Result<std::vector<CategorySummary>> Inventory::summary() {

@@ -165,6 +165,13 @@ class Inventory {
   /// nullopt when no such Defender is known. For checking Defender credentials per request.
   std::optional<std::string> appIdOf(const std::string& hostname);
   Result<Page<Defender>> list(const DefenderQuery& query);
+  /// The hostname keys of every match of `query` (filters and sort; paging ignored), in list
+  /// order, read in one statement after what is pending is written: a consistent snapshot for
+  /// cursor paging and the CSV download.
+  Result<std::vector<std::string>> matchingKeys(const DefenderQuery& query);
+  /// The current rows of `keys`, in that order; keys no longer known (evicted or deleted
+  /// meanwhile) are skipped. In-memory liveness overlaid as for list().
+  Result<std::vector<Defender>> findMany(const std::vector<std::string>& keys);
   Result<std::vector<CategorySummary>> summary();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
   Result<Page<AuditRecord>> audit(int offset, int limit);
@@ -260,7 +267,7 @@ class Inventory {
   /// `type`) is not the one pinned in `s`; counts it. Caller holds stateMutex_.
   std::optional<Error> identityConflict(const std::string& hostname, const LiveState& s,
                                         DefenderType type, std::string_view resourceId);
-  Status flushLocked();        // caller holds writeMutex_
+  Status flushLocked();  // caller holds writeMutex_
 
   Store& store_;
   const Clock& clock_;

@@ -545,6 +545,22 @@ class SqliteStore final : public Store {
 
   Result<Page<Defender>> listDefenders(const DefenderQuery& q,
                                        const LivenessCutoff& cutoff) override {
+    return select(q, cutoff, nullptr);
+  }
+
+  Result<std::vector<std::string>> listKeys(const DefenderQuery& q,
+                                            const LivenessCutoff& cutoff) override {
+    std::vector<std::string> keys;
+    DefenderQuery all = q;
+    all.countTotal = false;
+    auto st = select(all, cutoff, &keys);
+    if (!st.ok()) return st.error();
+    return keys;
+  }
+
+  /// listDefenders, or with `keysOnly` every match's key (no paging) appended there instead.
+  Result<Page<Defender>> select(const DefenderQuery& q, const LivenessCutoff& cutoff,
+                                std::vector<std::string>* keysOnly) {
     Where w;
     auto param = [&](std::string v) {
       w.textParams.push_back(std::move(v));
@@ -592,12 +608,17 @@ class SqliteStore final : public Store {
       if (c.step()) page.total = c.i64(0);
       if (c.failed()) return c.error("count defenders");
     }
-    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql +
-                     orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) + " OFFSET " +
-                     std::to_string(q.offset));
+    Stmt s(r.db, keysOnly ? "SELECT key FROM defenders" + w.sql + orderBy(q.sort, q.reverse)
+                          : std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql +
+                                orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) +
+                                " OFFSET " + std::to_string(q.offset));
     if (!s.prepared()) return s.error("prepare list");
     bindAll(s);
-    while (s.step()) page.items.push_back(readDefender(s));
+    while (s.step())
+      if (keysOnly)
+        keysOnly->push_back(s.text(0));
+      else
+        page.items.push_back(readDefender(s));
     if (s.failed()) return s.error("list defenders");
     return page;
   }

@@ -116,6 +116,11 @@ class Store {
   virtual Result<Page<Defender>> listDefenders(const DefenderQuery& query,
                                                const LivenessCutoff& cutoff) = 0;
 
+  /// The hostname keys of every match of `query` (its filters and sort; offset, limit and
+  /// countTotal ignored), in list order, read by one statement: a consistent snapshot.
+  virtual Result<std::vector<std::string>> listKeys(const DefenderQuery& query,
+                                                    const LivenessCutoff& cutoff) = 0;
+
   virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
 
   /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.

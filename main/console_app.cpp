@@ -176,6 +176,7 @@ Status ConsoleApp::start(bool startScheduler) {
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
   api.evictionStatus = [this] { return evictionStatusJson(); };
+  api.cursorLimits = {c.cursorTtl, c.cursorMaxSnapshots, c.cursorMaxMiB << 20};
   api.resumeEvictions = [this](const std::string& actor) -> Result<nlohmann::json> {
     if (!impl_->sweeper->outageGuard().resume(impl_->clock.now(), actor))
       return Error{

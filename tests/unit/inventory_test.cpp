@@ -5,6 +5,7 @@
 
 #include "inventory/inventory.h"
 #include "inventory/live_index.h"
+#include "inventory/snapshots.h"
 #include "inventory/sqlite_store.h"
 
 using namespace dc;
@@ -409,8 +410,8 @@ TEST_CASE("inventory: a known Fargate hostname reported from another task ARN is
   CHECK((*f.store->findDefender("task-1"))->details["cloudMetadata"]["resourceID"] == kArnA);
 
   // The other task's observations and disconnect for that hostname are refused the same way.
-  auto obs = f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}},
-                                       kArnB);
+  auto obs =
+      f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}, kArnB);
   CHECK(conflict(obs));
   CHECK(*f.store->countObservations() == 0);
   auto gone = f.inv->recordDisconnect("task-1", kArnB);
@@ -419,9 +420,9 @@ TEST_CASE("inventory: a known Fargate hostname reported from another task ARN is
   CHECK(f.inv->metrics().identityConflicts == 3);
 
   // The first task goes on; without a resourceID (an older Defender) nothing is checked.
-  CHECK(f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}},
-                                  kArnA)
-            .ok());
+  CHECK(
+      f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}, kArnA)
+          .ok());
   CHECK(f.inv->recordObservations("task-1", {Observation{0, "dns", kT0, kT0, {{"q", "a"}}}}).ok());
   CHECK(*f.inv->recordHeartbeat(withResource("task-1", kArnA)) == HeartbeatOutcome::kRefreshed);
   CHECK(f.inv->metrics().identityConflicts == 3);
@@ -461,4 +462,60 @@ TEST_CASE("inventory: resource pinning — adopted late, kept over restarts, fre
             .ok());
   CHECK(storedResource(f, "ip-10-0-0-1") == "i-0bbb");
   CHECK(f.inv->metrics().identityConflicts == 1);  // counted since the restart
+}
+
+TEST_CASE("cursor snapshots: compact keys; TTL after last use, count and memory bounds (LRU)") {
+  const KeySnapshot keys({"a", "bc", "", "def"});
+  CHECK(keys.size() == 4);
+  CHECK(keys.at(1) == "bc");
+  CHECK(keys.at(2).empty());
+  CHECK(keys.slice(1, 2) == std::vector<std::string>{"bc", ""});
+  CHECK(keys.slice(3, 10) == std::vector<std::string>{"def"});
+  CHECK(keys.slice(9, 10).empty());
+
+  ManualClock clock{kT0};
+  auto snap = [](int n) {
+    std::vector<std::string> k;
+    for (int i = 0; i < n; ++i) k.push_back("task-" + std::to_string(1000 + i));  // 9 bytes
+    return std::make_shared<const KeySnapshot>(k);
+  };
+  const size_t hundred = snap(100)->bytes();
+  SnapshotCache cache(clock, {.ttl = 60s, .maxSnapshots = 3, .maxBytes = 4 * hundred});
+  auto a = *cache.put(snap(100));
+  auto b = *cache.put(snap(100));
+  CHECK(a != b);
+  CHECK(cache.get(a).ok());
+  // TTL counts from the last use.
+  clock.advance(40s);
+  CHECK(cache.get(a).ok());
+  clock.advance(40s);
+  CHECK(cache.get(a).ok());  // used 40 s ago
+  auto gone = cache.get(b);  // idle for 80 s
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == "cursor_expired");
+  CHECK(cache.metrics().snapshots == 1);
+
+  // Count bound: the least recently used goes first.
+  auto c = *cache.put(snap(100));
+  auto d = *cache.put(snap(100));
+  CHECK(cache.get(a).ok());        // a is now the most recently used
+  auto e = *cache.put(snap(100));  // 4th: drops c
+  CHECK_FALSE(cache.get(c).ok());
+  CHECK(cache.get(a).ok());
+  CHECK(cache.get(d).ok());
+  CHECK(cache.get(e).ok());
+  CHECK(cache.metrics().dropped == 1);
+  // Memory bound: a snapshot of twice the size drops the least recently used (a) to fit.
+  auto big = *cache.put(snap(200));
+  CHECK(cache.metrics().bytes <= 4 * hundred);
+  CHECK(cache.get(big).ok());
+  CHECK_FALSE(cache.get(a).ok());
+  CHECK(cache.get(e).ok());
+  // Larger than the whole bound: refused, nothing dropped.
+  const size_t before = cache.metrics().snapshots;
+  auto huge = cache.put(snap(500));
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.error().code == "cursor_capacity");
+  CHECK(cache.metrics().snapshots == before);
+  CHECK(cache.metrics().expired == 3);  // b, c, a refused
 }
