@@ -776,6 +776,16 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   return removed->front();
 }
 
+size_t Inventory::countDue(TimePoint now) const {
+  std::lock_guard lock(stateMutex_);
+  size_t n = 0;
+  for (const auto& info : allTypes()) {
+    const Millis retention = retentionFor(info.category, settings_.disconnectPeriodDays);
+    n += index_.countDue(info.type, now - retention, now - retention - options_.liveness.grace);
+  }
+  return n;
+}
+
 Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,
                                                      size_t limit) {
   std::lock_guard w(writeMutex_);

@@ -191,6 +191,10 @@ class Inventory {
   /// Defender that heartbeated meanwhile is never evicted.
   Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit);
 
+  /// Defenders whose eviction is due at `now` (removalAt ≤ now), all categories, from the
+  /// in-memory index: what a sweep would evict, e.g. held back while the outage guard pauses.
+  size_t countDue(TimePoint now) const;
+
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.
   Status updateSettings(const DefenderSettings& settings);

@@ -156,7 +156,7 @@ Status ConsoleApp::start(bool startScheduler) {
   api.version = m.version;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] {
-    std::string text = impl_->sweeper->metricsText();
+    std::string text = impl_->sweeper->metricsText(impl_->clock.now());
     if (impl_->defenderListener) {
       const auto load = impl_->defenderListener->load();
       text +=
@@ -250,7 +250,10 @@ inventory::Inventory& ConsoleApp::inventory() {
 }
 nlohmann::json ConsoleApp::evictionStatusJson() const {
   const auto s = impl_->sweeper->outageGuard().status();
+  const auto held = impl_->sweeper->heldBack(impl_->clock.now());
   nlohmann::json out{{"paused", s.paused},
+                     {"pausedSeconds", held.pausedFor.count() / 1000},
+                     {"heldBack", held.due},
                      {"incidents", s.incidents},
                      {"threshold", s.options.threshold},
                      {"minFleet", s.options.minFleet},

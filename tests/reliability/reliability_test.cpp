@@ -413,7 +413,7 @@ TEST_CASE("the sweep waits while heartbeats wait for a worker, at most one grace
   CHECK(r->evicted == 1);
   waiting = 0;
   CHECK_FALSE(sweeper.sweep(f.clock.now())->deferred);
-  CHECK(sweeper.metricsText().find("dc_sweeps_deferred_total 2") != std::string::npos);
+  CHECK(sweeper.metricsText(kT0).find("dc_sweeps_deferred_total 2") != std::string::npos);
 }
 
 // ---- 4. outage guard --------------------------------------------------------------------------
@@ -454,7 +454,7 @@ TEST_CASE("outage guard: half the fleet silent at once pauses evictions until it
   CHECK(st.incident->atStart.fleet == 40);
   CHECK(st.incident->atStart.silent == 20);
   CHECK(log.count("outage guard: 20 of 40 Defenders") == 1);
-  CHECK(fleet.sweeper.metricsText().find("dc_evictions_paused 1") != std::string::npos);
+  CHECK(fleet.sweeper.metricsText(kT0).find("dc_evictions_paused 1") != std::string::npos);
 
   // Two hours: far beyond the 1 h App-Embedded rule, and still nothing is evicted.
   for (int s = 0; s < 240; ++s) CHECK(fleet.step(20, 40).evicted == 0);
@@ -471,7 +471,7 @@ TEST_CASE("outage guard: half the fleet silent at once pauses evictions until it
   CHECK_FALSE(st.paused);
   REQUIRE(st.incident);
   CHECK(st.incident->endedBy == "fleet returned");
-  CHECK(fleet.sweeper.metricsText().find("dc_outage_incidents_total 1") != std::string::npos);
+  CHECK(fleet.sweeper.metricsText(kT0).find("dc_outage_incidents_total 1") != std::string::npos);
 }
 
 TEST_CASE("outage guard: an operator resumes; small fleets and slow attrition never pause") {
@@ -860,6 +860,71 @@ TEST_CASE("a CSV download sorted by lastSeen while Defenders heartbeat holds eac
     CHECK(rows.size() == kFleet);
     CHECK(std::set<std::string>(rows.begin(), rows.end()).size() == kFleet);
   }
+  app.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// ---- 8c. a deliberate mass scale-down -----------------------------------------------------------
+
+TEST_CASE("scale-down: graceful disconnects never trip the guard; a paused guard shows its cost") {
+  const std::string dir = tempDb("scaledown");
+  ManualClock clock{kT0};
+  ConsoleConfig c = smallConsole(dir);
+  ConsoleApp app(c, clock, "test");
+  REQUIRE(app.start(false).ok());
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
+  auto heartbeatAll = [&](int from, int to) {
+    for (int i = from; i < to; ++i)
+      REQUIRE(app.inventory().recordHeartbeat(reported("task-" + std::to_string(i))).ok());
+  };
+  // 220 tasks; 200 stop and say so (graceful disconnect): nothing silent, nothing paused.
+  heartbeatAll(0, 220);
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(app.inventory().recordDisconnect("task-" + std::to_string(i)).ok());
+  for (int minute = 1; minute <= 70; ++minute) {
+    clock.advance(60s);
+    heartbeatAll(200, 220);
+    auto report = app.sweeper().sweep(clock.now());
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->paused);
+  }
+  CHECK(app.inventory().metrics().evictions == 200);  // one hour after they disconnected
+
+  // 200 more register, then 180 of them are stopped without a word (killed): the guard trips,
+  // and the page and /metrics tell for how long and how many evictions are held back.
+  heartbeatAll(1000, 1200);
+  clock.advance(10s);
+  heartbeatAll(1000, 1020);
+  heartbeatAll(200, 220);
+  for (int minute = 1; minute <= 90; ++minute) {
+    clock.advance(60s);
+    heartbeatAll(1000, 1020);
+    heartbeatAll(200, 220);
+    REQUIRE(app.sweeper().sweep(clock.now()).ok());
+  }
+  auto status = json::parse(api.Get("/api/v1/defenders/eviction-status")->body);
+  REQUIRE(status["paused"] == true);
+  CHECK(status["incident"]["silent"] == 180);
+  // Tripped at the first sweep after the grace period (t0 + 10 s + 2 min); 90 min of sweeps.
+  CHECK(status["pausedSeconds"] == 88 * 60);
+  // The 180 silent ones are due one hour after their disconnect (judgedFrom + G).
+  CHECK(status["heldBack"] == 180);
+  const std::string metrics = api.Get("/metrics")->body;
+  CHECK(metrics.find("dc_evictions_paused_seconds 5280\n") != std::string::npos);
+  CHECK(metrics.find("dc_evictions_held_back 180\n") != std::string::npos);
+  // The operator resumes: the stopped tasks are evicted at the next sweep.
+  REQUIRE(api.Post("/api/v1/defenders/eviction-status/resume", "", "application/json")->status ==
+          200);
+  clock.advance(60s);
+  heartbeatAll(1000, 1020);
+  heartbeatAll(200, 220);
+  REQUIRE(app.sweeper().sweep(clock.now()).ok());
+  CHECK(app.inventory().metrics().evictions == 380);
+  status = json::parse(api.Get("/api/v1/defenders/eviction-status")->body);
+  CHECK(status["pausedSeconds"] == 0);
+  CHECK(status["heldBack"] == 0);
+  CHECK(api.Get("/metrics")->body.find("dc_evictions_held_back 0\n") != std::string::npos);
   app.stop();
   std::filesystem::remove_all(dir);
 }
