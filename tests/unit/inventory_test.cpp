@@ -1,7 +1,9 @@
 // Liveness judgement and the live Inventory on a manual clock (no sleeps).
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "inventory/inventory.h"
 #include "inventory/live_index.h"
@@ -518,4 +520,27 @@ TEST_CASE("cursor snapshots: compact keys; TTL after last use, count and memory 
   CHECK(huge.error().code == "cursor_capacity");
   CHECK(cache.metrics().snapshots == before);
   CHECK(cache.metrics().expired == 3);  // b, c, a refused
+}
+
+TEST_CASE("cursor snapshots: concurrent takers and readers stay within the bounds") {
+  ManualClock clock{kT0};
+  SnapshotCache cache(clock, {.ttl = 60s, .maxSnapshots = 8, .maxBytes = size_t{1} << 20});
+  std::vector<std::thread> threads;
+  std::atomic<int> found{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto id = cache.put(std::make_shared<const KeySnapshot>(
+            std::vector<std::string>{"task-" + std::to_string(t), std::to_string(i)}));
+        if (!id.ok()) continue;  // counted below (Catch assertions are not thread-safe)
+        if (auto got = cache.get(*id); got.ok() && (*got)->size() == 2) ++found;
+        if (i % 50 == 0) clock.advance(1s);
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto m = cache.metrics();
+  CHECK(m.created == 800);
+  CHECK(m.snapshots <= 8);
+  CHECK(m.snapshots + m.dropped == 800);
+  CHECK(found.load() + static_cast<int>(m.expired) == 800);
 }
