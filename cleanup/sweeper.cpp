@@ -84,7 +84,13 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
   return report;
 }
 
-std::string Sweeper::metricsText() const {
+Sweeper::HeldBack Sweeper::heldBack(TimePoint now) const {
+  const auto outage = guard_.status();
+  if (!outage.paused || !outage.incident) return {};
+  return {std::max(Millis(0), now - outage.incident->startedAt), inventory_.countDue(now)};
+}
+
+std::string Sweeper::metricsText(TimePoint now) const {
   std::ostringstream out;
   out << "# HELP dc_sweeps_total Eviction sweeps run.\n# TYPE dc_sweeps_total counter\n"
       << "dc_sweeps_total " << sweeps_.load() << '\n'
@@ -105,6 +111,13 @@ std::string Sweeper::metricsText() const {
       << "# HELP dc_evictions_paused 1 while the outage guard holds evictions.\n"
       << "# TYPE dc_evictions_paused gauge\n"
       << "dc_evictions_paused " << (outage.paused ? 1 : 0) << '\n';
+  const HeldBack held = heldBack(now);
+  out << "# HELP dc_evictions_paused_seconds How long the outage guard has held evictions (0 "
+         "when not paused).\n# TYPE dc_evictions_paused_seconds gauge\n"
+      << "dc_evictions_paused_seconds " << held.pausedFor.count() / 1000 << '\n'
+      << "# HELP dc_evictions_held_back Defenders due for eviction that the paused outage guard "
+         "holds back (0 when not paused).\n# TYPE dc_evictions_held_back gauge\n"
+      << "dc_evictions_held_back " << held.due << '\n';
   return out.str();
 }
 

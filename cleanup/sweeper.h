@@ -65,8 +65,17 @@ class Sweeper {
   /// Console stop does not wait for a long sweep. Thread-safe; not undone.
   void requestStop() { stopRequested_ = true; }
 
-  /// Prometheus text: sweeps, evictions, last sweep duration, outage guard.
-  std::string metricsText() const;
+  /// Prometheus text: sweeps, evictions, last sweep duration, outage guard (with, at `now`, how
+  /// long evictions have been paused and how many due evictions that holds back).
+  std::string metricsText(TimePoint now) const;
+
+  /// While the outage guard pauses evictions: for how long (since the incident started) and how
+  /// many Defenders are due for eviction at `now` but held back. Zeros when not paused.
+  struct HeldBack {
+    Millis pausedFor{0};
+    size_t due = 0;
+  };
+  HeldBack heldBack(TimePoint now) const;
 
   /// The outage guard (status and operator resume for the Console API).
   OutageGuard& outageGuard() { return guard_; }

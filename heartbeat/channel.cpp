@@ -148,9 +148,12 @@ Result<HeartbeatReport> parseHeartbeat(const json& body, const ChannelLimits& li
   // all optional, so null ones are dropped (they then read as "", like absent ones).
   auto& cloud = details["cloudMetadata"];
   for (auto it = cloud.begin(); it != cloud.end();) it = it->is_null() ? cloud.erase(it) : ++it;
-  // cloudMetadata.image feeds the profile filter; keep it a string if present.
-  if (auto img = cloud.find("image"); img != cloud.end() && !img->is_string())
-    return invalid("invalid_field", "cloudMetadata.image", "must be a string or null");
+  // cloudMetadata.image feeds the profile filter and cloudMetadata.resourceID pins a Fargate
+  // Defender's identity (docs/reliability.md): each must be a string if present.
+  for (const char* key : {"image", "resourceID"})
+    if (auto v = cloud.find(key); v != cloud.end() && !v->is_string())
+      return invalid("invalid_field", std::string("cloudMetadata.") + key,
+                     "must be a string or null");
 
   json collections = json::array();
   if (auto it = body.find("collections"); it != body.end() && !it->is_null()) {
@@ -330,13 +333,31 @@ Result<json> DefenderChannel::heartbeat(std::string_view body, std::string_view 
   };
 }
 
+namespace {
+
+/// The optional top-level `resourceID` of a disconnect or observations body: the task ARN the
+/// sender runs as, checked against the one the Defender registered with.
+Result<std::string> optionalResourceId(const json& body, const ChannelLimits& limits) {
+  auto it = body.find("resourceID");
+  if (it == body.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return invalid("invalid_field", "resourceID", "must be a string");
+  if (it->get_ref<const std::string&>().size() > limits.maxStringLength)
+    return invalid("field_too_large", "resourceID",
+                   "at most " + std::to_string(limits.maxStringLength) + " bytes");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
 Result<json> DefenderChannel::disconnect(std::string_view body, std::string_view scopeAppId) {
   auto parsed = parseJsonObject(body, options_.limits.maxJsonDepth);
   if (!parsed.ok()) return parsed.error();
   auto host = requireHostname(*parsed, options_.limits);
   if (!host.ok()) return host.error();
+  auto resource = optionalResourceId(*parsed, options_.limits);
+  if (!resource.ok()) return resource.error();
   if (auto st = checkScope(*host, scopeAppId); !st.ok()) return st.error();
-  auto d = inventory_.recordDisconnect(*host);
+  auto d = inventory_.recordDisconnect(*host, *resource);
   if (!d.ok()) return withRetryAfter(d.error(), *host);
   return json{{"hostname", d->hostname},
               {"connected", false},
@@ -348,9 +369,12 @@ Result<json> DefenderChannel::observations(std::string_view body, std::string_vi
   if (!parsed.ok()) return parsed.error();
   auto batch = parseObservations(*parsed, options_.limits);
   if (!batch.ok()) return batch.error();
+  auto resource = optionalResourceId(*parsed, options_.limits);
+  if (!resource.ok()) return resource.error();
   if (auto st = checkScope(batch->first, scopeAppId); !st.ok()) return st.error();
   const size_t n = batch->second.size();
-  if (auto st = inventory_.recordObservations(batch->first, std::move(batch->second)); !st.ok())
+  if (auto st = inventory_.recordObservations(batch->first, std::move(batch->second), *resource);
+      !st.ok())
     return withRetryAfter(st.error(), batch->first);
   return json{{"accepted", n}};
 }

@@ -78,6 +78,20 @@ std::string hostnameKey(std::string_view hostname) {
   return key;
 }
 
+std::string_view resourceIdOf(const Defender& d) {
+  const auto cm = d.details.find("cloudMetadata");
+  if (cm == d.details.end() || !cm->is_object()) return {};
+  const auto id = cm->find("resourceID");
+  if (id == cm->end() || !id->is_string()) return {};
+  return id->get_ref<const std::string&>();
+}
+
+uint64_t resourceHash(std::string_view resourceId) {
+  if (resourceId.empty()) return 0;
+  const uint64_t h = XXH3_64bits(resourceId.data(), resourceId.size());
+  return h == 0 ? 1 : h;
+}
+
 uint64_t descriptiveFingerprint(const Defender& d) {
   XXH3_state_t state;
   XXH3_64bits_reset(&state);

@@ -64,6 +64,12 @@ inline Category categoryOf(DefenderType t) {
 std::string hostnameKey(std::string_view hostname);
 
 struct Defender;
+/// The resource the Defender runs on as it reported it: `details.cloudMetadata.resourceID` (for
+/// Fargate the task ARN, which contains the task id = hostname); "" when not reported.
+std::string_view resourceIdOf(const Defender& d);
+/// XXH3 hash of a resourceID (never 0 for a non-empty id); 0 for "".
+uint64_t resourceHash(std::string_view resourceId);
+
 /// A 64-bit hash (XXH3, xxHash 0.8: its output is stable across versions and platforms) of a
 /// Defender's descriptive fields: hostname, type, version, cluster, App ID, container and
 /// `details`. Equal fingerprints mean the stored row needs only its liveness columns written.

@@ -67,6 +67,7 @@ Status Inventory::start(bool startFlusher) {
     s.type = l.type;
     s.appId = internAppId(l.appId);
     s.fingerprint = l.fingerprint;
+    s.resourceHash = resourceHash(l.resourceId);
     if (stoppedAt && !s.gracefulAt && s.judgedFrom >= *stoppedAt - options_.liveness.grace &&
         s.judgedFrom < now) {
       s.judgedFrom = now;
@@ -142,6 +143,7 @@ Inventory::LiveState Inventory::liveStateOf(const Defender& d) {
   s.type = d.type;
   s.appId = internAppId(d.appId);
   s.fingerprint = descriptiveFingerprint(d);
+  s.resourceHash = resourceHash(resourceIdOf(d));
   return s;
 }
 
@@ -230,6 +232,9 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
                    "appID: Defender " + d.hostname +
                        " is registered under another App ID than this credential's",
                    "appID"};
+    const uint64_t reportedResource = resourceHash(resourceIdOf(d));
+    if (known != live_.end())
+      if (auto e = identityConflict(d.hostname, known->second, d.type, resourceIdOf(d))) return *e;
     const bool mustCommit = known == live_.end() || known->second.gracefulAt ||
                             now - known->second.judgedFrom > options_.liveness.grace;
     const auto waiting = pending_.find(key);
@@ -263,6 +268,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     if (defenderTime) s.clockSkewMs = (*defenderTime - now).count();
     s.type = d.type;
     if (*s.appId != d.appId) s.appId = internAppId(d.appId);
+    if (reportedResource != 0) s.resourceHash = reportedResource;
     if (inserted)
       index_.add(it->first, indexEntry(s));
     else
@@ -281,7 +287,8 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
   return outcome;
 }
 
-Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
+Result<Defender> Inventory::recordDisconnect(const std::string& hostname,
+                                             std::string_view resourceId) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(hostname);
   uint64_t ticket;
@@ -290,8 +297,9 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
     if (it == live_.end()) return unknownDefender(hostname);
-    if (failingSince_) return storageFault();
     LiveState& s = it->second;
+    if (auto e = identityConflict(hostname, s, s.type, resourceId)) return *e;
+    if (failingSince_) return storageFault();
     if (!s.gracefulAt) {
       const LiveIndex::Entry before = indexEntry(s);
       // A Defender already timed out keeps its earlier disconnect time.
@@ -316,7 +324,8 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname) {
   return out;
 }
 
-Status Inventory::recordObservations(const std::string& hostname, std::vector<Observation> batch) {
+Status Inventory::recordObservations(const std::string& hostname, std::vector<Observation> batch,
+                                     std::string_view resourceId) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(hostname);
   uint64_t ticket;
@@ -324,8 +333,9 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
     if (it == live_.end()) return unknownDefender(hostname, "; send a heartbeat first");
-    if (failingSince_) return storageFault();
     LiveState& s = it->second;
+    if (auto e = identityConflict(hostname, s, s.type, resourceId)) return *e;
+    if (failingSince_) return storageFault();
     const double elapsed = static_cast<double>((now - s.observationRefill).count()) / 1000.0;
     s.observationTokens = s.observationTokens < 0
                               ? options_.observationBurst
@@ -556,6 +566,27 @@ std::optional<TimePoint> Inventory::storageFailingSince() const {
   return failingSince_;
 }
 
+std::optional<Error> Inventory::identityConflict(const std::string& hostname, const LiveState& s,
+                                                 DefenderType type, std::string_view resourceId) {
+  // Only App-Embedded-category Defenders are pinned: for Fargate the hostname is the task id,
+  // part of the task ARN, so another ARN under the same hostname is a misbehaving or spoofing
+  // client. Other types keep a host name across machines (a replacement host reuses it).
+  if (resourceId.empty() || s.resourceHash == 0) return std::nullopt;
+  if (categoryOf(s.type) != Category::kAppEmbedded && categoryOf(type) != Category::kAppEmbedded)
+    return std::nullopt;
+  if (resourceHash(resourceId) == s.resourceHash) return std::nullopt;
+  ++metrics_.identityConflicts;
+  spdlog::warn(
+      "identity conflict: Defender {} is registered from another resource than '{}'; refused "
+      "(a second task or a misbehaving client reports its hostname)",
+      hostname, resourceId.substr(0, 256));
+  return Error{ErrorKind::kConflict, "identity_conflict",
+               "cloudMetadata.resourceID: Defender " + hostname +
+                   " is registered from another resource (task ARN); a Fargate hostname is its "
+                   "task id and belongs to one task only",
+               "cloudMetadata.resourceID"};
+}
+
 Error Inventory::storageFault() const {
   return Error{ErrorKind::kUnavailable,
                "storage_unavailable",
@@ -668,6 +699,35 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
   return page;
 }
 
+Result<std::vector<std::string>> Inventory::matchingKeys(const DefenderQuery& query) {
+  auto writer = flushBeforeRead();
+  return store_.listKeys(query, {clock_.now(), options_.liveness.grace});
+}
+
+Result<std::vector<Defender>> Inventory::findMany(const std::vector<std::string>& keys) {
+  auto writer = flushBeforeRead();
+  auto stored = store_.findDefenders(keys);
+  if (!stored.ok()) return stored.error();
+  std::unordered_map<std::string, Defender*> byKey;
+  byKey.reserve(stored->size());
+  for (auto& d : *stored) byKey.emplace(hostnameKey(d.hostname), &d);
+  std::vector<Defender> out;
+  out.reserve(keys.size());
+  std::lock_guard lock(stateMutex_);
+  for (const auto& key : keys) {
+    auto it = live_.find(key);
+    if (it == live_.end()) continue;  // evicted or deleted since the snapshot
+    if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
+      out.push_back(p->second.defender);
+    else if (auto s = byKey.find(key); s != byKey.end())
+      out.push_back(std::move(*s->second));
+    else
+      continue;  // registered but not stored yet and not pending: not listable yet
+    applyLiveState(it->second, out.back());
+  }
+  return out;
+}
+
 Result<std::vector<CategorySummary>> Inventory::summary() {
   // From memory: every Defender in live_ is counted, with the same rule as judge().
   std::vector<CategorySummary> out;
@@ -722,6 +782,16 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   std::lock_guard lock(stateMutex_);
   ++metrics_.manualDeletes;
   return removed->front();
+}
+
+size_t Inventory::countDue(TimePoint now) const {
+  std::lock_guard lock(stateMutex_);
+  size_t n = 0;
+  for (const auto& info : allTypes()) {
+    const Millis retention = retentionFor(info.category, settings_.disconnectPeriodDays);
+    n += index_.countDue(info.type, now - retention, now - retention - options_.liveness.grace);
+  }
+  return n;
 }
 
 Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,

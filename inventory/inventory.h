@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -103,6 +104,7 @@ struct InventoryMetrics {
   uint64_t storageFaultEpisodes = 0;  // times the store started failing writes
   uint64_t pausesDetected = 0;        // times the Console noticed it had not run on schedule
   uint64_t overloadRefusals = 0;      // writes refused with "overloaded"
+  uint64_t identityConflicts = 0;     // requests refused with 409 "identity_conflict"
   bool storageFailing = false;        // gauge: the last write attempt failed
   size_t defenders = 0;               // gauge: Defenders in memory
   size_t pendingWrites = 0;           // gauge: Defenders waiting to be flushed (heartbeats and
@@ -136,17 +138,26 @@ class Inventory {
   /// known Defender, stored under the App ID it is given, may be updated by this reporter (the
   /// defender channel's credential scope check, atomic with the write); refused: kPermissionDenied
   /// "app_id_mismatch" and nothing is written.
+  ///
+  /// Identity (docs/reliability.md "Identity"): a Fargate/App-Embedded Defender is pinned to the
+  /// first `cloudMetadata.resourceID` (task ARN) it reports. A report for its hostname with
+  /// another resourceID is refused with kConflict "identity_conflict" (field
+  /// cloudMetadata.resourceID), counted in metrics().identityConflicts, and nothing is written.
+  /// A report without resourceID is not checked (and does not unpin). Other types are not
+  /// pinned: a host name is legitimately reused by a replacement machine.
   Result<HeartbeatOutcome> recordHeartbeat(
       Defender reported, std::optional<TimePoint> defenderTime = {},
       const std::function<bool(const std::string& storedAppId)>& mayUpdate = {});
 
-  /// Graceful disconnect, durable before return. kNotFound for an unknown hostname.
-  Result<Defender> recordDisconnect(const std::string& hostname);
+  /// Graceful disconnect, durable before return. kNotFound for an unknown hostname;
+  /// kConflict "identity_conflict" when `resourceId` is given and differs from the pinned one.
+  Result<Defender> recordDisconnect(const std::string& hostname, std::string_view resourceId = {});
 
   /// Appends observations of a known Defender; durable before return. kNotFound when the
   /// Defender is unknown; kRateLimited when the Defender exceeds its observation rate or the
-  /// backlog is full.
-  Status recordObservations(const std::string& hostname, std::vector<Observation> batch);
+  /// backlog is full; kConflict "identity_conflict" as for recordDisconnect.
+  Status recordObservations(const std::string& hostname, std::vector<Observation> batch,
+                            std::string_view resourceId = {});
 
   /// Reads see the newest state. summary() and the lists of one type, connected or not, in
   /// hostname order (no other filter) are answered from the in-memory index, without waiting
@@ -157,6 +168,13 @@ class Inventory {
   /// nullopt when no such Defender is known. For checking Defender credentials per request.
   std::optional<std::string> appIdOf(const std::string& hostname);
   Result<Page<Defender>> list(const DefenderQuery& query);
+  /// The hostname keys of every match of `query` (filters and sort; paging ignored), in list
+  /// order, read in one statement after what is pending is written: a consistent snapshot for
+  /// cursor paging and the CSV download.
+  Result<std::vector<std::string>> matchingKeys(const DefenderQuery& query);
+  /// The current rows of `keys`, in that order; keys no longer known (evicted or deleted
+  /// meanwhile) are skipped. In-memory liveness overlaid as for list().
+  Result<std::vector<Defender>> findMany(const std::vector<std::string>& keys);
   Result<std::vector<CategorySummary>> summary();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
   Result<Page<AuditRecord>> audit(int offset, int limit);
@@ -175,6 +193,10 @@ class Inventory {
   /// transaction; candidates come from the in-memory index while the writer is held, so a
   /// Defender that heartbeated meanwhile is never evicted.
   Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit);
+
+  /// Defenders whose eviction is due at `now` (removalAt ≤ now), all categories, from the
+  /// in-memory index: what a sweep would evict, e.g. held back while the outage guard pauses.
+  size_t countDue(TimePoint now) const;
 
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.
@@ -217,6 +239,7 @@ class Inventory {
     const std::string* appId = &kNoAppId;  // as last reported (interned in appIds_); checked
                                            // against Defender credentials
     uint64_t fingerprint = 0;       // hash of the descriptive fields last written; 0: unknown
+    uint64_t resourceHash = 0;      // resourceHash() of the reported resourceID; 0: none yet
     double observationTokens = -1;  // < 0: bucket not used yet (full)
     TimePoint observationRefill{};
   };
@@ -247,7 +270,11 @@ class Inventory {
   void flusherLoop();
   std::unique_lock<std::mutex> flushBeforeRead();
   Error storageFault() const;  // caller holds stateMutex_
-  Status flushLocked();        // caller holds writeMutex_
+  /// The identity_conflict refusal when `resourceId` (reported for `hostname`, claimed type
+  /// `type`) is not the one pinned in `s`; counts it. Caller holds stateMutex_.
+  std::optional<Error> identityConflict(const std::string& hostname, const LiveState& s,
+                                        DefenderType type, std::string_view resourceId);
+  Status flushLocked();  // caller holds writeMutex_
 
   Store& store_;
   const Clock& clock_;

@@ -52,6 +52,13 @@ std::vector<std::string> LiveIndex::due(DefenderType t, TimePoint gracefulBy, Ti
   return keys;
 }
 
+size_t LiveIndex::countDue(DefenderType t, TimePoint gracefulBy, TimePoint silentBy) const {
+  const auto& p = types_[slot(t)];
+  // Entries are (time, address) pairs: those with time ≤ bound rank below (bound + 1, 0).
+  return p.graceful.order_of_key({ms(gracefulBy) + 1, 0}) +
+         p.judged.order_of_key({ms(silentBy) + 1, 0});
+}
+
 void LiveIndex::remove(const std::string& key, const Entry& e) {
   auto& p = types_[slot(e.type)];
   --p.deployed;

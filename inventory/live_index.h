@@ -64,6 +64,8 @@ class LiveIndex {
   /// (oldest first). The caller derives both bounds from its retention rule.
   std::vector<std::string> due(DefenderType t, TimePoint gracefulBy, TimePoint silentBy,
                                size_t limit) const;
+  /// How many due() would return without a limit, in O(log n).
+  size_t countDue(DefenderType t, TimePoint gracefulBy, TimePoint silentBy) const;
 
   /// Keys of type `t` that are connected (or disconnected) as of the last advance(), in key
   /// order (descending when `reverse`), from `offset`, at most `limit`; `total` gets the count.

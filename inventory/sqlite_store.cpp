@@ -587,6 +587,22 @@ class SqliteStore final : public Store {
 
   Result<Page<Defender>> listDefenders(const DefenderQuery& q,
                                        const LivenessCutoff& cutoff) override {
+    return select(q, cutoff, nullptr);
+  }
+
+  Result<std::vector<std::string>> listKeys(const DefenderQuery& q,
+                                            const LivenessCutoff& cutoff) override {
+    std::vector<std::string> keys;
+    DefenderQuery all = q;
+    all.countTotal = false;
+    auto st = select(all, cutoff, &keys);
+    if (!st.ok()) return st.error();
+    return keys;
+  }
+
+  /// listDefenders, or with `keysOnly` every match's key (no paging) appended there instead.
+  Result<Page<Defender>> select(const DefenderQuery& q, const LivenessCutoff& cutoff,
+                                std::vector<std::string>* keysOnly) {
     Where w;
     auto param = [&](std::string v) {
       w.textParams.push_back(std::move(v));
@@ -649,12 +665,17 @@ class SqliteStore final : public Store {
       if (c.step()) page.total = c.i64(0);
       if (c.failed()) return c.error("count defenders");
     }
-    Stmt s(r.db, std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql +
-                     orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) + " OFFSET " +
-                     std::to_string(q.offset));
+    Stmt s(r.db, keysOnly ? "SELECT key FROM defenders" + w.sql + orderBy(q.sort, q.reverse)
+                          : std::string("SELECT ") + kDefenderColumns + " FROM defenders" + w.sql +
+                                orderBy(q.sort, q.reverse) + " LIMIT " + std::to_string(q.limit) +
+                                " OFFSET " + std::to_string(q.offset));
     if (!s.prepared()) return s.error("prepare list");
     bindAll(s);
-    while (s.step()) page.items.push_back(readDefender(s));
+    while (s.step())
+      if (keysOnly)
+        keysOnly->push_back(s.text(0));
+      else
+        page.items.push_back(readDefender(s));
     if (s.failed()) return s.error("list defenders");
     return page;
   }
@@ -721,7 +742,9 @@ class SqliteStore final : public Store {
     Reader r(*this);
     Stmt s(r.db,
            "SELECT key, type, registered_at, last_seen, judged_from, connected_since, graceful_at, "
-           "clock_skew_ms, app_id, fingerprint FROM defenders");
+           "clock_skew_ms, app_id, fingerprint, CASE WHEN category = 'appEmbedded' AND "
+           "json_valid(details) THEN json_extract(details, '$.cloudMetadata.resourceID') END "
+           "FROM defenders");
     if (!s.prepared()) return s.error("prepare liveness scan");
     StoredLiveness l;
     while (s.step()) {
@@ -735,6 +758,10 @@ class SqliteStore final : public Store {
       l.clockSkewMs = s.isNull(7) ? std::nullopt : std::optional<long long>(s.i64(7));
       s.assignText(8, l.appId);
       l.fingerprint = static_cast<uint64_t>(s.i64(9));
+      if (s.isNull(10))
+        l.resourceId.clear();
+      else
+        s.assignText(10, l.resourceId);
       if (!fn(l)) break;
     }
     if (s.failed()) return s.error("scan liveness");

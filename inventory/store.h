@@ -71,6 +71,9 @@ struct StoredLiveness {
   std::optional<long long> clockSkewMs;
   std::string appId;  // as last reported ("" when none): Defender credentials are checked on it
   uint64_t fingerprint = 0;  // descriptiveFingerprint() of the stored row; 0 = unknown
+  /// cloudMetadata.resourceID of App-Embedded-category Defenders (the pinned task ARN); "" for
+  /// other categories or when none was reported.
+  std::string resourceId;
 };
 
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.
@@ -112,6 +115,11 @@ class Store {
   /// Filters, sorts (hostname tie-breaker) and pages. `total` counts all matches.
   virtual Result<Page<Defender>> listDefenders(const DefenderQuery& query,
                                                const LivenessCutoff& cutoff) = 0;
+
+  /// The hostname keys of every match of `query` (its filters and sort; offset, limit and
+  /// countTotal ignored), in list order, read by one statement: a consistent snapshot.
+  virtual Result<std::vector<std::string>> listKeys(const DefenderQuery& query,
+                                                    const LivenessCutoff& cutoff) = 0;
 
   virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
 

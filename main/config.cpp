@@ -18,6 +18,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       "Defenders in AWS ECS Fargate tasks."};
   app.set_version_flag("--version", "defender-console " + version);
   long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60;
+  long long cursorTtlSeconds = 300;
   size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10,
          defenderBodyKib = c.defenderMaxBodyBytes >> 10;
 
@@ -97,6 +98,21 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   app.add_option("--outage-min-fleet", c.outageMinFleet,
                  "Smallest fleet the outage guard judges (smaller fleets never pause evictions)")
       ->envname("DC_OUTAGE_MIN_FLEET")
+      ->capture_default_str();
+  app.add_option("--cursor-ttl", cursorTtlSeconds,
+                 "Seconds a cursor-paging snapshot is kept after its last use")
+      ->envname("DC_CURSOR_TTL")
+      ->check(CLI::Range(10, 86400))
+      ->capture_default_str();
+  app.add_option("--cursor-max-snapshots", c.cursorMaxSnapshots,
+                 "Most cursor-paging snapshots kept (least recently used dropped first)")
+      ->envname("DC_CURSOR_MAX_SNAPSHOTS")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--cursor-max-mib", c.cursorMaxMiB,
+                 "Most memory (MiB) held by cursor-paging snapshots in all")
+      ->envname("DC_CURSOR_MAX_MIB")
+      ->check(CLI::Range(1, 65536))
       ->capture_default_str();
   app.add_option("--port-file", c.portFile,
                  "Write the bound ports there when ready (console=<port>, defender=<port>)")
@@ -202,6 +218,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   c.grace = Seconds(graceSeconds);
   c.flushInterval = Millis(flushMs);
   c.sweepInterval = Seconds(sweepSeconds);
+  c.cursorTtl = Seconds(cursorTtlSeconds);
   c.consoleMaxBodyBytes = consoleBodyKib << 10;
   c.defenderMaxBodyBytes = defenderBodyKib << 10;
   if (c.grace.count() > 0 && c.grace < c.heartbeatInterval)

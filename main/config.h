@@ -40,6 +40,12 @@ struct ConsoleConfig {
   /// Defenders goes silent within one grace period.
   double outageThreshold = 0.5;
   size_t outageMinFleet = 20;
+  /// Cursor paging (docs/api.md "Cursor paging"): each snapshot of matching hostnames is kept
+  /// this long after its last use; at most cursorMaxSnapshots of them and cursorMaxMiB of memory
+  /// in all (least recently used dropped first).
+  Millis cursorTtl = Seconds(300);
+  size_t cursorMaxSnapshots = 64;
+  size_t cursorMaxMiB = 256;
   size_t consoleMaxBodyBytes = 1 << 20;     // task definitions: ECS register limit is 64 KiB,
                                             // CloudFormation templates may be larger
   size_t defenderMaxBodyBytes = 256 << 10;  // heartbeats are ~1 KiB; observation batches larger

@@ -212,7 +212,7 @@ Status ConsoleApp::start(bool startScheduler) {
   api.defenderVersion = c.defenderVersion;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] {
-    std::string text = impl_->sweeper->metricsText() +
+    std::string text = impl_->sweeper->metricsText(impl_->clock.now()) +
                        processMetricsText(impl_->version, impl_->consoleListener.get(),
                                           impl_->defenderListener.get());
     if (impl_->defenderListener) {
@@ -234,6 +234,7 @@ Status ConsoleApp::start(bool startScheduler) {
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
   api.evictionStatus = [this] { return evictionStatusJson(); };
+  api.cursorLimits = {c.cursorTtl, c.cursorMaxSnapshots, c.cursorMaxMiB << 20};
   api.resumeEvictions = [this](const std::string& actor) -> Result<nlohmann::json> {
     if (!impl_->sweeper->outageGuard().resume(impl_->clock.now(), actor))
       return Error{
@@ -304,7 +305,10 @@ inventory::Inventory& ConsoleApp::inventory() {
 }
 nlohmann::json ConsoleApp::evictionStatusJson() const {
   const auto s = impl_->sweeper->outageGuard().status();
+  const auto held = impl_->sweeper->heldBack(impl_->clock.now());
   nlohmann::json out{{"paused", s.paused},
+                     {"pausedSeconds", held.pausedFor.count() / 1000},
+                     {"heldBack", held.due},
                      {"incidents", s.incidents},
                      {"threshold", s.options.threshold},
                      {"minFleet", s.options.minFleet},

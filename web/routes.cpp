@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -43,6 +44,70 @@ Params paramsOf(const httplib::Request& req) {
   return Params(req.params.begin(), req.params.end());
 }
 
+/// One page of a cursor walk (docs/api.md "Cursor paging").
+struct CursorPage {
+  std::vector<inventory::Defender> rows;
+  long long total = 0;  // Defenders in the snapshot
+  std::string next;     // the Next-Cursor, empty on the last page
+};
+
+/// nullopt when the request has no `cursor` parameter (offset paging). `cursor=start` takes a
+/// snapshot of the matching hostnames in `q`'s order; `<id>.<position>` continues one. Errors:
+/// 400 invalid_parameter (field cursor) for a malformed cursor; cursor_expired (answered 410)
+/// when the snapshot is gone; cursor_capacity (503) when it cannot be kept.
+std::optional<Result<CursorPage>> cursorPage(Inventory& inv, inventory::SnapshotCache& cache,
+                                             const Params& params,
+                                             const inventory::DefenderQuery& q) {
+  auto it = params.find("cursor");
+  if (it == params.end()) return std::nullopt;
+  const std::string& cursor = it->second;
+  std::string id;
+  size_t position = 0;
+  std::shared_ptr<const inventory::KeySnapshot> snapshot;
+  if (cursor == "start") {
+    auto keys = inv.matchingKeys(q);
+    if (!keys.ok()) return Result<CursorPage>(keys.error());
+    snapshot = std::make_shared<inventory::KeySnapshot>(*keys);
+    auto put = cache.put(snapshot);
+    if (!put.ok()) return Result<CursorPage>(put.error());
+    id = *put;
+  } else {
+    const auto dot = cursor.find('.');
+    const char* digits = cursor.data() + std::min(dot + 1, cursor.size());
+    const char* end = cursor.data() + cursor.size();
+    auto parsed = std::from_chars(digits, end, position);
+    if (dot != 16 || cursor.find_first_not_of("0123456789abcdef") != dot || digits == end ||
+        parsed.ec != std::errc() || parsed.ptr != end)
+      return Result<CursorPage>(Error::invalid(
+          "invalid_parameter", "cursor",
+          "cursor: must be 'start' or the Next-Cursor of the previous page, unchanged"));
+    id = cursor.substr(0, dot);
+    auto got = cache.get(id);
+    if (!got.ok()) return Result<CursorPage>(got.error());
+    snapshot = std::move(*got);
+  }
+  CursorPage page;
+  page.total = static_cast<long long>(snapshot->size());
+  auto rows = inv.findMany(snapshot->slice(position, static_cast<size_t>(q.limit)));
+  if (!rows.ok()) return Result<CursorPage>(rows.error());
+  page.rows = std::move(*rows);
+  const size_t next = position + static_cast<size_t>(q.limit);
+  if (next < snapshot->size()) page.next = id + "." + std::to_string(next);
+  return Result<CursorPage>(std::move(page));
+}
+
+/// The parameters without `cursor`, which only the list and names routes take (cursorPage).
+Params withoutCursor(Params params) {
+  params.erase("cursor");
+  return params;
+}
+
+/// cursor_expired is 410 Gone: the client restarts with cursor=start.
+void sendCursorError(httplib::Response& res, const Error& e) {
+  if (e.code == "cursor_expired") return sendError(res, e, 410);
+  sendError(res, e);
+}
+
 std::string prometheusText(const inventory::InventoryMetrics& m,
                            const std::vector<inventory::CategorySummary>& summary) {
   std::ostringstream out;
@@ -82,6 +147,10 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
   counter("dc_overload_refusals_total",
           "Registrations refused with 503 overloaded because too many commits were waiting.",
           m.overloadRefusals);
+  counter("dc_identity_conflicts_total",
+          "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
+          "hostname reported from another task ARN than the one it registered with.",
+          m.identityConflicts);
   out << "# HELP dc_defenders Defenders in the inventory by category and state.\n"
          "# TYPE dc_defenders gauge\n";
   for (const auto& c : summary) {
@@ -95,6 +164,28 @@ std::string prometheusText(const inventory::InventoryMetrics& m,
   for (const auto& c : summary)
     out << "dc_defenders_outdated{category=\"" << inventory::categoryName(c.category) << "\"} "
         << c.outdated << '\n';
+  return out.str();
+}
+
+std::string cursorMetricsText(const inventory::SnapshotMetrics& m) {
+  std::ostringstream out;
+  out << "# HELP dc_cursor_snapshots Cursor-paging snapshots kept.\n"
+         "# TYPE dc_cursor_snapshots gauge\ndc_cursor_snapshots "
+      << m.snapshots
+      << "\n# HELP dc_cursor_snapshot_bytes Memory held by cursor-paging snapshots.\n"
+         "# TYPE dc_cursor_snapshot_bytes gauge\ndc_cursor_snapshot_bytes "
+      << m.bytes
+      << "\n# HELP dc_cursor_snapshots_created_total Cursor-paging snapshots taken "
+         "(cursor=start).\n"
+         "# TYPE dc_cursor_snapshots_created_total counter\ndc_cursor_snapshots_created_total "
+      << m.created
+      << "\n# HELP dc_cursor_snapshots_dropped_total Snapshots dropped before their TTL to stay "
+         "within the bounds.\n# TYPE dc_cursor_snapshots_dropped_total counter\n"
+         "dc_cursor_snapshots_dropped_total "
+      << m.dropped
+      << "\n# HELP dc_cursor_expired_total Cursors refused with 410 cursor_expired.\n"
+         "# TYPE dc_cursor_expired_total counter\ndc_cursor_expired_total "
+      << m.expired << '\n';
   return out.str();
 }
 
@@ -533,10 +624,21 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     return j;
   };
 
+  const auto cursors = std::make_shared<inventory::SnapshotCache>(inv.clock(), opts->cursorLimits);
+
   routes.add("GET", "/api/v1/defenders",
-             [&inv, render](const httplib::Request& req, httplib::Response& res) {
-               auto q = parseDefenderQuery(paramsOf(req));
+             [&inv, render, cursors](const httplib::Request& req, httplib::Response& res) {
+               const Params params = paramsOf(req);
+               auto q = parseDefenderQuery(withoutCursor(params));
                if (!q.ok()) return sendError(res, q.error());
+               if (auto walk = cursorPage(inv, *cursors, params, *q)) {
+                 if (!walk->ok()) return sendCursorError(res, walk->error());
+                 const TimePoint now = inv.clock().now();
+                 json items = json::array();
+                 for (const auto& d : (*walk)->rows) items.push_back(render(d, now));
+                 if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
+                 return sendPage(res, items, (*walk)->total);
+               }
                auto page = inv.list(*q);
                if (!page.ok()) return sendError(res, page.error());
                const TimePoint now = inv.clock().now();
@@ -546,9 +648,17 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
              });
 
   routes.add("GET", "/api/v1/defenders/names",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               auto q = parseDefenderQuery(paramsOf(req));
+             [&inv, cursors](const httplib::Request& req, httplib::Response& res) {
+               const Params params = paramsOf(req);
+               auto q = parseDefenderQuery(withoutCursor(params));
                if (!q.ok()) return sendError(res, q.error());
+               if (auto walk = cursorPage(inv, *cursors, params, *q)) {
+                 if (!walk->ok()) return sendCursorError(res, walk->error());
+                 json names = json::array();
+                 for (const auto& d : (*walk)->rows) names.push_back(d.hostname);
+                 if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
+                 return sendPage(res, names, (*walk)->total);
+               }
                auto page = inv.list(*q);
                if (!page.ok()) return sendError(res, page.error());
                json names = json::array();
@@ -591,55 +701,54 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(out));
              });
 
-  routes.add("GET", "/api/v1/defenders/download",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               // All matches from `offset` on, or `limit` of them when given.
-               Params params = paramsOf(req);
-               const bool paged = params.count("limit") > 0;
-               // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
-               auto bom = parseBoolParam(params, "bom");
-               if (!bom.ok()) return sendError(res, bom.error());
-               params.erase("bom");
-               auto q = parseDefenderQuery(params);
-               if (!q.ok()) return sendError(res, q.error());
-               // Streamed page by page so memory stays bounded whatever the inventory size.
-               auto query = std::make_shared<inventory::DefenderQuery>(*q);
-               auto remaining = std::make_shared<long long>(paged ? q->limit : -1);
-               auto headerText = std::make_shared<std::string>(
-                   (bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
-               if (!paged) query->limit = 1000;
-               query->countTotal = false;  // not sent; would be counted again per page
-               res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-               res.set_chunked_content_provider(kCsvFormat, [&inv, query, remaining, headerText](
-                                                                size_t, httplib::DataSink& sink) {
-                 if (!headerText->empty()) {  // sent once, first
-                   sink.write(headerText->data(), headerText->size());
-                   headerText->clear();
-                 }
-                 if (*remaining == 0) {
-                   sink.done();
-                   return true;
-                 }
-                 auto page = inv.list(*query);
-                 if (!page.ok()) return false;  // aborts the transfer; the client sees a cut body
-                 const TimePoint now = inv.clock().now();
-                 std::string chunk;
-                 for (const auto& d : page->items) chunk += csvRow(d, inv.judge(d, now));
-                 if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-                 if (query->sort == inventory::SortKey::kHostname && !page->items.empty()) {
-                   // Keyset paging: the next page starts after the last hostname sent, so a
-                   // long download does not re-skip every earlier row (OFFSET) on each page.
-                   query->afterKey = inventory::hostnameKey(page->items.back().hostname);
-                   query->offset = 0;
-                 } else {
-                   query->offset += static_cast<int>(page->items.size());
-                 }
-                 if (*remaining > 0) *remaining = 0;
-                 if (page->items.size() < static_cast<size_t>(query->limit) || *remaining == 0)
-                   sink.done();
-                 return true;
-               });
-             });
+  routes.add(
+      "GET", "/api/v1/defenders/download",
+      [&inv](const httplib::Request& req, httplib::Response& res) {
+        // All matches from `offset` on, or `limit` of them when given, from one snapshot
+        // of the matching hostnames taken now: every matching Defender exactly once,
+        // however the fleet heartbeats meanwhile; each chunk renders current rows (one
+        // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
+        // and one chunk of rows.
+        Params params = paramsOf(req);
+        const bool paged = params.count("limit") > 0;
+        // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
+        auto bom = parseBoolParam(params, "bom");
+        if (!bom.ok()) return sendError(res, bom.error());
+        params.erase("bom");
+        auto q = parseDefenderQuery(params);
+        if (!q.ok()) return sendError(res, q.error());
+        auto keys = inv.matchingKeys(*q);
+        if (!keys.ok()) return sendError(res, keys.error());
+        auto snapshot = std::make_shared<const inventory::KeySnapshot>(*keys);
+        const size_t from = std::min(static_cast<size_t>(q->offset), snapshot->size());
+        const size_t end = paged ? std::min(snapshot->size(), from + static_cast<size_t>(q->limit))
+                                 : snapshot->size();
+        auto next = std::make_shared<size_t>(from);
+        auto headerText = std::make_shared<std::string>(
+            (bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
+        res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
+        res.set_chunked_content_provider(
+            kCsvFormat, [&inv, snapshot, end, next, headerText](size_t, httplib::DataSink& sink) {
+              if (!headerText->empty()) {  // sent once, first
+                sink.write(headerText->data(), headerText->size());
+                headerText->clear();
+              }
+              if (*next >= end) {
+                sink.done();
+                return true;
+              }
+              const size_t count = std::min<size_t>(1000, end - *next);
+              auto rows = inv.findMany(snapshot->slice(*next, count));
+              if (!rows.ok()) return false;  // aborts the transfer: the client sees a cut body
+              const TimePoint now = inv.clock().now();
+              std::string chunk;
+              for (const auto& d : *rows) chunk += csvRow(d, inv.judge(d, now));
+              if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
+              *next += count;
+              if (*next >= end) sink.done();
+              return true;
+            });
+      });
 
   routes.add(
       "GET", "/api/v1/defenders/([^/]+)",
@@ -815,13 +924,15 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, R"({"status":"ready"})");
   });
 
-  routes.add("GET", "/metrics", [&inv, opts](const httplib::Request&, httplib::Response& res) {
-    auto summary = inv.summary();
-    std::string text = prometheusText(
-        inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
-    if (opts->extraMetrics) text += opts->extraMetrics();
-    res.set_content(text, "text/plain; version=0.0.4");
-  });
+  routes.add(
+      "GET", "/metrics", [&inv, opts, cursors](const httplib::Request&, httplib::Response& res) {
+        auto summary = inv.summary();
+        std::string text = prometheusText(
+            inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
+        text += cursorMetricsText(cursors->metrics());
+        if (opts->extraMetrics) text += opts->extraMetrics();
+        res.set_content(text, "text/plain; version=0.0.4");
+      });
 
   if (!opts->uiDir.empty()) {
     if (!server.set_mount_point("/", opts->uiDir))

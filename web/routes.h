@@ -9,6 +9,7 @@
 #include <string>
 #include "common/defender_version.h"
 #include "common/status.h"
+#include "inventory/snapshots.h"
 
 namespace httplib {
 class Server;
@@ -49,6 +50,8 @@ struct ConsoleApiOptions {
   /// the new status (409 "not_paused" when nothing was paused). Unset = the routes answer 404.
   std::function<nlohmann::json()> evictionStatus;
   std::function<Result<nlohmann::json>(const std::string& actor)> resumeEvictions;
+  /// Bounds of the cursor-paging snapshots (docs/api.md "Cursor paging").
+  inventory::SnapshotLimits cursorLimits;
   /// Access control (docs/security.md): every route but sign-in and the probes needs a Console
   /// user; also serves POST /api/v1/authenticate, /api/v1/users and /api/v1/credentials.
   /// Null only in in-process tests of the handlers: then nothing is checked.

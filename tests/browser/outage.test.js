@@ -33,6 +33,10 @@ test("a silent fleet shows the paused-evictions banner; Resume evictions ends it
   const text = await page.textContent("#outage");
   assert.match(text, /Evictions paused\./);
   assert.match(text, /6 of 6 Defenders/);
+  // How long evictions have been held, and how many due ones (none yet: Fargate waits 1 hour).
+  assert.match(text, /Paused for \d+ (s|min); 0 Defenders due for eviction held back\./);
+  assert.match(text, /stopped on purpose \(a scale-down\)/);
+  assert.ok(/dc_evictions_paused_seconds \d+/.test((await dc.get("/metrics")).text));
   await page.click("#resume-evictions");
   await page.waitForSelector("#outage[hidden]", { state: "attached" });
   const status = (await dc.get("/api/v1/defenders/eviction-status")).body;

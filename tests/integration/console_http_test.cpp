@@ -171,7 +171,8 @@ TEST_CASE(
         for (int i = 0; i < 50; ++i) {
           char host[16];
           std::snprintf(host, sizeof host, "task-%03d", i * 6);
-          REQUIRE(c.heartbeat(fargate(host, i % 2 ? "blue" : "green"))->status == 200);
+          // Same cluster (and so task ARN) as at registration: another ARN is refused 409.
+          REQUIRE(c.heartbeat(fargate(host, (i * 6) % 2 ? "blue" : "green"))->status == 200);
         }
         long long total = 0;
         auto page = c.list(dc::testing::numbered("?limit=50&offset=", offset) + "&sort=" + sort +
@@ -184,6 +185,33 @@ TEST_CASE(
       CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 300);
     }
   }
+}
+
+TEST_CASE("HTTP: a Fargate hostname from another task ARN gets 409 identity_conflict") {
+  RunningConsole c;
+  REQUIRE(c.heartbeat(fargate("task-a", "prod"))->status == 200);
+  auto taken = c.heartbeat(fargate("task-a", "other"));  // another cluster: another task ARN
+  REQUIRE(taken);
+  CHECK(taken->status == 409);
+  CHECK(json::parse(taken->body)["code"] == "identity_conflict");
+  CHECK(json::parse(taken->body)["field"] == "cloudMetadata.resourceID");
+  const json obs{{"hostname", "task-a"},
+                 {"resourceID", "arn:aws:ecs:us-east-1:123456789012:task/other/task-a"},
+                 {"observations", {{{"kind", "process"}, {"time", "2026-11-29T19:35:41Z"},
+                                    {"fields", json::object()}}}}};
+  auto refused = c.channel.Post("/api/v1/defender/observations", obs.dump(), "application/json");
+  CHECK(refused->status == 409);
+  auto badType = fargate("task-b");
+  badType["cloudMetadata"]["resourceID"] = 42;
+  auto bad = c.heartbeat(badType);
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "cloudMetadata.resourceID");
+  auto row = json::parse(c.console.Get("/api/v1/defenders/task-a")->body);
+  CHECK(row["cloudMetadata"]["resourceID"] ==
+        "arn:aws:ecs:us-east-1:123456789012:task/prod/task-a");
+  CHECK(row["cluster"] == "prod");
+  CHECK(c.console.Get("/metrics")->body.find("dc_identity_conflicts_total 2\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchanged") {

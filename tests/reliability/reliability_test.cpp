@@ -417,7 +417,7 @@ TEST_CASE("the sweep waits while heartbeats wait for a worker, at most one grace
   CHECK(r->evicted == 1);
   waiting = 0;
   CHECK_FALSE(sweeper.sweep(f.clock.now())->deferred);
-  CHECK(sweeper.metricsText().find("dc_sweeps_deferred_total 2") != std::string::npos);
+  CHECK(sweeper.metricsText(kT0).find("dc_sweeps_deferred_total 2") != std::string::npos);
 }
 
 // ---- 4. outage guard --------------------------------------------------------------------------
@@ -458,7 +458,7 @@ TEST_CASE("outage guard: half the fleet silent at once pauses evictions until it
   CHECK(st.incident->atStart.fleet == 40);
   CHECK(st.incident->atStart.silent == 20);
   CHECK(log.count("outage guard: 20 of 40 Defenders") == 1);
-  CHECK(fleet.sweeper.metricsText().find("dc_evictions_paused 1") != std::string::npos);
+  CHECK(fleet.sweeper.metricsText(kT0).find("dc_evictions_paused 1") != std::string::npos);
 
   // Two hours: far beyond the 1 h App-Embedded rule, and still nothing is evicted.
   for (int s = 0; s < 240; ++s) CHECK(fleet.step(20, 40).evicted == 0);
@@ -475,7 +475,7 @@ TEST_CASE("outage guard: half the fleet silent at once pauses evictions until it
   CHECK_FALSE(st.paused);
   REQUIRE(st.incident);
   CHECK(st.incident->endedBy == "fleet returned");
-  CHECK(fleet.sweeper.metricsText().find("dc_outage_incidents_total 1") != std::string::npos);
+  CHECK(fleet.sweeper.metricsText(kT0).find("dc_outage_incidents_total 1") != std::string::npos);
 }
 
 TEST_CASE("outage guard: an operator resumes; small fleets and slow attrition never pause") {
@@ -788,4 +788,197 @@ TEST_CASE("start-up: until ready, the Console API answers 503 starting; the prob
   CHECK(client.Get("/readyz")->status == 200);
   listener.stop();
   inv.stop();
+}
+
+// ---- 7. paging and export while the fleet moves ------------------------------------------------
+
+namespace {
+
+/// `n` Fargate Defenders stored before the Console starts, all registered and last seen in the
+/// same millisecond (kT0): sorting by lastSeen ties them all.
+void seedFleet(const ConsoleConfig& c, int n) {
+  auto store = openSqliteStore({c.databasePath()});
+  REQUIRE(store.ok());
+  WriteBatch batch;
+  for (int i = 0; i < n; ++i) {
+    Defender d = reported("task-" + std::to_string(10000 + i));
+    d.registeredAt = d.lastSeen = d.judgedFrom = d.connectedSince = kT0;
+    batch.upserts.push_back(d);
+  }
+  REQUIRE((*store)->write(batch).ok());
+}
+
+/// Heartbeats `count` Defenders out of `n` (a stride fixed by `round`) one millisecond later:
+/// they move to the end of a lastSeen sort.
+void heartbeatSome(ConsoleApp& app, ManualClock& clock, int n, int count, int round) {
+  clock.advance(1ms);
+  for (int k = 0; k < count; ++k) {
+    const int i = (k * 7 + round * 13) % n;
+    REQUIRE(app.inventory().recordHeartbeat(reported("task-" + std::to_string(10000 + i))).ok());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cursor paging by lastSeen while the fleet heartbeats sees every Defender once") {
+  const std::string dir = tempDb("cursor");
+  ManualClock clock{kT0};
+  ConsoleConfig c = smallConsole(dir);
+  constexpr int kFleet = 250;
+  seedFleet(c, kFleet);
+  ConsoleApp app(c, clock, "test");
+  REQUIRE(app.start(false).ok());
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
+  for (int pass = 0; pass < 5; ++pass) {
+    for (const bool reverse : {false, true}) {
+      std::multiset<std::string> seen;
+      std::string cursor = "start";
+      int pages = 0;
+      for (; !cursor.empty() && pages < 20; ++pages) {
+        auto res = api.Get("/api/v1/defenders?sort=lastSeen&limit=50&reverse=" +
+                           std::string(reverse ? "true" : "false") + "&cursor=" + cursor);
+        REQUIRE(res);
+        REQUIRE(res->status == 200);
+        CHECK(res->get_header_value("Total-Count") == std::to_string(kFleet));
+        for (const auto& d : json::parse(res->body)) seen.insert(d["hostname"].get<std::string>());
+        cursor = res->get_header_value("Next-Cursor");
+        // 50 of the fleet heartbeat between two pages.
+        heartbeatSome(app, clock, kFleet, 50, pass * 10 + pages);
+      }
+      CHECK(pages == 5);
+      CHECK(seen.size() == kFleet);
+      CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == kFleet);
+    }
+  }
+  // /names follows the same cursor.
+  auto first = api.Get("/api/v1/defenders/names?sort=lastSeen&limit=200&cursor=start");
+  REQUIRE(first);
+  REQUIRE(first->status == 200);
+  CHECK(json::parse(first->body).size() == 200);
+  const std::string next = first->get_header_value("Next-Cursor");
+  REQUIRE_FALSE(next.empty());
+  auto rest = api.Get("/api/v1/defenders/names?limit=200&cursor=" + next);
+  CHECK(json::parse(rest->body).size() == 50);
+  CHECK_FALSE(rest->has_header("Next-Cursor"));
+  // Bad and expired cursors: 400 / 410 with stable codes.
+  auto bad = api.Get("/api/v1/defenders?cursor=%20nonsense");
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["code"] == "invalid_parameter");
+  CHECK(json::parse(bad->body)["field"] == "cursor");
+  clock.advance(c.cursorTtl + 1s);
+  auto expired = api.Get("/api/v1/defenders/names?limit=200&cursor=" + next);
+  CHECK(expired->status == 410);
+  CHECK(json::parse(expired->body)["code"] == "cursor_expired");
+  app.stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a CSV download sorted by lastSeen while Defenders heartbeat holds each one once") {
+  const std::string dir = tempDb("download");
+  ManualClock clock{kT0};
+  ConsoleConfig c = smallConsole(dir);
+  constexpr int kFleet = 2500;
+  seedFleet(c, kFleet);
+  ConsoleApp app(c, clock, "test");
+  REQUIRE(app.start(false).ok());
+  for (int run = 0; run < 3; ++run) {
+    auto api_ = apiClient(app);
+    httplib::Client& api = *api_;
+    // A small receive buffer: the Console writes the first page and waits for this client, so
+    // the heartbeats below land while the download is under way.
+    api.set_socket_options([](int sock) {
+      int size = 4096;
+      ::setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    });
+    std::string body;
+    bool moved = false;
+    auto res = api.Get(
+        "/api/v1/defenders/download?sort=lastSeen" + std::string(run == 1 ? "&reverse=true" : ""),
+        [&](const char* data, size_t len) {
+          body.append(data, len);
+          if (!moved) {
+            moved = true;
+            heartbeatSome(app, clock, kFleet, 500, run);
+          }
+          return true;
+        });
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    std::multiset<std::string> rows;
+    std::istringstream lines(body);
+    std::string line;
+    std::getline(lines, line);  // header
+    while (std::getline(lines, line))
+      if (!line.empty()) rows.insert(line.substr(0, line.find(',')));
+    CHECK(rows.size() == kFleet);
+    CHECK(std::set<std::string>(rows.begin(), rows.end()).size() == kFleet);
+  }
+  app.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// ---- 8c. a deliberate mass scale-down -----------------------------------------------------------
+
+TEST_CASE("scale-down: graceful disconnects never trip the guard; a paused guard shows its cost") {
+  const std::string dir = tempDb("scaledown");
+  ManualClock clock{kT0};
+  ConsoleConfig c = smallConsole(dir);
+  ConsoleApp app(c, clock, "test");
+  REQUIRE(app.start(false).ok());
+  auto api_ = apiClient(app);
+  httplib::Client& api = *api_;
+  auto heartbeatAll = [&](int from, int to) {
+    for (int i = from; i < to; ++i)
+      REQUIRE(app.inventory().recordHeartbeat(reported("task-" + std::to_string(i))).ok());
+  };
+  // 220 tasks; 200 stop and say so (graceful disconnect): nothing silent, nothing paused.
+  heartbeatAll(0, 220);
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(app.inventory().recordDisconnect("task-" + std::to_string(i)).ok());
+  for (int minute = 1; minute <= 70; ++minute) {
+    clock.advance(60s);
+    heartbeatAll(200, 220);
+    auto report = app.sweeper().sweep(clock.now());
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->paused);
+  }
+  CHECK(app.inventory().metrics().evictions == 200);  // one hour after they disconnected
+
+  // 200 more register, then 180 of them are stopped without a word (killed): the guard trips,
+  // and the page and /metrics tell for how long and how many evictions are held back.
+  heartbeatAll(1000, 1200);
+  clock.advance(10s);
+  heartbeatAll(1000, 1020);
+  heartbeatAll(200, 220);
+  for (int minute = 1; minute <= 90; ++minute) {
+    clock.advance(60s);
+    heartbeatAll(1000, 1020);
+    heartbeatAll(200, 220);
+    REQUIRE(app.sweeper().sweep(clock.now()).ok());
+  }
+  auto status = json::parse(api.Get("/api/v1/defenders/eviction-status")->body);
+  REQUIRE(status["paused"] == true);
+  CHECK(status["incident"]["silent"] == 180);
+  // Tripped at the first sweep after the grace period (t0 + 10 s + 2 min); 90 min of sweeps.
+  CHECK(status["pausedSeconds"] == 88 * 60);
+  // The 180 silent ones are due one hour after their disconnect (judgedFrom + G).
+  CHECK(status["heldBack"] == 180);
+  const std::string metrics = api.Get("/metrics")->body;
+  CHECK(metrics.find("dc_evictions_paused_seconds 5280\n") != std::string::npos);
+  CHECK(metrics.find("dc_evictions_held_back 180\n") != std::string::npos);
+  // The operator resumes: the stopped tasks are evicted at the next sweep.
+  REQUIRE(api.Post("/api/v1/defenders/eviction-status/resume", "", "application/json")->status ==
+          200);
+  clock.advance(60s);
+  heartbeatAll(1000, 1020);
+  heartbeatAll(200, 220);
+  REQUIRE(app.sweeper().sweep(clock.now()).ok());
+  CHECK(app.inventory().metrics().evictions == 380);
+  status = json::parse(api.Get("/api/v1/defenders/eviction-status")->body);
+  CHECK(status["pausedSeconds"] == 0);
+  CHECK(status["heldBack"] == 0);
+  CHECK(api.Get("/metrics")->body.find("dc_evictions_held_back 0\n") != std::string::npos);
+  app.stop();
+  std::filesystem::remove_all(dir);
 }

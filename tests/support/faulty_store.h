@@ -69,6 +69,10 @@ class FaultyStore final : public inventory::Store {
       const inventory::DefenderQuery& q, const inventory::LivenessCutoff& c) override {
     return inner_.listDefenders(q, c);
   }
+  Result<std::vector<std::string>> listKeys(const inventory::DefenderQuery& q,
+                                            const inventory::LivenessCutoff& c) override {
+    return inner_.listKeys(q, c);
+  }
   Result<std::vector<inventory::CategorySummary>> summarize(
       const inventory::LivenessCutoff& c) override {
     return inner_.summarize(c);

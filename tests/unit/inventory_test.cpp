@@ -1,10 +1,13 @@
 // Liveness judgement and the live Inventory on a manual clock (no sleeps).
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "inventory/inventory.h"
 #include "inventory/live_index.h"
+#include "inventory/snapshots.h"
 #include "inventory/sqlite_store.h"
 #include "tests/support/found.h"
 #include "tests/support/numbered.h"
@@ -375,4 +378,177 @@ TEST_CASE("live index: addAll builds the same index as one add() per entry") {
     CHECK(one.due(t, kT0, kT0 - 60s, 1000) == bulk.due(t, kT0, kT0 - 60s, 1000));
     CHECK_FALSE(one.due(t, kT0, kT0 - 60s, 1000).empty());
   }
+}
+
+namespace {
+
+const std::string kArnA = "arn:aws:ecs:eu-west-1:123456789012:task/prod/task-1";
+const std::string kArnB = "arn:aws:ecs:eu-west-1:123456789012:task/prod/other-task";
+
+Defender withResource(const std::string& host, const std::string& arn,
+                      DefenderType type = DefenderType::kFargate) {
+  Defender d = reported(host, type);
+  d.details["cloudMetadata"]["resourceID"] = arn;
+  return d;
+}
+
+template <typename R>
+bool conflict(const R& r) {
+  return !r.ok() && r.error().kind == ErrorKind::kConflict && r.error().code == "identity_conflict";
+}
+
+std::string storedResource(Fixture& f, const std::string& host) {
+  return f.get(host)->details["cloudMetadata"].value("resourceID", "");
+}
+
+}  // namespace
+
+TEST_CASE("inventory: a known Fargate hostname reported from another task ARN is refused") {
+  Fixture f;
+  REQUIRE(f.inv->recordHeartbeat(withResource("task-1", kArnA)).ok());
+  f.clock.advance(5s);
+
+  auto refused = f.inv->recordHeartbeat(withResource("TASK-1", kArnB));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == ErrorKind::kConflict);
+  CHECK(refused.error().code == "identity_conflict");
+  CHECK(refused.error().field == "cloudMetadata.resourceID");
+  // Nothing written: the record keeps the first task's ARN and liveness.
+  REQUIRE(f.inv->flush().ok());
+  CHECK(storedResource(f, "task-1") == kArnA);
+  CHECK(f.get("task-1")->lastSeen == kT0);
+  CHECK((*f.store->findDefender("task-1"))->details["cloudMetadata"]["resourceID"] == kArnA);
+
+  // The other task's observations and disconnect for that hostname are refused the same way.
+  auto obs =
+      f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}, kArnB);
+  CHECK(conflict(obs));
+  CHECK(*f.store->countObservations() == 0);
+  auto gone = f.inv->recordDisconnect("task-1", kArnB);
+  CHECK(conflict(gone));
+  CHECK(f.live("task-1").connected);
+  CHECK(f.inv->metrics().identityConflicts == 3);
+
+  // The first task goes on; without a resourceID (an older Defender) nothing is checked.
+  CHECK(
+      f.inv->recordObservations("task-1", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}, kArnA)
+          .ok());
+  CHECK(f.inv->recordObservations("task-1", {Observation{0, "dns", kT0, kT0, {{"q", "a"}}}}).ok());
+  CHECK(*f.inv->recordHeartbeat(withResource("task-1", kArnA)) == HeartbeatOutcome::kRefreshed);
+  CHECK(f.inv->metrics().identityConflicts == 3);
+}
+
+TEST_CASE("inventory: resource pinning — adopted late, kept over restarts, freed by eviction") {
+  Fixture f;
+  // First heartbeat without resourceID (task metadata not read yet): the first ARN reported
+  // later is adopted, and from then on pinned.
+  REQUIRE(f.inv->recordHeartbeat(reported("task-2")).ok());
+  f.clock.advance(5s);
+  CHECK(f.inv->recordHeartbeat(withResource("task-2", kArnA)).ok());
+  CHECK(storedResource(f, "task-2") == kArnA);
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+  // A later heartbeat without resourceID keeps the pin.
+  CHECK(f.inv->recordHeartbeat(reported("task-2")).ok());
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+
+  // Kept over a restart of the Console (loaded with the liveness columns).
+  REQUIRE(f.inv->recordHeartbeat(withResource("task-2", kArnA)).ok());
+  f.inv->stop();
+  f.inv = std::make_unique<Inventory>(*f.store, f.clock, InventoryOptions{});
+  REQUIRE(f.inv->start(true).ok());
+  CHECK(conflict(f.inv->recordHeartbeat(withResource("task-2", kArnB))));
+  CHECK(storedResource(f, "task-2") == kArnA);
+
+  // Deleted (or evicted) and registered again: a new record, no conflict.
+  REQUIRE(f.inv->remove("task-2", "admin").ok());
+  CHECK(*f.inv->recordHeartbeat(withResource("task-2", kArnB)) == HeartbeatOutcome::kRegistered);
+  CHECK(storedResource(f, "task-2") == kArnB);
+
+  // Other types: a host name is legitimately reused by a replacement machine (new instance id),
+  // so a different resourceID updates the record as before.
+  REQUIRE(f.inv->recordHeartbeat(withResource("ip-10-0-0-1", "i-0aaa", DefenderType::kServerLinux))
+              .ok());
+  CHECK(f.inv->recordHeartbeat(withResource("ip-10-0-0-1", "i-0bbb", DefenderType::kServerLinux))
+            .ok());
+  CHECK(storedResource(f, "ip-10-0-0-1") == "i-0bbb");
+  CHECK(f.inv->metrics().identityConflicts == 1);  // counted since the restart
+}
+
+TEST_CASE("cursor snapshots: compact keys; TTL after last use, count and memory bounds (LRU)") {
+  const KeySnapshot keys({"a", "bc", "", "def"});
+  CHECK(keys.size() == 4);
+  CHECK(keys.at(1) == "bc");
+  CHECK(keys.at(2).empty());
+  CHECK(keys.slice(1, 2) == std::vector<std::string>{"bc", ""});
+  CHECK(keys.slice(3, 10) == std::vector<std::string>{"def"});
+  CHECK(keys.slice(9, 10).empty());
+
+  ManualClock clock{kT0};
+  auto snap = [](int n) {
+    std::vector<std::string> k;
+    for (int i = 0; i < n; ++i) k.push_back("task-" + std::to_string(1000 + i));  // 9 bytes
+    return std::make_shared<const KeySnapshot>(k);
+  };
+  const size_t hundred = snap(100)->bytes();
+  SnapshotCache cache(clock, {.ttl = 60s, .maxSnapshots = 3, .maxBytes = 4 * hundred});
+  auto a = *cache.put(snap(100));
+  auto b = *cache.put(snap(100));
+  CHECK(a != b);
+  CHECK(cache.get(a).ok());
+  // TTL counts from the last use.
+  clock.advance(40s);
+  CHECK(cache.get(a).ok());
+  clock.advance(40s);
+  CHECK(cache.get(a).ok());  // used 40 s ago
+  auto gone = cache.get(b);  // idle for 80 s
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == "cursor_expired");
+  CHECK(cache.metrics().snapshots == 1);
+
+  // Count bound: the least recently used goes first.
+  auto c = *cache.put(snap(100));
+  auto d = *cache.put(snap(100));
+  CHECK(cache.get(a).ok());        // a is now the most recently used
+  auto e = *cache.put(snap(100));  // 4th: drops c
+  CHECK_FALSE(cache.get(c).ok());
+  CHECK(cache.get(a).ok());
+  CHECK(cache.get(d).ok());
+  CHECK(cache.get(e).ok());
+  CHECK(cache.metrics().dropped == 1);
+  // Memory bound: a snapshot of twice the size drops the least recently used (a) to fit.
+  auto big = *cache.put(snap(200));
+  CHECK(cache.metrics().bytes <= 4 * hundred);
+  CHECK(cache.get(big).ok());
+  CHECK_FALSE(cache.get(a).ok());
+  CHECK(cache.get(e).ok());
+  // Larger than the whole bound: refused, nothing dropped.
+  const size_t before = cache.metrics().snapshots;
+  auto huge = cache.put(snap(500));
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.error().code == "cursor_capacity");
+  CHECK(cache.metrics().snapshots == before);
+  CHECK(cache.metrics().expired == 3);  // b, c, a refused
+}
+
+TEST_CASE("cursor snapshots: concurrent takers and readers stay within the bounds") {
+  ManualClock clock{kT0};
+  SnapshotCache cache(clock, {.ttl = 60s, .maxSnapshots = 8, .maxBytes = size_t{1} << 20});
+  std::vector<std::thread> threads;
+  std::atomic<int> found{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto id = cache.put(std::make_shared<const KeySnapshot>(
+            std::vector<std::string>{"task-" + std::to_string(t), std::to_string(i)}));
+        if (!id.ok()) continue;  // counted below (Catch assertions are not thread-safe)
+        if (auto got = cache.get(*id); got.ok() && (*got)->size() == 2) ++found;
+        if (i % 50 == 0) clock.advance(1s);
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto m = cache.metrics();
+  CHECK(m.created == 800);
+  CHECK(m.snapshots <= 8);
+  CHECK(m.snapshots + m.dropped == 800);
+  CHECK(found.load() + static_cast<int>(m.expired) == 800);
 }

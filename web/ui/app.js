@@ -596,7 +596,11 @@
     el.innerHTML =
       `<strong>Evictions paused.</strong> ${esc(i.silent)} of ${esc(i.fleet)} Defenders stopped sending heartbeats ` +
       `since ${esc(fmtUtc(i.fleetSince))} UTC without disconnecting, which looks like an outage between them and the Console. ` +
-      `Nothing is evicted until they return. <button type="button" class="btn small" id="resume-evictions">Resume evictions</button>`;
+      `Nothing is evicted until they return. ` +
+      `<span id="outage-held">Paused for ${esc(fmtDuration((status.pausedSeconds || 0) * 1000))}; ` +
+      `${esc(status.heldBack || 0)} Defender${status.heldBack === 1 ? "" : "s"} due for eviction held back.</span> ` +
+      `If these tasks were stopped on purpose (a scale-down), they will not return: resume evictions. ` +
+      `<button type="button" class="btn small" id="resume-evictions">Resume evictions</button>`;
   }
 
   async function loadEvictionStatus() {
