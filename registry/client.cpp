@@ -196,6 +196,7 @@ class Fetch {
     client.set_keep_alive(false);
     bool tooLarge = false;
     bool late = false;
+    const auto started = SteadyClock::now();
     auto res = client.Get(path, headers, [&](uint64_t current, uint64_t) {
       if (current > options_.maxBodyBytes) tooLarge = true;
       if (SteadyClock::now() > deadline_) late = true;
@@ -204,8 +205,11 @@ class Fetch {
     if (tooLarge)
       return bad("a response body is larger than " + std::to_string(options_.maxBodyBytes) +
                  " bytes");
+    // A TLS handshake that times out is reported as an SSLConnection error: tell it by the time.
+    const bool timedOut = SteadyClock::now() - started >= timeout - timeout / 10;
     if (late || res.error() == httplib::Error::Read || res.error() == httplib::Error::Write ||
-        res.error() == httplib::Error::ConnectionTimeout) {
+        res.error() == httplib::Error::ConnectionTimeout ||
+        (res.error() == httplib::Error::SSLConnection && timedOut)) {
       auto again = remaining();
       return fail(ErrorKind::kUnavailable, "registry_timeout",
                   label_ + ": no answer from " + base + " within " +
