@@ -5,12 +5,14 @@
 //   GET  /api/v1/defenders/app-ids        listAppIds(query)
 //   GET  /api/v1/images/entrypoints       listImageEntrypoints(query)
 //   POST /api/v1/images/entrypoints       putImageEntrypoint(body)
+//   GET  /api/v1/registry                 registryScanResults(query)
 //
 // The web layer copies the request's body and query parameters in and the response out; it
 // does authentication. Every failure is a JSON body {"code", "message", "field"} with a 4xx (or
 // 503 when storage fails), never a partial document. Thread-safe when the store is.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -51,6 +53,19 @@ struct HttpResponse {
 /// An error response: JSON {"code", "message", "field"}.
 HttpResponse errorResponse(const Error& error);
 
+/// What the embed flow asks of an image's registry: with extractEntrypoint=true, for an image
+/// the store has no record of.
+struct RegistryLookup {
+  std::string image;            // normalized reference (normalizeImage)
+  std::string registryType;     // the request's registryType ("" = decided by the registry host)
+  std::string credentialId;     // the request's registryCredentialID ("" = anonymous)
+  std::string cpuArchitecture;  // the task's runtimePlatform.cpuArchitecture ("" = X86_64)
+  std::chrono::milliseconds budget{0};  // what is left of EmbedConfig::registryBudget
+};
+/// Reads an image's ENTRYPOINT/CMD from its registry (main wires registry::EntrypointResolver).
+/// Errors carry stable registry_* codes (docs/embed.md).
+using RegistryReader = std::function<Result<ImageConfig>(const RegistryLookup&)>;
+
 /// Fixed configuration of the embed flow, validated by main.
 struct EmbedConfig {
   ParseLimits limits;
@@ -65,6 +80,11 @@ struct EmbedConfig {
   /// Issues the Defender credential scoped to one App ID that goes into INSTALL_BUNDLE (the
   /// Console's AuthService). Empty: bundles carry no credential (tests of the transform).
   std::function<Result<std::string>(const std::string& appId)> issueCredential;
+  /// Reads entrypoints from registries; empty: only stored records are used.
+  RegistryReader readFromRegistry;
+  /// Bound on the time one embed request spends in registries, all images together. When it
+  /// runs out the request fails with registry_timeout (no partial output).
+  std::chrono::milliseconds registryBudget{15000};
 };
 
 /// A random (v4, lower-case) UUID from libuuid.
@@ -94,6 +114,10 @@ class EmbedService {
   /// POST /api/v1/images/entrypoints with {"image": "...", "entrypoint": [...], "cmd": [...]}.
   /// 200 with the stored entry (image normalized).
   HttpResponse putImageEntrypoint(std::string_view body);
+
+  /// GET /api/v1/registry?search=&compact=&offset=&limit=: the image records in the vendor's
+  /// registry scan-result shape (docs/api.md). JSON array, header Total-Count.
+  HttpResponse registryScanResults(const QueryParams& query);
 
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;

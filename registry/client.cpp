@@ -135,7 +135,7 @@ class Fetch {
     for (const auto& s : seen) list += (list.empty() ? "" : ", ") + s;
     const std::string wanted = options_.os + "/" + options_.architecture +
                                (options_.variant.empty() ? "" : "/" + options_.variant);
-    return fail(ErrorKind::kNotFound, "registry_no_platform",
+    return fail(ErrorKind::kInvalidArgument, "registry_no_platform",
                 label_ + ": the image index has no " + wanted + " manifest (it has: " +
                     (list.empty() ? "none" : list) + ")");
   }
@@ -270,7 +270,7 @@ class Fetch {
                         std::to_string(status) + (login_ ? "" : "; no credential was given") +
                         ")");
       if (status == 404)
-        return fail(ErrorKind::kNotFound, "registry_not_found",
+        return fail(ErrorKind::kInvalidArgument, "registry_not_found",
                     label_ + ": the registry has no " + what + " (HTTP 404" +
                         errorDetail((*res)->body) + ")");
       return bad("HTTP " + std::to_string(status) + " for " + what + errorDetail((*res)->body));
@@ -367,6 +367,10 @@ std::optional<RegistryType> parseRegistryType(std::string_view text) {
   if (t == "2" || t == "docker" || t == "dockerv2") return RegistryType::kDockerV2;
   if (t == "jfrog" || t == "artifactory") return RegistryType::kArtifactory;
   if (t == "aws" || t == "ecr") return RegistryType::kEcr;
+  // Registries that serve the same distribution API (token or Basic auth): spoken as v2.
+  for (const char* v2 : {"acr", "azure", "gcr", "gar", "gitlab", "harbor", "nexus", "sonatype",
+                         "openshift", "redhat", "coreos", "quay", "dtr", "bluemix"})
+    if (t == v2) return RegistryType::kDockerV2;
   return std::nullopt;
 }
 

@@ -32,8 +32,10 @@ namespace dc::registry {
 
 /// Registry flavours, as the vendor's `registryType` strings.
 enum class RegistryType { kDockerV2, kArtifactory, kEcr };
-/// "2" / "jfrog" / "aws" (also accepted on input: "docker", "artifactory", "ecr"). nullopt for
-/// anything else.
+/// "2" / "jfrog" / "aws" (also accepted on input: "docker", "artifactory", "ecr", and the
+/// vendor's other registry types whose registries serve the same v2 API — "acr", "gcr", "gar",
+/// "gitlab", "harbor", "nexus", "sonatype", "openshift", "redhat", "coreos", "quay", "dtr",
+/// "bluemix" — which are spoken as Docker Registry v2). nullopt for anything else.
 std::optional<RegistryType> parseRegistryType(std::string_view text);
 std::string_view toString(RegistryType type);
 
@@ -81,8 +83,8 @@ struct RegistryOptions {
 
 /// Errors (all carry a message naming the image and the registry's answer):
 ///   registry_unauthorized (401/403 from the registry or its token service) — kInvalidArgument
-///   registry_not_found    (404: no such repository, tag or manifest)       — kNotFound
-///   registry_no_platform  (an index without the requested platform)        — kNotFound
+///   registry_not_found    (404: no such repository, tag or manifest)       — kInvalidArgument
+///   registry_no_platform  (an index without the requested platform)        — kInvalidArgument
 ///   registry_timeout      (a request or the overall deadline ran out)      — kUnavailable
 ///   registry_tls          (TLS handshake / certificate verification failed) — kUnavailable
 ///   registry_unreachable  (connection refused, DNS)                        — kUnavailable

@@ -300,7 +300,7 @@ TEST_CASE("registry client against docker-registry (htpasswd + TLS)", "[registry
     auto r = client.fetch(reg.ref("team/web", "nope"), kLogin, reg.options());
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == "registry_not_found");
-    CHECK(r.error().kind == ErrorKind::kNotFound);
+    CHECK(r.error().kind == ErrorKind::kInvalidArgument);
     CHECK(r.error().message.find("team/web") != std::string::npos);
     CHECK(r.error().message.find("HTTP 404") != std::string::npos);
     CHECK(r.error().message.find("MANIFEST_UNKNOWN") != std::string::npos);
@@ -386,7 +386,8 @@ TEST_CASE("image references and API paths", "[registry]") {
   CHECK(parseRegistryType("2") == RegistryType::kDockerV2);
   CHECK(parseRegistryType("jfrog") == RegistryType::kArtifactory);
   CHECK(parseRegistryType("AWS") == RegistryType::kEcr);
-  CHECK_FALSE(parseRegistryType("gcr").has_value());
+  CHECK(parseRegistryType("gcr") == RegistryType::kDockerV2);
+  CHECK_FALSE(parseRegistryType("floppy").has_value());
   CHECK(ecrRegion("123456789012.dkr.ecr.eu-west-3.amazonaws.com") == "eu-west-3");
   CHECK(ecrRegion("registry.example.com").empty());
 }
