@@ -19,6 +19,7 @@
 
 #include "auth/crypto.h"
 #include "auth/tls.h"
+#include "main/console_app.h"
 #include "registry/aws.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
@@ -556,4 +557,100 @@ TEST_CASE("credential store: encrypted at rest, secrets not listed", "[registry]
   bad.type = "aws";
   bad.secret.clear();
   CHECK(validateCredential(bad).error().field == "secret");
+}
+
+TEST_CASE("Console end to end: stored credential, embed reads the registry, /api/v1/registry",
+          "[registry][real][console]") {
+  LocalRegistry reg;
+  reg.pushImage("team/e2e", "1", {"/srv/start"}, {"--serve"}, "amd64", false);
+  const std::string dataDir = freshDir("console");
+  ConsoleConfig cfg;
+  cfg.dataDir = dataDir;
+  cfg.host = "127.0.0.1";
+  cfg.consolePort = 0;
+  cfg.defenderPort = 0;
+  cfg.plainHttp = true;
+  cfg.adminPassword = "registry-admin-password";
+  cfg.passwordIterations = 1000;
+  cfg.registryCa = reg.caFile;
+  ManualClock clock(TimePoint(Millis(1'800'000'000'000)));
+  ConsoleApp app(cfg, clock, "test");
+  const Status started = app.start(/*startScheduler=*/false);
+  if (!started.ok()) FAIL("Console did not start: " << started.error().message);
+  httplib::Client api("127.0.0.1", app.consolePort());
+  api.set_basic_auth("admin", "registry-admin-password");
+
+  // The key file that seals credentials: created 0600 in the data directory.
+  const fs::path key = fs::path(dataDir) / "registry.key";
+  REQUIRE(fs::exists(key));
+  CHECK((fs::status(key).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+
+  auto created = api.Post("/api/v1/registry/credentials",
+                          R"({"_id":"ci","type":"basic","accountID":"pusher",)"
+                          R"("secret":{"plain":"s3cret"},"description":"test registry"})",
+                          "application/json");
+  REQUIRE(created);
+  CHECK(created->status == 201);
+  CHECK(created->body.find("s3cret") == std::string::npos);
+  auto listed = api.Get("/api/v1/registry/credentials");
+  REQUIRE(listed);
+  CHECK(listed->status == 200);
+  CHECK(listed->body.find("s3cret") == std::string::npos);
+  CHECK(Json::parse(listed->body).at(0).at("accountID") == "pusher");
+  auto badCred = api.Post("/api/v1/registry/credentials",
+                          R"({"_id":"x","type":"basic","accountID":"u","secret":7})",
+                          "application/json");
+  REQUIRE(badCred);
+  CHECK(badCred->status == 400);
+  CHECK(Json::parse(badCred->body).at("field") == "secret");
+
+  const std::string image = "127.0.0.1:" + std::to_string(reg.port) + "/team/e2e";
+  const auto task = [&](const std::string& tag) {
+    return R"({"family":"e2e","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],)"
+           R"("containerDefinitions":[{"name":"web","image":")" +
+           image + ":" + tag + R"("}]})";
+  };
+  const std::string path =
+      "/api/v1/defenders/fargate.json?consoleaddr=c&extractEntrypoint=true&registryType=2&"
+      "registryCredentialID=";
+  auto embedded = api.Post((path + "ci").c_str(), task("1"), "application/json");
+  REQUIRE(embedded);
+  INFO(embedded->body);
+  REQUIRE(embedded->status == 200);
+  const Json c = Json::parse(embedded->body).at("containerDefinitions").at(0);
+  CHECK(c.at("entryPoint") == Json::array({"/var/lib/twistlock/fargate/defender", "fargate",
+                                           "entrypoint", "/srv/start"}));
+  CHECK(c.at("command") == Json::array({"--serve"}));
+
+  auto known = api.Get("/api/v1/registry?search=team/e2e&compact=true");
+  REQUIRE(known);
+  REQUIRE(known->status == 200);
+  const Json records = Json::parse(known->body);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].at("_id") == image + ":1");
+  CHECK(records[0].at("source") == "registry");
+  CHECK(records[0].at("repoTag").at("tag") == "1");
+
+  auto missing = api.Post((path + "ci").c_str(), task("2"), "application/json");
+  REQUIRE(missing);
+  CHECK(missing->status == 400);
+  const Json e = Json::parse(missing->body);
+  CHECK(e.at("code") == "registry_not_found");
+  CHECK(e.at("message").get<std::string>().find("\"web\"") != std::string::npos);
+  CHECK(e.at("field") == "containerDefinitions[0].image");
+
+  auto unknownCred = api.Post((path + "nope").c_str(), task("2"), "application/json");
+  REQUIRE(unknownCred);
+  CHECK(unknownCred->status == 400);
+  CHECK(Json::parse(unknownCred->body).at("code") == "registry_credential_not_found");
+
+  auto deleted = api.Delete("/api/v1/registry/credentials/ci");
+  REQUIRE(deleted);
+  CHECK(deleted->status == 200);
+  auto gone = api.Delete("/api/v1/registry/credentials/ci");
+  REQUIRE(gone);
+  CHECK(gone->status == 404);
+  app.stop();
+  fs::remove_all(dataDir);
 }
