@@ -4,6 +4,8 @@
 // reference parsing, the SigV4 signer (AWS test-suite vectors) and the credential store.
 #include <catch2/catch.hpp>
 #include <httplib.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "auth/crypto.h"
@@ -574,6 +577,10 @@ TEST_CASE("Console end to end: stored credential, embed reads the registry, /api
   cfg.passwordIterations = 1000;
   cfg.registryCa = reg.caFile;
   ManualClock clock(TimePoint(Millis(1'800'000'000'000)));
+  // Everything the Console logs during the test, to check that no secret is in it.
+  std::ostringstream logged;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+  spdlog::default_logger()->sinks().push_back(sink);
   ConsoleApp app(cfg, clock, "test");
   const Status started = app.start(/*startScheduler=*/false);
   if (!started.ok()) FAIL("Console did not start: " << started.error().message);
@@ -652,5 +659,8 @@ TEST_CASE("Console end to end: stored credential, embed reads the registry, /api
   REQUIRE(gone);
   CHECK(gone->status == 404);
   app.stop();
+  spdlog::default_logger()->sinks().pop_back();
+  CHECK(logged.str().find("registry credential ci (basic) stored by admin") != std::string::npos);
+  CHECK(logged.str().find("s3cret") == std::string::npos);
   fs::remove_all(dataDir);
 }
