@@ -9,10 +9,12 @@ packages=(
   libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev
   curl
 )
-# Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang
-# and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a).
+# Extra packages for the test command (browser tests, load tools, the fuzzing stage: Clang and
+# libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; and the registry
+# tests: docker-registry, the CNCF distribution server, with htpasswd from apache2-utils for its
+# bcrypt password file).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev docker-registry apache2-utils)
 fi
 
 missing=()
