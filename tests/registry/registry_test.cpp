@@ -664,3 +664,77 @@ TEST_CASE("Console end to end: stored credential, embed reads the registry, /api
   CHECK(logged.str().find("s3cret") == std::string::npos);
   fs::remove_all(dataDir);
 }
+
+TEST_CASE("registry client: Bearer token challenge and a blob redirect", "[registry]") {
+  // A stand-in registry on loopback (plain HTTP through the test hook) that answers like
+  // Docker Hub: 401 with a Bearer challenge, a token service checking Basic credentials,
+  // service and scope, and the config blob behind a redirect.
+  const std::string config = R"({"config":{"Entrypoint":["/bearer"],"Cmd":null}})";
+  const std::string configDigest = digestOf(config);
+  const std::string manifest =
+      Json{{"schemaVersion", 2},
+           {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+           {"config", {{"digest", configDigest}, {"size", config.size()}}},
+           {"layers", Json::array()}}
+          .dump();
+  httplib::Server server;
+  int port = 0;
+  std::string tokenQuery, tokenAuth;
+  const auto authorized = [](const httplib::Request& req) {
+    return req.get_header_value("Authorization") == "Bearer tok-123";
+  };
+  server.Get("/token", [&](const httplib::Request& req, httplib::Response& res) {
+    tokenQuery = req.get_param_value("service") + "|" + req.get_param_value("scope");
+    tokenAuth = req.get_header_value("Authorization");
+    if (tokenAuth != "Basic " + auth::base64("u:p")) {
+      res.status = 401;
+      return;
+    }
+    res.set_content(R"({"token":"tok-123","expires_in":300})", "application/json");
+  });
+  server.Get("/v2/team/app/manifests/1", [&](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req)) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate",
+                     "Bearer realm=\"http://127.0.0.1:" + std::to_string(port) +
+                         "/token\",service=\"stand-in\",scope=\"repository:team/app:pull\"");
+      return;
+    }
+    res.set_content(manifest, "application/vnd.docker.distribution.manifest.v2+json");
+  });
+  server.Get("/v2/team/app/blobs/" + configDigest,
+             [&](const httplib::Request& req, httplib::Response& res) {
+               if (!authorized(req)) {
+                 res.status = 401;
+                 return;
+               }
+               res.status = 307;
+               res.set_header("Location", "/storage/config");
+             });
+  std::string storageAuth = "unset";
+  server.Get("/storage/config", [&](const httplib::Request& req, httplib::Response& res) {
+    storageAuth = req.get_header_value("Authorization");
+    res.set_content(config, "application/octet-stream");
+  });
+  port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+
+  RegistryOptions o;
+  o.baseUrlOverride = "http://127.0.0.1:" + std::to_string(port);
+  RegistryClient client;
+  auto r = client.fetch(ImageReference{"stand-in.example", "team/app", "1"},
+                        RegistryLogin{"u", "p"}, o);
+  auto wrong = client.fetch(ImageReference{"stand-in.example", "team/app", "1"},
+                            RegistryLogin{"u", "bad"}, o);
+  server.stop();
+  t.join();
+  INFO((r.ok() ? "" : r.error().message));
+  REQUIRE(r.ok());
+  CHECK(r->entrypoint == std::vector<std::string>{"/bearer"});
+  CHECK(r->cmd.empty());
+  CHECK(tokenQuery == "stand-in|repository:team/app:pull");
+  CHECK(storageAuth == "Bearer tok-123");  // same host: the token goes along
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.error().code == "registry_unauthorized");
+  CHECK(wrong.error().message.find("token service") != std::string::npos);
+}
