@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth/crypto.h"
+#include "registry/http.h"
 
 namespace dc::registry {
 
@@ -136,15 +137,9 @@ Result<std::string> ecrToken(const AwsCredentials& credentials, const std::strin
                      {"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"}};
   const SigV4Signature sig = signV4(request, credentials, region, "ecr", now);
 
-  httplib::Client client(base);
-  if (!client.is_valid()) return fail(ErrorKind::kUnavailable, "registry_bad_response", base);
-  client.enable_server_certificate_verification(true);
-  if (!caFile.empty()) client.set_ca_cert_path(caFile);
-  const auto sec = std::chrono::duration_cast<std::chrono::seconds>(timeout);
-  const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(timeout - sec);
-  client.set_connection_timeout(sec.count(), usec.count());
-  client.set_read_timeout(sec.count(), usec.count());
-  client.set_write_timeout(sec.count(), usec.count());
+  auto made = makeHttpClient(base, caFile, timeout);
+  if (!made.ok()) return fail(made.error().kind, made.error().code.c_str(), made.error().message);
+  httplib::Client& client = **made;
   httplib::Headers headers{{"X-Amz-Target", request.headers[2].second},
                            {"X-Amz-Date", sig.amzDate},
                            {"Authorization", sig.authorization}};

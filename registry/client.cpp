@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth/crypto.h"
+#include "registry/http.h"
 
 namespace dc::registry {
 
@@ -184,16 +185,13 @@ class Fetch {
     auto left = remaining();
     if (!left.ok()) return left.error();
     const auto timeout = std::min(*left, options_.requestTimeout);
-    httplib::Client client(base);
-    if (!client.is_valid()) return bad("cannot use the URL " + base);
-    client.enable_server_certificate_verification(true);
-    if (!options_.caFile.empty()) client.set_ca_cert_path(options_.caFile);
-    const auto sec = std::chrono::duration_cast<std::chrono::seconds>(timeout);
-    const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(timeout - sec);
-    client.set_connection_timeout(sec.count(), usec.count());
-    client.set_read_timeout(sec.count(), usec.count());
-    client.set_write_timeout(sec.count(), usec.count());
-    client.set_keep_alive(false);
+    auto made = makeHttpClient(base, options_.caFile, timeout);
+    if (!made.ok()) {
+      Error e = made.error();
+      e.message = label_ + ": " + e.message;
+      return e;
+    }
+    httplib::Client& client = **made;
     bool tooLarge = false;
     bool late = false;
     const auto started = SteadyClock::now();
@@ -222,7 +220,8 @@ class Fetch {
       return fail(ErrorKind::kUnavailable, "registry_tls",
                   label_ + ": TLS with " + base + " failed (" + httplib::to_string(res.error()) +
                       (options_.caFile.empty() ? "; the system CAs were used"
-                                               : "; CA file " + options_.caFile) +
+                                               : "; the system CAs and " + options_.caFile +
+                                                     " were used") +
                       ")");
     if (!res)
       return fail(ErrorKind::kUnavailable, "registry_unreachable",

@@ -367,6 +367,12 @@ TEST_CASE("registry client: unreachable registry", "[registry]") {
                         std::nullopt, o);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == "registry_unreachable");
+
+  o.caFile = "/nonexistent/ca.pem";
+  auto noCa = client.fetch(ImageReference{"127.0.0.1:1", "a/b", "1"}, std::nullopt, o);
+  REQUIRE_FALSE(noCa.ok());
+  CHECK(noCa.error().code == "registry_tls");
+  CHECK(noCa.error().message.find("/nonexistent/ca.pem") != std::string::npos);
 }
 
 TEST_CASE("image references and API paths", "[registry]") {
