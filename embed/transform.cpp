@@ -700,11 +700,7 @@ class Embedder {
     if (!found->has_value())
       return invalid("entrypoint_unknown", epPath, &ct,
                      "container " + label + ": the Console has no entrypoint data for image \"" +
-                         image->text + "\"" +
-                         (options_.registryType.empty()
-                              ? " (pass registryType to read it from the image's registry)"
-                              : "") +
-                         "; " + howToFix +
+                         image->text + "\"; " + howToFix +
                          ", or register the image with POST /api/v1/images/entrypoints");
     const ImageConfig& img = **found;
     Node* cmd = ct.find(k.command);
