@@ -496,8 +496,8 @@ HttpResponse EmbedService::registryScanResults(const QueryParams& query) {
   if (!limit.ok()) return errorResponse(limit.error());
   const std::string needle = lowerAscii(search->value_or(""));
   if (needle.size() > 1024)
-    return errorResponse(Error::invalid("invalid_parameter", "search",
-                                        "search: at most 1024 characters"));
+    return errorResponse(
+        Error::invalid("invalid_parameter", "search", "search: at most 1024 characters"));
 
   // Case-insensitive substring of the normalized reference, over every record in image order.
   std::vector<ImageEntrypoint> page;

@@ -151,8 +151,7 @@ Status ConsoleApp::start(bool startScheduler) {
   std::string registryKey = auth::randomBytes(32);
   if (dbPath != ":memory:") {
     auto key = auth::loadOrCreateSecretFile(
-        (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "registry.key").string(),
-        32);
+        (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "registry.key").string(), 32);
     if (!key.ok()) return key.error();
     registryKey = std::move(key).value();
   }

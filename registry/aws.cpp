@@ -54,8 +54,8 @@ std::string uriEncode(const std::string& s) {
 }
 
 std::string amzDate(TimePoint at) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(
-      std::chrono::time_point_cast<std::chrono::seconds>(at));
+  const std::time_t t =
+      std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(at));
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[17];
@@ -132,9 +132,10 @@ Result<std::string> ecrToken(const AwsCredentials& credentials, const std::strin
   SigV4Request request;
   request.method = "POST";
   request.body = "{}";
-  request.headers = {{"Host", host},
-                     {"Content-Type", "application/x-amz-json-1.1"},
-                     {"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"}};
+  request.headers = {
+      {"Host", host},
+      {"Content-Type", "application/x-amz-json-1.1"},
+      {"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"}};
   const SigV4Signature sig = signV4(request, credentials, region, "ecr", now);
 
   auto made = makeHttpClient(base, caFile, timeout);

@@ -65,13 +65,13 @@ class Fetch {
       manifest = std::move(inner).value();
       digest = chosen->first;
       if (isIndex(manifest))
-        return bad("the platform entry of the index is itself an index (nested indexes are not "
-                   "followed)");
+        return bad(
+            "the platform entry of the index is itself an index (nested indexes are not "
+            "followed)");
     }
     result.manifestDigest = digest;
-    if (!manifest.is_object() || !manifest.contains("config") ||
-        !manifest["config"].is_object() || !manifest["config"].contains("digest") ||
-        !manifest["config"]["digest"].is_string())
+    if (!manifest.is_object() || !manifest.contains("config") || !manifest["config"].is_object() ||
+        !manifest["config"].contains("digest") || !manifest["config"]["digest"].is_string())
       return bad("the manifest has no config descriptor (schema 1 manifests are not supported)");
     const std::string configDigest = manifest["config"]["digest"].get<std::string>();
     auto blob = get(apiPath_ + "/blobs/" + configDigest, "*/*", "config blob " + configDigest);
@@ -80,8 +80,8 @@ class Fetch {
     Json config = Json::parse(*blob, nullptr, false);
     if (config.is_discarded() || !config.is_object())
       return bad("the config blob " + configDigest + " is not a JSON object");
-    const Json* c = config.contains("config") && config["config"].is_object() ? &config["config"]
-                                                                                  : nullptr;
+    const Json* c =
+        config.contains("config") && config["config"].is_object() ? &config["config"] : nullptr;
     if (c) {
       auto ep = argv(*c, "Entrypoint");
       if (!ep.ok()) return ep.error();
@@ -137,8 +137,8 @@ class Fetch {
     const std::string wanted = options_.os + "/" + options_.architecture +
                                (options_.variant.empty() ? "" : "/" + options_.variant);
     return fail(ErrorKind::kInvalidArgument, "registry_no_platform",
-                label_ + ": the image index has no " + wanted + " manifest (it has: " +
-                    (list.empty() ? "none" : list) + ")");
+                label_ + ": the image index has no " + wanted +
+                    " manifest (it has: " + (list.empty() ? "none" : list) + ")");
   }
 
   Status checkDigest(const std::string& body, const std::string& digest) const {
@@ -149,15 +149,15 @@ class Fetch {
   }
 
   Result<Json> getManifest(const std::string& reference) {
-    const std::string accept = std::string(kOciIndex) + ", " + kDockerList + ", " + kOciManifest +
-                               ", " + kDockerManifest;
+    const std::string accept =
+        std::string(kOciIndex) + ", " + kDockerList + ", " + kOciManifest + ", " + kDockerManifest;
     auto body = get(apiPath_ + "/manifests/" + reference, accept, "manifest " + reference);
     if (!body.ok()) return body.error();
     if (reference.rfind("sha256:", 0) == 0) {
       if (auto st = checkDigest(*body, reference); !st.ok()) return st.error();
     }
     lastDigest_ = reference.rfind("sha256:", 0) == 0 ? reference
-                                                      : "sha256:" + auth::toHex(auth::sha256(*body));
+                                                     : "sha256:" + auth::toHex(auth::sha256(*body));
     Json j = Json::parse(*body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return bad("manifest " + reference + " is not JSON");
     return j;
@@ -217,12 +217,12 @@ class Fetch {
     if (res.error() == httplib::Error::SSLConnection ||
         res.error() == httplib::Error::SSLServerVerification ||
         res.error() == httplib::Error::SSLLoadingCerts)
-      return fail(ErrorKind::kUnavailable, "registry_tls",
-                  label_ + ": TLS with " + base + " failed (" + httplib::to_string(res.error()) +
-                      (options_.caFile.empty() ? "; the system CAs were used"
-                                               : "; the system CAs and " + options_.caFile +
-                                                     " were used") +
-                      ")");
+      return fail(
+          ErrorKind::kUnavailable, "registry_tls",
+          label_ + ": TLS with " + base + " failed (" + httplib::to_string(res.error()) +
+              (options_.caFile.empty() ? "; the system CAs were used"
+                                       : "; the system CAs and " + options_.caFile + " were used") +
+              ")");
     if (!res)
       return fail(ErrorKind::kUnavailable, "registry_unreachable",
                   label_ + ": cannot reach " + base + " (" + httplib::to_string(res.error()) + ")");
@@ -266,8 +266,7 @@ class Fetch {
       if (status == 401 || status == 403)
         return fail(ErrorKind::kInvalidArgument, "registry_unauthorized",
                     label_ + ": the registry refused the credentials for " + what + " (HTTP " +
-                        std::to_string(status) + (login_ ? "" : "; no credential was given") +
-                        ")");
+                        std::to_string(status) + (login_ ? "" : "; no credential was given") + ")");
       if (status == 404)
         return fail(ErrorKind::kInvalidArgument, "registry_not_found",
                     label_ + ": the registry has no " + what + " (HTTP 404" +
@@ -299,13 +298,15 @@ class Fetch {
     auto challenge = parseChallenge(header);
     if (!challenge)
       return fail(ErrorKind::kInvalidArgument, "registry_unauthorized",
-                  label_ + ": the registry answered 401 without a usable WWW-Authenticate "
-                           "challenge");
+                  label_ +
+                      ": the registry answered 401 without a usable WWW-Authenticate "
+                      "challenge");
     if (challenge->scheme == "basic") {
       if (!login_)
         return fail(ErrorKind::kInvalidArgument, "registry_unauthorized",
-                    label_ + ": the registry requires credentials (HTTP 401, Basic) and no "
-                             "registryCredentialID was given");
+                    label_ +
+                        ": the registry requires credentials (HTTP 401, Basic) and no "
+                        "registryCredentialID was given");
       authorization_ = basicHeader();
       return Status::success();
     }
@@ -321,9 +322,8 @@ class Fetch {
     std::string path = slash == std::string::npos ? "/" : realm.substr(slash);
     httplib::Params params;
     if (!challenge->service.empty()) params.emplace("service", challenge->service);
-    const std::string scope = challenge->scope.empty()
-                                  ? "repository:" + image_.repository + ":pull"
-                                  : challenge->scope;
+    const std::string scope =
+        challenge->scope.empty() ? "repository:" + image_.repository + ":pull" : challenge->scope;
     params.emplace("scope", scope);
     path = httplib::append_query_params(path, params);
     httplib::Headers headers{{"Accept", "application/json"}};

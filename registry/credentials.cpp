@@ -114,8 +114,8 @@ class SqliteCredentialStore final : public CredentialStore {
   }
 
   Error failure(const char* what) const {
-    return Error::unavailable(std::string("registry credentials: ") + what + " failed: " +
-                              sqlite3_errmsg(db_));
+    return Error::unavailable(std::string("registry credentials: ") + what +
+                              " failed: " + sqlite3_errmsg(db_));
   }
 
   sqlite3* db_;
@@ -136,22 +136,21 @@ Status validateCredential(const RegistryCredential& c) {
     return bad("_id", "1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
   if (c.type != "basic" && c.type != "aws") return bad("type", "expected basic or aws");
   if (c.accountId.empty() || c.accountId.size() > 256)
-    return bad("accountID",
-               c.type == "aws" ? "the AWS access key ID, 1 to 256 characters"
-                               : "the registry user name, 1 to 256 characters");
-  if (c.secret.empty() || c.secret.size() > 4096)
-    return bad("secret", "1 to 4096 characters");
+    return bad("accountID", c.type == "aws" ? "the AWS access key ID, 1 to 256 characters"
+                                            : "the registry user name, 1 to 256 characters");
+  if (c.secret.empty() || c.secret.size() > 4096) return bad("secret", "1 to 4096 characters");
   if (c.description.size() > 256) return bad("description", "at most 256 characters");
   for (const auto* f : {&c.accountId, &c.secret, &c.description})
     if (std::any_of(f->begin(), f->end(), [](unsigned char ch) { return ch < 0x20; }))
-      return bad(f == &c.accountId ? "accountID" : f == &c.secret ? "secret" : "description",
+      return bad(f == &c.accountId ? "accountID"
+                 : f == &c.secret  ? "secret"
+                                   : "description",
                  "control characters are not allowed");
   return Status::success();
 }
 
 Result<std::unique_ptr<CredentialStore>> openCredentialStore(const std::string& path,
-                                                             std::string key,
-                                                             int busyTimeoutMs) {
+                                                             std::string key, int busyTimeoutMs) {
   if (key.size() != 32) return Error::internal("registry credential key must be 32 bytes");
   auto db = openSqliteConnection(path, busyTimeoutMs);
   if (!db.ok()) return db.error();

@@ -10,8 +10,8 @@ Result<std::unique_ptr<httplib::Client>> makeHttpClient(const std::string& base,
                                                         std::chrono::milliseconds timeout) {
   auto client = std::make_unique<httplib::Client>(base);
   if (!client->is_valid())
-    return Error{ErrorKind::kUnavailable, "registry_bad_response",
-                 "cannot use the URL " + base, "image"};
+    return Error{ErrorKind::kUnavailable, "registry_bad_response", "cannot use the URL " + base,
+                 "image"};
   client->enable_server_certificate_verification(true);
   // Added to the store that httplib fills with the system's default paths on first use (a
   // ca_cert_path would replace them instead).

@@ -15,8 +15,8 @@ Result<ImageConfigResult> EntrypointResolver::resolve(const ResolveRequest& requ
   auto image = parseImageReference(request.image);
   if (!image.ok()) return image.error();
 
-  RegistryType type = ecrRegion(image->registry).empty() ? RegistryType::kDockerV2
-                                                          : RegistryType::kEcr;
+  RegistryType type =
+      ecrRegion(image->registry).empty() ? RegistryType::kDockerV2 : RegistryType::kEcr;
   if (!request.registryType.empty()) {
     auto parsed = parseRegistryType(request.registryType);
     if (!parsed)
@@ -40,10 +40,10 @@ Result<ImageConfigResult> EntrypointResolver::resolve(const ResolveRequest& requ
   const auto started = std::chrono::steady_clock::now();
   std::optional<RegistryLogin> login;
   if (!request.credentialId.empty()) {
-    const auto missing = Error::invalid(
-        "registry_credential_not_found", "registryCredentialID",
-        "registryCredentialID: no registry credential \"" + request.credentialId +
-            "\" (see GET /api/v1/registry/credentials)");
+    const auto missing =
+        Error::invalid("registry_credential_not_found", "registryCredentialID",
+                       "registryCredentialID: no registry credential \"" + request.credentialId +
+                           "\" (see GET /api/v1/registry/credentials)");
     if (!credentials_) return missing;
     auto found = credentials_->find(request.credentialId);
     if (!found.ok()) return found.error();
@@ -53,13 +53,13 @@ Result<ImageConfigResult> EntrypointResolver::resolve(const ResolveRequest& requ
       const std::string region = ecrRegion(image->registry);
       if (region.empty())
         return Error::invalid("invalid_parameter", "registryCredentialID",
-                              "registryCredentialID: \"" + c.id +
-                                  "\" is an AWS credential, but " + image->registry +
+                              "registryCredentialID: \"" + c.id + "\" is an AWS credential, but " +
+                                  image->registry +
                                   " is not an ECR registry (<account>.dkr.ecr.<region>."
                                   "amazonaws.com)");
       auto token = ecrToken(AwsCredentials{c.accountId, c.secret, ""}, region, clock_.now(),
-                            std::min(settings_.requestTimeout, options.deadline),
-                            settings_.caFile, settings_.ecrEndpointOverride);
+                            std::min(settings_.requestTimeout, options.deadline), settings_.caFile,
+                            settings_.ecrEndpointOverride);
       if (!token.ok()) {
         Error e = token.error();
         e.message = "image " + request.image + ": " + e.message;

@@ -37,7 +37,8 @@ std::string SecretBox::seal(std::string_view plaintext, std::string_view ad) con
   int len = 0;
   bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key_),
                                       bytes(std::string_view(nonce))) == 1;
-  ok = ok && EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(ad), static_cast<int>(ad.size())) == 1;
+  ok = ok &&
+       EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(ad), static_cast<int>(ad.size())) == 1;
   ok = ok && EVP_EncryptUpdate(ctx.get(), bytes(out) + kNonce, &len, bytes(plaintext),
                                static_cast<int>(plaintext.size())) == 1;
   int tail = 0;
@@ -61,8 +62,8 @@ std::optional<std::string> SecretBox::open(std::string_view sealed, std::string_
       ctx &&
       EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key_), bytes(sealed)) == 1 &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(ad), static_cast<int>(ad.size())) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), bytes(out), &len, bytes(sealed) + kNonce,
-                        static_cast<int>(n)) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), bytes(out), &len, bytes(sealed) + kNonce, static_cast<int>(n)) ==
+          1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, bytes(tag)) == 1 &&
       EVP_DecryptFinal_ex(ctx.get(), bytes(out) + len, &tail) == 1;
   if (!ok) return std::nullopt;

@@ -245,8 +245,9 @@ Result<registry::RegistryCredential> parseRegistryCredential(const std::string& 
     if (key != "_id" && key != "type" && key != "accountID" && key != "secret" &&
         key != "description")
       return Error::invalid("invalid_field", key,
-                            key + ": unknown field (expected _id, type, accountID, secret, "
-                                  "description)");
+                            key +
+                                ": unknown field (expected _id, type, accountID, secret, "
+                                "description)");
   registry::RegistryCredential c;
   c.lastModified = now;
   for (auto [field, target] : {std::pair<const char*, std::string*>{"_id", &c.id},
@@ -297,15 +298,14 @@ void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::Credentia
                             who.username.empty() ? "api" : who.username);
                sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
              });
-  routes.add("DELETE", "/api/v1/registry/credentials/([^/]+)",
-             [&store](const httplib::Request& req, httplib::Response& res,
-                      const auth::Principal& who) {
-               if (auto st = store.remove(pathId(req)); !st.ok())
-                 return sendError(res, st.error());
-               spdlog::info("registry credential {} deleted by {}", pathId(req),
-                            who.username.empty() ? "api" : who.username);
-               sendJson(res, dumpJson({{"_id", pathId(req)}, {"deleted", true}}));
-             });
+  routes.add(
+      "DELETE", "/api/v1/registry/credentials/([^/]+)",
+      [&store](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
+        if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
+        spdlog::info("registry credential {} deleted by {}", pathId(req),
+                     who.username.empty() ? "api" : who.username);
+        sendJson(res, dumpJson({{"_id", pathId(req)}, {"deleted", true}}));
+      });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".

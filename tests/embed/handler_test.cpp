@@ -289,9 +289,9 @@ TEST_CASE("an unknown image's entrypoint is read from its registry once, then st
   const json arr = json::parse(scan.body);
   REQUIRE(arr.size() == 1);
   CHECK(arr[0].at("_id") == "reg.example.com/team/app:7");
-  CHECK(arr[0].at("repoTag") ==
-        json({{"registry", "reg.example.com"}, {"repo", "team/app"}, {"tag", "7"},
-              {"digest", ""}}));
+  CHECK(
+      arr[0].at("repoTag") ==
+      json({{"registry", "reg.example.com"}, {"repo", "team/app"}, {"tag", "7"}, {"digest", ""}}));
   CHECK(arr[0].at("entrypoint") == json::array({"/entry", "-x"}));
   CHECK(arr[0].at("source") == "registry");
   CHECK(arr[0].at("scanTime") == "2026-11-18T11:06:40.000Z");  // the ManualClock's time

@@ -2,16 +2,16 @@
 // distribution server) started here on a loopback port with htpasswd (bcrypt) auth and TLS; the
 // test pushes its own images through the v2 upload API. Plus the pure parts: challenge and
 // reference parsing, the SigV4 signer (AWS test-suite vectors) and the credential store.
-#include <catch2/catch.hpp>
 #include <httplib.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -41,8 +41,8 @@ constexpr const char* kRegistryBinary = "/usr/bin/docker-registry";
 constexpr const char* kHtpasswdBinary = "/usr/bin/htpasswd";
 
 std::string freshDir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() /
-                     ("dc-registry-" + name + "-" + std::to_string(::getpid()));
+  const fs::path p =
+      fs::temp_directory_path() / ("dc-registry-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -92,8 +92,8 @@ class LocalRegistry {
                           << "http:\n  addr: 127.0.0.1:" << port << "\n"
                           << "  tls:\n    certificate: " << tls->certFile
                           << "\n    key: " << tls->keyFile << "\n"
-                          << "auth:\n  htpasswd:\n    realm: test-registry\n    path: "
-                          << htpasswd << "\n";
+                          << "auth:\n  htpasswd:\n    realm: test-registry\n    path: " << htpasswd
+                          << "\n";
     const std::string log = dir_ + "/registry.log";
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -137,14 +137,15 @@ class LocalRegistry {
   /// Uploads a blob (monolithic upload: POST then PUT ?digest=). Returns its digest.
   std::string pushBlob(const std::string& repo, const std::string& body) const {
     auto c = client();
-    auto start = c->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
+    auto start =
+        c->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
     REQUIRE(start);
     REQUIRE(start->status == 202);
     std::string location = start->get_header_value("Location");
     if (location.rfind("https://", 0) == 0) location = location.substr(location.find('/', 8));
     const std::string digest = digestOf(body);
-    location += (location.find('?') == std::string::npos ? "?" : "&") +
-                std::string("digest=") + digest;
+    location +=
+        (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
     auto put = c->Put(location.c_str(), body, "application/octet-stream");
     REQUIRE(put);
     INFO(put->body);
@@ -169,8 +170,8 @@ class LocalRegistry {
   };
   /// An image: an empty tar layer and a config with the given Entrypoint/Cmd (null when empty).
   Pushed pushImage(const std::string& repo, const std::string& reference,
-                   const std::vector<std::string>& entrypoint,
-                   const std::vector<std::string>& cmd, const std::string& arch, bool oci) const {
+                   const std::vector<std::string>& entrypoint, const std::vector<std::string>& cmd,
+                   const std::string& arch, bool oci) const {
     const std::string layer(1024, '\0');  // an empty tar archive
     const std::string layerDigest = pushBlob(repo, layer);
     Json cfg;
@@ -181,9 +182,8 @@ class LocalRegistry {
     cfg["rootfs"] = {{"type", "layers"}, {"diff_ids", {layerDigest}}};
     const std::string config = cfg.dump();
     const std::string configDigest = pushBlob(repo, config);
-    const std::string manifestType =
-        oci ? "application/vnd.oci.image.manifest.v1+json"
-            : "application/vnd.docker.distribution.manifest.v2+json";
+    const std::string manifestType = oci ? "application/vnd.oci.image.manifest.v1+json"
+                                         : "application/vnd.docker.distribution.manifest.v2+json";
     Json m;
     m["schemaVersion"] = 2;
     m["mediaType"] = manifestType;
@@ -196,8 +196,8 @@ class LocalRegistry {
                                 {"digest", layerDigest},
                                 {"size", layer.size()}}});
     const std::string body = m.dump();
-    const std::string digest = pushManifest(repo, reference.empty() ? digestOf(body) : reference,
-                                            body, manifestType);
+    const std::string digest =
+        pushManifest(repo, reference.empty() ? digestOf(body) : reference, body, manifestType);
     return {digest, body.size()};
   }
 
@@ -312,8 +312,8 @@ TEST_CASE("registry client against docker-registry (htpasswd + TLS)", "[registry
 
   SECTION("wrong password and no credential: unauthorized") {
     reg.pushImage("team/web", "1.0", {"/x"}, {}, "amd64", false);
-    auto wrong = client.fetch(reg.ref("team/web", "1.0"), RegistryLogin{"pusher", "wrong"},
-                              reg.options());
+    auto wrong =
+        client.fetch(reg.ref("team/web", "1.0"), RegistryLogin{"pusher", "wrong"}, reg.options());
     REQUIRE_FALSE(wrong.ok());
     CHECK(wrong.error().code == "registry_unauthorized");
     CHECK(wrong.error().message.find("HTTP 401") != std::string::npos);
@@ -422,9 +422,9 @@ TEST_CASE("WWW-Authenticate challenges", "[registry]") {
 // time 2015-08-30T12:36:00Z, host example.amazonaws.com, empty body.
 TEST_CASE("SigV4 signer matches the AWS test suite", "[registry][sigv4]") {
   const AwsCredentials creds{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
-  const TimePoint at = TimePoint(std::chrono::sys_days(std::chrono::year(2015) /
-                                                       std::chrono::August / 30) +
-                                 std::chrono::hours(12) + std::chrono::minutes(36));
+  const TimePoint at =
+      TimePoint(std::chrono::sys_days(std::chrono::year(2015) / std::chrono::August / 30) +
+                std::chrono::hours(12) + std::chrono::minutes(36));
   struct Vector {
     const char* name;
     SigV4Request request;
@@ -433,13 +433,18 @@ TEST_CASE("SigV4 signer matches the AWS test suite", "[registry][sigv4]") {
   };
   const std::pair<std::string, std::string> host{"Host", "example.amazonaws.com"};
   const std::vector<Vector> vectors = {
-      {"get-vanilla", {"GET", "/", {}, {host}, ""}, "host;x-amz-date",
+      {"get-vanilla",
+       {"GET", "/", {}, {host}, ""},
+       "host;x-amz-date",
        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-      {"post-vanilla", {"POST", "/", {}, {host}, ""}, "host;x-amz-date",
+      {"post-vanilla",
+       {"POST", "/", {}, {host}, ""},
+       "host;x-amz-date",
        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
       {"get-vanilla-query-order-key-case",
        {"GET", "/", {{"Param2", "value2"}, {"Param1", "value1"}}, {host}, ""},
-       "host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+       "host;x-amz-date",
+       "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
       {"post-header-value-case",
        {"POST", "/", {}, {host, {"My-Header1", "VALUE1"}}, ""},
        "host;my-header1;x-amz-date",
@@ -488,11 +493,11 @@ TEST_CASE("ECR token: SigV4-signed GetAuthorizationToken, AWS:<token> decoded", 
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread t([&] { server.listen_after_bind(); });
   // bind_to_any_port already listens: the request below queues until the thread accepts it.
-  const TimePoint now = TimePoint(std::chrono::sys_days(std::chrono::year(2026) /
-                                                        std::chrono::December / 7));
-  auto token = ecrToken({"AKIDEXAMPLE", "secret", ""}, "us-east-1", now,
-                        std::chrono::milliseconds(2000), "",
-                        "http://127.0.0.1:" + std::to_string(port));
+  const TimePoint now =
+      TimePoint(std::chrono::sys_days(std::chrono::year(2026) / std::chrono::December / 7));
+  auto token =
+      ecrToken({"AKIDEXAMPLE", "secret", ""}, "us-east-1", now, std::chrono::milliseconds(2000), "",
+               "http://127.0.0.1:" + std::to_string(port));
   server.stop();
   t.join();
   REQUIRE(token.ok());
@@ -524,8 +529,8 @@ TEST_CASE("credential store: encrypted at rest, secrets not listed", "[registry]
   {
     auto store = openCredentialStore(db, key);
     REQUIRE(store.ok());
-    RegistryCredential c{"ci-pull", "basic", "robot", "Pa55word!", "CI pulls",
-                         TimePoint(Millis(1000))};
+    RegistryCredential c{"ci-pull",   "basic",    "robot",
+                         "Pa55word!", "CI pulls", TimePoint(Millis(1000))};
     REQUIRE(validateCredential(c).ok());
     REQUIRE((*store)->put(c).ok());
     auto found = (*store)->find("ci-pull");
@@ -611,9 +616,9 @@ TEST_CASE("Console end to end: stored credential, embed reads the registry, /api
   CHECK(listed->status == 200);
   CHECK(listed->body.find("s3cret") == std::string::npos);
   CHECK(Json::parse(listed->body).at(0).at("accountID") == "pusher");
-  auto badCred = api.Post("/api/v1/registry/credentials",
-                          R"({"_id":"x","type":"basic","accountID":"u","secret":7})",
-                          "application/json");
+  auto badCred =
+      api.Post("/api/v1/registry/credentials",
+               R"({"_id":"x","type":"basic","accountID":"u","secret":7})", "application/json");
   REQUIRE(badCred);
   CHECK(badCred->status == 400);
   CHECK(Json::parse(badCred->body).at("field") == "secret");
@@ -677,12 +682,11 @@ TEST_CASE("registry client: Bearer token challenge and a blob redirect", "[regis
   // service and scope, and the config blob behind a redirect.
   const std::string config = R"({"config":{"Entrypoint":["/bearer"],"Cmd":null}})";
   const std::string configDigest = digestOf(config);
-  const std::string manifest =
-      Json{{"schemaVersion", 2},
-           {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
-           {"config", {{"digest", configDigest}, {"size", config.size()}}},
-           {"layers", Json::array()}}
-          .dump();
+  const std::string manifest = Json{
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+      {"config", {{"digest", configDigest}, {"size", config.size()}}},
+      {"layers", Json::array()}}.dump();
   httplib::Server server;
   int port = 0;
   std::string tokenQuery, tokenAuth;
@@ -728,8 +732,8 @@ TEST_CASE("registry client: Bearer token challenge and a blob redirect", "[regis
   RegistryOptions o;
   o.baseUrlOverride = "http://127.0.0.1:" + std::to_string(port);
   RegistryClient client;
-  auto r = client.fetch(ImageReference{"stand-in.example", "team/app", "1"},
-                        RegistryLogin{"u", "p"}, o);
+  auto r =
+      client.fetch(ImageReference{"stand-in.example", "team/app", "1"}, RegistryLogin{"u", "p"}, o);
   auto wrong = client.fetch(ImageReference{"stand-in.example", "team/app", "1"},
                             RegistryLogin{"u", "bad"}, o);
   server.stop();
