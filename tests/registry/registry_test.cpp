@@ -748,3 +748,56 @@ TEST_CASE("registry client: Bearer token challenge and a blob redirect", "[regis
   CHECK(wrong.error().code == "registry_unauthorized");
   CHECK(wrong.error().message.find("token service") != std::string::npos);
 }
+
+TEST_CASE("Console: an embed request against a registry that never answers ends within the budget",
+          "[registry][console]") {
+  // Accepts connections (kernel backlog) and never answers.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 8) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const int silentPort = ntohs(a.sin_port);
+
+  ConsoleConfig cfg;
+  cfg.database = ":memory:";
+  cfg.host = "127.0.0.1";
+  cfg.consolePort = 0;
+  cfg.defenderPort = 0;
+  cfg.plainHttp = true;
+  cfg.adminPassword = "registry-admin-password";
+  cfg.passwordIterations = 1000;
+  cfg.registryRequestTimeout = Seconds(5);  // longer than the budget: the budget decides
+  cfg.registryBudget = Seconds(1);
+  ManualClock clock(TimePoint(Millis(1'800'000'000'000)));
+  ConsoleApp app(cfg, clock, "test");
+  const Status started = app.start(/*startScheduler=*/false);
+  if (!started.ok()) FAIL("Console did not start: " << started.error().message);
+  httplib::Client api("127.0.0.1", app.consolePort());
+  api.set_basic_auth("admin", "registry-admin-password");
+  api.set_read_timeout(30);
+  const std::string task =
+      R"({"family":"slow","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],)"
+      R"("containerDefinitions":[{"name":"a","image":"127.0.0.1:)" +
+      std::to_string(silentPort) + R"(/team/a:1"},{"name":"b","image":"127.0.0.1:)" +
+      std::to_string(silentPort) + R"(/team/b:1"}]})";
+  const auto start = std::chrono::steady_clock::now();
+  auto r = api.Post("/api/v1/defenders/fargate.json?consoleaddr=c&extractEntrypoint=true", task,
+                    "application/json");
+  const auto took = std::chrono::steady_clock::now() - start;
+  app.stop();
+  ::close(fd);
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  const Json e = Json::parse(r->body);
+  CHECK(e.at("code") == "registry_timeout");
+  CHECK(e.at("field") == "containerDefinitions[0].image");
+  CHECK(e.at("message").get<std::string>().find("\"a\"") != std::string::npos);
+  // Two images, each of which alone would wait 5 s: the 1 s budget bounds the request.
+  CHECK(took < std::chrono::milliseconds(2500));
+  WARN("embed against a silent registry answered in "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+}
