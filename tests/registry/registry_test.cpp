@@ -26,6 +26,7 @@
 #include "registry/aws.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
+#include "registry/resolver.h"
 #include "registry/secret_box.h"
 
 extern char** environ;
@@ -800,4 +801,73 @@ TEST_CASE("Console: an embed request against a registry that never answers ends 
   CHECK(took < std::chrono::milliseconds(2500));
   WARN("embed against a silent registry answered in "
        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+}
+
+namespace {
+
+/// Records what the resolver asked for instead of speaking HTTP.
+class RecordingSource final : public ImageConfigSource {
+ public:
+  Result<ImageConfigResult> fetch(const ImageReference& image,
+                                  const std::optional<RegistryLogin>& login,
+                                  const RegistryOptions& options) override {
+    seenImage = image;
+    seenLogin = login;
+    seenOptions = options;
+    return ImageConfigResult{{"/e"}, {}, "sha256:00", ""};
+  }
+  ImageReference seenImage;
+  std::optional<RegistryLogin> seenLogin;
+  RegistryOptions seenOptions;
+};
+
+}  // namespace
+
+TEST_CASE("resolver: registry type, platform, credential and budget", "[registry]") {
+  const std::string dir = freshDir("resolver");
+  auto store = openCredentialStore(dir + "/c.db", std::string(32, 'r'));
+  REQUIRE(store.ok());
+  REQUIRE((*store)->put({"basic-1", "basic", "robot", "pw", "", TimePoint()}).ok());
+  REQUIRE((*store)->put({"aws-1", "aws", "AKIDEXAMPLE", "secret", "", TimePoint()}).ok());
+  RecordingSource source;
+  ManualClock clock(TimePoint(Millis(1'800'000'000'000)));
+  ResolverSettings settings;
+  settings.fetchDeadline = std::chrono::milliseconds(10000);
+  EntrypointResolver resolver(source, store->get(), clock, settings);
+
+  auto r = resolver.resolve(
+      {"reg.example.com/team/app:1", "", "basic-1", "ARM64", std::chrono::milliseconds(4000)});
+  REQUIRE(r.ok());
+  CHECK(source.seenOptions.type == RegistryType::kDockerV2);
+  CHECK(source.seenOptions.architecture == "arm64");
+  CHECK(source.seenOptions.deadline <= std::chrono::milliseconds(4000));
+  REQUIRE(source.seenLogin.has_value());
+  CHECK(source.seenLogin->username == "robot");
+  CHECK(source.seenLogin->password == "pw");
+
+  REQUIRE(resolver.resolve({"reg.example.com/a/b:1", "", "", "", std::chrono::milliseconds(4000)})
+              .ok());
+  CHECK(source.seenOptions.architecture == "amd64");
+  CHECK_FALSE(source.seenLogin.has_value());
+
+  REQUIRE(resolver
+              .resolve({"art.example.com/docker-local/app:1", "jfrog", "basic-1", "",
+                        std::chrono::milliseconds(4000)})
+              .ok());
+  CHECK(source.seenOptions.type == RegistryType::kArtifactory);
+
+  auto badType =
+      resolver.resolve({"reg.example.com/a/b:1", "floppy", "", "", std::chrono::seconds(4)});
+  REQUIRE_FALSE(badType.ok());
+  CHECK(badType.error().field == "registryType");
+  auto noCred =
+      resolver.resolve({"reg.example.com/a/b:1", "", "nope", "", std::chrono::seconds(4)});
+  REQUIRE_FALSE(noCred.ok());
+  CHECK(noCred.error().code == "registry_credential_not_found");
+  CHECK(noCred.error().field == "registryCredentialID");
+  auto awsElsewhere =
+      resolver.resolve({"reg.example.com/a/b:1", "", "aws-1", "", std::chrono::seconds(4)});
+  REQUIRE_FALSE(awsElsewhere.ok());
+  CHECK(awsElsewhere.error().message.find("not an ECR registry") != std::string::npos);
+  fs::remove_all(dir);
 }
