@@ -73,6 +73,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/profiles/app-embedded/([^/]+)", Access::kAuditor},
       {"GET", "/api/v1/audit/defenders", Access::kAuditor},
       {"GET", "/api/v1/images/entrypoints", Access::kAuditor},
+      {"GET", "/api/v1/registry", Access::kAuditor},
       {"GET", "/api/v1/version", Access::kAuditor},
       {"GET", "/api/v1/openapi.json", Access::kAuditor},
       {"GET", "/metrics", Access::kAuditor},
@@ -89,6 +90,9 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/credentials", Access::kDefenderManager},
       {"POST", "/api/v1/credentials", Access::kDefenderManager},
       {"DELETE", "/api/v1/credentials/([^/]+)", Access::kDefenderManager},
+      {"GET", "/api/v1/registry/credentials", Access::kDefenderManager},
+      {"POST", "/api/v1/registry/credentials", Access::kDefenderManager},
+      {"DELETE", "/api/v1/registry/credentials/([^/]+)", Access::kDefenderManager},
       // Users: admin only.
       {"GET", "/api/v1/users", Access::kAdmin},
       {"POST", "/api/v1/users", Access::kAdmin},

@@ -12,6 +12,7 @@
 #include "appid/app_id.h"
 #include "auth/crypto.h"
 #include "common/time_format.h"
+#include "registry/client.h"
 
 namespace dc::embed {
 
@@ -165,6 +166,45 @@ OJson imageJson(const ImageEntrypoint& e) {
   return j;
 }
 
+std::string lowerAscii(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// An image record in the vendor's registry scan-result shape, as far as it applies: `_id`,
+/// `repoTag` {registry, repo, tag, digest}, `scanTime` (when the record was written, RFC 3339
+/// UTC), plus this Console's `entrypoint`, `cmd` and `source` ("api" or "registry").
+OJson scanResultJson(const ImageEntrypoint& e) {
+  OJson tag;
+  std::string rest = e.image;
+  std::string digest;
+  if (const auto at = rest.find('@'); at != std::string::npos) {
+    digest = rest.substr(at + 1);
+    rest.resize(at);
+  }
+  const auto slash = rest.find('/');
+  tag["registry"] = slash == std::string::npos ? "" : rest.substr(0, slash);
+  std::string repo = slash == std::string::npos ? rest : rest.substr(slash + 1);
+  std::string tagName;
+  if (const auto colon = repo.rfind(':'); colon != std::string::npos) {
+    tagName = repo.substr(colon + 1);
+    repo.resize(colon);
+  }
+  tag["repo"] = repo;
+  tag["tag"] = tagName;
+  tag["digest"] = digest;
+  OJson j;
+  j["_id"] = e.image;
+  j["type"] = "image";
+  j["repoTag"] = tag;
+  j["scanTime"] = formatRfc3339(e.updatedAt);
+  j["entrypoint"] = e.entrypoint;
+  j["cmd"] = e.cmd;
+  j["source"] = e.source;
+  return j;
+}
+
 Result<std::vector<std::string>> argvField(const Node& body, const char* key) {
   const Node* v = body.find(key);
   std::vector<std::string> out;
@@ -290,7 +330,16 @@ Result<EmbedOptions> EmbedService::parseOptions(const QueryParams& q) const {
       return Error::invalid("invalid_parameter", name,
                             std::string(name) + ": at most 256 characters");
   }
-  if (auto rt = single(q, "registryType"); rt.ok() && rt->has_value()) o.registryType = **rt;
+  if (auto rt = single(q, "registryType"); rt.ok() && rt->has_value() && !(*rt)->empty()) {
+    if (!registry::parseRegistryType(**rt))
+      return Error::invalid("invalid_parameter", "registryType",
+                            "registryType: \"" + **rt +
+                                "\" is not supported (expected 2 for Docker Registry v2, jfrog "
+                                "for JFrog Artifactory or aws for Amazon ECR)");
+    o.registryType = **rt;
+  }
+  if (auto id = single(q, "registryCredentialID"); id.ok() && id->has_value())
+    o.registryCredentialId = **id;
   return o;
 }
 
@@ -314,13 +363,33 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
 
   TransformDeps deps;
   deps.newUuid = newUuid_;
-  deps.lookupImage = [this](std::string_view image) -> Result<std::optional<ImageConfig>> {
+  const auto registryDeadline = std::chrono::steady_clock::now() + config_.registryBudget;
+  const EmbedOptions& opts = *options;
+  deps.lookupImage = [this, registryDeadline, &opts](
+                         std::string_view image,
+                         std::string_view cpuArchitecture) -> Result<std::optional<ImageConfig>> {
     auto key = normalizeImage(image);
     if (!key.ok()) return std::optional<ImageConfig>();  // not a reference we could know
     auto found = store_.findImage(*key);
     if (!found.ok()) return found.error();
-    if (!found->has_value()) return std::optional<ImageConfig>();
-    return std::optional<ImageConfig>(ImageConfig{(*found)->entrypoint, (*found)->cmd});
+    if (found->has_value())
+      return std::optional<ImageConfig>(ImageConfig{(*found)->entrypoint, (*found)->cmd});
+    if (!config_.readFromRegistry) return std::optional<ImageConfig>();
+    // Not known yet: ask the image's registry, then keep what it said for the next request.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        registryDeadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return Error{ErrorKind::kUnavailable, "registry_timeout",
+                   "image " + *key + ": the request's " +
+                       std::to_string(config_.registryBudget.count()) +
+                       " ms bound for registry reads is used up",
+                   "image"};
+    auto read = config_.readFromRegistry(RegistryLookup{
+        *key, opts.registryType, opts.registryCredentialId, std::string(cpuArchitecture), left});
+    if (!read.ok()) return read.error();
+    ImageEntrypoint record{*key, read->entrypoint, read->cmd, "registry", clock_.now()};
+    if (auto st = store_.putImage(record); !st.ok()) return st.error();
+    return std::optional<ImageConfig>(std::move(read).value());
   };
   const std::string consoleHost = options->consoleHost;
   const int port = options->defenderPort;
@@ -490,6 +559,41 @@ HttpResponse EmbedService::installBundle(const QueryParams& query, const std::st
 HttpResponse EmbedService::imageName() const {
   HttpResponse r;
   r.body = nlohmann::json(config_.sidecarImage).dump();
+  return r;
+}
+
+HttpResponse EmbedService::registryScanResults(const QueryParams& query) {
+  auto search = single(query, "search");
+  if (!search.ok()) return errorResponse(search.error());
+  auto compact = boolParam(query, "compact");  // every answer is compact: no vulnerability data
+  if (!compact.ok()) return errorResponse(compact.error());
+  auto offset = sizeParam(query, "offset", 0, 0, 100000000);
+  if (!offset.ok()) return errorResponse(offset.error());
+  auto limit = sizeParam(query, "limit", kDefaultLimit, 1, kMaxLimit);
+  if (!limit.ok()) return errorResponse(limit.error());
+  const std::string needle = lowerAscii(search->value_or(""));
+  if (needle.size() > 1024)
+    return errorResponse(
+        Error::invalid("invalid_parameter", "search", "search: at most 1024 characters"));
+
+  // Case-insensitive substring of the normalized reference, over every record in image order.
+  std::vector<ImageEntrypoint> page;
+  size_t total = 0;
+  for (size_t from = 0;; from += kMaxLimit) {
+    auto listed = store_.listImages("", from, kMaxLimit);
+    if (!listed.ok()) return errorResponse(listed.error());
+    for (auto& e : listed->items) {
+      if (!needle.empty() && lowerAscii(e.image).find(needle) == std::string::npos) continue;
+      if (total >= *offset && page.size() < *limit) page.push_back(std::move(e));
+      ++total;
+    }
+    if (listed->items.size() < kMaxLimit) break;
+  }
+  OJson arr = OJson::array();
+  for (const auto& e : page) arr.push_back(scanResultJson(e));
+  HttpResponse r;
+  r.body = dump(arr);
+  r.headers.emplace_back("Total-Count", std::to_string(total));
   return r;
 }
 

@@ -7,6 +7,7 @@
 //   POST /api/v1/images/entrypoints       putImageEntrypoint(body)
 //   GET  /api/v1/defenders/install-bundle installBundle(query, requestedBy)
 //   GET  /api/v1/defenders/image-name     imageName()
+//   GET  /api/v1/registry                 registryScanResults(query)
 //
 // The web layer copies the request's body and query parameters in and the response out; it
 // does authentication. Every failure is a JSON body {"code", "message", "field"} with a 4xx (or
@@ -14,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -64,6 +66,19 @@ inline constexpr const char* kReportHeader = "X-Defender-Embed-Report";
 /// "problems": [{"code", "message", "field"}, ...] (every problem, the first one included).
 HttpResponse errorResponse(const Error& error, const std::vector<Error>& problems = {});
 
+/// What the embed flow asks of an image's registry: with extractEntrypoint=true, for an image
+/// the store has no record of.
+struct RegistryLookup {
+  std::string image;            // normalized reference (normalizeImage)
+  std::string registryType;     // the request's registryType ("" = decided by the registry host)
+  std::string credentialId;     // the request's registryCredentialID ("" = anonymous)
+  std::string cpuArchitecture;  // the task's runtimePlatform.cpuArchitecture ("" = X86_64)
+  std::chrono::milliseconds budget{0};  // what is left of EmbedConfig::registryBudget
+};
+/// Reads an image's ENTRYPOINT/CMD from its registry (main wires registry::EntrypointResolver).
+/// Errors carry stable registry_* codes (docs/embed.md).
+using RegistryReader = std::function<Result<ImageConfig>(const RegistryLookup&)>;
+
 /// Fixed configuration of the embed flow, validated by main.
 struct EmbedConfig {
   ParseLimits limits;
@@ -83,6 +98,11 @@ struct EmbedConfig {
   /// (tests of the transform).
   std::function<Result<std::string>(const std::string& appId, const std::string& description)>
       issueCredential;
+  /// Reads entrypoints from registries; empty: only stored records are used.
+  RegistryReader readFromRegistry;
+  /// Bound on the time one embed request spends in registries, all images together. When it
+  /// runs out the request fails with registry_timeout (no partial output).
+  std::chrono::milliseconds registryBudget{15000};
 };
 
 /// A random (v4, lower-case) UUID from libuuid.
@@ -128,6 +148,10 @@ class EmbedService {
   /// GET /api/v1/defenders/image-name: the sidecar image the embed flow writes, as a JSON
   /// string (vendor shape), e.g. "defender-console/fargate-defender:defender_34_01_132".
   HttpResponse imageName() const;
+
+  /// GET /api/v1/registry?search=&compact=&offset=&limit=: the image records in the vendor's
+  /// registry scan-result shape (docs/api.md). JSON array, header Total-Count.
+  HttpResponse registryScanResults(const QueryParams& query);
 
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;

@@ -33,7 +33,7 @@ struct ImageEntrypoint {
   std::string image;  // normalized: registry/repository[:tag][@digest]
   std::vector<std::string> entrypoint;
   std::vector<std::string> cmd;
-  std::string source;  // who recorded it: "api", "registry-scan"
+  std::string source;  // who recorded it: "api" (POST /api/v1/images/entrypoints), "registry"
   TimePoint updatedAt;
   friend bool operator==(const ImageEntrypoint&, const ImageEntrypoint&) = default;
 };

@@ -430,9 +430,12 @@ class Embedder {
     if (k.cloudFormation && !checkPropertyCase(props, path)) return std::nullopt;
 
     // Windows first: its own clear error even when the rest would also fail.
+    cpuArchitecture_.clear();
     if (const Node* platform = props.find(k.runtimePlatform)) {
       const std::string p = child(path, k.runtimePlatform);
       if (platform->isObject()) {
+        const Node* arch = platform->find(k.cloudFormation ? "CpuArchitecture" : "cpuArchitecture");
+        if (arch && arch->isString()) cpuArchitecture_ = arch->text;
         const Node* os = platform->find(k.operatingSystemFamily);
         if (os && os->isString() && os->text.rfind("WINDOWS", 0) == 0)
           return fail(invalid("windows_not_supported", child(p, k.operatingSystemFamily), os,
@@ -869,17 +872,17 @@ class Embedder {
     if (!image->isString()) return wrongType(imagePath, *image, "a string");
     if (!deps_.lookupImage)
       return Error::internal("entrypoint lookup requested but no image store is configured");
-    auto found = deps_.lookupImage(image->text);
-    if (!found.ok()) return found.error();
-    const std::string registryNote =
-        options_.registryType.empty()
-            ? ""
-            : " (this Console does not query registries; registryType=" + options_.registryType +
-                  " is not used)";
+    auto found = deps_.lookupImage(image->text, cpuArchitecture_);
+    if (!found.ok()) {  // e.g. the registry's answer: name the container and where it is
+      Error e = found.error();
+      e.message = "container " + label + ": " + e.message;
+      e.field = imagePath;
+      return e;
+    }
     if (!found->has_value())
       return invalid("entrypoint_unknown", epPath, &ct,
                      "container " + label + ": the Console has no entrypoint data for image \"" +
-                         image->text + "\"" + registryNote + "; " + howToFix +
+                         image->text + "\"; " + howToFix +
                          ", or register the image with POST /api/v1/images/entrypoints");
     const ImageConfig& img = **found;
     Node* cmd = ct.find(k.command);
@@ -990,6 +993,7 @@ class Embedder {
 
   const EmbedOptions& options_;
   const TransformDeps& deps_;
+  std::string cpuArchitecture_;  // runtimePlatform.cpuArchitecture of the task being embedded
   bool cfn_ = false;
   std::vector<Error> problems_;    // every problem found, in document order
   std::optional<Error> conflict_;  // already_protected: reported alone

@@ -62,9 +62,13 @@ struct ImageConfig {
   std::vector<std::string> cmd;
 };
 
-/// Looks up an image reference as written in the task definition. nullopt: unknown image.
-/// An Error (e.g. storage unavailable) aborts the transform with that error.
-using ImageLookup = std::function<Result<std::optional<ImageConfig>>(std::string_view image)>;
+/// Looks up an image reference as written in the task definition, for the task's
+/// runtimePlatform.cpuArchitecture ("X86_64", "ARM64"; "" when the task does not say).
+/// nullopt: unknown image. An Error (storage unavailable, the registry's answer) aborts the
+/// transform with that error, its message prefixed with the container and its field set to the
+/// container's image path.
+using ImageLookup = std::function<Result<std::optional<ImageConfig>>(
+    std::string_view image, std::string_view cpuArchitecture)>;
 /// Produces a fresh canonical UUID for an App ID.
 using UuidGenerator = std::function<std::string()>;
 
@@ -93,7 +97,9 @@ struct EmbedOptions {
   bool filesystemMonitoring = false;
   bool extractEntrypoint = false;
   std::optional<bool> cloudFormation;  // nullopt: detect from the document
-  std::string registryType;            // echoed in errors only: registries are not queried
+  std::string registryType;            // "" or a registry type: entrypoints may be read from the
+                                       // image's registry (handler.h)
+  std::string registryCredentialId;    // stored registry credential used for that
 };
 
 struct TransformDeps {

@@ -42,7 +42,8 @@ Result<Node> parse(std::string_view text, Format f) {
 
 TransformDeps deps() {
   TransformDeps d;
-  d.lookupImage = [](std::string_view image) -> Result<std::optional<ImageConfig>> {
+  d.lookupImage = [](std::string_view image,
+                     std::string_view) -> Result<std::optional<ImageConfig>> {
     if (image.find("nginx") != std::string_view::npos)
       return std::optional<ImageConfig>(ImageConfig{{"/docker-entrypoint.sh"}, {"nginx"}});
     if (image.find("busybox") != std::string_view::npos)

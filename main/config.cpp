@@ -151,6 +151,23 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "PEM CA bundle: the defender channel then requires client certificates it "
                  "signed (mutual TLS)")
       ->envname("DC_DEFENDER_CLIENT_CA");
+  app.add_option("--registry-ca", c.registryCa,
+                 "PEM CA bundle trusted, besides the system's, when the embed flow reads image "
+                 "entrypoints from registries")
+      ->envname("DC_REGISTRY_CA");
+  long long registryTimeoutSeconds = c.registryRequestTimeout.count();
+  app.add_option("--registry-request-timeout", registryTimeoutSeconds,
+                 "Seconds each registry HTTP exchange (connect, read, write) may take")
+      ->envname("DC_REGISTRY_REQUEST_TIMEOUT")
+      ->check(CLI::Range(1, 120))
+      ->capture_default_str();
+  long long registryBudgetSeconds = c.registryBudget.count();
+  app.add_option("--registry-budget", registryBudgetSeconds,
+                 "Seconds one embed request may spend reading entrypoints from registries, all "
+                 "images together")
+      ->envname("DC_REGISTRY_BUDGET")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
   app.add_option("--token-lifetime", tokenLifetimeSeconds,
                  "Seconds a token from POST /api/v1/authenticate stays valid")
       ->envname("DC_TOKEN_LIFETIME")
@@ -231,6 +248,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--ui-dir: '" + c.uiDir + "' is not a directory", "ui-dir"};
   c.tokenLifetime = Seconds(tokenLifetimeSeconds);
+  c.registryRequestTimeout = Seconds(registryTimeoutSeconds);
+  c.registryBudget = Seconds(registryBudgetSeconds);
   if (c.tlsCert.empty() != c.tlsKey.empty())
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--tls-cert and --tls-key go together",
@@ -243,7 +262,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   for (const auto& [flag, path] :
        {std::pair<const char*, const std::string&>{"tls-cert", c.tlsCert},
         {"tls-key", c.tlsKey},
-        {"defender-client-ca", c.defenderClientCa}})
+        {"defender-client-ca", c.defenderClientCa},
+        {"registry-ca", c.registryCa}})
     if (!path.empty() && !std::filesystem::is_regular_file(path))
       return Error{ErrorKind::kInvalidArgument, "invalid_config",
                    std::string("--") + flag + ": '" + path + "' is not a readable file", flag};

@@ -71,6 +71,12 @@ struct ConsoleConfig {
   std::string tlsKey;
   /// PEM CA bundle: the defender channel then requires client certificates signed by it.
   std::string defenderClientCa;
+  /// Entrypoints read from image registries (docs/embed.md): extra PEM CA bundle trusted for
+  /// registries (empty = the system store), timeout of each registry HTTP exchange, and the
+  /// bound on all registry reads of one embed request.
+  std::string registryCa;
+  Seconds registryRequestTimeout{5};
+  Seconds registryBudget{15};
   Seconds tokenLifetime{30 * 60};
   int passwordIterations = 210'000;
   /// Failed sign-ins per username and per client address (within 15 minutes) answered 401

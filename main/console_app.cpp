@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/crypto.h"
 #include "auth/service.h"
 #include "auth/tls.h"
 #include "cleanup/sweeper.h"
@@ -19,6 +20,9 @@
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
+#include "registry/client.h"
+#include "registry/credentials.h"
+#include "registry/resolver.h"
 #include "web/http_listener.h"
 #include "web/routes.h"
 
@@ -87,6 +91,9 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::Sweeper> sweeper;
   std::unique_ptr<embed::EmbedStore> embedStore;
   std::unique_ptr<embed::EmbedService> embed;
+  std::unique_ptr<registry::CredentialStore> registryCredentials;
+  registry::RegistryClient registryClient;
+  std::unique_ptr<registry::EntrypointResolver> registryResolver;
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<auth::AuthService> auth;
@@ -194,6 +201,37 @@ Status ConsoleApp::start(bool startScheduler) {
     if (!issued.ok()) return issued.error();
     return issued->secret;
   };
+  // Registry credentials, sealed with the key in <dataDir>/registry.key (0600); for a
+  // throw-away database the key lives only in memory.
+  std::string registryKey = auth::randomBytes(32);
+  if (dbPath != ":memory:") {
+    auto key = auth::loadOrCreateSecretFile(
+        (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "registry.key").string(), 32);
+    if (!key.ok()) return key.error();
+    registryKey = std::move(key).value();
+  }
+  auto credentials = registry::openCredentialStore(dbPath, std::move(registryKey));
+  if (!credentials.ok()) return credentials.error();
+  m.registryCredentials = std::move(credentials).value();
+  registry::ResolverSettings rs;
+  rs.caFile = c.registryCa;
+  rs.requestTimeout = c.registryRequestTimeout;
+  rs.fetchDeadline = c.registryBudget;
+  m.registryResolver = std::make_unique<registry::EntrypointResolver>(
+      m.registryClient, m.registryCredentials.get(), m.clock, rs);
+  ec.registryBudget = c.registryBudget;
+  ec.readFromRegistry = [this](const embed::RegistryLookup& l) -> Result<embed::ImageConfig> {
+    auto r = impl_->registryResolver->resolve(registry::ResolveRequest{
+        l.image, l.registryType, l.credentialId, l.cpuArchitecture, l.budget});
+    if (!r.ok()) {
+      spdlog::warn("registry read of {} failed: {} ({})", l.image, r.error().message,
+                   r.error().code);
+      return r.error();
+    }
+    spdlog::info("read the entrypoint of {} from its registry (manifest {}{})", l.image,
+                 r->manifestDigest, r->platform.empty() ? "" : ", " + r->platform);
+    return embed::ImageConfig{std::move(r->entrypoint), std::move(r->cmd)};
+  };
   m.embed = std::make_unique<embed::EmbedService>(*m.embedStore, m.clock, ec);
 
   m.consoleListener = std::make_unique<web::HttpListener>(
@@ -233,6 +271,7 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   api.ready = [this] { return impl_->ready.load(); };
   api.embed = m.embed.get();
+  api.registryCredentials = m.registryCredentials.get();
   api.evictionStatus = [this] { return evictionStatusJson(); };
   api.cursorLimits = {c.cursorTtl, c.cursorMaxSnapshots, c.cursorMaxMiB << 20};
   api.resumeEvictions = [this](const std::string& actor) -> Result<nlohmann::json> {

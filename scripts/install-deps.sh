@@ -9,11 +9,13 @@ packages=(
   libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev
   curl
 )
-# Extra packages for the test command (browser tests, load tools, and the fuzzing stage: Clang
-# and libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; systemd for
-# `systemd-analyze verify` of the unit; e2fsprogs for the read-only file-system test's ext4 image).
+# Extra packages for the test command (browser tests, load tools, the fuzzing stage: Clang and
+# libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; systemd for
+# `systemd-analyze verify` of the unit; e2fsprogs for the read-only file-system test's ext4 image;
+# and the registry tests: docker-registry, the CNCF distribution server, with htpasswd from
+# apache2-utils for its bcrypt password file).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs docker-registry apache2-utils)
 fi
 
 missing=()

@@ -13,6 +13,7 @@
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
+#include "registry/credentials.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
 #include "web/http_listener.h"
@@ -387,6 +388,93 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
           spdlog::info("install bundle with a new Defender credential issued to {}", requester);
         sendEmbed(res, response);
       });
+  routes.add("GET", "/api/v1/registry",
+             [&service](const httplib::Request& req, httplib::Response& res) {
+               sendEmbed(res, service.registryScanResults(
+                                  embed::QueryParams(req.params.begin(), req.params.end())));
+             });
+}
+
+/// A registry credential as the API shows it: never the secret (docs/api.md).
+json registryCredentialJson(const registry::RegistryCredential& c) {
+  return json{{"_id", c.id},
+              {"type", c.type},
+              {"accountID", c.accountId},
+              {"description", c.description},
+              {"lastModified", formatRfc3339(c.lastModified)}};
+}
+
+/// Body of POST /api/v1/registry/credentials: {"_id", "type", "accountID", "secret",
+/// "description"}; `secret` is a string or the vendor's {"plain": "..."}.
+Result<registry::RegistryCredential> parseRegistryCredential(const std::string& body,
+                                                             TimePoint now) {
+  auto parsed = heartbeat::parseJsonObject(body, 4);
+  if (!parsed.ok()) return parsed.error();
+  for (const auto& [key, value] : parsed->items())
+    if (key != "_id" && key != "type" && key != "accountID" && key != "secret" &&
+        key != "description")
+      return Error::invalid("invalid_field", key,
+                            key +
+                                ": unknown field (expected _id, type, accountID, secret, "
+                                "description)");
+  registry::RegistryCredential c;
+  c.lastModified = now;
+  for (auto [field, target] : {std::pair<const char*, std::string*>{"_id", &c.id},
+                               {"type", &c.type},
+                               {"accountID", &c.accountId},
+                               {"description", &c.description}}) {
+    auto it = parsed->find(field);
+    if (it == parsed->end()) continue;
+    if (!it->is_string())
+      return Error::invalid("invalid_field", field, std::string(field) + ": must be a string");
+    *target = it->get<std::string>();
+  }
+  if (auto it = parsed->find("secret"); it != parsed->end()) {
+    if (it->is_string()) {
+      c.secret = it->get<std::string>();
+    } else if (it->is_object() && it->contains("plain") && (*it)["plain"].is_string()) {
+      c.secret = (*it)["plain"].get<std::string>();
+    } else {
+      return Error::invalid("invalid_field", "secret",
+                            "secret: must be a string or {\"plain\": \"...\"}");
+    }
+  }
+  if (auto st = registry::validateCredential(c); !st.ok()) return st.error();
+  return c;
+}
+
+void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::CredentialStore& store,
+                                      const Clock& clock) {
+  routes.add("GET", "/api/v1/registry/credentials",
+             [&store](const httplib::Request&, httplib::Response& res) {
+               auto listed = store.list();
+               if (!listed.ok()) return sendError(res, listed.error());
+               json out = json::array();
+               for (const auto& c : *listed) out.push_back(registryCredentialJson(c));
+               sendPage(res, out, static_cast<long long>(out.size()));
+             });
+  routes.add("POST", "/api/v1/registry/credentials",
+             [&store, &clock](const httplib::Request& req, httplib::Response& res,
+                              const auth::Principal& who) {
+               auto c = parseRegistryCredential(req.body, clock.now());
+               if (!c.ok()) return sendError(res, c.error());
+               auto existing = store.find(c->id);
+               const bool replaced = existing.ok() && existing->has_value();
+               if (auto st = store.put(*c); !st.ok()) return sendError(res, st.error());
+               // Never the secret: only who stored which credential.
+               spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
+                            replaced ? "replaced" : "stored",
+                            who.username.empty() ? "api" : who.username);
+               sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
+             });
+  routes.add(
+      "DELETE", "/api/v1/registry/credentials/([^/]+)",
+      [&store](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
+        if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
+        spdlog::info("registry credential {} deleted by {}", pathId(req),
+                     who.username.empty() ? "api" : who.username);
+        sendJson(res, dumpJson({{"_id", pathId(req)}, {"deleted", true}}));
+      });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
@@ -615,6 +703,8 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   if (opts->auth) registerAuthRoutes(routes, *opts->auth);
   // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
   if (opts->embed) registerEmbedRoutes(routes, *opts->embed);
+  if (opts->registryCredentials)
+    registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock());
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     const auto version = judgeVersion(d.version, opts->defenderVersion);

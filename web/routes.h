@@ -28,6 +28,9 @@ class EmbedService;
 namespace dc::auth {
 class AuthService;
 }
+namespace dc::registry {
+class CredentialStore;
+}
 
 namespace dc::web {
 
@@ -56,6 +59,9 @@ struct ConsoleApiOptions {
   /// user; also serves POST /api/v1/authenticate, /api/v1/users and /api/v1/credentials.
   /// Null only in in-process tests of the handlers: then nothing is checked.
   auth::AuthService* auth = nullptr;
+  /// Registry credentials for the embed flow's registry reads: GET/POST
+  /// /api/v1/registry/credentials, DELETE /api/v1/registry/credentials/{id}; null = not served.
+  registry::CredentialStore* registryCredentials = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,

@@ -249,7 +249,12 @@ describe("Protect a task", () => {
     assert.equal(q.get("registryType"), "aws");
     assert.equal(q.get("registryCredentialID"), "ecr-prod");
     assert.equal(res.status(), 400);
-    await waitFor(async () => (await page.textContent("#p-error-code")) === "entrypoint_unknown", { what: "entrypoint_unknown" });
+    // The image has no record, so the Console would read its registry: with a credential ID
+    // that names no stored credential it answers before any network call.
+    await waitFor(async () => (await page.textContent("#p-error-code")) === "registry_credential_not_found", {
+      what: "registry_credential_not_found",
+    });
+    assert.match(await page.textContent("#p-error-message"), /"ecr-prod"/);
     await page.close();
   });
 

@@ -358,3 +358,129 @@ TEST_CASE("a refused template leaves no Defender credential behind", "[embed][ha
   CHECK(r.status == 200);
   CHECK(issued == 2);
 }
+
+namespace {
+
+const char* kArmTask =
+    R"({"family":"t","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],)"
+    R"("runtimePlatform":{"cpuArchitecture":"ARM64","operatingSystemFamily":"LINUX"},)"
+    R"("containerDefinitions":[{"name":"app","image":"reg.example.com/team/app:7"}]})";
+
+/// An EmbedService whose registry reader is scripted and records what it was asked.
+struct RegistryFixture {
+  MemoryEmbedStore store;
+  ManualClock clock{TimePoint(Millis(1795000000000))};
+  std::vector<RegistryLookup> asked;
+  Result<ImageConfig> answer = ImageConfig{{"/entry", "-x"}, {"run"}};
+  EmbedConfig config() {
+    EmbedConfig c;
+    c.readFromRegistry = [this](const RegistryLookup& l) {
+      asked.push_back(l);
+      return answer;
+    };
+    return c;
+  }
+  EmbedRequest request(const std::string& task = kArmTask) {
+    return {task,
+            "",
+            {{"consoleaddr", "c"},
+             {"extractEntrypoint", "true"},
+             {"registryType", "2"},
+             {"registryCredentialID", "ci-pull"}},
+            EndpointFormat::kJson};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an unknown image's entrypoint is read from its registry once, then stored",
+          "[embed][handler][registry]") {
+  RegistryFixture f;
+  EmbedService service(f.store, f.clock, f.config(), test::sequentialUuids());
+  auto r = service.embed(f.request());
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(f.asked.size() == 1);
+  CHECK(f.asked[0].image == "reg.example.com/team/app:7");
+  CHECK(f.asked[0].registryType == "2");
+  CHECK(f.asked[0].credentialId == "ci-pull");
+  CHECK(f.asked[0].cpuArchitecture == "ARM64");
+  CHECK(f.asked[0].budget.count() > 0);
+  CHECK(f.asked[0].budget <= std::chrono::milliseconds(15000));
+  const json c = json::parse(r.body).at("containerDefinitions")[0];
+  CHECK(c.at("entryPoint") == json::array({"/var/lib/twistlock/fargate/defender", "fargate",
+                                           "entrypoint", "/entry", "-x"}));
+  CHECK(c.at("command") == json::array({"run"}));
+
+  auto stored = f.store.findImage("reg.example.com/team/app:7");
+  REQUIRE(stored.ok());
+  REQUIRE(stored->has_value());
+  CHECK((*stored)->source == "registry");
+  CHECK((*stored)->entrypoint == std::vector<std::string>{"/entry", "-x"});
+
+  // The next embed needs no registry call.
+  REQUIRE(service.embed(f.request()).status == 200);
+  CHECK(f.asked.size() == 1);
+
+  // And /api/v1/registry shows the record.
+  auto scan = service.registryScanResults({{"search", "TEAM/app"}, {"compact", "true"}});
+  REQUIRE(scan.status == 200);
+  const json arr = json::parse(scan.body);
+  REQUIRE(arr.size() == 1);
+  CHECK(arr[0].at("_id") == "reg.example.com/team/app:7");
+  CHECK(
+      arr[0].at("repoTag") ==
+      json({{"registry", "reg.example.com"}, {"repo", "team/app"}, {"tag", "7"}, {"digest", ""}}));
+  CHECK(arr[0].at("entrypoint") == json::array({"/entry", "-x"}));
+  CHECK(arr[0].at("source") == "registry");
+  CHECK(arr[0].at("scanTime") == "2026-11-18T11:06:40.000Z");  // the ManualClock's time
+  CHECK(header(scan, "Total-Count") == "1");
+  CHECK(json::parse(service.registryScanResults({{"search", "nothing-like-it"}}).body).empty());
+  CHECK(service.registryScanResults({{"compact", "maybe"}}).status == 400);
+}
+
+TEST_CASE("a registry failure names the container and image; nothing is issued",
+          "[embed][handler][registry]") {
+  RegistryFixture f;
+  f.answer = Error{ErrorKind::kInvalidArgument, "registry_unauthorized",
+                   "image reg.example.com/team/app (7) at registry reg.example.com: the registry "
+                   "refused the credentials for manifest 7 (HTTP 401)",
+                   "image"};
+  EmbedService service(f.store, f.clock, f.config(), test::sequentialUuids());
+  auto r = service.embed(f.request());
+  CHECK(r.status == 400);
+  const json e = json::parse(r.body);
+  CHECK(e.at("code") == "registry_unauthorized");
+  CHECK(e.at("field") == "containerDefinitions[0].image");
+  const std::string message = e.at("message");
+  CHECK(message.find("\"app\"") != std::string::npos);
+  CHECK(message.find("reg.example.com/team/app") != std::string::npos);
+  CHECK(message.find("HTTP 401") != std::string::npos);
+  CHECK(json::parse(service.listAppIds({}).body).empty());
+  CHECK_FALSE(f.store.findImage("reg.example.com/team/app:7")->has_value());
+}
+
+TEST_CASE("registry reads are bounded per request and registryType is checked",
+          "[embed][handler][registry]") {
+  RegistryFixture f;
+  EmbedConfig config = f.config();
+  config.registryBudget = std::chrono::milliseconds(0);
+  EmbedService spent(f.store, f.clock, config, test::sequentialUuids());
+  auto r = spent.embed(f.request());
+  CHECK(r.status == 503);
+  CHECK(json::parse(r.body).at("code") == "registry_timeout");
+  CHECK(f.asked.empty());
+
+  EmbedService service(f.store, f.clock, f.config(), test::sequentialUuids());
+  auto req = f.request();
+  req.query.erase("registryType");
+  req.query.emplace("registryType", "floppy");
+  auto bad = service.embed(req);
+  CHECK(bad.status == 400);
+  CHECK(json::parse(bad.body).at("field") == "registryType");
+  CHECK(f.asked.empty());
+
+  // Without a reader (no registry configured) the old answer stands: entrypoint_unknown.
+  EmbedService offline(f.store, f.clock, EmbedConfig{}, test::sequentialUuids());
+  CHECK(json::parse(offline.embed(f.request()).body).at("code") == "entrypoint_unknown");
+}

@@ -637,7 +637,10 @@
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
-      else if (state.view === "protect") await loadAppIds();
+      else if (state.view === "protect") {
+        await loadAppIds();
+        await loadRegistryCredentials();
+      }
       else await api("version"); // keeps the connection indicator honest on the other views
       await loadEvictionStatus();
       if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
@@ -1361,6 +1364,79 @@
     $("appids-range").textContent = total ? (total > rows.length ? `newest ${rows.length} of ${total}` : `${total} total`) : "";
   }
 
+  // Registry credentials: listed without secrets; added and deleted by a Defender Manager.
+  const REGCRED_TYPE = { basic: "User name and password", aws: "AWS access key (ECR)" };
+  async function loadRegistryCredentials() {
+    let data;
+    try {
+      ({ data } = await api("registry/credentials"));
+    } catch (e) {
+      if (e.status !== 403) throw e;
+      $("regcred-rows").innerHTML = "";
+      $("regcred-empty").hidden = false;
+      $("regcred-empty").innerHTML = `<p>${esc(forbidden("seeing registry credentials"))}</p>`;
+      $("regcred-form").hidden = true;
+      return;
+    }
+    const key = JSON.stringify(data);
+    if (key === loadRegistryCredentials.key) return;
+    loadRegistryCredentials.key = key;
+    $("regcred-rows").innerHTML = data
+      .map(
+        (c) =>
+          `<tr><td><span class="mono">${esc(c._id)}</span></td><td>${esc(REGCRED_TYPE[c.type] ?? c.type)}</td>` +
+          `<td><span class="mono">${esc(c.accountID)}</span></td><td>${orDash(c.description)}</td>` +
+          `<td class="time">${timeCell(c.lastModified)}</td>` +
+          `<td><button type="button" class="btn small danger" data-regcred="${esc(c._id)}">Delete</button></td></tr>`
+      )
+      .join("");
+    $("regcred-empty").hidden = data.length > 0;
+    $("regcred-empty").innerHTML = "<p>No registry credentials yet.</p>";
+    $("p-cred-list").innerHTML = data.map((c) => `<option value="${esc(c._id)}"></option>`).join("");
+  }
+  function syncRegcredLabels() {
+    const aws = $("rc-type").value === "aws";
+    $("rc-account-label").textContent = aws ? "Access key ID" : "User name";
+    $("rc-secret-label").textContent = aws ? "Secret access key" : "Password";
+  }
+  function wireRegistryCredentials() {
+    $("rc-type").addEventListener("change", syncRegcredLabels);
+    $("regcred-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const body = {
+        _id: $("rc-id").value.trim(),
+        type: $("rc-type").value,
+        accountID: $("rc-account").value.trim(),
+        secret: $("rc-secret").value,
+        description: $("rc-desc").value.trim(),
+      };
+      $("rc-save").disabled = true;
+      try {
+        await api("registry/credentials", { method: "POST", body });
+        $("rc-secret").value = ""; // never kept on the page
+        $("regcred-msg").textContent = `Credential ${body._id} saved.`;
+        $("regcred-form").reset();
+        syncRegcredLabels();
+        await loadRegistryCredentials();
+      } catch (err) {
+        $("regcred-msg").textContent = err.status === 403 ? forbidden("adding registry credentials") : err.message;
+      } finally {
+        $("rc-save").disabled = false;
+      }
+    });
+    $("regcred-rows").addEventListener("click", async (e) => {
+      const id = e.target.closest("button[data-regcred]")?.dataset.regcred;
+      if (!id) return;
+      try {
+        await api(`registry/credentials/${encodeURIComponent(id)}`, { method: "DELETE" });
+        $("regcred-msg").textContent = `Credential ${id} deleted.`;
+        await loadRegistryCredentials();
+      } catch (err) {
+        $("regcred-msg").textContent = err.status === 403 ? forbidden("deleting registry credentials") : err.message;
+      }
+    });
+  }
+
   function wireProtect() {
     const form = $("protect-form");
     $("p-consoleaddr").value = location.hostname;
@@ -1455,6 +1531,7 @@
     $("sign-out").addEventListener("click", signOut);
     $("download").addEventListener("click", downloadCsv);
     wireProtect();
+    wireRegistryCredentials();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
       openTypeMenu(false);
