@@ -13,21 +13,6 @@ namespace dc::tools {
 
 namespace {
 
-std::string percentEncode(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -90,14 +75,14 @@ int runDefenderEmbed(int argc, const char* const* argv, const CliIo& io) {
   if (format.empty())
     format = endsWith(taskFile, ".yaml") || endsWith(taskFile, ".yml") ? "yaml" : "json";
 
-  std::string path = "/api/v1/defenders/fargate." + format +
-                     "?consoleaddr=" + percentEncode(consoleHost) +
-                     "&cloudFormation=" + (cloudFormation ? "true" : "false") +
-                     "&extractEntrypoint=" + (extractEntrypoint ? "true" : "false") +
-                     "&filesystemMonitoring=" + (fsMonitoring ? "true" : "false");
-  if (!registryType.empty()) path += "&registryType=" + percentEncode(registryType);
-  if (!registryCredential.empty())
-    path += "&registryCredentialID=" + percentEncode(registryCredential);
+  httplib::Params query{{"consoleaddr", consoleHost},
+                        {"cloudFormation", cloudFormation ? "true" : "false"},
+                        {"extractEntrypoint", extractEntrypoint ? "true" : "false"},
+                        {"filesystemMonitoring", fsMonitoring ? "true" : "false"}};
+  if (!registryType.empty()) query.emplace("registryType", registryType);
+  if (!registryCredential.empty()) query.emplace("registryCredentialID", registryCredential);
+  const std::string path =
+      httplib::append_query_params("/api/v1/defenders/fargate." + format, query);
 
   while (!address.empty() && address.back() == '/') address.pop_back();
   httplib::Client client(address);
