@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +15,7 @@
 #include "auth/service.h"
 #include "auth/tls.h"
 #include "cleanup/sweeper.h"
+#include "common/instance_lock.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "embed/sqlite_store.h"
@@ -85,6 +87,7 @@ struct ConsoleApp::Impl {
   ConsoleConfig config;
   const Clock& clock;
   std::string version;
+  std::optional<InstanceLock> lock;  // one Console per database file (common/instance_lock.h)
   std::unique_ptr<inventory::Store> store;
   std::unique_ptr<inventory::Inventory> inventory;
   std::unique_ptr<heartbeat::DefenderChannel> channel;
@@ -127,10 +130,24 @@ Status ConsoleApp::start(bool startScheduler) {
     if (ec)
       return Error{ErrorKind::kUnavailable, "data_dir",
                    "cannot create the directory of " + dbPath + ": " + ec.message(), "data-dir"};
+    // Before anything is read or written: a second Console on this file is refused.
+    auto lock = InstanceLock::acquire(dbPath + ".lock");
+    if (!lock.ok()) return lock.error();
+    m.lock.emplace(std::move(lock).value());
   }
   auto store = inventory::openSqliteStore({dbPath});
   if (!store.ok()) return store.error();
   m.store = std::move(store).value();
+  if (dbPath != ":memory:") {
+    // The database holds password hashes and credential digests: owner-only, like the keys
+    // (also one created before this rule, or by a process with a wider umask).
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"})
+      std::filesystem::permissions(dbPath + suffix,
+                                   std::filesystem::perms::owner_read |
+                                       std::filesystem::perms::owner_write,
+                                   std::filesystem::perm_options::replace, ec);
+  }
 
   inventory::InventoryOptions io;
   io.liveness.heartbeatInterval = c.heartbeatInterval;
@@ -331,6 +348,7 @@ void ConsoleApp::stop() {
   if (m.consoleListener) m.consoleListener->stop();
   if (m.scheduler) m.scheduler->stop();
   if (m.inventory) m.inventory->stop();
+  m.lock.reset();  // nothing is written after the final flush
 }
 
 int ConsoleApp::consolePort() const {

@@ -1,6 +1,8 @@
 // defender-console: parses the configuration, wires the Console together and runs it until
 // SIGINT or SIGTERM, then stops cleanly (pending heartbeats are flushed).
 // `defender-console backup|restore <file>` copy the database instead (main/backup_command.h).
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -33,6 +35,9 @@ void setupLogging(const dc::ConsoleConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every file the Console creates (database, WAL, keys, certificates) is owner-only: the
+  // database holds password hashes and credential digests (docs/security.md).
+  ::umask(077);
   auto config = dc::parseConfig(argc, argv, DC_VERSION);
   if (!config.ok()) {
     const bool help = config.error().code == "help";

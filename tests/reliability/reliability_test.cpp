@@ -982,3 +982,30 @@ TEST_CASE("scale-down: graceful disconnects never trip the guard; a paused guard
   app.stop();
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("one Console per database: a second one on the same data directory is refused") {
+  const std::string dir = tempDb("instance-lock");
+  ManualClock clock{kT0};
+  ConsoleApp first(smallConsole(dir), clock, "test");
+  REQUIRE(first.start(false).ok());
+  const auto before = std::filesystem::last_write_time(dir + "/console.db");
+
+  ConsoleApp second(smallConsole(dir), clock, "test");
+  auto refused = second.start(false);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == "already_running");
+  CHECK(refused.error().field == "data-dir");
+  CHECK(refused.error().message.find(std::to_string(::getpid())) != std::string::npos);
+  // Refused before it read or wrote anything: no downtime discount written by the second.
+  CHECK(std::filesystem::last_write_time(dir + "/console.db") == before);
+  // The database and the files beside it are owner-only.
+  const auto perms = std::filesystem::status(dir + "/console.db").permissions();
+  CHECK((perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) ==
+        std::filesystem::perms::none);
+
+  first.stop();  // the lock goes with the stop: the next Console starts
+  ConsoleApp third(smallConsole(dir), clock, "test");
+  CHECK(third.start(false).ok());
+  third.stop();
+  std::filesystem::remove_all(dir);
+}
