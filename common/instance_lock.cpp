@@ -27,7 +27,8 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& path) {
     std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     return Error{ErrorKind::kConflict, "already_running",
-                 "another Console" + (holder.empty() ? std::string() : " (process " + holder + ")") +
+                 "another Console" +
+                     (holder.empty() ? std::string() : " (process " + holder + ")") +
                      " is running on this database (lock " + path +
                      "); stop it first, or give this one its own --data-dir",
                  "data-dir"};

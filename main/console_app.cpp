@@ -143,10 +143,9 @@ Status ConsoleApp::start(bool startScheduler) {
     // (also one created before this rule, or by a process with a wider umask).
     std::error_code ec;
     for (const char* suffix : {"", "-wal", "-shm"})
-      std::filesystem::permissions(dbPath + suffix,
-                                   std::filesystem::perms::owner_read |
-                                       std::filesystem::perms::owner_write,
-                                   std::filesystem::perm_options::replace, ec);
+      std::filesystem::permissions(
+          dbPath + suffix, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+          std::filesystem::perm_options::replace, ec);
   }
 
   inventory::InventoryOptions io;
