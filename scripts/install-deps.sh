@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Defender Console needs to build, run and test.
+# Installs the Debian 12 packages Defender Console needs to build, run and test (and curl, jq and
+# python3, which the README's examples use).
 # Idempotent: does nothing when everything is present. Needs root or sudo for apt-get.
 set -euo pipefail
 
@@ -7,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git
   libcpp-httplib-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libboost-dev
   libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev
-  curl
+  curl jq python3
 )
 # Extra packages for the test command (browser tests, load tools, the fuzzing stage: Clang and
 # libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; systemd for
