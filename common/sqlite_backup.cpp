@@ -98,6 +98,18 @@ Result<SqliteBackupSummary> backupSqliteDatabase(const std::string& source,
                  "backup_destination",
                  "backup file " + destination + " is the database itself",
                  {}};
+  // The database's directory holds the running Console's files (its WAL and shared memory,
+  // the lock, the keys): a backup written there could replace one of them. Backups go
+  // elsewhere.
+  const fs::path sourceDir =
+      fs::path(source).has_parent_path() ? fs::path(source).parent_path() : fs::path(".");
+  if (fs::equivalent(destDir, sourceDir, ec))
+    return Error{ErrorKind::kInvalidArgument,
+                 "backup_destination",
+                 "backup file " + destination + " is in the database's own directory " +
+                     sourceDir.string() +
+                     " (beside its WAL, lock and key files); write backups to another directory",
+                 {}};
 
   Session s;
   s.tmp = destination + ".tmp";

@@ -232,7 +232,10 @@ class Fetch {
   /// GET `path` with the authorization that works; returns the body of a 200.
   Result<std::string> get(const std::string& path, const std::string& accept,
                           const std::string& what) {
-    std::string base = baseUrl();
+    // Credentials go to the registry's own origin only: a redirect elsewhere (blob storage),
+    // and anything that redirects on from there, is asked without them.
+    const std::string registryBase = baseUrl();
+    std::string base = registryBase;
     std::string target = path;
     bool sameHost = true;
     for (int hop = 0; hop < 4; ++hop) {
@@ -250,12 +253,15 @@ class Fetch {
       }
       if (status >= 300 && status < 400 && (*res)->has_header("Location")) {
         const std::string location = (*res)->get_header_value("Location");
+        if (location.rfind("http://", 0) == 0 && registryBase.rfind("https://", 0) == 0)
+          return bad("the registry redirected " + what +
+                     " to plain HTTP; only HTTPS is followed");
         if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) {
           const auto slash = location.find('/', location.find("//") + 2);
           const std::string newBase =
               slash == std::string::npos ? location : location.substr(0, slash);
           target = slash == std::string::npos ? "/" : location.substr(slash);
-          sameHost = newBase == base;
+          sameHost = newBase == registryBase;
           base = newBase;
         } else {
           target = location;

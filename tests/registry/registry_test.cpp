@@ -750,6 +750,63 @@ TEST_CASE("registry client: Bearer token challenge and a blob redirect", "[regis
   CHECK(wrong.error().message.find("token service") != std::string::npos);
 }
 
+TEST_CASE("registry client: credentials never follow a redirect to another origin", "[registry]") {
+  // The registry (A) sends the config blob to storage on another origin (B), which redirects
+  // to itself again: B must never see the registry's credentials, on any hop.
+  const std::string config = R"({"config":{"Entrypoint":["/moved"]}})";
+  const std::string configDigest = digestOf(config);
+  const std::string manifest = Json{
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+      {"config", {{"digest", configDigest}, {"size", config.size()}}},
+      {"layers", Json::array()}}.dump();
+  const std::string basic = "Basic " + auth::base64("u:p");
+  httplib::Server storage;
+  std::vector<std::string> storageAuth;
+  storage.Get("/hop1", [&](const httplib::Request& req, httplib::Response& res) {
+    storageAuth.push_back(req.get_header_value("Authorization"));
+    res.status = 307;
+    res.set_header("Location", "http://127.0.0.1:" + std::to_string(req.local_port) + "/hop2");
+  });
+  storage.Get("/hop2", [&](const httplib::Request& req, httplib::Response& res) {
+    storageAuth.push_back(req.get_header_value("Authorization"));
+    res.set_content(config, "application/octet-stream");
+  });
+  const int storagePort = storage.bind_to_any_port("127.0.0.1");
+  std::thread st([&] { storage.listen_after_bind(); });
+  httplib::Server registry;
+  registry.Get("/v2/team/app/manifests/1", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") != basic) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"stand-in\"");
+      return;
+    }
+    res.set_content(manifest, "application/vnd.docker.distribution.manifest.v2+json");
+  });
+  registry.Get("/v2/team/app/blobs/" + configDigest,
+               [&](const httplib::Request&, httplib::Response& res) {
+                 res.status = 307;
+                 res.set_header("Location",
+                                "http://127.0.0.1:" + std::to_string(storagePort) + "/hop1");
+               });
+  const int registryPort = registry.bind_to_any_port("127.0.0.1");
+  std::thread rt([&] { registry.listen_after_bind(); });
+
+  RegistryOptions o;
+  o.baseUrlOverride = "http://127.0.0.1:" + std::to_string(registryPort);
+  RegistryClient client;
+  auto r =
+      client.fetch(ImageReference{"stand-in.example", "team/app", "1"}, RegistryLogin{"u", "p"}, o);
+  registry.stop();
+  storage.stop();
+  rt.join();
+  st.join();
+  INFO((r.ok() ? "" : r.error().message));
+  REQUIRE(r.ok());
+  CHECK(r->entrypoint == std::vector<std::string>{"/moved"});
+  CHECK(storageAuth == std::vector<std::string>{"", ""});
+}
+
 TEST_CASE("Console: an embed request against a registry that never answers ends within the budget",
           "[registry][console]") {
   // Accepts connections (kernel backlog) and never answers.

@@ -340,6 +340,24 @@ TEST_CASE("backup and restore: failures exit non-zero with a clear message and c
                             log) == 1);
     CHECK(fileText(log).find("nowhere") != std::string::npos);
   }
+  SECTION("a destination in the database's own directory (its WAL, lock, keys) is refused") {
+    fs::create_directories(dir / "data");
+    {
+      auto store = inventory::openSqliteStore({(dir / "data" / "console.db").string()});
+      REQUIRE(store.ok());
+    }
+    std::ofstream(dir / "data" / "registry.key") << "key bytes";
+    for (const char* name : {"console.db-wal", "registry.key", "backup.db"}) {
+      INFO(name);
+      CHECK(runConsoleCommand(
+                {"backup", (dir / "data" / name).string(), "--data-dir", (dir / "data").string()},
+                log) == 1);
+      CHECK(fileText(log).find("own directory") != std::string::npos);
+    }
+    CHECK(fileText(dir / "data" / "registry.key") == "key bytes");
+    CHECK_FALSE(fs::exists(dir / "data" / "backup.db"));
+    CHECK(integrityCheck(dir / "data" / "console.db") == "ok");
+  }
   SECTION("restore of a file that is not a database") {
     fs::create_directories(dir / "data");
     {
