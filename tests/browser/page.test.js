@@ -88,7 +88,8 @@ describe("Deployed Defenders", () => {
     await page.selectOption("#f-status", "");
 
     await page.fill("#f-cluster", "prod-west");
-    await waitFor(async () => query(page).get("cluster") === "prod-west", { what: "cluster in URL" });
+    // The Cluster field filters by substring (clusterContains).
+    await waitFor(async () => query(page).get("clusterContains") === "prod-west", { what: "cluster in URL" });
     const expectedWest = seeded.fargate.filter((d) => d.cluster === "prod-west").length;
     await waitFor(async () => (await hostsOnPage(page)).length === expectedWest, { what: "prod-west rows" });
 
