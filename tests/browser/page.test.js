@@ -226,7 +226,7 @@ describe("Defender detail", () => {
   test("shows all fields, cloud metadata and App-Embedded observations; keyboard opens and closes it", async () => {
     const d = seeded.fargate[0];
     const page = await open(`/?type=fargate`);
-    await page.locator(`#rows tr[data-host="${d.hostname}"] button`).focus();
+    await page.locator(`#rows tr[data-host="${d.hostname}"] td.host button`).focus();
     await page.keyboard.press("Enter");
     await page.waitForSelector("#detail[open] .events");
     const body = await page.textContent("#detail-body");

@@ -423,7 +423,11 @@
       ([cat, name]) =>
         `<div class="grp" id="grp-${cat}">${esc(name)}</div>` +
         TYPES.filter((t) => t.category === cat)
-          .map((t) => `<label><input type="checkbox" name="type" value="${esc(t.type)}"> ${esc(t.label)} <span class="count" data-count="${esc(t.type)}"></span></label>`)
+          .map(
+            (t) =>
+              `<label><input type="checkbox" name="type" value="${esc(t.type)}" aria-describedby="count-${esc(t.type)}"> ${esc(t.label)} ` +
+              `<span class="count" id="count-${esc(t.type)}" data-count="${esc(t.type)}" aria-hidden="true"></span></label>`,
+          )
           .join(""),
     ).join("");
     box.addEventListener("change", () => {
