@@ -425,8 +425,9 @@
         TYPES.filter((t) => t.category === cat)
           .map(
             (t) =>
-              `<label><input type="checkbox" name="type" value="${esc(t.type)}" aria-describedby="count-${esc(t.type)}"> ${esc(t.label)} ` +
-              `<span class="count" id="count-${esc(t.type)}" data-count="${esc(t.type)}" aria-hidden="true"></span></label>`,
+              // The count sits beside the label, so the option's name stays its type label.
+              `<div class="opt"><label><input type="checkbox" name="type" value="${esc(t.type)}" aria-describedby="count-${esc(t.type)}"> ${esc(t.label)}</label>` +
+              `<span class="count" id="count-${esc(t.type)}" data-count="${esc(t.type)}"></span></div>`,
           )
           .join(""),
     ).join("");
@@ -528,10 +529,42 @@
       }
     },
   };
+  // Columns the user can hide (hostname and status always show), with their header text.
+  const OPTIONAL_COLUMNS = [
+    ["type", "Type"],
+    ["appID", "App ID"],
+    ["cluster", "Cluster"],
+    ["version", "Version"],
+    ["lastSeen", "Last seen"],
+    ["lastModified", "Last modified"],
+  ];
   function applyPrefs() {
     const compact = prefs.get("compact") === true;
     $("compact").checked = compact;
     $("grid").classList.toggle("compact", compact);
+    const hidden = Array.isArray(prefs.get("hiddenColumns")) ? prefs.get("hiddenColumns") : [];
+    for (const [col] of OPTIONAL_COLUMNS) {
+      $("grid").classList.toggle(`hide-${col}`, hidden.includes(col));
+      const box = $("column-options").querySelector(`input[value="${col}"]`);
+      if (box) box.checked = !hidden.includes(col);
+    }
+  }
+  function buildColumnMenu() {
+    const box = $("column-options");
+    box.insertAdjacentHTML(
+      "beforeend",
+      OPTIONAL_COLUMNS.map(([col, label]) => `<label><input type="checkbox" value="${col}" checked> ${esc(label)}</label>`).join(""),
+    );
+    box.addEventListener("change", () => {
+      prefs.set("hiddenColumns", [...box.querySelectorAll("input:not(:checked)")].map((i) => i.value));
+      applyPrefs();
+    });
+    $("columns").addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && $("columns").open) {
+        $("columns").open = false;
+        $("columns").querySelector("summary").focus();
+      }
+    });
   }
   let lastPage = { items: [], total: 0 };
   let lastSummary = null;
@@ -568,13 +601,13 @@
     return (
       `<tr data-host="${esc(d.hostname)}" class="${sel}">` +
       `<td class="host" data-label="Hostname"><div class="cell"><button type="button" class="clip" aria-haspopup="dialog" title="${esc(d.hostname)}">${esc(d.hostname)}</button></div></td>` +
-      `<td data-label="Type"><div class="cell"><span class="type-pill clip" title="${esc(d.typeLabel || d.type)}">${esc(d.typeLabel || d.type)}</span></div></td>` +
-      `<td data-label="App ID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
-      `<td class="nowrap" data-label="Cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
-      `<td class="nowrap" data-label="Version"><div class="cell">${orDash(d.version)}${versionBadge(d)}</div></td>` +
+      `<td data-label="Type" data-col="type"><div class="cell"><span class="type-pill clip" title="${esc(d.typeLabel || d.type)}">${esc(d.typeLabel || d.type)}</span></div></td>` +
+      `<td data-label="App ID" data-col="appID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
+      `<td class="nowrap" data-label="Cluster" data-col="cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
+      `<td class="nowrap" data-label="Version" data-col="version"><div class="cell">${orDash(d.version)}${versionBadge(d)}</div></td>` +
       `<td data-label="Status"><div class="cell">${statusCell(d)}</div></td>` +
-      `<td class="time" data-label="Last seen"><div class="cell">${shortTimeCell(d.lastSeen)}</div></td>` +
-      `<td class="time" data-label="Last modified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
+      `<td class="time" data-label="Last seen" data-col="lastSeen"><div class="cell">${shortTimeCell(d.lastSeen)}</div></td>` +
+      `<td class="time" data-label="Last modified" data-col="lastModified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
       `</tr>`
     );
   }
@@ -1695,6 +1728,7 @@
 
   function wire() {
     buildTypeMenu();
+    buildColumnMenu();
     $("signin-form").addEventListener("submit", signIn);
     // Signing in cannot be skipped: Escape does not close the dialog.
     $("signin").addEventListener("cancel", (e) => e.preventDefault());
