@@ -64,6 +64,8 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/defenders", Access::kAuditor},
       {"GET", "/api/v1/defenders/names", Access::kAuditor},
       {"GET", "/api/v1/defenders/summary", Access::kAuditor},
+      {"GET", "/api/v1/defenders/clusters", Access::kAuditor},
+      {"GET", "/api/v1/defenders/types", Access::kAuditor},
       {"GET", "/api/v1/defenders/download", Access::kAuditor},
       {"GET", "/api/v1/defenders/app-ids", Access::kAuditor},
       {"GET", "/api/v1/defenders/eviction-status", Access::kAuditor},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark drivers; figures and their meaning: docs/benchmarks.md.
 #
-# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5 ...
+# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5|compress ...
 #   Build first (docs/benchmarks.md): build/bench, Release with frame pointers, targets
 #   defender-console dc-bench bare_server sweep_bench
 #   Sizes (environment, defaults = the targets of docs/benchmarks.md):
@@ -10,6 +10,7 @@
 #     B3_DEFENDERS=1000000 B3_REQUESTS=200
 #     B4_STALE=100000 B4_OBSERVATIONS=10 B4_LIVE=100000 B4_INTERVAL=30 (0 = unpaced)
 #     B5_DEFENDERS=1000000
+#     COMPRESS_REQUESTS=30 (compress: list latency by Accept-Encoding, 50 and 250 rows)
 #   BENCH_DIR (default /tmp/dc-bench): seeded databases are cached there per size and copied
 #   for each run into one work/ directory, so two runs at once need two BENCH_DIRs; BENCH_PORT (default 38180): base of the ports used.
 set -euo pipefail
@@ -251,10 +252,46 @@ b5() {
   stop_console
 }
 
-[[ $# -gt 0 ]] || { sed -n '2,15p' "$0"; exit 2; }
+# The list's latency by what the client offers in Accept-Encoding (a browser offers
+# "gzip, deflate, br"), for 50 and 250 rows of 300 Fargate Defenders: median and p90 of curl's
+# time_total over COMPRESS_REQUESTS requests, with the bytes sent and the coding used.
+compress() {
+  : "${COMPRESS_REQUESTS:=30}"
+  local work="$bench_dir/compress"
+  rm -rf "$work"
+  mkdir -p "$work"
+  echo "== compressed list responses"
+  start_console "$work"
+  local channel="http://127.0.0.1:$defender_port/api/v1/defender/heartbeat" i id
+  for i in $(seq 1 300); do
+    id=$(printf 'task%028d' "$i")
+    curl -fs -o /dev/null -H "Authorization: $DC_AUTH" -H 'Content-Type: application/json' "$channel" -d \
+      "{\"hostname\":\"$id\",\"type\":\"fargate\",\"appID\":\"service-0$((i % 8)):0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e0$((i % 8))\",\"cluster\":\"cluster-$((i % 2))\",\"version\":\"32.07.123\",\"cloudMetadata\":{\"provider\":\"aws\",\"accountID\":\"123456789012\",\"region\":\"us-east-1\",\"resourceID\":\"arn:aws:ecs:us-east-1:123456789012:task/cluster-$((i % 2))/$id\",\"image\":\"123456789012.dkr.ecr.us-east-1.amazonaws.com/service-0$((i % 8)):1.4.2\"}}"
+  done
+  local token
+  token=$(curl -fs "http://127.0.0.1:$console_port/api/v1/authenticate" \
+    -d "{\"username\":\"admin\",\"password\":\"$admin_password\"}" | jq -r .token)
+  local limit enc
+  for limit in 50 250; do
+    for enc in "" gzip br "gzip, deflate, br"; do
+      local url="http://127.0.0.1:$console_port/api/v1/defenders?limit=$limit"
+      local coding
+      coding=$(curl -fs -o /dev/null -D - -H "Authorization: Bearer $token" -H "Accept-Encoding: $enc" "$url" |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "content-encoding" { print $2 }')
+      for i in $(seq 1 "$COMPRESS_REQUESTS"); do
+        curl -fs -o /dev/null -w '%{time_total} %{size_download}\n' -H "Authorization: Bearer $token" \
+          -H "Accept-Encoding: $enc" "$url"
+      done | sort -n | awk -v l="$limit" -v e="${enc:-none}" -v c="${coding:-identity}" \
+        '{ t[NR] = $1 * 1000; b = $2 } END { printf "%3d rows, Accept-Encoding %-18s -> %-8s %7d bytes  median %7.2f ms  p90 %7.2f ms\n", l, e, c, b, t[int((NR + 1) / 2)], t[int(NR * 0.9)] }'
+    done
+  done
+  stop_console
+}
+
+[[ $# -gt 0 ]] || { sed -n '2,16p' "$0"; exit 2; }
 for cmd in "$@"; do
   case $cmd in
-    machine | b1 | b2 | b3 | b4 | b5) "$cmd" ;;
+    machine | b1 | b2 | b3 | b4 | b5 | compress) "$cmd" ;;
     *) echo "unknown benchmark '$cmd'" >&2; exit 2 ;;
   esac
 done

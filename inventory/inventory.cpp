@@ -647,8 +647,8 @@ std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
 
 std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
   if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
-      q.category || q.cluster || q.appId || q.image || q.container || q.search || q.afterKey ||
-      q.outdated)
+      q.category || q.cluster || q.clusterContains || q.appId || q.image || q.container ||
+      q.search || q.afterKey || q.outdated)
     return std::nullopt;
   std::vector<std::string> keys;
   size_t total = 0;
@@ -747,6 +747,21 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
   }
   for (size_t i = 0; i < out.size(); ++i) out[i].outdated = (*outdated)[i].outdated;
   return out;
+}
+
+std::vector<TypeCount> Inventory::typeCounts() {
+  const TimePoint cutoff = clock_.now() - options_.liveness.grace;
+  std::vector<TypeCount> out;
+  std::lock_guard lock(stateMutex_);
+  for (const auto& info : allTypes())
+    out.push_back({info.type, static_cast<long long>(index_.connected(info.type, cutoff)),
+                   static_cast<long long>(index_.deployed(info.type))});
+  return out;
+}
+
+Result<std::vector<ClusterCount>> Inventory::clusters() {
+  auto writer = flushBeforeRead();
+  return store_.countClusters();
 }
 
 Result<Page<Observation>> Inventory::observations(const std::string& hostname, int offset,

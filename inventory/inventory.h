@@ -176,6 +176,12 @@ class Inventory {
   /// meanwhile) are skipped. In-memory liveness overlaid as for list().
   Result<std::vector<Defender>> findMany(const std::vector<std::string>& keys);
   Result<std::vector<CategorySummary>> summary();
+  /// Deployed and connected Defenders of every type (allTypes() order, zeros included), from
+  /// memory with the same rule as summary().
+  std::vector<TypeCount> typeCounts();
+  /// Every cluster reported by a Defender with its number of Defenders, by name; what is
+  /// pending is written first, as for list().
+  Result<std::vector<ClusterCount>> clusters();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
   Result<Page<AuditRecord>> audit(int offset, int limit);
 

@@ -44,12 +44,15 @@ struct DefenderQuery {
   std::optional<Category> category;
   std::optional<bool> connected;
   std::optional<std::string> cluster;    // exact
+  std::optional<std::string> clusterContains;  // case-insensitive (ASCII) substring of cluster
   std::optional<std::string> appId;      // exact
   /// Exact, case-sensitive: the App ID's family, its part before the final `:<uuid>`.
   std::optional<std::string> family;
   std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
-  std::optional<std::string> search;     // case-insensitive substring of hostname, App ID, cluster
+  /// Case-insensitive (ASCII) substring of hostname, App ID, cluster, image, version or task ARN
+  /// (cloudMetadata.resourceID).
+  std::optional<std::string> search;
   /// true: Defenders whose reported version parses and is older than `deployedVersion`;
   /// false: all others (newer, equal or unparseable). See dc::judgeVersion.
   std::optional<bool> outdated;
@@ -76,6 +79,19 @@ struct CategorySummary {
   long long connected = 0;
   long long deployed = 0;  // connected + disconnected still in the inventory
   long long outdated = 0;  // of those, running a version older than the deployed one
+};
+
+/// Per-type counts for `/api/v1/defenders/types` (the Type menu of the web page).
+struct TypeCount {
+  DefenderType type;
+  long long connected = 0;
+  long long deployed = 0;  // connected + disconnected still in the inventory
+};
+
+/// A cluster name and how many stored Defenders report it, for `/api/v1/defenders/clusters`.
+struct ClusterCount {
+  std::string cluster;
+  long long count = 0;
 };
 
 }  // namespace dc::inventory

@@ -623,6 +623,8 @@ class SqliteStore final : public Store {
     if (q.category) w.add("category = " + param(std::string(categoryName(*q.category))));
     if (q.connected) w.add(*q.connected ? kConnectedExpr : std::string("NOT ") + kConnectedExpr);
     if (q.cluster) w.add("cluster = " + param(*q.cluster));
+    if (q.clusterContains)
+      w.add("cluster LIKE " + param(likePattern(*q.clusterContains)) + " ESCAPE '\\'");
     if (q.appId) w.add("app_id = " + param(*q.appId));
     if (q.family) {
       // App IDs are `<family>:<36-character uuid>`: the range finds the candidates through the
@@ -645,8 +647,17 @@ class SqliteStore final : public Store {
       w.add(std::string(q.reverse ? "key < " : "key > ") + param(*q.afterKey));
     if (q.search) {
       const auto p = param(likePattern(*q.search));
-      w.add("(key LIKE " + p + " ESCAPE '\\' OR app_id LIKE " + p +
-            " ESCAPE '\\' OR cluster LIKE " + p + " ESCAPE '\\')");
+      // The task ARN lives in the details JSON; json_valid() guards json_extract(), which fails
+      // the statement on text that is not JSON. OR evaluates left to right, so the JSON is only
+      // read for rows that no column matched.
+      std::string any;
+      for (const char* column : {"key", "app_id", "cluster", "image", "version",
+                                 "CASE WHEN json_valid(details) THEN "
+                                 "json_extract(details, '$.cloudMetadata.resourceID') END"}) {
+        if (!any.empty()) any += " OR ";
+        any += std::string(column) + " LIKE " + p + " ESCAPE '\\'";
+      }
+      w.add("(" + any + ")");
     }
     auto bindAll = [&](Stmt& s) {
       s.bind(1, cutoff.now - cutoff.grace).bind(2, static_cast<long long>(cutoff.grace.count()));
@@ -715,6 +726,19 @@ class SqliteStore final : public Store {
     while (s.step())
       if (auto c = parseCategory(s.text(0))) out[static_cast<size_t>(*c)].outdated = s.i64(1);
     if (s.failed()) return s.error("count outdated");
+    return out;
+  }
+
+  Result<std::vector<ClusterCount>> countClusters() override {
+    Reader r(*this);
+    // GROUP BY walks the defenders_cluster index: no sort, no table read.
+    Stmt s(r.db,
+           "SELECT cluster, count(*) FROM defenders WHERE cluster <> '' GROUP BY cluster "
+           "ORDER BY cluster");
+    if (!s.prepared()) return s.error("prepare cluster count");
+    std::vector<ClusterCount> out;
+    while (s.step()) out.push_back({s.text(0), s.i64(1)});
+    if (s.failed()) return s.error("count clusters");
     return out;
   }
 

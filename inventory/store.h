@@ -127,6 +127,10 @@ class Store {
   /// whose reported version parses and is older than `deployed` (dc::judgeVersion).
   virtual Result<std::vector<CategorySummary>> countOutdated(const DefenderVersion& deployed) = 0;
 
+  /// Every non-empty cluster name with the number of stored Defenders reporting it, ordered by
+  /// name (byte order).
+  virtual Result<std::vector<ClusterCount>> countClusters() = 0;
+
   /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;
 

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -200,6 +201,37 @@ bool refuseHead(const httplib::Request& req, httplib::Response& res, const Liste
   return false;
 }
 
+/// Drops the `br` coding from Accept-Encoding so that the library answers with gzip (or
+/// uncompressed). cpp-httplib 0.11 prefers Brotli whenever the header merely contains "br" and
+/// compresses at Brotli's default quality (11, its slowest): a 250-row list took 423 ms instead
+/// of 10 ms (docs/benchmarks.md, "Compressed responses"). Its gzip runs at zlib's default
+/// level, which costs about a millisecond for the same body. The library's pre-routing handler
+/// sees the request as const, but the object is the connection's own non-const Request that the
+/// library later reads to pick the coding, so editing its headers here is well defined.
+void dropBrotli(const httplib::Request& req) {
+  auto& headers = const_cast<httplib::Request&>(req).headers;
+  auto [first, last] = headers.equal_range("Accept-Encoding");
+  for (auto it = first; it != last; ++it) {
+    std::string kept;
+    std::string_view rest = it->second;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      const size_t start = token.find_first_not_of(" \t");
+      if (start == std::string_view::npos) continue;
+      token.remove_prefix(start);
+      std::string_view coding = token.substr(0, token.find_first_of(" \t;"));
+      if (coding.size() == 2 && std::tolower(static_cast<unsigned char>(coding[0])) == 'b' &&
+          std::tolower(static_cast<unsigned char>(coding[1])) == 'r')
+        continue;
+      if (!kept.empty()) kept += ", ";
+      kept += token;
+    }
+    it->second = std::move(kept);
+  }
+}
+
 }  // namespace
 
 void postBounded(httplib::Server& server, const std::string& pattern, PostHandler handler) {
@@ -264,6 +296,7 @@ HttpListener::HttpListener(ListenerOptions options)
           res.set_header("Connection", "close");
           return httplib::Server::HandlerResponse::Handled;
         }
+        dropBrotli(req);
         return refuseHead(req, res, o) ? httplib::Server::HandlerResponse::Handled
                                        : httplib::Server::HandlerResponse::Unhandled;
       });

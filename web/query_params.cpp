@@ -57,8 +57,8 @@ constexpr std::string_view kUnsupportedVendorFilters[] = {"collections",
 }  // namespace
 
 const std::initializer_list<std::string_view> kDefenderQueryParams = {
-    "offset",    "limit",   "sort",  "reverse", "hostname", "type",  "category",
-    "connected", "cluster", "appID", "family",  "search",   "fields", "outdated"};
+    "offset",  "limit", "sort",   "reverse", "hostname", "type",     "category",       "connected",
+    "cluster", "appID", "family", "search",  "fields",   "outdated", "clusterContains"};
 
 Status requireKnownParams(const Params& params, std::initializer_list<std::string_view> known) {
   for (const auto& [name, value] : params) {
@@ -144,14 +144,16 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   }
   q.hostname = textParam(params, "hostname");
   q.cluster = textParam(params, "cluster");
+  q.clusterContains = textParam(params, "clusterContains");
   q.appId = textParam(params, "appID");
   q.family = textParam(params, "family");
   q.search = textParam(params, "search");
   // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early;
   // bytes that are not UTF-8 match nothing either (stored text is UTF-8 JSON).
-  for (auto [name, value] : {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
-                             std::pair{"appID", &q.appId}, std::pair{"family", &q.family},
-                             std::pair{"search", &q.search}}) {
+  for (auto [name, value] :
+       {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
+        std::pair{"appID", &q.appId}, std::pair{"family", &q.family},
+        std::pair{"search", &q.search}, std::pair{"clusterContains", &q.clusterContains}}) {
     if (!*value) continue;
     for (unsigned char c : **value)
       if (c < 0x20 || c == 0x7f) return badParam(name, "must not contain control characters");

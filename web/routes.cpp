@@ -772,6 +772,35 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(*status));
              });
 
+  // Suggestions and counts for the web page's filters (docs/api.md): every cluster with its
+  // Defenders, and every type with its deployed and connected Defenders.
+  routes.add("GET", "/api/v1/defenders/clusters",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto clusters = inv.clusters();
+               if (!clusters.ok()) return sendError(res, clusters.error());
+               json out = json::array();
+               for (const auto& c : *clusters)
+                 out.push_back({{"cluster", c.cluster}, {"count", c.count}});
+               sendJson(res, dumpJson(out));
+             });
+  routes.add("GET", "/api/v1/defenders/types",
+             [&inv](const httplib::Request& req, httplib::Response& res) {
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               json out = json::array();
+               for (const auto& t : inv.typeCounts()) {
+                 const auto& info = inventory::typeInfo(t.type);
+                 out.push_back({{"type", info.apiName},
+                                {"category", inventory::categoryName(info.category)},
+                                {"deployed", t.deployed},
+                                {"connected", t.connected},
+                                {"disconnected", t.deployed - t.connected}});
+               }
+               sendJson(res, dumpJson(out));
+             });
+
   routes.add("GET", "/api/v1/defenders/summary",
              [&inv](const httplib::Request& req, httplib::Response& res) {
                const Params params = paramsOf(req);

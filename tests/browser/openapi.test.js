@@ -21,6 +21,8 @@ const CONSOLE_ROUTES = [
   "GET /api/v1/defenders",
   "GET /api/v1/defenders/names",
   "GET /api/v1/defenders/summary",
+  "GET /api/v1/defenders/clusters",
+  "GET /api/v1/defenders/types",
   "GET /api/v1/defenders/download",
   "GET /api/v1/defenders/{hostname}",
   "DELETE /api/v1/defenders/{hostname}",

@@ -88,7 +88,8 @@ describe("Deployed Defenders", () => {
     await page.selectOption("#f-status", "");
 
     await page.fill("#f-cluster", "prod-west");
-    await waitFor(async () => query(page).get("cluster") === "prod-west", { what: "cluster in URL" });
+    // The Cluster field filters by substring (clusterContains).
+    await waitFor(async () => query(page).get("clusterContains") === "prod-west", { what: "cluster in URL" });
     const expectedWest = seeded.fargate.filter((d) => d.cluster === "prod-west").length;
     await waitFor(async () => (await hostsOnPage(page)).length === expectedWest, { what: "prod-west rows" });
 
@@ -225,7 +226,7 @@ describe("Defender detail", () => {
   test("shows all fields, cloud metadata and App-Embedded observations; keyboard opens and closes it", async () => {
     const d = seeded.fargate[0];
     const page = await open(`/?type=fargate`);
-    await page.locator(`#rows tr[data-host="${d.hostname}"] button`).focus();
+    await page.locator(`#rows tr[data-host="${d.hostname}"] td.host button`).focus();
     await page.keyboard.press("Enter");
     await page.waitForSelector("#detail[open] .events");
     const body = await page.textContent("#detail-body");

@@ -310,6 +310,72 @@ TEST_CASE("HTTP: type filter takes repeated and comma-separated values; search s
   CHECK(rows["container"]["deployed"] == 0);
 }
 
+TEST_CASE("HTTP: search spans task ARN, image and version; cluster substring; filter counts",
+          "[finding]") {
+  RunningConsole c;
+  json a = fargate("task-a", "payments-east");
+  a["cloudMetadata"]["image"] = "registry.example/checkout-web:7.1";
+  a["version"] = "33.01.002";
+  REQUIRE(c.heartbeat(a)->status == 200);
+  REQUIRE(c.heartbeat(fargate("task-b", "payments-west"))->status == 200);
+  REQUIRE(
+      c.heartbeat({{"hostname", "h1"}, {"type", "serverLinux"}, {"cluster", "batch"}})->status ==
+      200);
+  long long total = 0;
+  // The task ARN (cloudMetadata.resourceID) names the cluster and the task id.
+  auto byArn = c.list("?search=task/payments-west/", &total);
+  CHECK(total == 1);
+  REQUIRE(byArn.size() == 1);
+  CHECK(byArn[0]["hostname"] == "task-b");
+  c.list("?search=CHECKOUT-WEB:7", &total);  // the image, case-insensitive
+  CHECK(total == 1);
+  c.list("?search=33.01", &total);  // the version
+  CHECK(total == 1);
+  c.list("?search=no-such-thing", &total);
+  CHECK(total == 0);
+  c.list("?search=_", &total);  // LIKE wildcards match literally
+  CHECK(total == 0);
+  c.list("?clusterContains=PAYMENTS", &total);
+  CHECK(total == 2);
+  c.list("?clusterContains=west", &total);
+  CHECK(total == 1);
+  c.list("?cluster=payments", &total);  // `cluster` stays exact
+  CHECK(total == 0);
+  auto bad = c.console.Get("/api/v1/defenders?clusterContains=%01");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(json::parse(bad->body)["field"] == "clusterContains");
+
+  auto clusters = c.console.Get("/api/v1/defenders/clusters");
+  REQUIRE(clusters);
+  REQUIRE(clusters->status == 200);
+  CHECK(json::parse(clusters->body) ==
+        json::parse(R"([{"cluster":"batch","count":1},{"cluster":"payments-east","count":1},)"
+                    R"({"cluster":"payments-west","count":1}])"));
+  auto unknown = c.console.Get("/api/v1/defenders/clusters?cluster=x");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 400);
+
+  REQUIRE(c.channel
+              .Post("/api/v1/defender/disconnect", json{{"hostname", "task-b"}}.dump(),
+                    "application/json")
+              ->status == 200);
+  auto types = c.console.Get("/api/v1/defenders/types");
+  REQUIRE(types);
+  REQUIRE(types->status == 200);
+  const json rows = json::parse(types->body);
+  CHECK(rows.size() == 17);  // every type, zeros included
+  std::map<std::string, json> byType;
+  for (const auto& r : rows) byType[r["type"].get<std::string>()] = r;
+  CHECK(byType["fargate"] == json{{"type", "fargate"},
+                                  {"category", "appEmbedded"},
+                                  {"deployed", 2},
+                                  {"connected", 1},
+                                  {"disconnected", 1}});
+  CHECK(byType["serverLinux"]["connected"] == 1);
+  CHECK(byType["docker"]["deployed"] == 0);
+}
+
 TEST_CASE("HTTP: observations, profiles, graceful disconnect, eviction after one hour") {
   RunningConsole c;
   REQUIRE(c.heartbeat(fargate("task-x"))->status == 200);

@@ -81,6 +81,9 @@ class FaultyStore final : public inventory::Store {
       const DefenderVersion& deployed) override {
     return inner_.countOutdated(deployed);
   }
+  Result<std::vector<inventory::ClusterCount>> countClusters() override {
+    return inner_.countClusters();
+  }
   Status forEachDefender(const std::function<bool(const inventory::Defender&)>& fn) override {
     return inner_.forEachDefender(fn);
   }

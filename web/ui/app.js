@@ -6,6 +6,10 @@
 
 (() => {
   const REFRESH_MS = 5000;
+  // A refresh with no answer after SLOW_MS shows "Console not responding" (a frozen Console
+  // accepts connections but never answers); a read is given up after REQUEST_TIMEOUT_MS.
+  const SLOW_MS = 4000;
+  const REQUEST_TIMEOUT_MS = 30000;
   const API = "api/v1";
 
   // DESIGN §2: vendor types, their category and UI label (same table as the Console's typeLabel).
@@ -80,6 +84,8 @@
     const today = fmtUtc(new Date(consoleNow()).toISOString(), false).slice(0, 10);
     return full.startsWith(today) ? full.slice(11) : full;
   }
+  // Time of day only when it is today (UTC), the full time in the title.
+  const shortTimeCell = (iso) => (iso ? `<time datetime="${esc(iso)}" title="${esc(fmtUtc(iso))} UTC">${esc(shortUtc(iso))}</time>` : dash);
   const timeCell = (iso, withSeconds = true) =>
     iso ? `<time datetime="${esc(iso)}" title="${esc(fmtUtc(iso))} UTC">${esc(fmtUtc(iso, withSeconds))}</time>` : dash;
 
@@ -110,6 +116,49 @@
     $("user-name").textContent = auth.user ? `${auth.user}${auth.role ? ` · ${ROLE_LABEL[auth.role] ?? auth.role}` : ""}` : "";
     $("user-name").title = auth.role === "auditor" ? "Auditors can read; deleting, embedding and settings need a Defender Manager or Administrator." : "";
   }
+  // Controls follow the role: what the signed-in role cannot do is shown disabled, with the
+  // reason next to it and in its title (the Console still refuses it with 403). Auditors read
+  // only; every change needs a Defender Manager or an Administrator (docs/security.md).
+  const ROLE_GATED = {
+    "detail-delete": "deleting Defenders",
+    "s-save": "changing settings",
+    "p-generate": "protecting task definitions",
+    "rc-save": "storing registry credentials",
+  };
+  const readOnly = () => auth.role === "auditor";
+  // Disables `el` with `reason` shown beside it, or lifts that (leaving `enabled` otherwise).
+  function gate(el, reason, enabled = true) {
+    if (!el) return;
+    let why = document.getElementById(`${el.id}-why`);
+    if (reason && !why) {
+      why = document.createElement("span");
+      why.id = `${el.id}-why`;
+      why.className = "role-why";
+      el.insertAdjacentElement("afterend", why);
+    }
+    if (why) {
+      why.hidden = !reason;
+      why.textContent = reason;
+    }
+    el.dataset.roleBlocked = reason ? "true" : "";
+    el.title = reason;
+    if (reason) {
+      el.disabled = true;
+      el.setAttribute("aria-describedby", why.id);
+    } else {
+      el.disabled = !enabled;
+      if (why) el.removeAttribute("aria-describedby");
+    }
+  }
+  // Enables a gated control unless the role forbids it.
+  const enable = (el, on = true) => (el.disabled = !on || el.dataset.roleBlocked === "true");
+  function applyRole() {
+    for (const [id, action] of Object.entries(ROLE_GATED)) {
+      const el = $(id);
+      if (el) gate(el, readOnly() ? forbidden(action) : "", !el.disabled || el.dataset.roleBlocked === "true");
+    }
+    $("s-days").readOnly = readOnly();
+  }
   // Who is signed in (GET /api/v1/users/current), then the page. A 401 opens the sign-in dialog.
   async function whoAmI() {
     try {
@@ -117,6 +166,8 @@
       auth.user = data?.username ?? auth.user;
       auth.role = data?.role ?? "";
       showUser();
+      applyRole();
+      applyPrefs();
       return true;
     } catch (e) {
       if (e.status === 401) return false;
@@ -178,6 +229,7 @@
       $("signin").close();
       await whoAmI();
       render();
+      focusView();
     } catch (e) {
       err.hidden = false;
       err.textContent = e.message;
@@ -208,9 +260,11 @@
         headers: authHeaders(body !== undefined ? { "Content-Type": "application/json" } : {}),
         body: body !== undefined ? JSON.stringify(body) : undefined,
         cache: "no-store",
+        // Reads only: a change may legitimately take long (an embed that asks a registry).
+        signal: method === "GET" ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : undefined,
       });
     } catch (e) {
-      throw new ApiError(0, null, "Console unreachable");
+      throw new ApiError(0, null, e?.name === "TimeoutError" ? "Console not responding" : "Console unreachable");
     }
     noteServerDate(res);
     const text = await res.text();
@@ -242,7 +296,9 @@
       types,
       connected: ["true", "false"].includes(q.get("connected")) ? q.get("connected") : "",
       outdated: ["true", "false"].includes(q.get("outdated")) ? q.get("outdated") : "",
-      cluster: q.get("cluster") ?? "",
+      cluster: q.get("cluster") ?? "", // exact (shared links, the API's own filter)
+      clusterContains: q.get("clusterContains") ?? "", // what the Cluster field types
+      appID: q.get("appID") ?? "",
       search: q.get("search") ?? "",
       sort: SORT_KEYS.includes(sort) ? sort : "hostname",
       reverse: q.get("reverse") === "true",
@@ -260,6 +316,8 @@
     if (s.connected) q.set("connected", s.connected);
     if (s.outdated) q.set("outdated", s.outdated);
     if (s.cluster.trim()) q.set("cluster", s.cluster.trim());
+    if (s.clusterContains.trim()) q.set("clusterContains", s.clusterContains.trim());
+    if (s.appID.trim()) q.set("appID", s.appID.trim());
     if (s.search.trim()) q.set("search", s.search.trim());
     return q;
   }
@@ -288,21 +346,33 @@
   // ---------------------------------------------------------------------------------------------
   // Connection indicator and banners.
   let lastOkAt = null;
-  function setConnection(ok, message) {
+  // How old the data on screen is: "Showing data from 12:01:05 UTC (25 s old)."
+  const dataAge = () =>
+    lastOkAt ? ` Showing data from ${fmtUtc(lastOkAt.toISOString())} UTC (${fmtDuration(consoleNow() - lastOkAt.getTime())} old).` : "";
+  function setConnection(ok, message, label = "Console unreachable", detail = ` Retrying every ${REFRESH_MS / 1000} s.`) {
     const conn = $("conn");
     conn.classList.toggle("ok", ok);
     conn.classList.toggle("bad", !ok);
-    $("conn-text").textContent = ok ? "Console connected" : "Console unreachable";
+    $("conn-text").textContent = ok ? "Console connected" : label;
     const banner = $("banner");
     if (ok) {
       banner.hidden = true;
       banner.textContent = "";
     } else {
       banner.hidden = false;
-      banner.innerHTML = `<strong>${esc(message)}</strong>${esc(
-        ` Retrying every ${REFRESH_MS / 1000} s.` + (lastOkAt ? ` Showing data from ${fmtUtc(lastOkAt.toISOString())} UTC.` : ""),
-      )}`;
+      banner.innerHTML = `<strong>${esc(message)}</strong>${esc(detail + dataAge())}`;
     }
+  }
+  // While a refresh goes unanswered for SLOW_MS or more, say so, with the age of the data; the
+  // refresh's own end (answer, error or timeout) replaces this.
+  let slowTimer = null;
+  function watchSlow(startedAt) {
+    clearInterval(slowTimer);
+    slowTimer = setInterval(() => {
+      const waited = Date.now() - startedAt;
+      if (waited >= SLOW_MS)
+        setConnection(false, "Console not responding.", "Console not responding", ` No answer for ${fmtDuration(waited)}.`);
+    }, 1000);
   }
   function toast(text) {
     let t = $("toast");
@@ -331,6 +401,14 @@
     document.title = `${{ defenders: "Deployed Defenders", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
   }
 
+  // Moves keyboard focus to the current view's heading (after signing in, or when nothing better
+  // is left after an action), so that it does not fall back to <body>.
+  function focusView() {
+    const h = $(`view-${state.view}`).querySelector("h1");
+    h.tabIndex = -1;
+    h.focus();
+  }
+
   function render() {
     showView();
     syncControls();
@@ -345,7 +423,12 @@
       ([cat, name]) =>
         `<div class="grp" id="grp-${cat}">${esc(name)}</div>` +
         TYPES.filter((t) => t.category === cat)
-          .map((t) => `<label><input type="checkbox" name="type" value="${esc(t.type)}"> ${esc(t.label)}</label>`)
+          .map(
+            (t) =>
+              // The count sits beside the label, so the option's name stays its type label.
+              `<div class="opt"><label><input type="checkbox" name="type" value="${esc(t.type)}" aria-describedby="count-${esc(t.type)}"> ${esc(t.label)}</label>` +
+              `<span class="count" id="count-${esc(t.type)}" data-count="${esc(t.type)}"></span></div>`,
+          )
           .join(""),
     ).join("");
     box.addEventListener("change", () => {
@@ -364,7 +447,7 @@
     for (const i of $("type-options").querySelectorAll("input")) i.checked = state.types.includes(i.value);
     $("f-status").value = state.connected;
     $("f-version").value = state.outdated;
-    if (document.activeElement !== $("f-cluster")) $("f-cluster").value = state.cluster;
+    if (document.activeElement !== $("f-cluster")) $("f-cluster").value = state.clusterContains || state.cluster;
     if (document.activeElement !== $("f-search")) $("f-search").value = state.search;
     $("page-size").value = String(state.limit);
     $("clear-filters").disabled = !hasFilters();
@@ -388,6 +471,9 @@
     if (state.outdated)
       chips.push([`Version: ${state.outdated === "true" ? "Upgrade needed" : "Up to date"}`, () => update({ outdated: "" })]);
     if (state.cluster.trim()) chips.push([`Cluster: ${state.cluster.trim()}`, () => update({ cluster: "" })]);
+    if (state.clusterContains.trim())
+      chips.push([`Cluster contains: “${state.clusterContains.trim()}”`, () => update({ clusterContains: "" })]);
+    if (state.appID.trim()) chips.push([`App ID: ${state.appID.trim()}`, () => update({ appID: "" })]);
     if (state.search.trim()) chips.push([`Search: “${state.search.trim()}”`, () => update({ search: "" })]);
     const box = $("chips");
     box.innerHTML = "";
@@ -420,6 +506,66 @@
   // ---------------------------------------------------------------------------------------------
   // Deployed Defenders: summary tiles, table, pager.
   let lastRowsKey = "";
+  // Display preferences, kept in this browser per signed-in user (localStorage "dcPrefs:<user>").
+  const prefs = {
+    key: () => `dcPrefs:${auth.user || ""}`,
+    all() {
+      try {
+        return JSON.parse(localStorage.getItem(this.key()) || "{}") || {};
+      } catch {
+        return {};
+      }
+    },
+    get(name) {
+      return this.all()[name];
+    },
+    set(name, value) {
+      const p = this.all();
+      p[name] = value;
+      try {
+        localStorage.setItem(this.key(), JSON.stringify(p));
+      } catch {
+        // storage full or disabled: the choice lasts until the page is reloaded
+      }
+    },
+  };
+  // Columns the user can hide (hostname and status always show), with their header text.
+  const OPTIONAL_COLUMNS = [
+    ["type", "Type"],
+    ["appID", "App ID"],
+    ["cluster", "Cluster"],
+    ["version", "Version"],
+    ["lastSeen", "Last seen"],
+    ["lastModified", "Last modified"],
+  ];
+  function applyPrefs() {
+    const compact = prefs.get("compact") === true;
+    $("compact").checked = compact;
+    $("grid").classList.toggle("compact", compact);
+    const hidden = Array.isArray(prefs.get("hiddenColumns")) ? prefs.get("hiddenColumns") : [];
+    for (const [col] of OPTIONAL_COLUMNS) {
+      $("grid").classList.toggle(`hide-${col}`, hidden.includes(col));
+      const box = $("column-options").querySelector(`input[value="${col}"]`);
+      if (box) box.checked = !hidden.includes(col);
+    }
+  }
+  function buildColumnMenu() {
+    const box = $("column-options");
+    box.insertAdjacentHTML(
+      "beforeend",
+      OPTIONAL_COLUMNS.map(([col, label]) => `<label><input type="checkbox" value="${col}" checked> ${esc(label)}</label>`).join(""),
+    );
+    box.addEventListener("change", () => {
+      prefs.set("hiddenColumns", [...box.querySelectorAll("input:not(:checked)")].map((i) => i.value));
+      applyPrefs();
+    });
+    $("columns").addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && $("columns").open) {
+        $("columns").open = false;
+        $("columns").querySelector("summary").focus();
+      }
+    });
+  }
   let lastPage = { items: [], total: 0 };
   let lastSummary = null;
   let consoleVersion = ""; // the Defender version this Console deploys, from GET /api/v1/version
@@ -441,12 +587,11 @@
     }
     return `<span class="badge bad">Disconnected</span>` + (parts.length ? `<span class="status-sub${soon ? " soon" : ""}">${parts.join(" · ")}</span>` : "");
   }
-  // "<family>:<uuid>", allowed to wrap after the colon only.
+  // "<family>:<uuid>" on one line, cut with an ellipsis (the full text in its title); a button
+  // that filters the table to that App ID.
   function appIdHtml(id) {
     if (!id) return dash;
-    const i = id.lastIndexOf(":");
-    if (i < 0) return `<span class="mono appid">${esc(id)}</span>`;
-    return `<span class="mono appid" title="${esc(id)}"><span class="fam">${esc(id.slice(0, i + 1))}</span><wbr><span class="uuid">${esc(id.slice(i + 1))}</span></span>`;
+    return `<button type="button" class="linkbtn mono appid clip" data-appid="${esc(id)}" title="${esc(id)}" aria-label="Filter by App ID ${esc(id)}">${esc(id)}</button>`;
   }
   // Older than the Defender version this Console deploys (GET /api/v1/version).
   const versionBadge = (d) =>
@@ -455,25 +600,45 @@
     const sel = openHost && openHost.toLowerCase() === d.hostname.toLowerCase() ? " selected" : "";
     return (
       `<tr data-host="${esc(d.hostname)}" class="${sel}">` +
-      `<td class="host" data-label="Hostname"><div class="cell"><button type="button" aria-haspopup="dialog">${esc(d.hostname)}</button></div></td>` +
-      `<td data-label="Type"><div class="cell"><span class="type-pill">${esc(d.typeLabel || d.type)}</span></div></td>` +
-      `<td data-label="App ID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
-      `<td class="nowrap" data-label="Cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
-      `<td class="nowrap" data-label="Version"><div class="cell">${orDash(d.version)}${versionBadge(d)}</div></td>` +
+      `<td class="host" data-label="Hostname"><div class="cell"><button type="button" class="clip" aria-haspopup="dialog" title="${esc(d.hostname)}">${esc(d.hostname)}</button></div></td>` +
+      `<td data-label="Type" data-col="type"><div class="cell"><span class="type-pill clip" title="${esc(d.typeLabel || d.type)}">${esc(d.typeLabel || d.type)}</span></div></td>` +
+      `<td data-label="App ID" data-col="appID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
+      `<td class="nowrap" data-label="Cluster" data-col="cluster"><div class="cell">${orDash(d.cluster)}</div></td>` +
+      `<td class="nowrap" data-label="Version" data-col="version"><div class="cell">${orDash(d.version)}${versionBadge(d)}</div></td>` +
       `<td data-label="Status"><div class="cell">${statusCell(d)}</div></td>` +
-      `<td class="time" data-label="Last modified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
+      `<td class="time" data-label="Last seen" data-col="lastSeen"><div class="cell">${shortTimeCell(d.lastSeen)}</div></td>` +
+      `<td class="time" data-label="Last modified" data-col="lastModified"><div class="cell">${timeCell(d.lastModified, false)}</div></td>` +
       `</tr>`
     );
   }
+  // True while the user has text selected inside the table: a refresh then leaves the rows
+  // alone, so the selection is not lost (the next refresh after it is cleared catches up).
+  function selectingInTable() {
+    const sel = window.getSelection();
+    return !!sel && !sel.isCollapsed && sel.rangeCount > 0 && $("rows").contains(sel.getRangeAt(0).commonAncestorContainer);
+  }
   function renderTable(items, total) {
-    // Rebuild only when something visible changed, keep keyboard focus on the same Defender.
+    // Replace only the rows whose content changed (a row that did not change keeps its DOM,
+    // text selection and focus); keep keyboard focus on the same Defender.
     const key = JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost;
-    if (key !== lastRowsKey) {
+    if (key !== lastRowsKey && !selectingInTable()) {
       lastRowsKey = key;
       const focusedHost = document.activeElement?.closest?.("#rows tr")?.dataset.host;
-      $("rows").innerHTML = items.map(rowHtml).join("");
-      if (focusedHost) {
-        const tr = [...$("rows").rows].find((r) => r.dataset.host === focusedHost);
+      const tbody = $("rows");
+      const tpl = document.createElement("tbody");
+      items.forEach((d, i) => {
+        const html = rowHtml(d);
+        const old = tbody.rows[i];
+        if (old && old.dataset.html === html) return;
+        tpl.innerHTML = html;
+        const tr = tpl.rows[0];
+        tr.dataset.html = html;
+        if (old) old.replaceWith(tr);
+        else tbody.appendChild(tr);
+      });
+      while (tbody.rows.length > items.length) tbody.deleteRow(-1);
+      if (focusedHost && !tbody.contains(document.activeElement)) {
+        const tr = [...tbody.rows].find((r) => r.dataset.host === focusedHost);
         tr?.querySelector("button")?.focus({ preventScroll: true });
       }
     }
@@ -505,7 +670,9 @@
     const page = Math.floor(state.offset / state.limit) + 1;
     $("page-of").textContent = `Page ${page} of ${pages}`;
     $("first").disabled = $("prev").disabled = state.offset === 0;
-    $("next").disabled = to >= total;
+    $("next").disabled = $("last").disabled = to >= total;
+    $("page-jump").max = String(pages);
+    if (document.activeElement !== $("page-jump")) $("page-jump").value = String(page);
   }
   function renderTiles(summary) {
     const byCat = new Map((summary || []).map((c) => [c.category, c]));
@@ -516,10 +683,11 @@
       const catTypes = TYPES.filter((t) => t.category === cat).map((t) => t.type);
       const pressed = state.types.length === catTypes.length && catTypes.every((t) => state.types.includes(t));
       return (
-        `<button type="button" class="tile" data-cat="${cat}" aria-pressed="${pressed}" ` +
-        `aria-label="${esc(name)}: ${c.deployed} deployed, ${c.connected} connected, ${c.disconnected} disconnected${c.outdated ? `, ${c.outdated} upgrade needed` : ""}. Filter to ${esc(name)} types">` +
-        `<div class="t-name">${esc(name)}</div><div class="t-total">${c.deployed}</div>` +
-        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span>${upgrade}</div></button>`
+        // No aria-label: the accessible name is the visible text, with what a press does last.
+        `<button type="button" class="tile" data-cat="${cat}" aria-pressed="${pressed}">` +
+        `<div class="t-name">${esc(name)}</div><div class="t-total">${c.deployed} <span class="t-unit">deployed</span></div>` +
+        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span>${upgrade}</div>` +
+        `<span class="sr-only">, filter the table to ${esc(name)} types</span></button>`
       );
     }).join("");
     if (box.dataset.html !== html) {
@@ -529,15 +697,36 @@
       if (focusedCat) box.querySelector(`[data-cat="${focusedCat}"]`)?.focus({ preventScroll: true });
     }
   }
-  const knownClusters = new Set();
-  function noteClusters(items) {
-    let changed = false;
-    for (const d of items)
-      if (d.cluster && !knownClusters.has(d.cluster) && knownClusters.size < 500) {
-        knownClusters.add(d.cluster);
-        changed = true;
-      }
-    if (changed) $("cluster-list").innerHTML = [...knownClusters].sort().map((c) => `<option value="${esc(c)}">`).join("");
+  // Cluster suggestions: every cluster in the inventory with its Defenders
+  // (GET /api/v1/defenders/clusters), not only those on pages already seen.
+  function renderClusters(clusters) {
+    const html = (clusters || [])
+      .slice(0, 1000)
+      .map((c) => `<option value="${esc(c.cluster)}" label="${esc(c.count)} Defender${c.count === 1 ? "" : "s"}"></option>`)
+      .join("");
+    if ($("cluster-list").dataset.html !== html) {
+      $("cluster-list").innerHTML = html;
+      $("cluster-list").dataset.html = html;
+    }
+  }
+  let clustersAt = 0;
+  async function loadClusters() {
+    clustersAt = Date.now();
+    try {
+      renderClusters((await api("defenders/clusters")).data);
+    } catch {
+      clustersAt = 0; // try again at the next refresh
+    }
+  }
+  // Per-type counts in the Type menu (GET /api/v1/defenders/types).
+  function renderTypeCounts(types) {
+    for (const t of types || []) {
+      const el = $("type-options").querySelector(`[data-count="${CSS.escape(t.type)}"]`);
+      if (!el) continue;
+      const text = `${t.deployed}`;
+      if (el.textContent !== text) el.textContent = text;
+      el.title = `${t.deployed} deployed: ${t.connected} connected, ${t.disconnected} disconnected`;
+    }
   }
 
   async function loadDefenders() {
@@ -546,17 +735,22 @@
     q.set("limit", String(state.limit));
     q.set("sort", state.sort);
     q.set("reverse", String(state.reverse));
-    const [page, summary, version] = await Promise.all([
+    const [page, summary, version, types, clusters] = await Promise.all([
       api(`defenders?${q}`),
       api("defenders/summary"),
       consoleVersion ? null : api("version").catch(() => null),
+      api("defenders/types").catch(() => null), // counts are a help: the page works without them
+      // The cluster count reads every stored row's index entry: once a minute, and when the
+      // Cluster field gets focus (below).
+      Date.now() - clustersAt > 60000 ? loadClusters() : null,
     ]);
+    if (types) renderTypeCounts(types.data);
+
     if (version && typeof version.data === "string") consoleVersion = version.data;
     lastSummary = summary.data;
     renderTiles(summary.data);
     const total = Number.isFinite(page.total) ? page.total : page.data.length;
     lastPage = { items: page.data, total };
-    noteClusters(page.data);
     renderTable(page.data, total);
     $("grid").setAttribute("aria-busy", "false");
   }
@@ -601,6 +795,7 @@
       `${esc(status.heldBack || 0)} Defender${status.heldBack === 1 ? "" : "s"} due for eviction held back.</span> ` +
       `If these tasks were stopped on purpose (a scale-down), they will not return: resume evictions. ` +
       `<button type="button" class="btn small" id="resume-evictions">Resume evictions</button>`;
+    if (readOnly()) gate($("resume-evictions"), forbidden("resuming evictions"));
   }
 
   async function loadEvictionStatus() {
@@ -634,6 +829,7 @@
       return;
     }
     inflight = true;
+    watchSlow(Date.now());
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
@@ -646,10 +842,11 @@
       if (openHost && $("detail").open) await loadDetail(openHost, { quiet: true });
       lastOkAt = new Date(consoleNow());
       setConnection(true);
+      applyRole();
       $("updated").textContent = `Refreshes every ${REFRESH_MS / 1000} s · last updated ${fmtUtc(lastOkAt.toISOString())} UTC`;
     } catch (e) {
       if (e.status === 401) return; // the sign-in dialog is open; render() runs after sign-in
-      if (e.status === 0) setConnection(false, "Console unreachable.");
+      if (e.status === 0) setConnection(false, `${e.message}.`, e.message);
       else if (e.status >= 500) setConnection(false, `Console error: ${e.message}.`);
       else {
         // A 4xx means this view's parameters are wrong (e.g. a hand-edited URL).
@@ -658,6 +855,7 @@
         $("banner").innerHTML = `<strong>The Console rejected this view:</strong> ${esc(e.message)} <button type="button" class="linkbtn" data-reset>Reset the view</button>`;
       }
     } finally {
+      clearInterval(slowTimer);
       inflight = false;
       if (auth.signedOut) {
         // Signed out: nothing to refresh until the user signs in again.
@@ -794,7 +992,7 @@
       }
     }
     detailDefender = d;
-    $("detail-delete").disabled = false;
+    enable($("detail-delete"));
     $("detail-title").textContent = d.hostname;
     $("detail-type").textContent = `${d.typeLabel} · ${d.connected ? "Connected" : "Disconnected"}`;
     const key = JSON.stringify([d, profile, profileError, Math.floor(consoleNow() / 30000)]);
@@ -833,11 +1031,16 @@
     $("confirm-delete").disabled = false;
     $("confirm").showModal();
   }
+  // After a delete, focus goes to the row that took the deleted one's place (the next, else the
+  // previous), or to the heading when the page is left empty.
+  let focusAfterDelete = null;
   async function doDelete() {
     const d = detailDefender;
     $("confirm-delete").disabled = true;
     try {
       const { data } = await api(`defenders/${encodeURIComponent(d.hostname)}`, { method: "DELETE" });
+      const tr = [...$("rows").rows].find((r) => r.dataset.host === d.hostname);
+      focusAfterDelete = (tr?.nextElementSibling ?? tr?.previousElementSibling)?.dataset.host ?? "";
       $("confirm").close();
       $("detail").close();
       const n = data && data.observationsRemoved;
@@ -886,7 +1089,7 @@
       const h = data.appEmbeddedRemovalHours ?? 1;
       $("s-note").textContent =
         `App-Embedded Defenders (including Fargate) are always removed ${h === 1 ? "one hour" : `${h} hours`} after they disconnect, together with all their observations. This cannot be changed.`;
-      $("s-save").disabled = false;
+      enable($("s-save"));
       input.select();
     } catch (e) {
       showDaysError(`Could not load the current setting: ${e.message}`);
@@ -917,7 +1120,7 @@
             : e.message,
       );
     } finally {
-      $("s-save").disabled = false;
+      enable($("s-save"));
     }
   }
 
@@ -1525,6 +1728,7 @@
 
   function wire() {
     buildTypeMenu();
+    buildColumnMenu();
     $("signin-form").addEventListener("submit", signIn);
     // Signing in cannot be skipped: Escape does not close the dialog.
     $("signin").addEventListener("cancel", (e) => e.preventDefault());
@@ -1556,14 +1760,17 @@
     $("f-status").addEventListener("change", (e) => update({ connected: e.target.value }));
     $("f-version").addEventListener("change", (e) => update({ outdated: e.target.value }));
     // Typing in either text filter applies both, once the typing pauses.
-    const typed = debounce(() => update({ cluster: $("f-cluster").value, search: $("f-search").value }, { push: false }), 300);
+    // The Cluster field is a substring filter (clusterContains); it replaces an exact `cluster`
+    // from a shared link once edited.
+    const typed = debounce(() => update({ cluster: "", clusterContains: $("f-cluster").value, search: $("f-search").value }, { push: false }), 300);
     $("f-cluster").addEventListener("input", typed);
+    $("f-cluster").addEventListener("focus", () => Date.now() - clustersAt > 5000 && loadClusters());
     $("f-search").addEventListener("input", typed);
     $("filters").addEventListener("submit", (e) => {
       e.preventDefault();
-      update({ cluster: $("f-cluster").value, search: $("f-search").value });
+      update({ cluster: "", clusterContains: $("f-cluster").value, search: $("f-search").value });
     });
-    const clearAll = () => update({ types: [], connected: "", outdated: "", cluster: "", search: "" });
+    const clearAll = () => update({ types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "" });
     $("clear-filters").addEventListener("click", clearAll);
     $("empty").addEventListener("click", (e) => e.target.closest("[data-clear]") && clearAll());
     $("banner").addEventListener("click", (e) => {
@@ -1586,6 +1793,8 @@
       update({ types: tile.getAttribute("aria-pressed") === "true" ? [] : catTypes });
     });
     $("rows").addEventListener("click", (e) => {
+      const app = e.target.closest("[data-appid]");
+      if (app) return update({ appID: app.dataset.appid });
       const tr = e.target.closest("tr[data-host]");
       if (tr && !window.getSelection()?.toString()) openDetail(tr.dataset.host);
     });
@@ -1594,6 +1803,18 @@
     $("first").addEventListener("click", () => update({ offset: 0 }));
     $("prev").addEventListener("click", () => update({ offset: Math.max(0, state.offset - state.limit) }));
     $("next").addEventListener("click", () => update({ offset: state.offset + state.limit }));
+    const lastOffset = () => Math.max(0, Math.floor((lastPage.total - 1) / state.limit) * state.limit);
+    $("last").addEventListener("click", () => update({ offset: lastOffset() }));
+    $("jump-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const n = Math.round(Number($("page-jump").value));
+      if (!Number.isFinite(n) || n < 1) return;
+      update({ offset: Math.min((n - 1) * state.limit, lastOffset()) });
+    });
+    $("compact").addEventListener("change", (e) => {
+      prefs.set("compact", e.target.checked);
+      applyPrefs();
+    });
     $("audit-prev").addEventListener("click", () => update({ auditOffset: Math.max(0, state.auditOffset - 50) }, { resetPage: false }));
     $("audit-next").addEventListener("click", () => update({ auditOffset: state.auditOffset + 50 }, { resetPage: false }));
 
@@ -1610,8 +1831,11 @@
       openHost = null;
       detailDefender = null;
       markSelected();
-      const tr = [...$("rows").rows].find((r) => r.dataset.host === host);
-      tr?.querySelector("button")?.focus({ preventScroll: true });
+      const target = focusAfterDelete ?? host;
+      focusAfterDelete = null;
+      const tr = [...$("rows").rows].find((r) => r.dataset.host === target);
+      if (tr) tr.querySelector("button")?.focus({ preventScroll: true });
+      else focusView();
     });
     // A click on the backdrop (outside the panel) closes the detail.
     $("detail").addEventListener("click", (e) => {
@@ -1636,7 +1860,9 @@
 
   wire();
   showView();
-  whoAmI().then((ok) => {
+  // Without a stored token nobody is signed in: ask at once rather than let the Console answer
+  // 401 (which the browser logs as an error on every first visit).
+  (auth.token ? whoAmI() : Promise.resolve(false)).then((ok) => {
     if (ok) render();
     else if (!$("signin").open) askSignIn();
   });

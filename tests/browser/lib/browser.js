@@ -4,7 +4,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const { chromium } = require("playwright-core");
-const { BASIC_AUTH } = require("./console");
+const { BASIC_AUTH, session } = require("./console");
 
 const ARTIFACTS = path.join(__dirname, "..", "artifacts");
 
@@ -40,6 +40,15 @@ async function newPage(browser, { width = 1280, height = 800, auth = BASIC_AUTH 
     timezoneId: "America/Los_Angeles",
     extraHTTPHeaders: auth ? { Authorization: auth } : {},
   });
+  // A page of the admin starts signed in, as a tab that signed in earlier: the token the page
+  // keeps in sessionStorage (its requests also carry the Basic header above).
+  if (auth === BASIC_AUTH && session.current)
+    await context.addInitScript(({ token, user }) => {
+      if (!sessionStorage.getItem("dcToken")) {
+        sessionStorage.setItem("dcToken", token);
+        sessionStorage.setItem("dcUser", user);
+      }
+    }, session.current);
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (e) => page.errors.push(String(e)));

@@ -19,6 +19,10 @@ const ADMIN_USER = "admin";
 const ADMIN_PASSWORD = "browser-tests-admin-password";
 const BASIC_AUTH = "Basic " + Buffer.from(`${ADMIN_USER}:${ADMIN_PASSWORD}`).toString("base64");
 
+// The admin session of the Console started last in this process (each test file runs in its own
+// process and starts its own Console).
+const session = { current: null };
+
 // Starts the Console with a throw-away inventory and short liveness timings, and resolves once
 // both listeners have printed their addresses.
 async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 1, extraArgs = [] } = {}) {
@@ -73,6 +77,16 @@ async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 
   if (issued.status !== 201) throw new Error(`cannot issue a Defender credential: ${issued.status} ${await issued.text()}`);
   const credential = (await issued.json()).credential;
 
+  // The admin's bearer token, as the page keeps it after signing in (lib/browser.js gives it to
+  // pages that sign in as the admin, so they start signed in like a tab that already was).
+  const signedIn = await fetch(`${base}/api/v1/authenticate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: ADMIN_USER, password: ADMIN_PASSWORD }),
+  });
+  if (!signedIn.ok) throw new Error(`cannot sign in as ${ADMIN_USER}: ${signedIn.status} ${await signedIn.text()}`);
+  session.current = { token: (await signedIn.json()).token, user: ADMIN_USER };
+
   // fetch() with the right credentials for the listener `url` points at (admin on the Console
   // API, the enrolment credential on the defender channel), unless the caller set its own.
   function authFetch(url, init = {}) {
@@ -95,6 +109,7 @@ async function startConsole({ heartbeatInterval = 1, grace = 2, sweepInterval = 
     base,
     channel,
     ports,
+    pid: child.pid, // for tests that freeze the Console (SIGSTOP/SIGCONT)
     credential,
     fetch: authFetch,
     log: () => log,
@@ -176,4 +191,4 @@ async function waitFor(fn, { timeoutMs = 20000, intervalMs = 100, what = "condit
   }
 }
 
-module.exports = { startConsole, fargateDefender, waitFor, REPO, ADMIN_USER, ADMIN_PASSWORD, BASIC_AUTH };
+module.exports = { startConsole, fargateDefender, waitFor, REPO, ADMIN_USER, ADMIN_PASSWORD, BASIC_AUTH, session };
