@@ -72,6 +72,8 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/profiles/app-embedded", Access::kAuditor},
       {"GET", "/api/v1/profiles/app-embedded/([^/]+)", Access::kAuditor},
       {"GET", "/api/v1/audit/defenders", Access::kAuditor},
+      {"GET", "/api/v1/audit/events", Access::kAuditor},
+      {"GET", "/api/v1/audit/events/download", Access::kAuditor},
       {"GET", "/api/v1/images/entrypoints", Access::kAuditor},
       {"GET", "/api/v1/registry", Access::kAuditor},
       {"GET", "/api/v1/version", Access::kAuditor},

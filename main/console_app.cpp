@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "audit/log.h"
 #include "auth/crypto.h"
 #include "auth/service.h"
 #include "auth/tls.h"
@@ -24,6 +25,7 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "web/http_listener.h"
+#include "web/render.h"
 #include "web/routes.h"
 
 #ifndef DC_DEFAULT_UI_DIR
@@ -96,6 +98,7 @@ struct ConsoleApp::Impl {
   std::unique_ptr<registry::EntrypointResolver> registryResolver;
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
+  std::unique_ptr<audit::AuditLog> audit;
   std::unique_ptr<auth::AuthService> auth;
   std::optional<std::string> generatedAdminPassword;
   std::string tlsCert, tlsKey;
@@ -145,7 +148,26 @@ Status ConsoleApp::start(bool startScheduler) {
 
   m.channel =
       std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
+  // The general audit log (docs/security.md "Audit log"), in the same database.
+  auto auditLog = audit::AuditLog::open(dbPath, m.clock);
+  if (!auditLog.ok()) return auditLog.error();
+  m.audit = std::move(auditLog).value();
+
   cleanup::SweepOptions so;
+  so.onEvicted = [this](const std::vector<inventory::AuditRecord>& evicted) {
+    std::vector<audit::Event> events;
+    for (const auto& a : evicted) {
+      audit::Event e;
+      e.at = a.at;
+      e.kind = std::string(audit::kDefenderEvicted);
+      e.user = a.actor;
+      e.detail = web::removalDetail(a);
+      events.push_back(std::move(e));
+    }
+    if (auto st = impl_->audit->record(std::move(events)); !st.ok())
+      spdlog::error("{} evictions not copied to the audit log: {}", evicted.size(),
+                    st.error().message);
+  };
   so.period = c.sweepInterval;
   so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
   so.heartbeatsWaiting = [this] {
@@ -281,6 +303,7 @@ Status ConsoleApp::start(bool startScheduler) {
     return evictionStatusJson();
   };
   api.auth = m.auth.get();
+  api.audit = m.audit.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   m.defenderListener = std::make_unique<web::HttpListener>(
