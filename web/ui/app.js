@@ -230,6 +230,37 @@
 
   // ---------------------------------------------------------------------------------------------
   // State <-> URL.
+  // Audit filters: a kind, an exact user, and a UTC time window written as the datetime-local
+  // inputs give it ("2026-12-07T13:00"), sent as RFC 3339.
+  const AUDIT_KINDS = new Map([
+    ["signin", "Sign-in"],
+    ["signin.failed", "Failed sign-in"],
+    ["access.refused", "Refused action"],
+    ["settings.changed", "Settings changed"],
+    ["defender.deleted", "Defender deleted"],
+    ["defender.evicted", "Defender evicted"],
+    ["appid.issued", "App ID issued"],
+    ["credential.issued", "Defender credential issued"],
+    ["credential.revoked", "Defender credential revoked"],
+    ["registry_credential.stored", "Registry credential stored"],
+    ["registry_credential.deleted", "Registry credential deleted"],
+    ["user.created", "User created"],
+    ["user.updated", "User changed"],
+    ["user.deleted", "User deleted"],
+    ["image_entrypoint.stored", "Image entrypoint stored"],
+    ["image_entrypoint.deleted", "Image entrypoint deleted"],
+    ["evictions.resumed", "Evictions resumed"],
+  ]);
+  const MINUTE_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/;
+  function auditParams(s = state) {
+    const q = new URLSearchParams();
+    if (s.auditKind) q.set("kind", s.auditKind);
+    if (s.auditUser.trim()) q.set("user", s.auditUser.trim());
+    if (s.auditSince) q.set("since", `${s.auditSince}:00Z`);
+    if (s.auditUntil) q.set("until", `${s.auditUntil}:00Z`);
+    return q;
+  }
+
   function readState() {
     const q = new URLSearchParams(location.search);
     const types = [];
@@ -249,6 +280,10 @@
       limit: PAGE_SIZES.includes(limit) ? limit : 50,
       offset: Number.isInteger(offset) && offset > 0 ? offset : 0,
       auditOffset: Math.max(0, Number(q.get("auditOffset")) || 0),
+      auditKind: AUDIT_KINDS.has(q.get("auditKind")) ? q.get("auditKind") : "",
+      auditUser: q.get("auditUser") ?? "",
+      auditSince: MINUTE_RE.test(q.get("auditSince") ?? "") ? q.get("auditSince") : "",
+      auditUntil: MINUTE_RE.test(q.get("auditUntil") ?? "") ? q.get("auditUntil") : "",
     };
   }
   let state = readState();
@@ -271,7 +306,10 @@
     if (s.reverse) q.set("reverse", "true");
     if (s.limit !== 50) q.set("limit", String(s.limit));
     if (s.offset) q.set("offset", String(s.offset));
-    if (s.view === "audit" && s.auditOffset) q.set("auditOffset", String(s.auditOffset));
+    if (s.view === "audit") {
+      if (s.auditOffset) q.set("auditOffset", String(s.auditOffset));
+      for (const [k, v] of auditParams(s)) q.set(`audit${k[0].toUpperCase()}${k.slice(1)}`, k === "since" || k === "until" ? v.slice(0, 16) : v);
+    }
     const qs = q.toString();
     return location.pathname + (qs ? `?${qs}` : "");
   }
@@ -334,6 +372,7 @@
   function render() {
     showView();
     syncControls();
+    syncAuditControls();
     refreshNow();
   }
 
@@ -563,23 +602,61 @@
 
   // ---------------------------------------------------------------------------------------------
   // Audit.
+  // One event's detail as "key value" pairs (never a secret: the Console leaves them out).
+  function auditDetail(detail, kind) {
+    if (kind === "settings.changed" && detail && detail.setting)
+      return `<div class="ad-list"><span class="ad"><span class="ad-k">${esc(detail.setting)}</span> <span class="mono">${esc(detail.from)} → ${esc(detail.to)}</span></span></div>`;
+    const parts = Object.entries(detail || {}).map(([k, v]) => {
+      const text = Array.isArray(v) ? v.join(", ") : v !== null && typeof v === "object" ? JSON.stringify(v) : String(v);
+      return `<span class="ad"><span class="ad-k">${esc(k)}</span> <span class="mono">${esc(text)}</span></span>`;
+    });
+    return parts.length ? `<div class="ad-list">${parts.join(" ")}</div>` : dash;
+  }
   async function loadAudit() {
-    const { data, total } = await api(`audit/defenders?offset=${state.auditOffset}&limit=50`);
+    const q = auditParams();
+    q.set("offset", String(state.auditOffset));
+    q.set("limit", "50");
+    const { data, total } = await api(`audit/events?${q}`);
     $("audit-rows").innerHTML = data
       .map(
-        (a) =>
-          `<tr><td class="time">${timeCell(a.time)}</td><td><span class="mono">${esc(a.hostname)}</span></td>` +
-          `<td>${esc(TYPE_BY_NAME.get(a.type)?.label ?? a.type)}</td><td><span class="mono">${orDash(a.appID)}</span></td>` +
-          `<td>${esc(a.actor)}</td><td>${esc(a.reason)}</td><td class="time">${timeCell(a.lastSeen)}</td>` +
-          `<td class="num">${esc(a.observationsRemoved)}</td></tr>`,
+        (e) =>
+          `<tr class="ev-${esc(e.kind.replace(/[^a-z]/g, "-"))}"><td class="time" data-label="Time (UTC)">${timeCell(e.time)}</td>` +
+          `<td data-label="Event"><span class="ev-kind">${esc(AUDIT_KINDS.get(e.kind) ?? e.kind)}</span></td>` +
+          `<td data-label="User">${orDash(e.user)}</td><td data-label="Address"><span class="mono">${orDash(e.address)}</span></td>` +
+          `<td data-label="Details" class="ad-cell">${auditDetail(e.detail, e.kind)}</td></tr>`,
       )
       .join("");
+    const filtered = auditParams().toString() !== "";
     $("audit-empty").hidden = data.length > 0;
-    $("audit-empty").innerHTML = "<h2>Nothing removed yet</h2><p>Evictions and deletes of Defenders are recorded here.</p>";
+    $("audit-empty").innerHTML = filtered
+      ? "<h2>No events match these filters</h2><p>Change or clear the filters.</p>"
+      : "<h2>Nothing recorded yet</h2><p>Sign-ins, changes, deletes, evictions and refused actions are recorded here.</p>";
     const n = Number.isFinite(total) ? total : data.length;
-    $("audit-range").textContent = n ? `${state.auditOffset + 1}–${state.auditOffset + data.length} of ${n} records` : "0 records";
+    $("audit-range").textContent = n ? `${state.auditOffset + 1}–${state.auditOffset + data.length} of ${n} events` : "0 events";
     $("audit-prev").disabled = state.auditOffset === 0;
     $("audit-next").disabled = state.auditOffset + data.length >= n;
+  }
+  function syncAuditControls() {
+    $("a-kind").value = state.auditKind;
+    if (document.activeElement !== $("a-user")) $("a-user").value = state.auditUser;
+    $("a-since").value = state.auditSince;
+    $("a-until").value = state.auditUntil;
+    $("audit-clear").disabled = auditParams().toString() === "";
+    const q = auditParams();
+    $("audit-download").href = `${API}/audit/events/download${q.toString() ? `?${q}` : ""}`;
+  }
+  function wireAudit() {
+    const set = (patch, opts) => update({ ...patch, auditOffset: 0 }, { resetPage: false, ...opts });
+    $("a-kind").addEventListener("change", (e) => set({ auditKind: e.target.value }));
+    $("a-user").addEventListener("input", (e) => set({ auditUser: e.target.value }, { push: false }));
+    $("a-since").addEventListener("change", (e) => set({ auditSince: MINUTE_RE.test(e.target.value) ? e.target.value : "" }));
+    $("a-until").addEventListener("change", (e) => set({ auditUntil: MINUTE_RE.test(e.target.value) ? e.target.value : "" }));
+    $("audit-clear").addEventListener("click", () => {
+      set({ auditKind: "", auditUser: "", auditSince: "", auditUntil: "" });
+      $("a-kind").focus();
+    });
+    $("audit-filters").addEventListener("submit", (e) => e.preventDefault());
+    $("audit-download").addEventListener("click", downloadCsv);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1496,7 +1573,7 @@
   // The CSV link needs the bearer token too, so it is fetched and handed over as a file.
   async function downloadCsv(ev) {
     ev.preventDefault();
-    const link = $("download");
+    const link = ev.currentTarget;
     let res;
     try {
       res = await fetch(link.href, { headers: authHeaders(), cache: "no-store" });
@@ -1516,7 +1593,7 @@
     const url = URL.createObjectURL(await res.blob());
     const a = document.createElement("a");
     a.href = url;
-    a.download = "defenders.csv";
+    a.download = link.id === "audit-download" ? "audit.csv" : "defenders.csv";
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -1531,6 +1608,7 @@
     $("sign-out").addEventListener("click", signOut);
     $("download").addEventListener("click", downloadCsv);
     wireProtect();
+    wireAudit();
     wireRegistryCredentials();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
