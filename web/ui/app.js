@@ -1083,6 +1083,109 @@
     }
     return { template, yaml, query: q };
   }
+  // What was pasted: JSON or YAML (JSON starts with "{" or "["), and a native task definition
+  // or a CloudFormation template (which declares AWSTemplateFormatVersion or a Resources map
+  // holding an AWS::ECS::TaskDefinition). Null for an empty input.
+  function detectFormat(text) {
+    const t = text.replace(/^\uFEFF/, "").trim();
+    if (!t) return null;
+    const json = /^[{[]/.test(t);
+    const cfn = /AWSTemplateFormatVersion|AWS::ECS::TaskDefinition/.test(t) || /(^|\n)\s*"?Resources"?\s*:/.test(t);
+    return { json, cfn };
+  }
+  // Offers to switch the template type and format when they do not fit what was pasted.
+  function syncDetectNote() {
+    const box = $("p-detect");
+    const d = detectFormat($("p-input").value);
+    const form = $("protect-form");
+    const cfnSelected = form.elements.template.value === "cloudformation";
+    const yamlSelected = cfnSelected && form.elements.format.value === "yaml";
+    let text = "";
+    let target = null;
+    if (d && d.cfn && (!cfnSelected || yamlSelected === d.json)) {
+      target = { template: "cloudformation", format: d.json ? "json" : "yaml" };
+      text = `This looks like a CloudFormation template in ${d.json ? "JSON" : "YAML"}.`;
+    } else if (d && !d.cfn && cfnSelected) {
+      target = d.json ? { template: "native", format: "json" } : null;
+      text = d.json ? "This looks like a native ECS task definition (JSON)." : "";
+    } else if (d && !d.cfn && !d.json) {
+      text = "This looks like YAML. Native Fargate task definitions are JSON (as `aws ecs describe-task-definition` prints them); a YAML document must be a CloudFormation template.";
+    }
+    box.hidden = !text;
+    box.innerHTML = text
+      ? `<span>${esc(text)}</span>` +
+        (target
+          ? ` <button type="button" class="btn small" id="p-detect-switch" data-template="${target.template}" data-format="${target.format}">Switch to ${target.template === "native" ? "Native Fargate" : `CloudFormation ${target.format.toUpperCase()}`}</button>`
+          : "")
+      : "";
+  }
+
+  // Line diff of the input and the protected output (longest common subsequence of lines; JSON
+  // input is re-indented as the Console writes it first, so only real changes show).
+  const DIFF_MAX_CELLS = 4_000_000;
+  function lineDiff(a, b) {
+    const n = a.length;
+    const m = b.length;
+    if (n * m > DIFF_MAX_CELLS) return null;
+    const w = m + 1;
+    const len = new Uint32Array((n + 1) * w);
+    for (let i = n - 1; i >= 0; i--)
+      for (let j = m - 1; j >= 0; j--)
+        len[i * w + j] = a[i] === b[j] ? len[(i + 1) * w + j + 1] + 1 : Math.max(len[(i + 1) * w + j], len[i * w + j + 1]);
+    const out = [];
+    let i = 0;
+    let j = 0;
+    while (i < n || j < m) {
+      if (i < n && j < m && a[i] === b[j]) {
+        out.push([" ", a[i]]);
+        i++;
+        j++;
+      } else if (j < m && (i === n || len[i * w + j + 1] >= len[(i + 1) * w + j])) out.push(["+", b[j++]]);
+      else out.push(["-", a[i++]]);
+    }
+    return out;
+  }
+  function renderDiff(input, output) {
+    let before = input;
+    if (/^\s*[{[]/.test(input) && /^\s*[{[]/.test(output)) {
+      try {
+        const indent = /\n( +)"/.exec(output)?.[1].length ?? 2;
+        before = JSON.stringify(JSON.parse(input), null, indent);
+      } catch {
+        before = input;
+      }
+    }
+    const diff = lineDiff(before.replace(/\s+$/, "").split("\n"), output.replace(/\s+$/, "").split("\n"));
+    const box = $("p-diff");
+    box.hidden = false;
+    if (!diff) {
+      $("p-diff-stat").textContent = "(too large to compare here)";
+      $("p-diff-body").innerHTML = "";
+      return;
+    }
+    const added = diff.filter((d) => d[0] === "+").length;
+    const removed = diff.filter((d) => d[0] === "-").length;
+    $("p-diff-stat").textContent = `${added} line${added === 1 ? "" : "s"} added, ${removed} removed`;
+    // Unchanged runs longer than 6 lines are folded to their first and last 2 lines.
+    const rows = [];
+    for (let k = 0; k < diff.length; ) {
+      if (diff[k][0] !== " ") {
+        rows.push(diff[k++]);
+        continue;
+      }
+      let end = k;
+      while (end < diff.length && diff[end][0] === " ") end++;
+      if (end - k > 6) {
+        rows.push(...diff.slice(k, k + 2), ["…", `${end - k - 4} unchanged lines`], ...diff.slice(end - 2, end));
+      } else rows.push(...diff.slice(k, end));
+      k = end;
+    }
+    const cls = { "+": "add", "-": "del", " ": "same", "…": "fold" };
+    $("p-diff-body").innerHTML = rows
+      .map(([op, line]) => `<div class="dl ${cls[op]}"><span class="dl-op" aria-label="${op === "+" ? "added" : op === "-" ? "removed" : ""}">${op === "…" ? "" : esc(op)}</span><code>${esc(line)}</code></div>`)
+      .join("");
+  }
+
   function syncProtectControls() {
     const cfn = $("protect-form").elements.template.value === "cloudformation";
     $("p-format-field").disabled = !cfn;
@@ -1092,6 +1195,7 @@
     $("p-fs-note").hidden = !$("p-fs").checked;
     const { yaml } = protectOptions();
     $("p-input-label").textContent = cfn ? `Task definition (CloudFormation ${yaml ? "YAML" : "JSON"})` : "Task definition (native ECS JSON)";
+    syncDetectNote();
   }
 
   // Editor: line-number gutter, caret position and the error line's band.
@@ -1303,6 +1407,8 @@
   }
   function setOutput(text, ext) {
     $("p-output").value = text;
+    $("p-secret").hidden = !text;
+    if (!text) $("p-diff").hidden = true;
     $("p-copy").disabled = !text;
     const dl = $("p-download");
     if (protect.outputUrl) URL.revokeObjectURL(protect.outputUrl);
@@ -1373,6 +1479,7 @@
       protect.lastIssued = ids;
       clearProtectError();
       setOutput(text, ext);
+      renderDiff(body, text);
       $("p-result-info").innerHTML =
         `<span class="badge ok">Protected</span> ` +
         `<span class="p-ids-label">App ID${ids.length === 1 ? "" : "s"} issued:</span> ` +
@@ -1525,6 +1632,16 @@
     ta.addEventListener("input", () => {
       renderGutter();
       updateCaret();
+      clearTimeout(protect.detectTimer);
+      protect.detectTimer = setTimeout(syncDetectNote, 200);
+    });
+    $("p-detect").addEventListener("click", (e) => {
+      const sw = e.target.closest("#p-detect-switch");
+      if (!sw) return;
+      form.elements.template.value = sw.dataset.template;
+      if (sw.dataset.template === "cloudformation") form.elements.format.value = sw.dataset.format;
+      syncProtectControls();
+      ta.focus();
     });
     ta.addEventListener("scroll", syncEditorScroll);
     for (const ev of ["keyup", "click", "select"]) ta.addEventListener(ev, updateCaret);
