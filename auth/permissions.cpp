@@ -64,6 +64,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/defenders", Access::kAuditor},
       {"GET", "/api/v1/defenders/names", Access::kAuditor},
       {"GET", "/api/v1/defenders/summary", Access::kAuditor},
+      {"GET", "/api/v1/defenders/history", Access::kAuditor},
       {"GET", "/api/v1/defenders/download", Access::kAuditor},
       {"GET", "/api/v1/defenders/app-ids", Access::kAuditor},
       {"GET", "/api/v1/defenders/eviction-status", Access::kAuditor},
@@ -87,6 +88,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"POST", "/api/v1/defenders/fargate.json", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/fargate.yaml", Access::kDefenderManager},
       {"POST", "/api/v1/images/entrypoints", Access::kDefenderManager},
+      {"DELETE", "/api/v1/images/entrypoints", Access::kDefenderManager},
       {"GET", "/api/v1/defenders/image-name", Access::kDefenderManager},
       {"GET", "/api/v1/defenders/install-bundle", Access::kDefenderManager},  // issues a credential
       {"GET", "/api/v1/credentials", Access::kDefenderManager},

@@ -19,6 +19,7 @@
 #include "embed/handler.h"
 #include "embed/sqlite_store.h"
 #include "heartbeat/channel.h"
+#include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
 #include "registry/client.h"
@@ -99,6 +100,8 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<audit::AuditLog> audit;
+  std::unique_ptr<history::FleetHistory> history;
+  std::unique_ptr<history::HistorySampler> historySampler;
   std::unique_ptr<auth::AuthService> auth;
   std::optional<std::string> generatedAdminPassword;
   std::string tlsCert, tlsKey;
@@ -153,6 +156,20 @@ Status ConsoleApp::start(bool startScheduler) {
   if (!auditLog.ok()) return auditLog.error();
   m.audit = std::move(auditLog).value();
 
+  // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
+  auto fleetHistory =
+      history::FleetHistory::open(dbPath, [this]() -> Result<std::vector<history::CategoryCounts>> {
+        auto summary = impl_->inventory->summary();
+        if (!summary.ok()) return summary.error();
+        std::vector<history::CategoryCounts> out;
+        for (const auto& c : *summary)
+          out.push_back({std::string(inventory::categoryName(c.category)), c.connected,
+                         c.deployed - c.connected, 0});
+        return out;
+      });
+  if (!fleetHistory.ok()) return fleetHistory.error();
+  m.history = std::move(fleetHistory).value();
+
   cleanup::SweepOptions so;
   so.onEvicted = [this](const std::vector<inventory::AuditRecord>& evicted) {
     std::vector<audit::Event> events;
@@ -164,6 +181,8 @@ Status ConsoleApp::start(bool startScheduler) {
       e.detail = web::removalDetail(a);
       events.push_back(std::move(e));
     }
+    for (const auto& a : evicted)
+      impl_->history->noteEvicted(inventory::categoryName(inventory::categoryOf(a.type)), 1);
     if (auto st = impl_->audit->record(std::move(events)); !st.ok())
       spdlog::error("{} evictions not copied to the audit log: {}", evicted.size(),
                     st.error().message);
@@ -304,6 +323,7 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   api.auth = m.auth.get();
   api.audit = m.audit.get();
+  api.history = m.history.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   m.defenderListener = std::make_unique<web::HttpListener>(
@@ -342,6 +362,9 @@ Status ConsoleApp::start(bool startScheduler) {
   if (startScheduler) {
     m.scheduler = std::make_unique<cleanup::SweepScheduler>(*m.sweeper, m.clock, c.sweepInterval);
     m.scheduler->start();
+    m.historySampler =
+        std::make_unique<history::HistorySampler>(*m.history, m.clock, c.historyInterval);
+    m.historySampler->start();
   }
   m.ready = true;
   return Status::success();
@@ -352,6 +375,7 @@ void ConsoleApp::stop() {
   m.ready = false;
   if (m.defenderListener) m.defenderListener->stop();
   if (m.consoleListener) m.consoleListener->stop();
+  if (m.historySampler) m.historySampler->stop();
   if (m.scheduler) m.scheduler->stop();
   if (m.inventory) m.inventory->stop();
 }
@@ -390,6 +414,10 @@ nlohmann::json ConsoleApp::evictionStatusJson() const {
         {"endedBy", i.endedAt ? nlohmann::json(i.endedBy) : nlohmann::json(nullptr)}};
   }
   return out;
+}
+
+history::FleetHistory& ConsoleApp::fleetHistory() {
+  return *impl_->history;
 }
 
 cleanup::Sweeper& ConsoleApp::sweeper() {

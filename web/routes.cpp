@@ -14,6 +14,7 @@
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
+#include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
 #include "web/guard.h"
@@ -405,6 +406,18 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
                if (!response.error) {
                  auto body = json::parse(req.body, nullptr, false);
                  trail(audit::kImageEntrypointStored, actorOf(who), req,
+                       {{"image", body.is_object() ? body.value("image", "") : ""}});
+               }
+               sendEmbed(res, response);
+             });
+  routes.add("DELETE", "/api/v1/images/entrypoints",
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
+               const auto response = service.deleteImageEntrypoint(
+                   embed::QueryParams(req.params.begin(), req.params.end()));
+               if (!response.error) {
+                 auto body = json::parse(response.body, nullptr, false);
+                 trail(audit::kImageEntrypointDeleted, actorOf(who), req,
                        {{"image", body.is_object() ? body.value("image", "") : ""}});
                }
                sendEmbed(res, response);
@@ -899,6 +912,43 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                trail(audit::kEvictionsResumed, actorOf(who), req, json::object());
                sendJson(res, dumpJson(*status));
              });
+
+  routes.add(
+      "GET", "/api/v1/defenders/history",
+      [&inv, opts](const httplib::Request& req, httplib::Response& res) {
+        if (opts->history == nullptr)
+          return sendError(res, Error::notFound("not_found", "no fleet history"));
+        const Params params = paramsOf(req);
+        if (auto known = requireKnownParams(params, {"range"}); !known.ok())
+          return sendError(res, known.error());
+        auto it = params.find("range");
+        const std::string text = it == params.end() ? "hour" : it->second;
+        auto range = history::parseRange(text);
+        if (!range)
+          return sendError(res, Error::invalid("invalid_parameter", "range",
+                                               "range: must be hour, day or month"));
+        const TimePoint now = inv.clock().now();
+        auto samples = opts->history->query(*range, now);
+        if (!samples.ok()) return sendError(res, samples.error());
+        json points = json::array();
+        for (const auto& s : *samples) {
+          json counts = json::object();
+          for (const auto& c : s.counts)
+            counts[c.category] = {{"connected", c.connected},
+                                  {"disconnected", c.disconnected},
+                                  {"evicted", c.evicted}};
+          points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
+        }
+        sendJson(
+            res,
+            dumpJson({{"range", text},
+                      {"from", formatRfc3339(now - history::rangeSpan(*range))},
+                      {"to", formatRfc3339(now)},
+                      {"bucketSeconds",
+                       std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
+                      {"retentionDays", opts->historyRetentionDays},
+                      {"samples", points}}));
+      });
 
   routes.add("GET", "/api/v1/defenders/summary",
              [&inv](const httplib::Request& req, httplib::Response& res) {

@@ -34,6 +34,9 @@ class CredentialStore;
 namespace dc::audit {
 class AuditLog;
 }
+namespace dc::history {
+class FleetHistory;
+}
 
 namespace dc::web {
 
@@ -69,6 +72,10 @@ struct ConsoleApiOptions {
   /// made through this API is recorded there, and GET /api/v1/audit/events{,/download} read
   /// it. Null: nothing is recorded and those routes answer 404.
   audit::AuditLog* audit = nullptr;
+  /// The fleet over time: GET /api/v1/defenders/history. Null: that route answers 404.
+  history::FleetHistory* history = nullptr;
+  /// How long the fleet history keeps samples (shown in its answer), in days.
+  int historyRetentionDays = 30;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,

@@ -256,6 +256,15 @@ TEST_CASE("audit: manual delete, eviction, App ID issuance, install bundle, entr
               ->status < 300);
   CHECK(f.newest("image_entrypoint.stored").at("detail") ==
         json{{"image", "registry.example.com/shop:1"}});
+  auto forgotten = f.console->Delete(
+      "/api/v1/images/entrypoints?image=registry.example.com%2Fshop%3A1", f.manager);
+  REQUIRE(forgotten->status == 200);
+  json forgot = f.newest("image_entrypoint.deleted");
+  checkWhoWhenWhere(forgot, "manager1", f.clock.now());
+  CHECK(forgot.at("detail") == json{{"image", "registry.example.com/shop:1"}});
+  // A refused delete (nothing stored) is not recorded.
+  CHECK(f.console->Delete("/api/v1/images/entrypoints?image=nope", f.manager)->status == 404);
+  CHECK(f.events("kind=image_entrypoint.deleted").size() == 1);
 }
 
 TEST_CASE("audit events API: filters, paging, refused parameters and the CSV download") {

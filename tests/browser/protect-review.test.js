@@ -96,4 +96,57 @@ describe("Protect a task: review aids", () => {
     assert.deepEqual(page.errors, []);
     await page.close();
   });
+
+  test("image entrypoint records: add, used by extraction, delete; the entrypoint error points to them", async () => {
+    const page = await openProtect();
+    const task = JSON.stringify({
+      family: "ep-check",
+      networkMode: "awsvpc",
+      requiresCompatibilities: ["FARGATE"],
+      cpu: "256",
+      memory: "512",
+      containerDefinitions: [{ name: "web", image: "nginx:1.27" }],
+    });
+    // Without extraction the Console asks for the entrypoint; the error offers the records.
+    await page.fill("#p-input", task);
+    await page.click("#p-generate");
+    await page.waitForSelector("#p-goto-entrypoints");
+    assert.match(await page.textContent("#p-error-code"), /entrypoint_required/);
+    await page.click("#p-goto-entrypoints");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "ep-image");
+
+    // A malformed argument list is refused in the page.
+    await page.fill("#ep-image", "nginx:1.27");
+    await page.fill("#ep-cmd", '["nginx", ');
+    await page.click("#ep-save");
+    await waitFor(async () => /Cmd: not a valid JSON array/.test(await page.textContent("#ep-msg")), { what: "argv error" });
+
+    await page.fill("#ep-entrypoint", "/docker-entrypoint.sh");
+    await page.fill("#ep-cmd", '["nginx", "-g", "daemon off;"]');
+    await page.click("#ep-save");
+    const row = page.locator("#ep-rows tr", { hasText: "docker.io/library/nginx:1.27" });
+    await row.waitFor();
+    assert.match(await row.textContent(), /\/docker-entrypoint\.sh.*daemon off;/s);
+    assert.match(await page.textContent("#ep-msg"), /saved/);
+
+    // Extraction now finds it (no registry is asked: the record is there).
+    await page.check("#p-extract");
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/api/v1/defenders/fargate.json?")),
+      page.click("#p-generate"),
+    ]);
+    assert.equal(res.status(), 200, await res.text());
+    const out = JSON.parse(await page.inputValue("#p-output"));
+    const web = out.containerDefinitions.find((c) => c.name === "web");
+    assert.ok(web.entryPoint.includes("/docker-entrypoint.sh"), JSON.stringify(web.entryPoint));
+    await screenshot(page, "protect-entrypoints.png");
+
+    await row.getByRole("button", { name: /Delete/ }).click();
+    await waitFor(async () => (await page.locator("#ep-rows tr").count()) === 0, { what: "row deleted" });
+    assert.match(await page.textContent("#ep-msg"), /deleted/);
+    assert.equal((await dc.get("/api/v1/images/entrypoints")).headers.get("Total-Count"), "0");
+    // The one refused generate is logged by the browser as a failed resource; nothing else.
+    assert.deepEqual(page.errors.filter((e) => !/status of 400/.test(e)), []);
+    await page.close();
+  });
 });

@@ -261,6 +261,14 @@
     return q;
   }
 
+  const HISTORY_CATEGORIES = new Map([
+    ["appEmbedded", "App-Embedded"],
+    ["container", "Container"],
+    ["host", "Host"],
+    ["serverless", "Serverless"],
+    ["all", "All categories"],
+  ]);
+
   function readState() {
     const q = new URLSearchParams(location.search);
     const types = [];
@@ -269,7 +277,9 @@
     const offset = Number(q.get("offset"));
     const sort = q.get("sort");
     return {
-      view: ["defenders", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
+      view: ["defenders", "history", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
+      historyRange: ["hour", "day", "month"].includes(q.get("range")) ? q.get("range") : "hour",
+      historyCategory: HISTORY_CATEGORIES.has(q.get("category")) ? q.get("category") : "appEmbedded",
       types,
       connected: ["true", "false"].includes(q.get("connected")) ? q.get("connected") : "",
       outdated: ["true", "false"].includes(q.get("outdated")) ? q.get("outdated") : "",
@@ -306,6 +316,10 @@
     if (s.reverse) q.set("reverse", "true");
     if (s.limit !== 50) q.set("limit", String(s.limit));
     if (s.offset) q.set("offset", String(s.offset));
+    if (s.view === "history") {
+      if (s.historyRange !== "hour") q.set("range", s.historyRange);
+      if (s.historyCategory !== "appEmbedded") q.set("category", s.historyCategory);
+    }
     if (s.view === "audit") {
       if (s.auditOffset) q.set("auditOffset", String(s.auditOffset));
       for (const [k, v] of auditParams(s)) q.set(`audit${k[0].toUpperCase()}${k.slice(1)}`, k === "since" || k === "until" ? v.slice(0, 16) : v);
@@ -361,18 +375,19 @@
   // ---------------------------------------------------------------------------------------------
   // Views.
   function showView() {
-    for (const v of ["defenders", "audit", "protect"]) $(`view-${v}`).hidden = state.view !== v;
+    for (const v of ["defenders", "history", "audit", "protect"]) $(`view-${v}`).hidden = state.view !== v;
     for (const a of document.querySelectorAll(".nav a[data-view]")) {
       if (a.dataset.view === state.view) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
-    document.title = `${{ defenders: "Deployed Defenders", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
+    document.title = `${{ defenders: "Deployed Defenders", history: "Fleet history", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
   }
 
   function render() {
     showView();
     syncControls();
     syncAuditControls();
+    syncHistoryControls();
     refreshNow();
   }
 
@@ -660,6 +675,72 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Fleet history: one SVG line chart (connected, disconnected, evicted) of the chosen category.
+  const SERIES = ["connected", "disconnected", "evicted"];
+  function historyPoints(samples, category) {
+    return samples.map((s) => {
+      const p = { t: Date.parse(s.time), connected: 0, disconnected: 0, evicted: 0 };
+      for (const [cat, c] of Object.entries(s.counts || {}))
+        if (category === "all" || cat === category) for (const k of SERIES) p[k] += c[k] || 0;
+      return p;
+    });
+  }
+  function niceMax(v) {
+    if (v <= 5) return 5;
+    const p = 10 ** Math.floor(Math.log10(v));
+    return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
+  }
+  function renderHistoryChart(data) {
+    const points = historyPoints(data.samples, state.historyCategory);
+    const name = HISTORY_CATEGORIES.get(state.historyCategory);
+    const box = $("history-chart");
+    $("history-empty").hidden = points.length > 0;
+    if (!points.length) {
+      box.innerHTML = "";
+      $("history-empty").innerHTML = "<h2>No samples in this period</h2><p>The Console records the fleet once a minute while it runs.</p>";
+      return;
+    }
+    const W = 900, H = 260, L = 48, R = 12, T = 12, B = 28;
+    const t0 = Date.parse(data.from);
+    const t1 = Date.parse(data.to);
+    const max = niceMax(Math.max(1, ...points.flatMap((p) => SERIES.map((k) => p[k]))));
+    const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / max) * (H - T - B);
+    const grid = [0, 0.5, 1]
+      .map((f) => `<line class="grid-l" x1="${L}" x2="${W - R}" y1="${y(max * f)}" y2="${y(max * f)}"></line><text class="ax" x="${L - 6}" y="${y(max * f) + 4}" text-anchor="end">${max * f}</text>`)
+      .join("");
+    const lines = SERIES.map((k) => {
+      const pts = points.map((p) => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" ");
+      const dots = points.length === 1 ? `<circle class="s-${k}" cx="${x(points[0].t).toFixed(1)}" cy="${y(points[0][k]).toFixed(1)}" r="3"></circle>` : "";
+      return `<polyline class="s-${k}" data-series="${k}" points="${pts}"></polyline>${dots}`;
+    }).join("");
+    const last = points[points.length - 1];
+    const label = `${name}, ${{ hour: "last hour", day: "last day", month: "last 30 days" }[data.range]}: ${points.length} point${points.length === 1 ? "" : "s"}; latest ${shortUtc(new Date(last.t).toISOString())} UTC: ${last.connected} connected, ${last.disconnected} disconnected, ${last.evicted} evicted.`;
+    box.innerHTML =
+      `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}" preserveAspectRatio="none">${grid}${lines}` +
+      `<text class="ax" x="${L}" y="${H - 8}">${esc(shortUtc(data.from))}</text><text class="ax" x="${W - R}" y="${H - 8}" text-anchor="end">${esc(shortUtc(data.to))}</text></svg>` +
+      `<p class="help" id="history-summary">${esc(label)}</p>`;
+  }
+  async function loadHistory() {
+    const { data } = await api(`defenders/history?range=${state.historyRange}`);
+    const key = JSON.stringify([data.samples, state.historyCategory]);
+    if (key === loadHistory.key) return;
+    loadHistory.key = key;
+    renderHistoryChart(data);
+  }
+  function syncHistoryControls() {
+    for (const r of $("history-filters").elements.range) r.checked = r.value === state.historyRange;
+    $("h-category").value = state.historyCategory;
+  }
+  function wireHistory() {
+    $("history-filters").addEventListener("change", (e) => {
+      if (e.target.name === "range") update({ historyRange: e.target.value }, { resetPage: false });
+      if (e.target === $("h-category")) update({ historyCategory: e.target.value }, { resetPage: false });
+    });
+    $("history-filters").addEventListener("submit", (e) => e.preventDefault());
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Outage guard: while evictions are paused, a banner says why and offers to resume them.
   function renderOutage(status) {
     const el = $("outage");
@@ -714,9 +795,11 @@
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
+      else if (state.view === "history") await loadHistory();
       else if (state.view === "protect") {
         await loadAppIds();
         await loadRegistryCredentials();
+        await loadEntrypoints();
       }
       else await api("version"); // keeps the connection indicator honest on the other views
       await loadEvictionStatus();
@@ -1383,6 +1466,10 @@
     } else if (err.code === "entrypoint_required" && !$("p-extract").checked) {
       fix = `<button type="button" class="btn small" id="p-enable-extract">Enable “Automatically extract entrypoint”</button>`;
     }
+    if (err.code === "entrypoint_required" || err.code === "entrypoint_unknown") {
+      const image = /image "([^"]+)"/.exec(msg)?.[1] ?? "";
+      fix += ` <a class="btn small" href="#entrypoints" id="p-goto-entrypoints" data-image="${esc(image)}">Add the image's entrypoint</a>`;
+    }
     box.innerHTML =
       `<div class="p-error-head"><span class="p-code" id="p-error-code">${esc(err.code || `HTTP ${err.status}`)}</span>` +
       (err.status ? `<span class="muted">HTTP ${esc(err.status)}</span>` : "") +
@@ -1583,6 +1670,90 @@
     $("rc-account-label").textContent = aws ? "Access key ID" : "User name";
     $("rc-secret-label").textContent = aws ? "Secret access key" : "Password";
   }
+  // Image entrypoints (GET/POST/DELETE /api/v1/images/entrypoints), 100 at most, by image.
+  const argvText = (a) => (a && a.length ? JSON.stringify(a) : "");
+  // "a b c" or a JSON array of strings -> argv; throws with a message for a malformed array.
+  function parseArgv(text, name) {
+    const t = text.trim();
+    if (!t) return [];
+    if (t.startsWith("[")) {
+      let v;
+      try {
+        v = JSON.parse(t);
+      } catch {
+        throw new Error(`${name}: not a valid JSON array`);
+      }
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`${name}: a JSON array of strings`);
+      return v;
+    }
+    return t.split(/\s+/);
+  }
+  async function loadEntrypoints() {
+    let data;
+    let total;
+    try {
+      ({ data, total } = await api("images/entrypoints?limit=100"));
+    } catch (e) {
+      if (e.status !== 403) throw e;
+      $("ep-rows").innerHTML = "";
+      $("ep-empty").hidden = false;
+      $("ep-empty").innerHTML = `<p>${esc(forbidden("seeing image entrypoints"))}</p>`;
+      return;
+    }
+    const key = JSON.stringify(data);
+    if (key === loadEntrypoints.key) return;
+    loadEntrypoints.key = key;
+    $("ep-rows").innerHTML = data
+      .map(
+        (e) =>
+          `<tr><td><span class="mono">${esc(e.image)}</span></td><td><span class="mono">${orDash(argvText(e.entrypoint))}</span></td>` +
+          `<td><span class="mono">${orDash(argvText(e.cmd))}</span></td><td>${esc(e.source === "registry" ? "read from registry" : "added here / API")}</td>` +
+          `<td class="time">${timeCell(e.updatedAt)}</td>` +
+          `<td><button type="button" class="btn small danger" data-image="${esc(e.image)}" aria-label="Delete the entrypoint of ${esc(e.image)}">Delete</button></td></tr>`,
+      )
+      .join("");
+    $("ep-empty").hidden = data.length > 0;
+    $("ep-empty").innerHTML = "<p>No image entrypoints stored yet. Add one above, or let “Automatically extract entrypoint” read them from registries.</p>";
+    const n = Number.isFinite(total) ? total : data.length;
+    $("ep-range").textContent = n > data.length ? `First ${data.length} of ${n} images (by name).` : "";
+  }
+  function wireEntrypoints() {
+    $("ep-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      let body;
+      try {
+        body = { image: $("ep-image").value.trim(), entrypoint: parseArgv($("ep-entrypoint").value, "Entrypoint"), cmd: parseArgv($("ep-cmd").value, "Cmd") };
+      } catch (err) {
+        $("ep-msg").textContent = err.message;
+        return;
+      }
+      $("ep-save").disabled = true;
+      try {
+        const { data } = await api("images/entrypoints", { method: "POST", body });
+        $("ep-msg").textContent = `Entrypoint of ${data.image} saved.`;
+        $("ep-form").reset();
+        await loadEntrypoints();
+        $("ep-image").focus();
+      } catch (err) {
+        $("ep-msg").textContent = err.status === 403 ? forbidden("adding image entrypoints") : err.message;
+      } finally {
+        $("ep-save").disabled = false;
+      }
+    });
+    $("ep-rows").addEventListener("click", async (e) => {
+      const image = e.target.closest("button[data-image]")?.dataset.image;
+      if (!image) return;
+      try {
+        await api(`images/entrypoints?image=${encodeURIComponent(image)}`, { method: "DELETE" });
+        $("ep-msg").textContent = `Entrypoint of ${image} deleted.`;
+        await loadEntrypoints();
+        $("ep-image").focus();
+      } catch (err) {
+        $("ep-msg").textContent = err.status === 403 ? forbidden("deleting image entrypoints") : err.message;
+      }
+    });
+  }
+
   function wireRegistryCredentials() {
     $("rc-type").addEventListener("change", syncRegcredLabels);
     $("regcred-form").addEventListener("submit", async (e) => {
@@ -1674,6 +1845,13 @@
         syncProtectControls();
         generateProtected();
       }
+      const toEp = e.target.closest("#p-goto-entrypoints");
+      if (toEp) {
+        e.preventDefault();
+        $("ep-image").value = toEp.dataset.image || "";
+        $("entrypoints").scrollIntoView({ block: "start" });
+        $(toEp.dataset.image ? "ep-entrypoint" : "ep-image").focus({ preventScroll: true });
+      }
       if (e.target.closest("#p-enable-extract")) {
         $("p-extract").checked = true;
         syncProtectControls();
@@ -1726,7 +1904,9 @@
     $("download").addEventListener("click", downloadCsv);
     wireProtect();
     wireAudit();
+    wireHistory();
     wireRegistryCredentials();
+    wireEntrypoints();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
       openTypeMenu(false);
