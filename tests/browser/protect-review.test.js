@@ -76,7 +76,7 @@ describe("Protect a task: review aids", () => {
       page.click("#p-generate"),
     ]);
     await page.waitForSelector("#p-secret:not([hidden])");
-    assert.match(await page.textContent("#p-secret"), /Contains a Defender credential.*INSTALL_BUNDLE/s);
+    assert.match(await page.textContent("#p-secret"), /Contains a Defender credential.*install bundle/s);
     await page.waitForSelector("#p-diff:not([hidden])");
     const stat = await page.textContent("#p-diff-stat");
     const m = /(\d+) lines? added, (\d+) removed/.exec(stat);
