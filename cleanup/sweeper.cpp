@@ -69,6 +69,7 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
         spdlog::info("evicted Defender {} (type {}, App ID '{}', {} observations): {}", a.hostname,
                      inventory::typeInfo(a.type).apiName, a.appId, a.observationsRemoved, a.reason);
       }
+      if (options_.onEvicted && !batch->evicted.empty()) options_.onEvicted(batch->evicted);
       report.evicted += batch->evicted.size();
       // Done when the store had fewer candidates than asked for, or nothing could be evicted
       // (every candidate heartbeated meanwhile; the store catches up at the next flush).

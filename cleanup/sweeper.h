@@ -40,6 +40,9 @@ struct SweepOptions {
   /// Nice value (0..19) of the scheduler's sweep thread: above the defender channel's workers
   /// (10), so that a long sweep does not delay heartbeats (docs/benchmarks.md, B4).
   int threadNice = 15;
+  /// Called after each committed eviction batch with its audit records (e.g. to copy them into
+  /// the general audit log); runs on the sweeping thread. Unset = nothing.
+  std::function<void(const std::vector<inventory::AuditRecord>&)> onEvicted;
 };
 
 struct SweepReport {

@@ -498,6 +498,31 @@ HttpResponse EmbedService::listImageEntrypoints(const QueryParams& query) {
   return r;
 }
 
+HttpResponse EmbedService::deleteImageEntrypoint(const QueryParams& query) {
+  for (const auto& [name, value] : query)
+    if (name != "image" && name != "project")
+      return errorResponse(
+          Error::invalid("invalid_parameter", name, name + ": unknown parameter (expected image)"));
+  auto image = single(query, "image");
+  if (!image.ok()) return errorResponse(image.error());
+  if (!image->has_value() || (*image)->empty())
+    return errorResponse(Error::invalid("missing_parameter", "image",
+                                        "image: required, the image reference to forget"));
+  auto key = normalizeImage(**image);
+  if (!key.ok()) return errorResponse(key.error());
+  auto deleted = store_.deleteImage(*key);
+  if (!deleted.ok()) return errorResponse(deleted.error());
+  if (!*deleted)
+    return errorResponse(
+        Error::notFound("unknown_image", "no entrypoint is stored for " + *key, "image"));
+  OJson out = OJson::object();
+  out["image"] = *key;
+  out["deleted"] = true;
+  HttpResponse r;
+  r.body = dump(out);
+  return r;
+}
+
 HttpResponse EmbedService::putImageEntrypoint(std::string_view body) {
   ParseLimits limits;
   limits.maxBytes = 256 * 1024;

@@ -4,6 +4,7 @@
 //   POST /api/v1/defenders/fargate.yaml   embed(EmbedRequest{format = kYaml})
 //   GET  /api/v1/defenders/app-ids        listAppIds(query)
 //   GET  /api/v1/images/entrypoints       listImageEntrypoints(query)
+//   DELETE /api/v1/images/entrypoints?image=  deleteImageEntrypoint(query)
 //   POST /api/v1/images/entrypoints       putImageEntrypoint(body)
 //   GET  /api/v1/defenders/install-bundle installBundle(query, requestedBy)
 //   GET  /api/v1/defenders/image-name     imageName()
@@ -130,6 +131,12 @@ class EmbedService {
 
   /// GET /api/v1/images/entrypoints?image=&prefix=&offset=&limit=. JSON array, Total-Count.
   HttpResponse listImageEntrypoints(const QueryParams& query);
+
+  /// DELETE /api/v1/images/entrypoints?image=<reference>: removes the stored entry of that image
+  /// (normalized as by POST). 200 {"image": <normalized>, "deleted": true}; 404
+  /// "unknown_image" when none is stored; 400 "missing_parameter"/"invalid_image" for a
+  /// missing or malformed `image`.
+  HttpResponse deleteImageEntrypoint(const QueryParams& query);
 
   /// POST /api/v1/images/entrypoints with {"image": "...", "entrypoint": [...], "cmd": [...]}.
   /// 200 with the stored entry (image normalized).

@@ -155,6 +155,15 @@ class SqliteEmbedStore final : public EmbedStore {
     return std::optional<ImageEntrypoint>();
   }
 
+  Result<bool> deleteImage(std::string_view image) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "DELETE FROM embed_image_entrypoints WHERE image = ?1");
+    if (!s.ok()) return failure("prepare image delete");
+    s.text(1, image);
+    if (s.step() != SQLITE_DONE) return failure("delete image entrypoint");
+    return sqlite3_changes(db_) > 0;
+  }
+
   Result<Page<ImageEntrypoint>> listImages(std::string_view prefix, size_t offset,
                                            size_t limit) override {
     std::lock_guard lock(mu_);

@@ -112,6 +112,14 @@ Result<std::optional<ImageEntrypoint>> MemoryEmbedStore::findImage(std::string_v
   return std::optional<ImageEntrypoint>(it->second);
 }
 
+Result<bool> MemoryEmbedStore::deleteImage(std::string_view image) {
+  std::lock_guard lock(state_->mu);
+  auto it = state_->images.find(image);
+  if (it == state_->images.end()) return false;
+  state_->images.erase(it);
+  return true;
+}
+
 Result<Page<ImageEntrypoint>> MemoryEmbedStore::listImages(std::string_view prefix, size_t offset,
                                                            size_t limit) {
   std::lock_guard lock(state_->mu);

@@ -61,6 +61,8 @@ class EmbedStore {
   virtual Status putImage(const ImageEntrypoint& entry) = 0;
   /// The entry for a normalized image reference, if known.
   virtual Result<std::optional<ImageEntrypoint>> findImage(std::string_view image) = 0;
+  /// Removes the entry for a normalized image reference; true when there was one.
+  virtual Result<bool> deleteImage(std::string_view image) = 0;
   /// Entries ordered by image; `prefix` filters by normalized-reference prefix when not empty.
   virtual Result<Page<ImageEntrypoint>> listImages(std::string_view prefix, size_t offset,
                                                    size_t limit) = 0;
@@ -88,6 +90,7 @@ class MemoryEmbedStore final : public EmbedStore {
   Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view uuid) override;
   Status putImage(const ImageEntrypoint& entry) override;
   Result<std::optional<ImageEntrypoint>> findImage(std::string_view image) override;
+  Result<bool> deleteImage(std::string_view image) override;
   Result<Page<ImageEntrypoint>> listImages(std::string_view prefix, size_t offset,
                                            size_t limit) override;
 

@@ -17,7 +17,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       "Defender Console: inventory and lifecycle of Defenders, above all App-Embedded "
       "Defenders in AWS ECS Fargate tasks."};
   app.set_version_flag("--version", "defender-console " + version);
-  long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60;
+  long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60,
+            historySeconds = 60;
   long long cursorTtlSeconds = 300;
   size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10,
          defenderBodyKib = c.defenderMaxBodyBytes >> 10;
@@ -58,6 +59,12 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->capture_default_str();
   app.add_option("--sweep-interval", sweepSeconds, "Seconds between eviction sweeps")
       ->envname("DC_SWEEP_INTERVAL")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--history-interval", historySeconds,
+                 "Seconds between fleet history samples (one per minute is what the history "
+                 "shows; shorter only for tests)")
+      ->envname("DC_HISTORY_INTERVAL")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--console-threads", c.consoleThreads, "Console API worker threads")
@@ -235,6 +242,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   c.grace = Seconds(graceSeconds);
   c.flushInterval = Millis(flushMs);
   c.sweepInterval = Seconds(sweepSeconds);
+  c.historyInterval = Seconds(historySeconds);
   c.cursorTtl = Seconds(cursorTtlSeconds);
   c.consoleMaxBodyBytes = consoleBodyKib << 10;
   c.defenderMaxBodyBytes = defenderBodyKib << 10;

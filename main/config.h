@@ -27,6 +27,8 @@ struct ConsoleConfig {
   /// this. Unset = max(2 s, 5 × flushInterval); 0 = off (tests on a manual clock).
   std::optional<Millis> pauseThreshold;
   Millis sweepInterval = Seconds(60);
+  /// Time between fleet history samples (docs/api.md "Fleet history"); 60 s in production.
+  Millis historyInterval = Seconds(60);
   size_t consoleThreads = 16;
   size_t defenderThreads = 64;
   /// Defender-channel connections waiting for a worker beyond this are answered 503

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "audit/log.h"
 #include "auth/crypto.h"
 #include "auth/service.h"
 #include "auth/tls.h"
@@ -20,12 +21,14 @@
 #include "embed/handler.h"
 #include "embed/sqlite_store.h"
 #include "heartbeat/channel.h"
+#include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "inventory/sqlite_store.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "web/http_listener.h"
+#include "web/render.h"
 #include "web/routes.h"
 
 #ifndef DC_DEFAULT_UI_DIR
@@ -99,6 +102,9 @@ struct ConsoleApp::Impl {
   std::unique_ptr<registry::EntrypointResolver> registryResolver;
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
+  std::unique_ptr<audit::AuditLog> audit;
+  std::unique_ptr<history::FleetHistory> history;
+  std::unique_ptr<history::HistorySampler> historySampler;
   std::unique_ptr<auth::AuthService> auth;
   std::optional<std::string> generatedAdminPassword;
   std::string tlsCert, tlsKey;
@@ -161,7 +167,42 @@ Status ConsoleApp::start(bool startScheduler) {
 
   m.channel =
       std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
+  // The general audit log (docs/security.md "Audit log"), in the same database.
+  auto auditLog = audit::AuditLog::open(dbPath, m.clock);
+  if (!auditLog.ok()) return auditLog.error();
+  m.audit = std::move(auditLog).value();
+
+  // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
+  auto fleetHistory =
+      history::FleetHistory::open(dbPath, [this]() -> Result<std::vector<history::CategoryCounts>> {
+        auto summary = impl_->inventory->summary();
+        if (!summary.ok()) return summary.error();
+        std::vector<history::CategoryCounts> out;
+        for (const auto& c : *summary)
+          out.push_back({std::string(inventory::categoryName(c.category)), c.connected,
+                         c.deployed - c.connected, 0});
+        return out;
+      });
+  if (!fleetHistory.ok()) return fleetHistory.error();
+  m.history = std::move(fleetHistory).value();
+
   cleanup::SweepOptions so;
+  so.onEvicted = [this](const std::vector<inventory::AuditRecord>& evicted) {
+    std::vector<audit::Event> events;
+    for (const auto& a : evicted) {
+      audit::Event e;
+      e.at = a.at;
+      e.kind = std::string(audit::kDefenderEvicted);
+      e.user = a.actor;
+      e.detail = web::removalDetail(a);
+      events.push_back(std::move(e));
+    }
+    for (const auto& a : evicted)
+      impl_->history->noteEvicted(inventory::categoryName(inventory::categoryOf(a.type)), 1);
+    if (auto st = impl_->audit->record(std::move(events)); !st.ok())
+      spdlog::error("{} evictions not copied to the audit log: {}", evicted.size(),
+                    st.error().message);
+  };
   so.period = c.sweepInterval;
   so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
   so.heartbeatsWaiting = [this] {
@@ -297,6 +338,8 @@ Status ConsoleApp::start(bool startScheduler) {
     return evictionStatusJson();
   };
   api.auth = m.auth.get();
+  api.audit = m.audit.get();
+  api.history = m.history.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   m.defenderListener = std::make_unique<web::HttpListener>(
@@ -335,6 +378,9 @@ Status ConsoleApp::start(bool startScheduler) {
   if (startScheduler) {
     m.scheduler = std::make_unique<cleanup::SweepScheduler>(*m.sweeper, m.clock, c.sweepInterval);
     m.scheduler->start();
+    m.historySampler =
+        std::make_unique<history::HistorySampler>(*m.history, m.clock, c.historyInterval);
+    m.historySampler->start();
   }
   m.ready = true;
   return Status::success();
@@ -345,6 +391,7 @@ void ConsoleApp::stop() {
   m.ready = false;
   if (m.defenderListener) m.defenderListener->stop();
   if (m.consoleListener) m.consoleListener->stop();
+  if (m.historySampler) m.historySampler->stop();
   if (m.scheduler) m.scheduler->stop();
   if (m.inventory) m.inventory->stop();
   m.lock.reset();  // nothing is written after the final flush
@@ -384,6 +431,10 @@ nlohmann::json ConsoleApp::evictionStatusJson() const {
         {"endedBy", i.endedAt ? nlohmann::json(i.endedBy) : nlohmann::json(nullptr)}};
   }
   return out;
+}
+
+history::FleetHistory& ConsoleApp::fleetHistory() {
+  return *impl_->history;
 }
 
 cleanup::Sweeper& ConsoleApp::sweeper() {

@@ -15,6 +15,9 @@
 namespace dc::inventory {
 class Inventory;
 }
+namespace dc::history {
+class FleetHistory;
+}
 namespace dc::cleanup {
 class Sweeper;
 }
@@ -44,6 +47,8 @@ class ConsoleApp {
   int defenderPort() const;
   inventory::Inventory& inventory();
   cleanup::Sweeper& sweeper();
+  /// The fleet history (tests take samples with it when the scheduler is not started).
+  history::FleetHistory& fleetHistory();
   /// `GET /api/v1/defenders/eviction-status` body (docs/api.md).
   nlohmann::json evictionStatusJson() const;
   auth::AuthService& auth();

@@ -48,8 +48,8 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
   const auth::Access need = *access;
   const bool gated = ready_ && std::find(exempt_.begin(), exempt_.end(), pattern) == exempt_.end();
   httplib::Server::Handler wrapped = [service, need, ready = gated ? ready_ : nullptr,
-                                      h = std::move(handler)](const httplib::Request& req,
-                                                              httplib::Response& res) {
+                                      refused = refused_, h = std::move(handler)](
+                                         const httplib::Request& req, httplib::Response& res) {
     if (ready && !ready()) {
       Error starting{ErrorKind::kUnavailable,
                      "starting",
@@ -67,20 +67,27 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
       return h(req, res, *p);
     }
     auto p = service->authenticate(header, req.remote_addr);
-    if (!p.ok()) return refuse(res, p.error());
-    if (p->kind == auth::Principal::Kind::kDefender)
-      return sendError(res, Error{ErrorKind::kPermissionDenied,
-                                  "defender_credential_refused",
-                                  "Defender credentials cannot call the Console API; sign in "
-                                  "as a Console user",
-                                  {}});
-    if (!auth::roleAllows(p->role, need))
-      return sendError(
-          res, Error{ErrorKind::kPermissionDenied,
-                     "forbidden",
-                     "role " + std::string(auth::roleName(p->role)) + " may not " + req.method +
-                         " " + req.path + " (needs " + std::string(auth::accessName(need)) + ")",
-                     {}});
+    if (!p.ok()) {
+      if (refused) refused(req, "", p.error());
+      return refuse(res, p.error());
+    }
+    if (p->kind == auth::Principal::Kind::kDefender) {
+      const Error e{ErrorKind::kPermissionDenied,
+                    "defender_credential_refused",
+                    "Defender credentials cannot call the Console API; sign in as a Console user",
+                    {}};
+      if (refused) refused(req, "", e);
+      return sendError(res, e);
+    }
+    if (!auth::roleAllows(p->role, need)) {
+      const Error e{ErrorKind::kPermissionDenied,
+                    "forbidden",
+                    "role " + std::string(auth::roleName(p->role)) + " may not " + req.method +
+                        " " + req.path + " (needs " + std::string(auth::accessName(need)) + ")",
+                    {}};
+      if (refused) refused(req, p->username, e);
+      return sendError(res, e);
+    }
     h(req, res, *p);
   };
   if (method == "GET")

@@ -39,6 +39,13 @@ class GuardedRoutes {
   /// answers a correct password with 401 — except the patterns in `exempt` (the probes).
   void gateUntil(std::function<bool()> ready, std::vector<std::string> exempt);
 
+  /// Called for each request this guard refuses for its credentials (401, 429) or its role
+  /// (403), with the user when one was authenticated ("" otherwise) and the error answered.
+  /// Routes added from now on use it (set it before adding routes).
+  using RefusalHook =
+      std::function<void(const httplib::Request&, const std::string& user, const Error&)>;
+  void onRefusal(RefusalHook hook) { refused_ = std::move(hook); }
+
   /// Registers `pattern` for `method`; throws std::logic_error when the table does not list
   /// the route (a programming error caught by every test that starts the Console).
   void add(const std::string& method, const std::string& pattern, GuardedHandler handler);
@@ -53,6 +60,7 @@ class GuardedRoutes {
   auth::AuthService* auth_;
   std::function<bool()> ready_;  // unset = always ready
   std::vector<std::string> exempt_;
+  RefusalHook refused_;
   std::vector<std::pair<std::string, std::string>> registered_;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/time_format.h"
 #include "common/utf8.h"
 
 namespace dc::web {
@@ -93,6 +94,50 @@ Result<std::pair<int, int>> parsePaging(const Params& params) {
   auto limit = intParam(params, "limit", inventory::kDefaultLimit, 1, inventory::kMaxLimit);
   if (!limit.ok()) return limit.error();
   return std::pair{*offset, *limit};
+}
+
+Result<audit::EventQuery> parseAuditEventQuery(const Params& params, bool download) {
+  if (auto known =
+          requireKnownParams(params, {"kind", "user", "since", "until", "offset", "limit"});
+      !known.ok())
+    return known.error();
+  audit::EventQuery q;
+  if (download) {
+    auto offset = intParam(params, "offset", 0, 0, 100'000'000);
+    if (!offset.ok()) return offset.error();
+    auto limit = intParam(params, "limit", 0, 1, 100'000);
+    if (!limit.ok()) return limit.error();
+    q.offset = *offset;
+    q.limit = *limit;  // 0 (absent): every match
+  } else {
+    auto paging = parsePaging(params);
+    if (!paging.ok()) return paging.error();
+    q.offset = paging->first;
+    q.limit = paging->second;
+  }
+  if (auto kind = textParam(params, "kind")) {
+    if (!audit::isEventKind(*kind)) {
+      std::string all;
+      for (auto k : audit::eventKinds()) all += (all.empty() ? "" : ", ") + std::string(k);
+      return badParam("kind",
+                      "'" + kind->substr(0, 64) + "' is not an audit event kind (" + all + ")");
+    }
+    q.kind = *kind;
+  }
+  if (auto user = textParam(params, "user")) {
+    if (user->size() > 256 || !isValidUtf8(*user))
+      return badParam("user", "at most 256 bytes of UTF-8");
+    q.user = *user;
+  }
+  for (auto [name, target] : {std::pair<const char*, std::optional<TimePoint>*>{"since", &q.since},
+                              {"until", &q.until}}) {
+    auto text = textParam(params, name);
+    if (!text) continue;
+    auto t = parseRfc3339(*text);
+    if (!t) return badParam(name, "must be an RFC 3339 time, e.g. 2026-12-07T13:00:00Z");
+    *target = *t;
+  }
+  return q;
 }
 
 Result<DefenderQuery> parseDefenderQuery(const Params& params) {

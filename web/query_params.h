@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "audit/log.h"
 #include "common/status.h"
 #include "inventory/query.h"
 
@@ -41,6 +42,13 @@ Result<inventory::DefenderQuery> parseDefenderQuery(const Params& params);
 /// An optional boolean parameter: `true`/`1`, `false`/`0`; absent or empty = nullopt.
 /// Errors: "invalid_parameter" naming it.
 Result<std::optional<bool>> parseBoolParam(const Params& params, const std::string& name);
+
+/// `GET /api/v1/audit/events` (and its download): `kind` (one of audit::eventKinds()), `user`
+/// (exact), `since` (inclusive) and `until` (exclusive), RFC 3339 times, e.g.
+/// 2026-12-07T13:00:00Z; `offset`/`limit` as parsePaging unless `download` (then every match
+/// from `offset` on, or `limit` of them when given; limit up to 100,000). Any other parameter is
+/// refused (requireKnownParams). Errors: "invalid_parameter" naming the parameter.
+Result<audit::EventQuery> parseAuditEventQuery(const Params& params, bool download);
 
 /// Paging only (`offset`, `limit`), with the same rules.
 Result<std::pair<int, int>> parsePaging(const Params& params);

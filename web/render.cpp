@@ -79,6 +79,32 @@ json auditJson(const inventory::AuditRecord& a) {
               {"observationsRemoved", a.observationsRemoved}};
 }
 
+json removalDetail(const inventory::AuditRecord& a) {
+  json j = auditJson(a);
+  j.erase("id");
+  j.erase("time");
+  return j;
+}
+
+json auditEventJson(const audit::Event& e) {
+  return json{{"id", e.id},     {"time", formatRfc3339(e.at)}, {"kind", e.kind},
+              {"user", e.user}, {"address", e.address},        {"detail", e.detail}};
+}
+
+std::string auditEventCsvHeader() {
+  return "id,time,kind,user,address,detail\r\n";
+}
+
+std::string auditEventCsvRow(const audit::Event& e) {
+  std::string row;
+  for (const std::string& v : {std::to_string(e.id), formatRfc3339(e.at), e.kind, e.user, e.address,
+                               e.detail.dump(-1, ' ', false, json::error_handler_t::replace)}) {
+    if (!row.empty()) row += ',';
+    row += csvCell(v);
+  }
+  return row + "\r\n";
+}
+
 std::string csvCell(std::string_view value) {
   std::string v(value);
   if (!v.empty() &&

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/log.h"
 #include "inventory/liveness.h"
 #include "inventory/store.h"
 
@@ -21,6 +22,17 @@ nlohmann::json defenderJson(const inventory::Defender& d, const inventory::Liven
 
 nlohmann::json observationJson(const inventory::Observation& o);
 nlohmann::json auditJson(const inventory::AuditRecord& a);
+/// The `detail` of a defender.deleted / defender.evicted audit event: auditJson without `id`
+/// and `time` (the event has its own).
+nlohmann::json removalDetail(const inventory::AuditRecord& a);
+
+/// An audit event (GET /api/v1/audit/events): {"id", "time" (RFC 3339 UTC), "kind", "user",
+/// "address", "detail" (object)}.
+nlohmann::json auditEventJson(const audit::Event& e);
+/// The audit CSV's columns (id,time,kind,user,address,detail) and one row; `detail` is the
+/// compact JSON text. Cells go through csvCell.
+std::string auditEventCsvHeader();
+std::string auditEventCsvRow(const audit::Event& e);
 
 /// CSV download columns, in order.
 std::string csvHeader();

@@ -9,9 +9,12 @@
 #include <spdlog/spdlog.h>
 
 #include "appid/app_id.h"
+#include "audit/log.h"
+#include "auth/crypto.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
+#include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
 #include "web/guard.h"
@@ -29,6 +32,23 @@ namespace {
 
 std::string dumpJson(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+/// Records audit events for requests (docs/security.md "Audit log"). A failed write is logged
+/// and does not fail the request: the change it describes is already made.
+struct AuditTrail {
+  audit::AuditLog* log = nullptr;
+
+  void operator()(std::string_view kind, const std::string& user, const httplib::Request& req,
+                  json detail) const {
+    if (log == nullptr) return;
+    if (auto st = log->record(kind, user, req.remote_addr, std::move(detail)); !st.ok())
+      spdlog::error("audit event {} by '{}' not recorded: {}", kind, user, st.error().message);
+  }
+};
+
+std::string actorOf(const auth::Principal& who) {
+  return who.username.empty() ? "api" : who.username;
 }
 
 // Hostnames in paths may be URL-encoded; httplib decodes path parameters in matches[1].
@@ -338,16 +358,33 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
   res.set_content(r.body, r.contentType);
 }
 
-void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
-  auto embedRoute = [&routes, &service](const char* path, embed::EndpointFormat format) {
+void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, AuditTrail trail) {
+  auto embedRoute = [&routes, &service, trail](const char* path, embed::EndpointFormat format) {
     routes.add("POST", path,
-               [&service, format](const httplib::Request& req, httplib::Response& res) {
+               [&service, format, trail](const httplib::Request& req, httplib::Response& res,
+                                         const auth::Principal& who) {
                  embed::EmbedRequest er;
                  er.body = req.body;
                  er.contentType = req.get_header_value("Content-Type");
                  er.query = embed::QueryParams(req.params.begin(), req.params.end());
                  er.format = format;
-                 sendEmbed(res, service.embed(er));
+                 const auto response = service.embed(er);
+                 // Each App ID issued comes with a Defender credential scoped to it.
+                 if (!response.error) {
+                   json ids = json::array();
+                   for (const auto& [name, value] : response.headers) {
+                     if (name != "X-Defender-App-IDs") continue;
+                     std::istringstream list(value);
+                     for (std::string id; std::getline(list, id, ',');)
+                       if (!id.empty()) ids.push_back(id);
+                   }
+                   if (!ids.empty())
+                     trail(audit::kAppIdIssued, actorOf(who), req,
+                           {{"appIDs", ids},
+                            {"format", format == embed::EndpointFormat::kJson ? "json" : "yaml"},
+                            {"credentialsIssued", static_cast<long long>(ids.size())}});
+                 }
+                 sendEmbed(res, response);
                });
   };
   embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
@@ -363,8 +400,27 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
                                   embed::QueryParams(req.params.begin(), req.params.end())));
              });
   routes.add("POST", "/api/v1/images/entrypoints",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.putImageEntrypoint(req.body));
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
+               const auto response = service.putImageEntrypoint(req.body);
+               if (!response.error) {
+                 auto body = json::parse(req.body, nullptr, false);
+                 trail(audit::kImageEntrypointStored, actorOf(who), req,
+                       {{"image", body.is_object() ? body.value("image", "") : ""}});
+               }
+               sendEmbed(res, response);
+             });
+  routes.add("DELETE", "/api/v1/images/entrypoints",
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
+               const auto response = service.deleteImageEntrypoint(
+                   embed::QueryParams(req.params.begin(), req.params.end()));
+               if (!response.error) {
+                 auto body = json::parse(response.body, nullptr, false);
+                 trail(audit::kImageEntrypointDeleted, actorOf(who), req,
+                       {{"image", body.is_object() ? body.value("image", "") : ""}});
+               }
+               sendEmbed(res, response);
              });
   routes.add("GET", "/api/v1/defenders/image-name",
              [&service](const httplib::Request&, httplib::Response& res) {
@@ -372,7 +428,8 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
              });
   routes.add(
       "GET", "/api/v1/defenders/install-bundle",
-      [&service](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
+      [&service, trail](const httplib::Request& req, httplib::Response& res,
+                        const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
         for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
@@ -384,8 +441,11 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service) {
         const std::string requester = who.username.empty() ? "api" : who.username;
         const auto response = service.installBundle(
             embed::QueryParams(req.params.begin(), req.params.end()), requester);
-        if (!response.error)
+        if (!response.error) {
           spdlog::info("install bundle with a new Defender credential issued to {}", requester);
+          trail(audit::kCredentialIssued, requester, req,
+                {{"source", "install-bundle"}, {"scope", "enrolment"}});
+        }
         sendEmbed(res, response);
       });
   routes.add("GET", "/api/v1/registry",
@@ -444,7 +504,7 @@ Result<registry::RegistryCredential> parseRegistryCredential(const std::string& 
 }
 
 void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::CredentialStore& store,
-                                      const Clock& clock) {
+                                      const Clock& clock, AuditTrail trail) {
   routes.add("GET", "/api/v1/registry/credentials",
              [&store](const httplib::Request&, httplib::Response& res) {
                auto listed = store.list();
@@ -454,8 +514,8 @@ void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::Credentia
                sendPage(res, out, static_cast<long long>(out.size()));
              });
   routes.add("POST", "/api/v1/registry/credentials",
-             [&store, &clock](const httplib::Request& req, httplib::Response& res,
-                              const auth::Principal& who) {
+             [&store, &clock, trail](const httplib::Request& req, httplib::Response& res,
+                                     const auth::Principal& who) {
                auto c = parseRegistryCredential(req.body, clock.now());
                if (!c.ok()) return sendError(res, c.error());
                auto existing = store.find(c->id);
@@ -465,16 +525,23 @@ void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::Credentia
                spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
                             replaced ? "replaced" : "stored",
                             who.username.empty() ? "api" : who.username);
+               // Never the secret.
+               trail(audit::kRegistryCredentialStored, actorOf(who), req,
+                     {{"_id", c->id},
+                      {"type", c->type},
+                      {"accountID", c->accountId},
+                      {"replaced", replaced}});
                sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
              });
-  routes.add(
-      "DELETE", "/api/v1/registry/credentials/([^/]+)",
-      [&store](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
-        if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
-        spdlog::info("registry credential {} deleted by {}", pathId(req),
-                     who.username.empty() ? "api" : who.username);
-        sendJson(res, dumpJson({{"_id", pathId(req)}, {"deleted", true}}));
-      });
+  routes.add("DELETE", "/api/v1/registry/credentials/([^/]+)",
+             [&store, trail](const httplib::Request& req, httplib::Response& res,
+                             const auth::Principal& who) {
+               if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
+               trail(audit::kRegistryCredentialDeleted, actorOf(who), req, {{"_id", pathId(req)}});
+               spdlog::info("registry credential {} deleted by {}", pathId(req),
+                            who.username.empty() ? "api" : who.username);
+               sendJson(res, dumpJson({{"_id", pathId(req)}, {"deleted", true}}));
+             });
 }
 
 // RFC 9110 IMF-fixdate, e.g. "Sun, 29 Nov 2026 20:33:00 GMT".
@@ -551,9 +618,9 @@ Result<std::optional<auth::Role>> optionalRole(const json& body) {
 }
 
 // Sign-in, users (admin) and Defender credentials (defenderManager).
-void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
+void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, AuditTrail trail) {
   routes.add("POST", "/api/v1/authenticate",
-             [&service](const httplib::Request& req, httplib::Response& res) {
+             [&service, trail](const httplib::Request& req, httplib::Response& res) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto username = requiredString(*body, "username");
@@ -561,7 +628,12 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
                auto password = requiredString(*body, "password");
                if (!password.ok()) return sendError(res, password.error());
                auto token = service.login(*username, *password, req.remote_addr);
-               if (!token.ok()) return sendError(res, token.error());
+               if (!token.ok()) {
+                 trail(audit::kSignInFailed, username->substr(0, 128), req,
+                       {{"method", "password"}, {"code", token.error().code}});
+                 return sendError(res, token.error());
+               }
+               trail(audit::kSignIn, token->username, req, {{"method", "password"}});
                sendJson(res, dumpJson({{"token", token->token},
                                        {"expiresAt", formatRfc3339(token->expiresAt)},
                                        {"username", token->username},
@@ -582,48 +654,56 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
     sendPage(res, out, static_cast<long long>(out.size()));
   });
 
-  routes.add(
-      "POST", "/api/v1/users",
-      [&service](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
-        auto body = heartbeat::parseJsonObject(req.body, 4);
-        if (!body.ok()) return sendError(res, body.error());
-        auto username = requiredString(*body, "username");
-        if (!username.ok()) return sendError(res, username.error());
-        auto password = requiredString(*body, "password");
-        if (!password.ok()) return sendError(res, password.error());
-        auto role = optionalRole(*body);
-        if (!role.ok()) return sendError(res, role.error());
-        if (!role->has_value())
-          return sendError(res,
-                           Error::invalid("missing_field", "role",
-                                          "role: is required (auditor, defenderManager, admin)"));
-        auto created = service.createUser(*username, *password, **role);
-        if (!created.ok()) return sendError(res, created.error());
-        spdlog::info("user {} created by {}", created->username, who.username);
-        sendJson(res, dumpJson(userJson(*created)), 201);
-      });
-
-  routes.add("PUT", "/api/v1/users/([^/]+)",
-             [&service](const httplib::Request& req, httplib::Response& res) {
+  routes.add("POST", "/api/v1/users",
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
-               auto password = optionalString(*body, "password");
+               auto username = requiredString(*body, "username");
+               if (!username.ok()) return sendError(res, username.error());
+               auto password = requiredString(*body, "password");
                if (!password.ok()) return sendError(res, password.error());
                auto role = optionalRole(*body);
                if (!role.ok()) return sendError(res, role.error());
-               if (!password->has_value() && !role->has_value())
-                 return sendError(res,
-                                  Error::invalid("missing_field", "body",
-                                                 "body: give a new password, a new role or both"));
-               auto updated = service.updateUser(pathId(req), *password, *role);
-               if (!updated.ok()) return sendError(res, updated.error());
-               sendJson(res, dumpJson(userJson(*updated)));
+               if (!role->has_value())
+                 return sendError(
+                     res, Error::invalid("missing_field", "role",
+                                         "role: is required (auditor, defenderManager, admin)"));
+               auto created = service.createUser(*username, *password, **role);
+               if (!created.ok()) return sendError(res, created.error());
+               spdlog::info("user {} created by {}", created->username, who.username);
+               trail(audit::kUserCreated, actorOf(who), req,
+                     {{"username", created->username}, {"role", auth::roleName(created->role)}});
+               sendJson(res, dumpJson(userJson(*created)), 201);
              });
 
+  routes.add(
+      "PUT", "/api/v1/users/([^/]+)",
+      [&service, trail](const httplib::Request& req, httplib::Response& res,
+                        const auth::Principal& who) {
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (!body.ok()) return sendError(res, body.error());
+        auto password = optionalString(*body, "password");
+        if (!password.ok()) return sendError(res, password.error());
+        auto role = optionalRole(*body);
+        if (!role.ok()) return sendError(res, role.error());
+        if (!password->has_value() && !role->has_value())
+          return sendError(res, Error::invalid("missing_field", "body",
+                                               "body: give a new password, a new role or both"));
+        auto updated = service.updateUser(pathId(req), *password, *role);
+        if (!updated.ok()) return sendError(res, updated.error());
+        json detail{{"username", updated->username}, {"passwordChanged", password->has_value()}};
+        if (role->has_value()) detail["role"] = auth::roleName(**role);
+        trail(audit::kUserUpdated, actorOf(who), req, std::move(detail));
+        sendJson(res, dumpJson(userJson(*updated)));
+      });
+
   routes.add("DELETE", "/api/v1/users/([^/]+)",
-             [&service](const httplib::Request& req, httplib::Response& res) {
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
                if (auto st = service.deleteUser(pathId(req)); !st.ok())
                  return sendError(res, st.error());
+               trail(audit::kUserDeleted, actorOf(who), req, {{"username", pathId(req)}});
                sendJson(res, dumpJson({{"username", pathId(req)}, {"deleted", true}}));
              });
 
@@ -635,7 +715,8 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
              });
 
   routes.add("POST", "/api/v1/credentials",
-             [&service](const httplib::Request& req, httplib::Response& res) {
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto scope = requiredString(*body, "scope");
@@ -667,15 +748,70 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service) {
                auto issued = service.issueCredential(scopedTo, desc);
                if (!issued.ok()) return sendError(res, issued.error());
                json out = credentialJson(issued->record);
+               json detail = out;  // never the secret
+               detail["source"] = "api";
+               trail(audit::kCredentialIssued, actorOf(who), req, std::move(detail));
                out["credential"] = issued->secret;
                sendJson(res, dumpJson(out), 201);
              });
 
   routes.add("DELETE", "/api/v1/credentials/([^/]+)",
-             [&service](const httplib::Request& req, httplib::Response& res) {
+             [&service, trail](const httplib::Request& req, httplib::Response& res,
+                               const auth::Principal& who) {
                auto revoked = service.revokeCredential(pathId(req));
                if (!revoked.ok()) return sendError(res, revoked.error());
+               trail(audit::kCredentialRevoked, actorOf(who), req,
+                     {{"id", revoked->id}, {"appID", revoked->appId}});
                sendJson(res, dumpJson(credentialJson(*revoked)));
+             });
+}
+
+// Failed sign-ins with a password (HTTP Basic), the failure slowdown (429) and every 403
+// become audit events; a missing or expired token (the page before sign-in) does not.
+GuardedRoutes::RefusalHook refusalRecorder(AuditTrail trail) {
+  return [trail](const httplib::Request& req, const std::string& user, const Error& e) {
+    if (e.kind == ErrorKind::kPermissionDenied) {
+      trail(audit::kAccessRefused, user, req,
+            {{"method", req.method}, {"path", req.path}, {"code", e.code}});
+      return;
+    }
+    const std::string header = req.get_header_value("Authorization");
+    if (header.rfind("Basic ", 0) != 0) return;
+    std::string name;
+    if (auto decoded = auth::base64Decode(std::string_view(header).substr(6)))
+      name = decoded->substr(0, std::min<size_t>(decoded->find(':'), 128));
+    trail(audit::kSignInFailed, name, req,
+          {{"method", "basic"}, {"path", req.path}, {"code", e.code}});
+  };
+}
+
+// GET /api/v1/audit/events{,/download} (docs/api.md): 404 not_found when there is no log.
+void registerAuditEventRoutes(GuardedRoutes& routes, audit::AuditLog* log) {
+  routes.add("GET", "/api/v1/audit/events",
+             [log](const httplib::Request& req, httplib::Response& res) {
+               if (log == nullptr)
+                 return sendError(res, Error::notFound("not_found", "no audit log"));
+               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/false);
+               if (!q.ok()) return sendError(res, q.error());
+               auto page = log->list(*q);
+               if (!page.ok()) return sendError(res, page.error());
+               json items = json::array();
+               for (const auto& e : page->items) items.push_back(auditEventJson(e));
+               sendPage(res, items, page->total);
+             });
+  routes.add("GET", "/api/v1/audit/events/download",
+             [log](const httplib::Request& req, httplib::Response& res) {
+               if (log == nullptr)
+                 return sendError(res, Error::notFound("not_found", "no audit log"));
+               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/true);
+               if (!q.ok()) return sendError(res, q.error());
+               auto page = log->list(*q);
+               if (!page.ok()) return sendError(res, page.error());
+               std::string text = auditEventCsvHeader();
+               for (const auto& e : page->items) text += auditEventCsvRow(e);
+               res.set_header("Content-Disposition", "attachment; filename=\"audit.csv\"");
+               res.set_header("Total-Count", std::to_string(page->total));
+               res.set_content(text, kCsvFormat);
              });
 }
 
@@ -700,11 +836,14 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   // Until the Console is ready (users created, scheduler running) every route but the probes
   // answers 503 starting, never a misleading 401 or an empty inventory.
   if (opts->ready) routes.gateUntil(opts->ready, {"/healthz", "/readyz"});
-  if (opts->auth) registerAuthRoutes(routes, *opts->auth);
+  const AuditTrail trail{opts->audit};
+  if (opts->audit) routes.onRefusal(refusalRecorder(trail));
+  if (opts->auth) registerAuthRoutes(routes, *opts->auth, trail);
   // Specific /api/v1/defenders/... routes first: the {hostname} route would match them.
-  if (opts->embed) registerEmbedRoutes(routes, *opts->embed);
+  if (opts->embed) registerEmbedRoutes(routes, *opts->embed, trail);
   if (opts->registryCredentials)
-    registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock());
+    registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock(), trail);
+  registerAuditEventRoutes(routes, opts->audit);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     const auto version = judgeVersion(d.version, opts->defenderVersion);
@@ -763,12 +902,14 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(opts->evictionStatus()));
              });
   routes.add("POST", "/api/v1/defenders/eviction-status/resume",
-             [opts](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
+             [opts, trail](const httplib::Request& req, httplib::Response& res,
+                           const auth::Principal& who) {
                if (!opts->resumeEvictions)
                  return sendError(res, Error::notFound("not_found", "no outage guard"));
                // The incident log names the user who resumed.
                auto status = opts->resumeEvictions(who.username.empty() ? "api" : who.username);
                if (!status.ok()) return sendError(res, status.error());
+               trail(audit::kEvictionsResumed, actorOf(who), req, json::object());
                sendJson(res, dumpJson(*status));
              });
 
@@ -800,6 +941,42 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                }
                sendJson(res, dumpJson(out));
              });
+  routes.add(
+      "GET", "/api/v1/defenders/history",
+      [&inv, opts](const httplib::Request& req, httplib::Response& res) {
+        if (opts->history == nullptr)
+          return sendError(res, Error::notFound("not_found", "no fleet history"));
+        const Params params = paramsOf(req);
+        if (auto known = requireKnownParams(params, {"range"}); !known.ok())
+          return sendError(res, known.error());
+        auto it = params.find("range");
+        const std::string text = it == params.end() ? "hour" : it->second;
+        auto range = history::parseRange(text);
+        if (!range)
+          return sendError(res, Error::invalid("invalid_parameter", "range",
+                                               "range: must be hour, day or month"));
+        const TimePoint now = inv.clock().now();
+        auto samples = opts->history->query(*range, now);
+        if (!samples.ok()) return sendError(res, samples.error());
+        json points = json::array();
+        for (const auto& s : *samples) {
+          json counts = json::object();
+          for (const auto& c : s.counts)
+            counts[c.category] = {{"connected", c.connected},
+                                  {"disconnected", c.disconnected},
+                                  {"evicted", c.evicted}};
+          points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
+        }
+        sendJson(
+            res,
+            dumpJson({{"range", text},
+                      {"from", formatRfc3339(now - history::rangeSpan(*range))},
+                      {"to", formatRfc3339(now)},
+                      {"bucketSeconds",
+                       std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
+                      {"retentionDays", opts->historyRetentionDays},
+                      {"samples", points}}));
+      });
 
   routes.add("GET", "/api/v1/defenders/summary",
              [&inv](const httplib::Request& req, httplib::Response& res) {
@@ -881,30 +1058,32 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
         sendJson(res, dumpJson(render(**d, inv.clock().now())));
       });
 
-  routes.add(
-      "DELETE", "/api/v1/defenders/([^/]+)",
-      [&inv](const httplib::Request& req, httplib::Response& res, const auth::Principal& who) {
-        // The audit record names the user who deleted.
-        auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
-        if (!removed.ok() && removed.error().code == "unknown_defender") {
-          // Idempotent: already gone (deleted twice, or evicted by the sweep) is not an error.
-          auto earlier = latestRemoval(inv, pathId(req));
-          if (!earlier.ok()) return sendError(res, earlier.error());
-          if (!*earlier) {
-            res.status = 204;
-            return;
-          }
-          json body = auditJson(**earlier);
-          body["alreadyRemoved"] = true;
-          return sendJson(res, dumpJson(body));
-        }
-        if (!removed.ok()) return sendError(res, removed.error());
-        spdlog::info("Defender {} deleted through the API ({} observations removed)",
-                     removed->hostname, removed->observationsRemoved);
-        json body = auditJson(*removed);
-        body["alreadyRemoved"] = false;
-        sendJson(res, dumpJson(body));
-      });
+  routes.add("DELETE", "/api/v1/defenders/([^/]+)",
+             [&inv, trail](const httplib::Request& req, httplib::Response& res,
+                           const auth::Principal& who) {
+               // The audit record names the user who deleted.
+               auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
+               if (!removed.ok() && removed.error().code == "unknown_defender") {
+                 // Idempotent: already gone (deleted twice, or evicted by the sweep) is not an
+                 // error.
+                 auto earlier = latestRemoval(inv, pathId(req));
+                 if (!earlier.ok()) return sendError(res, earlier.error());
+                 if (!*earlier) {
+                   res.status = 204;
+                   return;
+                 }
+                 json body = auditJson(**earlier);
+                 body["alreadyRemoved"] = true;
+                 return sendJson(res, dumpJson(body));
+               }
+               if (!removed.ok()) return sendError(res, removed.error());
+               spdlog::info("Defender {} deleted through the API ({} observations removed)",
+                            removed->hostname, removed->observationsRemoved);
+               trail(audit::kDefenderDeleted, actorOf(who), req, removalDetail(*removed));
+               json body = auditJson(*removed);
+               body["alreadyRemoved"] = false;
+               sendJson(res, dumpJson(body));
+             });
 
   routes.add("GET", "/api/v1/settings/defender",
              [&inv](const httplib::Request&, httplib::Response& res) {
@@ -912,10 +1091,16 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
              });
 
   routes.add("POST", "/api/v1/settings/defender",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
+             [&inv, trail](const httplib::Request& req, httplib::Response& res,
+                           const auth::Principal& who) {
                auto s = parseSettings(req.body);
                if (!s.ok()) return sendError(res, s.error());
+               const int before = inv.settings().disconnectPeriodDays;
                if (auto st = inv.updateSettings(*s); !st.ok()) return sendError(res, st.error());
+               trail(audit::kSettingsChanged, actorOf(who), req,
+                     {{"setting", "disconnectPeriodDays"},
+                      {"from", before},
+                      {"to", s->disconnectPeriodDays}});
                spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
                sendJson(res, dumpJson(settingsJson(inv.settings())));
              });

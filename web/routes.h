@@ -31,6 +31,12 @@ class AuthService;
 namespace dc::registry {
 class CredentialStore;
 }
+namespace dc::audit {
+class AuditLog;
+}
+namespace dc::history {
+class FleetHistory;
+}
 
 namespace dc::web {
 
@@ -62,11 +68,20 @@ struct ConsoleApiOptions {
   /// Registry credentials for the embed flow's registry reads: GET/POST
   /// /api/v1/registry/credentials, DELETE /api/v1/registry/credentials/{id}; null = not served.
   registry::CredentialStore* registryCredentials = nullptr;
+  /// The general audit log (docs/security.md "Audit log"): every change and security event
+  /// made through this API is recorded there, and GET /api/v1/audit/events{,/download} read
+  /// it. Null: nothing is recorded and those routes answer 404.
+  audit::AuditLog* audit = nullptr;
+  /// The fleet over time: GET /api/v1/defenders/history. Null: that route answers 404.
+  history::FleetHistory* history = nullptr;
+  /// How long the fleet history keeps samples (shown in its answer), in days.
+  int historyRetentionDays = 30;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
 /// image-name, install-bundle), /api/v1/_ping,
 /// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
+/// /api/v1/audit/events{,/download},
 /// /api/v1/version, /api/v1/openapi.json, /healthz, /readyz, /metrics, the embed flow, and the
 /// UI under `/`. Also sets the JSON error
 /// handler (404 for unknown routes, 413 for bodies over the listener's limit) and an exception

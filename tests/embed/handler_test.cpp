@@ -32,6 +32,7 @@ class FailingStore final : public EmbedStore {
   Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view) override { return down(); }
   Status putImage(const ImageEntrypoint&) override { return down(); }
   Result<std::optional<ImageEntrypoint>> findImage(std::string_view) override { return down(); }
+  Result<bool> deleteImage(std::string_view) override { return down(); }
   Result<Page<ImageEntrypoint>> listImages(std::string_view, size_t, size_t) override {
     return down();
   }
@@ -166,6 +167,34 @@ TEST_CASE("a storage failure is a 503 and no document is returned", "[embed][han
   CHECK(json::parse(r.body).at("code") == "storage_unavailable");
   CHECK_FALSE(service.isIssued("webserver:00000000-0000-4000-8000-000000000001"));
   CHECK(service.listAppIds({}).status == 503);
+}
+
+TEST_CASE("image entrypoint API: delete by image reference", "[embed][handler]") {
+  Fixture f;
+  REQUIRE(f.service.putImageEntrypoint(R"({"image": "redis", "cmd": ["redis-server"]})").status ==
+          200);
+  REQUIRE(f.service.putImageEntrypoint(R"({"image": "nginx:1.27", "cmd": ["nginx"]})").status ==
+          200);
+  // Any spelling of the same image (normalized as by POST).
+  auto del = f.service.deleteImageEntrypoint({{"image", "docker.io/library/redis:latest"}});
+  REQUIRE(del.status == 200);
+  CHECK(json::parse(del.body) ==
+        json{{"image", "docker.io/library/redis:latest"}, {"deleted", true}});
+  CHECK_FALSE(f.store.findImage("docker.io/library/redis:latest")->has_value());
+  CHECK(f.store.findImage("docker.io/library/nginx:1.27")->has_value());
+  // Gone already: 404 naming the image; nothing else touched.
+  auto again = f.service.deleteImageEntrypoint({{"image", "redis"}});
+  CHECK(again.status == 404);
+  CHECK(json::parse(again.body).at("code") == "unknown_image");
+  for (const auto& [query, code] : std::vector<std::pair<QueryParams, std::string>>{
+           {{}, "missing_parameter"},
+           {{{"image", "has space"}}, "invalid_image"},
+           {{{"image", "nginx:1.27"}, {"prefix", "x"}}, "invalid_parameter"}}) {
+    auto r = f.service.deleteImageEntrypoint(query);
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body).at("code") == code);
+  }
+  CHECK(f.store.findImage("docker.io/library/nginx:1.27")->has_value());
 }
 
 TEST_CASE("image entrypoint API: add, list, and use in an embed", "[embed][handler]") {

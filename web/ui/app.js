@@ -284,6 +284,45 @@
 
   // ---------------------------------------------------------------------------------------------
   // State <-> URL.
+  // Audit filters: a kind, an exact user, and a UTC time window written as the datetime-local
+  // inputs give it ("2026-12-07T13:00"), sent as RFC 3339.
+  const AUDIT_KINDS = new Map([
+    ["signin", "Sign-in"],
+    ["signin.failed", "Failed sign-in"],
+    ["access.refused", "Refused action"],
+    ["settings.changed", "Settings changed"],
+    ["defender.deleted", "Defender deleted"],
+    ["defender.evicted", "Defender evicted"],
+    ["appid.issued", "App ID issued"],
+    ["credential.issued", "Defender credential issued"],
+    ["credential.revoked", "Defender credential revoked"],
+    ["registry_credential.stored", "Registry credential stored"],
+    ["registry_credential.deleted", "Registry credential deleted"],
+    ["user.created", "User created"],
+    ["user.updated", "User changed"],
+    ["user.deleted", "User deleted"],
+    ["image_entrypoint.stored", "Image entrypoint stored"],
+    ["image_entrypoint.deleted", "Image entrypoint deleted"],
+    ["evictions.resumed", "Evictions resumed"],
+  ]);
+  const MINUTE_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/;
+  function auditParams(s = state) {
+    const q = new URLSearchParams();
+    if (s.auditKind) q.set("kind", s.auditKind);
+    if (s.auditUser.trim()) q.set("user", s.auditUser.trim());
+    if (s.auditSince) q.set("since", `${s.auditSince}:00Z`);
+    if (s.auditUntil) q.set("until", `${s.auditUntil}:00Z`);
+    return q;
+  }
+
+  const HISTORY_CATEGORIES = new Map([
+    ["appEmbedded", "App-Embedded"],
+    ["container", "Container"],
+    ["host", "Host"],
+    ["serverless", "Serverless"],
+    ["all", "All categories"],
+  ]);
+
   function readState() {
     const q = new URLSearchParams(location.search);
     const types = [];
@@ -292,7 +331,9 @@
     const offset = Number(q.get("offset"));
     const sort = q.get("sort");
     return {
-      view: ["defenders", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
+      view: ["defenders", "history", "audit", "protect"].includes(q.get("view")) ? q.get("view") : "defenders",
+      historyRange: ["hour", "day", "month"].includes(q.get("range")) ? q.get("range") : "hour",
+      historyCategory: HISTORY_CATEGORIES.has(q.get("category")) ? q.get("category") : "appEmbedded",
       types,
       connected: ["true", "false"].includes(q.get("connected")) ? q.get("connected") : "",
       outdated: ["true", "false"].includes(q.get("outdated")) ? q.get("outdated") : "",
@@ -305,6 +346,10 @@
       limit: PAGE_SIZES.includes(limit) ? limit : 50,
       offset: Number.isInteger(offset) && offset > 0 ? offset : 0,
       auditOffset: Math.max(0, Number(q.get("auditOffset")) || 0),
+      auditKind: AUDIT_KINDS.has(q.get("auditKind")) ? q.get("auditKind") : "",
+      auditUser: q.get("auditUser") ?? "",
+      auditSince: MINUTE_RE.test(q.get("auditSince") ?? "") ? q.get("auditSince") : "",
+      auditUntil: MINUTE_RE.test(q.get("auditUntil") ?? "") ? q.get("auditUntil") : "",
     };
   }
   let state = readState();
@@ -329,7 +374,14 @@
     if (s.reverse) q.set("reverse", "true");
     if (s.limit !== 50) q.set("limit", String(s.limit));
     if (s.offset) q.set("offset", String(s.offset));
-    if (s.view === "audit" && s.auditOffset) q.set("auditOffset", String(s.auditOffset));
+    if (s.view === "history") {
+      if (s.historyRange !== "hour") q.set("range", s.historyRange);
+      if (s.historyCategory !== "appEmbedded") q.set("category", s.historyCategory);
+    }
+    if (s.view === "audit") {
+      if (s.auditOffset) q.set("auditOffset", String(s.auditOffset));
+      for (const [k, v] of auditParams(s)) q.set(`audit${k[0].toUpperCase()}${k.slice(1)}`, k === "since" || k === "until" ? v.slice(0, 16) : v);
+    }
     const qs = q.toString();
     return location.pathname + (qs ? `?${qs}` : "");
   }
@@ -393,12 +445,12 @@
   // ---------------------------------------------------------------------------------------------
   // Views.
   function showView() {
-    for (const v of ["defenders", "audit", "protect"]) $(`view-${v}`).hidden = state.view !== v;
+    for (const v of ["defenders", "history", "audit", "protect"]) $(`view-${v}`).hidden = state.view !== v;
     for (const a of document.querySelectorAll(".nav a[data-view]")) {
       if (a.dataset.view === state.view) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
-    document.title = `${{ defenders: "Deployed Defenders", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
+    document.title = `${{ defenders: "Deployed Defenders", history: "Fleet history", audit: "Audit", protect: "Protect a task" }[state.view]} · Defender Console`;
   }
 
   // Moves keyboard focus to the current view's heading (after signing in, or when nothing better
@@ -412,6 +464,8 @@
   function render() {
     showView();
     syncControls();
+    syncAuditControls();
+    syncHistoryControls();
     refreshNow();
   }
 
@@ -757,23 +811,127 @@
 
   // ---------------------------------------------------------------------------------------------
   // Audit.
+  // One event's detail as "key value" pairs (never a secret: the Console leaves them out).
+  function auditDetail(detail, kind) {
+    if (kind === "settings.changed" && detail && detail.setting)
+      return `<div class="ad-list"><span class="ad"><span class="ad-k">${esc(detail.setting)}</span> <span class="mono">${esc(detail.from)} → ${esc(detail.to)}</span></span></div>`;
+    const parts = Object.entries(detail || {}).map(([k, v]) => {
+      const text = Array.isArray(v) ? v.join(", ") : v !== null && typeof v === "object" ? JSON.stringify(v) : String(v);
+      return `<span class="ad"><span class="ad-k">${esc(k)}</span> <span class="mono">${esc(text)}</span></span>`;
+    });
+    return parts.length ? `<div class="ad-list">${parts.join(" ")}</div>` : dash;
+  }
   async function loadAudit() {
-    const { data, total } = await api(`audit/defenders?offset=${state.auditOffset}&limit=50`);
+    const q = auditParams();
+    q.set("offset", String(state.auditOffset));
+    q.set("limit", "50");
+    const { data, total } = await api(`audit/events?${q}`);
     $("audit-rows").innerHTML = data
       .map(
-        (a) =>
-          `<tr><td class="time">${timeCell(a.time)}</td><td><span class="mono">${esc(a.hostname)}</span></td>` +
-          `<td>${esc(TYPE_BY_NAME.get(a.type)?.label ?? a.type)}</td><td><span class="mono">${orDash(a.appID)}</span></td>` +
-          `<td>${esc(a.actor)}</td><td>${esc(a.reason)}</td><td class="time">${timeCell(a.lastSeen)}</td>` +
-          `<td class="num">${esc(a.observationsRemoved)}</td></tr>`,
+        (e) =>
+          `<tr class="ev-${esc(e.kind.replace(/[^a-z]/g, "-"))}"><td class="time" data-label="Time (UTC)">${timeCell(e.time)}</td>` +
+          `<td data-label="Event"><span class="ev-kind">${esc(AUDIT_KINDS.get(e.kind) ?? e.kind)}</span></td>` +
+          `<td data-label="User">${orDash(e.user)}</td><td data-label="Address"><span class="mono">${orDash(e.address)}</span></td>` +
+          `<td data-label="Details" class="ad-cell">${auditDetail(e.detail, e.kind)}</td></tr>`,
       )
       .join("");
+    const filtered = auditParams().toString() !== "";
     $("audit-empty").hidden = data.length > 0;
-    $("audit-empty").innerHTML = "<h2>Nothing removed yet</h2><p>Evictions and deletes of Defenders are recorded here.</p>";
+    $("audit-empty").innerHTML = filtered
+      ? "<h2>No events match these filters</h2><p>Change or clear the filters.</p>"
+      : "<h2>Nothing recorded yet</h2><p>Sign-ins, changes, deletes, evictions and refused actions are recorded here.</p>";
     const n = Number.isFinite(total) ? total : data.length;
-    $("audit-range").textContent = n ? `${state.auditOffset + 1}–${state.auditOffset + data.length} of ${n} records` : "0 records";
+    $("audit-range").textContent = n ? `${state.auditOffset + 1}–${state.auditOffset + data.length} of ${n} events` : "0 events";
     $("audit-prev").disabled = state.auditOffset === 0;
     $("audit-next").disabled = state.auditOffset + data.length >= n;
+  }
+  function syncAuditControls() {
+    $("a-kind").value = state.auditKind;
+    if (document.activeElement !== $("a-user")) $("a-user").value = state.auditUser;
+    $("a-since").value = state.auditSince;
+    $("a-until").value = state.auditUntil;
+    $("audit-clear").disabled = auditParams().toString() === "";
+    const q = auditParams();
+    $("audit-download").href = `${API}/audit/events/download${q.toString() ? `?${q}` : ""}`;
+  }
+  function wireAudit() {
+    const set = (patch, opts) => update({ ...patch, auditOffset: 0 }, { resetPage: false, ...opts });
+    $("a-kind").addEventListener("change", (e) => set({ auditKind: e.target.value }));
+    $("a-user").addEventListener("input", (e) => set({ auditUser: e.target.value }, { push: false }));
+    $("a-since").addEventListener("change", (e) => set({ auditSince: MINUTE_RE.test(e.target.value) ? e.target.value : "" }));
+    $("a-until").addEventListener("change", (e) => set({ auditUntil: MINUTE_RE.test(e.target.value) ? e.target.value : "" }));
+    $("audit-clear").addEventListener("click", () => {
+      set({ auditKind: "", auditUser: "", auditSince: "", auditUntil: "" });
+      $("a-kind").focus();
+    });
+    $("audit-filters").addEventListener("submit", (e) => e.preventDefault());
+    $("audit-download").addEventListener("click", downloadCsv);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fleet history: one SVG line chart (connected, disconnected, evicted) of the chosen category.
+  const SERIES = ["connected", "disconnected", "evicted"];
+  function historyPoints(samples, category) {
+    return samples.map((s) => {
+      const p = { t: Date.parse(s.time), connected: 0, disconnected: 0, evicted: 0 };
+      for (const [cat, c] of Object.entries(s.counts || {}))
+        if (category === "all" || cat === category) for (const k of SERIES) p[k] += c[k] || 0;
+      return p;
+    });
+  }
+  function niceMax(v) {
+    if (v <= 5) return 5;
+    const p = 10 ** Math.floor(Math.log10(v));
+    return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
+  }
+  function renderHistoryChart(data) {
+    const points = historyPoints(data.samples, state.historyCategory);
+    const name = HISTORY_CATEGORIES.get(state.historyCategory);
+    const box = $("history-chart");
+    $("history-empty").hidden = points.length > 0;
+    if (!points.length) {
+      box.innerHTML = "";
+      $("history-empty").innerHTML = "<h2>No samples in this period</h2><p>The Console records the fleet once a minute while it runs.</p>";
+      return;
+    }
+    const W = 900, H = 260, L = 48, R = 12, T = 12, B = 28;
+    const t0 = Date.parse(data.from);
+    const t1 = Date.parse(data.to);
+    const max = niceMax(Math.max(1, ...points.flatMap((p) => SERIES.map((k) => p[k]))));
+    const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / max) * (H - T - B);
+    const grid = [0, 0.5, 1]
+      .map((f) => `<line class="grid-l" x1="${L}" x2="${W - R}" y1="${y(max * f)}" y2="${y(max * f)}"></line><text class="ax" x="${L - 6}" y="${y(max * f) + 4}" text-anchor="end">${max * f}</text>`)
+      .join("");
+    const lines = SERIES.map((k) => {
+      const pts = points.map((p) => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" ");
+      const dots = points.length === 1 ? `<circle class="s-${k}" cx="${x(points[0].t).toFixed(1)}" cy="${y(points[0][k]).toFixed(1)}" r="3"></circle>` : "";
+      return `<polyline class="s-${k}" data-series="${k}" points="${pts}"></polyline>${dots}`;
+    }).join("");
+    const last = points[points.length - 1];
+    const label = `${name}, ${{ hour: "last hour", day: "last day", month: "last 30 days" }[data.range]}: ${points.length} point${points.length === 1 ? "" : "s"}; latest ${shortUtc(new Date(last.t).toISOString())} UTC: ${last.connected} connected, ${last.disconnected} disconnected, ${last.evicted} evicted.`;
+    box.innerHTML =
+      `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}" preserveAspectRatio="none">${grid}${lines}` +
+      `<text class="ax" x="${L}" y="${H - 8}">${esc(shortUtc(data.from))}</text><text class="ax" x="${W - R}" y="${H - 8}" text-anchor="end">${esc(shortUtc(data.to))}</text></svg>` +
+      `<p class="help" id="history-summary">${esc(label)}</p>`;
+  }
+  async function loadHistory() {
+    const { data } = await api(`defenders/history?range=${state.historyRange}`);
+    const key = JSON.stringify([data.samples, state.historyCategory]);
+    if (key === loadHistory.key) return;
+    loadHistory.key = key;
+    renderHistoryChart(data);
+  }
+  function syncHistoryControls() {
+    for (const r of $("history-filters").elements.range) r.checked = r.value === state.historyRange;
+    $("h-category").value = state.historyCategory;
+  }
+  function wireHistory() {
+    $("history-filters").addEventListener("change", (e) => {
+      if (e.target.name === "range") update({ historyRange: e.target.value }, { resetPage: false });
+      if (e.target === $("h-category")) update({ historyCategory: e.target.value }, { resetPage: false });
+    });
+    $("history-filters").addEventListener("submit", (e) => e.preventDefault());
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -833,9 +991,11 @@
     try {
       if (state.view === "defenders") await loadDefenders();
       else if (state.view === "audit") await loadAudit();
+      else if (state.view === "history") await loadHistory();
       else if (state.view === "protect") {
         await loadAppIds();
         await loadRegistryCredentials();
+        await loadEntrypoints();
       }
       else await api("version"); // keeps the connection indicator honest on the other views
       await loadEvictionStatus();
@@ -1209,6 +1369,109 @@
     }
     return { template, yaml, query: q };
   }
+  // What was pasted: JSON or YAML (JSON starts with "{" or "["), and a native task definition
+  // or a CloudFormation template (which declares AWSTemplateFormatVersion or a Resources map
+  // holding an AWS::ECS::TaskDefinition). Null for an empty input.
+  function detectFormat(text) {
+    const t = text.replace(/^\uFEFF/, "").trim();
+    if (!t) return null;
+    const json = /^[{[]/.test(t);
+    const cfn = /AWSTemplateFormatVersion|AWS::ECS::TaskDefinition/.test(t) || /(^|\n)\s*"?Resources"?\s*:/.test(t);
+    return { json, cfn };
+  }
+  // Offers to switch the template type and format when they do not fit what was pasted.
+  function syncDetectNote() {
+    const box = $("p-detect");
+    const d = detectFormat($("p-input").value);
+    const form = $("protect-form");
+    const cfnSelected = form.elements.template.value === "cloudformation";
+    const yamlSelected = cfnSelected && form.elements.format.value === "yaml";
+    let text = "";
+    let target = null;
+    if (d && d.cfn && (!cfnSelected || yamlSelected === d.json)) {
+      target = { template: "cloudformation", format: d.json ? "json" : "yaml" };
+      text = `This looks like a CloudFormation template in ${d.json ? "JSON" : "YAML"}.`;
+    } else if (d && !d.cfn && cfnSelected) {
+      target = d.json ? { template: "native", format: "json" } : null;
+      text = d.json ? "This looks like a native ECS task definition (JSON)." : "";
+    } else if (d && !d.cfn && !d.json) {
+      text = "This looks like YAML. Native Fargate task definitions are JSON (as `aws ecs describe-task-definition` prints them); a YAML document must be a CloudFormation template.";
+    }
+    box.hidden = !text;
+    box.innerHTML = text
+      ? `<span>${esc(text)}</span>` +
+        (target
+          ? ` <button type="button" class="btn small" id="p-detect-switch" data-template="${target.template}" data-format="${target.format}">Switch to ${target.template === "native" ? "Native Fargate" : `CloudFormation ${target.format.toUpperCase()}`}</button>`
+          : "")
+      : "";
+  }
+
+  // Line diff of the input and the protected output (longest common subsequence of lines; JSON
+  // input is re-indented as the Console writes it first, so only real changes show).
+  const DIFF_MAX_CELLS = 4_000_000;
+  function lineDiff(a, b) {
+    const n = a.length;
+    const m = b.length;
+    if (n * m > DIFF_MAX_CELLS) return null;
+    const w = m + 1;
+    const len = new Uint32Array((n + 1) * w);
+    for (let i = n - 1; i >= 0; i--)
+      for (let j = m - 1; j >= 0; j--)
+        len[i * w + j] = a[i] === b[j] ? len[(i + 1) * w + j + 1] + 1 : Math.max(len[(i + 1) * w + j], len[i * w + j + 1]);
+    const out = [];
+    let i = 0;
+    let j = 0;
+    while (i < n || j < m) {
+      if (i < n && j < m && a[i] === b[j]) {
+        out.push([" ", a[i]]);
+        i++;
+        j++;
+      } else if (j < m && (i === n || len[i * w + j + 1] >= len[(i + 1) * w + j])) out.push(["+", b[j++]]);
+      else out.push(["-", a[i++]]);
+    }
+    return out;
+  }
+  function renderDiff(input, output) {
+    let before = input;
+    if (/^\s*[{[]/.test(input) && /^\s*[{[]/.test(output)) {
+      try {
+        const indent = /\n( +)"/.exec(output)?.[1].length ?? 2;
+        before = JSON.stringify(JSON.parse(input), null, indent);
+      } catch {
+        before = input;
+      }
+    }
+    const diff = lineDiff(before.replace(/\s+$/, "").split("\n"), output.replace(/\s+$/, "").split("\n"));
+    const box = $("p-diff");
+    box.hidden = false;
+    if (!diff) {
+      $("p-diff-stat").textContent = "(too large to compare here)";
+      $("p-diff-body").innerHTML = "";
+      return;
+    }
+    const added = diff.filter((d) => d[0] === "+").length;
+    const removed = diff.filter((d) => d[0] === "-").length;
+    $("p-diff-stat").textContent = `${added} line${added === 1 ? "" : "s"} added, ${removed} removed`;
+    // Unchanged runs longer than 6 lines are folded to their first and last 2 lines.
+    const rows = [];
+    for (let k = 0; k < diff.length; ) {
+      if (diff[k][0] !== " ") {
+        rows.push(diff[k++]);
+        continue;
+      }
+      let end = k;
+      while (end < diff.length && diff[end][0] === " ") end++;
+      if (end - k > 6) {
+        rows.push(...diff.slice(k, k + 2), ["…", `${end - k - 4} unchanged lines`], ...diff.slice(end - 2, end));
+      } else rows.push(...diff.slice(k, end));
+      k = end;
+    }
+    const cls = { "+": "add", "-": "del", " ": "same", "…": "fold" };
+    $("p-diff-body").innerHTML = rows
+      .map(([op, line]) => `<div class="dl ${cls[op]}"><span class="dl-op" aria-label="${op === "+" ? "added" : op === "-" ? "removed" : ""}">${op === "…" ? "" : esc(op)}</span><code>${esc(line)}</code></div>`)
+      .join("");
+  }
+
   function syncProtectControls() {
     const cfn = $("protect-form").elements.template.value === "cloudformation";
     $("p-format-field").disabled = !cfn;
@@ -1218,6 +1481,7 @@
     $("p-fs-note").hidden = !$("p-fs").checked;
     const { yaml } = protectOptions();
     $("p-input-label").textContent = cfn ? `Task definition (CloudFormation ${yaml ? "YAML" : "JSON"})` : "Task definition (native ECS JSON)";
+    syncDetectNote();
   }
 
   // Editor: line-number gutter, caret position and the error line's band.
@@ -1405,6 +1669,10 @@
     } else if (err.code === "entrypoint_required" && !$("p-extract").checked) {
       fix = `<button type="button" class="btn small" id="p-enable-extract">Enable “Automatically extract entrypoint”</button>`;
     }
+    if (err.code === "entrypoint_required" || err.code === "entrypoint_unknown") {
+      const image = /image "([^"]+)"/.exec(msg)?.[1] ?? "";
+      fix += ` <a class="btn small" href="#entrypoints" id="p-goto-entrypoints" data-image="${esc(image)}">Add the image's entrypoint</a>`;
+    }
     box.innerHTML =
       `<div class="p-error-head"><span class="p-code" id="p-error-code">${esc(err.code || `HTTP ${err.status}`)}</span>` +
       (err.status ? `<span class="muted">HTTP ${esc(err.status)}</span>` : "") +
@@ -1429,6 +1697,8 @@
   }
   function setOutput(text, ext) {
     $("p-output").value = text;
+    $("p-secret").hidden = !text;
+    if (!text) $("p-diff").hidden = true;
     $("p-copy").disabled = !text;
     const dl = $("p-download");
     if (protect.outputUrl) URL.revokeObjectURL(protect.outputUrl);
@@ -1499,6 +1769,7 @@
       protect.lastIssued = ids;
       clearProtectError();
       setOutput(text, ext);
+      renderDiff(body, text);
       $("p-result-info").innerHTML =
         `<span class="badge ok">Protected</span> ` +
         `<span class="p-ids-label">App ID${ids.length === 1 ? "" : "s"} issued:</span> ` +
@@ -1602,6 +1873,90 @@
     $("rc-account-label").textContent = aws ? "Access key ID" : "User name";
     $("rc-secret-label").textContent = aws ? "Secret access key" : "Password";
   }
+  // Image entrypoints (GET/POST/DELETE /api/v1/images/entrypoints), 100 at most, by image.
+  const argvText = (a) => (a && a.length ? JSON.stringify(a) : "");
+  // "a b c" or a JSON array of strings -> argv; throws with a message for a malformed array.
+  function parseArgv(text, name) {
+    const t = text.trim();
+    if (!t) return [];
+    if (t.startsWith("[")) {
+      let v;
+      try {
+        v = JSON.parse(t);
+      } catch {
+        throw new Error(`${name}: not a valid JSON array`);
+      }
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`${name}: a JSON array of strings`);
+      return v;
+    }
+    return t.split(/\s+/);
+  }
+  async function loadEntrypoints() {
+    let data;
+    let total;
+    try {
+      ({ data, total } = await api("images/entrypoints?limit=100"));
+    } catch (e) {
+      if (e.status !== 403) throw e;
+      $("ep-rows").innerHTML = "";
+      $("ep-empty").hidden = false;
+      $("ep-empty").innerHTML = `<p>${esc(forbidden("seeing image entrypoints"))}</p>`;
+      return;
+    }
+    const key = JSON.stringify(data);
+    if (key === loadEntrypoints.key) return;
+    loadEntrypoints.key = key;
+    $("ep-rows").innerHTML = data
+      .map(
+        (e) =>
+          `<tr><td><span class="mono">${esc(e.image)}</span></td><td><span class="mono">${orDash(argvText(e.entrypoint))}</span></td>` +
+          `<td><span class="mono">${orDash(argvText(e.cmd))}</span></td><td>${esc(e.source === "registry" ? "read from registry" : "added here / API")}</td>` +
+          `<td class="time">${timeCell(e.updatedAt)}</td>` +
+          `<td><button type="button" class="btn small danger" data-image="${esc(e.image)}" aria-label="Delete the entrypoint of ${esc(e.image)}">Delete</button></td></tr>`,
+      )
+      .join("");
+    $("ep-empty").hidden = data.length > 0;
+    $("ep-empty").innerHTML = "<p>No image entrypoints stored yet. Add one above, or let “Automatically extract entrypoint” read them from registries.</p>";
+    const n = Number.isFinite(total) ? total : data.length;
+    $("ep-range").textContent = n > data.length ? `First ${data.length} of ${n} images (by name).` : "";
+  }
+  function wireEntrypoints() {
+    $("ep-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      let body;
+      try {
+        body = { image: $("ep-image").value.trim(), entrypoint: parseArgv($("ep-entrypoint").value, "Entrypoint"), cmd: parseArgv($("ep-cmd").value, "Cmd") };
+      } catch (err) {
+        $("ep-msg").textContent = err.message;
+        return;
+      }
+      $("ep-save").disabled = true;
+      try {
+        const { data } = await api("images/entrypoints", { method: "POST", body });
+        $("ep-msg").textContent = `Entrypoint of ${data.image} saved.`;
+        $("ep-form").reset();
+        await loadEntrypoints();
+        $("ep-image").focus();
+      } catch (err) {
+        $("ep-msg").textContent = err.status === 403 ? forbidden("adding image entrypoints") : err.message;
+      } finally {
+        $("ep-save").disabled = false;
+      }
+    });
+    $("ep-rows").addEventListener("click", async (e) => {
+      const image = e.target.closest("button[data-image]")?.dataset.image;
+      if (!image) return;
+      try {
+        await api(`images/entrypoints?image=${encodeURIComponent(image)}`, { method: "DELETE" });
+        $("ep-msg").textContent = `Entrypoint of ${image} deleted.`;
+        await loadEntrypoints();
+        $("ep-image").focus();
+      } catch (err) {
+        $("ep-msg").textContent = err.status === 403 ? forbidden("deleting image entrypoints") : err.message;
+      }
+    });
+  }
+
   function wireRegistryCredentials() {
     $("rc-type").addEventListener("change", syncRegcredLabels);
     $("regcred-form").addEventListener("submit", async (e) => {
@@ -1651,6 +2006,16 @@
     ta.addEventListener("input", () => {
       renderGutter();
       updateCaret();
+      clearTimeout(protect.detectTimer);
+      protect.detectTimer = setTimeout(syncDetectNote, 200);
+    });
+    $("p-detect").addEventListener("click", (e) => {
+      const sw = e.target.closest("#p-detect-switch");
+      if (!sw) return;
+      form.elements.template.value = sw.dataset.template;
+      if (sw.dataset.template === "cloudformation") form.elements.format.value = sw.dataset.format;
+      syncProtectControls();
+      ta.focus();
     });
     ta.addEventListener("scroll", syncEditorScroll);
     for (const ev of ["keyup", "click", "select"]) ta.addEventListener(ev, updateCaret);
@@ -1683,6 +2048,13 @@
         syncProtectControls();
         generateProtected();
       }
+      const toEp = e.target.closest("#p-goto-entrypoints");
+      if (toEp) {
+        e.preventDefault();
+        $("ep-image").value = toEp.dataset.image || "";
+        $("entrypoints").scrollIntoView({ block: "start" });
+        $(toEp.dataset.image ? "ep-entrypoint" : "ep-image").focus({ preventScroll: true });
+      }
       if (e.target.closest("#p-enable-extract")) {
         $("p-extract").checked = true;
         syncProtectControls();
@@ -1699,7 +2071,7 @@
   // The CSV link needs the bearer token too, so it is fetched and handed over as a file.
   async function downloadCsv(ev) {
     ev.preventDefault();
-    const link = $("download");
+    const link = ev.currentTarget;
     let res;
     try {
       res = await fetch(link.href, { headers: authHeaders(), cache: "no-store" });
@@ -1719,7 +2091,7 @@
     const url = URL.createObjectURL(await res.blob());
     const a = document.createElement("a");
     a.href = url;
-    a.download = "defenders.csv";
+    a.download = link.id === "audit-download" ? "audit.csv" : "defenders.csv";
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -1735,7 +2107,10 @@
     $("sign-out").addEventListener("click", signOut);
     $("download").addEventListener("click", downloadCsv);
     wireProtect();
+    wireAudit();
+    wireHistory();
     wireRegistryCredentials();
+    wireEntrypoints();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
     $("type-done").addEventListener("click", () => {
       openTypeMenu(false);
