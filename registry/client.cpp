@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "auth/crypto.h"
 #include "registry/http.h"
@@ -254,8 +255,7 @@ class Fetch {
       if (status >= 300 && status < 400 && (*res)->has_header("Location")) {
         const std::string location = (*res)->get_header_value("Location");
         if (location.rfind("http://", 0) == 0 && registryBase.rfind("https://", 0) == 0)
-          return bad("the registry redirected " + what +
-                     " to plain HTTP; only HTTPS is followed");
+          return bad("the registry redirected " + what + " to plain HTTP; only HTTPS is followed");
         if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) {
           const auto slash = location.find('/', location.find("//") + 2);
           const std::string newBase =
@@ -415,6 +415,22 @@ Result<ImageReference> parseImageReference(std::string_view normalized) {
   if (ref.reference.empty()) ref.reference = "latest";
   if (rest.empty()) return invalid("no repository");
   ref.repository = rest;
+  // The distribution reference grammar (distribution/reference, "Grammar"): these parts go into
+  // request paths sent with the registry's credentials, so anything else ("..", "?", "#",
+  // "user:pw@") is refused rather than sent.
+  static const std::regex kHost(
+      R"((?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?)");
+  static const std::regex kPath(
+      R"([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)");
+  static const std::regex kTag(R"([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})");
+  static const std::regex kDigest(
+      R"([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})");
+  if (!std::regex_match(ref.registry, kHost)) return invalid("malformed registry host");
+  if (ref.repository.size() > 255 || !std::regex_match(ref.repository, kPath))
+    return invalid("malformed repository name (lowercase path components, e.g. team/app)");
+  const bool digest = ref.reference.find(':') != std::string::npos;
+  if (!std::regex_match(ref.reference, digest ? kDigest : kTag))
+    return invalid(digest ? "malformed digest" : "malformed tag");
   if (ref.registry == "docker.io") ref.registry = "registry-1.docker.io";
   return ref;
 }

@@ -106,6 +106,10 @@ std::optional<Result<CursorPage>> cursorPage(Inventory& inv, inventory::Snapshot
     auto got = cache.get(id);
     if (!got.ok()) return Result<CursorPage>(got.error());
     snapshot = std::move(*got);
+    if (position > snapshot->size())  // only a forged cursor points past its snapshot
+      return Result<CursorPage>(Error::invalid(
+          "invalid_parameter", "cursor",
+          "cursor: must be 'start' or the Next-Cursor of the previous page, unchanged"));
   }
   CursorPage page;
   page.total = static_cast<long long>(snapshot->size());
@@ -1006,7 +1010,9 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
         // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
         // and one chunk of rows.
         Params params = paramsOf(req);
-        const bool paged = params.count("limit") > 0;
+        // `limit=` (empty) is no limit, as for the other parameters.
+        const auto limitParam = params.find("limit");
+        const bool paged = limitParam != params.end() && !limitParam->second.empty();
         // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
         auto bom = parseBoolParam(params, "bom");
         if (!bom.ok()) return sendError(res, bom.error());

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <regex>
 #include <map>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -195,10 +195,11 @@ TEST_CASE("HTTP: a Fargate hostname from another task ARN gets 409 identity_conf
   CHECK(taken->status == 409);
   CHECK(json::parse(taken->body)["code"] == "identity_conflict");
   CHECK(json::parse(taken->body)["field"] == "cloudMetadata.resourceID");
-  const json obs{{"hostname", "task-a"},
-                 {"resourceID", "arn:aws:ecs:us-east-1:123456789012:task/other/task-a"},
-                 {"observations", {{{"kind", "process"}, {"time", "2026-11-29T19:35:41Z"},
-                                    {"fields", json::object()}}}}};
+  const json obs{
+      {"hostname", "task-a"},
+      {"resourceID", "arn:aws:ecs:us-east-1:123456789012:task/other/task-a"},
+      {"observations",
+       {{{"kind", "process"}, {"time", "2026-11-29T19:35:41Z"}, {"fields", json::object()}}}}};
   auto refused = c.channel.Post("/api/v1/defender/observations", obs.dump(), "application/json");
   CHECK(refused->status == 409);
   auto badType = fargate("task-b");
@@ -860,6 +861,38 @@ TEST_CASE("HTTP: DELETE is idempotent: twice, after an eviction, or never known"
   CHECK(never->body.empty());
   auto audit = c.console.Get("/api/v1/audit/defenders");
   CHECK(audit->get_header_value("Total-Count") == "2");  // no-ops leave no record
+}
+
+TEST_CASE("HTTP: a forged cursor position is refused; an empty limit downloads everything") {
+  RunningConsole c;
+  for (const char* h : {"task-p1", "task-p2", "task-p3"})
+    REQUIRE(c.heartbeat(fargate(h))->status == 200);
+  auto first = c.console.Get("/api/v1/defenders/names?cursor=start&limit=1");
+  REQUIRE(first);
+  REQUIRE(first->status == 200);
+  const std::string next = first->get_header_value("Next-Cursor");
+  REQUIRE(next.size() > 17);
+  const std::string id = next.substr(0, next.find('.'));
+  // Past the end of its snapshot (and a position that would wrap around when the limit is
+  // added): 400, never a Next-Cursor that sends the client back to the start.
+  for (const std::string pos : {"4", "18446744073709551615"}) {
+    INFO(pos);
+    auto forged =
+        c.console.Get(("/api/v1/defenders/names?limit=5&cursor=" + id + "." + pos).c_str());
+    REQUIRE(forged);
+    CHECK(forged->status == 400);
+    CHECK(json::parse(forged->body)["field"] == "cursor");
+    CHECK_FALSE(forged->has_header("Next-Cursor"));
+  }
+  auto end = c.console.Get(("/api/v1/defenders/names?limit=5&cursor=" + id + ".3").c_str());
+  REQUIRE(end);
+  CHECK(end->status == 200);
+  CHECK(json::parse(end->body) == json::array());
+
+  auto csv = c.console.Get("/api/v1/defenders/download?limit=");
+  REQUIRE(csv);
+  REQUIRE(csv->status == 200);
+  CHECK(std::count(csv->body.begin(), csv->body.end(), '\n') == 4);  // header + 3 rows
 }
 
 TEST_CASE("HTTP: CSV download says charset=utf-8 and offers a BOM for spreadsheets") {

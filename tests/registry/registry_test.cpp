@@ -382,12 +382,24 @@ TEST_CASE("image references and API paths", "[registry]") {
   CHECK(hub->registry == "registry-1.docker.io");
   CHECK(hub->repository == "library/nginx");
   CHECK(hub->reference == "1.25");
-  auto port = parseImageReference("host:5000/a/b:latest@sha256:abc");
+  const std::string digest = "sha256:" + std::string(64, 'a');
+  auto port = parseImageReference("host:5000/a/b:latest@" + digest);
   REQUIRE(port.ok());
   CHECK(port->registry == "host:5000");
   CHECK(port->repository == "a/b");
-  CHECK(port->reference == "sha256:abc");
+  CHECK(port->reference == digest);
   CHECK_FALSE(parseImageReference("nohost").ok());
+  // Only the distribution grammar goes into request paths sent with credentials.
+  for (const char* bad :
+       {"127.0.0.1:5000/../../../etc/passwd:1", "127.0.0.1:5000/a/app:1?x=1",
+        "127.0.0.1:5000/a/app:1#frag", "user:pw@127.0.0.1:5000/a/app:1", "host/Team/App:1",
+        "host/a//b:1", "host/a/b@sha256:abc", "host/a/b:-bad", "bad_host!/a/b:1"}) {
+    INFO(bad);
+    auto r = parseImageReference(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "invalid_image");
+  }
+  CHECK(parseImageReference("[::1]:5000/team/my-app_v2.x:v1.2-rc_3").ok());
 
   CHECK(*apiPath(RegistryType::kDockerV2, "a/b") == "/v2/a/b");
   CHECK(*apiPath(RegistryType::kArtifactory, "docker-local/team/app") ==
@@ -775,20 +787,20 @@ TEST_CASE("registry client: credentials never follow a redirect to another origi
   const int storagePort = storage.bind_to_any_port("127.0.0.1");
   std::thread st([&] { storage.listen_after_bind(); });
   httplib::Server registry;
-  registry.Get("/v2/team/app/manifests/1", [&](const httplib::Request& req, httplib::Response& res) {
-    if (req.get_header_value("Authorization") != basic) {
-      res.status = 401;
-      res.set_header("WWW-Authenticate", "Basic realm=\"stand-in\"");
-      return;
-    }
-    res.set_content(manifest, "application/vnd.docker.distribution.manifest.v2+json");
-  });
-  registry.Get("/v2/team/app/blobs/" + configDigest,
-               [&](const httplib::Request&, httplib::Response& res) {
-                 res.status = 307;
-                 res.set_header("Location",
-                                "http://127.0.0.1:" + std::to_string(storagePort) + "/hop1");
+  registry.Get("/v2/team/app/manifests/1",
+               [&](const httplib::Request& req, httplib::Response& res) {
+                 if (req.get_header_value("Authorization") != basic) {
+                   res.status = 401;
+                   res.set_header("WWW-Authenticate", "Basic realm=\"stand-in\"");
+                   return;
+                 }
+                 res.set_content(manifest, "application/vnd.docker.distribution.manifest.v2+json");
                });
+  registry.Get(
+      "/v2/team/app/blobs/" + configDigest, [&](const httplib::Request&, httplib::Response& res) {
+        res.status = 307;
+        res.set_header("Location", "http://127.0.0.1:" + std::to_string(storagePort) + "/hop1");
+      });
   const int registryPort = registry.bind_to_any_port("127.0.0.1");
   std::thread rt([&] { registry.listen_after_bind(); });
 
