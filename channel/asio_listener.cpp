@@ -104,6 +104,8 @@ std::string_view view(beast::string_view s) {
   return {s.data(), s.size()};
 }
 
+constexpr size_t kLineLimit = 8192;  // request line and each header line, as cpp-httplib's
+
 /// A malformed request (as opposed to a timeout, a reset or the peer closing mid-request).
 bool isParseError(const beast::error_code& ec) {
   return ec && &ec.category() == &http::make_error_code(http::error::bad_target).category() &&
@@ -170,6 +172,19 @@ class Session {
       e.retryAfterSeconds = 5;
       return refuse(e);
     }
+    // The same head contract as the cpp-httplib front (docs/security.md, "Hostile input").
+    if (req.method() == http::verb::unknown)
+      return refuse(Error::invalid("bad_request", "request",
+                                   "malformed HTTP request line (expected METHOD /path HTTP/1.1 "
+                                   "with a known method)"));
+    if (req.target().size() > kLineLimit)
+      return refuse(Error::invalid("uri_too_long", "path",
+                                   "the request line (method, path and query) exceeds 8192 bytes"),
+                    414);
+    for (const auto& f : req)
+      if (f.name_string().size() + f.value().size() + 2 > kLineLimit)
+        return refuse(Error::invalid("invalid_header", "headers",
+                                     "a request header is malformed or longer than 8192 bytes"));
     const size_t count = static_cast<size_t>(std::distance(req.begin(), req.end()));
     if (count > options().maxHeaderCount)
       return refuse(Error::invalid("too_many_headers", "headers",
@@ -178,6 +193,12 @@ class Session {
                                        std::to_string(options().maxHeaderCount)),
                     431);
     const auto method = req.method();
+    if (parser_->chunked() && method != http::verb::post)
+      return refuse(Error::invalid("length_required", "Transfer-Encoding",
+                                   "chunked bodies are accepted on POST only; send " +
+                                       std::string(view(req.method_string())) +
+                                       " with Content-Length"),
+                    411);
     if ((method == http::verb::post || method == http::verb::put ||
          method == http::verb::patch) &&
         !parser_->content_length() && !parser_->chunked())

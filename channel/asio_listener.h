@@ -14,7 +14,9 @@
 //    431 headers_too_large (head beyond `maxHeaderBytes` + 8 KiB for the request line) and
 //    too_many_headers; 413 body_too_large (`maxBodyBytes`, never buffered beyond it);
 //    411 length_required (POST without Content-Length or chunked framing); 400 bad_request
-//    (malformed head) and invalid_body (malformed chunked framing);
+//    (malformed head, unknown method) and invalid_body (malformed chunked framing); 414
+//    uri_too_long (request target beyond 8192 bytes), 400 invalid_header (a header line beyond
+//    8192 bytes), 411 for a chunked body on any method but POST — as the cpp-httplib front;
 //    429 too_many_connections when the peer address already holds
 //    `maxConnectionsPerAddress` connections (answered to the request read on the extra one).
 //  - Shedding: a request arriving while more than `maxQueued` wait for a worker is answered
