@@ -143,10 +143,9 @@ class Session {
 
   void readHeader() {
     lowest().expires_after(Seconds(options().headerTimeoutSeconds));
-    http::async_read_header(self().stream(), buffer_, *parser_,
-                            [sp = self().shared_from_this()](beast::error_code ec, size_t) {
-                              sp->onHeader(ec);
-                            });
+    http::async_read_header(
+        self().stream(), buffer_, *parser_,
+        [sp = self().shared_from_this()](beast::error_code ec, size_t) { sp->onHeader(ec); });
   }
 
   void onHeader(beast::error_code ec) {
@@ -164,10 +163,11 @@ class Session {
     version_ = req.version();
     if (!slot_.admitted()) {
       ++impl_.refused;
-      Error e{ErrorKind::kRateLimited, "too_many_connections",
+      Error e{ErrorKind::kRateLimited,
+              "too_many_connections",
               "address " + slot_.address() + " already holds " +
-                  std::to_string(options().maxConnectionsPerAddress) +
-                  " connections to the " + options().name + "; reuse one (keep-alive)",
+                  std::to_string(options().maxConnectionsPerAddress) + " connections to the " +
+                  options().name + "; reuse one (keep-alive)",
               {}};
       e.retryAfterSeconds = 5;
       return refuse(e);
@@ -187,20 +187,19 @@ class Session {
                                      "a request header is malformed or longer than 8192 bytes"));
     const size_t count = static_cast<size_t>(std::distance(req.begin(), req.end()));
     if (count > options().maxHeaderCount)
-      return refuse(Error::invalid("too_many_headers", "headers",
-                                   "the request has " + std::to_string(count) +
-                                       " headers; at most " +
-                                       std::to_string(options().maxHeaderCount)),
-                    431);
+      return refuse(
+          Error::invalid("too_many_headers", "headers",
+                         "the request has " + std::to_string(count) + " headers; at most " +
+                             std::to_string(options().maxHeaderCount)),
+          431);
     const auto method = req.method();
     if (parser_->chunked() && method != http::verb::post)
-      return refuse(Error::invalid("length_required", "Transfer-Encoding",
-                                   "chunked bodies are accepted on POST only; send " +
-                                       std::string(view(req.method_string())) +
-                                       " with Content-Length"),
-                    411);
-    if ((method == http::verb::post || method == http::verb::put ||
-         method == http::verb::patch) &&
+      return refuse(
+          Error::invalid("length_required", "Transfer-Encoding",
+                         "chunked bodies are accepted on POST only; send " +
+                             std::string(view(req.method_string())) + " with Content-Length"),
+          411);
+    if ((method == http::verb::post || method == http::verb::put || method == http::verb::patch) &&
         !parser_->content_length() && !parser_->chunked())
       return refuse(Error::invalid("length_required", "Content-Length",
                                    "a " + std::string(view(req.method_string())) +
@@ -208,8 +207,8 @@ class Session {
                                        "encoding)"),
                     411);
     if (iequals(view(req[http::field::expect]), "100-continue") && !parser_->is_done()) {
-      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
-                                                                     version_);
+      auto cont =
+          std::make_shared<http::response<http::empty_body>>(http::status::continue_, version_);
       lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
       return http::async_write(self().stream(), *cont,
                                [sp = self().shared_from_this(), cont](beast::error_code e, size_t) {
@@ -221,10 +220,9 @@ class Session {
 
   void readBody() {
     lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
-    http::async_read(self().stream(), buffer_, *parser_,
-                     [sp = self().shared_from_this()](beast::error_code ec, size_t) {
-                       sp->onBody(ec);
-                     });
+    http::async_read(
+        self().stream(), buffer_, *parser_,
+        [sp = self().shared_from_this()](beast::error_code ec, size_t) { sp->onBody(ec); });
   }
 
   void onBody(beast::error_code ec) {
@@ -442,13 +440,13 @@ Result<int> AsioListener::start() {
       }
     } catch (const boost::system::system_error& e) {
       im.tls.reset();
-      return Error{ErrorKind::kInvalidArgument, "tls_invalid",
-                   o.name + ": cannot load the TLS certificate '" + o.tlsCertFile + "', key '" +
-                       o.tlsKeyFile + "'" +
-                       (o.clientCaFile.empty() ? std::string()
-                                               : " or client CA '" + o.clientCaFile + "'") +
-                       " (" + e.code().message() + ")",
-                   "tls"};
+      return Error{
+          ErrorKind::kInvalidArgument, "tls_invalid",
+          o.name + ": cannot load the TLS certificate '" + o.tlsCertFile + "', key '" +
+              o.tlsKeyFile + "'" +
+              (o.clientCaFile.empty() ? std::string() : " or client CA '" + o.clientCaFile + "'") +
+              " (" + e.code().message() + ")",
+          "tls"};
     }
   }
   im.ioc = std::make_unique<asio::io_context>();
@@ -469,9 +467,8 @@ Result<int> AsioListener::start() {
   if (ec) {
     im.acceptor.reset();
     if (ec == asio::error::address_in_use)
-      return Error{ErrorKind::kUnavailable, "port_in_use", o.name + ": " + where +
-                                                               " is already in use",
-                   "port"};
+      return Error{ErrorKind::kUnavailable, "port_in_use",
+                   o.name + ": " + where + " is already in use", "port"};
     return Error{ErrorKind::kUnavailable, "bind_failed",
                  o.name + ": cannot listen on " + where + " (" + ec.message() + ")", "port"};
   }

@@ -36,10 +36,10 @@ namespace dc::channel {
 struct AsioListenerOptions {
   std::string name = "defender channel";  // for logs
   std::string host = "0.0.0.0";
-  int port = 0;             // 0 picks a free port
-  size_t ioThreads = 0;     // threads running the sockets; 0 = one per core
-  size_t workers = 8;       // threads running the handler
-  size_t maxQueued = 0;     // requests waiting for a worker beyond this get 503; 0 = unbounded
+  int port = 0;          // 0 picks a free port
+  size_t ioThreads = 0;  // threads running the sockets; 0 = one per core
+  size_t workers = 8;    // threads running the handler
+  size_t maxQueued = 0;  // requests waiting for a worker beyond this get 503; 0 = unbounded
   size_t maxBodyBytes = 1 << 20;
   size_t maxHeaderCount = 100;
   size_t maxHeaderBytes = 32 * 1024;
@@ -60,11 +60,11 @@ struct AsioListenerOptions {
 
 /// Counters of the listener (gauges are snapshots).
 struct AsioListenerLoad {
-  size_t connections = 0;            // gauge: open connections
-  size_t queued = 0;                 // gauge: requests waiting for a worker
-  size_t busy = 0;                   // gauge: requests being handled
-  uint64_t shed = 0;                 // counter: requests answered 503 overloaded
-  uint64_t refusedConnections = 0;   // counter: connections answered 429 too_many_connections
+  size_t connections = 0;           // gauge: open connections
+  size_t queued = 0;                // gauge: requests waiting for a worker
+  size_t busy = 0;                  // gauge: requests being handled
+  uint64_t shed = 0;                // counter: requests answered 503 overloaded
+  uint64_t refusedConnections = 0;  // counter: connections answered 429 too_many_connections
 };
 
 /// Turns a request into its answer; runs on a worker thread, may block (e.g. on a commit).

@@ -18,9 +18,8 @@ Response errorResponse(const Error& error, int status) {
   r.status = status > 0 ? status : httpStatus(error.kind);
   r.body = errorBody(error);
   if (r.status == 429 || r.status == 503)
-    r.headers.emplace_back("Retry-After", std::to_string(error.retryAfterSeconds > 0
-                                                             ? error.retryAfterSeconds
-                                                             : 5));
+    r.headers.emplace_back(
+        "Retry-After", std::to_string(error.retryAfterSeconds > 0 ? error.retryAfterSeconds : 5));
   return r;
 }
 

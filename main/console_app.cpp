@@ -69,8 +69,8 @@ std::string processMetricsText(const std::string& version, const web::HttpListen
            "\n";
   }
   if (defenderConnections)
-    out += "dc_open_connections{listener=\"defender\"} " + std::to_string(*defenderConnections) +
-           "\n";
+    out +=
+        "dc_open_connections{listener=\"defender\"} " + std::to_string(*defenderConnections) + "\n";
   return out;
 }
 
@@ -113,7 +113,7 @@ struct ConsoleApp::Impl {
   std::string tlsCert, tlsKey;
   std::unique_ptr<web::HttpListener> consoleListener;
   std::unique_ptr<web::HttpListener> defenderListener;  // --defender-front httplib
-  std::unique_ptr<channel::AsioListener> defenderAsio;   // --defender-front asio
+  std::unique_ptr<channel::AsioListener> defenderAsio;  // --defender-front asio
   std::atomic<bool> ready{false};
 
   /// The defender channel's admission figures, whichever front serves it: queued = requests
@@ -315,21 +315,20 @@ Status ConsoleApp::start(bool startScheduler) {
   Result<int> defenderPort = 0;
   if (c.defenderFront == "asio") {
     m.defenderAsio = std::make_unique<channel::AsioListener>(
-        channel::AsioListenerOptions{
-            .name = "defender channel",
-            .host = c.host,
-            .port = c.defenderPort,
-            .ioThreads = c.defenderIoThreads,
-            .workers = c.defenderThreads,
-            .maxQueued = c.defenderMaxQueued,
-            .maxBodyBytes = c.defenderMaxBodyBytes,
-            .headerTimeoutSeconds = c.defenderHeaderTimeoutSeconds,
-            .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
-            .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
-            .shedRetryAfter = shedRetryAfterAsio,
-            .tlsCertFile = m.tlsCert,
-            .tlsKeyFile = m.tlsKey,
-            .clientCaFile = c.defenderClientCa},
+        channel::AsioListenerOptions{.name = "defender channel",
+                                     .host = c.host,
+                                     .port = c.defenderPort,
+                                     .ioThreads = c.defenderIoThreads,
+                                     .workers = c.defenderThreads,
+                                     .maxQueued = c.defenderMaxQueued,
+                                     .maxBodyBytes = c.defenderMaxBodyBytes,
+                                     .headerTimeoutSeconds = c.defenderHeaderTimeoutSeconds,
+                                     .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
+                                     .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
+                                     .shedRetryAfter = shedRetryAfterAsio,
+                                     .tlsCertFile = m.tlsCert,
+                                     .tlsKeyFile = m.tlsKey,
+                                     .clientCaFile = c.defenderClientCa},
         [channel = m.channel.get(), auth = m.auth.get()](const channel::Request& req) {
           return web::serveDefenderChannel(*channel, auth, req);
         });

@@ -1055,8 +1055,8 @@ void copyTo(channel::Response from, httplib::Response& res) {
 
 }  // namespace
 
-channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel,
-                                       auth::AuthService* auth, const channel::Request& req) {
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::Request& req) {
   for (const auto& route : kChannelRoutes) {
     if (req.method != route.method || req.path != route.path) continue;
     if (!route.call) return channel::jsonResponse(R"({"status":"ok"})");
@@ -1088,14 +1088,14 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
   // serveDefenderChannel, the same code the event-driven front calls.
   GuardedRoutes routes(server, auth::defenderChannelPermissions(), nullptr);
   for (const auto& route : kChannelRoutes)
-    routes.add(route.method, route.path,
-               [&channel, auth](const httplib::Request& req, httplib::Response& res) {
-                 copyTo(serveDefenderChannel(channel, auth,
-                                             {req.method, req.path,
-                                              req.get_header_value("Authorization"),
-                                              req.remote_addr, req.body}),
-                        res);
-               });
+    routes.add(
+        route.method, route.path,
+        [&channel, auth](const httplib::Request& req, httplib::Response& res) {
+          copyTo(serveDefenderChannel(channel, auth,
+                                      {req.method, req.path, req.get_header_value("Authorization"),
+                                       req.remote_addr, req.body}),
+                 res);
+        });
   refuseUnknownPosts(server);
 }
 

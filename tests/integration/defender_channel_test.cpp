@@ -113,8 +113,8 @@ std::string post(const std::string& path, const std::string& body,
 }
 
 std::string heartbeat(const std::string& host, const std::string& credential) {
-  return post("/api/v1/defender/heartbeat",
-              json{{"hostname", host}, {"type", "docker"}}.dump(), credential);
+  return post("/api/v1/defender/heartbeat", json{{"hostname", host}, {"type", "docker"}}.dump(),
+              credential);
 }
 
 void checkError(const std::optional<Answer>& a, int status, const std::string& code) {
@@ -189,23 +189,27 @@ TEST_CASE("asio front: 2,000 Defenders, each on its own keep-alive connection, a
   RunningConsole c(asioConfig());
   std::vector<std::unique_ptr<Connection>> fleet;
   fleet.reserve(kFleet);
-  for (int i = 0; i < kFleet; ++i) fleet.push_back(std::make_unique<Connection>(c.app.defenderPort()));
+  for (int i = 0; i < kFleet; ++i)
+    fleet.push_back(std::make_unique<Connection>(c.app.defenderPort()));
   // Every Defender sends before any answer is read: all 2,000 requests are in flight at once.
-  for (int i = 0; i < kFleet; ++i) fleet[i]->send(heartbeat("fleet-" + std::to_string(i), c.credential));
+  for (int i = 0; i < kFleet; ++i)
+    fleet[i]->send(heartbeat("fleet-" + std::to_string(i), c.credential));
   int answered = 0, registered = 0;
   for (int i = 0; i < kFleet; ++i) {
     auto a = fleet[i]->read();
     if (a && a->status == 200) {
       ++answered;
       const auto body = json::parse(a->body);
-      if (body.value("registered", false) && body.value("hostname", "") == "fleet-" + std::to_string(i))
+      if (body.value("registered", false) &&
+          body.value("hostname", "") == "fleet-" + std::to_string(i))
         ++registered;
     }
   }
   CHECK(answered == kFleet);
   CHECK(registered == kFleet);
   // The connections were kept: a second heartbeat on each, the same connection, refreshes.
-  for (int i = 0; i < kFleet; ++i) fleet[i]->send(heartbeat("fleet-" + std::to_string(i), c.credential));
+  for (int i = 0; i < kFleet; ++i)
+    fleet[i]->send(heartbeat("fleet-" + std::to_string(i), c.credential));
   int refreshed = 0;
   for (int i = 0; i < kFleet; ++i) {
     auto a = fleet[i]->read();
@@ -221,7 +225,7 @@ TEST_CASE("asio front: a slow request head is closed while other Defenders are s
   RunningConsole c(cfg);
   Connection slow(c.app.defenderPort());
   slow.send("POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n");  // and never the rest
-  Connection quiet(c.app.defenderPort());                                  // sends nothing
+  Connection quiet(c.app.defenderPort());                                // sends nothing
   Connection other(c.app.defenderPort());
   other.send(heartbeat("served-1", c.credential));
   auto a = other.read();
@@ -276,8 +280,9 @@ TEST_CASE("asio front: request limits answer JSON errors and write nothing") {
   }
   SECTION("a chunked body beyond the limit") {
     Connection k(port);
-    std::string req = "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                      c.credential + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string req =
+        "POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+        c.credential + "\r\nTransfer-Encoding: chunked\r\n\r\n";
     char size[16];
     std::snprintf(size, sizeof size, "%zx", big.size());
     req += std::string(size) + "\r\n" + big + "\r\n0\r\n\r\n";
@@ -330,15 +335,13 @@ TEST_CASE("asio front: beyond --defender-max-queued requests are shed with 503 a
   options.workers = 1;
   options.maxQueued = 1;
   options.shedRetryAfter = [](const channel::Request&) { return 7; };
-  channel::AsioListener listener(
-      options,
-      [&](const channel::Request& req) {
-        if (first.exchange(false)) {
-          entered.set_value();
-          releasedFuture.wait();
-        }
-        return channel::jsonResponse(json{{"path", req.path}}.dump());
-      });
+  channel::AsioListener listener(options, [&](const channel::Request& req) {
+    if (first.exchange(false)) {
+      entered.set_value();
+      releasedFuture.wait();
+    }
+    return channel::jsonResponse(json{{"path", req.path}}.dump());
+  });
   auto port = listener.start();
   REQUIRE(port.ok());
   Connection busy(*port), waiting(*port), shed(*port);
