@@ -97,6 +97,33 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->envname("DC_DEFENDER_NICE")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
+  app.add_option("--defender-front", c.defenderFront,
+                 "Defender channel HTTP front: httplib (a worker thread per keep-alive "
+                 "connection) or asio (event-driven; docs/defender-channel.md)")
+      ->envname("DC_DEFENDER_FRONT")
+      ->check(CLI::IsMember({"httplib", "asio"}))
+      ->capture_default_str();
+  app.add_option("--defender-io-threads", c.defenderIoThreads,
+                 "asio front: threads holding the connections (0 = one per core)")
+      ->envname("DC_DEFENDER_IO_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  app.add_option("--defender-header-timeout", c.defenderHeaderTimeoutSeconds,
+                 "asio front: seconds for the TLS handshake and for each complete request head")
+      ->envname("DC_DEFENDER_HEADER_TIMEOUT")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
+  app.add_option("--defender-idle-timeout", c.defenderIdleTimeoutSeconds,
+                 "asio front: seconds a keep-alive connection may idle between requests (more "
+                 "than --heartbeat-interval)")
+      ->envname("DC_DEFENDER_IDLE_TIMEOUT")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--defender-max-connections-per-address", c.defenderMaxConnectionsPerAddress,
+                 "asio front: connections one source address may hold; beyond, 429 "
+                 "too_many_connections (0 = no cap)")
+      ->envname("DC_DEFENDER_MAX_CONNECTIONS_PER_ADDRESS")
+      ->capture_default_str();
   app.add_option("--outage-threshold", c.outageThreshold,
                  "Share of the fleet silent within one grace period that pauses evictions")
       ->envname("DC_OUTAGE_THRESHOLD")
@@ -252,6 +279,12 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                      " s) must be at least --heartbeat-interval (" + std::to_string(hbSeconds) +
                      " s), or Defenders would flap",
                  "grace"};
+  if (c.defenderFront == "asio" && Seconds(c.defenderIdleTimeoutSeconds) <= c.heartbeatInterval)
+    return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                 "--defender-idle-timeout (" + std::to_string(c.defenderIdleTimeoutSeconds) +
+                     " s) must exceed --heartbeat-interval (" + std::to_string(hbSeconds) +
+                     " s), or every Defender's connection would close between heartbeats",
+                 "defender-idle-timeout"};
   if (!c.uiDir.empty() && !std::filesystem::is_directory(c.uiDir))
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--ui-dir: '" + c.uiDir + "' is not a directory", "ui-dir"};

@@ -38,6 +38,18 @@ struct ConsoleConfig {
   /// flusher, the sweep and the Console API keep their share of the CPU when heartbeats
   /// saturate it (docs/benchmarks.md, B1).
   int defenderNice = 10;
+  /// The defender channel's HTTP front (docs/defender-channel.md, "Fronts"): "httplib" (one
+  /// worker thread per keep-alive connection) or "asio" (event-driven: a few I/O threads hold
+  /// every connection; defenderThreads then sizes the pool that runs the handlers).
+  std::string defenderFront = "httplib";
+  /// Event-driven front only: I/O threads (0 = one per core); seconds a connection has for its
+  /// TLS handshake and for each complete request head; seconds a keep-alive connection may stay
+  /// idle between requests (must exceed the heartbeat interval); connections one source address
+  /// may hold (0 = no cap; Defenders behind one NAT gateway share an address).
+  size_t defenderIoThreads = 0;
+  int defenderHeaderTimeoutSeconds = 5;
+  int defenderIdleTimeoutSeconds = 120;
+  size_t defenderMaxConnectionsPerAddress = 10000;
   /// Outage guard: evictions pause when this share of a fleet of at least outageMinFleet
   /// Defenders goes silent within one grace period.
   double outageThreshold = 0.5;

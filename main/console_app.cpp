@@ -15,6 +15,7 @@
 #include "auth/crypto.h"
 #include "auth/service.h"
 #include "auth/tls.h"
+#include "channel/asio_listener.h"
 #include "cleanup/sweeper.h"
 #include "common/instance_lock.h"
 #include "common/time_format.h"
@@ -43,7 +44,7 @@ namespace {
 // constant 1, resident memory and open file descriptors read from /proc/self (Linux proc(5):
 // statm's second field is resident pages), and each listener's open connections.
 std::string processMetricsText(const std::string& version, const web::HttpListener* console,
-                               const web::HttpListener* defender) {
+                               std::optional<size_t> defenderConnections) {
   std::string out =
       "# HELP dc_build_info The Console's build: version label, value 1.\n"
       "# TYPE dc_build_info gauge\ndc_build_info{version=\"" +
@@ -67,13 +68,14 @@ std::string processMetricsText(const std::string& version, const web::HttpListen
   out +=
       "# HELP dc_open_connections Connections being served or waiting for a worker, per "
       "listener.\n# TYPE dc_open_connections gauge\n";
-  for (const auto& [name, listener] :
-       {std::pair{"console", console}, std::pair{"defender", defender}}) {
-    if (!listener) continue;
-    const auto load = listener->load();
-    out += std::string("dc_open_connections{listener=\"") + name + "\"} " +
-           std::to_string(load.busy + load.queued) + "\n";
+  if (console) {
+    const auto load = console->load();
+    out += "dc_open_connections{listener=\"console\"} " + std::to_string(load.busy + load.queued) +
+           "\n";
   }
+  if (defenderConnections)
+    out +=
+        "dc_open_connections{listener=\"defender\"} " + std::to_string(*defenderConnections) + "\n";
   return out;
 }
 
@@ -82,6 +84,16 @@ std::string processMetricsText(const std::string& version, const web::HttpListen
 // heartbeat::retryAfterSeconds instead (each Fargate task has an address of its own).
 int shedRetryAfter(const httplib::Request& req) {
   return heartbeat::retryAfterSeconds(req.remote_addr, {});
+}
+
+// The event-driven front sheds after the body is read: the Defender's hostname, when the body
+// names one, keys the stable share; the client address otherwise.
+int shedRetryAfterAsio(const channel::Request& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_object())
+    if (auto h = body.find("hostname"); h != body.end() && h->is_string())
+      return heartbeat::retryAfterSeconds(h->get_ref<const std::string&>(), {});
+  return heartbeat::retryAfterSeconds(req.remoteAddr, {});
 }
 
 }  // namespace
@@ -109,8 +121,27 @@ struct ConsoleApp::Impl {
   std::optional<std::string> generatedAdminPassword;
   std::string tlsCert, tlsKey;
   std::unique_ptr<web::HttpListener> consoleListener;
-  std::unique_ptr<web::HttpListener> defenderListener;
+  std::unique_ptr<web::HttpListener> defenderListener;  // --defender-front httplib
+  std::unique_ptr<channel::AsioListener> defenderAsio;  // --defender-front asio
   std::atomic<bool> ready{false};
+
+  /// The defender channel's admission figures, whichever front serves it: queued = requests
+  /// (asio) or connections (httplib) waiting for a worker; busy = being served.
+  web::ListenerLoad defenderLoad() const {
+    if (defenderAsio) {
+      const auto l = defenderAsio->load();
+      return {l.queued, l.busy, l.shed};
+    }
+    return defenderListener ? defenderListener->load() : web::ListenerLoad{};
+  }
+  std::optional<size_t> defenderConnections() const {
+    if (defenderAsio) return defenderAsio->load().connections;
+    if (defenderListener) {
+      const auto l = defenderListener->load();
+      return l.busy + l.queued;
+    }
+    return std::nullopt;
+  }
 
   Impl(ConsoleConfig c, const Clock& k, std::string v)
       : config(std::move(c)), clock(k), version(std::move(v)) {}
@@ -205,9 +236,7 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   so.period = c.sweepInterval;
   so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
-  so.heartbeatsWaiting = [this] {
-    return impl_->defenderListener ? impl_->defenderListener->load().queued : size_t{0};
-  };
+  so.heartbeatsWaiting = [this] { return impl_->defenderLoad().queued; };
   m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory, so);
 
   // Access control: users and Defender credentials in the same database; the token signing key
@@ -309,9 +338,9 @@ Status ConsoleApp::start(bool startScheduler) {
   api.extraMetrics = [this] {
     std::string text = impl_->sweeper->metricsText(impl_->clock.now()) +
                        processMetricsText(impl_->version, impl_->consoleListener.get(),
-                                          impl_->defenderListener.get());
-    if (impl_->defenderListener) {
-      const auto load = impl_->defenderListener->load();
+                                          impl_->defenderConnections());
+    {
+      const auto load = impl_->defenderLoad();
       text +=
           "# HELP dc_defender_channel_queued Defender-channel connections waiting for a "
           "worker.\n# TYPE dc_defender_channel_queued gauge\ndc_defender_channel_queued " +
@@ -342,27 +371,50 @@ Status ConsoleApp::start(bool startScheduler) {
   api.history = m.history.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
-  m.defenderListener = std::make_unique<web::HttpListener>(
-      web::ListenerOptions{.name = "defender channel",
-                           .host = c.host,
-                           .port = c.defenderPort,
-                           .threads = c.defenderThreads,
-                           .maxBodyBytes = c.defenderMaxBodyBytes,
-                           .maxQueued = c.defenderMaxQueued,
-                           .workerNice = c.defenderNice,
-                           .shedRetryAfter = shedRetryAfter,
-                           .tlsCertFile = m.tlsCert,
-                           .tlsKeyFile = m.tlsKey,
-                           .clientCaFile = c.defenderClientCa});
-  web::registerDefenderChannel(m.defenderListener->server(), *m.channel, m.auth.get());
-
-  // The defender channel first: the embed flow writes its bound port (`--defender-port 0`)
-  // into every protected task definition, so it must be known before the API serves.
-  auto defenderPort = m.defenderListener->start();
+  Result<int> defenderPort = 0;
+  if (c.defenderFront == "asio") {
+    m.defenderAsio = std::make_unique<channel::AsioListener>(
+        channel::AsioListenerOptions{.name = "defender channel",
+                                     .host = c.host,
+                                     .port = c.defenderPort,
+                                     .ioThreads = c.defenderIoThreads,
+                                     .workers = c.defenderThreads,
+                                     .maxQueued = c.defenderMaxQueued,
+                                     .maxBodyBytes = c.defenderMaxBodyBytes,
+                                     .headerTimeoutSeconds = c.defenderHeaderTimeoutSeconds,
+                                     .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
+                                     .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
+                                     .shedRetryAfter = shedRetryAfterAsio,
+                                     .tlsCertFile = m.tlsCert,
+                                     .tlsKeyFile = m.tlsKey,
+                                     .clientCaFile = c.defenderClientCa},
+        [channel = m.channel.get(), auth = m.auth.get()](const channel::Request& req) {
+          return web::serveDefenderChannel(*channel, auth, req);
+        });
+    // The defender channel first: the embed flow writes its bound port (`--defender-port 0`)
+    // into every protected task definition, so it must be known before the API serves.
+    defenderPort = m.defenderAsio->start();
+  } else {
+    m.defenderListener = std::make_unique<web::HttpListener>(
+        web::ListenerOptions{.name = "defender channel",
+                             .host = c.host,
+                             .port = c.defenderPort,
+                             .threads = c.defenderThreads,
+                             .maxBodyBytes = c.defenderMaxBodyBytes,
+                             .maxQueued = c.defenderMaxQueued,
+                             .workerNice = c.defenderNice,
+                             .shedRetryAfter = shedRetryAfter,
+                             .tlsCertFile = m.tlsCert,
+                             .tlsKeyFile = m.tlsKey,
+                             .clientCaFile = c.defenderClientCa});
+    web::registerDefenderChannel(m.defenderListener->server(), *m.channel, m.auth.get());
+    defenderPort = m.defenderListener->start();
+  }
   if (!defenderPort.ok()) return defenderPort.error();
   m.embed->setDefenderPort(*defenderPort);
   if (auto p = m.consoleListener->start(); !p.ok()) {
-    m.defenderListener->stop();
+    if (m.defenderListener) m.defenderListener->stop();
+    if (m.defenderAsio) m.defenderAsio->stop();
     return p.error();
   }
 
@@ -390,6 +442,7 @@ void ConsoleApp::stop() {
   auto& m = *impl_;
   m.ready = false;
   if (m.defenderListener) m.defenderListener->stop();
+  if (m.defenderAsio) m.defenderAsio->stop();
   if (m.consoleListener) m.consoleListener->stop();
   if (m.historySampler) m.historySampler->stop();
   if (m.scheduler) m.scheduler->stop();
@@ -401,7 +454,7 @@ int ConsoleApp::consolePort() const {
   return impl_->consoleListener->port();
 }
 int ConsoleApp::defenderPort() const {
-  return impl_->defenderListener->port();
+  return impl_->defenderAsio ? impl_->defenderAsio->port() : impl_->defenderListener->port();
 }
 inventory::Inventory& ConsoleApp::inventory() {
   return *impl_->inventory;

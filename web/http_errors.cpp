@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
+#include "channel/message.h"
 
 namespace dc::web {
 
@@ -11,16 +11,10 @@ void sendError(httplib::Response& res, const Error& error) {
 }
 
 void sendError(httplib::Response& res, const Error& error, int status) {
-  nlohmann::json body{{"code", error.code}, {"message", error.message}};
-  if (!error.field.empty()) body["field"] = error.field;
-  // The vendor's error key: its clients print `err` (docs/api.md, "Errors").
-  body["err"] = error.message;
-  res.status = status;
-  if (res.status == 429 || res.status == 503)
-    res.set_header("Retry-After",
-                   std::to_string(error.retryAfterSeconds > 0 ? error.retryAfterSeconds : 5));
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
+  auto r = channel::errorResponse(error, status);
+  res.status = r.status;
+  for (const auto& [name, value] : r.headers) res.set_header(name, value);
+  res.set_content(r.body, r.contentType);
 }
 
 void sendJson(httplib::Response& res, const std::string& body, int status) {

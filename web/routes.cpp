@@ -1251,26 +1251,71 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   refuseUnknownPosts(server);
 }
 
+namespace {
+
+using ChannelCall = Result<json> (heartbeat::DefenderChannel::*)(std::string_view,
+                                                                 std::string_view);
+struct ChannelRoute {
+  const char* method;
+  const char* path;
+  ChannelCall call;  // null: GET /healthz
+};
+constexpr ChannelRoute kChannelRoutes[] = {
+    {"POST", "/api/v1/defender/heartbeat", &heartbeat::DefenderChannel::heartbeat},
+    {"POST", "/api/v1/defender/disconnect", &heartbeat::DefenderChannel::disconnect},
+    {"POST", "/api/v1/defender/observations", &heartbeat::DefenderChannel::observations},
+    {"GET", "/healthz", nullptr},
+};
+
+void copyTo(channel::Response from, httplib::Response& res) {
+  res.status = from.status;
+  for (const auto& [name, value] : from.headers) res.set_header(name, value);
+  res.set_content(std::move(from.body), from.contentType);
+}
+
+}  // namespace
+
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::Request& req) {
+  for (const auto& route : kChannelRoutes) {
+    if (req.method != route.method || req.path != route.path) continue;
+    if (!route.call) return channel::jsonResponse(R"({"status":"ok"})");
+    auth::Principal who;
+    const auto need =
+        auth::findPermission(auth::defenderChannelPermissions(), route.method, route.path);
+    if (auth && need != auth::Access::kPublic) {
+      auto p = auth->authenticateDefender(req.authorization);
+      if (!p.ok()) {
+        auto res = channel::errorResponse(p.error());
+        if (p.error().kind == ErrorKind::kUnauthenticated)
+          res.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="Defender Console")");
+        return res;
+      }
+      who = *p;
+    }
+    auto reply = (channel.*route.call)(req.body, who.appId);
+    if (!reply.ok()) return channel::errorResponse(reply.error());
+    return channel::jsonResponse(dumpJson(*reply));
+  }
+  return channel::errorResponse(
+      Error::notFound("not_found", "no route for " + req.method + " " + req.path, "path"));
+}
+
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth) {
   installErrorHandlers(server);
-  GuardedRoutes routes(server, auth::defenderChannelPermissions(), auth);
-  using Call = Result<json> (heartbeat::DefenderChannel::*)(std::string_view, std::string_view);
-  auto route = [&routes, &channel](const char* path, Call call) {
-    routes.add("POST", path,
-               [&channel, call](const httplib::Request& req, httplib::Response& res,
-                                const auth::Principal& who) {
-                 auto reply = (channel.*call)(req.body, who.appId);
-                 if (!reply.ok()) return sendError(res, reply.error());
-                 sendJson(res, dumpJson(*reply));
-               });
-  };
-  route("/api/v1/defender/heartbeat", &heartbeat::DefenderChannel::heartbeat);
-  route("/api/v1/defender/disconnect", &heartbeat::DefenderChannel::disconnect);
-  route("/api/v1/defender/observations", &heartbeat::DefenderChannel::observations);
-  routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, R"({"status":"ok"})");
-  });
+  // The permission table still decides which routes exist; the credential is checked by
+  // serveDefenderChannel, the same code the event-driven front calls.
+  GuardedRoutes routes(server, auth::defenderChannelPermissions(), nullptr);
+  for (const auto& route : kChannelRoutes)
+    routes.add(
+        route.method, route.path,
+        [&channel, auth](const httplib::Request& req, httplib::Response& res) {
+          copyTo(serveDefenderChannel(channel, auth,
+                                      {req.method, req.path, req.get_header_value("Authorization"),
+                                       req.remote_addr, req.body}),
+                 res);
+        });
   refuseUnknownPosts(server);
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include "channel/message.h"
 #include "common/defender_version.h"
 #include "common/status.h"
 #include "inventory/snapshots.h"
@@ -94,6 +95,15 @@ void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory
 /// channel enforces, plus /healthz. `auth` null: nothing is checked (in-process tests only).
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth);
+
+/// The defender channel's routes, independent of the HTTP front (both fronts call this; the
+/// cpp-httplib one through registerDefenderChannel, the event-driven one directly): the routes
+/// above, the Defender credential checked per request (401 with `WWW-Authenticate: Bearer`,
+/// codes of AuthService::authenticateDefender), then the DefenderChannel call and its JSON
+/// reply or error; 404 not_found (field path) for any other method or path. Thread-safe; may
+/// block until the inventory has made a heartbeat durable.
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel,
+                                       auth::AuthService* auth, const channel::Request& request);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);

@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -53,6 +54,8 @@ ConsoleConfig plainConfig() {
   c.plainHttp = true;
   c.adminPassword = kAdminPassword;
   c.passwordIterations = 1000;
+  // The same suite against either defender-channel front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
   return c;
 }
 

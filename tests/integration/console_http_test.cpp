@@ -44,6 +44,8 @@ struct RunningConsole {
     c.uiDir = "/nonexistent";
     c.flushInterval = Millis(50);
     c.plainHttp = true;
+    // The same suite against either defender-channel front (tests/CMakeLists.txt runs both).
+    if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
     c.adminPassword = kAdminPassword;
     c.passwordIterations = 1000;
     c.pauseThreshold = Millis(0);  // the manual clock jumps; a slow machine must not look paused

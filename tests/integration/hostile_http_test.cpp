@@ -13,6 +13,8 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
+
 #include <cerrno>
 #include <optional>
 #include <string>
@@ -102,6 +104,8 @@ struct RunningConsole {
     c.flushInterval = Millis(50);
     c.defenderMaxBodyBytes = 64 * 1024;
     c.plainHttp = true;
+    // The same suite against either defender-channel front (tests/CMakeLists.txt runs both).
+    if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
     c.adminPassword = "hostile-admin-password";
     c.passwordIterations = 1000;
     return c;

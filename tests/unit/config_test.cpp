@@ -73,3 +73,24 @@ TEST_CASE("config: self-defeating settings raise one warning each, naming the fl
     CHECK(configWarnings(*atLimit).empty());
   }
 }
+
+TEST_CASE("config: --defender-front chooses the defender channel's front; asio limits checked") {
+  auto defaults = parse({});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->defenderFront == "httplib");
+  CHECK(defaults->defenderIdleTimeoutSeconds == 120);
+  auto asio = parse({"--defender-front", "asio", "--defender-max-connections-per-address", "50"});
+  REQUIRE(asio.ok());
+  CHECK(asio->defenderFront == "asio");
+  CHECK(asio->defenderMaxConnectionsPerAddress == 50);
+  CHECK_FALSE(parse({"--defender-front", "nginx"}).ok());
+  // The idle timeout must outlast the heartbeat interval, or every connection closes in between.
+  auto idle = parse({"--defender-front", "asio", "--heartbeat-interval", "60",
+                     "--defender-idle-timeout", "60"});
+  REQUIRE_FALSE(idle.ok());
+  CHECK(idle.error().code == "invalid_config");
+  CHECK(idle.error().field == "defender-idle-timeout");
+  CHECK(parse({"--defender-front", "asio", "--heartbeat-interval", "60",
+               "--defender-idle-timeout", "61"})
+            .ok());
+}

@@ -1,0 +1,512 @@
+#include "channel/asio_listener.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace dc::channel {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+struct AsioListener::Impl {
+  Impl(AsioListenerOptions o, RequestHandler h) : options(std::move(o)), handler(std::move(h)) {}
+
+  const AsioListenerOptions options;
+  const RequestHandler handler;
+  // Declared before the io_context: sessions, destroyed with it, still count down here.
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> queued{0};
+  std::atomic<size_t> busy{0};
+  std::atomic<uint64_t> shed{0};
+  std::atomic<uint64_t> refused{0};
+  std::mutex addressMu;
+  std::unordered_map<std::string, size_t> perAddress;
+  std::optional<ssl::context> tls;
+
+  std::unique_ptr<asio::io_context> ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> acceptRetry;
+  std::optional<asio::thread_pool> pool;
+  std::vector<std::thread> threads;
+  int port = 0;
+  bool running = false;
+
+  /// Counts a new connection from `address`; false when it is beyond the per-address cap.
+  bool admit(const std::string& address) {
+    ++connections;
+    std::lock_guard lock(addressMu);
+    const size_t n = ++perAddress[address];
+    return options.maxConnectionsPerAddress == 0 || n <= options.maxConnectionsPerAddress;
+  }
+  void release(const std::string& address) {
+    {
+      std::lock_guard lock(addressMu);
+      auto it = perAddress.find(address);
+      if (it != perAddress.end() && --it->second == 0) perAddress.erase(it);
+    }
+    --connections;
+  }
+
+  void accept();
+};
+
+namespace {
+
+using Seconds = std::chrono::seconds;
+
+/// One connection's place in the counters, given back when the session ends.
+class Slot {
+ public:
+  Slot(AsioListener::Impl& impl, std::string address)
+      : impl_(impl), address_(std::move(address)), admitted_(impl_.admit(address_)) {}
+  ~Slot() { impl_.release(address_); }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  const std::string& address() const { return address_; }
+  bool admitted() const { return admitted_; }
+
+ private:
+  AsioListener::Impl& impl_;
+  std::string address_;
+  bool admitted_;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view view(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+constexpr size_t kLineLimit = 8192;  // request line and each header line, as cpp-httplib's
+
+/// A malformed request (as opposed to a timeout, a reset or the peer closing mid-request).
+bool isParseError(const beast::error_code& ec) {
+  return ec && &ec.category() == &http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+/// The HTTP session, shared by the plain and the TLS connection (`Derived` provides stream(),
+/// shutdown() and shared_from_this()). Every member runs on the connection's strand.
+template <class Derived>
+class Session {
+ public:
+  Session(AsioListener::Impl& impl, std::string address)
+      : impl_(impl), slot_(impl, std::move(address)) {}
+
+ public:  // the strand's handlers and the derived sessions call these
+  Derived& self() { return static_cast<Derived&>(*this); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(self().stream()); }
+  const AsioListenerOptions& options() const { return impl_.options; }
+
+  /// Waits for the next request: the first one (or one already buffered) must arrive whole
+  /// within the header timeout; between requests the connection may idle for the idle timeout.
+  void awaitRequest(bool first) {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(options().maxHeaderBytes + 8192));
+    parser_->body_limit(options().maxBodyBytes);
+    if (first || buffer_.size() > 0) return readHeader();
+    lowest().expires_after(Seconds(options().idleTimeoutSeconds));
+    self().stream().async_read_some(
+        buffer_.prepare(4096), [sp = self().shared_from_this()](beast::error_code ec, size_t n) {
+          if (ec) return;  // idle timeout or the peer closed: nothing to answer
+          sp->buffer_.commit(n);
+          sp->readHeader();
+        });
+  }
+
+  void readHeader() {
+    lowest().expires_after(Seconds(options().headerTimeoutSeconds));
+    http::async_read_header(
+        self().stream(), buffer_, *parser_,
+        [sp = self().shared_from_this()](beast::error_code ec, size_t) { sp->onHeader(ec); });
+  }
+
+  void onHeader(beast::error_code ec) {
+    if (ec == http::error::header_limit)
+      return refuse(Error::invalid("headers_too_large", "headers",
+                                   "the request head exceeds " +
+                                       std::to_string(options().maxHeaderBytes + 8192) + " bytes"),
+                    431);
+    if (ec == http::error::body_limit) return refuse(bodyTooLarge());
+    if (isParseError(ec))
+      return refuse(Error::invalid("bad_request", "request",
+                                   "malformed HTTP request head (" + ec.message() + ")"));
+    if (ec) return;  // timeout, reset or closed mid-head: nothing to answer
+    const auto& req = parser_->get();
+    version_ = req.version();
+    if (!slot_.admitted()) {
+      ++impl_.refused;
+      Error e{ErrorKind::kRateLimited,
+              "too_many_connections",
+              "address " + slot_.address() + " already holds " +
+                  std::to_string(options().maxConnectionsPerAddress) + " connections to the " +
+                  options().name + "; reuse one (keep-alive)",
+              {}};
+      e.retryAfterSeconds = 5;
+      return refuse(e);
+    }
+    // The same head contract as the cpp-httplib front (docs/security.md, "Hostile input").
+    if (req.method() == http::verb::unknown)
+      return refuse(Error::invalid("bad_request", "request",
+                                   "malformed HTTP request line (expected METHOD /path HTTP/1.1 "
+                                   "with a known method)"));
+    if (req.target().size() > kLineLimit)
+      return refuse(Error::invalid("uri_too_long", "path",
+                                   "the request line (method, path and query) exceeds 8192 bytes"),
+                    414);
+    for (const auto& f : req)
+      if (f.name_string().size() + f.value().size() + 2 > kLineLimit)
+        return refuse(Error::invalid("invalid_header", "headers",
+                                     "a request header is malformed or longer than 8192 bytes"));
+    const size_t count = static_cast<size_t>(std::distance(req.begin(), req.end()));
+    if (count > options().maxHeaderCount)
+      return refuse(
+          Error::invalid("too_many_headers", "headers",
+                         "the request has " + std::to_string(count) + " headers; at most " +
+                             std::to_string(options().maxHeaderCount)),
+          431);
+    const auto method = req.method();
+    if (parser_->chunked() && method != http::verb::post)
+      return refuse(
+          Error::invalid("length_required", "Transfer-Encoding",
+                         "chunked bodies are accepted on POST only; send " +
+                             std::string(view(req.method_string())) + " with Content-Length"),
+          411);
+    if ((method == http::verb::post || method == http::verb::put || method == http::verb::patch) &&
+        !parser_->content_length() && !parser_->chunked())
+      return refuse(Error::invalid("length_required", "Content-Length",
+                                   "a " + std::string(view(req.method_string())) +
+                                       " request needs Content-Length (or chunked transfer "
+                                       "encoding)"),
+                    411);
+    if (iequals(view(req[http::field::expect]), "100-continue") && !parser_->is_done()) {
+      auto cont =
+          std::make_shared<http::response<http::empty_body>>(http::status::continue_, version_);
+      lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
+      return http::async_write(self().stream(), *cont,
+                               [sp = self().shared_from_this(), cont](beast::error_code e, size_t) {
+                                 if (!e) sp->readBody();
+                               });
+    }
+    readBody();
+  }
+
+  void readBody() {
+    lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
+    http::async_read(
+        self().stream(), buffer_, *parser_,
+        [sp = self().shared_from_this()](beast::error_code ec, size_t) { sp->onBody(ec); });
+  }
+
+  void onBody(beast::error_code ec) {
+    if (ec == http::error::body_limit) return refuse(bodyTooLarge());
+    if (isParseError(ec))
+      return refuse(Error::invalid("invalid_body", "body",
+                                   "the request body could not be read: its chunked encoding "
+                                   "is malformed"));
+    if (ec) return;  // timeout, reset or closed mid-body
+    auto& req = parser_->get();
+    keepAlive_ = req.keep_alive();
+    Request r;
+    r.method = std::string(view(req.method_string()));
+    const std::string_view target = view(req.target());
+    r.path = std::string(target.substr(0, target.find('?')));
+    r.authorization = std::string(view(req[http::field::authorization]));
+    r.remoteAddr = slot_.address();
+    r.body = std::move(req.body());
+    dispatch(std::move(r));
+  }
+
+  /// Runs the handler on the worker pool, or sheds the request when too many wait already.
+  void dispatch(Request r) {
+    auto& im = impl_;
+    if (options().maxQueued > 0 && im.queued.load() >= options().maxQueued) {
+      ++im.shed;
+      Error e{ErrorKind::kUnavailable,
+              "overloaded",
+              "the Console is beyond its capacity; retry after the Retry-After delay",
+              {}};
+      e.retryAfterSeconds = options().shedRetryAfter ? options().shedRetryAfter(r) : 5;
+      return write(errorResponse(e));
+    }
+    ++im.queued;
+    asio::post(*im.pool, [sp = self().shared_from_this(), r = std::move(r), &im]() mutable {
+      --im.queued;
+      ++im.busy;
+      Response res;
+      try {
+        res = im.handler(r);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: {} {} failed: {}", im.options.name, r.method, r.path, e.what());
+        res = errorResponse(Error::internal("the request failed; see the Console's log"));
+      }
+      --im.busy;
+      auto executor = sp->self().stream().get_executor();
+      asio::post(executor, [sp = std::move(sp), res = std::move(res)]() mutable {
+        sp->write(std::move(res));
+      });
+    });
+  }
+
+  void refuse(const Error& e, int status = 0) {
+    auto res = errorResponse(e, status);
+    res.close = true;
+    write(std::move(res));
+  }
+
+  void write(Response r) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), version_ == 10 ? 10 : 11);
+    res->set(http::field::content_type, r.contentType);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
+    res->body() = std::move(r.body);
+    const bool close = r.close || !keepAlive_;
+    res->keep_alive(!close);
+    res->prepare_payload();
+    lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
+    http::async_write(self().stream(), *res,
+                      [sp = self().shared_from_this(), res, close](beast::error_code ec, size_t) {
+                        if (ec) return;
+                        if (close) return sp->self().shutdown();
+                        sp->awaitRequest(false);
+                      });
+  }
+
+  Error bodyTooLarge() const {
+    return Error{ErrorKind::kTooLarge, "body_too_large",
+                 "request body exceeds this listener's limit of " +
+                     std::to_string(options().maxBodyBytes) + " bytes",
+                 "body"};
+  }
+
+  AsioListener::Impl& impl_;
+  Slot slot_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  unsigned version_ = 11;
+  bool keepAlive_ = true;
+};
+
+class PlainSession final : public Session<PlainSession>,
+                           public std::enable_shared_from_this<PlainSession> {
+ public:
+  PlainSession(AsioListener::Impl& impl, tcp::socket socket, std::string address)
+      : Session(impl, std::move(address)), stream_(std::move(socket)) {}
+  using std::enable_shared_from_this<PlainSession>::shared_from_this;
+
+  void run() {
+    asio::dispatch(stream_.get_executor(),
+                   [sp = shared_from_this()] { sp->awaitRequest(/*first=*/true); });
+  }
+  beast::tcp_stream& stream() { return stream_; }
+  /// Half-closes, then reads and drops what the client still sends (a body refused before it
+  /// was read) so that the answer is not lost to a reset; bounded by the header timeout.
+  void shutdown() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    drain_ = std::make_unique<char[]>(kDrain);
+    lowest().expires_after(Seconds(options().headerTimeoutSeconds));
+    drain();
+  }
+
+ private:
+  friend class Session<PlainSession>;
+  static constexpr size_t kDrain = 4096;
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_.get(), kDrain),
+                            [sp = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) sp->drain();
+                            });
+  }
+  beast::tcp_stream stream_;
+  std::unique_ptr<char[]> drain_;
+};
+
+class TlsSession final : public Session<TlsSession>,
+                         public std::enable_shared_from_this<TlsSession> {
+ public:
+  TlsSession(AsioListener::Impl& impl, tcp::socket socket, ssl::context& ctx, std::string address)
+      : Session(impl, std::move(address)), stream_(std::move(socket), ctx) {}
+  using std::enable_shared_from_this<TlsSession>::shared_from_this;
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [sp = shared_from_this()] {
+      sp->lowest().expires_after(Seconds(sp->options().headerTimeoutSeconds));
+      sp->stream_.async_handshake(ssl::stream_base::server, [sp](beast::error_code ec) {
+        if (ec) {
+          spdlog::debug("{}: TLS handshake with {} failed: {}", sp->options().name,
+                        sp->slot_.address(), ec.message());
+          return;
+        }
+        sp->awaitRequest(/*first=*/true);
+      });
+    });
+  }
+  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+  void shutdown() {
+    lowest().expires_after(Seconds(options().headerTimeoutSeconds));
+    stream_.async_shutdown([sp = shared_from_this()](beast::error_code) {});
+  }
+
+ private:
+  friend class Session<TlsSession>;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+};
+
+}  // namespace
+
+void AsioListener::Impl::accept() {
+  acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Typically EMFILE: the descriptors are exhausted. Try again shortly instead of spinning.
+      spdlog::warn("{}: accept failed: {}", options.name, ec.message());
+      acceptRetry->expires_after(std::chrono::milliseconds(100));
+      acceptRetry->async_wait([this](beast::error_code e) {
+        if (!e) accept();
+      });
+      return;
+    }
+    beast::error_code ignored;
+    s.set_option(tcp::no_delay(true), ignored);  // small answers must not wait for delayed ACKs
+    const auto peer = s.remote_endpoint(ignored);
+    std::string address = ignored ? std::string("unknown") : peer.address().to_string();
+    if (tls)
+      std::make_shared<TlsSession>(*this, std::move(s), *tls, std::move(address))->run();
+    else
+      std::make_shared<PlainSession>(*this, std::move(s), std::move(address))->run();
+    accept();
+  });
+}
+
+AsioListener::AsioListener(AsioListenerOptions options, RequestHandler handler)
+    : options_(options), impl_(std::make_shared<Impl>(std::move(options), std::move(handler))) {}
+
+AsioListener::~AsioListener() {
+  stop();
+}
+
+int AsioListener::port() const {
+  return impl_->port;
+}
+
+AsioListenerLoad AsioListener::load() const {
+  return {impl_->connections.load(), impl_->queued.load(), impl_->busy.load(), impl_->shed.load(),
+          impl_->refused.load()};
+}
+
+Result<int> AsioListener::start() {
+  auto& im = *impl_;
+  const auto& o = im.options;
+  if (!o.tlsCertFile.empty()) {
+    try {
+      im.tls.emplace(ssl::context::tls_server);
+      im.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                          ssl::context::no_tlsv1_1);
+      im.tls->use_certificate_chain_file(o.tlsCertFile);
+      im.tls->use_private_key_file(o.tlsKeyFile, ssl::context::pem);
+      if (!o.clientCaFile.empty()) {
+        im.tls->load_verify_file(o.clientCaFile);
+        im.tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+      }
+    } catch (const boost::system::system_error& e) {
+      im.tls.reset();
+      return Error{
+          ErrorKind::kInvalidArgument, "tls_invalid",
+          o.name + ": cannot load the TLS certificate '" + o.tlsCertFile + "', key '" +
+              o.tlsKeyFile + "'" +
+              (o.clientCaFile.empty() ? std::string() : " or client CA '" + o.clientCaFile + "'") +
+              " (" + e.code().message() + ")",
+          "tls"};
+    }
+  }
+  im.ioc = std::make_unique<asio::io_context>();
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  beast::error_code ec;
+  tcp::resolver resolver(*im.ioc);
+  auto endpoints = resolver.resolve(o.host, std::to_string(o.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty())
+    return Error{ErrorKind::kUnavailable, "bind_failed",
+                 o.name + ": cannot listen on " + where + " (" + ec.message() + ")", "port"};
+  const tcp::endpoint endpoint = *endpoints.begin();
+  im.acceptor.emplace(*im.ioc);
+  if (!im.acceptor->open(endpoint.protocol(), ec))
+    im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) im.acceptor->bind(endpoint, ec);
+  if (!ec) im.acceptor->listen(o.backlog, ec);
+  if (ec) {
+    im.acceptor.reset();
+    if (ec == asio::error::address_in_use)
+      return Error{ErrorKind::kUnavailable, "port_in_use",
+                   o.name + ": " + where + " is already in use", "port"};
+    return Error{ErrorKind::kUnavailable, "bind_failed",
+                 o.name + ": cannot listen on " + where + " (" + ec.message() + ")", "port"};
+  }
+  im.port = im.acceptor->local_endpoint().port();
+  im.acceptRetry.emplace(*im.ioc);
+  im.pool.emplace(std::max<size_t>(1, o.workers));
+  im.accept();
+  const size_t threads =
+      o.ioThreads > 0 ? o.ioThreads : std::max(1u, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < threads; ++i)
+    im.threads.emplace_back([&im] {
+      for (;;) {
+        try {
+          im.ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("{}: I/O thread: {}", im.options.name, e.what());
+        }
+      }
+    });
+  im.running = true;
+  spdlog::info("{}: event-driven front on {}:{} ({} I/O threads, {} workers{})", o.name, o.host,
+               im.port, threads, o.workers, im.tls ? ", TLS" : "");
+  return im.port;
+}
+
+void AsioListener::stop() {
+  auto& im = *impl_;
+  if (!im.running) return;
+  im.running = false;
+  im.ioc->stop();
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+  im.pool->join();  // running handlers finish; their answers are dropped with the io_context
+  im.pool.reset();
+  im.acceptRetry.reset();
+  im.acceptor.reset();
+  im.ioc.reset();  // destroys every session: each connection is closed
+}
+
+}  // namespace dc::channel

@@ -1,0 +1,98 @@
+// The event-driven front of the defender channel (docs/defender-channel.md, "Fronts"): Boost.Asio
+// with Boost.Beast for HTTP/1.1 and Asio's OpenSSL streams for TLS. A few I/O threads hold every
+// connection — none is tied to a thread for its keep-alive life — and requests run on a small
+// worker pool (the handlers wait for the inventory's group commit), their answers posted back to
+// the connection's strand.
+//
+// Per connection:
+//  - TLS handshake, then the first request head, each within `headerTimeoutSeconds`; later
+//    request heads within `headerTimeoutSeconds` of their first byte; between requests a
+//    keep-alive connection may stay idle for `idleTimeoutSeconds`. Any of these expiring closes
+//    the connection without an answer (the client sent no complete request to answer).
+//  - Bodies within `bodyTimeoutSeconds` (also the bound for writing an answer).
+//  - Refusals, each a JSON error (channel/message.h) followed by closing the connection:
+//    431 headers_too_large (head beyond `maxHeaderBytes` + 8 KiB for the request line) and
+//    too_many_headers; 413 body_too_large (`maxBodyBytes`, never buffered beyond it);
+//    411 length_required (POST without Content-Length or chunked framing); 400 bad_request
+//    (malformed head, unknown method) and invalid_body (malformed chunked framing); 414
+//    uri_too_long (request target beyond 8192 bytes), 400 invalid_header (a header line beyond
+//    8192 bytes), 411 for a chunked body on any method but POST — as the cpp-httplib front;
+//    429 too_many_connections when the peer address already holds
+//    `maxConnectionsPerAddress` connections (answered to the request read on the extra one).
+//  - Shedding: a request arriving while more than `maxQueued` wait for a worker is answered
+//    503 overloaded with a Retry-After (the connection stays open).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "channel/message.h"
+#include "common/status.h"
+
+namespace dc::channel {
+
+struct AsioListenerOptions {
+  std::string name = "defender channel";  // for logs
+  std::string host = "0.0.0.0";
+  int port = 0;          // 0 picks a free port
+  size_t ioThreads = 0;  // threads running the sockets; 0 = one per core
+  size_t workers = 8;    // threads running the handler
+  size_t maxQueued = 0;  // requests waiting for a worker beyond this get 503; 0 = unbounded
+  size_t maxBodyBytes = 1 << 20;
+  size_t maxHeaderCount = 100;
+  size_t maxHeaderBytes = 32 * 1024;
+  int headerTimeoutSeconds = 5;
+  int bodyTimeoutSeconds = 10;
+  int idleTimeoutSeconds = 120;
+  size_t maxConnectionsPerAddress = 0;  // 0 = no cap
+  int backlog = 4096;
+  /// Seconds for the `Retry-After` of a shed request (default: 5). Runs on an I/O thread.
+  std::function<int(const Request&)> shedRetryAfter;
+  /// HTTPS when set: PEM certificate (chain) and private key files.
+  std::string tlsCertFile;
+  std::string tlsKeyFile;
+  /// Mutual TLS when set: PEM CAs whose client certificates are accepted; clients without one
+  /// fail the handshake.
+  std::string clientCaFile;
+};
+
+/// Counters of the listener (gauges are snapshots).
+struct AsioListenerLoad {
+  size_t connections = 0;           // gauge: open connections
+  size_t queued = 0;                // gauge: requests waiting for a worker
+  size_t busy = 0;                  // gauge: requests being handled
+  uint64_t shed = 0;                // counter: requests answered 503 overloaded
+  uint64_t refusedConnections = 0;  // counter: connections answered 429 too_many_connections
+};
+
+/// Turns a request into its answer; runs on a worker thread, may block (e.g. on a commit).
+using RequestHandler = std::function<Response(const Request&)>;
+
+class AsioListener {
+ public:
+  AsioListener(AsioListenerOptions options, RequestHandler handler);
+  ~AsioListener();
+  AsioListener(const AsioListener&) = delete;
+  AsioListener& operator=(const AsioListener&) = delete;
+
+  /// Binds and starts the I/O threads and the worker pool. Returns the bound port. Errors:
+  /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message;
+  /// kInvalidArgument "tls_invalid" when the certificate, key or client CA cannot be loaded.
+  Result<int> start();
+  /// Stops accepting and reading, lets running handlers finish, closes every connection and
+  /// joins. Idempotent.
+  void stop();
+  int port() const;
+  AsioListenerLoad load() const;
+  bool tls() const { return !options_.tlsCertFile.empty(); }
+
+  struct Impl;
+
+ private:
+  AsioListenerOptions options_;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace dc::channel

@@ -1,0 +1,46 @@
+// The defender channel's own small request and response types, so that its routes depend on no
+// HTTP library: the cpp-httplib front (web/http_listener.h) and the event-driven front
+// (channel/asio_listener.h) both convert to and from them and call the same route function
+// (web/routes.h, serveDefenderChannel). Also the one renderer of error bodies,
+// `{"code", "message", "field", "err"}`, used by every HTTP answer of the Console.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace dc::channel {
+
+struct Request {
+  std::string method;         // "POST", "GET", …
+  std::string path;           // without the query string
+  std::string authorization;  // the Authorization header, "" when absent
+  std::string remoteAddr;     // the peer's IP address, e.g. "127.0.0.1"
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string contentType = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type/-Length
+  /// The connection is closed after this answer (e.g. after a refusal that leaves the request
+  /// stream out of step).
+  bool close = false;
+};
+
+/// The JSON error body `{"code", "message", "field"?, "err"}`: `err` repeats `message` under the
+/// vendor's key (docs/api.md, "Errors"); `field` is left out when no field is at fault.
+std::string errorBody(const Error& error);
+
+/// An error answer with the status of `error.kind` (common/http_status.h), or `status` when
+/// given (protocol-level answers: 411, 414, 431). 429 and 503 carry `Retry-After` (the error's
+/// `retryAfterSeconds`, 5 when unset).
+Response errorResponse(const Error& error, int status = 0);
+
+/// A 200 (or `status`) answer whose body is already JSON text.
+Response jsonResponse(std::string body, int status = 200);
+
+}  // namespace dc::channel
