@@ -13,6 +13,7 @@
 #include "cleanup/sweeper.h"
 #include "common/time_format.h"
 #include "main/console_app.h"
+#include "tests/support/numbered.h"
 
 using namespace dc;
 using namespace std::chrono_literals;
@@ -329,8 +330,9 @@ TEST_CASE("audit log retention: by age and by count, oldest first") {
   auto log = audit::AuditLog::open(":memory:", clock, keep);
   REQUIRE(log.ok());
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(
-        (*log)->record(audit::kSignIn, "u" + std::to_string(i), "10.0.0.1", json::object()).ok());
+    REQUIRE((*log)
+                ->record(audit::kSignIn, dc::testing::numbered("u", i), "10.0.0.1", json::object())
+                .ok());
     clock.advance(1h);
   }
   auto pruned = (*log)->prune(clock.now());
