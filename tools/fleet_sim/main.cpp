@@ -3,14 +3,19 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstdio>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "common/clock.h"
+#include "tools/fleet_sim/connection_engine.h"
 #include "tools/fleet_sim/simulator.h"
 
 namespace {
@@ -20,6 +25,153 @@ std::atomic<bool> gInterrupted{false};
 extern "C" void onSignal(int) {
   // First signal: stop cleanly. Second: the user insists (e.g. during --disconnect-on-exit).
   if (gInterrupted.exchange(true)) _exit(130);
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the limit now in force.
+rlim_t raiseFileLimit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 1024;
+  r.rlim_cur = r.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &r);
+  ::getrlimit(RLIMIT_NOFILE, &r);
+  return r.rlim_cur;
+}
+
+/// Options of the per-Defender engine only.
+struct PerDefenderOptions {
+  bool enabled = false;
+  std::string transport = "http";
+  std::string wsPath = "/api/v1/defender/ws";
+  std::string sourceAddresses;
+  std::string shard = "0/1";
+  double rampPerSecond = 0;
+  int ioThreads = 0;
+  double connectTimeout = 10;
+  double answerTimeout = 15;
+  double reconnectMin = 1;
+  double reconnectMax = 60;
+  double clockSkew = 0;
+  std::string api;
+  std::string apiUser = "admin";
+  std::string apiPassword;
+  std::string summaryJson = "-";
+};
+
+/// Runs the per-Defender engine (docs/fleet-simulator.md, "One connection per Defender").
+int runPerDefender(const dc::sim::SimulatorConfig& c, const PerDefenderOptions& o) {
+  using namespace dc::sim;
+  ConnectionEngineConfig e;
+  e.consoleUrl = c.http.consoleUrl;
+  e.credential = c.http.credential;
+  e.insecure = c.http.insecure;
+  e.caCertFile = c.http.caCertFile;
+  if (o.transport == "ws") {
+    e.transport = WireTransport::kWebSocket;
+  } else if (o.transport != "http") {
+    spdlog::error("--transport must be ws or http");
+    return 2;
+  }
+  if (c.churnPerMinute > 0 || c.observationsPerMinute > 0 || c.stopAbruptly > 0 ||
+      c.stopGracefully > 0 || c.disconnectOnExit) {
+    spdlog::error(
+        "--per-defender does not simulate churn, observations, one-time stops or "
+        "--disconnect-on-exit (yet): leave them out");
+    return 2;
+  }
+  e.wsPath = o.wsPath;
+  auto sources = parseSourceAddresses(o.sourceAddresses);
+  if (!sources) {
+    spdlog::error("{}", sources.error().message);
+    return 2;
+  }
+  e.sourceAddresses = std::move(*sources);
+  auto shard = parseShard(o.shard);
+  if (!shard) {
+    spdlog::error("{}", shard.error().message);
+    return 2;
+  }
+  e.shardIndex = shard->first;
+  e.shardCount = shard->second;
+  e.fleet = c.fleet;
+  e.defenders = c.defenders;
+  e.rampPerSecond = o.rampPerSecond;
+  e.rampSeconds = c.rampSeconds;
+  e.threads = o.ioThreads > 0 ? o.ioThreads
+                              : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  e.durationSeconds = c.durationSeconds;
+  e.seed = c.seed;
+  if (c.intervalOverrideSeconds)
+    e.schedule.intervalOverride = dc::Millis(static_cast<long>(*c.intervalOverrideSeconds * 1000));
+  e.reconnect.minDelay = dc::Millis(static_cast<long>(o.reconnectMin * 1000));
+  e.reconnect.maxDelay = dc::Millis(static_cast<long>(o.reconnectMax * 1000));
+  e.connectTimeoutSeconds = o.connectTimeout;
+  e.answerTimeoutSeconds = o.answerTimeout;
+  e.clockSkewSeconds = o.clockSkew;
+  e.progressSeconds = c.progressSeconds;
+  if (dc::Status s = validateEngineConfig(e); !s) {
+    spdlog::error("{}", s.error().message);
+    return 2;
+  }
+
+  // One socket per Defender, plus a few for the process (logs, the API check, the resolver).
+  const auto mine = static_cast<rlim_t>(shardSize(e.defenders, e.shardIndex, e.shardCount));
+  const rlim_t limit = raiseFileLimit();
+  if (mine + 64 > limit) {
+    spdlog::error(
+        "{} Defenders in this process need {} file descriptors, but RLIMIT_NOFILE is {} (the hard "
+        "limit; raise it with `ulimit -Hn` as root or LimitNOFILE=, or split the fleet over "
+        "processes: --shard 0/{} … --shard {}/{})",
+        mine, mine + 64, limit, (mine + 64) / limit + 1, (mine + 64) / limit, (mine + 64) / limit + 1);
+    return 2;
+  }
+
+  dc::SystemClock clock;
+  auto engine = ConnectionEngine::create(e, clock);
+  if (!engine) {
+    spdlog::error("{}", engine.error().message);
+    return 2;
+  }
+  spdlog::info("{} Defenders (shard {}/{} of {}), each on its own {} connection to {}, {} threads",
+               (*engine)->size(), e.shardIndex, e.shardCount, e.defenders,
+               o.transport == "ws" ? "WebSocket" : "HTTP keep-alive", e.consoleUrl, e.threads);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::optional<FalseDisconnectCheck> check;
+  bool checkFailed = false;
+  const auto start = std::chrono::steady_clock::now();
+  (*engine)->run(
+      gInterrupted, [](const std::string& line) { spdlog::info("{}", line); },
+      [&](std::vector<std::string> alive) {
+        if (o.api.empty()) return;
+        std::string auth;
+        if (!o.apiPassword.empty()) {
+          auth = basicAuthorization(o.apiUser, o.apiPassword);
+        }
+        auto r = checkFalseDisconnects(o.api, auth, c.http.insecure, std::move(alive));
+        if (!r) {
+          spdlog::error("false-disconnect check: {}", r.error().message);
+          checkFailed = true;
+          return;
+        }
+        check = *r;
+        spdlog::info("false disconnects: {} of {} live Defenders shown disconnected",
+                     r->shownDisconnected, r->checked);
+      });
+  const auto elapsed = std::chrono::duration_cast<dc::Millis>(std::chrono::steady_clock::now() - start);
+  const auto stats = (*engine)->stats();
+  const std::string summary = summaryJson(stats, (*engine)->connections(), (*engine)->size(),
+                                          (*engine)->answeredDefenders(), elapsed, check);
+  spdlog::info("{}", formatSummary(stats, elapsed) + formatConnections((*engine)->connections()));
+  if (o.summaryJson == "-") {
+    std::printf("%s\n", summary.c_str());
+    std::fflush(stdout);
+  } else if (!o.summaryJson.empty()) {
+    std::ofstream(o.summaryJson) << summary << '\n';
+  }
+  if (checkFailed) return 1;
+  if (check && check->shownDisconnected > 0) return 3;
+  return stats.heartbeatsOk > 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -77,6 +229,40 @@ int main(int argc, char** argv) {
                "On exit, send a graceful disconnect for every running Defender");
   app.add_option("--progress-seconds", c.progressSeconds, "Seconds between progress lines");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error, off");
+
+  PerDefenderOptions pd;
+  auto* group = app.add_option_group("One connection per Defender (--per-defender)");
+  group->add_flag("--per-defender", pd.enabled,
+                  "Each Defender holds its own connection (event-driven engine) instead of sharing "
+                  "--connections");
+  group->add_option("--transport", pd.transport, "ws (WebSocket) or http (HTTP/1.1 keep-alive)");
+  group->add_option("--ws-path", pd.wsPath, "WebSocket upgrade path");
+  group->add_option("--source-addresses", pd.sourceAddresses,
+                    "Local addresses to bind, used in turn, e.g. 127.0.0.2-127.0.0.9 (empty = the "
+                    "kernel chooses)");
+  group->add_option("--shard", pd.shard,
+                    "i/n: this process simulates Defenders k with k % n == i of --defenders");
+  group->add_option("--ramp-per-second", pd.rampPerSecond,
+                    "New connections per second for the whole fleet (0 = spread over "
+                    "--ramp-seconds)");
+  group->add_option("--io-threads", pd.ioThreads, "I/O threads (0 = one per core)");
+  group->add_option("--connect-timeout", pd.connectTimeout,
+                    "Seconds for TCP connect + TLS handshake + upgrade");
+  group->add_option("--answer-timeout", pd.answerTimeout,
+                    "Seconds a heartbeat may wait for its answer before the connection is dropped");
+  group->add_option("--reconnect-min", pd.reconnectMin,
+                    "Seconds: the first reconnect waits U[0, this]; doubles per failure");
+  group->add_option("--reconnect-max", pd.reconnectMax, "Seconds: cap of the reconnect window");
+  group->add_option("--clock-skew", pd.clockSkew,
+                    "Each Defender's clock is off by U[-S, S] seconds (its \"time\" field)");
+  group->add_option("--api", pd.api,
+                    "Console API base URL (http[s]://host:8083): at the end, count live Defenders "
+                    "it shows disconnected (false disconnects)");
+  group->add_option("--api-user", pd.apiUser, "Console API user for --api");
+  group->add_option("--api-password", pd.apiPassword, "Console API password for --api")
+      ->envname("DC_API_PASSWORD");
+  group->add_option("--summary-json", pd.summaryJson,
+                    "Write the JSON summary to this file ('-' = stdout, '' = nowhere)");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("fleet-sim");
@@ -89,6 +275,7 @@ int main(int argc, char** argv) {
   c.seed = seed != 0
                ? seed
                : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  if (pd.enabled) return runPerDefender(c, pd);
   if (dc::Status s = dc::sim::validateConfig(c); !s) {
     spdlog::error("{}", s.error().message);
     return 2;
