@@ -45,9 +45,13 @@ namespace {
 
 constexpr auto kToken = asio::use_awaitable;
 
-auto withError(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+auto withError(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
 
-Millis secondsToMillis(double s) { return Millis(static_cast<Millis::rep>(s * 1000)); }
+Millis secondsToMillis(double s) {
+  return Millis(static_cast<Millis::rep>(s * 1000));
+}
 
 std::optional<uint32_t> parseIpv4(std::string_view s) {
   error_code ec;
@@ -85,6 +89,9 @@ struct Counters {
       staleRetries{0}, pushSettings{0}, pushRemoved{0}, pushBackoff{0}, reRegistrations{0};
   std::atomic<int64_t> maxLatency{0};
   std::atomic<uint64_t> answeredDefenders{0};
+  std::atomic<int64_t> down{0};            // Defenders between a lost connection and an answer
+  std::atomic<uint64_t> recoveries{0};     // first answers after a lost connection
+  std::atomic<int64_t> lastRecoveryAt{0};  // epoch ms of the latest such answer
   std::array<std::atomic<uint64_t>, 600> upgradeRefusals{};
   std::array<std::atomic<uint64_t>, 5000> closeCodes{};
 
@@ -119,11 +126,13 @@ Status validateEngineConfig(const ConnectionEngineConfig& c) {
   if (c.rampPerSecond < 0) return bad("ramp-per-second", "--ramp-per-second must be >= 0");
   if (c.rampSeconds < 0) return bad("ramp-seconds", "--ramp-seconds must be >= 0");
   if (c.durationSeconds < 0) return bad("duration", "--duration must be >= 0");
-  if (!(c.connectTimeoutSeconds > 0)) return bad("connect-timeout", "--connect-timeout must be > 0");
+  if (!(c.connectTimeoutSeconds > 0))
+    return bad("connect-timeout", "--connect-timeout must be > 0");
   if (!(c.answerTimeoutSeconds > 0)) return bad("answer-timeout", "--answer-timeout must be > 0");
   if (c.clockSkewSeconds < 0) return bad("clock-skew", "--clock-skew must be >= 0");
   if (!(c.progressSeconds > 0)) return bad("progress-seconds", "--progress-seconds must be > 0");
-  if (c.wsPath.empty() || c.wsPath.front() != '/') return bad("ws-path", "--ws-path must start with /");
+  if (c.wsPath.empty() || c.wsPath.front() != '/')
+    return bad("ws-path", "--ws-path must start with /");
   for (const auto& a : c.sourceAddresses) {
     if (!parseIpv4(a)) return bad("source-addresses", "--source-addresses must be IPv4 addresses");
   }
@@ -146,7 +155,8 @@ Result<std::vector<std::string>> parseSourceAddresses(std::string_view text) {
     const auto first = parseIpv4(item.substr(0, dash));
     const auto last = dash == std::string_view::npos ? first : parseIpv4(item.substr(dash + 1));
     if (!first || !last) return bad("--source-addresses: '" + std::string(item) + "' is not IPv4");
-    if (*last < *first) return bad("--source-addresses: range '" + std::string(item) + "' is backwards");
+    if (*last < *first)
+      return bad("--source-addresses: range '" + std::string(item) + "' is backwards");
     if (*last - *first >= 65536 || out.size() + (*last - *first) >= 65536)
       return bad("--source-addresses: more than 65,536 addresses");
     for (uint64_t a = *first; a <= *last; ++a)
@@ -193,6 +203,7 @@ struct ConnectionEngine::Impl {
     bool wsOpen = false;                 // a WebSocket is established (stop closes it gracefully)
     bool everConnected = false;
     bool everAnswered = false;
+    bool down = false;  // its connection was lost and no answer came since
     bool alive = true;
   };
 
@@ -240,6 +251,13 @@ struct ConnectionEngine::Impl {
     co_await timer.async_wait(withError(ec));
   }
 
+  /// The Defender's connection was lost (noticed now): it is down until its next answer.
+  void markDown(Defender& d) {
+    if (d.down || !d.everAnswered) return;
+    d.down = true;
+    counters.down.fetch_add(1, std::memory_order_relaxed);
+  }
+
   void opened(Defender& d) {
     counters.open.fetch_add(1, std::memory_order_relaxed);
     counters.connects.fetch_add(1, std::memory_order_relaxed);
@@ -269,6 +287,15 @@ struct ConnectionEngine::Impl {
       if (next.registered) stats.addRegistered();
       if (!d.everAnswered) counters.answeredDefenders.fetch_add(1, std::memory_order_relaxed);
       d.everAnswered = true;
+      if (d.down) {
+        d.down = false;
+        counters.down.fetch_sub(1, std::memory_order_relaxed);
+        counters.recoveries.fetch_add(1, std::memory_order_relaxed);
+        const int64_t at = clock->now().time_since_epoch().count();
+        int64_t seen = counters.lastRecoveryAt.load();
+        while (at > seen && !counters.lastRecoveryAt.compare_exchange_weak(seen, at)) {
+        }
+      }
     } else if (r.status == 200) {
       stats.addBadReply();
     }
@@ -388,6 +415,7 @@ struct ConnectionEngine::Impl {
       if (!ec) co_await http::async_read(stream, buffer, res, withError(ec));
       if (ec) {
         if (stopping) break;
+        markDown(d);
         const bool closedByPeer = ec == http::error::end_of_stream || ec == asio::error::eof ||
                                   ec == asio::error::connection_reset ||
                                   ec == asio::error::broken_pipe ||
@@ -414,7 +442,8 @@ struct ConnectionEngine::Impl {
       r.status = static_cast<int>(res.result_int());
       r.body = std::move(res.body());
       if (auto it = res.find(http::field::retry_after); it != res.end())
-        r.retryAfterSeconds = parseRetryAfter(std::string_view(it->value().data(), it->value().size()));
+        r.retryAfterSeconds =
+            parseRetryAfter(std::string_view(it->value().data(), it->value().size()));
       answered(d, r, sent);
       if (!res.keep_alive()) {
         d.machine.onClosedAfterAnswer();
@@ -571,7 +600,10 @@ struct ConnectionEngine::Impl {
       lost = true;
       d.machine.onConnectionLost(clock->now(), rngOf(d));
     }
-    if (lost) counters.drops.fetch_add(1, std::memory_order_relaxed);
+    if (lost) {
+      counters.drops.fetch_add(1, std::memory_order_relaxed);
+      markDown(d);
+    }
     d.wsOpen = false;
     if (!sh.closed && stopping) {
       co_await ws.async_close(websocket::close_code::normal, withError(ec));
@@ -628,7 +660,8 @@ struct ConnectionEngine::Impl {
       asio::post(worker->io, [this, worker, &p] {
         std::vector<std::string> names;
         for (uint32_t i : worker->defenders) {
-          if (defenders[i].everAnswered && defenders[i].alive) names.push_back(defenders[i].task.taskId);
+          if (defenders[i].everAnswered && defenders[i].alive)
+            names.push_back(defenders[i].task.taskId);
         }
         p.set_value(std::move(names));
       });
@@ -647,7 +680,8 @@ Result<std::unique_ptr<ConnectionEngine>> ConnectionEngine::create(
   impl->clock = &clock;
   impl->url = parseUrl(config.consoleUrl);
   impl->hostHeader = impl->url.host + ":" + impl->url.port;
-  for (const auto& a : config.sourceAddresses) impl->sources.push_back(asio::ip::make_address_v4(a));
+  for (const auto& a : config.sourceAddresses)
+    impl->sources.push_back(asio::ip::make_address_v4(a));
   if (impl->url.tls) {
     impl->ssl.emplace(asio::ssl::context::tls_client);
     // A TLS connection idle between heartbeats keeps no read/write buffers.
@@ -661,8 +695,7 @@ Result<std::unique_ptr<ConnectionEngine>> ConnectionEngine::create(
       } else {
         impl->ssl->set_default_verify_paths(ec);
       }
-      if (ec)
-        return Error::invalid("invalid_option", "ca-cert", "--ca-cert: " + ec.message());
+      if (ec) return Error::invalid("invalid_option", "ca-cert", "--ca-cert: " + ec.message());
       impl->ssl->set_verify_mode(asio::ssl::verify_peer);
     }
   }
@@ -675,7 +708,8 @@ Result<std::unique_ptr<ConnectionEngine>> ConnectionEngine::create(
       return Error::invalid("invalid_option", "console",
                             "--console: cannot resolve '" + impl->url.host + "': " + ec.message());
   }
-  const uint64_t shardSeed = config.seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(config.shardIndex);
+  const uint64_t shardSeed =
+      config.seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(config.shardIndex);
   Rng rng(shardSeed);
   auto fleet = makeFleet(config.fleet, rng);
   if (!fleet) return fleet.error();
@@ -689,10 +723,9 @@ Result<std::unique_ptr<ConnectionEngine>> ConnectionEngine::create(
   impl->defenders.reserve(static_cast<size_t>(n));
   const TimePoint now = clock.now();
   // Connection k of this shard starts at k / (rate / shards): the shards together ramp at rate.
-  const double perSecond =
-      config.rampPerSecond > 0
-          ? config.rampPerSecond / config.shardCount
-          : (config.rampSeconds > 0 ? n / config.rampSeconds : 0);
+  const double perSecond = config.rampPerSecond > 0
+                               ? config.rampPerSecond / config.shardCount
+                               : (config.rampSeconds > 0 ? n / config.rampSeconds : 0);
   std::uniform_real_distribution<double> skew(-config.clockSkewSeconds, config.clockSkewSeconds);
   for (int k = 0; k < n; ++k) {
     Impl::Defender d{newTask(impl->fleet, pickFamily(impl->fleet, rng), now, rng),
@@ -705,6 +738,7 @@ Result<std::unique_ptr<ConnectionEngine>> ConnectionEngine::create(
     impl->workers[d.thread]->defenders.push_back(static_cast<uint32_t>(k));
     impl->defenders.push_back(std::move(d));
   }
+  impl->stats.addAlive(n);
   std::unique_ptr<ConnectionEngine> engine(new ConnectionEngine());
   engine->impl_ = std::move(impl);
   return engine;
@@ -751,9 +785,7 @@ void ConnectionEngine::run(const std::atomic<bool>& interrupt,
 }
 
 StatsSnapshot ConnectionEngine::stats() const {
-  StatsSnapshot s = impl_->stats.snapshot();
-  s.alive = static_cast<int64_t>(impl_->defenders.size());
-  return s;
+  return impl_->stats.snapshot();
 }
 
 ConnectionSnapshot ConnectionEngine::connections() const {
@@ -771,12 +803,17 @@ ConnectionSnapshot ConnectionEngine::connections() const {
   s.pushBackoff = c.pushBackoff.load();
   s.reRegistrations = c.reRegistrations.load();
   s.maxLatencyMicros = c.maxLatency.load();
+  s.down = c.down.load();
+  s.recoveries = c.recoveries.load();
+  s.lastRecoveryAtMs = c.lastRecoveryAt.load();
   s.upgradeRefusals = nonZero(c.upgradeRefusals);
   s.closeCodes = nonZero(c.closeCodes);
   return s;
 }
 
-size_t ConnectionEngine::size() const { return impl_->defenders.size(); }
+size_t ConnectionEngine::size() const {
+  return impl_->defenders.size();
+}
 
 size_t ConnectionEngine::answeredDefenders() const {
   return impl_->counters.answeredDefenders.load();
@@ -791,6 +828,10 @@ std::string formatConnections(const ConnectionSnapshot& c) {
   s += " timeouts=" + std::to_string(c.timeouts);
   if (c.pushBackoff) s += " backoffs=" + std::to_string(c.pushBackoff);
   if (c.pushRemoved) s += " removed=" + std::to_string(c.pushRemoved);
+  if (c.recoveries || c.down) {
+    s += " down=" + std::to_string(c.down);
+    s += " recovered=" + std::to_string(c.recoveries);
+  }
   return s;
 }
 
@@ -799,7 +840,8 @@ std::string summaryJson(const StatsSnapshot& stats, const ConnectionSnapshot& c,
                         const std::optional<FalseDisconnectCheck>& check) {
   json errors = json::object();
   for (size_t i = 0; i < stats.byStatus.size(); ++i) {
-    if (stats.byStatus[i]) errors[i == 0 ? std::string("net") : std::to_string(i)] = stats.byStatus[i];
+    if (stats.byStatus[i])
+      errors[i == 0 ? std::string("net") : std::to_string(i)] = stats.byStatus[i];
   }
   auto pairs = [](const std::vector<std::pair<int, uint64_t>>& v) {
     json o = json::object();
@@ -827,6 +869,9 @@ std::string summaryJson(const StatsSnapshot& stats, const ConnectionSnapshot& c,
            {"drops", c.drops},
            {"timeouts", c.timeouts},
            {"staleRetries", c.staleRetries},
+           {"down", c.down},
+           {"recoveries", c.recoveries},
+           {"lastRecoveryAtMs", c.lastRecoveryAtMs},
            {"upgradeRefusals", pairs(c.upgradeRefusals)},
            {"closeCodes", pairs(c.closeCodes)}}},
          {"pushes",

@@ -40,13 +40,13 @@ struct ConnectionEngineConfig {
   /// address k % size); empty = the kernel chooses.
   std::vector<std::string> sourceAddresses;
   FleetSpec fleet;
-  int defenders = 100;        // the whole fleet (all shards)
-  int shardIndex = 0;         // this process simulates Defenders k with k % shardCount == index
+  int defenders = 100;  // the whole fleet (all shards)
+  int shardIndex = 0;   // this process simulates Defenders k with k % shardCount == index
   int shardCount = 1;
-  double rampPerSecond = 0;   // new connections per second, whole fleet (0: use rampSeconds)
-  double rampSeconds = 10;    // first connections spread evenly over this (when rampPerSecond 0)
-  int threads = 2;            // io_contexts, one thread each
-  double durationSeconds = 0; // 0 = until interrupted
+  double rampPerSecond = 0;    // new connections per second, whole fleet (0: use rampSeconds)
+  double rampSeconds = 10;     // first connections spread evenly over this (when rampPerSecond 0)
+  int threads = 2;             // io_contexts, one thread each
+  double durationSeconds = 0;  // 0 = until interrupted
   uint64_t seed = 1;
   SchedulePolicy schedule;
   ReconnectPolicy reconnect;
@@ -82,6 +82,12 @@ struct ConnectionSnapshot {
   uint64_t pushSettings = 0, pushRemoved = 0, pushBackoff = 0;
   uint64_t reRegistrations = 0;  // registered again after a `removed` push
   int64_t maxLatencyMicros = 0;  // exact maximum heartbeat latency
+  /// Recovery after lost connections (a Console restart): Defenders whose connection was lost
+  /// and that have had no answer since; first answers after a loss; the time of the latest one
+  /// (ms since the epoch, 0 = none). "Every Defender back" = down 0 and recoveries ≥ fleet.
+  int64_t down = 0;
+  uint64_t recoveries = 0;
+  int64_t lastRecoveryAtMs = 0;
   std::vector<std::pair<int, uint64_t>> upgradeRefusals;  // HTTP status -> count (WebSocket)
   std::vector<std::pair<int, uint64_t>> closeCodes;       // WebSocket close code from the Console
 };

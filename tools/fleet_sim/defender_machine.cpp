@@ -38,8 +38,7 @@ void DefenderMachine::onStaleConnection(TimePoint now) {
   heartbeatDue_ = notBefore(now);
 }
 
-NextHeartbeat DefenderMachine::onHeartbeatAnswer(const Response& answer, TimePoint now,
-                                                 Rng& rng) {
+NextHeartbeat DefenderMachine::onHeartbeatAnswer(const Response& answer, TimePoint now, Rng& rng) {
   NextHeartbeat next = nextHeartbeat(answer, now, heartbeatFailures_, schedule_, rng);
   if (next.outcome == Outcome::kOk) {
     heartbeatFailures_ = 0;
@@ -74,7 +73,8 @@ void DefenderMachine::onSettings(double intervalSeconds, TimePoint now) {
   const auto interval =
       std::min(Millis(static_cast<Millis::rep>(intervalSeconds * 1000)), schedule_.maxDelay);
   schedule_.defaultInterval = interval;
-  if (!schedule_.intervalOverride) heartbeatDue_ = notBefore(std::min(heartbeatDue_, now + interval));
+  if (!schedule_.intervalOverride)
+    heartbeatDue_ = notBefore(std::min(heartbeatDue_, now + interval));
 }
 
 }  // namespace dc::sim

@@ -33,8 +33,8 @@ Result<FalseDisconnectCheck> checkFalseDisconnects(const std::string& apiUrl,
                                        std::make_move_iterator(alive.end()));
   std::string cursor = "start";
   while (!cursor.empty()) {
-    const std::string path =
-        "/api/v1/defenders/names?connected=false&limit=250&cursor=" + httplib::detail::encode_query_param(cursor);
+    const std::string path = "/api/v1/defenders/names?connected=false&limit=250&cursor=" +
+                             httplib::detail::encode_query_param(cursor);
     auto res = client.Get(path, headers);
     if (!res) {
       return Error::invalid("api_error", "api",

@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -121,7 +121,8 @@ int runPerDefender(const dc::sim::SimulatorConfig& c, const PerDefenderOptions& 
         "{} Defenders in this process need {} file descriptors, but RLIMIT_NOFILE is {} (the hard "
         "limit; raise it with `ulimit -Hn` as root or LimitNOFILE=, or split the fleet over "
         "processes: --shard 0/{} … --shard {}/{})",
-        mine, mine + 64, limit, (mine + 64) / limit + 1, (mine + 64) / limit, (mine + 64) / limit + 1);
+        mine, mine + 64, limit, (mine + 64) / limit + 1, (mine + 64) / limit,
+        (mine + 64) / limit + 1);
     return 2;
   }
 
@@ -158,7 +159,8 @@ int runPerDefender(const dc::sim::SimulatorConfig& c, const PerDefenderOptions& 
         spdlog::info("false disconnects: {} of {} live Defenders shown disconnected",
                      r->shownDisconnected, r->checked);
       });
-  const auto elapsed = std::chrono::duration_cast<dc::Millis>(std::chrono::steady_clock::now() - start);
+  const auto elapsed =
+      std::chrono::duration_cast<dc::Millis>(std::chrono::steady_clock::now() - start);
   const auto stats = (*engine)->stats();
   const std::string summary = summaryJson(stats, (*engine)->connections(), (*engine)->size(),
                                           (*engine)->answeredDefenders(), elapsed, check);
