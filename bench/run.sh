@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark drivers; figures and their meaning: docs/benchmarks.md.
 #
-# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5|compress ...
+# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5|compress|c1|c2|c3|c4 ...
 #   Build first (docs/benchmarks.md): build/bench, Release with frame pointers, targets
-#   defender-console dc-bench bare_server sweep_bench
+#   defender-console dc-bench bare_server sweep_bench defender-fleet-sim
 #   Sizes (environment, defaults = the targets of docs/benchmarks.md):
 #     B1_DEFENDERS=1000000 B1_SECONDS=20 B1_CONNECTIONS=64
 #     B2_DEFENDERS=500000  B2_SECONDS=600 B2_CONNECTIONS=64
@@ -11,6 +11,14 @@
 #     B4_STALE=100000 B4_OBSERVATIONS=10 B4_LIVE=100000 B4_INTERVAL=30 (0 = unpaced)
 #     B5_DEFENDERS=1000000
 #     COMPRESS_REQUESTS=30 (compress: list latency by Accept-Encoding, 50 and 250 rows)
+#   C rows (one connection per simulated Defender, `defender-fleet-sim --per-defender`, asio front):
+#     C1_DEFENDERS=100000 C1_SECONDS=600  (TLS WebSocket, heartbeat every 30 s)
+#     C2_DEFENDERS=100000 C2_SECONDS=600  (HTTPS keep-alive, heartbeat every 30 s)
+#     C3_DEFENDERS=100000 C3_SETTLE=60 C3_WINDOW=120 C3_TRANSPORT=ws (SIGTERM + restart)
+#     C4_DEFENDERS=10000 C4_IDLE=5000 C4_SLOW=1000 C4_SECONDS=120 C4_REQUESTS=500 C4_TRANSPORT=ws
+#     C_RAMP=1000 (new connections per second), C_PER_PROCESS (Defenders per generator process;
+#     default: the descriptor hard limit minus 200), C_PER_ADDRESS=8000 (connections per source
+#     address 127.0.0.x; below the Console's --defender-max-connections-per-address)
 #   BENCH_DIR (default /tmp/dc-bench): seeded databases are cached there per size and copied
 #   for each run into one work/ directory, so two runs at once need two BENCH_DIRs; BENCH_PORT (default 38180): base of the ports used.
 set -euo pipefail
@@ -59,23 +67,30 @@ work_copy() {
 }
 
 # start_console DATA_DIR [options…]: starts the Console, waits until /readyz answers 200,
-# sets console_pid and ready_seconds (launch to ready).
+# sets console_pid and ready_seconds (launch to ready). CONSOLE_TLS=1: HTTPS on both listeners
+# (self-signed certificate in DATA_DIR/tls) instead of plain HTTP; `api` is the API base URL.
 start_console() {
   local dir=$1
   shift
-  local t0
+  local t0 plain=(--plain-http) scheme=http
+  if [[ ${CONSOLE_TLS:-0} == 1 ]]; then
+    plain=()
+    scheme=https
+  fi
+  api=$scheme://127.0.0.1:$console_port
+  channel=$scheme://127.0.0.1:$defender_port
   t0=$(date +%s.%N)
   # Plain HTTP (as bare_server) with a known admin; Defenders present an enrolment credential.
   DC_ADMIN_PASSWORD=$admin_password "$build/main/defender-console" --data-dir "$dir" \
     --host 127.0.0.1 --console-port "$console_port" --defender-port "$defender_port" \
-    --plain-http --password-iterations 1000 --log-level warn "$@" &
+    "${plain[@]}" --password-iterations 1000 --log-level warn "$@" &
   console_pid=$!
   pids+=("$console_pid")
   for _ in $(seq 1 12000); do
-    if curl -fs -o /dev/null "http://127.0.0.1:$console_port/readyz"; then
+    if curl -kfs -o /dev/null "$api/readyz"; then
       ready_seconds=$(echo "$(date +%s.%N) - $t0" | bc)
-      credential=$(curl -fs -u "admin:$admin_password" \
-        "http://127.0.0.1:$console_port/api/v1/credentials" \
+      credential=$(curl -kfs -u "admin:$admin_password" \
+        "$api/api/v1/credentials" \
         -d '{"scope":"enrolment","description":"bench"}' | jq -r .credential)
       export DC_AUTH="Bearer $credential"
       return 0
@@ -93,7 +108,7 @@ stop_console() {
 }
 
 metric() {  # metric NAME: value from /metrics
-  curl -fs -u "admin:$admin_password" "http://127.0.0.1:$console_port/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+  curl -kfs -u "admin:$admin_password" "${api:-http://127.0.0.1:$console_port}/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 await_written() {  # waits (at most 5 min) until nothing is left to write: the start-up discount
@@ -288,10 +303,157 @@ compress() {
   stop_console
 }
 
-[[ $# -gt 0 ]] || { sed -n '2,16p' "$0"; exit 2; }
+# ---- C rows: one connection per simulated Defender (docs/benchmarks.md, "C rows") ----------------
+
+# fleet N SECONDS TRANSPORT OUT_PREFIX [fleet-sim options…]: runs N per-connection Defenders
+# against the Console started last, split over generator processes (--shard i/n) that each hold
+# at most C_PER_PROCESS connections, spread over enough 127.0.0.x source addresses; waits for
+# them. Each process writes OUT_PREFIX-<i>.json (its JSON summary, false-disconnect check
+# included) and OUT_PREFIX-<i>.log (progress lines).
+fleet() {
+  local n=$1 seconds=$2 transport=$3 out=$4
+  shift 4
+  local hard per shards addresses last
+  hard=$(ulimit -Hn)
+  per=${C_PER_PROCESS:-$((hard - 200))}
+  shards=$(((n + per - 1) / per))
+  addresses=$(((n + ${C_PER_ADDRESS:-8000} - 1) / ${C_PER_ADDRESS:-8000}))
+  ((addresses <= 250)) || { echo "more than 250 source addresses needed" >&2; return 1; }
+  last=$((1 + addresses))
+  echo "generator: $shards process(es) of <= $per connections, source addresses 127.0.0.2-127.0.0.$last"
+  local i gens=()
+  for ((i = 0; i < shards; i++)); do
+    DC_API_PASSWORD=$admin_password "$build/tools/fleet_sim/defender-fleet-sim" --per-defender \
+      --transport "$transport" --console "$channel" --insecure --credential "$credential" \
+      --defenders "$n" --shard "$i/$shards" --families 40 --clusters 8 \
+      --ramp-per-second "${C_RAMP:-1000}" --source-addresses "127.0.0.2-127.0.0.$last" \
+      --duration "$seconds" --progress-seconds 10 --api "$api" --summary-json "$out-$i.json" \
+      "$@" 2>"$out-$i.log" &
+    gens+=($!)
+    pids+=($!)
+  done
+  local rc=0
+  for i in "${gens[@]}"; do wait "$i" || rc=$?; done
+  return "$rc"
+}
+
+# fleet_report OUT_PREFIX: sums the shards' JSON summaries (latency: the worst shard's).
+fleet_report() {
+  jq -s '{defenders: (map(.defenders) | add), answeredDefenders: (map(.answeredDefenders) | add),
+    heartbeats: (map(.heartbeats) | add), answered: (map(.answered) | add),
+    errors: (map(.errors) | add), errorsByStatus: (map(.errorsByStatus) | reduce .[] as $e ({};
+      reduce ($e | to_entries[]) as $kv (.; .[$kv.key] += $kv.value))),
+    timeouts: (map(.connections.timeouts) | add), reconnects: (map(.connections.reconnects) | add),
+    connectFailures: (map(.connections.connectFailures) | add),
+    p50Ms: (map(.latencyMs.p50) | max), p99Ms: (map(.latencyMs.p99) | max),
+    maxMs: (map(.latencyMs.max) | max),
+    falseDisconnects: (map(.falseDisconnects.shownDisconnected // "unchecked") | if all(type == "number") then add else "unchecked" end),
+    down: (map(.connections.down) | add), recoveries: (map(.connections.recoveries) | add),
+    lastRecoveryAtMs: (map(.connections.lastRecoveryAtMs) | max)}' "$1"-*.json
+}
+
+# rss_sampler FILE: samples the Console's RSS (MiB) every 5 s into FILE until it exits.
+rss_sampler() {
+  (
+    while kill -0 "$console_pid" 2>/dev/null; do
+      rss_mib "$console_pid" VmRSS
+      sleep 5
+    done
+  ) >"$1" 2>/dev/null &
+  pids+=($!)
+}
+
+c_connections() {  # c_connections ID N SECONDS TRANSPORT: C1 (ws) and C2 (http)
+  local id=$1 n=$2 seconds=$3 transport=$4
+  local work="$bench_dir/work"
+  rm -rf "$work" "$bench_dir/$id"-*
+  mkdir -p "$work"
+  echo "== $id $n Defenders, each on its own TLS $transport connection, heartbeat every 30 s, $seconds s after a ${C_RAMP:-1000}/s ramp"
+  CONSOLE_TLS=1 start_console "$work" --defender-front asio --heartbeat-interval 30
+  rss_sampler "$bench_dir/$id-rss"
+  local rc=0 ramp=$(((n + ${C_RAMP:-1000} - 1) / ${C_RAMP:-1000}))
+  fleet "$n" $((seconds + ramp)) "$transport" "$bench_dir/$id" || rc=$?
+  fleet_report "$bench_dir/$id"
+  echo "Console: reconnections (false disconnects seen by the Console) $(metric dc_reconnections_total), shed $(metric dc_defender_channel_shed_total), RSS max sampled $(sort -n "$bench_dir/$id-rss" | tail -1) MiB, peak (VmHWM) $(rss_mib "$console_pid" VmHWM) MiB"
+  stop_console
+  return "$rc"
+}
+
+c1() {
+  : "${C1_DEFENDERS:=100000}" "${C1_SECONDS:=600}"
+  c_connections C1 "$C1_DEFENDERS" "$C1_SECONDS" ws
+}
+
+c2() {
+  : "${C2_DEFENDERS:=100000}" "${C2_SECONDS:=600}"
+  c_connections C2 "$C2_DEFENDERS" "$C2_SECONDS" http
+}
+
+c3() {
+  : "${C3_DEFENDERS:=100000}" "${C3_SETTLE:=60}" "${C3_WINDOW:=120}" "${C3_TRANSPORT:=ws}"
+  local work="$bench_dir/work"
+  rm -rf "$work" "$bench_dir"/C3-*
+  mkdir -p "$work"
+  echo "== C3 SIGTERM + restart with $C3_DEFENDERS Defenders connected ($C3_TRANSPORT over TLS)"
+  CONSOLE_TLS=1 start_console "$work" --defender-front asio --heartbeat-interval 30
+  local ramp=$(((C3_DEFENDERS + ${C_RAMP:-1000} - 1) / ${C_RAMP:-1000}))
+  fleet "$C3_DEFENDERS" $((ramp + C3_SETTLE + C3_WINDOW)) "$C3_TRANSPORT" "$bench_dir/C3" &
+  local fleet_pid=$!
+  pids+=("$fleet_pid")
+  sleep $((ramp + C3_SETTLE))
+  local killed_ms
+  killed_ms=$(date +%s%3N)
+  stop_console
+  CONSOLE_TLS=1 start_console "$work" --defender-front asio --heartbeat-interval 30
+  echo "C3: SIGTERM to ready again in $(($(date +%s%3N) - killed_ms)) ms"
+  local rc=0
+  wait "$fleet_pid" || rc=$?
+  local report
+  report=$(fleet_report "$bench_dir/C3")
+  echo "$report"
+  echo "C3: every Defender reconnected and answered $(jq -r --argjson k "$killed_ms" \
+    'if .down == 0 and .recoveries >= .defenders then "\((.lastRecoveryAtMs - $k) / 1000) s after the SIGTERM" else "NOT: \(.down) still down, \(.recoveries) of \(.defenders) recovered" end' <<<"$report")"
+  echo "Console after restart: reconnections $(metric dc_reconnections_total), shed $(metric dc_defender_channel_shed_total)"
+  stop_console
+  return "$rc"
+}
+
+c4() {
+  : "${C4_DEFENDERS:=10000}" "${C4_IDLE:=5000}" "${C4_SLOW:=1000}" "${C4_SECONDS:=120}"
+  : "${C4_REQUESTS:=500}" "${C4_TRANSPORT:=ws}"
+  local work="$bench_dir/work"
+  rm -rf "$work" "$bench_dir"/C4-*
+  mkdir -p "$work"
+  echo "== C4 $C4_IDLE idle + $C4_SLOW slow-header connections against each listener while $C4_DEFENDERS Defenders heartbeat ($C4_TRANSPORT, plain HTTP)"
+  start_console "$work" --defender-front asio --heartbeat-interval 30
+  local ramp=$(((C4_DEFENDERS + ${C_RAMP:-1000} - 1) / ${C_RAMP:-1000}))
+  fleet "$C4_DEFENDERS" $((ramp + C4_SECONDS)) "$C4_TRANSPORT" "$bench_dir/C4" &
+  local fleet_pid=$!
+  pids+=("$fleet_pid")
+  sleep "$ramp"
+  python3 bench/hold_connections.py --seconds $((C4_SECONDS - 10)) --idle "$C4_IDLE" \
+    --slow "$C4_SLOW" "127.0.0.1:$defender_port" "127.0.0.1:$console_port" >"$bench_dir/C4-held" &
+  local holder=$!
+  pids+=("$holder")
+  sleep 5
+  # Operators list the fleet while the connections are held.
+  DC_BENCH_AUTH=$admin_basic "$build/bench/dc-bench" query --port "$console_port" \
+    --requests "$C4_REQUESTS" --path "/api/v1/defenders?limit=50" \
+    --path "/api/v1/defenders?connected=true&sort=lastSeen&limit=50"
+  local rc=0
+  wait "$holder" || rc=$?
+  echo "held: $(cat "$bench_dir/C4-held")"
+  wait "$fleet_pid" || rc=$?
+  fleet_report "$bench_dir/C4"
+  echo "Console: reconnections $(metric dc_reconnections_total), shed $(metric dc_defender_channel_shed_total)"
+  stop_console
+  return "$rc"
+}
+
+[[ $# -gt 0 ]] || { sed -n '2,24p' "$0"; exit 2; }
 for cmd in "$@"; do
   case $cmd in
-    machine | b1 | b2 | b3 | b4 | b5 | compress) "$cmd" ;;
+    machine | b1 | b2 | b3 | b4 | b5 | compress | c1 | c2 | c3 | c4) "$cmd" ;;
     *) echo "unknown benchmark '$cmd'" >&2; exit 2 ;;
   esac
 done
