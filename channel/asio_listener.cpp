@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -19,8 +20,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <spdlog/spdlog.h>
+
+#include "channel/ws_session.h"
 
 namespace dc::channel {
 
@@ -31,7 +35,11 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 struct AsioListener::Impl {
-  Impl(AsioListenerOptions o, RequestHandler h) : options(std::move(o)), handler(std::move(h)) {}
+  Impl(AsioListenerOptions o, RequestHandler h) : options(std::move(o)), handler(std::move(h)) {
+    if (options.webSocket.authorize)
+      ws.emplace(options,
+                 [this](std::function<void()> task) { return trySubmit(std::move(task)); });
+  }
 
   const AsioListenerOptions options;
   const RequestHandler handler;
@@ -44,6 +52,7 @@ struct AsioListener::Impl {
   std::mutex addressMu;
   std::unordered_map<std::string, size_t> perAddress;
   std::optional<ssl::context> tls;
+  std::optional<WsHub> ws;  // the WebSocket sessions, when offered (outlives the io_context)
 
   std::unique_ptr<asio::io_context> ioc;
   std::optional<tcp::acceptor> acceptor;
@@ -52,6 +61,23 @@ struct AsioListener::Impl {
   std::vector<std::thread> threads;
   int port = 0;
   bool running = false;
+
+  /// Runs `task` on the worker pool, counted as queued then busy; false (and counted as shed)
+  /// when `maxQueued` tasks wait already.
+  bool trySubmit(std::function<void()> task) {
+    if (options.maxQueued > 0 && queued.load() >= options.maxQueued) {
+      ++shed;
+      return false;
+    }
+    ++queued;
+    asio::post(*pool, [this, task = std::move(task)] {
+      --queued;
+      ++busy;
+      task();
+      --busy;
+    });
+    return true;
+  }
 
   /// Counts a new connection from `address`; false when it is beyond the per-address cap.
   bool admit(const std::string& address) {
@@ -118,7 +144,7 @@ template <class Derived>
 class Session {
  public:
   Session(AsioListener::Impl& impl, std::string address)
-      : impl_(impl), slot_(impl, std::move(address)) {}
+      : impl_(impl), slot_(std::make_shared<Slot>(impl, std::move(address))) {}
 
  public:  // the strand's handlers and the derived sessions call these
   Derived& self() { return static_cast<Derived&>(*this); }
@@ -161,11 +187,11 @@ class Session {
     if (ec) return;  // timeout, reset or closed mid-head: nothing to answer
     const auto& req = parser_->get();
     version_ = req.version();
-    if (!slot_.admitted()) {
+    if (!slot_->admitted()) {
       ++impl_.refused;
       Error e{ErrorKind::kRateLimited,
               "too_many_connections",
-              "address " + slot_.address() + " already holds " +
+              "address " + slot_->address() + " already holds " +
                   std::to_string(options().maxConnectionsPerAddress) + " connections to the " +
                   options().name + "; reuse one (keep-alive)",
               {}};
@@ -233,13 +259,15 @@ class Session {
                                    "is malformed"));
     if (ec) return;  // timeout, reset or closed mid-body
     auto& req = parser_->get();
+    if (impl_.ws && beast::websocket::is_upgrade(req) && isWebSocketPath(view(req.target())))
+      return upgrade();
     keepAlive_ = req.keep_alive();
     Request r;
     r.method = std::string(view(req.method_string()));
     const std::string_view target = view(req.target());
     r.path = std::string(target.substr(0, target.find('?')));
     r.authorization = std::string(view(req[http::field::authorization]));
-    r.remoteAddr = slot_.address();
+    r.remoteAddr = slot_->address();
     r.body = std::move(req.body());
     dispatch(std::move(r));
   }
@@ -275,6 +303,53 @@ class Session {
     });
   }
 
+  bool isWebSocketPath(std::string_view target) const {
+    const auto path = target.substr(0, target.find('?'));
+    const auto& paths = options().webSocket.paths;
+    return std::find(paths.begin(), paths.end(), path) != paths.end();
+  }
+
+  /// A WebSocket upgrade: checked here, authorized on a worker (shed like a request), then the
+  /// connection is handed to a WebSocket session (channel/ws_session.h).
+  void upgrade() {
+    auto req = std::make_shared<WsHub::Upgrade>(parser_->release());
+    const auto key = (*req)[http::field::sec_websocket_key];
+    if (key.size() != 24 || (*req)[http::field::sec_websocket_version] != "13")
+      return refuse(Error::invalid("bad_request", "Sec-WebSocket-Key",
+                                   "a WebSocket upgrade needs Sec-WebSocket-Key (16 bytes, "
+                                   "base64) and Sec-WebSocket-Version: 13"));
+    Request r;
+    r.method = std::string(view(req->method_string()));
+    const std::string_view target = view(req->target());
+    r.path = std::string(target.substr(0, target.find('?')));
+    r.authorization = std::string(view((*req)[http::field::authorization]));
+    r.remoteAddr = slot_->address();
+    auto task = [sp = self().shared_from_this(), r, req]() mutable {
+      WsUpgrade u;
+      try {
+        u = sp->impl_.options.webSocket.authorize(r);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: WebSocket upgrade failed: {}", sp->options().name, e.what());
+        u.refusal = errorResponse(Error::internal("the upgrade failed; see the Console's log"));
+      }
+      auto executor = sp->self().stream().get_executor();
+      asio::post(executor, [sp = std::move(sp), u = std::move(u), req]() mutable {
+        if (u.refusal) {
+          u.refusal->close = true;
+          return sp->write(std::move(*u.refusal));
+        }
+        sp->self().handOff(std::move(*req), std::move(u.binding));
+      });
+    };
+    if (impl_.trySubmit(std::move(task))) return;
+    Error e{ErrorKind::kUnavailable,
+            "overloaded",
+            "the Console is beyond its capacity; retry after the Retry-After delay",
+            {}};
+    e.retryAfterSeconds = options().shedRetryAfter ? options().shedRetryAfter(r) : 5;
+    refuse(e);
+  }
+
   void refuse(const Error& e, int status = 0) {
     auto res = errorResponse(e, status);
     res.close = true;
@@ -307,7 +382,7 @@ class Session {
   }
 
   AsioListener::Impl& impl_;
-  Slot slot_;
+  std::shared_ptr<Slot> slot_;  // shared: a WebSocket session takes it over
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
@@ -326,6 +401,10 @@ class PlainSession final : public Session<PlainSession>,
                    [sp = shared_from_this()] { sp->awaitRequest(/*first=*/true); });
   }
   beast::tcp_stream& stream() { return stream_; }
+  void handOff(WsHub::Upgrade req, WsBinding binding) {
+    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(),
+                    slot_);
+  }
   /// Half-closes, then reads and drops what the client still sends (a body refused before it
   /// was read) so that the answer is not lost to a reset; bounded by the header timeout.
   void shutdown() {
@@ -363,7 +442,7 @@ class TlsSession final : public Session<TlsSession>,
       sp->stream_.async_handshake(ssl::stream_base::server, [sp](beast::error_code ec) {
         if (ec) {
           spdlog::debug("{}: TLS handshake with {} failed: {}", sp->options().name,
-                        sp->slot_.address(), ec.message());
+                        sp->slot_->address(), ec.message());
           return;
         }
         sp->awaitRequest(/*first=*/true);
@@ -371,6 +450,10 @@ class TlsSession final : public Session<TlsSession>,
     });
   }
   beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+  void handOff(WsHub::Upgrade req, WsBinding binding) {
+    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(),
+                    slot_);
+  }
   void shutdown() {
     lowest().expires_after(Seconds(options().headerTimeoutSeconds));
     stream_.async_shutdown([sp = shared_from_this()](beast::error_code) {});
@@ -419,8 +502,27 @@ int AsioListener::port() const {
 }
 
 AsioListenerLoad AsioListener::load() const {
-  return {impl_->connections.load(), impl_->queued.load(), impl_->busy.load(), impl_->shed.load(),
-          impl_->refused.load()};
+  AsioListenerLoad l;
+  l.connections = impl_->connections.load();
+  l.queued = impl_->queued.load();
+  l.busy = impl_->busy.load();
+  l.shed = impl_->shed.load();
+  l.refusedConnections = impl_->refused.load();
+  if (impl_->ws) {
+    l.wsSessions = impl_->ws->open();
+    l.wsMessages = impl_->ws->messages.load();
+    l.wsPushes = impl_->ws->pushes.load();
+    l.wsCloses = impl_->ws->closes();
+  }
+  return l;
+}
+
+size_t AsioListener::pushTo(const std::string& key, const std::string& text) {
+  return impl_->ws ? impl_->ws->pushTo(key, text) : 0;
+}
+
+size_t AsioListener::pushAll(const std::string& text) {
+  return impl_->ws ? impl_->ws->pushAll(text) : 0;
 }
 
 Result<int> AsioListener::start() {
@@ -499,6 +601,16 @@ void AsioListener::stop() {
   auto& im = *impl_;
   if (!im.running) return;
   im.running = false;
+  // No new connections, then every WebSocket is told 1001 going_away while the I/O threads
+  // still run its close handshake.
+  std::promise<void> closed;
+  asio::post(*im.ioc, [&im, &closed] {
+    beast::error_code ignored;
+    im.acceptor->close(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  if (im.ws) im.ws->closeAll(std::chrono::seconds(2));
   im.ioc->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();

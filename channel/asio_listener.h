@@ -21,17 +21,67 @@
 //    `maxConnectionsPerAddress` connections (answered to the request read on the extra one).
 //  - Shedding: a request arriving while more than `maxQueued` wait for a worker is answered
 //    503 overloaded with a Retry-After (the connection stays open).
+//  - WebSocket (when `webSocket.authorize` is set): a `GET` upgrade at one of `webSocket.paths`
+//    is authorized on a worker, then the connection (plain or TLS) becomes a WebSocket session
+//    (channel/ws_session.h; docs/defender-channel.md, "WebSocket transport").
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "channel/message.h"
 #include "common/status.h"
 
 namespace dc::channel {
+
+/// Per-connection state bound at a WebSocket upgrade (e.g. the authenticated Defender
+/// credential); opaque to the listener, handed to every message of the connection.
+using WsBinding = std::shared_ptr<const void>;
+
+/// The answer to a WebSocket upgrade request: a binding (the upgrade proceeds) or a refusal
+/// (written as a plain HTTP answer, then the connection is closed).
+struct WsUpgrade {
+  WsBinding binding;
+  std::optional<Response> refusal;
+};
+
+/// One WebSocket message, its envelope `{"type", "id", "body"}` already parsed.
+struct WsMessage {
+  std::string type;        // never empty (a frame without one is closed 1008 missing_type)
+  std::string body;        // the JSON text of `body`; "{}" when absent
+  std::string remoteAddr;  // the peer's IP address
+};
+
+/// What a message gets: a result frame `{"type":"result","id","status","body"}` made of
+/// `result` (its status and JSON body; a Retry-After header becomes `retryAfterSeconds`), or —
+/// when `closeCode` is set — the connection closed with that code and reason, nothing answered.
+struct WsAnswer {
+  Response result;
+  int closeCode = 0;
+  std::string closeReason;
+  /// Set on the message that binds the connection to a Defender (its hostname key): pushes for
+  /// that key (AsioListener::pushTo) reach this connection from then on.
+  std::string bindKey;
+};
+
+/// The WebSocket transport. Both functions run on a worker thread and may block.
+struct WebSocketOptions {
+  /// Decides an upgrade request (its `authorization` and `remoteAddr` are set). Unset: no
+  /// WebSocket; upgrade requests go to the request handler like any other request.
+  std::function<WsUpgrade(const Request&)> authorize;
+  /// Answers one message; `boundKey` is the key the connection was bound to ("" before).
+  std::function<WsAnswer(const WsBinding&, const std::string& boundKey, const WsMessage&)> handle;
+  std::vector<std::string> paths = {"/", "/api/v1/defender/ws"};
+  /// A ping after each period in which the peer sent anything; a connection from which nothing
+  /// (no pong, no message) arrived during a whole period after a ping is closed, i.e. after
+  /// between one and two periods of silence.
+  int pingSeconds = 30;
+};
 
 struct AsioListenerOptions {
   std::string name = "defender channel";  // for logs
@@ -56,6 +106,7 @@ struct AsioListenerOptions {
   /// Mutual TLS when set: PEM CAs whose client certificates are accepted; clients without one
   /// fail the handshake.
   std::string clientCaFile;
+  WebSocketOptions webSocket;
 };
 
 /// Counters of the listener (gauges are snapshots).
@@ -65,6 +116,12 @@ struct AsioListenerLoad {
   size_t busy = 0;                  // gauge: requests being handled
   uint64_t shed = 0;                // counter: requests answered 503 overloaded
   uint64_t refusedConnections = 0;  // counter: connections answered 429 too_many_connections
+  size_t wsSessions = 0;            // gauge: open WebSocket sessions
+  uint64_t wsMessages = 0;          // counter: WebSocket messages answered (result frames)
+  uint64_t wsPushes = 0;            // counter: push messages sent (settings, removed, backoff)
+  /// counter: WebSocket sessions ended, by close code (sent by either side; 1006 when the
+  /// connection ended without a close handshake: reset, ping timeout, Console stopped).
+  std::map<int, uint64_t> wsCloses;
 };
 
 /// Turns a request into its answer; runs on a worker thread, may block (e.g. on a commit).
@@ -81,11 +138,17 @@ class AsioListener {
   /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message;
   /// kInvalidArgument "tls_invalid" when the certificate, key or client CA cannot be loaded.
   Result<int> start();
-  /// Stops accepting and reading, lets running handlers finish, closes every connection and
-  /// joins. Idempotent.
+  /// Stops accepting and reading, closes every WebSocket with 1001 going_away (waiting up to 2 s
+  /// for the close handshakes), lets running handlers finish, closes every connection and joins.
+  /// Idempotent.
   void stop();
   int port() const;
   AsioListenerLoad load() const;
+  /// Sends the text message `text` to every WebSocket session bound to `key` (WsAnswer::bindKey);
+  /// returns how many. Thread-safe, never blocks on I/O.
+  size_t pushTo(const std::string& key, const std::string& text);
+  /// Sends `text` to every open WebSocket session; returns how many. Thread-safe.
+  size_t pushAll(const std::string& text);
   bool tls() const { return !options_.tlsCertFile.empty(); }
 
   struct Impl;

@@ -119,6 +119,12 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->envname("DC_DEFENDER_IDLE_TIMEOUT")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
+  app.add_option("--defender-ws-ping", c.defenderWsPingSeconds,
+                 "asio front: seconds between WebSocket pings; a WebSocket silent for two "
+                 "periods is closed")
+      ->envname("DC_DEFENDER_WS_PING")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--defender-max-connections-per-address", c.defenderMaxConnectionsPerAddress,
                  "asio front: connections one source address may hold; beyond, 429 "
                  "too_many_connections (0 = no cap)")

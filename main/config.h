@@ -50,6 +50,9 @@ struct ConsoleConfig {
   int defenderHeaderTimeoutSeconds = 5;
   int defenderIdleTimeoutSeconds = 120;
   size_t defenderMaxConnectionsPerAddress = 10000;
+  /// Event-driven front only: seconds between the pings of each WebSocket (docs/defender-
+  /// channel.md, "WebSocket transport"); a connection silent for two periods is closed.
+  int defenderWsPingSeconds = 30;
   /// Outage guard: evictions pause when this share of a fleet of at least outageMinFleet
   /// Defenders goes silent within one grace period.
   double outageThreshold = 0.5;

@@ -96,6 +96,33 @@ int shedRetryAfterAsio(const channel::Request& req) {
   return heartbeat::retryAfterSeconds(req.remoteAddr, {});
 }
 
+/// The WebSocket sessions of the defender channel, in Prometheus text.
+std::string webSocketMetricsText(const channel::AsioListenerLoad& l) {
+  std::string text =
+      "# HELP dc_defender_ws_sessions Open WebSocket sessions of the defender channel.\n"
+      "# TYPE dc_defender_ws_sessions gauge\ndc_defender_ws_sessions ";
+  text += std::to_string(l.wsSessions);
+  text +=
+      "\n# HELP dc_defender_ws_messages_total WebSocket messages answered (result frames).\n"
+      "# TYPE dc_defender_ws_messages_total counter\ndc_defender_ws_messages_total ";
+  text += std::to_string(l.wsMessages);
+  text +=
+      "\n# HELP dc_defender_ws_pushes_total WebSocket push messages sent (settings, removed, "
+      "backoff).\n# TYPE dc_defender_ws_pushes_total counter\ndc_defender_ws_pushes_total ";
+  text += std::to_string(l.wsPushes);
+  text +=
+      "\n# HELP dc_defender_ws_closes_total WebSocket sessions ended, by close code (1006: "
+      "without a close handshake).\n# TYPE dc_defender_ws_closes_total counter\n";
+  for (const auto& [code, n] : l.wsCloses) {
+    text += "dc_defender_ws_closes_total{code=\"";
+    text += std::to_string(code);
+    text += "\"} ";
+    text += std::to_string(n);
+    text += '\n';
+  }
+  return text;
+}
+
 }  // namespace
 
 struct ConsoleApp::Impl {
@@ -141,6 +168,24 @@ struct ConsoleApp::Impl {
       return l.busy + l.queued;
     }
     return std::nullopt;
+  }
+
+  /// Tells the WebSocket sessions of Defender `hostname` that it was removed ("deleted" or
+  /// "evicted"): it registers again with its next heartbeat.
+  void pushRemoved(const std::string& hostname, const char* reason) const {
+    if (!defenderAsio) return;
+    defenderAsio->pushTo(
+        inventory::hostnameKey(hostname),
+        nlohmann::json{{"type", "removed"}, {"hostname", hostname}, {"reason", reason}}.dump());
+  }
+  /// Tells every WebSocket session the heartbeat interval.
+  void pushSettings() const {
+    if (!defenderAsio) return;
+    defenderAsio->pushAll(nlohmann::json{
+        {"type", "settings"},
+        {"intervalSeconds",
+         static_cast<double>(inventory->liveness().heartbeatInterval.count()) /
+             1000.0}}.dump());
   }
 
   Impl(ConsoleConfig c, const Clock& k, std::string v)
@@ -233,6 +278,7 @@ Status ConsoleApp::start(bool startScheduler) {
     if (auto st = impl_->audit->record(std::move(events)); !st.ok())
       spdlog::error("{} evictions not copied to the audit log: {}", evicted.size(),
                     st.error().message);
+    for (const auto& a : evicted) impl_->pushRemoved(a.hostname, "evicted");
   };
   so.period = c.sweepInterval;
   so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
@@ -353,6 +399,7 @@ Status ConsoleApp::start(bool startScheduler) {
           "counter\ndc_defender_channel_shed_total " +
           std::to_string(load.shed) + "\n";
     }
+    if (impl_->defenderAsio) text += webSocketMetricsText(impl_->defenderAsio->load());
     return text;
   };
   api.ready = [this] { return impl_->ready.load(); };
@@ -367,27 +414,44 @@ Status ConsoleApp::start(bool startScheduler) {
     return evictionStatusJson();
   };
   api.auth = m.auth.get();
+  api.defenderDeleted = [this](const std::string& hostname) {
+    impl_->pushRemoved(hostname, "deleted");
+  };
+  api.settingsChanged = [this] { impl_->pushSettings(); };
   api.audit = m.audit.get();
   api.history = m.history.get();
   web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
 
   Result<int> defenderPort = 0;
   if (c.defenderFront == "asio") {
+    channel::AsioListenerOptions ao{.name = "defender channel",
+                                    .host = c.host,
+                                    .port = c.defenderPort,
+                                    .ioThreads = c.defenderIoThreads,
+                                    .workers = c.defenderThreads,
+                                    .maxQueued = c.defenderMaxQueued,
+                                    .maxBodyBytes = c.defenderMaxBodyBytes,
+                                    .headerTimeoutSeconds = c.defenderHeaderTimeoutSeconds,
+                                    .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
+                                    .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
+                                    .shedRetryAfter = shedRetryAfterAsio,
+                                    .tlsCertFile = m.tlsCert,
+                                    .tlsKeyFile = m.tlsKey,
+                                    .clientCaFile = c.defenderClientCa,
+                                    .webSocket = {}};
+    // The WebSocket transport (docs/defender-channel.md): the credential checked once at the
+    // upgrade, then each message answered by the same route as its HTTP POST.
+    ao.webSocket.authorize = [auth = m.auth.get()](const channel::Request& req) {
+      return web::authorizeDefenderUpgrade(auth, req);
+    };
+    ao.webSocket.handle = [channel = m.channel.get(), auth = m.auth.get()](
+                              const channel::WsBinding& binding, const std::string& boundKey,
+                              const channel::WsMessage& message) {
+      return web::serveDefenderMessage(*channel, auth, binding, boundKey, message);
+    };
+    ao.webSocket.pingSeconds = c.defenderWsPingSeconds;
     m.defenderAsio = std::make_unique<channel::AsioListener>(
-        channel::AsioListenerOptions{.name = "defender channel",
-                                     .host = c.host,
-                                     .port = c.defenderPort,
-                                     .ioThreads = c.defenderIoThreads,
-                                     .workers = c.defenderThreads,
-                                     .maxQueued = c.defenderMaxQueued,
-                                     .maxBodyBytes = c.defenderMaxBodyBytes,
-                                     .headerTimeoutSeconds = c.defenderHeaderTimeoutSeconds,
-                                     .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
-                                     .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
-                                     .shedRetryAfter = shedRetryAfterAsio,
-                                     .tlsCertFile = m.tlsCert,
-                                     .tlsKeyFile = m.tlsKey,
-                                     .clientCaFile = c.defenderClientCa},
+        std::move(ao),
         [channel = m.channel.get(), auth = m.auth.get()](const channel::Request& req) {
           return web::serveDefenderChannel(*channel, auth, req);
         });

@@ -21,10 +21,11 @@ ctest --test-dir build/asan --output-on-failure -j"$jobs" || failed=1
 
 echo "== Concurrent suites (TSan)"
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDC_SANITIZE=thread >/dev/null
-cmake --build build/tsan -j"$jobs" --target inventory_test sweeper_test defender_channel_test
+cmake --build build/tsan -j"$jobs" --target inventory_test sweeper_test defender_channel_test defender_ws_test
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/inventory_test || failed=1
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/sweeper_test || failed=1
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/defender_channel_test || failed=1
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/tests/defender_ws_test || failed=1
 
 if [[ -x tests/browser/run.sh ]]; then
   echo "== Browser tests"

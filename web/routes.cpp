@@ -1065,7 +1065,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
       });
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
-             [&inv, trail](const httplib::Request& req, httplib::Response& res,
+             [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
                            const auth::Principal& who) {
                // The audit record names the user who deleted.
                auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
@@ -1085,6 +1085,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                if (!removed.ok()) return sendError(res, removed.error());
                spdlog::info("Defender {} deleted through the API ({} observations removed)",
                             removed->hostname, removed->observationsRemoved);
+               if (opts->defenderDeleted) opts->defenderDeleted(removed->hostname);
                trail(audit::kDefenderDeleted, actorOf(who), req, removalDetail(*removed));
                json body = auditJson(*removed);
                body["alreadyRemoved"] = false;
@@ -1097,7 +1098,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
              });
 
   routes.add("POST", "/api/v1/settings/defender",
-             [&inv, trail](const httplib::Request& req, httplib::Response& res,
+             [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
                            const auth::Principal& who) {
                auto s = parseSettings(req.body);
                if (!s.ok()) return sendError(res, s.error());
@@ -1108,6 +1109,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                       {"from", before},
                       {"to", s->disconnectPeriodDays}});
                spdlog::info("settings: disconnectPeriodDays = {}", s->disconnectPeriodDays);
+               if (opts->settingsChanged) opts->settingsChanged();
                sendJson(res, dumpJson(settingsJson(inv.settings())));
              });
 
@@ -1275,6 +1277,38 @@ void copyTo(channel::Response from, httplib::Response& res) {
 
 }  // namespace
 
+namespace {
+
+/// The Defender credential of `authorization`, or its refusal (401 with `WWW-Authenticate`).
+Result<auth::Principal> authenticateDefender(auth::AuthService& auth,
+                                             const std::string& authorization,
+                                             channel::Response& refusal) {
+  auto p = auth.authenticateDefender(authorization);
+  if (!p.ok()) {
+    refusal = channel::errorResponse(p.error());
+    if (p.error().kind == ErrorKind::kUnauthenticated)
+      refusal.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="Defender Console")");
+  }
+  return p;
+}
+
+/// The route's DefenderChannel call for a caller already authenticated as `who`.
+channel::Response serveAs(heartbeat::DefenderChannel& channel, const ChannelRoute& route,
+                          const auth::Principal& who, const std::string& body) {
+  auto reply = (channel.*route.call)(body, who.appId);
+  if (!reply.ok()) return channel::errorResponse(reply.error());
+  return channel::jsonResponse(dumpJson(*reply));
+}
+
+/// What a WebSocket connection is bound to at its upgrade: the Defender credential (checked
+/// again, for revocation, with every message).
+struct DefenderBinding {
+  auth::Principal who;
+  std::string authorization;
+};
+
+}  // namespace
+
 channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
                                        const channel::Request& req) {
   for (const auto& route : kChannelRoutes) {
@@ -1284,22 +1318,92 @@ channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth
     const auto need =
         auth::findPermission(auth::defenderChannelPermissions(), route.method, route.path);
     if (auth && need != auth::Access::kPublic) {
-      auto p = auth->authenticateDefender(req.authorization);
-      if (!p.ok()) {
-        auto res = channel::errorResponse(p.error());
-        if (p.error().kind == ErrorKind::kUnauthenticated)
-          res.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="Defender Console")");
-        return res;
-      }
+      channel::Response refusal;
+      auto p = authenticateDefender(*auth, req.authorization, refusal);
+      if (!p.ok()) return refusal;
       who = *p;
     }
-    auto reply = (channel.*route.call)(req.body, who.appId);
-    if (!reply.ok()) return channel::errorResponse(reply.error());
-    return channel::jsonResponse(dumpJson(*reply));
+    return serveAs(channel, route, who, req.body);
   }
   return channel::errorResponse(
       Error::notFound("not_found", "no route for " + req.method + " " + req.path, "path"));
 }
+
+channel::WsUpgrade authorizeDefenderUpgrade(auth::AuthService* auth,
+                                            const channel::Request& upgrade) {
+  auto binding = std::make_shared<DefenderBinding>();
+  if (auth) {
+    channel::Response refusal;
+    auto p = authenticateDefender(*auth, upgrade.authorization, refusal);
+    if (!p.ok()) return {nullptr, std::move(refusal)};
+    binding->who = *p;
+    binding->authorization = upgrade.authorization;
+  }
+  return {std::move(binding), std::nullopt};
+}
+
+channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel,
+                                       auth::AuthService* auth, const channel::WsBinding& bound,
+                                       const std::string& boundKey,
+                                       const channel::WsMessage& message) {
+  channel::WsAnswer answer;
+  const auto* binding = static_cast<const DefenderBinding*>(bound.get());
+  if (auth && binding) {
+    // The credential bound at the upgrade, checked again: a revoked one ends the connection.
+    auto p = auth->authenticateDefender(binding->authorization);
+    if (!p.ok()) {
+      answer.closeCode = 1008;
+      answer.closeReason = "credential_revoked";
+      return answer;
+    }
+  }
+  const ChannelRoute* route = nullptr;
+  for (const auto& r : kChannelRoutes)
+    if (r.call && std::string_view(r.path) == "/api/v1/defender/" + message.type) route = &r;
+  if (!route) {
+    answer.closeCode = 1008;
+    answer.closeReason = "unknown_type";
+    return answer;
+  }
+  // A connection speaks for the hostname of its first heartbeat.
+  std::string key;
+  if (auto body = json::parse(message.body, nullptr, /*allow_exceptions=*/false);
+      body.is_object())
+    if (auto h = body.find("hostname"); h != body.end() && h->is_string())
+      key = inventory::hostnameKey(h->get_ref<const std::string&>());
+  if (!boundKey.empty() && !key.empty() && key != boundKey) {
+    answer.result = channel::errorResponse(
+        Error::invalid("hostname_mismatch", "hostname",
+                       "this connection speaks for Defender " + boundKey +
+                           " (its first heartbeat); open another connection for another one"));
+    return answer;
+  }
+  answer.result =
+      serveAs(channel, *route, binding ? binding->who : auth::Principal{}, message.body);
+  if (route->call == &heartbeat::DefenderChannel::heartbeat && answer.result.status == 200 &&
+      boundKey.empty())
+    answer.bindKey = key;
+  return answer;
+}
+
+namespace {
+
+/// JSON answer of the cpp-httplib front to a WebSocket upgrade: it has no WebSocket.
+void refuseWebSocket(const httplib::Request& req, httplib::Response& res) {
+  std::string upgrade = req.get_header_value("Upgrade");
+  for (auto& ch : upgrade) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (upgrade != "websocket")
+    return copyTo(channel::errorResponse(Error::notFound(
+                      "not_found", "no route for " + req.method + " " + req.path, "path")),
+                  res);
+  copyTo(channel::errorResponse(Error::invalid(
+             "websocket_unsupported", "Upgrade",
+             "the WebSocket transport of the defender channel needs --defender-front asio "
+             "(this Console serves it with --defender-front httplib: HTTP POSTs only)")),
+         res);
+}
+
+}  // namespace
 
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth) {
@@ -1316,6 +1420,8 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
                                        req.remote_addr, req.body}),
                  res);
         });
+  server.Get("/", refuseWebSocket);
+  server.Get("/api/v1/defender/ws", refuseWebSocket);
   refuseUnknownPosts(server);
 }
 

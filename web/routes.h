@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include "channel/asio_listener.h"
 #include "channel/message.h"
 #include "common/defender_version.h"
 #include "common/status.h"
@@ -77,6 +78,11 @@ struct ConsoleApiOptions {
   history::FleetHistory* history = nullptr;
   /// How long the fleet history keeps samples (shown in its answer), in days.
   int historyRetentionDays = 30;
+  /// Told after DELETE /api/v1/defenders/{hostname} removed a Defender (e.g. to push `removed`
+  /// to its WebSocket), with the removed hostname. Runs on the request's thread; must not block.
+  std::function<void(const std::string& hostname)> defenderDeleted;
+  /// Told after POST /api/v1/settings/defender changed the settings (pushes `settings`).
+  std::function<void()> settingsChanged;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
@@ -92,7 +98,9 @@ void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory
 
 /// Defender channel routes: POST /api/v1/defender/{heartbeat,disconnect,observations}, each
 /// needing a Defender credential (`Authorization: Bearer dcd1_…`) whose App ID scope the
-/// channel enforces, plus /healthz. `auth` null: nothing is checked (in-process tests only).
+/// channel enforces, plus /healthz. A WebSocket upgrade (`GET /` or `/api/v1/defender/ws` with
+/// `Upgrade: websocket`) is answered 400 websocket_unsupported: this front has none. `auth` null:
+/// nothing is checked (in-process tests only).
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth);
 
@@ -102,8 +110,25 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
 /// codes of AuthService::authenticateDefender), then the DefenderChannel call and its JSON
 /// reply or error; 404 not_found (field path) for any other method or path. Thread-safe; may
 /// block until the inventory has made a heartbeat durable.
-channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel,
-                                       auth::AuthService* auth, const channel::Request& request);
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::Request& request);
+
+/// The WebSocket transport of the defender channel (docs/defender-channel.md, "WebSocket
+/// transport"; the event-driven front only). At the upgrade: the Defender credential is checked
+/// once (the refusals of serveDefenderChannel) and bound to the connection.
+channel::WsUpgrade authorizeDefenderUpgrade(auth::AuthService* auth,
+                                            const channel::Request& upgrade);
+
+/// One WebSocket message, answered by the same route as its HTTP POST
+/// (`/api/v1/defender/<type>`) with the bound credential's App ID scope. The credential is
+/// checked again first: revoked (or deleted) closes the connection 1008 credential_revoked.
+/// A type without a route closes it 1008 unknown_type. Once bound to a hostname key
+/// (`boundKey`, set by the first heartbeat answered 200 through WsAnswer::bindKey), a message
+/// about another hostname is answered 400 hostname_mismatch (field hostname), nothing written.
+channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::WsBinding& binding,
+                                       const std::string& boundKey,
+                                       const channel::WsMessage& message);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);

@@ -1,0 +1,434 @@
+#include "channel/ws_session.h"
+
+#include <deque>
+#include <optional>
+#include <string_view>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+namespace dc::channel {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using nlohmann::json;
+
+namespace {
+
+/// Envelopes nested deeper than this are not parsed at all (the body's own limit, checked by
+/// the handler, is lower): keeps a hostile frame from recursing deeply.
+constexpr int kMaxEnvelopeDepth = 64;
+
+/// True when the JSON text nests arrays/objects beyond `limit` (strings skipped).
+bool nestsBeyond(std::string_view text, int limit) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limit) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+/// A parsed envelope, or the close it earns.
+struct Envelope {
+  WsMessage message;
+  std::string id;  // the JSON text of `id`; "" when absent
+  int closeCode = 0;
+  const char* closeReason = "";
+};
+
+Envelope parseEnvelope(const std::string& text, std::string remoteAddr) {
+  Envelope e;
+  auto fail = [&e](int code, const char* reason) {
+    e.closeCode = code;
+    e.closeReason = reason;
+    return e;
+  };
+  if (nestsBeyond(text, kMaxEnvelopeDepth)) return fail(1007, "invalid_json");
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return fail(1007, "invalid_json");
+  auto type = j.find("type");
+  if (type == j.end() || type->is_null()) return fail(1008, "missing_type");
+  if (!type->is_string() || type->get_ref<const std::string&>().empty())
+    return fail(1008, "unknown_type");
+  e.message.type = type->get<std::string>();
+  if (auto id = j.find("id"); id != j.end())
+    e.id = id->dump(-1, ' ', false, json::error_handler_t::replace);
+  auto body = j.find("body");
+  e.message.body = body == j.end() ? std::string("{}")
+                                   : body->dump(-1, ' ', false, json::error_handler_t::replace);
+  e.message.remoteAddr = std::move(remoteAddr);
+  return e;
+}
+
+/// `{"type":"result","id":…,"status":…,"body":…}` around a route's JSON answer.
+std::string resultFrame(const std::string& id, const Response& r) {
+  std::string out = R"({"type":"result",)";
+  if (!id.empty()) {
+    out += R"("id":)";
+    out += id;
+    out += ',';
+  }
+  out += R"("status":)";
+  out += std::to_string(r.status);
+  for (const auto& [name, value] : r.headers)
+    if (beast::iequals(name, "Retry-After")) {
+      out += R"(,"retryAfterSeconds":)";
+      out += std::to_string(std::atoi(value.c_str()));
+    }
+  out += R"(,"body":)";
+  out += r.body.empty() ? std::string("null") : r.body;
+  out += '}';
+  return out;
+}
+
+template <class Stream>
+class WsSession final : public WsSessionBase,
+                        public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(WsHub& hub, Stream stream, WsBinding binding, std::string remoteAddr,
+            std::shared_ptr<void> hold)
+      : hub_(hub),
+        ws_(std::move(stream)),
+        executor_(ws_.get_executor()),
+        binding_(std::move(binding)),
+        remoteAddr_(std::move(remoteAddr)),
+        hold_(std::move(hold)) {}
+
+  ~WsSession() override {
+    if (registered_) hub_.ended(this, key_);
+  }
+
+  void run(WsHub::Upgrade request) {
+    const auto& o = hub_.options;
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket keeps its own timeouts
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = std::chrono::seconds(o.headerTimeoutSeconds);
+    t.idle_timeout = std::chrono::seconds(2 * std::max(1, o.webSocket.pingSeconds));
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    // No limit of Beast's own (it would close 1009 without a reason): read() counts.
+    ws_.read_message_max(0);
+    auto req = std::make_shared<WsHub::Upgrade>(std::move(request));
+    ws_.async_accept(*req, [sp = this->shared_from_this(), req](beast::error_code ec) {
+      if (ec) {
+        spdlog::debug("{}: WebSocket handshake with {} failed: {}", sp->hub_.options.name,
+                      sp->remoteAddr_, ec.message());
+        return;
+      }
+      sp->registered_ = true;
+      if (!sp->hub_.opened(sp.get(), sp)) return sp->closeWith(1001, "going_away");
+      sp->read();
+    });
+  }
+
+  void post(std::string text) override {
+    asio::post(executor_, [sp = this->shared_from_this(), text = std::move(text)]() mutable {
+      if (sp->closing_) return;
+      ++sp->hub_.pushes;
+      sp->send(std::move(text));
+    });
+  }
+  void postClose(int code, std::string reason) override {
+    asio::post(executor_, [sp = this->shared_from_this(), code, reason = std::move(reason)] {
+      sp->closeWith(code, reason);
+    });
+  }
+
+ private:
+  /// Reads the next message piece by piece (so that an oversize one is refused with its reason
+  /// while the stream can still send a close frame): at most maxBodyBytes + 1 bytes buffered.
+  void read() {
+    if (closing_ || reading_) return;
+    reading_ = true;
+    const size_t room = hub_.options.maxBodyBytes + 1 - buffer_.size();
+    ws_.async_read_some(
+        buffer_, room,
+        [sp = this->shared_from_this()](beast::error_code ec, size_t) { sp->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    reading_ = false;
+    if (ec == websocket::error::closed) {  // the peer's close frame, answered by Beast
+      countClose(ws_.reason().code == websocket::close_code::none
+                     ? 1005
+                     : static_cast<int>(ws_.reason().code));
+      return;
+    }
+    if (ec) {
+      // Ping timeout, reset, a bad frame Beast failed itself (e.g. text that is not UTF-8 is
+      // closed 1007), or our own close completing.
+      if (!closing_) countClose(closeCodeOfFailure(ec));
+      return;
+    }
+    if (closing_) return;
+    if (ws_.got_binary()) return closeWith(1003, "binary_not_supported");
+    if (buffer_.size() > hub_.options.maxBodyBytes) return closeWith(1009, "message_too_big");
+    if (!ws_.is_message_done()) return read();
+    std::string text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    if (inFlight_) {
+      waiting_.emplace_back(std::move(text));
+      return;  // reading resumes once the waiting message is taken
+    }
+    process(std::move(text));
+    read();
+  }
+
+  int closeCodeOfFailure(const beast::error_code& ec) const {
+    if (ec == websocket::error::bad_frame_payload) return 1007;
+    if (ec.category() == websocket::make_error_code(websocket::error::closed).category())
+      return 1002;
+    return 1006;
+  }
+
+  void process(std::string text) {
+    Envelope e = parseEnvelope(text, remoteAddr_);
+    if (e.closeCode) return closeWith(e.closeCode, e.closeReason);
+    inFlight_ = true;
+    auto task = [sp = this->shared_from_this(), msg = std::move(e.message), id = e.id,
+                 key = key_]() mutable {
+      WsAnswer a;
+      try {
+        a = sp->hub_.options.webSocket.handle(sp->binding_, key, msg);
+      } catch (const std::exception& ex) {
+        spdlog::error("{}: WebSocket {} message failed: {}", sp->hub_.options.name, msg.type,
+                      ex.what());
+        a.result = errorResponse(Error::internal("the message failed; see the Console's log"));
+      }
+      asio::post(sp->executor_, [sp, a = std::move(a), id = std::move(id)]() mutable {
+        sp->onAnswer(std::move(a), id);
+      });
+    };
+    Request shedProbe;  // for the Retry-After of a shed message (keyed by its hostname)
+    shedProbe.body = e.message.body;
+    shedProbe.remoteAddr = remoteAddr_;
+    if (hub_.submit(std::move(task))) return;
+    inFlight_ = false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < backoffUntil_) return closeWith(1013, "overloaded");
+    const int seconds = hub_.options.shedRetryAfter ? hub_.options.shedRetryAfter(shedProbe) : 5;
+    backoffUntil_ = now + std::chrono::seconds(seconds);
+    ++hub_.pushes;
+    send(R"({"type":"backoff","seconds":)" + std::to_string(seconds) + "}");
+    Error overloaded{ErrorKind::kUnavailable,
+                     "overloaded",
+                     "the Console is beyond its capacity; send nothing for the back-off delay",
+                     {}};
+    overloaded.retryAfterSeconds = seconds;
+    ++hub_.messages;
+    send(resultFrame(e.id, errorResponse(overloaded)));
+  }
+
+  void onAnswer(WsAnswer a, const std::string& id) {
+    inFlight_ = false;
+    if (closing_) return;
+    if (a.closeCode) return closeWith(a.closeCode, a.closeReason);
+    if (!a.bindKey.empty() && key_.empty()) {
+      key_ = a.bindKey;
+      hub_.bound(this, key_);
+    }
+    ++hub_.messages;
+    send(resultFrame(id, a.result));
+    if (!waiting_.empty()) {
+      std::string next = std::move(waiting_.front());
+      waiting_.pop_front();
+      process(std::move(next));
+    }
+    read();
+  }
+
+  struct Outgoing {
+    std::string text;
+    int closeCode = 0;  // non-zero: the close frame
+    std::string reason;
+  };
+
+  void send(std::string text) {
+    out_.push_back({std::move(text), 0, {}});
+    if (!writing_) writeNext();
+  }
+
+  void closeWith(int code, std::string reason) {
+    if (closing_) return;
+    closing_ = true;
+    waiting_.clear();
+    countClose(code);
+    out_.push_back({{}, code, std::move(reason)});
+    if (!writing_) writeNext();
+  }
+
+  void writeNext() {
+    if (out_.empty()) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    Outgoing& o = out_.front();
+    if (o.closeCode) {
+      websocket::close_reason reason(static_cast<websocket::close_code>(o.closeCode),
+                                     beast::string_view(o.reason));
+      ws_.async_close(reason, [sp = this->shared_from_this()](beast::error_code) {
+        sp->out_.clear();
+        sp->writing_ = false;
+      });
+      return;
+    }
+    ws_.text(true);
+    ws_.async_write(asio::buffer(o.text),
+                    [sp = this->shared_from_this()](beast::error_code ec, size_t) {
+                      sp->out_.pop_front();
+                      if (ec) {
+                        sp->out_.clear();
+                        sp->writing_ = false;
+                        return;
+                      }
+                      sp->writeNext();
+                    });
+  }
+
+  void countClose(int code) {
+    if (counted_) return;
+    counted_ = true;
+    hub_.countClose(code);
+  }
+
+  WsHub& hub_;
+  websocket::stream<Stream> ws_;
+  asio::any_io_executor executor_;
+  const WsBinding binding_;
+  const std::string remoteAddr_;
+  const std::shared_ptr<void> hold_;
+  beast::flat_buffer buffer_;
+  std::string key_;
+  std::deque<std::string> waiting_;  // at most one message waiting behind the one in flight
+  std::deque<Outgoing> out_;
+  std::chrono::steady_clock::time_point backoffUntil_{};
+  bool registered_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool inFlight_ = false;
+  bool closing_ = false;
+  bool counted_ = false;
+};
+
+}  // namespace
+
+WsHub::WsHub(const AsioListenerOptions& o, std::function<bool(std::function<void()>)> s)
+    : options(o), submit(std::move(s)) {}
+
+void WsHub::start(beast::tcp_stream stream, Upgrade request, WsBinding binding,
+                  std::string remoteAddr, std::shared_ptr<void> hold) {
+  std::make_shared<WsSession<beast::tcp_stream>>(*this, std::move(stream), std::move(binding),
+                                                 std::move(remoteAddr), std::move(hold))
+      ->run(std::move(request));
+}
+
+void WsHub::start(beast::ssl_stream<beast::tcp_stream> stream, Upgrade request, WsBinding binding,
+                  std::string remoteAddr, std::shared_ptr<void> hold) {
+  std::make_shared<WsSession<beast::ssl_stream<beast::tcp_stream>>>(
+      *this, std::move(stream), std::move(binding), std::move(remoteAddr), std::move(hold))
+      ->run(std::move(request));
+}
+
+bool WsHub::opened(WsSessionBase* s, std::weak_ptr<WsSessionBase> w) {
+  std::lock_guard lock(mu_);
+  all_.emplace(s, std::move(w));
+  return !stopping_;
+}
+
+void WsHub::bound(WsSessionBase* s, const std::string& key) {
+  std::lock_guard lock(mu_);
+  byKey_.emplace(key, s);
+}
+
+void WsHub::ended(WsSessionBase* s, const std::string& key) {
+  std::lock_guard lock(mu_);
+  all_.erase(s);
+  if (!key.empty()) {
+    auto [first, last] = byKey_.equal_range(key);
+    for (auto it = first; it != last; ++it)
+      if (it->second == s) {
+        byKey_.erase(it);
+        break;
+      }
+  }
+  if (all_.empty()) endedCv_.notify_all();
+}
+
+void WsHub::countClose(int code) {
+  std::lock_guard lock(mu_);
+  ++closes_[code];
+}
+
+size_t WsHub::pushTo(const std::string& key, const std::string& text) {
+  std::vector<std::shared_ptr<WsSessionBase>> targets;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return 0;
+    auto [first, last] = byKey_.equal_range(key);
+    for (auto it = first; it != last; ++it)
+      if (auto s = all_.find(it->second); s != all_.end())
+        if (auto sp = s->second.lock()) targets.push_back(std::move(sp));
+  }
+  for (auto& t : targets) t->post(text);
+  return targets.size();
+}
+
+size_t WsHub::pushAll(const std::string& text) {
+  std::vector<std::shared_ptr<WsSessionBase>> targets;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return 0;
+    targets.reserve(all_.size());
+    for (auto& [_, w] : all_)
+      if (auto sp = w.lock()) targets.push_back(std::move(sp));
+  }
+  for (auto& t : targets) t->post(text);
+  return targets.size();
+}
+
+void WsHub::closeAll(std::chrono::milliseconds wait) {
+  std::vector<std::shared_ptr<WsSessionBase>> targets;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [_, w] : all_)
+      if (auto sp = w.lock()) targets.push_back(std::move(sp));
+  }
+  for (auto& t : targets) t->postClose(1001, "going_away");
+  targets.clear();  // a session ends once its close handshake is done and nothing holds it
+  std::unique_lock lock(mu_);
+  endedCv_.wait_for(lock, wait, [this] { return all_.empty(); });
+}
+
+size_t WsHub::open() const {
+  std::lock_guard lock(mu_);
+  return all_.size();
+}
+
+std::map<int, uint64_t> WsHub::closes() const {
+  std::lock_guard lock(mu_);
+  return closes_;
+}
+
+}  // namespace dc::channel

@@ -1,0 +1,90 @@
+// The WebSocket sessions of the defender channel's event-driven front (internal to dc_channel;
+// the contract is docs/defender-channel.md, "WebSocket transport"). AsioListener hands a
+// connection over once its upgrade request was authorized; the hub keeps every open session
+// (for pushes and for closing them at stop) and the counters.
+//
+// Per session, on the connection's strand:
+//  - text frames only, each one JSON object `{"type", "id"?, "body"?}` of at most `maxBodyBytes`;
+//    otherwise the session is closed (1003 binary_not_supported, 1007 invalid_json, 1008
+//    missing_type / whatever WebSocketOptions::handle decides, 1009 message_too_big) and the
+//    frame is not handled;
+//  - one message at a time on a worker; one more may wait, then reading pauses (a connection
+//    cannot queue unbounded work); answers go out in order;
+//  - a message shed because too many wait for a worker is answered by a `backoff` push and a
+//    503 overloaded result; another one within that back-off closes the session 1013 overloaded;
+//  - pings and the idle close: Beast's keep-alive pings with an idle timeout of two periods.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "channel/asio_listener.h"
+
+namespace dc::channel {
+
+/// What sessions share: the hub.
+class WsSessionBase {
+ public:
+  virtual ~WsSessionBase() = default;
+  /// Queues a text frame (dropped once the session is closing). Thread-safe: posts to the strand.
+  virtual void post(std::string text) = 0;
+  /// Closes with `code` and `reason`. Thread-safe: posts to the strand.
+  virtual void postClose(int code, std::string reason) = 0;
+};
+
+class WsHub {
+ public:
+  /// `submit` runs a task on the worker pool, or returns false when the pool is full (shed).
+  WsHub(const AsioListenerOptions& options, std::function<bool(std::function<void()>)> submit);
+
+  using Upgrade = boost::beast::http::request<boost::beast::http::string_body>;
+  /// Accepts the upgrade on `stream` and runs the session. `hold` is kept for the session's
+  /// life (the connection's place in the listener's counters).
+  void start(boost::beast::tcp_stream stream, Upgrade request, WsBinding binding,
+             std::string remoteAddr, std::shared_ptr<void> hold);
+  void start(boost::beast::ssl_stream<boost::beast::tcp_stream> stream, Upgrade request,
+             WsBinding binding, std::string remoteAddr, std::shared_ptr<void> hold);
+
+  size_t pushTo(const std::string& key, const std::string& text);
+  size_t pushAll(const std::string& text);
+  /// Closes every session with 1001 going_away (and any that opens later); waits until they
+  /// have ended, at most `wait`.
+  void closeAll(std::chrono::milliseconds wait);
+
+  // Called by the sessions. opened() returns false once closeAll() ran.
+  bool opened(WsSessionBase* s, std::weak_ptr<WsSessionBase> w);
+  void bound(WsSessionBase* s, const std::string& key);
+  void ended(WsSessionBase* s, const std::string& key);
+  void countClose(int code);
+
+  const AsioListenerOptions& options;
+  const std::function<bool(std::function<void()>)> submit;
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> pushes{0};
+
+  size_t open() const;
+  std::map<int, uint64_t> closes() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable endedCv_;
+  std::unordered_map<WsSessionBase*, std::weak_ptr<WsSessionBase>> all_;
+  std::unordered_multimap<std::string, WsSessionBase*> byKey_;
+  std::map<int, uint64_t> closes_;
+  bool stopping_ = false;
+};
+
+}  // namespace dc::channel
