@@ -349,7 +349,8 @@ fleet_report() {
     maxMs: (map(.latencyMs.max) | max),
     falseDisconnects: (map(.falseDisconnects.shownDisconnected // "unchecked") | if all(type == "number") then add else "unchecked" end),
     down: (map(.connections.down) | add), recoveries: (map(.connections.recoveries) | add),
-    lastRecoveryAtMs: (map(.connections.lastRecoveryAtMs) | max)}' "$1"-*.json
+    lastRecoveryAtMs: (map(.connections.lastRecoveryAtMs) | max),
+    generatorPeakRssMiB: (map(.generatorPeakRssMiB) | add)}' "$1"-*.json
 }
 
 # rss_sampler FILE: samples the Console's RSS (MiB) every 5 s into FILE until it exits.

@@ -1,6 +1,6 @@
 // The per-Defender engine (tools/fleet_sim/connection_engine.h) against a real Console on port 0
-// (`--defender-front asio`): a few hundred Defenders, each on its own HTTP keep-alive
-// connection, all answered and none shown disconnected. No timing assertions.
+// (`--defender-front asio`): a few hundred Defenders, each on its own HTTP keep-alive connection
+// or WebSocket, all answered and none shown disconnected. No timing assertions.
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
@@ -47,9 +47,9 @@ ConsoleConfig asioConfig() {
   return c;
 }
 
-}  // namespace
-
-TEST_CASE("per-Defender engine: 300 Defenders on their own HTTP keep-alive connections") {
+/// Runs 300 Defenders, each on its own `transport` connection, against a real Console for 3 s;
+/// every one answered, none shown disconnected, one connection each for the whole run.
+void runFleet(WireTransport transport) {
   constexpr int kFleet = 300;
   if (raiseFileLimit() < 2 * kFleet + 200) {
     WARN("RLIMIT_NOFILE too low for " << kFleet << " connections on both ends: NOT RUN");
@@ -67,6 +67,7 @@ TEST_CASE("per-Defender engine: 300 Defenders on their own HTTP keep-alive conne
   ConnectionEngineConfig c;
   c.consoleUrl = "http://127.0.0.1:" + std::to_string(app.defenderPort());
   c.credential = issued->secret;
+  c.transport = transport;
   c.defenders = kFleet;
   c.rampPerSecond = 1000;
   c.threads = 2;
@@ -101,4 +102,14 @@ TEST_CASE("per-Defender engine: 300 Defenders on their own HTTP keep-alive conne
   CHECK((*check)->checked == kFleet);
   CHECK((*check)->shownDisconnected == 0);
   app.stop();
+}
+
+}  // namespace
+
+TEST_CASE("per-Defender engine: 300 Defenders on their own HTTP keep-alive connections") {
+  runFleet(WireTransport::kHttp);
+}
+
+TEST_CASE("per-Defender engine: 300 Defenders on their own WebSocket") {
+  runFleet(WireTransport::kWebSocket);
 }

@@ -37,6 +37,21 @@ rlim_t raiseFileLimit() {
   return r.rlim_cur;
 }
 
+/// This process's peak resident memory (VmHWM) in MiB; 0 when unknown.
+long peakRssMib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  long kib = 0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kib;
+      return kib / 1024;
+    }
+    status.ignore(4096, '\n');
+  }
+  return 0;
+}
+
 /// Options of the per-Defender engine only.
 struct PerDefenderOptions {
   bool enabled = false;
@@ -162,8 +177,13 @@ int runPerDefender(const dc::sim::SimulatorConfig& c, const PerDefenderOptions& 
   const auto elapsed =
       std::chrono::duration_cast<dc::Millis>(std::chrono::steady_clock::now() - start);
   const auto stats = (*engine)->stats();
-  const std::string summary = summaryJson(stats, (*engine)->connections(), (*engine)->size(),
-                                          (*engine)->answeredDefenders(), elapsed, check);
+  std::string summary = summaryJson(stats, (*engine)->connections(), (*engine)->size(),
+                                    (*engine)->answeredDefenders(), elapsed, check);
+  // The generator's own footprint: what a machine needs per simulated Defender.
+  summary.pop_back();  // '}'
+  summary += ",\"generatorPeakRssMiB\":";
+  summary += std::to_string(peakRssMib());
+  summary += '}';
   spdlog::info("{}", formatSummary(stats, elapsed) + formatConnections((*engine)->connections()));
   if (o.summaryJson == "-") {
     std::printf("%s\n", summary.c_str());
