@@ -78,7 +78,8 @@ http::request<http::string_body> accept(tcp::acceptor& acceptor,
   return req;
 }
 
-void serve(tcp::acceptor& acceptor, Script& out) {
+/// Plays the script; sets `done` once the last heartbeat is answered, then waits for the close.
+void serve(tcp::acceptor& acceptor, Script& out, std::atomic<bool>& done) {
   try {
     std::unique_ptr<websocket::stream<tcp::socket>> ws;
     auto req = accept(acceptor, ws);
@@ -130,6 +131,7 @@ void serve(tcp::acceptor& acceptor, Script& out) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - refused).count();
     m = readMessage(*ws);
     answer(*ws, m, false, 30);
+    done = true;
     // Until the engine stops: it closes with 1000.
     try {
       for (;;) readMessage(*ws);
@@ -139,6 +141,7 @@ void serve(tcp::acceptor& acceptor, Script& out) {
   } catch (const std::exception& e) {
     out.failure = e.what();
   }
+  done = true;
 }
 
 }  // namespace
@@ -148,7 +151,8 @@ TEST_CASE("per-Defender engine: WebSocket client follows docs/defender-channel.m
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const int port = acceptor.local_endpoint().port();
   Script script;
-  std::thread server([&] { serve(acceptor, script); });
+  std::atomic<bool> done{false};
+  std::thread server([&] { serve(acceptor, script, done); });
 
   ConnectionEngineConfig c;
   c.consoleUrl = "http://127.0.0.1:" + std::to_string(port);
@@ -158,14 +162,13 @@ TEST_CASE("per-Defender engine: WebSocket client follows docs/defender-channel.m
   c.rampPerSecond = 0;
   c.rampSeconds = 0;
   c.threads = 1;
-  c.durationSeconds = 4;
+  c.durationSeconds = 120;  // a cap: the script's end stops the run
   c.reconnect.minDelay = Millis(100);
   c.seed = 5;
   SystemClock clock;
   auto engine = ConnectionEngine::create(c, clock);
   REQUIRE(engine.ok());
-  std::atomic<bool> interrupt{false};
-  (*engine)->run(interrupt, [](const std::string&) {});
+  (*engine)->run(done, [](const std::string&) {});
   server.join();
 
   INFO(script.failure);

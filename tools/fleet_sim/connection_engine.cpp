@@ -93,6 +93,7 @@ struct Counters {
   std::atomic<uint64_t> recoveries{0};     // first answers after a lost connection
   std::atomic<int64_t> lastRecoveryAt{0};  // epoch ms of the latest such answer
   std::array<std::atomic<uint64_t>, 600> upgradeRefusals{};
+  std::atomic<uint64_t> tcpFailures{0}, tlsFailures{0}, upgradeFailures{0};
   std::array<std::atomic<uint64_t>, 5000> closeCodes{};
 
   void latency(int64_t micros) {
@@ -266,7 +267,19 @@ struct ConnectionEngine::Impl {
     d.machine.onConnected(clock->now());
   }
 
-  void connectFailed(Defender& d, const Response& refusal) {
+  /// A connection attempt failed at `stage` ("tcp", "tls", "upgrade") with `ec`; the 1st, 10th,
+  /// 100th, … failure of each stage is logged with its error.
+  void connectFailed(Defender& d, const Response& refusal, const char* stage,
+                     const error_code& ec) {
+    std::atomic<uint64_t>& n = stage[0] == 't'
+                                   ? (stage[1] == 'c' ? counters.tcpFailures : counters.tlsFailures)
+                                   : counters.upgradeFailures;
+    const uint64_t count = n.fetch_add(1, std::memory_order_relaxed) + 1;
+    uint64_t power = 1;
+    while (power < count) power *= 10;
+    if (power == count)
+      spdlog::warn("connect failure #{} at {}: {}{}", count, stage, ec.message(),
+                   refusal.status ? fmt::format(" (HTTP {})", refusal.status) : std::string());
     counters.connectFailures.fetch_add(1, std::memory_order_relaxed);
     if (refusal.status > 0 && refusal.status < 600)
       counters.upgradeRefusals[static_cast<size_t>(refusal.status)].fetch_add(1);
@@ -353,7 +366,7 @@ struct ConnectionEngine::Impl {
     error_code ec = co_await connectTcp(d, stream);
     if (ec) {
       d.tcp = nullptr;
-      if (!stopping) connectFailed(d, Response{});
+      if (!stopping) connectFailed(d, Response{}, "tcp", ec);
       co_return;
     }
     if (!url.tls) {
@@ -373,7 +386,7 @@ struct ConnectionEngine::Impl {
     co_await tls.async_handshake(asio::ssl::stream_base::client, withError(ec));
     if (ec) {
       d.tcp = nullptr;
-      if (!stopping) connectFailed(d, Response{});
+      if (!stopping) connectFailed(d, Response{}, "tls", ec);
       co_return;
     }
     if (config.transport == WireTransport::kWebSocket) {
@@ -527,7 +540,7 @@ struct ConnectionEngine::Impl {
           refusal.retryAfterSeconds =
               parseRetryAfter(std::string_view(it->value().data(), it->value().size()));
       }
-      connectFailed(d, refusal);
+      connectFailed(d, refusal, "upgrade", ec);
       co_return;
     }
     lowest.expires_never();
@@ -770,6 +783,8 @@ void ConnectionEngine::run(const std::atomic<bool>& interrupt,
     const auto now = std::chrono::steady_clock::now();
     const auto elapsed = std::chrono::duration_cast<Millis>(now - start);
     if (interrupt.load() || (m.config.durationSeconds > 0 && elapsed >= duration)) break;
+    if (m.config.stopWhenAllAnswered && m.counters.answeredDefenders.load() == m.defenders.size())
+      break;
     if (now - lastReport >= progress) {
       const StatsSnapshot snap = m.stats.snapshot();
       report(formatProgress(snap, prev, elapsed,
@@ -807,6 +822,9 @@ ConnectionSnapshot ConnectionEngine::connections() const {
   s.recoveries = c.recoveries.load();
   s.lastRecoveryAtMs = c.lastRecoveryAt.load();
   s.upgradeRefusals = nonZero(c.upgradeRefusals);
+  s.tcpFailures = c.tcpFailures.load();
+  s.tlsFailures = c.tlsFailures.load();
+  s.upgradeFailures = c.upgradeFailures.load();
   s.closeCodes = nonZero(c.closeCodes);
   return s;
 }
@@ -843,6 +861,9 @@ std::string summaryJson(const StatsSnapshot& stats, const ConnectionSnapshot& c,
     if (stats.byStatus[i])
       errors[i == 0 ? std::string("net") : std::to_string(i)] = stats.byStatus[i];
   }
+  // A bucket's upper bound may exceed the exact maximum: never report a percentile above it.
+  const double maxMs = static_cast<double>(c.maxLatencyMicros) / 1000.0;
+  auto clamp = [maxMs](double ms) { return maxMs > 0 ? std::min(ms, maxMs) : ms; };
   auto pairs = [](const std::vector<std::pair<int, uint64_t>>& v) {
     json o = json::object();
     for (const auto& [k, n] : v) o[std::to_string(k)] = n;
@@ -858,8 +879,8 @@ std::string summaryJson(const StatsSnapshot& stats, const ConnectionSnapshot& c,
          {"errors", stats.errors()},
          {"errorsByStatus", errors},
          {"latencyMs",
-          {{"p50", stats.latencyMillis(0.5)},
-           {"p99", stats.latencyMillis(0.99)},
+          {{"p50", clamp(stats.latencyMillis(0.5))},
+           {"p99", clamp(stats.latencyMillis(0.99))},
            {"max", static_cast<double>(c.maxLatencyMicros) / 1000.0}}},
          {"connections",
           {{"open", c.open},
@@ -872,6 +893,8 @@ std::string summaryJson(const StatsSnapshot& stats, const ConnectionSnapshot& c,
            {"down", c.down},
            {"recoveries", c.recoveries},
            {"lastRecoveryAtMs", c.lastRecoveryAtMs},
+           {"connectFailuresAt",
+            {{"tcp", c.tcpFailures}, {"tls", c.tlsFailures}, {"upgrade", c.upgradeFailures}}},
            {"upgradeRefusals", pairs(c.upgradeRefusals)},
            {"closeCodes", pairs(c.closeCodes)}}},
          {"pushes",

@@ -54,6 +54,9 @@ struct ConnectionEngineConfig {
   double answerTimeoutSeconds = 15;   // heartbeat sent -> answer
   double clockSkewSeconds = 0;        // each Defender's clock is off by U[-S, S] ("time" field)
   double progressSeconds = 5;
+  /// Stop as soon as every Defender of this shard had an answer (tests; `durationSeconds` is
+  /// then the cap).
+  bool stopWhenAllAnswered = false;
 };
 
 /// OK, or an "invalid_option" error naming the option.
@@ -76,9 +79,10 @@ struct ConnectionSnapshot {
   uint64_t connects = 0;         // connections established (upgrade done), first ones included
   uint64_t reconnects = 0;       // connections established after an earlier one dropped
   uint64_t connectFailures = 0;  // attempts that failed (refused, reset, TLS, upgrade refused)
-  uint64_t drops = 0;            // established connections that dropped (not by us stopping)
-  uint64_t timeouts = 0;         // heartbeats unanswered within the answer timeout
-  uint64_t staleRetries = 0;     // keep-alive connections found closed when reused (HTTP)
+  uint64_t tcpFailures = 0, tlsFailures = 0, upgradeFailures = 0;  // … by stage (incl. timeouts)
+  uint64_t drops = 0;         // established connections that dropped (not by us stopping)
+  uint64_t timeouts = 0;      // heartbeats unanswered within the answer timeout
+  uint64_t staleRetries = 0;  // keep-alive connections found closed when reused (HTTP)
   uint64_t pushSettings = 0, pushRemoved = 0, pushBackoff = 0;
   uint64_t reRegistrations = 0;  // registered again after a `removed` push
   int64_t maxLatencyMicros = 0;  // exact maximum heartbeat latency
@@ -118,7 +122,8 @@ class ConnectionEngine {
                                                           const Clock& clock);
   ~ConnectionEngine();
 
-  /// Runs until `durationSeconds` pass or `interrupt` becomes true. Calls `report` with a
+  /// Runs until `durationSeconds` pass, `interrupt` becomes true or (`stopWhenAllAnswered`)
+  /// every Defender had an answer. Calls `report` with a
   /// progress line every `progressSeconds`. Then calls `beforeStop` (if set) with the hostnames
   /// of the Defenders that are alive and had at least one answer — every connection still open,
   /// the moment to ask the Console — and then closes every connection (WebSocket: close 1000).
