@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Reduced-size runs of the benchmarks (bench/run.sh b1 … b5, c1 … c3; c4 needs more descriptors
-# than a CI machine may give) so the harness keeps working; no
-# timing assertions. Fails when a harness step fails (a tool error, a failed request, a Console
-# that does not start).
+# Reduced-size runs of the benchmarks (bench/run.sh b1 … b5, c1 … c3: 200 Defenders, about 25 s
+# together; c4 is left out to keep the run short) so the harness keeps working; no timing
+# assertions. Fails when a harness step fails (a tool error, a failed request, a Console that does
+# not start, a false disconnect).
 # Usage: bench/smoke.sh [build-dir]   (default build/asan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
