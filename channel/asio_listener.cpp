@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -601,15 +600,8 @@ void AsioListener::stop() {
   auto& im = *impl_;
   if (!im.running) return;
   im.running = false;
-  // No new connections, then every WebSocket is told 1001 going_away while the I/O threads
-  // still run its close handshake.
-  std::promise<void> closed;
-  asio::post(*im.ioc, [&im, &closed] {
-    beast::error_code ignored;
-    im.acceptor->close(ignored);
-    closed.set_value();
-  });
-  closed.get_future().wait();
+  // Every WebSocket is told 1001 going_away while the I/O threads still run its close
+  // handshake (one that opens meanwhile is closed so at once).
   if (im.ws) im.ws->closeAll(std::chrono::seconds(2));
   im.ioc->stop();
   for (auto& t : im.threads) t.join();

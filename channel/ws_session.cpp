@@ -229,7 +229,10 @@ class WsSession final : public WsSessionBase,
     const int seconds = hub_.options.shedRetryAfter ? hub_.options.shedRetryAfter(shedProbe) : 5;
     backoffUntil_ = now + std::chrono::seconds(seconds);
     ++hub_.pushes;
-    send(R"({"type":"backoff","seconds":)" + std::to_string(seconds) + "}");
+    std::string backoff = R"({"type":"backoff","seconds":)";
+    backoff += std::to_string(seconds);
+    backoff += '}';
+    send(std::move(backoff));
     Error overloaded{ErrorKind::kUnavailable,
                      "overloaded",
                      "the Console is beyond its capacity; send nothing for the back-off delay",

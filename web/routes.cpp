@@ -1066,7 +1066,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
              [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+                                 const auth::Principal& who) {
                // The audit record names the user who deleted.
                auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
                if (!removed.ok() && removed.error().code == "unknown_defender") {
@@ -1099,7 +1099,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   routes.add("POST", "/api/v1/settings/defender",
              [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+                                 const auth::Principal& who) {
                auto s = parseSettings(req.body);
                if (!s.ok()) return sendError(res, s.error());
                const int before = inv.settings().disconnectPeriodDays;
@@ -1342,9 +1342,8 @@ channel::WsUpgrade authorizeDefenderUpgrade(auth::AuthService* auth,
   return {std::move(binding), std::nullopt};
 }
 
-channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel,
-                                       auth::AuthService* auth, const channel::WsBinding& bound,
-                                       const std::string& boundKey,
+channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::WsBinding& bound, const std::string& boundKey,
                                        const channel::WsMessage& message) {
   channel::WsAnswer answer;
   const auto* binding = static_cast<const DefenderBinding*>(bound.get());
@@ -1358,8 +1357,12 @@ channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel,
     }
   }
   const ChannelRoute* route = nullptr;
-  for (const auto& r : kChannelRoutes)
-    if (r.call && std::string_view(r.path) == "/api/v1/defender/" + message.type) route = &r;
+  constexpr std::string_view kPrefix = "/api/v1/defender/";
+  for (const auto& r : kChannelRoutes) {
+    const std::string_view path = r.path;
+    if (r.call && path.starts_with(kPrefix) && path.substr(kPrefix.size()) == message.type)
+      route = &r;
+  }
   if (!route) {
     answer.closeCode = 1008;
     answer.closeReason = "unknown_type";
@@ -1367,15 +1370,15 @@ channel::WsAnswer serveDefenderMessage(heartbeat::DefenderChannel& channel,
   }
   // A connection speaks for the hostname of its first heartbeat.
   std::string key;
-  if (auto body = json::parse(message.body, nullptr, /*allow_exceptions=*/false);
-      body.is_object())
+  if (auto body = json::parse(message.body, nullptr, /*allow_exceptions=*/false); body.is_object())
     if (auto h = body.find("hostname"); h != body.end() && h->is_string())
       key = inventory::hostnameKey(h->get_ref<const std::string&>());
   if (!boundKey.empty() && !key.empty() && key != boundKey) {
-    answer.result = channel::errorResponse(
-        Error::invalid("hostname_mismatch", "hostname",
-                       "this connection speaks for Defender " + boundKey +
-                           " (its first heartbeat); open another connection for another one"));
+    std::string why = "this connection speaks for Defender ";
+    why += boundKey;
+    why += " (its first heartbeat); open another connection for another one";
+    answer.result =
+        channel::errorResponse(Error::invalid("hostname_mismatch", "hostname", std::move(why)));
     return answer;
   }
   answer.result =

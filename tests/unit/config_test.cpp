@@ -83,6 +83,13 @@ TEST_CASE("config: --defender-front chooses the defender channel's front; asio l
   REQUIRE(asio.ok());
   CHECK(asio->defenderFront == "asio");
   CHECK(asio->defenderMaxConnectionsPerAddress == 50);
+  // WebSocket pings: every 30 s by default; 1..3600.
+  CHECK(defaults->defenderWsPingSeconds == 30);
+  auto ping = parse({"--defender-front", "asio", "--defender-ws-ping", "5"});
+  REQUIRE(ping.ok());
+  CHECK(ping->defenderWsPingSeconds == 5);
+  CHECK_FALSE(parse({"--defender-ws-ping", "0"}).ok());
+  CHECK_FALSE(parse({"--defender-ws-ping", "3601"}).ok());
   CHECK_FALSE(parse({"--defender-front", "nginx"}).ok());
   // The idle timeout must outlast the heartbeat interval, or every connection closes in between.
   auto idle = parse({"--defender-front", "asio", "--heartbeat-interval", "60",
