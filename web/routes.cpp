@@ -17,6 +17,7 @@
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
+#include "web/console_front.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
 #include "web/http_listener.h"
@@ -39,7 +40,7 @@ std::string dumpJson(const json& j) {
 struct AuditTrail {
   audit::AuditLog* log = nullptr;
 
-  void operator()(std::string_view kind, const std::string& user, const httplib::Request& req,
+  void operator()(std::string_view kind, const std::string& user, const Request& req,
                   json detail) const {
     if (log == nullptr) return;
     if (auto st = log->record(kind, user, req.remote_addr, std::move(detail)); !st.ok())
@@ -52,16 +53,16 @@ std::string actorOf(const auth::Principal& who) {
 }
 
 // Hostnames in paths may be URL-encoded; httplib decodes path parameters in matches[1].
-std::string pathId(const httplib::Request& req) {
+std::string pathId(const Request& req) {
   return req.matches[1].str();
 }
 
-void sendPage(httplib::Response& res, const json& items, long long total) {
+void sendPage(Response& res, const json& items, long long total) {
   res.set_header("Total-Count", std::to_string(total));
   sendJson(res, dumpJson(items));
 }
 
-Params paramsOf(const httplib::Request& req) {
+Params paramsOf(const Request& req) {
   return Params(req.params.begin(), req.params.end());
 }
 
@@ -128,7 +129,7 @@ Params withoutCursor(Params params) {
 }
 
 /// cursor_expired is 410 Gone: the client restarts with cursor=start.
-void sendCursorError(httplib::Response& res, const Error& e) {
+void sendCursorError(Response& res, const Error& e) {
   if (e.code == "cursor_expired") return sendError(res, e, 410);
   sendError(res, e);
 }
@@ -344,7 +345,7 @@ void installErrorHandlers(httplib::Server& server) {
 namespace {
 
 // Copies an embed handler's response; its errors go through this layer's one status table.
-void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
+void sendEmbed(Response& res, const embed::HttpResponse& r) {
   if (r.error) {
     sendError(res, *r.error);
     if (r.problems.empty()) return;
@@ -364,48 +365,44 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
 
 void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, AuditTrail trail) {
   auto embedRoute = [&routes, &service, trail](const char* path, embed::EndpointFormat format) {
-    routes.add("POST", path,
-               [&service, format, trail](const httplib::Request& req, httplib::Response& res,
-                                         const auth::Principal& who) {
-                 embed::EmbedRequest er;
-                 er.body = req.body;
-                 er.contentType = req.get_header_value("Content-Type");
-                 er.query = embed::QueryParams(req.params.begin(), req.params.end());
-                 er.format = format;
-                 const auto response = service.embed(er);
-                 // Each App ID issued comes with a Defender credential scoped to it.
-                 if (!response.error) {
-                   json ids = json::array();
-                   for (const auto& [name, value] : response.headers) {
-                     if (name != "X-Defender-App-IDs") continue;
-                     std::istringstream list(value);
-                     for (std::string id; std::getline(list, id, ',');)
-                       if (!id.empty()) ids.push_back(id);
-                   }
-                   if (!ids.empty())
-                     trail(audit::kAppIdIssued, actorOf(who), req,
-                           {{"appIDs", ids},
-                            {"format", format == embed::EndpointFormat::kJson ? "json" : "yaml"},
-                            {"credentialsIssued", static_cast<long long>(ids.size())}});
-                 }
-                 sendEmbed(res, response);
-               });
+    routes.add(
+        "POST", path,
+        [&service, format, trail](const Request& req, Response& res, const auth::Principal& who) {
+          embed::EmbedRequest er;
+          er.body = req.body;
+          er.contentType = req.get_header_value("Content-Type");
+          er.query = embed::QueryParams(req.params.begin(), req.params.end());
+          er.format = format;
+          const auto response = service.embed(er);
+          // Each App ID issued comes with a Defender credential scoped to it.
+          if (!response.error) {
+            json ids = json::array();
+            for (const auto& [name, value] : response.headers) {
+              if (name != "X-Defender-App-IDs") continue;
+              std::istringstream list(value);
+              for (std::string id; std::getline(list, id, ',');)
+                if (!id.empty()) ids.push_back(id);
+            }
+            if (!ids.empty())
+              trail(audit::kAppIdIssued, actorOf(who), req,
+                    {{"appIDs", ids},
+                     {"format", format == embed::EndpointFormat::kJson ? "json" : "yaml"},
+                     {"credentialsIssued", static_cast<long long>(ids.size())}});
+          }
+          sendEmbed(res, response);
+        });
   };
   embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
   embedRoute("/api/v1/defenders/fargate.yaml", embed::EndpointFormat::kYaml);
-  routes.add("GET", "/api/v1/defenders/app-ids",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.listAppIds(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
-  routes.add("GET", "/api/v1/images/entrypoints",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.listImageEntrypoints(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
+  routes.add("GET", "/api/v1/defenders/app-ids", [&service](const Request& req, Response& res) {
+    sendEmbed(res, service.listAppIds(embed::QueryParams(req.params.begin(), req.params.end())));
+  });
+  routes.add("GET", "/api/v1/images/entrypoints", [&service](const Request& req, Response& res) {
+    sendEmbed(res, service.listImageEntrypoints(
+                       embed::QueryParams(req.params.begin(), req.params.end())));
+  });
   routes.add("POST", "/api/v1/images/entrypoints",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                const auto response = service.putImageEntrypoint(req.body);
                if (!response.error) {
                  auto body = json::parse(req.body, nullptr, false);
@@ -415,8 +412,7 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
                sendEmbed(res, response);
              });
   routes.add("DELETE", "/api/v1/images/entrypoints",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                const auto response = service.deleteImageEntrypoint(
                    embed::QueryParams(req.params.begin(), req.params.end()));
                if (!response.error) {
@@ -427,13 +423,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
                sendEmbed(res, response);
              });
   routes.add("GET", "/api/v1/defenders/image-name",
-             [&service](const httplib::Request&, httplib::Response& res) {
-               sendEmbed(res, service.imageName());
-             });
+             [&service](const Request&, Response& res) { sendEmbed(res, service.imageName()); });
   routes.add(
       "GET", "/api/v1/defenders/install-bundle",
-      [&service, trail](const httplib::Request& req, httplib::Response& res,
-                        const auth::Principal& who) {
+      [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
         for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
@@ -452,11 +445,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
         }
         sendEmbed(res, response);
       });
-  routes.add("GET", "/api/v1/registry",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.registryScanResults(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
+  routes.add("GET", "/api/v1/registry", [&service](const Request& req, Response& res) {
+    sendEmbed(
+        res, service.registryScanResults(embed::QueryParams(req.params.begin(), req.params.end())));
+  });
 }
 
 /// A registry credential as the API shows it: never the secret (docs/api.md).
@@ -509,37 +501,34 @@ Result<registry::RegistryCredential> parseRegistryCredential(const std::string& 
 
 void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::CredentialStore& store,
                                       const Clock& clock, AuditTrail trail) {
-  routes.add("GET", "/api/v1/registry/credentials",
-             [&store](const httplib::Request&, httplib::Response& res) {
-               auto listed = store.list();
-               if (!listed.ok()) return sendError(res, listed.error());
-               json out = json::array();
-               for (const auto& c : *listed) out.push_back(registryCredentialJson(c));
-               sendPage(res, out, static_cast<long long>(out.size()));
-             });
-  routes.add("POST", "/api/v1/registry/credentials",
-             [&store, &clock, trail](const httplib::Request& req, httplib::Response& res,
-                                     const auth::Principal& who) {
-               auto c = parseRegistryCredential(req.body, clock.now());
-               if (!c.ok()) return sendError(res, c.error());
-               auto existing = store.find(c->id);
-               const bool replaced = existing.ok() && existing->has_value();
-               if (auto st = store.put(*c); !st.ok()) return sendError(res, st.error());
-               // Never the secret: only who stored which credential.
-               spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
-                            replaced ? "replaced" : "stored",
-                            who.username.empty() ? "api" : who.username);
-               // Never the secret.
-               trail(audit::kRegistryCredentialStored, actorOf(who), req,
-                     {{"_id", c->id},
-                      {"type", c->type},
-                      {"accountID", c->accountId},
-                      {"replaced", replaced}});
-               sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
-             });
+  routes.add("GET", "/api/v1/registry/credentials", [&store](const Request&, Response& res) {
+    auto listed = store.list();
+    if (!listed.ok()) return sendError(res, listed.error());
+    json out = json::array();
+    for (const auto& c : *listed) out.push_back(registryCredentialJson(c));
+    sendPage(res, out, static_cast<long long>(out.size()));
+  });
+  routes.add(
+      "POST", "/api/v1/registry/credentials",
+      [&store, &clock, trail](const Request& req, Response& res, const auth::Principal& who) {
+        auto c = parseRegistryCredential(req.body, clock.now());
+        if (!c.ok()) return sendError(res, c.error());
+        auto existing = store.find(c->id);
+        const bool replaced = existing.ok() && existing->has_value();
+        if (auto st = store.put(*c); !st.ok()) return sendError(res, st.error());
+        // Never the secret: only who stored which credential.
+        spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
+                     replaced ? "replaced" : "stored", who.username.empty() ? "api" : who.username);
+        // Never the secret.
+        trail(audit::kRegistryCredentialStored, actorOf(who), req,
+              {{"_id", c->id},
+               {"type", c->type},
+               {"accountID", c->accountId},
+               {"replaced", replaced}});
+        sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
+      });
   routes.add("DELETE", "/api/v1/registry/credentials/([^/]+)",
-             [&store, trail](const httplib::Request& req, httplib::Response& res,
-                             const auth::Principal& who) {
+             [&store, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
                trail(audit::kRegistryCredentialDeleted, actorOf(who), req, {{"_id", pathId(req)}});
                spdlog::info("registry credential {} deleted by {}", pathId(req),
@@ -623,44 +612,41 @@ Result<std::optional<auth::Role>> optionalRole(const json& body) {
 
 // Sign-in, users (admin) and Defender credentials (defenderManager).
 void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, AuditTrail trail) {
-  routes.add("POST", "/api/v1/authenticate",
-             [&service, trail](const httplib::Request& req, httplib::Response& res) {
-               auto body = heartbeat::parseJsonObject(req.body, 4);
-               if (!body.ok()) return sendError(res, body.error());
-               auto username = requiredString(*body, "username");
-               if (!username.ok()) return sendError(res, username.error());
-               auto password = requiredString(*body, "password");
-               if (!password.ok()) return sendError(res, password.error());
-               auto token = service.login(*username, *password, req.remote_addr);
-               if (!token.ok()) {
-                 trail(audit::kSignInFailed, username->substr(0, 128), req,
-                       {{"method", "password"}, {"code", token.error().code}});
-                 return sendError(res, token.error());
-               }
-               trail(audit::kSignIn, token->username, req, {{"method", "password"}});
-               sendJson(res, dumpJson({{"token", token->token},
-                                       {"expiresAt", formatRfc3339(token->expiresAt)},
-                                       {"username", token->username},
-                                       {"role", auth::roleName(token->role)}}));
+  routes.add("POST", "/api/v1/authenticate", [&service, trail](const Request& req, Response& res) {
+    auto body = heartbeat::parseJsonObject(req.body, 4);
+    if (!body.ok()) return sendError(res, body.error());
+    auto username = requiredString(*body, "username");
+    if (!username.ok()) return sendError(res, username.error());
+    auto password = requiredString(*body, "password");
+    if (!password.ok()) return sendError(res, password.error());
+    auto token = service.login(*username, *password, req.remote_addr);
+    if (!token.ok()) {
+      trail(audit::kSignInFailed, username->substr(0, 128), req,
+            {{"method", "password"}, {"code", token.error().code}});
+      return sendError(res, token.error());
+    }
+    trail(audit::kSignIn, token->username, req, {{"method", "password"}});
+    sendJson(res, dumpJson({{"token", token->token},
+                            {"expiresAt", formatRfc3339(token->expiresAt)},
+                            {"username", token->username},
+                            {"role", auth::roleName(token->role)}}));
+  });
+
+  routes.add("GET", "/api/v1/users/current",
+             [&service](const Request&, Response& res, const auth::Principal& who) {
+               auto u = service.findUser(who.username);
+               if (!u) return sendError(res, Error::notFound("unknown_user", "no such user"));
+               sendJson(res, dumpJson(userJson(*u)));
              });
 
-  routes.add(
-      "GET", "/api/v1/users/current",
-      [&service](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
-        auto u = service.findUser(who.username);
-        if (!u) return sendError(res, Error::notFound("unknown_user", "no such user"));
-        sendJson(res, dumpJson(userJson(*u)));
-      });
-
-  routes.add("GET", "/api/v1/users", [&service](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/api/v1/users", [&service](const Request&, Response& res) {
     json out = json::array();
     for (const auto& u : service.listUsers()) out.push_back(userJson(u));
     sendPage(res, out, static_cast<long long>(out.size()));
   });
 
   routes.add("POST", "/api/v1/users",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto username = requiredString(*body, "username");
@@ -683,8 +669,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
 
   routes.add(
       "PUT", "/api/v1/users/([^/]+)",
-      [&service, trail](const httplib::Request& req, httplib::Response& res,
-                        const auth::Principal& who) {
+      [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         auto body = heartbeat::parseJsonObject(req.body, 4);
         if (!body.ok()) return sendError(res, body.error());
         auto password = optionalString(*body, "password");
@@ -703,24 +688,21 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
       });
 
   routes.add("DELETE", "/api/v1/users/([^/]+)",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (auto st = service.deleteUser(pathId(req)); !st.ok())
                  return sendError(res, st.error());
                trail(audit::kUserDeleted, actorOf(who), req, {{"username", pathId(req)}});
                sendJson(res, dumpJson({{"username", pathId(req)}, {"deleted", true}}));
              });
 
-  routes.add("GET", "/api/v1/credentials",
-             [&service](const httplib::Request&, httplib::Response& res) {
-               json out = json::array();
-               for (const auto& c : service.listCredentials()) out.push_back(credentialJson(c));
-               sendPage(res, out, static_cast<long long>(out.size()));
-             });
+  routes.add("GET", "/api/v1/credentials", [&service](const Request&, Response& res) {
+    json out = json::array();
+    for (const auto& c : service.listCredentials()) out.push_back(credentialJson(c));
+    sendPage(res, out, static_cast<long long>(out.size()));
+  });
 
   routes.add("POST", "/api/v1/credentials",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto scope = requiredString(*body, "scope");
@@ -760,8 +742,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
              });
 
   routes.add("DELETE", "/api/v1/credentials/([^/]+)",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto revoked = service.revokeCredential(pathId(req));
                if (!revoked.ok()) return sendError(res, revoked.error());
                trail(audit::kCredentialRevoked, actorOf(who), req,
@@ -773,7 +754,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
 // Failed sign-ins with a password (HTTP Basic), the failure slowdown (429) and every 403
 // become audit events; a missing or expired token (the page before sign-in) does not.
 GuardedRoutes::RefusalHook refusalRecorder(AuditTrail trail) {
-  return [trail](const httplib::Request& req, const std::string& user, const Error& e) {
+  return [trail](const Request& req, const std::string& user, const Error& e) {
     if (e.kind == ErrorKind::kPermissionDenied) {
       trail(audit::kAccessRefused, user, req,
             {{"method", req.method}, {"path", req.path}, {"code", e.code}});
@@ -791,42 +772,38 @@ GuardedRoutes::RefusalHook refusalRecorder(AuditTrail trail) {
 
 // GET /api/v1/audit/events{,/download} (docs/api.md): 404 not_found when there is no log.
 void registerAuditEventRoutes(GuardedRoutes& routes, audit::AuditLog* log) {
-  routes.add("GET", "/api/v1/audit/events",
-             [log](const httplib::Request& req, httplib::Response& res) {
-               if (log == nullptr)
-                 return sendError(res, Error::notFound("not_found", "no audit log"));
-               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/false);
-               if (!q.ok()) return sendError(res, q.error());
-               auto page = log->list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& e : page->items) items.push_back(auditEventJson(e));
-               sendPage(res, items, page->total);
-             });
-  routes.add("GET", "/api/v1/audit/events/download",
-             [log](const httplib::Request& req, httplib::Response& res) {
-               if (log == nullptr)
-                 return sendError(res, Error::notFound("not_found", "no audit log"));
-               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/true);
-               if (!q.ok()) return sendError(res, q.error());
-               auto page = log->list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               std::string text = auditEventCsvHeader();
-               for (const auto& e : page->items) text += auditEventCsvRow(e);
-               res.set_header("Content-Disposition", "attachment; filename=\"audit.csv\"");
-               res.set_header("Total-Count", std::to_string(page->total));
-               res.set_content(text, kCsvFormat);
-             });
+  routes.add("GET", "/api/v1/audit/events", [log](const Request& req, Response& res) {
+    if (log == nullptr) return sendError(res, Error::notFound("not_found", "no audit log"));
+    auto q = parseAuditEventQuery(paramsOf(req), /*download=*/false);
+    if (!q.ok()) return sendError(res, q.error());
+    auto page = log->list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& e : page->items) items.push_back(auditEventJson(e));
+    sendPage(res, items, page->total);
+  });
+  routes.add("GET", "/api/v1/audit/events/download", [log](const Request& req, Response& res) {
+    if (log == nullptr) return sendError(res, Error::notFound("not_found", "no audit log"));
+    auto q = parseAuditEventQuery(paramsOf(req), /*download=*/true);
+    if (!q.ok()) return sendError(res, q.error());
+    auto page = log->list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    std::string text = auditEventCsvHeader();
+    for (const auto& e : page->items) text += auditEventCsvRow(e);
+    res.set_header("Content-Disposition", "attachment; filename=\"audit.csv\"");
+    res.set_header("Total-Count", std::to_string(page->total));
+    res.set_content(text, kCsvFormat);
+  });
 }
 
 }  // namespace
 
-void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
-  installErrorHandlers(server);
+std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions options) {
+  auto router = std::make_shared<Router>();
   // The Console's clock on every response, so that the page counts "removal in …" from it.
   // Security headers on every response of this listener (docs/security.md): the page loads
   // only its own scripts, styles and images, cannot be framed, and nothing is MIME-sniffed.
-  server.set_post_routing_handler([&inv](const httplib::Request& req, httplib::Response& res) {
+  router->set_post_routing_handler([&inv](const Request& req, Response& res) {
     res.set_header("Date", httpDate(inv.clock().now()));
     res.set_header("Content-Security-Policy", kContentSecurityPolicy);
     res.set_header("X-Frame-Options", "DENY");
@@ -836,7 +813,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
       res.set_header("Cache-Control", "no-store");
   });
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
-  GuardedRoutes routes(server, auth::consolePermissions(), opts->auth);
+  GuardedRoutes routes(*router, auth::consolePermissions(), opts->auth);
   // Until the Console is ready (users created, scheduler running) every route but the probes
   // answers 503 starting, never a misleading 401 or an empty inventory.
   if (opts->ready) routes.gateUntil(opts->ready, {"/healthz", "/readyz"});
@@ -860,7 +837,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   const auto cursors = std::make_shared<inventory::SnapshotCache>(inv.clock(), opts->cursorLimits);
 
   routes.add("GET", "/api/v1/defenders",
-             [&inv, render, cursors](const httplib::Request& req, httplib::Response& res) {
+             [&inv, render, cursors](const Request& req, Response& res) {
                const Params params = paramsOf(req);
                auto q = parseDefenderQuery(withoutCursor(params));
                if (!q.ok()) return sendError(res, q.error());
@@ -880,34 +857,31 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, items, page->total);
              });
 
-  routes.add("GET", "/api/v1/defenders/names",
-             [&inv, cursors](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               auto q = parseDefenderQuery(withoutCursor(params));
-               if (!q.ok()) return sendError(res, q.error());
-               if (auto walk = cursorPage(inv, *cursors, params, *q)) {
-                 if (!walk->ok()) return sendCursorError(res, walk->error());
-                 json names = json::array();
-                 for (const auto& d : (*walk)->rows) names.push_back(d.hostname);
-                 if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
-                 return sendPage(res, names, (*walk)->total);
-               }
-               auto page = inv.list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               json names = json::array();
-               for (const auto& d : page->items) names.push_back(d.hostname);
-               sendPage(res, names, page->total);
-             });
+  routes.add("GET", "/api/v1/defenders/names", [&inv, cursors](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    auto q = parseDefenderQuery(withoutCursor(params));
+    if (!q.ok()) return sendError(res, q.error());
+    if (auto walk = cursorPage(inv, *cursors, params, *q)) {
+      if (!walk->ok()) return sendCursorError(res, walk->error());
+      json names = json::array();
+      for (const auto& d : (*walk)->rows) names.push_back(d.hostname);
+      if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
+      return sendPage(res, names, (*walk)->total);
+    }
+    auto page = inv.list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    json names = json::array();
+    for (const auto& d : page->items) names.push_back(d.hostname);
+    sendPage(res, names, page->total);
+  });
 
-  routes.add("GET", "/api/v1/defenders/eviction-status",
-             [opts](const httplib::Request&, httplib::Response& res) {
-               if (!opts->evictionStatus)
-                 return sendError(res, Error::notFound("not_found", "no outage guard"));
-               sendJson(res, dumpJson(opts->evictionStatus()));
-             });
+  routes.add("GET", "/api/v1/defenders/eviction-status", [opts](const Request&, Response& res) {
+    if (!opts->evictionStatus)
+      return sendError(res, Error::notFound("not_found", "no outage guard"));
+    sendJson(res, dumpJson(opts->evictionStatus()));
+  });
   routes.add("POST", "/api/v1/defenders/eviction-status/resume",
-             [opts, trail](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+             [opts, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (!opts->resumeEvictions)
                  return sendError(res, Error::notFound("not_found", "no outage guard"));
                // The incident log names the user who resumed.
@@ -919,154 +893,141 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   // Suggestions and counts for the web page's filters (docs/api.md): every cluster with its
   // Defenders, and every type with its deployed and connected Defenders.
-  routes.add("GET", "/api/v1/defenders/clusters",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
-                 return sendError(res, known.error());
-               auto clusters = inv.clusters();
-               if (!clusters.ok()) return sendError(res, clusters.error());
-               json out = json::array();
-               for (const auto& c : *clusters)
-                 out.push_back({{"cluster", c.cluster}, {"count", c.count}});
-               sendJson(res, dumpJson(out));
-             });
-  routes.add("GET", "/api/v1/defenders/types",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
-                 return sendError(res, known.error());
-               json out = json::array();
-               for (const auto& t : inv.typeCounts()) {
-                 const auto& info = inventory::typeInfo(t.type);
-                 out.push_back({{"type", info.apiName},
-                                {"category", inventory::categoryName(info.category)},
-                                {"deployed", t.deployed},
-                                {"connected", t.connected},
-                                {"disconnected", t.deployed - t.connected}});
-               }
-               sendJson(res, dumpJson(out));
-             });
-  routes.add(
-      "GET", "/api/v1/defenders/history",
-      [&inv, opts](const httplib::Request& req, httplib::Response& res) {
-        if (opts->history == nullptr)
-          return sendError(res, Error::notFound("not_found", "no fleet history"));
-        const Params params = paramsOf(req);
-        if (auto known = requireKnownParams(params, {"range"}); !known.ok())
-          return sendError(res, known.error());
-        auto it = params.find("range");
-        const std::string text = it == params.end() ? "hour" : it->second;
-        auto range = history::parseRange(text);
-        if (!range)
-          return sendError(res, Error::invalid("invalid_parameter", "range",
-                                               "range: must be hour, day or month"));
-        const TimePoint now = inv.clock().now();
-        auto samples = opts->history->query(*range, now);
-        if (!samples.ok()) return sendError(res, samples.error());
-        json points = json::array();
-        for (const auto& s : *samples) {
-          json counts = json::object();
-          for (const auto& c : s.counts)
-            counts[c.category] = {{"connected", c.connected},
-                                  {"disconnected", c.disconnected},
-                                  {"evicted", c.evicted}};
-          points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
-        }
-        sendJson(
-            res,
-            dumpJson({{"range", text},
-                      {"from", formatRfc3339(now - history::rangeSpan(*range))},
-                      {"to", formatRfc3339(now)},
-                      {"bucketSeconds",
-                       std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
-                      {"retentionDays", opts->historyRetentionDays},
-                      {"samples", points}}));
-      });
+  routes.add("GET", "/api/v1/defenders/clusters", [&inv](const Request& req, Response& res) {
+    if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+      return sendError(res, known.error());
+    auto clusters = inv.clusters();
+    if (!clusters.ok()) return sendError(res, clusters.error());
+    json out = json::array();
+    for (const auto& c : *clusters) out.push_back({{"cluster", c.cluster}, {"count", c.count}});
+    sendJson(res, dumpJson(out));
+  });
+  routes.add("GET", "/api/v1/defenders/types", [&inv](const Request& req, Response& res) {
+    if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+      return sendError(res, known.error());
+    json out = json::array();
+    for (const auto& t : inv.typeCounts()) {
+      const auto& info = inventory::typeInfo(t.type);
+      out.push_back({{"type", info.apiName},
+                     {"category", inventory::categoryName(info.category)},
+                     {"deployed", t.deployed},
+                     {"connected", t.connected},
+                     {"disconnected", t.deployed - t.connected}});
+    }
+    sendJson(res, dumpJson(out));
+  });
+  routes.add("GET", "/api/v1/defenders/history", [&inv, opts](const Request& req, Response& res) {
+    if (opts->history == nullptr)
+      return sendError(res, Error::notFound("not_found", "no fleet history"));
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"range"}); !known.ok())
+      return sendError(res, known.error());
+    auto it = params.find("range");
+    const std::string text = it == params.end() ? "hour" : it->second;
+    auto range = history::parseRange(text);
+    if (!range)
+      return sendError(
+          res, Error::invalid("invalid_parameter", "range", "range: must be hour, day or month"));
+    const TimePoint now = inv.clock().now();
+    auto samples = opts->history->query(*range, now);
+    if (!samples.ok()) return sendError(res, samples.error());
+    json points = json::array();
+    for (const auto& s : *samples) {
+      json counts = json::object();
+      for (const auto& c : s.counts)
+        counts[c.category] = {
+            {"connected", c.connected}, {"disconnected", c.disconnected}, {"evicted", c.evicted}};
+      points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
+    }
+    sendJson(res,
+             dumpJson({{"range", text},
+                       {"from", formatRfc3339(now - history::rangeSpan(*range))},
+                       {"to", formatRfc3339(now)},
+                       {"bucketSeconds",
+                        std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
+                       {"retentionDays", opts->historyRetentionDays},
+                       {"samples", points}}));
+  });
 
-  routes.add("GET", "/api/v1/defenders/summary",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"family"}); !known.ok())
-                 return sendError(res, known.error());
-               auto q = parseDefenderQuery(params);  // validates the family's text
-               if (!q.ok()) return sendError(res, q.error());
-               auto summary = q->family ? familySummary(inv, *q->family) : inv.summary();
-               if (!summary.ok()) return sendError(res, summary.error());
-               json out = json::array();
-               for (const auto& c : *summary)
-                 out.push_back({{"category", inventory::categoryName(c.category)},
-                                {"connected", c.connected},
-                                {"disconnected", c.deployed - c.connected},
-                                {"deployed", c.deployed},
-                                {"outdated", c.outdated}});
-               sendJson(res, dumpJson(out));
-             });
+  routes.add("GET", "/api/v1/defenders/summary", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"family"}); !known.ok())
+      return sendError(res, known.error());
+    auto q = parseDefenderQuery(params);  // validates the family's text
+    if (!q.ok()) return sendError(res, q.error());
+    auto summary = q->family ? familySummary(inv, *q->family) : inv.summary();
+    if (!summary.ok()) return sendError(res, summary.error());
+    json out = json::array();
+    for (const auto& c : *summary)
+      out.push_back({{"category", inventory::categoryName(c.category)},
+                     {"connected", c.connected},
+                     {"disconnected", c.deployed - c.connected},
+                     {"deployed", c.deployed},
+                     {"outdated", c.outdated}});
+    sendJson(res, dumpJson(out));
+  });
 
-  routes.add(
-      "GET", "/api/v1/defenders/download",
-      [&inv](const httplib::Request& req, httplib::Response& res) {
-        // All matches from `offset` on, or `limit` of them when given, from one snapshot
-        // of the matching hostnames taken now: every matching Defender exactly once,
-        // however the fleet heartbeats meanwhile; each chunk renders current rows (one
-        // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
-        // and one chunk of rows.
-        Params params = paramsOf(req);
-        // `limit=` (empty) is no limit, as for the other parameters.
-        const auto limitParam = params.find("limit");
-        const bool paged = limitParam != params.end() && !limitParam->second.empty();
-        // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
-        auto bom = parseBoolParam(params, "bom");
-        if (!bom.ok()) return sendError(res, bom.error());
-        params.erase("bom");
-        auto q = parseDefenderQuery(params);
-        if (!q.ok()) return sendError(res, q.error());
-        auto keys = inv.matchingKeys(*q);
-        if (!keys.ok()) return sendError(res, keys.error());
-        auto snapshot = std::make_shared<const inventory::KeySnapshot>(*keys);
-        const size_t from = std::min(static_cast<size_t>(q->offset), snapshot->size());
-        const size_t end = paged ? std::min(snapshot->size(), from + static_cast<size_t>(q->limit))
-                                 : snapshot->size();
-        auto next = std::make_shared<size_t>(from);
-        auto headerText = std::make_shared<std::string>(
-            (bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
-        res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-        res.set_chunked_content_provider(
-            kCsvFormat, [&inv, snapshot, end, next, headerText](size_t, httplib::DataSink& sink) {
-              if (!headerText->empty()) {  // sent once, first
-                sink.write(headerText->data(), headerText->size());
-                headerText->clear();
-              }
-              if (*next >= end) {
-                sink.done();
-                return true;
-              }
-              const size_t count = std::min<size_t>(1000, end - *next);
-              auto rows = inv.findMany(snapshot->slice(*next, count));
-              if (!rows.ok()) return false;  // aborts the transfer: the client sees a cut body
-              const TimePoint now = inv.clock().now();
-              std::string chunk;
-              for (const auto& d : *rows) chunk += csvRow(d, inv.judge(d, now));
-              if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-              *next += count;
-              if (*next >= end) sink.done();
-              return true;
-            });
-      });
+  routes.add("GET", "/api/v1/defenders/download", [&inv](const Request& req, Response& res) {
+    // All matches from `offset` on, or `limit` of them when given, from one snapshot
+    // of the matching hostnames taken now: every matching Defender exactly once,
+    // however the fleet heartbeats meanwhile; each chunk renders current rows (one
+    // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
+    // and one chunk of rows.
+    Params params = paramsOf(req);
+    // `limit=` (empty) is no limit, as for the other parameters.
+    const auto limitParam = params.find("limit");
+    const bool paged = limitParam != params.end() && !limitParam->second.empty();
+    // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
+    auto bom = parseBoolParam(params, "bom");
+    if (!bom.ok()) return sendError(res, bom.error());
+    params.erase("bom");
+    auto q = parseDefenderQuery(params);
+    if (!q.ok()) return sendError(res, q.error());
+    auto keys = inv.matchingKeys(*q);
+    if (!keys.ok()) return sendError(res, keys.error());
+    auto snapshot = std::make_shared<const inventory::KeySnapshot>(*keys);
+    const size_t from = std::min(static_cast<size_t>(q->offset), snapshot->size());
+    const size_t end =
+        paged ? std::min(snapshot->size(), from + static_cast<size_t>(q->limit)) : snapshot->size();
+    auto next = std::make_shared<size_t>(from);
+    auto headerText =
+        std::make_shared<std::string>((bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
+    res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
+    res.set_chunked_content_provider(
+        kCsvFormat, [&inv, snapshot, end, next, headerText](size_t, DataSink& sink) {
+          if (!headerText->empty()) {  // sent once, first
+            sink.write(headerText->data(), headerText->size());
+            headerText->clear();
+          }
+          if (*next >= end) {
+            sink.done();
+            return true;
+          }
+          const size_t count = std::min<size_t>(1000, end - *next);
+          auto rows = inv.findMany(snapshot->slice(*next, count));
+          if (!rows.ok()) return false;  // aborts the transfer: the client sees a cut body
+          const TimePoint now = inv.clock().now();
+          std::string chunk;
+          for (const auto& d : *rows) chunk += csvRow(d, inv.judge(d, now));
+          if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
+          *next += count;
+          if (*next >= end) sink.done();
+          return true;
+        });
+  });
 
-  routes.add(
-      "GET", "/api/v1/defenders/([^/]+)",
-      [&inv, render](const httplib::Request& req, httplib::Response& res) {
-        auto d = inv.find(pathId(req));
-        if (!d.ok()) return sendError(res, d.error());
-        if (!d->has_value())
-          return sendError(
-              res, Error::notFound("unknown_defender",
-                                   "no Defender with hostname '" + pathId(req) + "'", "hostname"));
-        sendJson(res, dumpJson(render(**d, inv.clock().now())));
-      });
+  routes.add("GET", "/api/v1/defenders/([^/]+)", [&inv, render](const Request& req, Response& res) {
+    auto d = inv.find(pathId(req));
+    if (!d.ok()) return sendError(res, d.error());
+    if (!d->has_value())
+      return sendError(
+          res, Error::notFound("unknown_defender",
+                               "no Defender with hostname '" + pathId(req) + "'", "hostname"));
+    sendJson(res, dumpJson(render(**d, inv.clock().now())));
+  });
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
-             [&inv, trail](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+             [&inv, trail](const Request& req, Response& res, const auth::Principal& who) {
                // The audit record names the user who deleted.
                auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
                if (!removed.ok() && removed.error().code == "unknown_defender") {
@@ -1091,14 +1052,12 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(body));
              });
 
-  routes.add("GET", "/api/v1/settings/defender",
-             [&inv](const httplib::Request&, httplib::Response& res) {
-               sendJson(res, dumpJson(settingsJson(inv.settings())));
-             });
+  routes.add("GET", "/api/v1/settings/defender", [&inv](const Request&, Response& res) {
+    sendJson(res, dumpJson(settingsJson(inv.settings())));
+  });
 
   routes.add("POST", "/api/v1/settings/defender",
-             [&inv, trail](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+             [&inv, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto s = parseSettings(req.body);
                if (!s.ok()) return sendError(res, s.error());
                const int before = inv.settings().disconnectPeriodDays;
@@ -1111,121 +1070,115 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(settingsJson(inv.settings())));
              });
 
-  routes.add("GET", "/api/v1/profiles/app-embedded",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(
-                       params, {"offset", "limit", "id", "appID", "container", "image", "cluster"});
-                   !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               inventory::DefenderQuery q;
-               q.offset = paging->first;
-               q.limit = paging->second;
-               q.category = inventory::Category::kAppEmbedded;
-               auto text = [&](const char* name) -> std::optional<std::string> {
-                 auto it = params.find(name);
-                 if (it == params.end() || it->second.empty()) return std::nullopt;
-                 return it->second;
-               };
-               q.hostname = text("id");
-               q.appId = text("appID");
-               q.container = text("container");
-               q.image = text("image");
-               q.cluster = text("cluster");
-               auto page = inv.list(q);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& d : page->items) {
-                 json cm = d.details.value("cloudMetadata", json::object());
-                 items.push_back({{"_id", d.hostname},
-                                  {"hostname", d.hostname},
-                                  {"appID", d.appId},
-                                  {"container", d.container},
-                                  {"image", cm.value("image", "")},
-                                  {"cluster", d.cluster},
-                                  {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
-                                  {"startTime", formatRfc3339(d.registeredAt)}});
-               }
-               sendPage(res, items, page->total);
-             });
+  routes.add("GET", "/api/v1/profiles/app-embedded", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(
+            params, {"offset", "limit", "id", "appID", "container", "image", "cluster"});
+        !known.ok())
+      return sendError(res, known.error());
+    auto paging = parsePaging(params);
+    if (!paging.ok()) return sendError(res, paging.error());
+    inventory::DefenderQuery q;
+    q.offset = paging->first;
+    q.limit = paging->second;
+    q.category = inventory::Category::kAppEmbedded;
+    auto text = [&](const char* name) -> std::optional<std::string> {
+      auto it = params.find(name);
+      if (it == params.end() || it->second.empty()) return std::nullopt;
+      return it->second;
+    };
+    q.hostname = text("id");
+    q.appId = text("appID");
+    q.container = text("container");
+    q.image = text("image");
+    q.cluster = text("cluster");
+    auto page = inv.list(q);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& d : page->items) {
+      json cm = d.details.value("cloudMetadata", json::object());
+      items.push_back({{"_id", d.hostname},
+                       {"hostname", d.hostname},
+                       {"appID", d.appId},
+                       {"container", d.container},
+                       {"image", cm.value("image", "")},
+                       {"cluster", d.cluster},
+                       {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
+                       {"startTime", formatRfc3339(d.registeredAt)}});
+    }
+    sendPage(res, items, page->total);
+  });
 
-  routes.add("GET", "/api/v1/profiles/app-embedded/([^/]+)",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               auto d = inv.find(pathId(req));
-               if (!d.ok()) return sendError(res, d.error());
-               if (!d->has_value() ||
-                   inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
-                 return sendError(res,
-                                  Error::notFound("unknown_profile",
-                                                  "no App-Embedded profile '" + pathId(req) + "'"));
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               auto obs = inv.observations(pathId(req), paging->first, paging->second);
-               if (!obs.ok()) return sendError(res, obs.error());
-               const auto& def = **d;
-               json events = json::array();
-               for (const auto& o : obs->items) events.push_back(observationJson(o));
-               json cm = defenderJson(def, {})["cloudMetadata"];
-               res.set_header("Total-Count", std::to_string(obs->total));
-               sendJson(res, dumpJson({{"_id", def.hostname},
-                                       {"hostname", def.hostname},
-                                       {"appID", def.appId},
-                                       {"container", def.container},
-                                       {"image", cm["image"]},
-                                       {"cluster", def.cluster},
-                                       {"cloudMetadata", cm},
-                                       {"startTime", formatRfc3339(def.registeredAt)},
-                                       {"observationsTotal", obs->total},
-                                       {"observations", events}}));
-             });
+  routes.add(
+      "GET", "/api/v1/profiles/app-embedded/([^/]+)", [&inv](const Request& req, Response& res) {
+        auto d = inv.find(pathId(req));
+        if (!d.ok()) return sendError(res, d.error());
+        if (!d->has_value() ||
+            inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
+          return sendError(res, Error::notFound("unknown_profile",
+                                                "no App-Embedded profile '" + pathId(req) + "'"));
+        const Params params = paramsOf(req);
+        if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+          return sendError(res, known.error());
+        auto paging = parsePaging(params);
+        if (!paging.ok()) return sendError(res, paging.error());
+        auto obs = inv.observations(pathId(req), paging->first, paging->second);
+        if (!obs.ok()) return sendError(res, obs.error());
+        const auto& def = **d;
+        json events = json::array();
+        for (const auto& o : obs->items) events.push_back(observationJson(o));
+        json cm = defenderJson(def, {})["cloudMetadata"];
+        res.set_header("Total-Count", std::to_string(obs->total));
+        sendJson(res, dumpJson({{"_id", def.hostname},
+                                {"hostname", def.hostname},
+                                {"appID", def.appId},
+                                {"container", def.container},
+                                {"image", cm["image"]},
+                                {"cluster", def.cluster},
+                                {"cloudMetadata", cm},
+                                {"startTime", formatRfc3339(def.registeredAt)},
+                                {"observationsTotal", obs->total},
+                                {"observations", events}}));
+      });
 
-  routes.add("GET", "/api/v1/audit/defenders",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               auto page = inv.audit(paging->first, paging->second);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& a : page->items) items.push_back(auditJson(a));
-               sendPage(res, items, page->total);
-             });
+  routes.add("GET", "/api/v1/audit/defenders", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+      return sendError(res, known.error());
+    auto paging = parsePaging(params);
+    if (!paging.ok()) return sendError(res, paging.error());
+    auto page = inv.audit(paging->first, paging->second);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& a : page->items) items.push_back(auditJson(a));
+    sendPage(res, items, page->total);
+  });
 
-  routes.add("GET", "/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/api/v1/version", [opts](const Request&, Response& res) {
     // The vendor answers its release as a JSON string, which is also the Defender version it
     // deploys; automation compares Defenders' `version` with it.
     res.set_header("X-Console-Version", opts->version);
     sendJson(res, dumpJson(json(formatVersion(opts->defenderVersion))));
   });
 
-  routes.add("GET", "/api/v1/_ping", [](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, R"({"status":"ok"})");
+  routes.add("GET", "/api/v1/_ping",
+             [](const Request&, Response& res) { sendJson(res, R"({"status":"ok"})"); });
+
+  routes.add("GET", "/api/v1/openapi.json", [opts](const Request&, Response& res) {
+    std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
+    if (!in)
+      return sendError(
+          res, Error::notFound("not_installed", "the OpenAPI document is not installed (--ui-dir)",
+                               "path"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    sendJson(res, text.str());
   });
 
-  routes.add(
-      "GET", "/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
-        std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
-        if (!in)
-          return sendError(
-              res, Error::notFound("not_installed",
-                                   "the OpenAPI document is not installed (--ui-dir)", "path"));
-        std::ostringstream text;
-        text << in.rdbuf();
-        sendJson(res, text.str());
-      });
+  routes.add("GET", "/healthz",
+             [](const Request&, Response& res) { sendJson(res, R"({"status":"ok"})"); });
 
-  routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, R"({"status":"ok"})");
-  });
-
-  routes.add("GET", "/readyz", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/readyz", [opts](const Request&, Response& res) {
     if (opts->ready && !opts->ready())
       return sendError(res, Error{ErrorKind::kUnavailable,
                                   "starting",
@@ -1234,21 +1187,24 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, R"({"status":"ready"})");
   });
 
-  routes.add(
-      "GET", "/metrics", [&inv, opts, cursors](const httplib::Request&, httplib::Response& res) {
-        auto summary = inv.summary();
-        std::string text = prometheusText(
-            inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
-        text += cursorMetricsText(cursors->metrics());
-        if (opts->extraMetrics) text += opts->extraMetrics();
-        res.set_content(text, "text/plain; version=0.0.4");
-      });
+  routes.add("GET", "/metrics", [&inv, opts, cursors](const Request&, Response& res) {
+    auto summary = inv.summary();
+    std::string text = prometheusText(
+        inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
+    text += cursorMetricsText(cursors->metrics());
+    if (opts->extraMetrics) text += opts->extraMetrics();
+    res.set_content(text, "text/plain; version=0.0.4");
+  });
 
   if (!opts->uiDir.empty()) {
-    if (!server.set_mount_point("/", opts->uiDir))
+    if (!router->set_mount_point("/", opts->uiDir))
       spdlog::warn("web page not served: UI directory '{}' not found", opts->uiDir);
   }
-  refuseUnknownPosts(server);
+  return router;
+}
+
+void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
+  serveOnHttplib(server, consoleApiRouter(inv, std::move(options)));
 }
 
 namespace {
@@ -1304,18 +1260,28 @@ channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth) {
   installErrorHandlers(server);
-  // The permission table still decides which routes exist; the credential is checked by
-  // serveDefenderChannel, the same code the event-driven front calls.
-  GuardedRoutes routes(server, auth::defenderChannelPermissions(), nullptr);
-  for (const auto& route : kChannelRoutes)
-    routes.add(
-        route.method, route.path,
-        [&channel, auth](const httplib::Request& req, httplib::Response& res) {
-          copyTo(serveDefenderChannel(channel, auth,
-                                      {req.method, req.path, req.get_header_value("Authorization"),
-                                       req.remote_addr, req.body}),
-                 res);
-        });
+  // The credential is checked by serveDefenderChannel, the same code the event-driven front
+  // calls; the routes registered here are the ones it serves.
+  auto handler = [&channel, auth](const httplib::Request& req, httplib::Response& res) {
+    copyTo(serveDefenderChannel(channel, auth,
+                                {req.method,
+                                 req.path,
+                                 req.get_header_value("Authorization"),
+                                 req.remote_addr,
+                                 req.body,
+                                 {},
+                                 {}}),
+           res);
+  };
+  for (const auto& route : kChannelRoutes) {
+    if (!auth::findPermission(auth::defenderChannelPermissions(), route.method, route.path))
+      throw std::logic_error(std::string("route ") + route.method + " " + route.path +
+                             " is not in the permission table (auth/permissions.cpp)");
+    if (std::string_view(route.method) == "GET")
+      server.Get(route.path, handler);
+    else
+      postBounded(server, route.path, handler);  // chunked bodies bounded too
+  }
   refuseUnknownPosts(server);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include "common/defender_version.h"
 #include "common/status.h"
 #include "inventory/snapshots.h"
+#include "web/router.h"
 
 namespace httplib {
 class Server;
@@ -84,9 +86,14 @@ struct ConsoleApiOptions {
 /// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
 /// /api/v1/audit/events{,/download},
 /// /api/v1/version, /api/v1/openapi.json, /healthz, /readyz, /metrics, the embed flow, and the
-/// UI under `/`. Also sets the JSON error
-/// handler (404 for unknown routes, 413 for bodies over the listener's limit) and an exception
-/// handler that answers 500 with a JSON body instead of dropping the connection.
+/// UI under `/`, as one Router (web/router.h: 404 JSON for unknown routes, 500 JSON for a
+/// handler that throws), served by either front of the Console listener
+/// (web/console_front.h). The post-routing handler sets the Console's Date and the security
+/// headers. `inventory` and the services in `options` must outlive the router.
+std::shared_ptr<Router> consoleApiRouter(inventory::Inventory& inventory,
+                                         ConsoleApiOptions options);
+
+/// consoleApiRouter() served on a cpp-httplib server (serveOnHttplib, web/console_front.h).
 void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
                         ConsoleApiOptions options);
 
@@ -102,8 +109,8 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
 /// codes of AuthService::authenticateDefender), then the DefenderChannel call and its JSON
 /// reply or error; 404 not_found (field path) for any other method or path. Thread-safe; may
 /// block until the inventory has made a heartbeat durable.
-channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel,
-                                       auth::AuthService* auth, const channel::Request& request);
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::Request& request);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);
