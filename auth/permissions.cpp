@@ -85,6 +85,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/users/current", Access::kAuditor},
       // Defender management: delete Defenders, embed, image entrypoints, settings, credentials.
       {"DELETE", "/api/v1/defenders/([^/]+)", Access::kDefenderManager},
+      {"POST", "/api/v1/defenders/delete", Access::kDefenderManager},  // bulk delete
       {"POST", "/api/v1/settings/defender", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/eviction-status/resume", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/fargate.json", Access::kDefenderManager},

@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -188,6 +189,16 @@ class Inventory {
   /// Manual delete of a Defender and all its observations, with an audit record naming
   /// `actor`. kNotFound for an unknown hostname.
   Result<AuditRecord> remove(const std::string& hostname, const std::string& actor);
+
+  /// Bulk manual delete (`POST /api/v1/defenders/delete`): removes each Defender of `hostnames`
+  /// (keys or names) with its observations and an audit record naming `actor`, in transactions
+  /// of at most `batch` Defenders each, so that heartbeats and reads are not held up behind one
+  /// huge transaction. Hostnames no longer known (evicted or deleted meanwhile) are skipped.
+  /// Returns the audit records of the Defenders removed, in the order given. Errors from the
+  /// Store; the batches committed before the failing one stay deleted (their records are lost
+  /// to the caller only in that case, and are still in the store's audit table).
+  Result<std::vector<AuditRecord>> removeMany(std::span<const std::string> hostnames,
+                                              const std::string& actor, size_t batch = 1000);
 
   /// One eviction batch: the audit records written and how many candidates the store offered
   /// (a candidate that heartbeated meanwhile is skipped).

@@ -137,6 +137,9 @@ std::vector<RouteCase> routeCases() {
       // Idempotent: deleting an unknown Defender is a no-op (204).
       {"DELETE", "/api/v1/defenders/([^/]+)", "/api/v1/defenders/no-such-defender", "", 204,
        auth::Access::kDefenderManager},
+      // Refused for its content (no filter): a permitted call would delete Defenders.
+      {"POST", "/api/v1/defenders/delete", "/api/v1/defenders/delete", "{}", 400,
+       auth::Access::kDefenderManager},
       {"POST", "/api/v1/settings/defender", "/api/v1/settings/defender", "{}", 400,
        auth::Access::kDefenderManager},
       {"POST", "/api/v1/defenders/eviction-status/resume",

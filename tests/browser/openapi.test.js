@@ -27,6 +27,7 @@ const CONSOLE_ROUTES = [
   "GET /api/v1/defenders/download",
   "GET /api/v1/defenders/{hostname}",
   "DELETE /api/v1/defenders/{hostname}",
+  "POST /api/v1/defenders/delete",
   "GET /api/v1/settings/defender",
   "POST /api/v1/settings/defender",
   "GET /api/v1/profiles/app-embedded",
