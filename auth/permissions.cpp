@@ -83,6 +83,10 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/openapi.json", Access::kAuditor},
       {"GET", "/metrics", Access::kAuditor},
       {"GET", "/api/v1/users/current", Access::kAuditor},
+      // Saved views: every user keeps their own (a read aid, not a change to the fleet).
+      {"GET", "/api/v1/views", Access::kAuditor},
+      {"POST", "/api/v1/views", Access::kAuditor},
+      {"DELETE", "/api/v1/views/([^/]+)", Access::kAuditor},
       // Defender management: delete Defenders, embed, image entrypoints, settings, credentials.
       {"DELETE", "/api/v1/defenders/([^/]+)", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/delete", Access::kDefenderManager},  // bulk delete

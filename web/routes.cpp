@@ -18,6 +18,7 @@
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
+#include "views/saved_views.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
 #include "web/http_listener.h"
@@ -852,6 +853,44 @@ struct BulkSelection {
   std::string mode;  // "filter", "hostnames" or "all"
 };
 
+/// The filter parameters of GET /api/v1/defenders given as a JSON object (a bulk delete's
+/// `filter`, a saved view's): strings, booleans or arrays of strings (e.g. `type`); empty
+/// strings and nulls are left out. Paging and sort are refused: a filter has none. Errors: 400
+/// invalid_field naming `filter.<name>`; then parseDefenderQuery's own (field prefixed).
+Result<Params> filterParams(const json& filter) {
+  Params params;
+  for (const auto& [key, value] : filter.items()) {
+    if (key == "offset" || key == "limit" || key == "sort" || key == "reverse" || key == "cursor" ||
+        key == "fields")
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": not a filter (paging and sort are not kept)");
+    auto add = [&](const json& v) -> bool {
+      if (v.is_string()) {
+        if (!v.get<std::string>().empty()) params.emplace(key, v.get<std::string>());
+      } else if (v.is_boolean()) {
+        params.emplace(key, v.get<bool>() ? "true" : "false");
+      } else if (!v.is_null()) {
+        return false;
+      }
+      return true;
+    };
+    bool good = true;
+    if (value.is_array())
+      for (const auto& v : value) good = good && v.is_string() && add(v);
+    else
+      good = add(value);
+    if (!good)
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": must be a string, a boolean or strings");
+  }
+  if (auto q = parseDefenderQuery(params); !q.ok()) {
+    Error e = q.error();
+    e.field = "filter." + e.field;
+    return e;
+  }
+  return params;
+}
+
 /// The body of POST /api/v1/defenders/delete: exactly one of `filter` (an object with the
 /// filter parameters of GET /api/v1/defenders), `hostnames` (array of strings) or `"all": true`;
 /// `expectedCount` (whole number) required with `filter` and `all`. Errors: 400 naming the
@@ -907,41 +946,15 @@ Result<BulkSelection> bulkSelection(Inventory& inv, const std::string& body) {
     if (!filter.is_object())
       return Error::invalid("invalid_field", "filter",
                             "filter: must be an object of the list's filter parameters");
-    Params params;
-    for (const auto& [key, value] : filter.items()) {
-      if (key == "offset" || key == "limit" || key == "sort" || key == "reverse" ||
-          key == "cursor" || key == "fields")
-        return Error::invalid("invalid_field", "filter." + key,
-                              "filter." + key + ": not a filter (a bulk delete has no paging)");
-      auto add = [&](const json& v) -> bool {
-        if (v.is_string()) {
-          if (!v.get<std::string>().empty()) params.emplace(key, v.get<std::string>());
-        } else if (v.is_boolean()) {
-          params.emplace(key, v.get<bool>() ? "true" : "false");
-        } else if (!v.is_null()) {
-          return false;
-        }
-        return true;
-      };
-      bool good = true;
-      if (value.is_array())
-        for (const auto& v : value) good = good && v.is_string() && add(v);
-      else
-        good = add(value);
-      if (!good)
-        return Error::invalid("invalid_field", "filter." + key,
-                              "filter." + key + ": must be a string, a boolean or strings");
-    }
+    auto converted = filterParams(filter);
+    if (!converted.ok()) return converted.error();
+    Params params = std::move(*converted);
     if (params.empty())
       return Error::invalid("missing_field", "filter",
                             "filter: names no filter; to delete every Defender send "
                             "{\"all\": true, \"expectedCount\": N}");
     auto parsedQuery = parseDefenderQuery(params);
-    if (!parsedQuery.ok()) {
-      Error e = parsedQuery.error();
-      e.field = "filter." + e.field;
-      return e;
-    }
+    if (!parsedQuery.ok()) return parsedQuery.error();
     q = *parsedQuery;
   } else if (all) {
     sel.mode = "all";
@@ -1002,6 +1015,74 @@ void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrai
              });
 }
 
+json savedViewJson(const views::SavedView& v) {
+  return json{{"name", v.name},
+              {"filter", v.filter},
+              {"createdAt", formatRfc3339(v.createdAt)},
+              {"updatedAt", formatRfc3339(v.updatedAt)}};
+}
+
+// Saved views (docs/api.md "Saved views"): each user's own named filter sets.
+void registerViewRoutes(GuardedRoutes& routes, views::ViewStore* store) {
+  auto missing = [](httplib::Response& res) {
+    sendError(res, Error::notFound("not_found", "no saved views in this Console"));
+  };
+  routes.add("GET", "/api/v1/views",
+             [store, missing](const httplib::Request& req, httplib::Response& res,
+                              const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto listed = store->list(actorOf(who));
+               if (!listed.ok()) return sendError(res, listed.error());
+               json out = json::array();
+               for (const auto& v : *listed) out.push_back(savedViewJson(v));
+               sendPage(res, out, static_cast<long long>(out.size()));
+             });
+  routes.add(
+      "POST", "/api/v1/views",
+      [store, missing](const httplib::Request& req, httplib::Response& res,
+                       const auth::Principal& who) {
+        if (store == nullptr) return missing(res);
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (!body.ok()) return sendError(res, body.error());
+        for (const auto& [key, value] : body->items())
+          if (key != "name" && key != "filter")
+            return sendError(res, Error::invalid("invalid_field", key,
+                                                 key + ": unknown field (expected name, filter)"));
+        auto name = requiredString(*body, "name");
+        if (!name.ok()) return sendError(res, name.error());
+        if (auto st = views::validateName(*name); !st.ok()) return sendError(res, st.error());
+        auto it = body->find("filter");
+        if (it == body->end() || !it->is_object())
+          return sendError(
+              res, Error::invalid(it == body->end() ? "missing_field" : "invalid_field", "filter",
+                                  "filter: an object of the filter parameters of "
+                                  "GET /api/v1/defenders is required"));
+        auto params = filterParams(*it);
+        if (!params.ok()) return sendError(res, params.error());
+        // Stored as strings, one key each (repeated values joined: `type` takes a comma list).
+        json filter = json::object();
+        for (const auto& [key, value] : *params) {
+          if (filter.contains(key))
+            filter[key] = filter[key].get<std::string>() + "," + value;
+          else
+            filter[key] = value;
+        }
+        auto put = store->put(actorOf(who), *name, filter);
+        if (!put.ok()) return sendError(res, put.error());
+        sendJson(res, dumpJson(savedViewJson(put->first)), put->second ? 200 : 201);
+      });
+  routes.add("DELETE", "/api/v1/views/([^/]+)",
+             [store, missing](const httplib::Request& req, httplib::Response& res,
+                              const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto st = store->remove(actorOf(who), pathId(req)); !st.ok())
+                 return sendError(res, st.error());
+               sendJson(res, dumpJson({{"name", pathId(req)}, {"deleted", true}}));
+             });
+}
+
 }  // namespace
 
 void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
@@ -1032,6 +1113,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock(), trail);
   registerAuditEventRoutes(routes, opts->audit);
   registerBulkDefenderRoutes(routes, inv, trail);
+  registerViewRoutes(routes, opts->views);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     const auto version = judgeVersion(d.version, opts->defenderVersion);

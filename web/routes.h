@@ -38,6 +38,9 @@ class AuditLog;
 namespace dc::history {
 class FleetHistory;
 }
+namespace dc::views {
+class ViewStore;
+}
 
 namespace dc::web {
 
@@ -77,6 +80,9 @@ struct ConsoleApiOptions {
   history::FleetHistory* history = nullptr;
   /// How long the fleet history keeps samples (shown in its answer), in days.
   int historyRetentionDays = 30;
+  /// Saved views of the web page, per user: GET/POST /api/v1/views, DELETE
+  /// /api/v1/views/{name}. Null: those routes answer 404.
+  views::ViewStore* views = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
@@ -102,8 +108,8 @@ void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel
 /// codes of AuthService::authenticateDefender), then the DefenderChannel call and its JSON
 /// reply or error; 404 not_found (field path) for any other method or path. Thread-safe; may
 /// block until the inventory has made a heartbeat durable.
-channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel,
-                                       auth::AuthService* auth, const channel::Request& request);
+channel::Response serveDefenderChannel(heartbeat::DefenderChannel& channel, auth::AuthService* auth,
+                                       const channel::Request& request);
 
 /// JSON error bodies for httplib's own errors (404, 413, 400) and exceptions, on `server`.
 void installErrorHandlers(httplib::Server& server);

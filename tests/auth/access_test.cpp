@@ -134,6 +134,10 @@ std::vector<RouteCase> routeCases() {
       {"GET", "/api/v1/openapi.json", "/api/v1/openapi.json", "", 200, auth::Access::kAuditor},
       {"GET", "/metrics", "/metrics", "", 200, auth::Access::kAuditor},
       {"GET", "/api/v1/users/current", "/api/v1/users/current", "", 200, auth::Access::kAuditor},
+      {"GET", "/api/v1/views", "/api/v1/views", "", 200, auth::Access::kAuditor},
+      {"POST", "/api/v1/views", "/api/v1/views", "{}", 400, auth::Access::kAuditor},
+      {"DELETE", "/api/v1/views/([^/]+)", "/api/v1/views/no-such-view", "", 404,
+       auth::Access::kAuditor},
       // Idempotent: deleting an unknown Defender is a no-op (204).
       {"DELETE", "/api/v1/defenders/([^/]+)", "/api/v1/defenders/no-such-defender", "", 204,
        auth::Access::kDefenderManager},
