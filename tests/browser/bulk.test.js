@@ -81,7 +81,7 @@ describe("Bulk actions", () => {
     assert.ok(await page.isHidden("#bulkbar"));
     // The one error in the console is the browser's note on the expected 409.
     assert.deepEqual(page.errors.filter((e) => !/status of 409/.test(e)), []);
-    await page.close();
+    await page.context().close(); // its idle keep-alive connections would hold Console workers
   });
 
   test("rows picked one by one and by shift-click export as CSV; a filter change clears them", async () => {
@@ -107,7 +107,7 @@ describe("Bulk actions", () => {
     await page.fill("#f-search", "keep");
     await waitFor(async () => await page.isHidden("#bulkbar"), { what: "the selection cleared" });
     assert.deepEqual(page.errors, []);
-    await page.close();
+    await page.context().close(); // its idle keep-alive connections would hold Console workers
   });
 
   test("an auditor can select and export but is not offered the delete; the Console refuses it", async () => {
@@ -137,7 +137,7 @@ describe("Bulk actions", () => {
     assert.equal(res.status, 403);
     assert.equal(await total("cluster=bulk-b"), 12);
     assert.deepEqual(page.errors, []);
-    await page.close();
+    await page.context().close(); // its idle keep-alive connections would hold Console workers
   });
 
   test("at 400 px the selection bar and the row boxes fit; picked hostnames are deleted", async () => {
@@ -159,6 +159,6 @@ describe("Bulk actions", () => {
     // Focus on the first row that is left.
     await waitFor(async () => (await page.evaluate(() => !!document.activeElement?.closest("#rows td.host"))), { what: "focus on a row" });
     assert.deepEqual(page.errors, []);
-    await page.close();
+    await page.context().close(); // its idle keep-alive connections would hold Console workers
   });
 });

@@ -1195,6 +1195,105 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Saved views: named filter sets of the signed-in user, kept in the Console
+  // (GET/POST /api/v1/views, DELETE /api/v1/views/{name}).
+  let savedViews = [];
+  const FILTER_KEYS = { type: "types", connected: "connected", outdated: "outdated", cluster: "cluster", clusterContains: "clusterContains", appID: "appID", search: "search" };
+  function viewMessage(text) {
+    $("view-msg").textContent = text;
+  }
+  function renderViews() {
+    $("views-empty").hidden = savedViews.length > 0;
+    $("views-list").innerHTML = savedViews
+      .map(
+        (v) =>
+          `<li><button type="button" class="linkbtn apply-view" data-name="${esc(v.name)}" title="${esc(new URLSearchParams(v.filter).toString() || "every Defender")}">${esc(v.name)}</button>` +
+          `<button type="button" class="linkbtn delete-view" data-name="${esc(v.name)}" aria-label="Delete view ${esc(v.name)}">Delete</button></li>`,
+      )
+      .join("");
+  }
+  async function loadViews() {
+    try {
+      savedViews = (await api("views")).data || [];
+      renderViews();
+    } catch (e) {
+      viewMessage(`Could not read your views: ${e.message}`);
+    }
+  }
+  function applyView(name) {
+    const v = savedViews.find((x) => x.name === name);
+    if (!v) return;
+    const patch = { types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "" };
+    for (const [k, value] of Object.entries(v.filter || {})) {
+      if (k === "type") patch.types = String(value).split(",").filter((t) => TYPE_BY_NAME.has(t));
+      else if (FILTER_KEYS[k]) patch[FILTER_KEYS[k]] = String(value);
+    }
+    update(patch);
+    $("views-menu").open = false;
+    toast(`Showing view “${name}”.`);
+    // Focus on the table's first row when there is one (after the refresh), else the heading.
+    focusFirstRowNext = true;
+  }
+  async function saveView(ev) {
+    ev.preventDefault();
+    const name = $("view-name").value.trim();
+    if (!name) {
+      viewMessage("Enter a name for the view.");
+      $("view-name").focus();
+      return;
+    }
+    $("view-save").disabled = true;
+    try {
+      const { data } = await api("views", { method: "POST", body: { name, filter: Object.fromEntries(listParams()) } });
+      await loadViews();
+      $("view-name").value = "";
+      viewMessage(`Saved view “${data.name}”.`);
+      // Focus on the saved view in the list.
+      [...$("views-list").querySelectorAll(".apply-view")].find((b) => b.dataset.name === data.name)?.focus();
+    } catch (e) {
+      viewMessage(e.status === 409 ? "You already keep 100 views: delete one first." : `Could not save: ${e.message}`);
+      $("view-name").focus();
+    } finally {
+      $("view-save").disabled = false;
+    }
+  }
+  async function deleteView(name) {
+    const items = [...$("views-list").querySelectorAll(".delete-view")];
+    const i = items.findIndex((b) => b.dataset.name === name);
+    try {
+      await api(`views/${encodeURIComponent(name)}`, { method: "DELETE" });
+    } catch (e) {
+      if (e.status !== 404) return viewMessage(`Could not delete: ${e.message}`);
+    }
+    await loadViews();
+    viewMessage(`Deleted view “${name}”.`);
+    // Focus on the view that took its place, else the name field.
+    const next = $("views-list").querySelectorAll(".apply-view")[Math.min(i, savedViews.length - 1)];
+    (next || $("view-name")).focus();
+  }
+  function wireViews() {
+    $("views-menu").addEventListener("toggle", () => {
+      if ($("views-menu").open) {
+        viewMessage("");
+        loadViews();
+      }
+    });
+    $("views-menu").addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && $("views-menu").open) {
+        $("views-menu").open = false;
+        $("views-menu").querySelector("summary").focus();
+      }
+    });
+    $("view-save-form").addEventListener("submit", saveView);
+    $("views-list").addEventListener("click", (e) => {
+      const apply = e.target.closest(".apply-view");
+      if (apply) return applyView(apply.dataset.name);
+      const del = e.target.closest(".delete-view");
+      if (del) deleteView(del.dataset.name);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Bulk selection: Defenders picked by their checkbox on any page (kept with their rows, for
   // the CSV export), or "all N matching this filter" (the filter and the count the user saw;
   // the Console deletes on the filter and refuses with 409 count_changed when the count moved).
@@ -2288,6 +2387,7 @@
     wireProtect();
     wireAudit();
     wireHistory();
+    wireViews();
     wireRegistryCredentials();
     wireEntrypoints();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
