@@ -66,6 +66,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/defenders/summary", Access::kAuditor},
       {"GET", "/api/v1/defenders/clusters", Access::kAuditor},
       {"GET", "/api/v1/defenders/types", Access::kAuditor},
+      {"GET", "/api/v1/defenders/versions", Access::kAuditor},
       {"GET", "/api/v1/defenders/history", Access::kAuditor},
       {"GET", "/api/v1/defenders/download", Access::kAuditor},
       {"GET", "/api/v1/defenders/app-ids", Access::kAuditor},

@@ -648,7 +648,7 @@ std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
 std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
   if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
       q.category || q.cluster || q.clusterContains || q.appId || q.image || q.container ||
-      q.search || q.afterKey || q.outdated)
+      q.version || q.search || q.afterKey || q.outdated)
     return std::nullopt;
   std::vector<std::string> keys;
   size_t total = 0;
@@ -762,6 +762,11 @@ std::vector<TypeCount> Inventory::typeCounts() {
 Result<std::vector<ClusterCount>> Inventory::clusters() {
   auto writer = flushBeforeRead();
   return store_.countClusters();
+}
+
+Result<std::vector<VersionCount>> Inventory::versions() {
+  auto writer = flushBeforeRead();
+  return store_.countVersions();
 }
 
 Result<Page<Observation>> Inventory::observations(const std::string& hostname, int offset,

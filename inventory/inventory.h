@@ -183,6 +183,9 @@ class Inventory {
   /// Every cluster reported by a Defender with its number of Defenders, by name; what is
   /// pending is written first, as for list().
   Result<std::vector<ClusterCount>> clusters();
+  /// Every reported version with its number of Defenders, by version; what is pending is
+  /// written first, as for list().
+  Result<std::vector<VersionCount>> versions();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
   Result<Page<AuditRecord>> audit(int offset, int limit);
 

@@ -984,7 +984,26 @@ Result<BulkSelection> bulkSelection(Inventory& inv, const std::string& body) {
   return sel;
 }
 
-void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrail trail) {
+void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrail trail,
+                                const DefenderVersion& deployed) {
+  // The version distribution (docs/api.md): every reported version with its Defenders and
+  // whether it needs an upgrade, for the web page's version chart.
+  routes.add("GET", "/api/v1/defenders/versions",
+             [&inv, deployed](const httplib::Request& req, httplib::Response& res) {
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto versions = inv.versions();
+               if (!versions.ok()) return sendError(res, versions.error());
+               json out = json::array();
+               for (const auto& v : *versions) {
+                 const auto judged = judgeVersion(v.version, deployed);
+                 out.push_back({{"version", v.version},
+                                {"count", v.count},
+                                {"outdated", judged.outdated},
+                                {"compatibleVersion", judged.compatibleVersion}});
+               }
+               sendJson(res, dumpJson(out));
+             });
   routes.add("POST", "/api/v1/defenders/delete",
              [&inv, trail](const httplib::Request& req, httplib::Response& res,
                            const auth::Principal& who) {
@@ -1112,7 +1131,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   if (opts->registryCredentials)
     registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock(), trail);
   registerAuditEventRoutes(routes, opts->audit);
-  registerBulkDefenderRoutes(routes, inv, trail);
+  registerBulkDefenderRoutes(routes, inv, trail, opts->defenderVersion);
   registerViewRoutes(routes, opts->views);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));

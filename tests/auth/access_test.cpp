@@ -105,6 +105,8 @@ std::vector<RouteCase> routeCases() {
        auth::Access::kAuditor},
       {"GET", "/api/v1/defenders/types", "/api/v1/defenders/types", "", 200,
        auth::Access::kAuditor},
+      {"GET", "/api/v1/defenders/versions", "/api/v1/defenders/versions", "", 200,
+       auth::Access::kAuditor},
       {"GET", "/api/v1/defenders/history", "/api/v1/defenders/history?range=day", "", 200,
        auth::Access::kAuditor},
       {"GET", "/api/v1/defenders/download", "/api/v1/defenders/download", "", 200,

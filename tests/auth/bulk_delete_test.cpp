@@ -57,12 +57,13 @@ struct Fixture {
     REQUIRE(app.auth().createUser("auditor1", "auditor1-password", auth::Role::kAuditor).ok());
   }
 
-  void seed(const std::string& prefix, int n, const std::string& cluster) {
+  void seed(const std::string& prefix, int n, const std::string& cluster,
+            const std::string& version = "32.07.123") {
     for (int i = 0; i < n; ++i) {
       inventory::Defender d;
       d.hostname = testing::numbered(prefix, i);
       d.type = inventory::DefenderType::kFargate;
-      d.version = "32.07.123";
+      d.version = version;
       d.cluster = cluster;
       REQUIRE(app.inventory().recordHeartbeat(d).ok());
     }
@@ -192,4 +193,37 @@ TEST_CASE("bulk delete: 10,000 Defenders in one request, in batches") {
   CHECK(body.at("hostnamesTruncated") == true);
   CHECK(f.deletedEvents() == 10000);
   CHECK(f.total("") == 0);
+}
+
+// The version distribution and the `version` filter (docs/api.md), which the web page's version
+// chart uses; a bulk delete takes the same filter.
+TEST_CASE("versions: the distribution with upgrade-needed, and the exact version filter") {
+  Fixture f;
+  f.seed("old-", 4, "c", "32.07.123");
+  f.seed("new-", 3, "c", "34.01.132");
+  f.seed("odd-", 1, "c", "");
+  auto r = f.console->Get("/api/v1/defenders/versions", f.auditor);
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  const json versions = json::parse(r->body);
+  INFO(versions.dump());
+  REQUIRE(versions.size() == 3);
+  CHECK(versions[0] ==
+        json{{"version", ""}, {"count", 1}, {"outdated", false}, {"compatibleVersion", false}});
+  CHECK(versions[1].at("version") == "32.07.123");
+  CHECK(versions[1].at("count") == 4);
+  CHECK(versions[1].at("outdated") == true);
+  CHECK(versions[2].at("version") == "34.01.132");
+  CHECK(versions[2].at("count") == 3);
+  CHECK(versions[2].at("outdated") == false);
+  CHECK(f.console->Get("/api/v1/defenders/versions?x=1", f.auditor)->status == 400);
+
+  CHECK(f.total("version=32.07.123") == 4);
+  CHECK(f.total("version=34.01.132&connected=true") == 3);
+  CHECK(f.total("version=32.07") == 0);  // exact, not a prefix
+  CHECK(f.console->Get("/api/v1/defenders?version=%01", f.auditor)->status == 400);
+  auto gone = f.bulk({{"filter", {{"version", "32.07.123"}}}, {"expectedCount", 4}}, f.manager);
+  REQUIRE(gone->status == 200);
+  CHECK(json::parse(gone->body).at("deleted") == 4);
+  CHECK(f.total("") == 4);
 }

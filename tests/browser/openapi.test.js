@@ -23,6 +23,7 @@ const CONSOLE_ROUTES = [
   "GET /api/v1/defenders/summary",
   "GET /api/v1/defenders/clusters",
   "GET /api/v1/defenders/types",
+  "GET /api/v1/defenders/versions",
   "GET /api/v1/defenders/history",
   "GET /api/v1/defenders/download",
   "GET /api/v1/defenders/{hostname}",
