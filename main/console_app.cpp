@@ -28,6 +28,7 @@
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/resolver.h"
+#include "views/saved_views.h"
 #include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
@@ -114,6 +115,7 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<audit::AuditLog> audit;
+  std::unique_ptr<views::ViewStore> views;
   std::unique_ptr<history::FleetHistory> history;
   std::unique_ptr<history::HistorySampler> historySampler;
   std::unique_ptr<auth::AuthService> auth;
@@ -210,6 +212,10 @@ Status ConsoleApp::start(bool startScheduler) {
   auto auditLog = audit::AuditLog::open(dbPath, m.clock);
   if (!auditLog.ok()) return auditLog.error();
   m.audit = std::move(auditLog).value();
+  // Saved views of the web page (docs/api.md "Saved views"), in the same database.
+  auto savedViews = views::ViewStore::open(dbPath, m.clock);
+  if (!savedViews.ok()) return savedViews.error();
+  m.views = std::move(savedViews).value();
 
   // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
   auto fleetHistory =
@@ -365,6 +371,7 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   api.auth = m.auth.get();
   api.audit = m.audit.get();
+  api.views = m.views.get();
   api.history = m.history.get();
   auto router = web::consoleApiRouter(*m.inventory, api);
   if (c.consoleFront == "asio") {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,7 @@
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
+#include "views/saved_views.h"
 #include "web/console_front.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
@@ -48,11 +50,30 @@ struct AuditTrail {
   }
 };
 
+/// Records many events of one request in one transaction (a bulk delete: one per Defender).
+void recordMany(const AuditTrail& trail, std::string_view kind, const std::string& user,
+                const Request& req, std::vector<json> details) {
+  if (trail.log == nullptr || details.empty()) return;
+  std::vector<audit::Event> events;
+  events.reserve(details.size());
+  for (auto& d : details) {
+    audit::Event e;
+    e.kind = std::string(kind);
+    e.user = user;
+    e.address = req.remote_addr;
+    e.detail = std::move(d);
+    events.push_back(std::move(e));
+  }
+  if (auto st = trail.log->record(std::move(events)); !st.ok())
+    spdlog::error("{} audit events {} by '{}' not recorded: {}", details.size(), kind, user,
+                  st.error().message);
+}
+
 std::string actorOf(const auth::Principal& who) {
   return who.username.empty() ? "api" : who.username;
 }
 
-// Hostnames in paths may be URL-encoded; httplib decodes path parameters in matches[1].
+// Hostnames in paths may be URL-encoded; both fronts decode the path, so matches[1] is decoded.
 std::string pathId(const Request& req) {
   return req.matches[1].str();
 }
@@ -796,6 +817,264 @@ void registerAuditEventRoutes(GuardedRoutes& routes, audit::AuditLog* log) {
   });
 }
 
+// Bulk delete (docs/api.md "POST /api/v1/defenders/delete").
+constexpr size_t kMaxBulkDelete = 100000;     // Defenders one request may delete
+constexpr size_t kMaxBulkHostnames = 10000;   // hostnames one request may list
+constexpr size_t kBulkHostnamesShown = 1000;  // hostnames echoed in the answer
+constexpr size_t kBulkBatch = 1000;           // Defenders per store transaction
+
+/// What a bulk delete works on: the hostnames, and how many the client said it saw.
+struct BulkSelection {
+  std::vector<std::string> hostnames;
+  std::optional<long long> expectedCount;
+  std::string mode;  // "filter", "hostnames" or "all"
+};
+
+/// The filter parameters of GET /api/v1/defenders given as a JSON object (a bulk delete's
+/// `filter`, a saved view's): strings, booleans or arrays of strings (e.g. `type`); empty
+/// strings and nulls are left out. Paging and sort are refused: a filter has none. Errors: 400
+/// invalid_field naming `filter.<name>`; then parseDefenderQuery's own (field prefixed).
+Result<Params> filterParams(const json& filter) {
+  Params params;
+  for (const auto& [key, value] : filter.items()) {
+    if (key == "offset" || key == "limit" || key == "sort" || key == "reverse" || key == "cursor" ||
+        key == "fields")
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": not a filter (paging and sort are not kept)");
+    auto add = [&](const json& v) -> bool {
+      if (v.is_string()) {
+        if (!v.get<std::string>().empty()) params.emplace(key, v.get<std::string>());
+      } else if (v.is_boolean()) {
+        params.emplace(key, v.get<bool>() ? "true" : "false");
+      } else if (!v.is_null()) {
+        return false;
+      }
+      return true;
+    };
+    bool good = true;
+    if (value.is_array())
+      for (const auto& v : value) good = good && v.is_string() && add(v);
+    else
+      good = add(value);
+    if (!good)
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": must be a string, a boolean or strings");
+  }
+  if (auto q = parseDefenderQuery(params); !q.ok()) {
+    Error e = q.error();
+    e.field = "filter." + e.field;
+    return e;
+  }
+  return params;
+}
+
+/// The body of POST /api/v1/defenders/delete: exactly one of `filter` (an object with the
+/// filter parameters of GET /api/v1/defenders), `hostnames` (array of strings) or `"all": true`;
+/// `expectedCount` (whole number) required with `filter` and `all`. Errors: 400 naming the
+/// field; 409 count_changed when the filter now matches another number than `expectedCount`.
+Result<BulkSelection> bulkSelection(Inventory& inv, const std::string& body) {
+  auto parsed = heartbeat::parseJsonObject(body, 4);
+  if (!parsed.ok()) return parsed.error();
+  for (const auto& [key, value] : parsed->items())
+    if (key != "filter" && key != "hostnames" && key != "all" && key != "expectedCount")
+      return Error::invalid("invalid_field", key,
+                            key +
+                                ": unknown field (expected filter, hostnames, all, "
+                                "expectedCount)");
+  BulkSelection sel;
+  if (auto it = parsed->find("expectedCount"); it != parsed->end()) {
+    if (!it->is_number_integer() || it->get<long long>() < 0)
+      return Error::invalid("invalid_field", "expectedCount",
+                            "expectedCount: must be a whole number >= 0");
+    sel.expectedCount = it->get<long long>();
+  }
+  const bool hasFilter = parsed->contains("filter");
+  const bool hasHostnames = parsed->contains("hostnames");
+  bool all = false;
+  if (auto it = parsed->find("all"); it != parsed->end()) {
+    if (!it->is_boolean())
+      return Error::invalid("invalid_field", "all", "all: must be true or false");
+    all = it->get<bool>();
+  }
+  if (int(hasFilter) + int(hasHostnames) + int(all) > 1)
+    return Error::invalid("invalid_field", hasFilter ? "filter" : "hostnames",
+                          "give one of filter, hostnames or \"all\": true");
+  if (hasHostnames) {
+    sel.mode = "hostnames";
+    const json& list = (*parsed)["hostnames"];
+    if (!list.is_array() || list.empty() || list.size() > kMaxBulkHostnames)
+      return Error::invalid(
+          "invalid_field", "hostnames",
+          "hostnames: must be an array of 1 to " + std::to_string(kMaxBulkHostnames) + " strings");
+    std::unordered_set<std::string> seen;
+    for (const auto& h : list) {
+      if (!h.is_string() || h.get<std::string>().empty())
+        return Error::invalid("invalid_field", "hostnames",
+                              "hostnames: every item must be a non-empty string");
+      if (seen.insert(inventory::hostnameKey(h.get<std::string>())).second)
+        sel.hostnames.push_back(h.get<std::string>());
+    }
+    return sel;
+  }
+  inventory::DefenderQuery q;
+  if (hasFilter) {
+    sel.mode = "filter";
+    const json& filter = (*parsed)["filter"];
+    if (!filter.is_object())
+      return Error::invalid("invalid_field", "filter",
+                            "filter: must be an object of the list's filter parameters");
+    auto converted = filterParams(filter);
+    if (!converted.ok()) return converted.error();
+    Params params = std::move(*converted);
+    if (params.empty())
+      return Error::invalid("missing_field", "filter",
+                            "filter: names no filter; to delete every Defender send "
+                            "{\"all\": true, \"expectedCount\": N}");
+    auto parsedQuery = parseDefenderQuery(params);
+    if (!parsedQuery.ok()) return parsedQuery.error();
+    q = *parsedQuery;
+  } else if (all) {
+    sel.mode = "all";
+  } else {
+    return Error::invalid("missing_field", "filter",
+                          "filter: is required (the filter parameters of GET /api/v1/defenders), "
+                          "or hostnames, or \"all\": true");
+  }
+  if (!sel.expectedCount)
+    return Error::invalid("missing_field", "expectedCount",
+                          "expectedCount: is required with " + sel.mode +
+                              " (the number of Defenders the user confirmed)");
+  auto keys = inv.matchingKeys(q);
+  if (!keys.ok()) return keys.error();
+  if (static_cast<long long>(keys->size()) != *sel.expectedCount)
+    return Error{ErrorKind::kConflict, "count_changed",
+                 "the " + sel.mode + " now matches " + std::to_string(keys->size()) +
+                     " Defender(s), not expectedCount " + std::to_string(*sel.expectedCount) +
+                     "; confirm the new count",
+                 "expectedCount"};
+  if (keys->size() > kMaxBulkDelete)
+    return Error::invalid("too_many", "filter",
+                          "the selection has " + std::to_string(keys->size()) +
+                              " Defenders; one request deletes at most " +
+                              std::to_string(kMaxBulkDelete) + " (narrow the filter)");
+  sel.hostnames = std::move(*keys);
+  return sel;
+}
+
+void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrail trail,
+                                const DefenderVersion& deployed) {
+  // The version distribution (docs/api.md): every reported version with its Defenders and
+  // whether it needs an upgrade, for the web page's version chart.
+  routes.add("GET", "/api/v1/defenders/versions",
+             [&inv, deployed](const Request& req, Response& res) {
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto versions = inv.versions();
+               if (!versions.ok()) return sendError(res, versions.error());
+               json out = json::array();
+               for (const auto& v : *versions) {
+                 const auto judged = judgeVersion(v.version, deployed);
+                 out.push_back({{"version", v.version},
+                                {"count", v.count},
+                                {"outdated", judged.outdated},
+                                {"compatibleVersion", judged.compatibleVersion}});
+               }
+               sendJson(res, dumpJson(out));
+             });
+  routes.add("POST", "/api/v1/defenders/delete",
+             [&inv, trail](const Request& req, Response& res, const auth::Principal& who) {
+               auto sel = bulkSelection(inv, req.body);
+               if (!sel.ok()) return sendError(res, sel.error());
+               auto removed = inv.removeMany(sel->hostnames, actorOf(who), kBulkBatch);
+               if (!removed.ok()) return sendError(res, removed.error());
+               std::vector<json> details;
+               details.reserve(removed->size());
+               json names = json::array();
+               for (const auto& r : *removed) {
+                 json d = removalDetail(r);
+                 d["bulk"] = true;
+                 details.push_back(std::move(d));
+                 if (names.size() < kBulkHostnamesShown) names.push_back(r.hostname);
+               }
+               recordMany(trail, audit::kDefenderDeleted, actorOf(who), req, std::move(details));
+               spdlog::info("{} Defender(s) deleted through the API by {} (bulk, {})",
+                            removed->size(), actorOf(who), sel->mode);
+               const auto deleted = static_cast<long long>(removed->size());
+               sendJson(
+                   res,
+                   dumpJson({{"deleted", deleted},
+                             {"matched", static_cast<long long>(sel->hostnames.size())},
+                             {"skipped", static_cast<long long>(sel->hostnames.size()) - deleted},
+                             {"hostnames", names},
+                             {"hostnamesTruncated", removed->size() > names.size()}}));
+             });
+}
+
+json savedViewJson(const views::SavedView& v) {
+  return json{{"name", v.name},
+              {"filter", v.filter},
+              {"createdAt", formatRfc3339(v.createdAt)},
+              {"updatedAt", formatRfc3339(v.updatedAt)}};
+}
+
+// Saved views (docs/api.md "Saved views"): each user's own named filter sets.
+void registerViewRoutes(GuardedRoutes& routes, views::ViewStore* store) {
+  auto missing = [](Response& res) {
+    sendError(res, Error::notFound("not_found", "no saved views in this Console"));
+  };
+  routes.add("GET", "/api/v1/views",
+             [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto listed = store->list(actorOf(who));
+               if (!listed.ok()) return sendError(res, listed.error());
+               json out = json::array();
+               for (const auto& v : *listed) out.push_back(savedViewJson(v));
+               sendPage(res, out, static_cast<long long>(out.size()));
+             });
+  routes.add(
+      "POST", "/api/v1/views",
+      [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+        if (store == nullptr) return missing(res);
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (!body.ok()) return sendError(res, body.error());
+        for (const auto& [key, value] : body->items())
+          if (key != "name" && key != "filter")
+            return sendError(res, Error::invalid("invalid_field", key,
+                                                 key + ": unknown field (expected name, filter)"));
+        auto name = requiredString(*body, "name");
+        if (!name.ok()) return sendError(res, name.error());
+        if (auto st = views::validateName(*name); !st.ok()) return sendError(res, st.error());
+        auto it = body->find("filter");
+        if (it == body->end() || !it->is_object())
+          return sendError(
+              res, Error::invalid(it == body->end() ? "missing_field" : "invalid_field", "filter",
+                                  "filter: an object of the filter parameters of "
+                                  "GET /api/v1/defenders is required"));
+        auto params = filterParams(*it);
+        if (!params.ok()) return sendError(res, params.error());
+        // Stored as strings, one key each (repeated values joined: `type` takes a comma list).
+        json filter = json::object();
+        for (const auto& [key, value] : *params) {
+          if (filter.contains(key))
+            filter[key] = filter[key].get<std::string>() + "," + value;
+          else
+            filter[key] = value;
+        }
+        auto put = store->put(actorOf(who), *name, filter);
+        if (!put.ok()) return sendError(res, put.error());
+        sendJson(res, dumpJson(savedViewJson(put->first)), put->second ? 200 : 201);
+      });
+  routes.add("DELETE", "/api/v1/views/([^/]+)",
+             [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto st = store->remove(actorOf(who), pathId(req)); !st.ok())
+                 return sendError(res, st.error());
+               sendJson(res, dumpJson({{"name", pathId(req)}, {"deleted", true}}));
+             });
+}
+
 }  // namespace
 
 std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions options) {
@@ -825,6 +1104,8 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
   if (opts->registryCredentials)
     registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock(), trail);
   registerAuditEventRoutes(routes, opts->audit);
+  registerBulkDefenderRoutes(routes, inv, trail, opts->defenderVersion);
+  registerViewRoutes(routes, opts->views);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     const auto version = judgeVersion(d.version, opts->defenderVersion);

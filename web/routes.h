@@ -40,6 +40,9 @@ class AuditLog;
 namespace dc::history {
 class FleetHistory;
 }
+namespace dc::views {
+class ViewStore;
+}
 
 namespace dc::web {
 
@@ -79,6 +82,9 @@ struct ConsoleApiOptions {
   history::FleetHistory* history = nullptr;
   /// How long the fleet history keeps samples (shown in its answer), in days.
   int historyRetentionDays = 30;
+  /// Saved views of the web page, per user: GET/POST /api/v1/views, DELETE
+  /// /api/v1/views/{name}. Null: those routes answer 404.
+  views::ViewStore* views = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
