@@ -203,7 +203,8 @@ bool Router::set_mount_point(const std::string& mount, const std::string& dir) {
 bool Router::serveFile(const Request& req, Response& res) const {
   for (const auto& m : mounts_) {
     if (req.path.compare(0, m.prefix.size(), m.prefix) != 0) continue;
-    const std::string sub = "/" + req.path.substr(m.prefix.size());
+    std::string sub = "/";  // appended: GCC 12 reports a false -Wrestrict on "/" + string
+    sub.append(req.path, m.prefix.size());
     if (!staysInside(sub)) continue;
     std::string file = m.dir + sub;
     if (file.back() == '/') file += "index.html";
