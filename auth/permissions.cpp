@@ -66,6 +66,7 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/defenders/summary", Access::kAuditor},
       {"GET", "/api/v1/defenders/clusters", Access::kAuditor},
       {"GET", "/api/v1/defenders/types", Access::kAuditor},
+      {"GET", "/api/v1/defenders/versions", Access::kAuditor},
       {"GET", "/api/v1/defenders/history", Access::kAuditor},
       {"GET", "/api/v1/defenders/download", Access::kAuditor},
       {"GET", "/api/v1/defenders/app-ids", Access::kAuditor},
@@ -83,8 +84,13 @@ const std::vector<RoutePermission>& consolePermissions() {
       {"GET", "/api/v1/openapi.json", Access::kAuditor},
       {"GET", "/metrics", Access::kAuditor},
       {"GET", "/api/v1/users/current", Access::kAuditor},
+      // Saved views: every user keeps their own (a read aid, not a change to the fleet).
+      {"GET", "/api/v1/views", Access::kAuditor},
+      {"POST", "/api/v1/views", Access::kAuditor},
+      {"DELETE", "/api/v1/views/([^/]+)", Access::kAuditor},
       // Defender management: delete Defenders, embed, image entrypoints, settings, credentials.
       {"DELETE", "/api/v1/defenders/([^/]+)", Access::kDefenderManager},
+      {"POST", "/api/v1/defenders/delete", Access::kDefenderManager},  // bulk delete
       {"POST", "/api/v1/settings/defender", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/eviction-status/resume", Access::kDefenderManager},
       {"POST", "/api/v1/defenders/fargate.json", Access::kDefenderManager},

@@ -153,6 +153,9 @@ class Session {
   /// Waits for the next request: the first one (or one already buffered) must arrive whole
   /// within the header timeout; between requests the connection may idle for the idle timeout.
   void awaitRequest(bool first) {
+    head_ = Request{};
+    head_.remoteAddr = slot_->address();
+    headRequest_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(options().maxHeaderBytes + 8192));
     parser_->body_limit(options().maxBodyBytes);
@@ -186,6 +189,10 @@ class Session {
     if (ec) return;  // timeout, reset or closed mid-head: nothing to answer
     const auto& req = parser_->get();
     version_ = req.version();
+    head_.method = std::string(view(req.method_string()));
+    const std::string_view target = view(req.target());
+    head_.path = std::string(target.substr(0, target.find('?')));
+    headRequest_ = req.method() == http::verb::head;
     if (!slot_->admitted()) {
       ++impl_.refused;
       Error e{ErrorKind::kRateLimited,
@@ -216,6 +223,14 @@ class Session {
           Error::invalid("too_many_headers", "headers",
                          "the request has " + std::to_string(count) + " headers; at most " +
                              std::to_string(options().maxHeaderCount)),
+          431);
+    size_t bytes = 0;  // counted as the cpp-httplib front counts them
+    for (const auto& f : req) bytes += f.name_string().size() + f.value().size() + 4;
+    if (bytes > options().maxHeaderBytes)
+      return refuse(
+          Error::invalid("headers_too_large", "headers",
+                         "the request headers take " + std::to_string(bytes) + " bytes; at most " +
+                             std::to_string(options().maxHeaderBytes)),
           431);
     const auto method = req.method();
     if (parser_->chunked() && method != http::verb::post)
@@ -261,13 +276,13 @@ class Session {
     if (impl_.ws && beast::websocket::is_upgrade(req) && isWebSocketPath(view(req.target())))
       return upgrade();
     keepAlive_ = req.keep_alive();
-    Request r;
-    r.method = std::string(view(req.method_string()));
-    const std::string_view target = view(req.target());
-    r.path = std::string(target.substr(0, target.find('?')));
+    Request r = head_;
     r.authorization = std::string(view(req[http::field::authorization]));
-    r.remoteAddr = slot_->address();
     r.body = std::move(req.body());
+    r.target = std::string(view(req.target()));
+    r.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
+    for (const auto& f : req)
+      r.headers.emplace_back(std::string(view(f.name_string())), std::string(view(f.value())));
     dispatch(std::move(r));
   }
 
@@ -356,21 +371,103 @@ class Session {
   }
 
   void write(Response r) {
+    if (options().decorate) options().decorate(head_, r);
+    if (r.stream) return writeStream(std::move(r));
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), version_ == 10 ? 10 : 11);
-    res->set(http::field::content_type, r.contentType);
-    for (const auto& [name, value] : r.headers) res->set(name, value);
+    if (!r.contentType.empty()) res->set(http::field::content_type, r.contentType);
+    for (const auto& [name, value] : r.headers) res->insert(name, value);
     res->body() = std::move(r.body);
     const bool close = r.close || !keepAlive_;
     res->keep_alive(!close);
     res->prepare_payload();
     lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
-    http::async_write(self().stream(), *res,
-                      [sp = self().shared_from_this(), res, close](beast::error_code ec, size_t) {
-                        if (ec) return;
-                        if (close) return sp->self().shutdown();
-                        sp->awaitRequest(false);
-                      });
+    auto then = [sp = self().shared_from_this(), res, close](beast::error_code ec, size_t) {
+      if (ec) return;
+      if (close) return sp->self().shutdown();
+      sp->awaitRequest(false);
+    };
+    if (!headRequest_) return http::async_write(self().stream(), *res, std::move(then));
+    // HEAD: the head of the answer GET would get, its Content-Length included.
+    auto sr = std::make_shared<http::response_serializer<http::string_body>>(*res);
+    http::async_write_header(
+        self().stream(), *sr,
+        [sr, then = std::move(then)](beast::error_code ec, size_t n) mutable { then(ec, n); });
+  }
+
+  using Producer = std::function<bool(std::string&, bool&)>;
+
+  /// A streamed answer: the head, then one piece at a time — produced on a worker, written
+  /// here as a chunk, then the next piece asked for — and the last chunk. HTTP/1.0 has no
+  /// chunked encoding: the pieces are sent as they are and closing the connection ends the body.
+  void writeStream(Response r) {
+    auto res = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(r.status), version_ == 10 ? 10 : 11);
+    if (!r.contentType.empty()) res->set(http::field::content_type, r.contentType);
+    for (const auto& [name, value] : r.headers) res->insert(name, value);
+    const bool chunked = version_ != 10;
+    const bool close = r.close || !keepAlive_ || !chunked;
+    res->keep_alive(!close);
+    if (chunked) res->chunked(true);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    auto producer = std::make_shared<Producer>(std::move(r.stream));
+    lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
+    http::async_write_header(self().stream(), *sr,
+                             [sp = self().shared_from_this(), res, sr, producer, close, chunked](
+                                 beast::error_code ec, size_t) {
+                               if (ec) return;
+                               if (sp->headRequest_) {
+                                 if (close) return sp->self().shutdown();
+                                 return sp->awaitRequest(false);
+                               }
+                               sp->produce(producer, close, chunked);
+                             });
+  }
+
+  void produce(std::shared_ptr<Producer> producer, bool close, bool chunked) {
+    auto& im = impl_;
+    asio::post(*im.pool, [sp = self().shared_from_this(), producer, close, chunked, &im] {
+      auto piece = std::make_shared<std::string>();
+      bool done = false;
+      bool ok = false;
+      try {
+        ok = (*producer)(*piece, done);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: {} {}: streaming the answer failed: {}", im.options.name,
+                      sp->head_.method, sp->head_.path, e.what());
+      }
+      auto executor = sp->self().stream().get_executor();
+      asio::post(executor, [sp, producer, piece, done, ok, close, chunked] {
+        sp->writePiece(producer, piece, done, ok, close, chunked);
+      });
+    });
+  }
+
+  void writePiece(std::shared_ptr<Producer> producer, std::shared_ptr<std::string> piece, bool done,
+                  bool ok, bool close, bool chunked) {
+    if (!ok) return self().shutdown();  // the client sees the body cut short
+    lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
+    auto next = [sp = self().shared_from_this(), producer, done, close, chunked](
+                    beast::error_code ec, size_t) {
+      if (ec) return;
+      if (!done) return sp->produce(producer, close, chunked);
+      if (!chunked) return sp->self().shutdown();
+      sp->lowest().expires_after(Seconds(sp->options().bodyTimeoutSeconds));
+      asio::async_write(sp->self().stream(), http::make_chunk_last(),
+                        [sp, close](beast::error_code e, size_t) {
+                          if (e) return;
+                          if (close) return sp->self().shutdown();
+                          sp->awaitRequest(false);
+                        });
+    };
+    if (piece->empty()) return next({}, 0);  // an empty chunk would end the body
+    if (!chunked)
+      return asio::async_write(
+          self().stream(), asio::buffer(*piece),
+          [piece, next = std::move(next)](beast::error_code ec, size_t n) mutable { next(ec, n); });
+    asio::async_write(
+        self().stream(), http::make_chunk(asio::buffer(*piece)),
+        [piece, next = std::move(next)](beast::error_code ec, size_t n) mutable { next(ec, n); });
   }
 
   Error bodyTooLarge() const {
@@ -384,6 +481,8 @@ class Session {
   std::shared_ptr<Slot> slot_;  // shared: a WebSocket session takes it over
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  Request head_;  // method, path and address of the request being answered
+  bool headRequest_ = false;
   unsigned version_ = 11;
   bool keepAlive_ = true;
 };

@@ -24,6 +24,9 @@
 //  - WebSocket (when `webSocket.authorize` is set): a `GET` upgrade at one of `webSocket.paths`
 //    is authorized on a worker, then the connection (plain or TLS) becomes a WebSocket session
 //    (channel/ws_session.h; docs/defender-channel.md, "WebSocket transport").
+//  - HEAD is answered with the head of the handler's answer (its Content-Length, no body);
+//    a streamed answer (Response::stream) is written with chunked transfer encoding, one piece
+//    at a time as the worker produces it.
 #pragma once
 
 #include <cstdint>
@@ -100,6 +103,10 @@ struct AsioListenerOptions {
   int backlog = 4096;
   /// Seconds for the `Retry-After` of a shed request (default: 5). Runs on an I/O thread.
   std::function<int(const Request&)> shedRetryAfter;
+  /// Called on every answer just before it is written — the handler's, shedding's and the
+  /// protocol refusals' (with the request as far as it was read: method and path once the head
+  /// parsed) — e.g. to add headers. Runs on an I/O thread; must not block.
+  std::function<void(const Request&, Response&)> decorate;
   /// HTTPS when set: PEM certificate (chain) and private key files.
   std::string tlsCertFile;
   std::string tlsKeyFile;

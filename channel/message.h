@@ -5,6 +5,7 @@
 // `{"code", "message", "field", "err"}`, used by every HTTP answer of the Console.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,10 @@ struct Request {
   std::string authorization;  // the Authorization header, "" when absent
   std::string remoteAddr;     // the peer's IP address, e.g. "127.0.0.1"
   std::string body;
+  /// The request target as sent (path and query string, not decoded).
+  std::string target;
+  /// Every request header in the order sent (names as sent).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct Response {
@@ -29,6 +34,13 @@ struct Response {
   /// The connection is closed after this answer (e.g. after a refusal that leaves the request
   /// stream out of step).
   bool close = false;
+  /// A body produced piece by piece, sent with chunked transfer encoding, instead of `body`:
+  /// called on a worker again and again, each call appending the next piece to `out` (which
+  /// arrives empty) and setting `done` with the last one; false aborts the transfer (the
+  /// connection is closed, the client sees a cut body). The next call comes only once the
+  /// previous piece is written, so one piece at a time is buffered and a slow reader slows the
+  /// producer down.
+  std::function<bool(std::string& out, bool& done)> stream;
 };
 
 /// The JSON error body `{"code", "message", "field"?, "err"}`: `err` repeats `message` under the

@@ -648,7 +648,7 @@ std::unique_lock<std::mutex> Inventory::flushBeforeRead() {
 std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQuery& q) {
   if (q.sort != SortKey::kHostname || q.types.size() != 1 || !q.connected || q.hostname ||
       q.category || q.cluster || q.clusterContains || q.appId || q.image || q.container ||
-      q.search || q.afterKey || q.outdated)
+      q.version || q.search || q.afterKey || q.outdated)
     return std::nullopt;
   std::vector<std::string> keys;
   size_t total = 0;
@@ -764,6 +764,11 @@ Result<std::vector<ClusterCount>> Inventory::clusters() {
   return store_.countClusters();
 }
 
+Result<std::vector<VersionCount>> Inventory::versions() {
+  auto writer = flushBeforeRead();
+  return store_.countVersions();
+}
+
 Result<Page<Observation>> Inventory::observations(const std::string& hostname, int offset,
                                                   int limit) {
   return store_.listObservations(hostnameKey(hostname), offset, limit);
@@ -797,6 +802,56 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   std::lock_guard lock(stateMutex_);
   ++metrics_.manualDeletes;
   return removed->front();
+}
+
+Result<std::vector<AuditRecord>> Inventory::removeMany(std::span<const std::string> hostnames,
+                                                       const std::string& actor, size_t batch) {
+  std::vector<AuditRecord> out;
+  batch = std::max<size_t>(batch, 1);
+  for (size_t from = 0; from < hostnames.size(); from += batch) {
+    std::lock_guard w(writeMutex_);
+    // Registrations still waiting to be written must be stored before they can be deleted.
+    if (auto st = flushLocked(); !st.ok()) return st.error();
+    std::vector<std::string> keys;
+    {
+      std::lock_guard lock(stateMutex_);
+      std::unordered_set<std::string> dropped;
+      for (size_t i = from; i < std::min(hostnames.size(), from + batch); ++i) {
+        std::string key = hostnameKey(hostnames[i]);
+        auto it = live_.find(key);
+        if (it == live_.end()) continue;  // gone meanwhile
+        index_.remove(it->first, indexEntry(it->second));
+        live_.erase(it);
+        if (auto p = pending_.find(key); p != pending_.end()) {
+          if (p->second.durable) --pendingDurable_;
+          pending_.erase(p);
+        }
+        dropped.insert(key);
+        keys.push_back(std::move(key));
+      }
+      if (!dropped.empty())
+        std::erase_if(pendingObservations_,
+                      [&](const auto& o) { return dropped.contains(o.first); });
+    }
+    if (keys.empty()) continue;
+    auto removed = store_.removeDefenders(keys, actor, "manual delete", clock_.now());
+    if (!removed.ok()) {
+      // Rolled back: put the rows dropped from memory back so that they stay visible.
+      for (const auto& key : keys) {
+        auto d = store_.findDefender(key);
+        if (!d.ok() || !d->has_value()) continue;
+        std::lock_guard lock(stateMutex_);
+        if (auto [it, fresh] = live_.try_emplace(key, liveStateOf(**d)); fresh)
+          index_.add(it->first, indexEntry(it->second));
+      }
+      return removed.error();
+    }
+    std::lock_guard lock(stateMutex_);
+    metrics_.manualDeletes += removed->size();
+    out.insert(out.end(), std::make_move_iterator(removed->begin()),
+               std::make_move_iterator(removed->end()));
+  }
+  return out;
 }
 
 size_t Inventory::countDue(TimePoint now) const {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -182,12 +183,25 @@ class Inventory {
   /// Every cluster reported by a Defender with its number of Defenders, by name; what is
   /// pending is written first, as for list().
   Result<std::vector<ClusterCount>> clusters();
+  /// Every reported version with its number of Defenders, by version; what is pending is
+  /// written first, as for list().
+  Result<std::vector<VersionCount>> versions();
   Result<Page<Observation>> observations(const std::string& hostname, int offset, int limit);
   Result<Page<AuditRecord>> audit(int offset, int limit);
 
   /// Manual delete of a Defender and all its observations, with an audit record naming
   /// `actor`. kNotFound for an unknown hostname.
   Result<AuditRecord> remove(const std::string& hostname, const std::string& actor);
+
+  /// Bulk manual delete (`POST /api/v1/defenders/delete`): removes each Defender of `hostnames`
+  /// (keys or names) with its observations and an audit record naming `actor`, in transactions
+  /// of at most `batch` Defenders each, so that heartbeats and reads are not held up behind one
+  /// huge transaction. Hostnames no longer known (evicted or deleted meanwhile) are skipped.
+  /// Returns the audit records of the Defenders removed, in the order given. Errors from the
+  /// Store; the batches committed before the failing one stay deleted (their records are lost
+  /// to the caller only in that case, and are still in the store's audit table).
+  Result<std::vector<AuditRecord>> removeMany(std::span<const std::string> hostnames,
+                                              const std::string& actor, size_t batch = 1000);
 
   /// One eviction batch: the audit records written and how many candidates the store offered
   /// (a candidate that heartbeated meanwhile is skipped).

@@ -43,13 +43,14 @@ struct DefenderQuery {
   std::vector<DefenderType> types;      // any of
   std::optional<Category> category;
   std::optional<bool> connected;
-  std::optional<std::string> cluster;    // exact
+  std::optional<std::string> cluster;          // exact
   std::optional<std::string> clusterContains;  // case-insensitive (ASCII) substring of cluster
-  std::optional<std::string> appId;      // exact
+  std::optional<std::string> appId;            // exact
   /// Exact, case-sensitive: the App ID's family, its part before the final `:<uuid>`.
   std::optional<std::string> family;
   std::optional<std::string> image;      // exact, cloudMetadata.image
   std::optional<std::string> container;  // exact
+  std::optional<std::string> version;    // exact, the reported version (e.g. "32.07.123")
   /// Case-insensitive (ASCII) substring of hostname, App ID, cluster, image, version or task ARN
   /// (cloudMetadata.resourceID).
   std::optional<std::string> search;
@@ -86,6 +87,13 @@ struct TypeCount {
   DefenderType type;
   long long connected = 0;
   long long deployed = 0;  // connected + disconnected still in the inventory
+};
+
+/// A reported version and how many stored Defenders report it, for
+/// `/api/v1/defenders/versions` (the web page's version chart).
+struct VersionCount {
+  std::string version;  // as reported; "" when none was
+  long long count = 0;
 };
 
 /// A cluster name and how many stored Defenders report it, for `/api/v1/defenders/clusters`.

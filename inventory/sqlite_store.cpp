@@ -637,6 +637,7 @@ class SqliteStore final : public Store {
     }
     if (q.image) w.add("image = " + param(*q.image));
     if (q.container) w.add("container = " + param(*q.container));
+    if (q.version) w.add("version = " + param(*q.version));
     if (q.outdated) {
       // A literal, not a parameter: our own integer, and the partial index needs to see it.
       const std::string below = std::to_string(versionKey(q.deployedVersion));
@@ -739,6 +740,16 @@ class SqliteStore final : public Store {
     std::vector<ClusterCount> out;
     while (s.step()) out.push_back({s.text(0), s.i64(1)});
     if (s.failed()) return s.error("count clusters");
+    return out;
+  }
+
+  Result<std::vector<VersionCount>> countVersions() override {
+    Reader r(*this);
+    Stmt s(r.db, "SELECT version, count(*) FROM defenders GROUP BY version ORDER BY version");
+    if (!s.prepared()) return s.error("prepare version count");
+    std::vector<VersionCount> out;
+    while (s.step()) out.push_back({s.text(0), s.i64(1)});
+    if (s.failed()) return s.error("count versions");
     return out;
   }
 

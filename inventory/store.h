@@ -130,6 +130,8 @@ class Store {
   /// Every non-empty cluster name with the number of stored Defenders reporting it, ordered by
   /// name (byte order).
   virtual Result<std::vector<ClusterCount>> countClusters() = 0;
+  /// Every reported version ("" included) with its number of Defenders, by version.
+  virtual Result<std::vector<VersionCount>> countVersions() = 0;
 
   /// Streams every stored Defender to `fn`. Stops early if `fn` returns false.
   virtual Status forEachDefender(const std::function<bool(const Defender&)>& fn) = 0;

@@ -130,6 +130,38 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  "too_many_connections (0 = no cap)")
       ->envname("DC_DEFENDER_MAX_CONNECTIONS_PER_ADDRESS")
       ->capture_default_str();
+  app.add_option("--console-front", c.consoleFront,
+                 "Console API HTTP front: httplib (a worker thread per keep-alive connection) or "
+                 "asio (event-driven; docs/operations.md)")
+      ->envname("DC_CONSOLE_FRONT")
+      ->check(CLI::IsMember({"httplib", "asio"}))
+      ->capture_default_str();
+  app.add_option("--console-io-threads", c.consoleIoThreads,
+                 "Console asio front: threads holding the connections (0 = one per core)")
+      ->envname("DC_CONSOLE_IO_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  app.add_option("--console-header-timeout", c.consoleHeaderTimeoutSeconds,
+                 "Console asio front: seconds for the TLS handshake and for each complete "
+                 "request head")
+      ->envname("DC_CONSOLE_HEADER_TIMEOUT")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
+  app.add_option("--console-idle-timeout", c.consoleIdleTimeoutSeconds,
+                 "Console asio front: seconds a keep-alive connection may idle between requests")
+      ->envname("DC_CONSOLE_IDLE_TIMEOUT")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--console-max-connections-per-address", c.consoleMaxConnectionsPerAddress,
+                 "Console asio front: connections one source address may hold; beyond, 429 "
+                 "too_many_connections (0 = no cap)")
+      ->envname("DC_CONSOLE_MAX_CONNECTIONS_PER_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--console-max-queued", c.consoleMaxQueued,
+                 "Console asio front: requests allowed to wait for a worker; beyond, 503 "
+                 "overloaded with Retry-After (0 = unbounded)")
+      ->envname("DC_CONSOLE_MAX_QUEUED")
+      ->capture_default_str();
   app.add_option("--outage-threshold", c.outageThreshold,
                  "Share of the fleet silent within one grace period that pauses evictions")
       ->envname("DC_OUTAGE_THRESHOLD")

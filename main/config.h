@@ -53,6 +53,20 @@ struct ConsoleConfig {
   /// Event-driven front only: seconds between the pings of each WebSocket (docs/defender-
   /// channel.md, "WebSocket transport"); a connection silent for two periods is closed.
   int defenderWsPingSeconds = 30;
+  /// The Console API's HTTP front (docs/operations.md, "Console API fronts"): "httplib" (one
+  /// worker thread per keep-alive connection: idle connections take workers from operators) or
+  /// "asio" (event-driven; consoleThreads then sizes the pool that runs the handlers).
+  std::string consoleFront = "httplib";
+  /// Event-driven Console front only: I/O threads (0 = one per core); seconds for the TLS
+  /// handshake and each complete request head; seconds a keep-alive connection may idle between
+  /// requests; connections one source address may hold (0 = no cap; a browser opens about 6,
+  /// offices behind one NAT share an address); requests allowed to wait for a worker, beyond
+  /// which 503 overloaded (0 = unbounded).
+  size_t consoleIoThreads = 0;
+  int consoleHeaderTimeoutSeconds = 5;
+  int consoleIdleTimeoutSeconds = 60;
+  size_t consoleMaxConnectionsPerAddress = 256;
+  size_t consoleMaxQueued = 1024;
   /// Outage guard: evictions pause when this share of a fleet of at least outageMinFleet
   /// Defenders goes silent within one grace period.
   double outageThreshold = 0.5;

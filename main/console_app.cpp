@@ -28,6 +28,8 @@
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/resolver.h"
+#include "views/saved_views.h"
+#include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
 #include "web/routes.h"
@@ -43,7 +45,7 @@ namespace {
 // Build and process figures for /metrics (Prometheus conventions): the version as a label of a
 // constant 1, resident memory and open file descriptors read from /proc/self (Linux proc(5):
 // statm's second field is resident pages), and each listener's open connections.
-std::string processMetricsText(const std::string& version, const web::HttpListener* console,
+std::string processMetricsText(const std::string& version, std::optional<size_t> consoleConnections,
                                std::optional<size_t> defenderConnections) {
   std::string out =
       "# HELP dc_build_info The Console's build: version label, value 1.\n"
@@ -68,11 +70,9 @@ std::string processMetricsText(const std::string& version, const web::HttpListen
   out +=
       "# HELP dc_open_connections Connections being served or waiting for a worker, per "
       "listener.\n# TYPE dc_open_connections gauge\n";
-  if (console) {
-    const auto load = console->load();
-    out += "dc_open_connections{listener=\"console\"} " + std::to_string(load.busy + load.queued) +
-           "\n";
-  }
+  if (consoleConnections)
+    out +=
+        "dc_open_connections{listener=\"console\"} " + std::to_string(*consoleConnections) + "\n";
   if (defenderConnections)
     out +=
         "dc_open_connections{listener=\"defender\"} " + std::to_string(*defenderConnections) + "\n";
@@ -142,12 +142,14 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<audit::AuditLog> audit;
+  std::unique_ptr<views::ViewStore> views;
   std::unique_ptr<history::FleetHistory> history;
   std::unique_ptr<history::HistorySampler> historySampler;
   std::unique_ptr<auth::AuthService> auth;
   std::optional<std::string> generatedAdminPassword;
   std::string tlsCert, tlsKey;
-  std::unique_ptr<web::HttpListener> consoleListener;
+  std::unique_ptr<web::HttpListener> consoleListener;   // --console-front httplib
+  std::unique_ptr<channel::AsioListener> consoleAsio;   // --console-front asio
   std::unique_ptr<web::HttpListener> defenderListener;  // --defender-front httplib
   std::unique_ptr<channel::AsioListener> defenderAsio;  // --defender-front asio
   std::atomic<bool> ready{false};
@@ -160,6 +162,14 @@ struct ConsoleApp::Impl {
       return {l.queued, l.busy, l.shed};
     }
     return defenderListener ? defenderListener->load() : web::ListenerLoad{};
+  }
+  std::optional<size_t> consoleConnections() const {
+    if (consoleAsio) return consoleAsio->load().connections;
+    if (consoleListener) {
+      const auto l = consoleListener->load();
+      return l.busy + l.queued;
+    }
+    return std::nullopt;
   }
   std::optional<size_t> defenderConnections() const {
     if (defenderAsio) return defenderAsio->load().connections;
@@ -247,6 +257,10 @@ Status ConsoleApp::start(bool startScheduler) {
   auto auditLog = audit::AuditLog::open(dbPath, m.clock);
   if (!auditLog.ok()) return auditLog.error();
   m.audit = std::move(auditLog).value();
+  // Saved views of the web page (docs/api.md "Saved views"), in the same database.
+  auto savedViews = views::ViewStore::open(dbPath, m.clock);
+  if (!savedViews.ok()) return savedViews.error();
+  m.views = std::move(savedViews).value();
 
   // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
   auto fleetHistory =
@@ -366,24 +380,13 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   m.embed = std::make_unique<embed::EmbedService>(*m.embedStore, m.clock, ec);
 
-  m.consoleListener = std::make_unique<web::HttpListener>(
-      web::ListenerOptions{.name = "console",
-                           .host = c.host,
-                           .port = c.consolePort,
-                           .threads = c.consoleThreads,
-                           .maxBodyBytes = c.consoleMaxBodyBytes,
-                           .maxQueued = 0,
-                           .shedRetryAfter = {},
-                           .tlsCertFile = m.tlsCert,
-                           .tlsKeyFile = m.tlsKey,
-                           .clientCaFile = {}});
   web::ConsoleApiOptions api;
   api.version = m.version;
   api.defenderVersion = c.defenderVersion;
   api.uiDir = c.uiDir.empty() ? std::string(DC_DEFAULT_UI_DIR) : c.uiDir;
   api.extraMetrics = [this] {
     std::string text = impl_->sweeper->metricsText(impl_->clock.now()) +
-                       processMetricsText(impl_->version, impl_->consoleListener.get(),
+                       processMetricsText(impl_->version, impl_->consoleConnections(),
                                           impl_->defenderConnections());
     {
       const auto load = impl_->defenderLoad();
@@ -419,8 +422,44 @@ Status ConsoleApp::start(bool startScheduler) {
   };
   api.settingsChanged = [this] { impl_->pushSettings(); };
   api.audit = m.audit.get();
+  api.views = m.views.get();
   api.history = m.history.get();
-  web::registerConsoleApi(m.consoleListener->server(), *m.inventory, api);
+  auto router = web::consoleApiRouter(*m.inventory, api);
+  if (c.consoleFront == "asio") {
+    m.consoleAsio = std::make_unique<channel::AsioListener>(
+        channel::AsioListenerOptions{
+            .name = "console",
+            .host = c.host,
+            .port = c.consolePort,
+            .ioThreads = c.consoleIoThreads,
+            .workers = c.consoleThreads,
+            .maxQueued = c.consoleMaxQueued,
+            .maxBodyBytes = c.consoleMaxBodyBytes,
+            .headerTimeoutSeconds = c.consoleHeaderTimeoutSeconds,
+            .idleTimeoutSeconds = c.consoleIdleTimeoutSeconds,
+            .maxConnectionsPerAddress = c.consoleMaxConnectionsPerAddress,
+            .shedRetryAfter = {},
+            .decorate = [router](
+                            const channel::Request& req,
+                            channel::Response& res) { web::decorateOnAsio(*router, req, res); },
+            .tlsCertFile = m.tlsCert,
+            .tlsKeyFile = m.tlsKey,
+            .clientCaFile = {}},
+        [router](const channel::Request& req) { return web::serveOnAsio(*router, req); });
+  } else {
+    m.consoleListener = std::make_unique<web::HttpListener>(
+        web::ListenerOptions{.name = "console",
+                             .host = c.host,
+                             .port = c.consolePort,
+                             .threads = c.consoleThreads,
+                             .maxBodyBytes = c.consoleMaxBodyBytes,
+                             .maxQueued = 0,
+                             .shedRetryAfter = {},
+                             .tlsCertFile = m.tlsCert,
+                             .tlsKeyFile = m.tlsKey,
+                             .clientCaFile = {}});
+    web::serveOnHttplib(m.consoleListener->server(), router);
+  }
 
   Result<int> defenderPort = 0;
   if (c.defenderFront == "asio") {
@@ -435,6 +474,7 @@ Status ConsoleApp::start(bool startScheduler) {
                                     .idleTimeoutSeconds = c.defenderIdleTimeoutSeconds,
                                     .maxConnectionsPerAddress = c.defenderMaxConnectionsPerAddress,
                                     .shedRetryAfter = shedRetryAfterAsio,
+                                    .decorate = {},
                                     .tlsCertFile = m.tlsCert,
                                     .tlsKeyFile = m.tlsKey,
                                     .clientCaFile = c.defenderClientCa,
@@ -476,7 +516,7 @@ Status ConsoleApp::start(bool startScheduler) {
   }
   if (!defenderPort.ok()) return defenderPort.error();
   m.embed->setDefenderPort(*defenderPort);
-  if (auto p = m.consoleListener->start(); !p.ok()) {
+  if (auto p = m.consoleAsio ? m.consoleAsio->start() : m.consoleListener->start(); !p.ok()) {
     if (m.defenderListener) m.defenderListener->stop();
     if (m.defenderAsio) m.defenderAsio->stop();
     return p.error();
@@ -508,6 +548,7 @@ void ConsoleApp::stop() {
   if (m.defenderListener) m.defenderListener->stop();
   if (m.defenderAsio) m.defenderAsio->stop();
   if (m.consoleListener) m.consoleListener->stop();
+  if (m.consoleAsio) m.consoleAsio->stop();
   if (m.historySampler) m.historySampler->stop();
   if (m.scheduler) m.scheduler->stop();
   if (m.inventory) m.inventory->stop();
@@ -515,7 +556,7 @@ void ConsoleApp::stop() {
 }
 
 int ConsoleApp::consolePort() const {
-  return impl_->consoleListener->port();
+  return impl_->consoleAsio ? impl_->consoleAsio->port() : impl_->consoleListener->port();
 }
 int ConsoleApp::defenderPort() const {
   return impl_->defenderAsio ? impl_->defenderAsio->port() : impl_->defenderListener->port();

@@ -1,18 +1,15 @@
 #include "web/guard.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <stdexcept>
 
 #include "web/http_errors.h"
-#include "web/http_listener.h"
 
 namespace dc::web {
 
 namespace {
 
-void refuse(httplib::Response& res, const Error& e) {
+void refuse(Response& res, const Error& e) {
   if (e.kind == ErrorKind::kUnauthenticated)
     res.set_header("WWW-Authenticate", R"(Bearer realm="Defender Console")");
   sendError(res, e);
@@ -20,15 +17,14 @@ void refuse(httplib::Response& res, const Error& e) {
 
 }  // namespace
 
-GuardedRoutes::GuardedRoutes(httplib::Server& server,
-                             const std::vector<auth::RoutePermission>& table,
+GuardedRoutes::GuardedRoutes(Router& router, const std::vector<auth::RoutePermission>& table,
                              auth::AuthService* auth)
-    : server_(server), table_(table), auth_(auth) {}
+    : router_(router), table_(table), auth_(auth) {}
 
 void GuardedRoutes::add(const std::string& method, const std::string& pattern,
                         PlainHandler handler) {
   add(method, pattern,
-      GuardedHandler([h = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+      GuardedHandler([h = std::move(handler)](const Request& req, Response& res,
                                               const auth::Principal&) { h(req, res); }));
 }
 
@@ -47,9 +43,8 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
   auth::AuthService* service = auth_;
   const auth::Access need = *access;
   const bool gated = ready_ && std::find(exempt_.begin(), exempt_.end(), pattern) == exempt_.end();
-  httplib::Server::Handler wrapped = [service, need, ready = gated ? ready_ : nullptr,
-                                      refused = refused_, h = std::move(handler)](
-                                         const httplib::Request& req, httplib::Response& res) {
+  Handler wrapped = [service, need, ready = gated ? ready_ : nullptr, refused = refused_,
+                     h = std::move(handler)](const Request& req, Response& res) {
     if (ready && !ready()) {
       Error starting{ErrorKind::kUnavailable,
                      "starting",
@@ -90,16 +85,10 @@ void GuardedRoutes::add(const std::string& method, const std::string& pattern,
     }
     h(req, res, *p);
   };
-  if (method == "GET")
-    server_.Get(pattern, std::move(wrapped));
-  else if (method == "POST")
-    postBounded(server_, pattern, std::move(wrapped));  // chunked bodies bounded too
-  else if (method == "PUT")
-    server_.Put(pattern, std::move(wrapped));
-  else if (method == "DELETE")
-    server_.Delete(pattern, std::move(wrapped));
-  else
+  if (method != "GET" && method != "POST" && method != "PUT" && method != "DELETE")
     throw std::logic_error("unsupported method " + method);
+  // Bodies are bounded by the front (the listener's maxBodyBytes, chunked ones included).
+  router_.add(method, pattern, std::move(wrapped));
 }
 
 }  // namespace dc::web

@@ -14,24 +14,18 @@
 
 #include "auth/permissions.h"
 #include "auth/service.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
+#include "web/router.h"
 
 namespace dc::web {
 
-using GuardedHandler =
-    std::function<void(const httplib::Request&, httplib::Response&, const auth::Principal&)>;
-using PlainHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+using GuardedHandler = std::function<void(const Request&, Response&, const auth::Principal&)>;
+using PlainHandler = std::function<void(const Request&, Response&)>;
 
 class GuardedRoutes {
  public:
   /// `auth` null: no access control at all (in-process handler tests only; the Console always
-  /// passes its AuthService). `table` and `auth` must outlive the server.
-  GuardedRoutes(httplib::Server& server, const std::vector<auth::RoutePermission>& table,
+  /// passes its AuthService). `table` and `auth` must outlive the router.
+  GuardedRoutes(Router& router, const std::vector<auth::RoutePermission>& table,
                 auth::AuthService* auth);
 
   /// Routes added from now on answer 503 `starting` (with `Retry-After: 1`) while `ready()` is
@@ -42,8 +36,7 @@ class GuardedRoutes {
   /// Called for each request this guard refuses for its credentials (401, 429) or its role
   /// (403), with the user when one was authenticated ("" otherwise) and the error answered.
   /// Routes added from now on use it (set it before adding routes).
-  using RefusalHook =
-      std::function<void(const httplib::Request&, const std::string& user, const Error&)>;
+  using RefusalHook = std::function<void(const Request&, const std::string& user, const Error&)>;
   void onRefusal(RefusalHook hook) { refused_ = std::move(hook); }
 
   /// Registers `pattern` for `method`; throws std::logic_error when the table does not list
@@ -55,7 +48,7 @@ class GuardedRoutes {
   const std::vector<std::pair<std::string, std::string>>& registered() const { return registered_; }
 
  private:
-  httplib::Server& server_;
+  Router& router_;
   const std::vector<auth::RoutePermission>& table_;
   auth::AuthService* auth_;
   std::function<bool()> ready_;  // unset = always ready

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/http_status.h"
+#include "web/http_types.h"
 
 namespace httplib {
 struct Response;
@@ -12,12 +13,16 @@ struct Response;
 namespace dc::web {
 
 /// Fills `res` with the error as JSON and its status. 429 and 503 carry `Retry-After`.
-void sendError(httplib::Response& res, const Error& error);
+void sendError(Response& res, const Error& error);
 /// The same with an explicit status, for protocol-level answers that have no ErrorKind of their
 /// own (411, 414, 431).
-void sendError(httplib::Response& res, const Error& error, int status);
+void sendError(Response& res, const Error& error, int status);
 
 /// Sends `body` (already JSON text) with status 200 unless told otherwise.
-void sendJson(httplib::Response& res, const std::string& body, int status = 200);
+void sendJson(Response& res, const std::string& body, int status = 200);
+
+/// The same two for the cpp-httplib front's own answers (web/http_listener.h).
+void sendError(httplib::Response& res, const Error& error);
+void sendError(httplib::Response& res, const Error& error, int status);
 
 }  // namespace dc::web

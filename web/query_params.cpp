@@ -58,8 +58,8 @@ constexpr std::string_view kUnsupportedVendorFilters[] = {"collections",
 }  // namespace
 
 const std::initializer_list<std::string_view> kDefenderQueryParams = {
-    "offset",  "limit", "sort",   "reverse", "hostname", "type",     "category",       "connected",
-    "cluster", "appID", "family", "search",  "fields",   "outdated", "clusterContains"};
+    "offset",  "limit", "sort",   "reverse", "hostname", "type",     "category",        "connected",
+    "cluster", "appID", "family", "search",  "fields",   "outdated", "clusterContains", "version"};
 
 Status requireKnownParams(const Params& params, std::initializer_list<std::string_view> known) {
   for (const auto& [name, value] : params) {
@@ -199,12 +199,14 @@ Result<DefenderQuery> parseDefenderQuery(const Params& params) {
   q.appId = textParam(params, "appID");
   q.family = textParam(params, "family");
   q.search = textParam(params, "search");
+  q.version = textParam(params, "version");
   // Control characters match nothing real and a NUL would end SQLite's LIKE pattern early;
   // bytes that are not UTF-8 match nothing either (stored text is UTF-8 JSON).
   for (auto [name, value] :
        {std::pair{"hostname", &q.hostname}, std::pair{"cluster", &q.cluster},
         std::pair{"appID", &q.appId}, std::pair{"family", &q.family},
-        std::pair{"search", &q.search}, std::pair{"clusterContains", &q.clusterContains}}) {
+        std::pair{"search", &q.search}, std::pair{"clusterContains", &q.clusterContains},
+        std::pair{"version", &q.version}}) {
     if (!*value) continue;
     for (unsigned char c : **value)
       if (c < 0x20 || c == 0x7f) return badParam(name, "must not contain control characters");

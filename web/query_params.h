@@ -32,7 +32,8 @@ Status requireKnownParams(const Params& params, std::initializer_list<std::strin
 /// cluster, appID, lastModified, connected, lastSeen), `reverse` (true|false), `hostname`,
 /// `type` (repeatable and/or comma-separated vendor types), `category`, `connected`
 /// (true|false), `cluster`, `appID`, `family` (exact, case-sensitive: the App ID's part before
-/// `:<uuid>`), `search` (text filters: UTF-8 without control characters), `outdated`
+/// `:<uuid>`), `version` (exact reported version), `search` (text filters: UTF-8 without
+/// control characters), `outdated`
 /// (true|false: version older than the deployed one; DefenderQuery::outdated).
 /// Errors: "invalid_parameter" (kInvalidArgument)
 /// with `field` = the parameter name (also for a parameter outside kDefenderQueryParams);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,8 @@
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
 #include "registry/credentials.h"
+#include "views/saved_views.h"
+#include "web/console_front.h"
 #include "web/guard.h"
 #include "web/http_errors.h"
 #include "web/http_listener.h"
@@ -39,7 +42,7 @@ std::string dumpJson(const json& j) {
 struct AuditTrail {
   audit::AuditLog* log = nullptr;
 
-  void operator()(std::string_view kind, const std::string& user, const httplib::Request& req,
+  void operator()(std::string_view kind, const std::string& user, const Request& req,
                   json detail) const {
     if (log == nullptr) return;
     if (auto st = log->record(kind, user, req.remote_addr, std::move(detail)); !st.ok())
@@ -47,21 +50,40 @@ struct AuditTrail {
   }
 };
 
+/// Records many events of one request in one transaction (a bulk delete: one per Defender).
+void recordMany(const AuditTrail& trail, std::string_view kind, const std::string& user,
+                const Request& req, std::vector<json> details) {
+  if (trail.log == nullptr || details.empty()) return;
+  std::vector<audit::Event> events;
+  events.reserve(details.size());
+  for (auto& d : details) {
+    audit::Event e;
+    e.kind = std::string(kind);
+    e.user = user;
+    e.address = req.remote_addr;
+    e.detail = std::move(d);
+    events.push_back(std::move(e));
+  }
+  if (auto st = trail.log->record(std::move(events)); !st.ok())
+    spdlog::error("{} audit events {} by '{}' not recorded: {}", details.size(), kind, user,
+                  st.error().message);
+}
+
 std::string actorOf(const auth::Principal& who) {
   return who.username.empty() ? "api" : who.username;
 }
 
-// Hostnames in paths may be URL-encoded; httplib decodes path parameters in matches[1].
-std::string pathId(const httplib::Request& req) {
+// Hostnames in paths may be URL-encoded; both fronts decode the path, so matches[1] is decoded.
+std::string pathId(const Request& req) {
   return req.matches[1].str();
 }
 
-void sendPage(httplib::Response& res, const json& items, long long total) {
+void sendPage(Response& res, const json& items, long long total) {
   res.set_header("Total-Count", std::to_string(total));
   sendJson(res, dumpJson(items));
 }
 
-Params paramsOf(const httplib::Request& req) {
+Params paramsOf(const Request& req) {
   return Params(req.params.begin(), req.params.end());
 }
 
@@ -128,7 +150,7 @@ Params withoutCursor(Params params) {
 }
 
 /// cursor_expired is 410 Gone: the client restarts with cursor=start.
-void sendCursorError(httplib::Response& res, const Error& e) {
+void sendCursorError(Response& res, const Error& e) {
   if (e.code == "cursor_expired") return sendError(res, e, 410);
   sendError(res, e);
 }
@@ -344,7 +366,7 @@ void installErrorHandlers(httplib::Server& server) {
 namespace {
 
 // Copies an embed handler's response; its errors go through this layer's one status table.
-void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
+void sendEmbed(Response& res, const embed::HttpResponse& r) {
   if (r.error) {
     sendError(res, *r.error);
     if (r.problems.empty()) return;
@@ -364,48 +386,44 @@ void sendEmbed(httplib::Response& res, const embed::HttpResponse& r) {
 
 void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, AuditTrail trail) {
   auto embedRoute = [&routes, &service, trail](const char* path, embed::EndpointFormat format) {
-    routes.add("POST", path,
-               [&service, format, trail](const httplib::Request& req, httplib::Response& res,
-                                         const auth::Principal& who) {
-                 embed::EmbedRequest er;
-                 er.body = req.body;
-                 er.contentType = req.get_header_value("Content-Type");
-                 er.query = embed::QueryParams(req.params.begin(), req.params.end());
-                 er.format = format;
-                 const auto response = service.embed(er);
-                 // Each App ID issued comes with a Defender credential scoped to it.
-                 if (!response.error) {
-                   json ids = json::array();
-                   for (const auto& [name, value] : response.headers) {
-                     if (name != "X-Defender-App-IDs") continue;
-                     std::istringstream list(value);
-                     for (std::string id; std::getline(list, id, ',');)
-                       if (!id.empty()) ids.push_back(id);
-                   }
-                   if (!ids.empty())
-                     trail(audit::kAppIdIssued, actorOf(who), req,
-                           {{"appIDs", ids},
-                            {"format", format == embed::EndpointFormat::kJson ? "json" : "yaml"},
-                            {"credentialsIssued", static_cast<long long>(ids.size())}});
-                 }
-                 sendEmbed(res, response);
-               });
+    routes.add(
+        "POST", path,
+        [&service, format, trail](const Request& req, Response& res, const auth::Principal& who) {
+          embed::EmbedRequest er;
+          er.body = req.body;
+          er.contentType = req.get_header_value("Content-Type");
+          er.query = embed::QueryParams(req.params.begin(), req.params.end());
+          er.format = format;
+          const auto response = service.embed(er);
+          // Each App ID issued comes with a Defender credential scoped to it.
+          if (!response.error) {
+            json ids = json::array();
+            for (const auto& [name, value] : response.headers) {
+              if (name != "X-Defender-App-IDs") continue;
+              std::istringstream list(value);
+              for (std::string id; std::getline(list, id, ',');)
+                if (!id.empty()) ids.push_back(id);
+            }
+            if (!ids.empty())
+              trail(audit::kAppIdIssued, actorOf(who), req,
+                    {{"appIDs", ids},
+                     {"format", format == embed::EndpointFormat::kJson ? "json" : "yaml"},
+                     {"credentialsIssued", static_cast<long long>(ids.size())}});
+          }
+          sendEmbed(res, response);
+        });
   };
   embedRoute("/api/v1/defenders/fargate.json", embed::EndpointFormat::kJson);
   embedRoute("/api/v1/defenders/fargate.yaml", embed::EndpointFormat::kYaml);
-  routes.add("GET", "/api/v1/defenders/app-ids",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.listAppIds(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
-  routes.add("GET", "/api/v1/images/entrypoints",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.listImageEntrypoints(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
+  routes.add("GET", "/api/v1/defenders/app-ids", [&service](const Request& req, Response& res) {
+    sendEmbed(res, service.listAppIds(embed::QueryParams(req.params.begin(), req.params.end())));
+  });
+  routes.add("GET", "/api/v1/images/entrypoints", [&service](const Request& req, Response& res) {
+    sendEmbed(res, service.listImageEntrypoints(
+                       embed::QueryParams(req.params.begin(), req.params.end())));
+  });
   routes.add("POST", "/api/v1/images/entrypoints",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                const auto response = service.putImageEntrypoint(req.body);
                if (!response.error) {
                  auto body = json::parse(req.body, nullptr, false);
@@ -415,8 +433,7 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
                sendEmbed(res, response);
              });
   routes.add("DELETE", "/api/v1/images/entrypoints",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                const auto response = service.deleteImageEntrypoint(
                    embed::QueryParams(req.params.begin(), req.params.end()));
                if (!response.error) {
@@ -427,13 +444,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
                sendEmbed(res, response);
              });
   routes.add("GET", "/api/v1/defenders/image-name",
-             [&service](const httplib::Request&, httplib::Response& res) {
-               sendEmbed(res, service.imageName());
-             });
+             [&service](const Request&, Response& res) { sendEmbed(res, service.imageName()); });
   routes.add(
       "GET", "/api/v1/defenders/install-bundle",
-      [&service, trail](const httplib::Request& req, httplib::Response& res,
-                        const auth::Principal& who) {
+      [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
         for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
@@ -452,11 +466,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
         }
         sendEmbed(res, response);
       });
-  routes.add("GET", "/api/v1/registry",
-             [&service](const httplib::Request& req, httplib::Response& res) {
-               sendEmbed(res, service.registryScanResults(
-                                  embed::QueryParams(req.params.begin(), req.params.end())));
-             });
+  routes.add("GET", "/api/v1/registry", [&service](const Request& req, Response& res) {
+    sendEmbed(
+        res, service.registryScanResults(embed::QueryParams(req.params.begin(), req.params.end())));
+  });
 }
 
 /// A registry credential as the API shows it: never the secret (docs/api.md).
@@ -509,37 +522,34 @@ Result<registry::RegistryCredential> parseRegistryCredential(const std::string& 
 
 void registerRegistryCredentialRoutes(GuardedRoutes& routes, registry::CredentialStore& store,
                                       const Clock& clock, AuditTrail trail) {
-  routes.add("GET", "/api/v1/registry/credentials",
-             [&store](const httplib::Request&, httplib::Response& res) {
-               auto listed = store.list();
-               if (!listed.ok()) return sendError(res, listed.error());
-               json out = json::array();
-               for (const auto& c : *listed) out.push_back(registryCredentialJson(c));
-               sendPage(res, out, static_cast<long long>(out.size()));
-             });
-  routes.add("POST", "/api/v1/registry/credentials",
-             [&store, &clock, trail](const httplib::Request& req, httplib::Response& res,
-                                     const auth::Principal& who) {
-               auto c = parseRegistryCredential(req.body, clock.now());
-               if (!c.ok()) return sendError(res, c.error());
-               auto existing = store.find(c->id);
-               const bool replaced = existing.ok() && existing->has_value();
-               if (auto st = store.put(*c); !st.ok()) return sendError(res, st.error());
-               // Never the secret: only who stored which credential.
-               spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
-                            replaced ? "replaced" : "stored",
-                            who.username.empty() ? "api" : who.username);
-               // Never the secret.
-               trail(audit::kRegistryCredentialStored, actorOf(who), req,
-                     {{"_id", c->id},
-                      {"type", c->type},
-                      {"accountID", c->accountId},
-                      {"replaced", replaced}});
-               sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
-             });
+  routes.add("GET", "/api/v1/registry/credentials", [&store](const Request&, Response& res) {
+    auto listed = store.list();
+    if (!listed.ok()) return sendError(res, listed.error());
+    json out = json::array();
+    for (const auto& c : *listed) out.push_back(registryCredentialJson(c));
+    sendPage(res, out, static_cast<long long>(out.size()));
+  });
+  routes.add(
+      "POST", "/api/v1/registry/credentials",
+      [&store, &clock, trail](const Request& req, Response& res, const auth::Principal& who) {
+        auto c = parseRegistryCredential(req.body, clock.now());
+        if (!c.ok()) return sendError(res, c.error());
+        auto existing = store.find(c->id);
+        const bool replaced = existing.ok() && existing->has_value();
+        if (auto st = store.put(*c); !st.ok()) return sendError(res, st.error());
+        // Never the secret: only who stored which credential.
+        spdlog::info("registry credential {} ({}) {} by {}", c->id, c->type,
+                     replaced ? "replaced" : "stored", who.username.empty() ? "api" : who.username);
+        // Never the secret.
+        trail(audit::kRegistryCredentialStored, actorOf(who), req,
+              {{"_id", c->id},
+               {"type", c->type},
+               {"accountID", c->accountId},
+               {"replaced", replaced}});
+        sendJson(res, dumpJson(registryCredentialJson(*c)), replaced ? 200 : 201);
+      });
   routes.add("DELETE", "/api/v1/registry/credentials/([^/]+)",
-             [&store, trail](const httplib::Request& req, httplib::Response& res,
-                             const auth::Principal& who) {
+             [&store, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (auto st = store.remove(pathId(req)); !st.ok()) return sendError(res, st.error());
                trail(audit::kRegistryCredentialDeleted, actorOf(who), req, {{"_id", pathId(req)}});
                spdlog::info("registry credential {} deleted by {}", pathId(req),
@@ -623,44 +633,41 @@ Result<std::optional<auth::Role>> optionalRole(const json& body) {
 
 // Sign-in, users (admin) and Defender credentials (defenderManager).
 void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, AuditTrail trail) {
-  routes.add("POST", "/api/v1/authenticate",
-             [&service, trail](const httplib::Request& req, httplib::Response& res) {
-               auto body = heartbeat::parseJsonObject(req.body, 4);
-               if (!body.ok()) return sendError(res, body.error());
-               auto username = requiredString(*body, "username");
-               if (!username.ok()) return sendError(res, username.error());
-               auto password = requiredString(*body, "password");
-               if (!password.ok()) return sendError(res, password.error());
-               auto token = service.login(*username, *password, req.remote_addr);
-               if (!token.ok()) {
-                 trail(audit::kSignInFailed, username->substr(0, 128), req,
-                       {{"method", "password"}, {"code", token.error().code}});
-                 return sendError(res, token.error());
-               }
-               trail(audit::kSignIn, token->username, req, {{"method", "password"}});
-               sendJson(res, dumpJson({{"token", token->token},
-                                       {"expiresAt", formatRfc3339(token->expiresAt)},
-                                       {"username", token->username},
-                                       {"role", auth::roleName(token->role)}}));
+  routes.add("POST", "/api/v1/authenticate", [&service, trail](const Request& req, Response& res) {
+    auto body = heartbeat::parseJsonObject(req.body, 4);
+    if (!body.ok()) return sendError(res, body.error());
+    auto username = requiredString(*body, "username");
+    if (!username.ok()) return sendError(res, username.error());
+    auto password = requiredString(*body, "password");
+    if (!password.ok()) return sendError(res, password.error());
+    auto token = service.login(*username, *password, req.remote_addr);
+    if (!token.ok()) {
+      trail(audit::kSignInFailed, username->substr(0, 128), req,
+            {{"method", "password"}, {"code", token.error().code}});
+      return sendError(res, token.error());
+    }
+    trail(audit::kSignIn, token->username, req, {{"method", "password"}});
+    sendJson(res, dumpJson({{"token", token->token},
+                            {"expiresAt", formatRfc3339(token->expiresAt)},
+                            {"username", token->username},
+                            {"role", auth::roleName(token->role)}}));
+  });
+
+  routes.add("GET", "/api/v1/users/current",
+             [&service](const Request&, Response& res, const auth::Principal& who) {
+               auto u = service.findUser(who.username);
+               if (!u) return sendError(res, Error::notFound("unknown_user", "no such user"));
+               sendJson(res, dumpJson(userJson(*u)));
              });
 
-  routes.add(
-      "GET", "/api/v1/users/current",
-      [&service](const httplib::Request&, httplib::Response& res, const auth::Principal& who) {
-        auto u = service.findUser(who.username);
-        if (!u) return sendError(res, Error::notFound("unknown_user", "no such user"));
-        sendJson(res, dumpJson(userJson(*u)));
-      });
-
-  routes.add("GET", "/api/v1/users", [&service](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/api/v1/users", [&service](const Request&, Response& res) {
     json out = json::array();
     for (const auto& u : service.listUsers()) out.push_back(userJson(u));
     sendPage(res, out, static_cast<long long>(out.size()));
   });
 
   routes.add("POST", "/api/v1/users",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto username = requiredString(*body, "username");
@@ -683,8 +690,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
 
   routes.add(
       "PUT", "/api/v1/users/([^/]+)",
-      [&service, trail](const httplib::Request& req, httplib::Response& res,
-                        const auth::Principal& who) {
+      [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         auto body = heartbeat::parseJsonObject(req.body, 4);
         if (!body.ok()) return sendError(res, body.error());
         auto password = optionalString(*body, "password");
@@ -703,24 +709,21 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
       });
 
   routes.add("DELETE", "/api/v1/users/([^/]+)",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (auto st = service.deleteUser(pathId(req)); !st.ok())
                  return sendError(res, st.error());
                trail(audit::kUserDeleted, actorOf(who), req, {{"username", pathId(req)}});
                sendJson(res, dumpJson({{"username", pathId(req)}, {"deleted", true}}));
              });
 
-  routes.add("GET", "/api/v1/credentials",
-             [&service](const httplib::Request&, httplib::Response& res) {
-               json out = json::array();
-               for (const auto& c : service.listCredentials()) out.push_back(credentialJson(c));
-               sendPage(res, out, static_cast<long long>(out.size()));
-             });
+  routes.add("GET", "/api/v1/credentials", [&service](const Request&, Response& res) {
+    json out = json::array();
+    for (const auto& c : service.listCredentials()) out.push_back(credentialJson(c));
+    sendPage(res, out, static_cast<long long>(out.size()));
+  });
 
   routes.add("POST", "/api/v1/credentials",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto body = heartbeat::parseJsonObject(req.body, 4);
                if (!body.ok()) return sendError(res, body.error());
                auto scope = requiredString(*body, "scope");
@@ -760,8 +763,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
              });
 
   routes.add("DELETE", "/api/v1/credentials/([^/]+)",
-             [&service, trail](const httplib::Request& req, httplib::Response& res,
-                               const auth::Principal& who) {
+             [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
                auto revoked = service.revokeCredential(pathId(req));
                if (!revoked.ok()) return sendError(res, revoked.error());
                trail(audit::kCredentialRevoked, actorOf(who), req,
@@ -773,7 +775,7 @@ void registerAuthRoutes(GuardedRoutes& routes, auth::AuthService& service, Audit
 // Failed sign-ins with a password (HTTP Basic), the failure slowdown (429) and every 403
 // become audit events; a missing or expired token (the page before sign-in) does not.
 GuardedRoutes::RefusalHook refusalRecorder(AuditTrail trail) {
-  return [trail](const httplib::Request& req, const std::string& user, const Error& e) {
+  return [trail](const Request& req, const std::string& user, const Error& e) {
     if (e.kind == ErrorKind::kPermissionDenied) {
       trail(audit::kAccessRefused, user, req,
             {{"method", req.method}, {"path", req.path}, {"code", e.code}});
@@ -791,42 +793,299 @@ GuardedRoutes::RefusalHook refusalRecorder(AuditTrail trail) {
 
 // GET /api/v1/audit/events{,/download} (docs/api.md): 404 not_found when there is no log.
 void registerAuditEventRoutes(GuardedRoutes& routes, audit::AuditLog* log) {
-  routes.add("GET", "/api/v1/audit/events",
-             [log](const httplib::Request& req, httplib::Response& res) {
-               if (log == nullptr)
-                 return sendError(res, Error::notFound("not_found", "no audit log"));
-               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/false);
-               if (!q.ok()) return sendError(res, q.error());
-               auto page = log->list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& e : page->items) items.push_back(auditEventJson(e));
-               sendPage(res, items, page->total);
+  routes.add("GET", "/api/v1/audit/events", [log](const Request& req, Response& res) {
+    if (log == nullptr) return sendError(res, Error::notFound("not_found", "no audit log"));
+    auto q = parseAuditEventQuery(paramsOf(req), /*download=*/false);
+    if (!q.ok()) return sendError(res, q.error());
+    auto page = log->list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& e : page->items) items.push_back(auditEventJson(e));
+    sendPage(res, items, page->total);
+  });
+  routes.add("GET", "/api/v1/audit/events/download", [log](const Request& req, Response& res) {
+    if (log == nullptr) return sendError(res, Error::notFound("not_found", "no audit log"));
+    auto q = parseAuditEventQuery(paramsOf(req), /*download=*/true);
+    if (!q.ok()) return sendError(res, q.error());
+    auto page = log->list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    std::string text = auditEventCsvHeader();
+    for (const auto& e : page->items) text += auditEventCsvRow(e);
+    res.set_header("Content-Disposition", "attachment; filename=\"audit.csv\"");
+    res.set_header("Total-Count", std::to_string(page->total));
+    res.set_content(text, kCsvFormat);
+  });
+}
+
+// Bulk delete (docs/api.md "POST /api/v1/defenders/delete").
+constexpr size_t kMaxBulkDelete = 100000;     // Defenders one request may delete
+constexpr size_t kMaxBulkHostnames = 10000;   // hostnames one request may list
+constexpr size_t kBulkHostnamesShown = 1000;  // hostnames echoed in the answer
+constexpr size_t kBulkBatch = 1000;           // Defenders per store transaction
+
+/// What a bulk delete works on: the hostnames, and how many the client said it saw.
+struct BulkSelection {
+  std::vector<std::string> hostnames;
+  std::optional<long long> expectedCount;
+  std::string mode;  // "filter", "hostnames" or "all"
+};
+
+/// The filter parameters of GET /api/v1/defenders given as a JSON object (a bulk delete's
+/// `filter`, a saved view's): strings, booleans or arrays of strings (e.g. `type`); empty
+/// strings and nulls are left out. Paging and sort are refused: a filter has none. Errors: 400
+/// invalid_field naming `filter.<name>`; then parseDefenderQuery's own (field prefixed).
+Result<Params> filterParams(const json& filter) {
+  Params params;
+  for (const auto& [key, value] : filter.items()) {
+    if (key == "offset" || key == "limit" || key == "sort" || key == "reverse" || key == "cursor" ||
+        key == "fields")
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": not a filter (paging and sort are not kept)");
+    auto add = [&](const json& v) -> bool {
+      if (v.is_string()) {
+        if (!v.get<std::string>().empty()) params.emplace(key, v.get<std::string>());
+      } else if (v.is_boolean()) {
+        params.emplace(key, v.get<bool>() ? "true" : "false");
+      } else if (!v.is_null()) {
+        return false;
+      }
+      return true;
+    };
+    bool good = true;
+    if (value.is_array())
+      for (const auto& v : value) good = good && v.is_string() && add(v);
+    else
+      good = add(value);
+    if (!good)
+      return Error::invalid("invalid_field", "filter." + key,
+                            "filter." + key + ": must be a string, a boolean or strings");
+  }
+  if (auto q = parseDefenderQuery(params); !q.ok()) {
+    Error e = q.error();
+    e.field = "filter." + e.field;
+    return e;
+  }
+  return params;
+}
+
+/// The body of POST /api/v1/defenders/delete: exactly one of `filter` (an object with the
+/// filter parameters of GET /api/v1/defenders), `hostnames` (array of strings) or `"all": true`;
+/// `expectedCount` (whole number) required with `filter` and `all`. Errors: 400 naming the
+/// field; 409 count_changed when the filter now matches another number than `expectedCount`.
+Result<BulkSelection> bulkSelection(Inventory& inv, const std::string& body) {
+  auto parsed = heartbeat::parseJsonObject(body, 4);
+  if (!parsed.ok()) return parsed.error();
+  for (const auto& [key, value] : parsed->items())
+    if (key != "filter" && key != "hostnames" && key != "all" && key != "expectedCount")
+      return Error::invalid("invalid_field", key,
+                            key +
+                                ": unknown field (expected filter, hostnames, all, "
+                                "expectedCount)");
+  BulkSelection sel;
+  if (auto it = parsed->find("expectedCount"); it != parsed->end()) {
+    if (!it->is_number_integer() || it->get<long long>() < 0)
+      return Error::invalid("invalid_field", "expectedCount",
+                            "expectedCount: must be a whole number >= 0");
+    sel.expectedCount = it->get<long long>();
+  }
+  const bool hasFilter = parsed->contains("filter");
+  const bool hasHostnames = parsed->contains("hostnames");
+  bool all = false;
+  if (auto it = parsed->find("all"); it != parsed->end()) {
+    if (!it->is_boolean())
+      return Error::invalid("invalid_field", "all", "all: must be true or false");
+    all = it->get<bool>();
+  }
+  if (int(hasFilter) + int(hasHostnames) + int(all) > 1)
+    return Error::invalid("invalid_field", hasFilter ? "filter" : "hostnames",
+                          "give one of filter, hostnames or \"all\": true");
+  if (hasHostnames) {
+    sel.mode = "hostnames";
+    const json& list = (*parsed)["hostnames"];
+    if (!list.is_array() || list.empty() || list.size() > kMaxBulkHostnames)
+      return Error::invalid(
+          "invalid_field", "hostnames",
+          "hostnames: must be an array of 1 to " + std::to_string(kMaxBulkHostnames) + " strings");
+    std::unordered_set<std::string> seen;
+    for (const auto& h : list) {
+      if (!h.is_string() || h.get<std::string>().empty())
+        return Error::invalid("invalid_field", "hostnames",
+                              "hostnames: every item must be a non-empty string");
+      if (seen.insert(inventory::hostnameKey(h.get<std::string>())).second)
+        sel.hostnames.push_back(h.get<std::string>());
+    }
+    return sel;
+  }
+  inventory::DefenderQuery q;
+  if (hasFilter) {
+    sel.mode = "filter";
+    const json& filter = (*parsed)["filter"];
+    if (!filter.is_object())
+      return Error::invalid("invalid_field", "filter",
+                            "filter: must be an object of the list's filter parameters");
+    auto converted = filterParams(filter);
+    if (!converted.ok()) return converted.error();
+    Params params = std::move(*converted);
+    if (params.empty())
+      return Error::invalid("missing_field", "filter",
+                            "filter: names no filter; to delete every Defender send "
+                            "{\"all\": true, \"expectedCount\": N}");
+    auto parsedQuery = parseDefenderQuery(params);
+    if (!parsedQuery.ok()) return parsedQuery.error();
+    q = *parsedQuery;
+  } else if (all) {
+    sel.mode = "all";
+  } else {
+    return Error::invalid("missing_field", "filter",
+                          "filter: is required (the filter parameters of GET /api/v1/defenders), "
+                          "or hostnames, or \"all\": true");
+  }
+  if (!sel.expectedCount)
+    return Error::invalid("missing_field", "expectedCount",
+                          "expectedCount: is required with " + sel.mode +
+                              " (the number of Defenders the user confirmed)");
+  auto keys = inv.matchingKeys(q);
+  if (!keys.ok()) return keys.error();
+  if (static_cast<long long>(keys->size()) != *sel.expectedCount)
+    return Error{ErrorKind::kConflict, "count_changed",
+                 "the " + sel.mode + " now matches " + std::to_string(keys->size()) +
+                     " Defender(s), not expectedCount " + std::to_string(*sel.expectedCount) +
+                     "; confirm the new count",
+                 "expectedCount"};
+  if (keys->size() > kMaxBulkDelete)
+    return Error::invalid("too_many", "filter",
+                          "the selection has " + std::to_string(keys->size()) +
+                              " Defenders; one request deletes at most " +
+                              std::to_string(kMaxBulkDelete) + " (narrow the filter)");
+  sel.hostnames = std::move(*keys);
+  return sel;
+}
+
+void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrail trail,
+                                const DefenderVersion& deployed,
+                                std::function<void(const std::string&)> deleted) {
+  // The version distribution (docs/api.md): every reported version with its Defenders and
+  // whether it needs an upgrade, for the web page's version chart.
+  routes.add("GET", "/api/v1/defenders/versions",
+             [&inv, deployed](const Request& req, Response& res) {
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto versions = inv.versions();
+               if (!versions.ok()) return sendError(res, versions.error());
+               json out = json::array();
+               for (const auto& v : *versions) {
+                 const auto judged = judgeVersion(v.version, deployed);
+                 out.push_back({{"version", v.version},
+                                {"count", v.count},
+                                {"outdated", judged.outdated},
+                                {"compatibleVersion", judged.compatibleVersion}});
+               }
+               sendJson(res, dumpJson(out));
              });
-  routes.add("GET", "/api/v1/audit/events/download",
-             [log](const httplib::Request& req, httplib::Response& res) {
-               if (log == nullptr)
-                 return sendError(res, Error::notFound("not_found", "no audit log"));
-               auto q = parseAuditEventQuery(paramsOf(req), /*download=*/true);
-               if (!q.ok()) return sendError(res, q.error());
-               auto page = log->list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               std::string text = auditEventCsvHeader();
-               for (const auto& e : page->items) text += auditEventCsvRow(e);
-               res.set_header("Content-Disposition", "attachment; filename=\"audit.csv\"");
-               res.set_header("Total-Count", std::to_string(page->total));
-               res.set_content(text, kCsvFormat);
+  routes.add("POST", "/api/v1/defenders/delete",
+             [&inv, trail, deleted](const Request& req, Response& res,
+                                    const auth::Principal& who) {
+               auto sel = bulkSelection(inv, req.body);
+               if (!sel.ok()) return sendError(res, sel.error());
+               auto removed = inv.removeMany(sel->hostnames, actorOf(who), kBulkBatch);
+               if (!removed.ok()) return sendError(res, removed.error());
+               std::vector<json> details;
+               details.reserve(removed->size());
+               json names = json::array();
+               for (const auto& r : *removed) {
+                 json d = removalDetail(r);
+                 d["bulk"] = true;
+                 details.push_back(std::move(d));
+                 if (names.size() < kBulkHostnamesShown) names.push_back(r.hostname);
+                 if (deleted) deleted(r.hostname);  // e.g. `removed` to its WebSocket
+               }
+               recordMany(trail, audit::kDefenderDeleted, actorOf(who), req, std::move(details));
+               spdlog::info("{} Defender(s) deleted through the API by {} (bulk, {})",
+                            removed->size(), actorOf(who), sel->mode);
+               const auto deleted = static_cast<long long>(removed->size());
+               sendJson(
+                   res,
+                   dumpJson({{"deleted", deleted},
+                             {"matched", static_cast<long long>(sel->hostnames.size())},
+                             {"skipped", static_cast<long long>(sel->hostnames.size()) - deleted},
+                             {"hostnames", names},
+                             {"hostnamesTruncated", removed->size() > names.size()}}));
+             });
+}
+
+json savedViewJson(const views::SavedView& v) {
+  return json{{"name", v.name},
+              {"filter", v.filter},
+              {"createdAt", formatRfc3339(v.createdAt)},
+              {"updatedAt", formatRfc3339(v.updatedAt)}};
+}
+
+// Saved views (docs/api.md "Saved views"): each user's own named filter sets.
+void registerViewRoutes(GuardedRoutes& routes, views::ViewStore* store) {
+  auto missing = [](Response& res) {
+    sendError(res, Error::notFound("not_found", "no saved views in this Console"));
+  };
+  routes.add("GET", "/api/v1/views",
+             [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+                 return sendError(res, known.error());
+               auto listed = store->list(actorOf(who));
+               if (!listed.ok()) return sendError(res, listed.error());
+               json out = json::array();
+               for (const auto& v : *listed) out.push_back(savedViewJson(v));
+               sendPage(res, out, static_cast<long long>(out.size()));
+             });
+  routes.add(
+      "POST", "/api/v1/views",
+      [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+        if (store == nullptr) return missing(res);
+        auto body = heartbeat::parseJsonObject(req.body, 4);
+        if (!body.ok()) return sendError(res, body.error());
+        for (const auto& [key, value] : body->items())
+          if (key != "name" && key != "filter")
+            return sendError(res, Error::invalid("invalid_field", key,
+                                                 key + ": unknown field (expected name, filter)"));
+        auto name = requiredString(*body, "name");
+        if (!name.ok()) return sendError(res, name.error());
+        if (auto st = views::validateName(*name); !st.ok()) return sendError(res, st.error());
+        auto it = body->find("filter");
+        if (it == body->end() || !it->is_object())
+          return sendError(
+              res, Error::invalid(it == body->end() ? "missing_field" : "invalid_field", "filter",
+                                  "filter: an object of the filter parameters of "
+                                  "GET /api/v1/defenders is required"));
+        auto params = filterParams(*it);
+        if (!params.ok()) return sendError(res, params.error());
+        // Stored as strings, one key each (repeated values joined: `type` takes a comma list).
+        json filter = json::object();
+        for (const auto& [key, value] : *params) {
+          if (filter.contains(key))
+            filter[key] = filter[key].get<std::string>() + "," + value;
+          else
+            filter[key] = value;
+        }
+        auto put = store->put(actorOf(who), *name, filter);
+        if (!put.ok()) return sendError(res, put.error());
+        sendJson(res, dumpJson(savedViewJson(put->first)), put->second ? 200 : 201);
+      });
+  routes.add("DELETE", "/api/v1/views/([^/]+)",
+             [store, missing](const Request& req, Response& res, const auth::Principal& who) {
+               if (store == nullptr) return missing(res);
+               if (auto st = store->remove(actorOf(who), pathId(req)); !st.ok())
+                 return sendError(res, st.error());
+               sendJson(res, dumpJson({{"name", pathId(req)}, {"deleted", true}}));
              });
 }
 
 }  // namespace
 
-void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
-  installErrorHandlers(server);
+std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions options) {
+  auto router = std::make_shared<Router>();
   // The Console's clock on every response, so that the page counts "removal in …" from it.
   // Security headers on every response of this listener (docs/security.md): the page loads
   // only its own scripts, styles and images, cannot be framed, and nothing is MIME-sniffed.
-  server.set_post_routing_handler([&inv](const httplib::Request& req, httplib::Response& res) {
+  router->set_post_routing_handler([&inv](const Request& req, Response& res) {
     res.set_header("Date", httpDate(inv.clock().now()));
     res.set_header("Content-Security-Policy", kContentSecurityPolicy);
     res.set_header("X-Frame-Options", "DENY");
@@ -836,7 +1095,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
       res.set_header("Cache-Control", "no-store");
   });
   const auto opts = std::make_shared<ConsoleApiOptions>(std::move(options));
-  GuardedRoutes routes(server, auth::consolePermissions(), opts->auth);
+  GuardedRoutes routes(*router, auth::consolePermissions(), opts->auth);
   // Until the Console is ready (users created, scheduler running) every route but the probes
   // answers 503 starting, never a misleading 401 or an empty inventory.
   if (opts->ready) routes.gateUntil(opts->ready, {"/healthz", "/readyz"});
@@ -848,6 +1107,8 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   if (opts->registryCredentials)
     registerRegistryCredentialRoutes(routes, *opts->registryCredentials, inv.clock(), trail);
   registerAuditEventRoutes(routes, opts->audit);
+  registerBulkDefenderRoutes(routes, inv, trail, opts->defenderVersion, opts->defenderDeleted);
+  registerViewRoutes(routes, opts->views);
   auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
     json j = defenderJson(d, inv.judge(d, now));
     const auto version = judgeVersion(d.version, opts->defenderVersion);
@@ -860,7 +1121,7 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
   const auto cursors = std::make_shared<inventory::SnapshotCache>(inv.clock(), opts->cursorLimits);
 
   routes.add("GET", "/api/v1/defenders",
-             [&inv, render, cursors](const httplib::Request& req, httplib::Response& res) {
+             [&inv, render, cursors](const Request& req, Response& res) {
                const Params params = paramsOf(req);
                auto q = parseDefenderQuery(withoutCursor(params));
                if (!q.ok()) return sendError(res, q.error());
@@ -880,34 +1141,31 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendPage(res, items, page->total);
              });
 
-  routes.add("GET", "/api/v1/defenders/names",
-             [&inv, cursors](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               auto q = parseDefenderQuery(withoutCursor(params));
-               if (!q.ok()) return sendError(res, q.error());
-               if (auto walk = cursorPage(inv, *cursors, params, *q)) {
-                 if (!walk->ok()) return sendCursorError(res, walk->error());
-                 json names = json::array();
-                 for (const auto& d : (*walk)->rows) names.push_back(d.hostname);
-                 if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
-                 return sendPage(res, names, (*walk)->total);
-               }
-               auto page = inv.list(*q);
-               if (!page.ok()) return sendError(res, page.error());
-               json names = json::array();
-               for (const auto& d : page->items) names.push_back(d.hostname);
-               sendPage(res, names, page->total);
-             });
+  routes.add("GET", "/api/v1/defenders/names", [&inv, cursors](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    auto q = parseDefenderQuery(withoutCursor(params));
+    if (!q.ok()) return sendError(res, q.error());
+    if (auto walk = cursorPage(inv, *cursors, params, *q)) {
+      if (!walk->ok()) return sendCursorError(res, walk->error());
+      json names = json::array();
+      for (const auto& d : (*walk)->rows) names.push_back(d.hostname);
+      if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
+      return sendPage(res, names, (*walk)->total);
+    }
+    auto page = inv.list(*q);
+    if (!page.ok()) return sendError(res, page.error());
+    json names = json::array();
+    for (const auto& d : page->items) names.push_back(d.hostname);
+    sendPage(res, names, page->total);
+  });
 
-  routes.add("GET", "/api/v1/defenders/eviction-status",
-             [opts](const httplib::Request&, httplib::Response& res) {
-               if (!opts->evictionStatus)
-                 return sendError(res, Error::notFound("not_found", "no outage guard"));
-               sendJson(res, dumpJson(opts->evictionStatus()));
-             });
+  routes.add("GET", "/api/v1/defenders/eviction-status", [opts](const Request&, Response& res) {
+    if (!opts->evictionStatus)
+      return sendError(res, Error::notFound("not_found", "no outage guard"));
+    sendJson(res, dumpJson(opts->evictionStatus()));
+  });
   routes.add("POST", "/api/v1/defenders/eviction-status/resume",
-             [opts, trail](const httplib::Request& req, httplib::Response& res,
-                           const auth::Principal& who) {
+             [opts, trail](const Request& req, Response& res, const auth::Principal& who) {
                if (!opts->resumeEvictions)
                  return sendError(res, Error::notFound("not_found", "no outage guard"));
                // The incident log names the user who resumed.
@@ -919,154 +1177,141 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
 
   // Suggestions and counts for the web page's filters (docs/api.md): every cluster with its
   // Defenders, and every type with its deployed and connected Defenders.
-  routes.add("GET", "/api/v1/defenders/clusters",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
-                 return sendError(res, known.error());
-               auto clusters = inv.clusters();
-               if (!clusters.ok()) return sendError(res, clusters.error());
-               json out = json::array();
-               for (const auto& c : *clusters)
-                 out.push_back({{"cluster", c.cluster}, {"count", c.count}});
-               sendJson(res, dumpJson(out));
-             });
-  routes.add("GET", "/api/v1/defenders/types",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
-                 return sendError(res, known.error());
-               json out = json::array();
-               for (const auto& t : inv.typeCounts()) {
-                 const auto& info = inventory::typeInfo(t.type);
-                 out.push_back({{"type", info.apiName},
-                                {"category", inventory::categoryName(info.category)},
-                                {"deployed", t.deployed},
-                                {"connected", t.connected},
-                                {"disconnected", t.deployed - t.connected}});
-               }
-               sendJson(res, dumpJson(out));
-             });
-  routes.add(
-      "GET", "/api/v1/defenders/history",
-      [&inv, opts](const httplib::Request& req, httplib::Response& res) {
-        if (opts->history == nullptr)
-          return sendError(res, Error::notFound("not_found", "no fleet history"));
-        const Params params = paramsOf(req);
-        if (auto known = requireKnownParams(params, {"range"}); !known.ok())
-          return sendError(res, known.error());
-        auto it = params.find("range");
-        const std::string text = it == params.end() ? "hour" : it->second;
-        auto range = history::parseRange(text);
-        if (!range)
-          return sendError(res, Error::invalid("invalid_parameter", "range",
-                                               "range: must be hour, day or month"));
-        const TimePoint now = inv.clock().now();
-        auto samples = opts->history->query(*range, now);
-        if (!samples.ok()) return sendError(res, samples.error());
-        json points = json::array();
-        for (const auto& s : *samples) {
-          json counts = json::object();
-          for (const auto& c : s.counts)
-            counts[c.category] = {{"connected", c.connected},
-                                  {"disconnected", c.disconnected},
-                                  {"evicted", c.evicted}};
-          points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
-        }
-        sendJson(
-            res,
-            dumpJson({{"range", text},
-                      {"from", formatRfc3339(now - history::rangeSpan(*range))},
-                      {"to", formatRfc3339(now)},
-                      {"bucketSeconds",
-                       std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
-                      {"retentionDays", opts->historyRetentionDays},
-                      {"samples", points}}));
-      });
+  routes.add("GET", "/api/v1/defenders/clusters", [&inv](const Request& req, Response& res) {
+    if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+      return sendError(res, known.error());
+    auto clusters = inv.clusters();
+    if (!clusters.ok()) return sendError(res, clusters.error());
+    json out = json::array();
+    for (const auto& c : *clusters) out.push_back({{"cluster", c.cluster}, {"count", c.count}});
+    sendJson(res, dumpJson(out));
+  });
+  routes.add("GET", "/api/v1/defenders/types", [&inv](const Request& req, Response& res) {
+    if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
+      return sendError(res, known.error());
+    json out = json::array();
+    for (const auto& t : inv.typeCounts()) {
+      const auto& info = inventory::typeInfo(t.type);
+      out.push_back({{"type", info.apiName},
+                     {"category", inventory::categoryName(info.category)},
+                     {"deployed", t.deployed},
+                     {"connected", t.connected},
+                     {"disconnected", t.deployed - t.connected}});
+    }
+    sendJson(res, dumpJson(out));
+  });
+  routes.add("GET", "/api/v1/defenders/history", [&inv, opts](const Request& req, Response& res) {
+    if (opts->history == nullptr)
+      return sendError(res, Error::notFound("not_found", "no fleet history"));
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"range"}); !known.ok())
+      return sendError(res, known.error());
+    auto it = params.find("range");
+    const std::string text = it == params.end() ? "hour" : it->second;
+    auto range = history::parseRange(text);
+    if (!range)
+      return sendError(
+          res, Error::invalid("invalid_parameter", "range", "range: must be hour, day or month"));
+    const TimePoint now = inv.clock().now();
+    auto samples = opts->history->query(*range, now);
+    if (!samples.ok()) return sendError(res, samples.error());
+    json points = json::array();
+    for (const auto& s : *samples) {
+      json counts = json::object();
+      for (const auto& c : s.counts)
+        counts[c.category] = {
+            {"connected", c.connected}, {"disconnected", c.disconnected}, {"evicted", c.evicted}};
+      points.push_back({{"time", formatRfc3339(s.at)}, {"counts", counts}});
+    }
+    sendJson(res,
+             dumpJson({{"range", text},
+                       {"from", formatRfc3339(now - history::rangeSpan(*range))},
+                       {"to", formatRfc3339(now)},
+                       {"bucketSeconds",
+                        std::chrono::duration_cast<Seconds>(history::bucketWidth(*range)).count()},
+                       {"retentionDays", opts->historyRetentionDays},
+                       {"samples", points}}));
+  });
 
-  routes.add("GET", "/api/v1/defenders/summary",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"family"}); !known.ok())
-                 return sendError(res, known.error());
-               auto q = parseDefenderQuery(params);  // validates the family's text
-               if (!q.ok()) return sendError(res, q.error());
-               auto summary = q->family ? familySummary(inv, *q->family) : inv.summary();
-               if (!summary.ok()) return sendError(res, summary.error());
-               json out = json::array();
-               for (const auto& c : *summary)
-                 out.push_back({{"category", inventory::categoryName(c.category)},
-                                {"connected", c.connected},
-                                {"disconnected", c.deployed - c.connected},
-                                {"deployed", c.deployed},
-                                {"outdated", c.outdated}});
-               sendJson(res, dumpJson(out));
-             });
+  routes.add("GET", "/api/v1/defenders/summary", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"family"}); !known.ok())
+      return sendError(res, known.error());
+    auto q = parseDefenderQuery(params);  // validates the family's text
+    if (!q.ok()) return sendError(res, q.error());
+    auto summary = q->family ? familySummary(inv, *q->family) : inv.summary();
+    if (!summary.ok()) return sendError(res, summary.error());
+    json out = json::array();
+    for (const auto& c : *summary)
+      out.push_back({{"category", inventory::categoryName(c.category)},
+                     {"connected", c.connected},
+                     {"disconnected", c.deployed - c.connected},
+                     {"deployed", c.deployed},
+                     {"outdated", c.outdated}});
+    sendJson(res, dumpJson(out));
+  });
 
-  routes.add(
-      "GET", "/api/v1/defenders/download",
-      [&inv](const httplib::Request& req, httplib::Response& res) {
-        // All matches from `offset` on, or `limit` of them when given, from one snapshot
-        // of the matching hostnames taken now: every matching Defender exactly once,
-        // however the fleet heartbeats meanwhile; each chunk renders current rows (one
-        // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
-        // and one chunk of rows.
-        Params params = paramsOf(req);
-        // `limit=` (empty) is no limit, as for the other parameters.
-        const auto limitParam = params.find("limit");
-        const bool paged = limitParam != params.end() && !limitParam->second.empty();
-        // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
-        auto bom = parseBoolParam(params, "bom");
-        if (!bom.ok()) return sendError(res, bom.error());
-        params.erase("bom");
-        auto q = parseDefenderQuery(params);
-        if (!q.ok()) return sendError(res, q.error());
-        auto keys = inv.matchingKeys(*q);
-        if (!keys.ok()) return sendError(res, keys.error());
-        auto snapshot = std::make_shared<const inventory::KeySnapshot>(*keys);
-        const size_t from = std::min(static_cast<size_t>(q->offset), snapshot->size());
-        const size_t end = paged ? std::min(snapshot->size(), from + static_cast<size_t>(q->limit))
-                                 : snapshot->size();
-        auto next = std::make_shared<size_t>(from);
-        auto headerText = std::make_shared<std::string>(
-            (bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
-        res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
-        res.set_chunked_content_provider(
-            kCsvFormat, [&inv, snapshot, end, next, headerText](size_t, httplib::DataSink& sink) {
-              if (!headerText->empty()) {  // sent once, first
-                sink.write(headerText->data(), headerText->size());
-                headerText->clear();
-              }
-              if (*next >= end) {
-                sink.done();
-                return true;
-              }
-              const size_t count = std::min<size_t>(1000, end - *next);
-              auto rows = inv.findMany(snapshot->slice(*next, count));
-              if (!rows.ok()) return false;  // aborts the transfer: the client sees a cut body
-              const TimePoint now = inv.clock().now();
-              std::string chunk;
-              for (const auto& d : *rows) chunk += csvRow(d, inv.judge(d, now));
-              if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
-              *next += count;
-              if (*next >= end) sink.done();
-              return true;
-            });
-      });
+  routes.add("GET", "/api/v1/defenders/download", [&inv](const Request& req, Response& res) {
+    // All matches from `offset` on, or `limit` of them when given, from one snapshot
+    // of the matching hostnames taken now: every matching Defender exactly once,
+    // however the fleet heartbeats meanwhile; each chunk renders current rows (one
+    // evicted meanwhile is left out). Memory: the snapshot (~40 bytes per Defender)
+    // and one chunk of rows.
+    Params params = paramsOf(req);
+    // `limit=` (empty) is no limit, as for the other parameters.
+    const auto limitParam = params.find("limit");
+    const bool paged = limitParam != params.end() && !limitParam->second.empty();
+    // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
+    auto bom = parseBoolParam(params, "bom");
+    if (!bom.ok()) return sendError(res, bom.error());
+    params.erase("bom");
+    auto q = parseDefenderQuery(params);
+    if (!q.ok()) return sendError(res, q.error());
+    auto keys = inv.matchingKeys(*q);
+    if (!keys.ok()) return sendError(res, keys.error());
+    auto snapshot = std::make_shared<const inventory::KeySnapshot>(*keys);
+    const size_t from = std::min(static_cast<size_t>(q->offset), snapshot->size());
+    const size_t end =
+        paged ? std::min(snapshot->size(), from + static_cast<size_t>(q->limit)) : snapshot->size();
+    auto next = std::make_shared<size_t>(from);
+    auto headerText =
+        std::make_shared<std::string>((bom->value_or(false) ? "\xEF\xBB\xBF" : "") + csvHeader());
+    res.set_header("Content-Disposition", "attachment; filename=\"defenders.csv\"");
+    res.set_chunked_content_provider(
+        kCsvFormat, [&inv, snapshot, end, next, headerText](size_t, DataSink& sink) {
+          if (!headerText->empty()) {  // sent once, first
+            sink.write(headerText->data(), headerText->size());
+            headerText->clear();
+          }
+          if (*next >= end) {
+            sink.done();
+            return true;
+          }
+          const size_t count = std::min<size_t>(1000, end - *next);
+          auto rows = inv.findMany(snapshot->slice(*next, count));
+          if (!rows.ok()) return false;  // aborts the transfer: the client sees a cut body
+          const TimePoint now = inv.clock().now();
+          std::string chunk;
+          for (const auto& d : *rows) chunk += csvRow(d, inv.judge(d, now));
+          if (!chunk.empty()) sink.write(chunk.data(), chunk.size());
+          *next += count;
+          if (*next >= end) sink.done();
+          return true;
+        });
+  });
 
-  routes.add(
-      "GET", "/api/v1/defenders/([^/]+)",
-      [&inv, render](const httplib::Request& req, httplib::Response& res) {
-        auto d = inv.find(pathId(req));
-        if (!d.ok()) return sendError(res, d.error());
-        if (!d->has_value())
-          return sendError(
-              res, Error::notFound("unknown_defender",
-                                   "no Defender with hostname '" + pathId(req) + "'", "hostname"));
-        sendJson(res, dumpJson(render(**d, inv.clock().now())));
-      });
+  routes.add("GET", "/api/v1/defenders/([^/]+)", [&inv, render](const Request& req, Response& res) {
+    auto d = inv.find(pathId(req));
+    if (!d.ok()) return sendError(res, d.error());
+    if (!d->has_value())
+      return sendError(
+          res, Error::notFound("unknown_defender",
+                               "no Defender with hostname '" + pathId(req) + "'", "hostname"));
+    sendJson(res, dumpJson(render(**d, inv.clock().now())));
+  });
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
-             [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
-                                 const auth::Principal& who) {
+             [&inv, trail, opts](const Request& req, Response& res, const auth::Principal& who) {
                // The audit record names the user who deleted.
                auto removed = inv.remove(pathId(req), who.username.empty() ? "api" : who.username);
                if (!removed.ok() && removed.error().code == "unknown_defender") {
@@ -1092,14 +1337,12 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(body));
              });
 
-  routes.add("GET", "/api/v1/settings/defender",
-             [&inv](const httplib::Request&, httplib::Response& res) {
-               sendJson(res, dumpJson(settingsJson(inv.settings())));
-             });
+  routes.add("GET", "/api/v1/settings/defender", [&inv](const Request&, Response& res) {
+    sendJson(res, dumpJson(settingsJson(inv.settings())));
+  });
 
   routes.add("POST", "/api/v1/settings/defender",
-             [&inv, trail, opts](const httplib::Request& req, httplib::Response& res,
-                                 const auth::Principal& who) {
+             [&inv, trail, opts](const Request& req, Response& res, const auth::Principal& who) {
                auto s = parseSettings(req.body);
                if (!s.ok()) return sendError(res, s.error());
                const int before = inv.settings().disconnectPeriodDays;
@@ -1113,121 +1356,115 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
                sendJson(res, dumpJson(settingsJson(inv.settings())));
              });
 
-  routes.add("GET", "/api/v1/profiles/app-embedded",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(
-                       params, {"offset", "limit", "id", "appID", "container", "image", "cluster"});
-                   !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               inventory::DefenderQuery q;
-               q.offset = paging->first;
-               q.limit = paging->second;
-               q.category = inventory::Category::kAppEmbedded;
-               auto text = [&](const char* name) -> std::optional<std::string> {
-                 auto it = params.find(name);
-                 if (it == params.end() || it->second.empty()) return std::nullopt;
-                 return it->second;
-               };
-               q.hostname = text("id");
-               q.appId = text("appID");
-               q.container = text("container");
-               q.image = text("image");
-               q.cluster = text("cluster");
-               auto page = inv.list(q);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& d : page->items) {
-                 json cm = d.details.value("cloudMetadata", json::object());
-                 items.push_back({{"_id", d.hostname},
-                                  {"hostname", d.hostname},
-                                  {"appID", d.appId},
-                                  {"container", d.container},
-                                  {"image", cm.value("image", "")},
-                                  {"cluster", d.cluster},
-                                  {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
-                                  {"startTime", formatRfc3339(d.registeredAt)}});
-               }
-               sendPage(res, items, page->total);
-             });
+  routes.add("GET", "/api/v1/profiles/app-embedded", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(
+            params, {"offset", "limit", "id", "appID", "container", "image", "cluster"});
+        !known.ok())
+      return sendError(res, known.error());
+    auto paging = parsePaging(params);
+    if (!paging.ok()) return sendError(res, paging.error());
+    inventory::DefenderQuery q;
+    q.offset = paging->first;
+    q.limit = paging->second;
+    q.category = inventory::Category::kAppEmbedded;
+    auto text = [&](const char* name) -> std::optional<std::string> {
+      auto it = params.find(name);
+      if (it == params.end() || it->second.empty()) return std::nullopt;
+      return it->second;
+    };
+    q.hostname = text("id");
+    q.appId = text("appID");
+    q.container = text("container");
+    q.image = text("image");
+    q.cluster = text("cluster");
+    auto page = inv.list(q);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& d : page->items) {
+      json cm = d.details.value("cloudMetadata", json::object());
+      items.push_back({{"_id", d.hostname},
+                       {"hostname", d.hostname},
+                       {"appID", d.appId},
+                       {"container", d.container},
+                       {"image", cm.value("image", "")},
+                       {"cluster", d.cluster},
+                       {"cloudMetadata", defenderJson(d, {})["cloudMetadata"]},
+                       {"startTime", formatRfc3339(d.registeredAt)}});
+    }
+    sendPage(res, items, page->total);
+  });
 
-  routes.add("GET", "/api/v1/profiles/app-embedded/([^/]+)",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               auto d = inv.find(pathId(req));
-               if (!d.ok()) return sendError(res, d.error());
-               if (!d->has_value() ||
-                   inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
-                 return sendError(res,
-                                  Error::notFound("unknown_profile",
-                                                  "no App-Embedded profile '" + pathId(req) + "'"));
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               auto obs = inv.observations(pathId(req), paging->first, paging->second);
-               if (!obs.ok()) return sendError(res, obs.error());
-               const auto& def = **d;
-               json events = json::array();
-               for (const auto& o : obs->items) events.push_back(observationJson(o));
-               json cm = defenderJson(def, {})["cloudMetadata"];
-               res.set_header("Total-Count", std::to_string(obs->total));
-               sendJson(res, dumpJson({{"_id", def.hostname},
-                                       {"hostname", def.hostname},
-                                       {"appID", def.appId},
-                                       {"container", def.container},
-                                       {"image", cm["image"]},
-                                       {"cluster", def.cluster},
-                                       {"cloudMetadata", cm},
-                                       {"startTime", formatRfc3339(def.registeredAt)},
-                                       {"observationsTotal", obs->total},
-                                       {"observations", events}}));
-             });
+  routes.add(
+      "GET", "/api/v1/profiles/app-embedded/([^/]+)", [&inv](const Request& req, Response& res) {
+        auto d = inv.find(pathId(req));
+        if (!d.ok()) return sendError(res, d.error());
+        if (!d->has_value() ||
+            inventory::categoryOf((*d)->type) != inventory::Category::kAppEmbedded)
+          return sendError(res, Error::notFound("unknown_profile",
+                                                "no App-Embedded profile '" + pathId(req) + "'"));
+        const Params params = paramsOf(req);
+        if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+          return sendError(res, known.error());
+        auto paging = parsePaging(params);
+        if (!paging.ok()) return sendError(res, paging.error());
+        auto obs = inv.observations(pathId(req), paging->first, paging->second);
+        if (!obs.ok()) return sendError(res, obs.error());
+        const auto& def = **d;
+        json events = json::array();
+        for (const auto& o : obs->items) events.push_back(observationJson(o));
+        json cm = defenderJson(def, {})["cloudMetadata"];
+        res.set_header("Total-Count", std::to_string(obs->total));
+        sendJson(res, dumpJson({{"_id", def.hostname},
+                                {"hostname", def.hostname},
+                                {"appID", def.appId},
+                                {"container", def.container},
+                                {"image", cm["image"]},
+                                {"cluster", def.cluster},
+                                {"cloudMetadata", cm},
+                                {"startTime", formatRfc3339(def.registeredAt)},
+                                {"observationsTotal", obs->total},
+                                {"observations", events}}));
+      });
 
-  routes.add("GET", "/api/v1/audit/defenders",
-             [&inv](const httplib::Request& req, httplib::Response& res) {
-               const Params params = paramsOf(req);
-               if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
-                 return sendError(res, known.error());
-               auto paging = parsePaging(params);
-               if (!paging.ok()) return sendError(res, paging.error());
-               auto page = inv.audit(paging->first, paging->second);
-               if (!page.ok()) return sendError(res, page.error());
-               json items = json::array();
-               for (const auto& a : page->items) items.push_back(auditJson(a));
-               sendPage(res, items, page->total);
-             });
+  routes.add("GET", "/api/v1/audit/defenders", [&inv](const Request& req, Response& res) {
+    const Params params = paramsOf(req);
+    if (auto known = requireKnownParams(params, {"offset", "limit"}); !known.ok())
+      return sendError(res, known.error());
+    auto paging = parsePaging(params);
+    if (!paging.ok()) return sendError(res, paging.error());
+    auto page = inv.audit(paging->first, paging->second);
+    if (!page.ok()) return sendError(res, page.error());
+    json items = json::array();
+    for (const auto& a : page->items) items.push_back(auditJson(a));
+    sendPage(res, items, page->total);
+  });
 
-  routes.add("GET", "/api/v1/version", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/api/v1/version", [opts](const Request&, Response& res) {
     // The vendor answers its release as a JSON string, which is also the Defender version it
     // deploys; automation compares Defenders' `version` with it.
     res.set_header("X-Console-Version", opts->version);
     sendJson(res, dumpJson(json(formatVersion(opts->defenderVersion))));
   });
 
-  routes.add("GET", "/api/v1/_ping", [](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, R"({"status":"ok"})");
+  routes.add("GET", "/api/v1/_ping",
+             [](const Request&, Response& res) { sendJson(res, R"({"status":"ok"})"); });
+
+  routes.add("GET", "/api/v1/openapi.json", [opts](const Request&, Response& res) {
+    std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
+    if (!in)
+      return sendError(
+          res, Error::notFound("not_installed", "the OpenAPI document is not installed (--ui-dir)",
+                               "path"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    sendJson(res, text.str());
   });
 
-  routes.add(
-      "GET", "/api/v1/openapi.json", [opts](const httplib::Request&, httplib::Response& res) {
-        std::ifstream in(opts->uiDir + "/openapi.json", std::ios::binary);
-        if (!in)
-          return sendError(
-              res, Error::notFound("not_installed",
-                                   "the OpenAPI document is not installed (--ui-dir)", "path"));
-        std::ostringstream text;
-        text << in.rdbuf();
-        sendJson(res, text.str());
-      });
+  routes.add("GET", "/healthz",
+             [](const Request&, Response& res) { sendJson(res, R"({"status":"ok"})"); });
 
-  routes.add("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
-    sendJson(res, R"({"status":"ok"})");
-  });
-
-  routes.add("GET", "/readyz", [opts](const httplib::Request&, httplib::Response& res) {
+  routes.add("GET", "/readyz", [opts](const Request&, Response& res) {
     if (opts->ready && !opts->ready())
       return sendError(res, Error{ErrorKind::kUnavailable,
                                   "starting",
@@ -1236,21 +1473,24 @@ void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptio
     sendJson(res, R"({"status":"ready"})");
   });
 
-  routes.add(
-      "GET", "/metrics", [&inv, opts, cursors](const httplib::Request&, httplib::Response& res) {
-        auto summary = inv.summary();
-        std::string text = prometheusText(
-            inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
-        text += cursorMetricsText(cursors->metrics());
-        if (opts->extraMetrics) text += opts->extraMetrics();
-        res.set_content(text, "text/plain; version=0.0.4");
-      });
+  routes.add("GET", "/metrics", [&inv, opts, cursors](const Request&, Response& res) {
+    auto summary = inv.summary();
+    std::string text = prometheusText(
+        inv.metrics(), summary.ok() ? *summary : std::vector<inventory::CategorySummary>{});
+    text += cursorMetricsText(cursors->metrics());
+    if (opts->extraMetrics) text += opts->extraMetrics();
+    res.set_content(text, "text/plain; version=0.0.4");
+  });
 
   if (!opts->uiDir.empty()) {
-    if (!server.set_mount_point("/", opts->uiDir))
+    if (!router->set_mount_point("/", opts->uiDir))
       spdlog::warn("web page not served: UI directory '{}' not found", opts->uiDir);
   }
-  refuseUnknownPosts(server);
+  return router;
+}
+
+void registerConsoleApi(httplib::Server& server, Inventory& inv, ConsoleApiOptions options) {
+  serveOnHttplib(server, consoleApiRouter(inv, std::move(options)));
 }
 
 namespace {
@@ -1411,18 +1651,28 @@ void refuseWebSocket(const httplib::Request& req, httplib::Response& res) {
 void registerDefenderChannel(httplib::Server& server, heartbeat::DefenderChannel& channel,
                              auth::AuthService* auth) {
   installErrorHandlers(server);
-  // The permission table still decides which routes exist; the credential is checked by
-  // serveDefenderChannel, the same code the event-driven front calls.
-  GuardedRoutes routes(server, auth::defenderChannelPermissions(), nullptr);
-  for (const auto& route : kChannelRoutes)
-    routes.add(
-        route.method, route.path,
-        [&channel, auth](const httplib::Request& req, httplib::Response& res) {
-          copyTo(serveDefenderChannel(channel, auth,
-                                      {req.method, req.path, req.get_header_value("Authorization"),
-                                       req.remote_addr, req.body}),
-                 res);
-        });
+  // The credential is checked by serveDefenderChannel, the same code the event-driven front
+  // calls; the routes registered here are the ones it serves.
+  auto handler = [&channel, auth](const httplib::Request& req, httplib::Response& res) {
+    copyTo(serveDefenderChannel(channel, auth,
+                                {req.method,
+                                 req.path,
+                                 req.get_header_value("Authorization"),
+                                 req.remote_addr,
+                                 req.body,
+                                 {},
+                                 {}}),
+           res);
+  };
+  for (const auto& route : kChannelRoutes) {
+    if (!auth::findPermission(auth::defenderChannelPermissions(), route.method, route.path))
+      throw std::logic_error(std::string("route ") + route.method + " " + route.path +
+                             " is not in the permission table (auth/permissions.cpp)");
+    if (std::string_view(route.method) == "GET")
+      server.Get(route.path, handler);
+    else
+      postBounded(server, route.path, handler);  // chunked bodies bounded too
+  }
   server.Get("/", refuseWebSocket);
   server.Get("/api/v1/defender/ws", refuseWebSocket);
   refuseUnknownPosts(server);

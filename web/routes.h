@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "common/defender_version.h"
 #include "common/status.h"
 #include "inventory/snapshots.h"
+#include "web/router.h"
 
 namespace httplib {
 class Server;
@@ -38,6 +40,9 @@ class AuditLog;
 }
 namespace dc::history {
 class FleetHistory;
+}
+namespace dc::views {
+class ViewStore;
 }
 
 namespace dc::web {
@@ -78,11 +83,14 @@ struct ConsoleApiOptions {
   history::FleetHistory* history = nullptr;
   /// How long the fleet history keeps samples (shown in its answer), in days.
   int historyRetentionDays = 30;
-  /// Told after DELETE /api/v1/defenders/{hostname} removed a Defender (e.g. to push `removed`
+  /// Told after DELETE /api/v1/defenders/{hostname} (or the bulk delete) removed a Defender (e.g. to push `removed`
   /// to its WebSocket), with the removed hostname. Runs on the request's thread; must not block.
   std::function<void(const std::string& hostname)> defenderDeleted;
   /// Told after POST /api/v1/settings/defender changed the settings (pushes `settings`).
   std::function<void()> settingsChanged;
+  /// Saved views of the web page, per user: GET/POST /api/v1/views, DELETE
+  /// /api/v1/views/{name}. Null: those routes answer 404.
+  views::ViewStore* views = nullptr;
 };
 
 /// Console API + UI routes: /api/v1/defenders (list, names, summary, download, {id}, DELETE,
@@ -90,9 +98,14 @@ struct ConsoleApiOptions {
 /// /api/v1/settings/defender, /api/v1/profiles/app-embedded, /api/v1/audit/defenders,
 /// /api/v1/audit/events{,/download},
 /// /api/v1/version, /api/v1/openapi.json, /healthz, /readyz, /metrics, the embed flow, and the
-/// UI under `/`. Also sets the JSON error
-/// handler (404 for unknown routes, 413 for bodies over the listener's limit) and an exception
-/// handler that answers 500 with a JSON body instead of dropping the connection.
+/// UI under `/`, as one Router (web/router.h: 404 JSON for unknown routes, 500 JSON for a
+/// handler that throws), served by either front of the Console listener
+/// (web/console_front.h). The post-routing handler sets the Console's Date and the security
+/// headers. `inventory` and the services in `options` must outlive the router.
+std::shared_ptr<Router> consoleApiRouter(inventory::Inventory& inventory,
+                                         ConsoleApiOptions options);
+
+/// consoleApiRouter() served on a cpp-httplib server (serveOnHttplib, web/console_front.h).
 void registerConsoleApi(httplib::Server& server, inventory::Inventory& inventory,
                         ConsoleApiOptions options);
 

@@ -3,6 +3,8 @@
 // refused parameters, the CSV download, and the bounded retention of audit::AuditLog.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,8 @@ const std::string kAppX = "checkout:0b7e6c4e-3f4b-4b7b-9d3c-1a2b3c4d5e6f";
 
 ConsoleConfig auditConfig() {
   ConsoleConfig c;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
   c.database = ":memory:";
   c.host = "127.0.0.1";
   c.consolePort = 0;

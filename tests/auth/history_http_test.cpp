@@ -2,6 +2,8 @@
 // taken on a ManualClock, evictions counted by category, ranges and refused parameters.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,8 @@ TEST_CASE("fleet history API: per-minute counts by category, evictions, ranges")
   const TimePoint t0 = TimePoint(Millis(1'800'000'000'000LL - 1'800'000'000'000LL % 21'600'000));
   ManualClock clock{t0};
   ConsoleConfig c;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
   c.database = ":memory:";
   c.host = "127.0.0.1";
   c.consolePort = 0;

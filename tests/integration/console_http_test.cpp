@@ -46,6 +46,7 @@ struct RunningConsole {
     c.plainHttp = true;
     // The same suite against either defender-channel front (tests/CMakeLists.txt runs both).
     if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
+    if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
     c.adminPassword = kAdminPassword;
     c.passwordIterations = 1000;
     c.pauseThreshold = Millis(0);  // the manual clock jumps; a slow machine must not look paused

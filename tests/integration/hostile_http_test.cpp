@@ -106,6 +106,7 @@ struct RunningConsole {
     c.plainHttp = true;
     // The same suite against either defender-channel front (tests/CMakeLists.txt runs both).
     if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
+    if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
     c.adminPassword = "hostile-admin-password";
     c.passwordIterations = 1000;
     return c;

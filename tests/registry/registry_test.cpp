@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -592,6 +594,8 @@ TEST_CASE("Console end to end: stored credential, embed reads the registry, /api
   reg.pushImage("team/e2e", "1", {"/srv/start"}, {"--serve"}, "amd64", false);
   const std::string dataDir = freshDir("console");
   ConsoleConfig cfg;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) cfg.consoleFront = front;
   cfg.dataDir = dataDir;
   cfg.host = "127.0.0.1";
   cfg.consolePort = 0;
@@ -833,6 +837,8 @@ TEST_CASE("Console: an embed request against a registry that never answers ends 
   const int silentPort = ntohs(a.sin_port);
 
   ConsoleConfig cfg;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) cfg.consoleFront = front;
   cfg.database = ":memory:";
   cfg.host = "127.0.0.1";
   cfg.consolePort = 0;

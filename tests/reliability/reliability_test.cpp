@@ -3,6 +3,8 @@
 // injected through the Store interface (tests/support/faulty_store.h).
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <httplib.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -184,6 +186,8 @@ TEST_CASE("newer schema refuses start-up clearly; a failing migration changes no
     sqlite3_close(db);
   }
   ConsoleConfig c;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
   c.dataDir = dir;
   c.consolePort = c.defenderPort = 0;
   c.uiDir = "/nonexistent";
@@ -553,6 +557,8 @@ const char* const kAdminPassword = "reliability-admin-password";
 
 ConsoleConfig smallConsole(const std::string& dataDir) {
   ConsoleConfig c;
+  // Either Console front (tests/CMakeLists.txt runs both).
+  if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
   c.dataDir = dataDir;
   c.consolePort = c.defenderPort = 0;
   c.uiDir = "/nonexistent";

@@ -81,6 +81,9 @@ class FaultyStore final : public inventory::Store {
       const DefenderVersion& deployed) override {
     return inner_.countOutdated(deployed);
   }
+  Result<std::vector<inventory::VersionCount>> countVersions() override {
+    return inner_.countVersions();
+  }
   Result<std::vector<inventory::ClusterCount>> countClusters() override {
     return inner_.countClusters();
   }

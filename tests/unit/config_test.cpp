@@ -74,6 +74,25 @@ TEST_CASE("config: self-defeating settings raise one warning each, naming the fl
   }
 }
 
+TEST_CASE("config: --console-front chooses the Console API's front and its limits") {
+  auto defaults = parse({});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->consoleFront == "httplib");
+  CHECK(defaults->consoleHeaderTimeoutSeconds == 5);
+  CHECK(defaults->consoleIdleTimeoutSeconds == 60);
+  CHECK(defaults->consoleMaxConnectionsPerAddress == 256);
+  CHECK(defaults->consoleMaxQueued == 1024);
+  auto asio = parse({"--console-front", "asio", "--console-max-connections-per-address", "12",
+                     "--console-header-timeout", "3", "--console-max-queued", "0"});
+  REQUIRE(asio.ok());
+  CHECK(asio->consoleFront == "asio");
+  CHECK(asio->consoleMaxConnectionsPerAddress == 12);
+  CHECK(asio->consoleHeaderTimeoutSeconds == 3);
+  CHECK(asio->consoleMaxQueued == 0);
+  CHECK_FALSE(parse({"--console-front", "nginx"}).ok());
+  CHECK_FALSE(parse({"--console-header-timeout", "0"}).ok());
+}
+
 TEST_CASE("config: --defender-front chooses the defender channel's front; asio limits checked") {
   auto defaults = parse({});
   REQUIRE(defaults.ok());
@@ -92,12 +111,12 @@ TEST_CASE("config: --defender-front chooses the defender channel's front; asio l
   CHECK_FALSE(parse({"--defender-ws-ping", "3601"}).ok());
   CHECK_FALSE(parse({"--defender-front", "nginx"}).ok());
   // The idle timeout must outlast the heartbeat interval, or every connection closes in between.
-  auto idle = parse({"--defender-front", "asio", "--heartbeat-interval", "60",
-                     "--defender-idle-timeout", "60"});
+  auto idle = parse(
+      {"--defender-front", "asio", "--heartbeat-interval", "60", "--defender-idle-timeout", "60"});
   REQUIRE_FALSE(idle.ok());
   CHECK(idle.error().code == "invalid_config");
   CHECK(idle.error().field == "defender-idle-timeout");
-  CHECK(parse({"--defender-front", "asio", "--heartbeat-interval", "60",
-               "--defender-idle-timeout", "61"})
+  CHECK(parse({"--defender-front", "asio", "--heartbeat-interval", "60", "--defender-idle-timeout",
+               "61"})
             .ok());
 }

@@ -387,7 +387,13 @@
   }
   // push = a discrete change (new history entry); typing replaces the current entry.
   function update(patch, { push = true, resetPage = true } = {}) {
+    const filterBefore = listParams().toString();
     state = { ...state, ...patch };
+    // A selection belongs to its filter: another filter starts from none.
+    if (listParams().toString() !== filterBefore) {
+      selection.rows.clear();
+      selection.allMatching = null;
+    }
     if (resetPage && !("offset" in patch)) state.offset = 0;
     const url = pageUrl();
     if (url !== location.pathname + location.search) history[push ? "pushState" : "replaceState"](null, "", url);
@@ -652,8 +658,10 @@
     d.outdated ? `<span class="badge upgrade" title="Older than the Defender version this Console deploys${consoleVersion ? ` (${esc(consoleVersion)})` : ""}">Upgrade needed</span>` : "";
   function rowHtml(d) {
     const sel = openHost && openHost.toLowerCase() === d.hostname.toLowerCase() ? " selected" : "";
+    const picked = isPicked(d.hostname);
     return (
-      `<tr data-host="${esc(d.hostname)}" class="${sel}">` +
+      `<tr data-host="${esc(d.hostname)}" class="${sel}${picked ? " picked" : ""}">` +
+      `<td class="selcol"><input type="checkbox" class="rowsel" aria-label="Select ${esc(d.hostname)}"${picked ? " checked" : ""}></td>` +
       `<td class="host" data-label="Hostname"><div class="cell"><button type="button" class="clip" aria-haspopup="dialog" title="${esc(d.hostname)}">${esc(d.hostname)}</button></div></td>` +
       `<td data-label="Type" data-col="type"><div class="cell"><span class="type-pill clip" title="${esc(d.typeLabel || d.type)}">${esc(d.typeLabel || d.type)}</span></div></td>` +
       `<td data-label="App ID" data-col="appID"><div class="cell">${appIdHtml(d.appID)}</div></td>` +
@@ -674,7 +682,7 @@
   function renderTable(items, total) {
     // Replace only the rows whose content changed (a row that did not change keeps its DOM,
     // text selection and focus); keep keyboard focus on the same Defender.
-    const key = JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost;
+    const key = JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost + "|" + selectionKey();
     if (key !== lastRowsKey && !selectingInTable()) {
       lastRowsKey = key;
       const focusedHost = document.activeElement?.closest?.("#rows tr")?.dataset.host;
@@ -695,6 +703,14 @@
         const tr = [...tbody.rows].find((r) => r.dataset.host === focusedHost);
         tr?.querySelector("button")?.focus({ preventScroll: true });
       }
+    }
+    syncSelectionControls();
+    if (focusFirstRowNext) {
+      // After a bulk delete: the first row of what is left, else the heading.
+      focusFirstRowNext = false;
+      const first = $("rows").rows[0]?.querySelector("td.host button");
+      if (first) first.focus();
+      else focusView();
     }
     const empty = $("empty");
     if (items.length) {
@@ -1176,6 +1192,263 @@
   }
   function markSelected() {
     for (const tr of $("rows").rows) tr.classList.toggle("selected", !!openHost && tr.dataset.host === openHost);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Saved views: named filter sets of the signed-in user, kept in the Console
+  // (GET/POST /api/v1/views, DELETE /api/v1/views/{name}).
+  let savedViews = [];
+  const FILTER_KEYS = { type: "types", connected: "connected", outdated: "outdated", cluster: "cluster", clusterContains: "clusterContains", appID: "appID", search: "search" };
+  function viewMessage(text) {
+    $("view-msg").textContent = text;
+  }
+  function renderViews() {
+    $("views-empty").hidden = savedViews.length > 0;
+    $("views-list").innerHTML = savedViews
+      .map(
+        (v) =>
+          `<li><button type="button" class="linkbtn apply-view" data-name="${esc(v.name)}" title="${esc(new URLSearchParams(v.filter).toString() || "every Defender")}">${esc(v.name)}</button>` +
+          `<button type="button" class="linkbtn delete-view" data-name="${esc(v.name)}" aria-label="Delete view ${esc(v.name)}">Delete</button></li>`,
+      )
+      .join("");
+  }
+  async function loadViews() {
+    try {
+      savedViews = (await api("views")).data || [];
+      renderViews();
+    } catch (e) {
+      viewMessage(`Could not read your views: ${e.message}`);
+    }
+  }
+  function applyView(name) {
+    const v = savedViews.find((x) => x.name === name);
+    if (!v) return;
+    const patch = { types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "" };
+    for (const [k, value] of Object.entries(v.filter || {})) {
+      if (k === "type") patch.types = String(value).split(",").filter((t) => TYPE_BY_NAME.has(t));
+      else if (FILTER_KEYS[k]) patch[FILTER_KEYS[k]] = String(value);
+    }
+    update(patch);
+    $("views-menu").open = false;
+    toast(`Showing view “${name}”.`);
+    // Focus on the table's first row when there is one (after the refresh), else the heading.
+    focusFirstRowNext = true;
+  }
+  async function saveView(ev) {
+    ev.preventDefault();
+    const name = $("view-name").value.trim();
+    if (!name) {
+      viewMessage("Enter a name for the view.");
+      $("view-name").focus();
+      return;
+    }
+    $("view-save").disabled = true;
+    try {
+      const { data } = await api("views", { method: "POST", body: { name, filter: Object.fromEntries(listParams()) } });
+      await loadViews();
+      $("view-name").value = "";
+      viewMessage(`Saved view “${data.name}”.`);
+      // Focus on the saved view in the list.
+      [...$("views-list").querySelectorAll(".apply-view")].find((b) => b.dataset.name === data.name)?.focus();
+    } catch (e) {
+      viewMessage(e.status === 409 ? "You already keep 100 views: delete one first." : `Could not save: ${e.message}`);
+      $("view-name").focus();
+    } finally {
+      $("view-save").disabled = false;
+    }
+  }
+  async function deleteView(name) {
+    const items = [...$("views-list").querySelectorAll(".delete-view")];
+    const i = items.findIndex((b) => b.dataset.name === name);
+    try {
+      await api(`views/${encodeURIComponent(name)}`, { method: "DELETE" });
+    } catch (e) {
+      if (e.status !== 404) return viewMessage(`Could not delete: ${e.message}`);
+    }
+    await loadViews();
+    viewMessage(`Deleted view “${name}”.`);
+    // Focus on the view that took its place, else the name field.
+    const next = $("views-list").querySelectorAll(".apply-view")[Math.min(i, savedViews.length - 1)];
+    (next || $("view-name")).focus();
+  }
+  function wireViews() {
+    $("views-menu").addEventListener("toggle", () => {
+      if ($("views-menu").open) {
+        viewMessage("");
+        loadViews();
+      }
+    });
+    $("views-menu").addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && $("views-menu").open) {
+        $("views-menu").open = false;
+        $("views-menu").querySelector("summary").focus();
+      }
+    });
+    $("view-save-form").addEventListener("submit", saveView);
+    $("views-list").addEventListener("click", (e) => {
+      const apply = e.target.closest(".apply-view");
+      if (apply) return applyView(apply.dataset.name);
+      const del = e.target.closest(".delete-view");
+      if (del) deleteView(del.dataset.name);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Bulk selection: Defenders picked by their checkbox on any page (kept with their rows, for
+  // the CSV export), or "all N matching this filter" (the filter and the count the user saw;
+  // the Console deletes on the filter and refuses with 409 count_changed when the count moved).
+  const selection = { rows: new Map(), allMatching: null, anchor: -1 };
+  let focusFirstRowNext = false;
+  const isPicked = (host) => !!selection.allMatching || selection.rows.has(host.toLowerCase());
+  const selectedCount = () => (selection.allMatching ? selection.allMatching.count : selection.rows.size);
+  const selectionKey = () => (selection.allMatching ? `all:${selection.allMatching.count}` : [...selection.rows.keys()].join(","));
+  function clearSelection() {
+    selection.rows.clear();
+    selection.allMatching = null;
+    selection.anchor = -1;
+    lastRowsKey = "";
+    renderTable(lastPage.items, lastPage.total);
+  }
+  function pick(d, on) {
+    const k = d.hostname.toLowerCase();
+    if (on) selection.rows.set(k, d);
+    else selection.rows.delete(k);
+  }
+  // The selection changed: rows that were all matching become the page's rows (minus the one
+  // unticked) when one is unticked.
+  function leaveAllMatching() {
+    if (!selection.allMatching) return;
+    selection.allMatching = null;
+    for (const d of lastPage.items) pick(d, true);
+  }
+  function syncSelectionControls() {
+    const n = selectedCount();
+    const s = n === 1 ? "" : "s";
+    $("bulkbar").hidden = n === 0;
+    $("bulk-count").textContent = selection.allMatching ? `All ${n} Defender${s} matching this filter are selected.` : `${n} Defender${s} selected.`;
+    const total = lastPage.total;
+    const more = !selection.allMatching && n > 0 && total > n;
+    $("select-all-matching").hidden = !more;
+    if (more) $("select-all-matching").textContent = `Select all ${total} matching this filter`;
+    $("bulk-delete").hidden = readOnly(); // auditors read and export only (the Console refuses with 403)
+    $("bulk-delete").textContent = `Delete ${n} selected…`;
+    const onPage = lastPage.items.filter((d) => isPicked(d.hostname)).length;
+    const box = $("select-page");
+    box.checked = onPage > 0 && onPage === lastPage.items.length;
+    box.indeterminate = onPage > 0 && onPage < lastPage.items.length;
+    box.disabled = lastPage.items.length === 0;
+  }
+  function onRowCheck(input, shift) {
+    const tr = input.closest("tr");
+    const rows = [...$("rows").rows];
+    const index = rows.indexOf(tr);
+    const byHost = new Map(lastPage.items.map((d) => [d.hostname, d]));
+    leaveAllMatching();
+    // Shift-click: the range from the previous click takes this box's state.
+    const [from, to] = shift && selection.anchor >= 0 ? [Math.min(selection.anchor, index), Math.max(selection.anchor, index)] : [index, index];
+    for (let i = from; i <= to; i++) {
+      const d = byHost.get(rows[i]?.dataset.host);
+      if (d) pick(d, input.checked);
+    }
+    selection.anchor = index;
+    lastRowsKey = "";
+    renderTable(lastPage.items, lastPage.total);
+    rows[index] && [...$("rows").rows][index]?.querySelector(".rowsel")?.focus({ preventScroll: true });
+  }
+  function onPageCheck() {
+    const on = $("select-page").checked;
+    if (!on && selection.allMatching) selection.allMatching = null;
+    else leaveAllMatching();
+    for (const d of lastPage.items) pick(d, on);
+    lastRowsKey = "";
+    renderTable(lastPage.items, lastPage.total);
+  }
+  function selectAllMatching() {
+    selection.allMatching = { query: listParams().toString(), count: lastPage.total };
+    selection.rows.clear();
+    lastRowsKey = "";
+    renderTable(lastPage.items, lastPage.total);
+    $("bulk-export").focus();
+  }
+  // The CSV columns of GET /api/v1/defenders/download, for the rows picked one by one.
+  const CSV_COLUMNS = ["hostname", "type", "category", "version", "connected", "lastModified", "lastSeen", "disconnectedAt", "removalAt", "cluster", "appID", "container", "provider", "accountID", "region", "resourceID", "image"];
+  function csvCell(v) {
+    let t = v === undefined || v === null ? "" : String(v);
+    if (/^[=+\-@\t\r]/.test(t)) t = `'${t}`; // a spreadsheet must not run it as a formula
+    return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+  }
+  function selectionCsv() {
+    const lines = [CSV_COLUMNS.join(",")];
+    for (const d of selection.rows.values()) {
+      const cm = d.cloudMetadata || {};
+      lines.push(CSV_COLUMNS.map((c) => csvCell(c in cm && !(c in d) ? cm[c] : d[c])).join(","));
+    }
+    return "\ufeff" + lines.join("\r\n") + "\r\n";
+  }
+  function exportSelection() {
+    if (selection.allMatching) {
+      // Every match: the Console's download of this filter.
+      const q = new URLSearchParams(selection.allMatching.query);
+      q.set("bom", "true");
+      return fetchDownload(`${API}/defenders/download?${q}`, "defenders-selection.csv");
+    }
+    const url = URL.createObjectURL(new Blob([selectionCsv()], { type: "text/csv;charset=utf-8" }));
+    saveUrl(url, "defenders-selection.csv");
+    toast(`Exported ${selection.rows.size} Defender${selection.rows.size === 1 ? "" : "s"}.`);
+  }
+  function bulkBody() {
+    if (!selection.allMatching) return { hostnames: [...selection.rows.values()].map((d) => d.hostname) };
+    const q = new URLSearchParams(selection.allMatching.query);
+    if (![...q.keys()].length) return { all: true, expectedCount: selection.allMatching.count };
+    return { filter: Object.fromEntries(q), expectedCount: selection.allMatching.count };
+  }
+  function askBulkDelete() {
+    const n = selectedCount();
+    if (!n) return;
+    const s = n === 1 ? "" : "s";
+    $("bulk-title").textContent = `Delete ${n} Defender${s}?`;
+    $("bulk-text").textContent =
+      (selection.allMatching ? `Every Defender matching the current filter (${n}) ` : `The ${n} selected Defender${s} `) +
+      `will be removed from the inventory together with their observations; an audit record is kept for each. ` +
+      `Those still running register again, with no old data, on their next heartbeat.`;
+    $("bulk-confirm-delete").textContent = `Delete ${n} Defender${s}`;
+    $("bulk-error").hidden = true;
+    $("bulk-confirm-delete").disabled = false;
+    $("bulk-confirm").showModal();
+  }
+  async function doBulkDelete() {
+    $("bulk-confirm-delete").disabled = true;
+    try {
+      const { data } = await api("defenders/delete", { method: "POST", body: bulkBody() });
+      $("bulk-confirm").close();
+      const n = data.deleted;
+      toast(`Deleted ${n} Defender${n === 1 ? "" : "s"}${data.skipped ? ` (${data.skipped} already gone)` : ""}.`);
+      selection.rows.clear();
+      selection.allMatching = null;
+      focusFirstRowNext = true;
+      lastRowsKey = "";
+      refreshNow();
+    } catch (e) {
+      $("bulk-confirm-delete").disabled = false;
+      $("bulk-error").hidden = false;
+      if (e.status === 409 && e.body?.code === "count_changed" && selection.allMatching) {
+        // The fleet moved since the user looked: show the new count and ask again.
+        try {
+          const { total } = await api(`defenders?${selection.allMatching.query ? `${selection.allMatching.query}&` : ""}limit=1`);
+          const was = selection.allMatching.count;
+          selection.allMatching.count = total;
+          $("bulk-title").textContent = `Delete ${total} Defender${total === 1 ? "" : "s"}?`;
+          $("bulk-confirm-delete").textContent = `Delete ${total} Defender${total === 1 ? "" : "s"}`;
+          $("bulk-error").textContent = `The filter now matches ${total} Defender${total === 1 ? "" : "s"}, not ${was}. Nothing was deleted; confirm the new number to go on.`;
+          syncSelectionControls();
+        } catch (e2) {
+          $("bulk-error").textContent = `Could not delete: ${e2.message}`;
+        }
+      } else {
+        $("bulk-error").textContent = e.status === 403 ? forbidden("deleting Defenders") : `Could not delete: ${e.message}`;
+      }
+      $("bulk-confirm-delete").focus();
+    }
   }
 
   // Delete with confirmation.
@@ -2072,9 +2345,21 @@
   async function downloadCsv(ev) {
     ev.preventDefault();
     const link = ev.currentTarget;
+    return fetchDownload(link.href, link.id === "audit-download" ? "audit.csv" : "defenders.csv");
+  }
+  function saveUrl(url, filename) {
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+  async function fetchDownload(href, filename) {
     let res;
     try {
-      res = await fetch(link.href, { headers: authHeaders(), cache: "no-store" });
+      res = await fetch(href, { headers: authHeaders(), cache: "no-store" });
     } catch {
       toast("The Console could not be reached. Nothing was downloaded.");
       return;
@@ -2088,14 +2373,7 @@
       toast(`Download failed: ${json?.message || `HTTP ${res.status}`}`);
       return;
     }
-    const url = URL.createObjectURL(await res.blob());
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = link.id === "audit-download" ? "audit.csv" : "defenders.csv";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    saveUrl(URL.createObjectURL(await res.blob()), filename);
   }
 
   function wire() {
@@ -2109,6 +2387,7 @@
     wireProtect();
     wireAudit();
     wireHistory();
+    wireViews();
     wireRegistryCredentials();
     wireEntrypoints();
     $("type-btn").addEventListener("click", () => openTypeMenu($("type-menu").hidden));
@@ -2168,12 +2447,24 @@
       update({ types: tile.getAttribute("aria-pressed") === "true" ? [] : catTypes });
     });
     $("rows").addEventListener("click", (e) => {
+      const box = e.target.closest(".rowsel");
+      if (box) return onRowCheck(box, e.shiftKey);
+      if (e.target.closest("td.selcol")) return;
       const app = e.target.closest("[data-appid]");
       if (app) return update({ appID: app.dataset.appid });
       const tr = e.target.closest("tr[data-host]");
       if (tr && !window.getSelection()?.toString()) openDetail(tr.dataset.host);
     });
 
+    $("select-page").addEventListener("change", onPageCheck);
+    $("select-all-matching").addEventListener("click", selectAllMatching);
+    $("bulk-clear").addEventListener("click", () => {
+      clearSelection();
+      $("select-page").focus();
+    });
+    $("bulk-export").addEventListener("click", exportSelection);
+    $("bulk-delete").addEventListener("click", askBulkDelete);
+    $("bulk-confirm-delete").addEventListener("click", doBulkDelete);
     $("page-size").addEventListener("change", (e) => update({ limit: Number(e.target.value) }));
     $("first").addEventListener("click", () => update({ offset: 0 }));
     $("prev").addEventListener("click", () => update({ offset: Math.max(0, state.offset - state.limit) }));
