@@ -316,8 +316,8 @@ describe("Keyboard and small screens", () => {
   test("tiles' accessible names contain their visible text", async () => {
     const page = await open("/");
     await waitFor(async () => /connected/.test(await page.textContent('.tile[data-cat="appEmbedded"]')), { what: "tile counts" });
-    // The name is computed from the visible text (no aria-label replaces it), in its order, with
-    // what a press does after it.
+    // Each name is computed from the visible text (no aria-label replaces it), in its order,
+    // with what a press does after it: the category's button, and one button per number.
     for (const name of ["App-Embedded", "Container", "Host", "Serverless"]) {
       const tile = page.locator(".tile", { has: page.locator(".t-name", { hasText: new RegExp(`^${name}$`) }) });
       assert.equal(await tile.getAttribute("aria-label"), null);
@@ -326,10 +326,10 @@ describe("Keyboard and small screens", () => {
         el.querySelector(".c").textContent,
         el.querySelector(".d").textContent,
       ]);
-      const named = page.getByRole("button", {
-        name: new RegExp(`^${name}\\s*${total} deployed\\s*${connected} connected\\s*${disconnected} disconnected.*filter the table to ${name} types$`),
-      });
-      assert.equal(await named.count(), 1, `a button named with the ${name} tile's visible text`);
+      const named = (re) => page.getByRole("button", { name: re }).count();
+      assert.equal(await named(new RegExp(`^${name}\\s*${total} deployed.*filter the table to ${name} types$`)), 1, `${name}: the category button`);
+      assert.equal(await named(new RegExp(`^${connected} connected\\s*, filter the table to connected ${name} Defenders$`)), 1, `${name}: connected`);
+      assert.equal(await named(new RegExp(`^${disconnected} disconnected\\s*, filter the table to disconnected ${name} Defenders$`)), 1, `${name}: disconnected`);
     }
     await page.close();
   });

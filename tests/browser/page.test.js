@@ -62,7 +62,7 @@ describe("Deployed Defenders", () => {
     await waitFor(async () => (await hostsOnPage(page)).length === 11, { what: "11 Fargate rows" });
     assert.equal(query(page).get("type"), "fargate");
     assert.match(await page.textContent("#chips"), /Type: Fargate/);
-    const types = await page.$$eval("#rows tr td:nth-child(2)", (tds) => [...new Set(tds.map((t) => t.textContent.trim()))]);
+    const types = await page.$$eval("#rows tr td[data-col=\"type\"]", (tds) => [...new Set(tds.map((t) => t.textContent.trim()))]);
     assert.deepEqual(types, ["Fargate"]);
 
     // Add App-Embedded by clicking the option's text (not the box): both types, comma list.
@@ -133,7 +133,7 @@ describe("Deployed Defenders", () => {
     await page.click('th[data-sort="connected"] button');
     await waitFor(async () => query(page).get("sort") === "connected" && !query(page).has("reverse"), { what: "sort=connected" });
     await waitFor(async () => {
-      const status = await page.$$eval("#rows tr td:nth-child(6) .badge", (b) => b.map((x) => x.textContent));
+      const status = await page.$$eval("#rows tr td[data-label=\"Status\"] .badge", (b) => b.map((x) => x.textContent));
       return status.length === 11 && status.slice(0, 3).every((s) => s === "Disconnected") && status.slice(3).every((s) => s === "Connected");
     }, { what: "disconnected first" });
     await page.close();
