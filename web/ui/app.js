@@ -2554,6 +2554,20 @@
       if (tr && !window.getSelection()?.toString()) openDetail(tr.dataset.host);
     });
 
+    // Arrow keys move between rows (to the same control: checkbox, hostname or App ID), Home and
+    // End to the first and last row; Enter on a hostname opens its details (it is a button).
+    $("rows").addEventListener("keydown", (e) => {
+      if (!["ArrowDown", "ArrowUp", "Home", "End"].includes(e.key) || e.altKey || e.ctrlKey || e.metaKey) return;
+      const tr = e.target.closest("tr[data-host]");
+      if (!tr) return;
+      const rows = [...$("rows").rows];
+      const i = rows.indexOf(tr);
+      const j = e.key === "ArrowDown" ? i + 1 : e.key === "ArrowUp" ? i - 1 : e.key === "Home" ? 0 : rows.length - 1;
+      if (j < 0 || j >= rows.length || j === i) return;
+      e.preventDefault();
+      const kind = e.target.classList.contains("rowsel") ? ".rowsel" : e.target.closest("[data-appid]") ? "[data-appid]" : "td.host button";
+      (rows[j].querySelector(kind) || rows[j].querySelector("td.host button")).focus();
+    });
     $("select-page").addEventListener("change", onPageCheck);
     $("select-all-matching").addEventListener("click", selectAllMatching);
     $("bulk-clear").addEventListener("click", () => {
