@@ -878,27 +878,28 @@
     q.set("limit", String(state.limit));
     q.set("sort", state.sort);
     q.set("reverse", String(state.reverse));
-    const [page, summary, version, types, clusters] = await Promise.all([
-      api(`defenders?${q}`),
-      api("defenders/summary"),
-      consoleVersion ? null : api("version").catch(() => null),
-      api("defenders/types").catch(() => null), // counts are a help: the page works without them
-      // The cluster count reads every stored row's index entry: once a minute, and when the
-      // Cluster field gets focus (below).
-      Date.now() - clustersAt > 60000 ? loadClusters() : null,
-      // The version count reads every stored row: once a minute.
-      Date.now() - versionsAt > 60000 ? loadVersions() : null,
-    ]);
-    if (lastVersions) renderVersions(lastVersions); // the pressed version follows the filter
-    if (types) renderTypeCounts(types.data);
-
+    // The rows first: the list is asked for alone and drawn as soon as it answers. The counts
+    // (summary, cluster suggestions, the version bar) read the whole inventory on a large fleet
+    // and share the Console's database reader with the list, so they are asked for after it
+    // (docs/benchmarks.md "First page in the browser").
+    const [page, version] = await Promise.all([api(`defenders?${q}`), consoleVersion ? null : api("version").catch(() => null)]);
     if (version && typeof version.data === "string") consoleVersion = version.data;
-    lastSummary = summary.data;
-    renderTiles(summary.data);
     const total = Number.isFinite(page.total) ? page.total : page.data.length;
     lastPage = { items: page.data, total };
     renderTable(page.data, total);
     $("grid").setAttribute("aria-busy", "false");
+
+    const summaryP = api("defenders/summary");
+    const typesP = api("defenders/types").catch(() => null); // counts are a help: the page works without them
+    // Cluster suggestions and the version bar: once a minute (the Cluster field also asks when it
+    // gets focus), not awaited by the refresh.
+    if (Date.now() - clustersAt > 60000) loadClusters();
+    if (Date.now() - versionsAt > 60000) loadVersions();
+    else if (lastVersions) renderVersions(lastVersions); // the pressed version follows the filter
+    const [summary, types] = await Promise.all([summaryP, typesP]);
+    if (types) renderTypeCounts(types.data);
+    lastSummary = summary.data;
+    renderTiles(summary.data);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2640,8 +2641,13 @@
   showView();
   // Without a stored token nobody is signed in: ask at once rather than let the Console answer
   // 401 (which the browser logs as an error on every first visit).
-  (auth.token ? whoAmI() : Promise.resolve(false)).then((ok) => {
-    if (ok) render();
-    else if (!$("signin").open) askSignIn();
-  });
+  // With a token, the first page is asked for at once, beside who is signed in (one round trip
+  // less before the rows); the role's controls follow when that answers.
+  if (auth.token) {
+    render();
+    whoAmI().then((ok) => {
+      if (!ok && !$("signin").open) askSignIn();
+      else syncSelectionControls();
+    });
+  } else askSignIn();
 })();
