@@ -98,7 +98,7 @@ describe("Controls follow the role", () => {
     const refused = await fetch(`${dc.base}/api/v1/defenders/${fargate[0].hostname}`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
     assert.equal(refused.status, 403);
     assert.equal((await dc.get(`/api/v1/defenders/${fargate[0].hostname}`)).status, 200);
-    await page.close();
+    await page.context().close();
   });
 
   test("an administrator gets the same controls enabled", async () => {
@@ -107,7 +107,7 @@ describe("Controls follow the role", () => {
     await page.waitForSelector("#detail[open]");
     await waitFor(async () => !(await page.isDisabled("#detail-delete")), { what: "Delete enabled" });
     assert.ok(await page.isHidden("#detail-delete-why").catch(() => true));
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -128,7 +128,7 @@ describe("Finding Defenders", () => {
     await waitFor(async () => (await hostsOnPage(page)).length === expected, { what: "the rows of that App ID" });
     assert.match(await page.textContent("#chips"), new RegExp(`App ID: ${searchApp}`));
     assert.ok(await page.isHidden("#detail"), "the click filtered instead of opening the detail");
-    await page.close();
+    await page.context().close();
   });
 
   test("search matches the task ARN, the image and the version", async () => {
@@ -141,7 +141,7 @@ describe("Finding Defenders", () => {
     await waitFor(async () => (await hostsOnPage(page)).length === 1, { what: "image hit" });
     await page.fill("#f-search", "33.01.002");
     await waitFor(async () => (await page.textContent("#range")).includes("of 30 Defenders"), { what: "version hits" });
-    await page.close();
+    await page.context().close();
   });
 
   test("cluster: substring match, suggestions of every cluster with counts; Type menu counts", async () => {
@@ -161,7 +161,7 @@ describe("Finding Defenders", () => {
     assert.equal(await page.textContent('#type-options [data-count="appEmbedded"]'), "1");
     assert.equal(await page.textContent('#type-options [data-count="docker"]'), "0");
     await screenshot(page, "defenders-type-counts-1280x800.png");
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -195,7 +195,7 @@ describe("Liveness of the page", () => {
     }
     await waitFor(async () => (await page.textContent("#conn-text")) === "Console connected", { timeoutMs: 15000, what: "connected again" });
     assert.ok(await page.isHidden("#banner"));
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -234,7 +234,7 @@ describe("Table", () => {
     await page.fill("#page-jump", "9");
     await page.press("#page-jump", "Enter");
     await waitFor(async () => query(page).get("offset") === "50", { what: "a page past the end goes to the last" });
-    await page.close();
+    await page.context().close();
   });
 
   test("text selected in the table survives refreshes", async () => {
@@ -253,7 +253,7 @@ describe("Table", () => {
       await waitFor(async () => (await page.textContent("#updated")) !== updated, { timeoutMs: 15000, what: "a refresh" });
     }
     assert.equal(await page.evaluate(() => getSelection().toString()), host);
-    await page.close();
+    await page.context().close();
   });
 
   test("compact rows are remembered for the user", async () => {
@@ -268,7 +268,7 @@ describe("Table", () => {
     await page.waitForSelector("#rows tr");
     await waitFor(async () => page.isChecked("#compact"), { what: "compact after reload" });
     await page.uncheck("#compact");
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -291,7 +291,7 @@ describe("Column chooser", () => {
     await page.reload();
     await page.waitForSelector("#rows tr");
     await waitFor(async () => page.isVisible('th[data-sort="appID"]'), { what: "all columns again" });
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -310,14 +310,14 @@ describe("Keyboard and small screens", () => {
     await page.waitForSelector("#detail", { state: "hidden" });
     await waitFor(async () => !(await hostsOnPage(page)).includes(victim), { what: "row gone" });
     await waitFor(async () => (await page.evaluate(() => document.activeElement?.closest("tr")?.dataset.host)) === hosts[5], { what: "focus on the next row" });
-    await page.close();
+    await page.context().close();
   });
 
   test("tiles' accessible names contain their visible text", async () => {
     const page = await open("/");
     await waitFor(async () => /connected/.test(await page.textContent('.tile[data-cat="appEmbedded"]')), { what: "tile counts" });
-    // The name is computed from the visible text (no aria-label replaces it), in its order, with
-    // what a press does after it.
+    // Each name is computed from the visible text (no aria-label replaces it), in its order,
+    // with what a press does after it: the category's button, and one button per number.
     for (const name of ["App-Embedded", "Container", "Host", "Serverless"]) {
       const tile = page.locator(".tile", { has: page.locator(".t-name", { hasText: new RegExp(`^${name}$`) }) });
       assert.equal(await tile.getAttribute("aria-label"), null);
@@ -326,12 +326,12 @@ describe("Keyboard and small screens", () => {
         el.querySelector(".c").textContent,
         el.querySelector(".d").textContent,
       ]);
-      const named = page.getByRole("button", {
-        name: new RegExp(`^${name}\\s*${total} deployed\\s*${connected} connected\\s*${disconnected} disconnected.*filter the table to ${name} types$`),
-      });
-      assert.equal(await named.count(), 1, `a button named with the ${name} tile's visible text`);
+      const named = (re) => page.getByRole("button", { name: re }).count();
+      assert.equal(await named(new RegExp(`^${name}\\s*${total} deployed.*filter the table to ${name} types$`)), 1, `${name}: the category button`);
+      assert.equal(await named(new RegExp(`^${connected} connected\\s*, filter the table to connected ${name} Defenders$`)), 1, `${name}: connected`);
+      assert.equal(await named(new RegExp(`^${disconnected} disconnected\\s*, filter the table to disconnected ${name} Defenders$`)), 1, `${name}: disconnected`);
     }
-    await page.close();
+    await page.context().close();
   });
 
   test("at 400 px the navigation fits: every link visible, no sideways strip", async () => {
@@ -345,6 +345,6 @@ describe("Keyboard and small screens", () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 1, `page overflows by ${overflow}px`);
     await screenshot(page, "defenders-nav-400px.png");
-    await page.close();
+    await page.context().close();
   });
 });

@@ -51,7 +51,7 @@ describe("Deployed Defenders", () => {
     const tile = page.locator('.tile[data-cat="appEmbedded"]');
     assert.match(await tile.textContent(), /12.*9 connected.*3 disconnected/s);
     assert.deepEqual(page.errors, []);
-    await page.close();
+    await page.context().close();
   });
 
   test("Type filter: Fargate, from the multi-select; URL reflects it and a shared URL restores it", async () => {
@@ -62,7 +62,7 @@ describe("Deployed Defenders", () => {
     await waitFor(async () => (await hostsOnPage(page)).length === 11, { what: "11 Fargate rows" });
     assert.equal(query(page).get("type"), "fargate");
     assert.match(await page.textContent("#chips"), /Type: Fargate/);
-    const types = await page.$$eval("#rows tr td:nth-child(2)", (tds) => [...new Set(tds.map((t) => t.textContent.trim()))]);
+    const types = await page.$$eval("#rows tr td[data-col=\"type\"]", (tds) => [...new Set(tds.map((t) => t.textContent.trim()))]);
     assert.deepEqual(types, ["Fargate"]);
 
     // Add App-Embedded by clicking the option's text (not the box): both types, comma list.
@@ -76,8 +76,8 @@ describe("Deployed Defenders", () => {
     const shared = await open(new URL(page.url()).pathname + new URL(page.url()).search);
     assert.equal((await hostsOnPage(shared)).length, 12);
     assert.equal(await shared.textContent("#type-summary"), "Fargate, Container Defender - App-Embedded");
-    await shared.close();
-    await page.close();
+    await shared.context().close();
+    await page.context().close();
   });
 
   test("Status, Cluster and search filters narrow the table and land in the URL", async () => {
@@ -107,7 +107,7 @@ describe("Deployed Defenders", () => {
     await page.click("#clear-filters");
     await waitFor(async () => (await hostsOnPage(page)).length === 16, { what: "all rows" });
     assert.equal(new URL(page.url()).search, "");
-    await page.close();
+    await page.context().close();
   });
 
   test("no matches shows an empty state that says what to do", async () => {
@@ -116,7 +116,7 @@ describe("Deployed Defenders", () => {
     assert.match(await page.textContent("#empty"), /No Defenders match these filters/);
     await page.click("#empty [data-clear]");
     await waitFor(async () => (await hostsOnPage(page)).length === 16, { what: "cleared" });
-    await page.close();
+    await page.context().close();
   });
 
   test("sorting by column header uses the server's sort and toggles direction", async () => {
@@ -133,10 +133,10 @@ describe("Deployed Defenders", () => {
     await page.click('th[data-sort="connected"] button');
     await waitFor(async () => query(page).get("sort") === "connected" && !query(page).has("reverse"), { what: "sort=connected" });
     await waitFor(async () => {
-      const status = await page.$$eval("#rows tr td:nth-child(6) .badge", (b) => b.map((x) => x.textContent));
+      const status = await page.$$eval("#rows tr td[data-label=\"Status\"] .badge", (b) => b.map((x) => x.textContent));
       return status.length === 11 && status.slice(0, 3).every((s) => s === "Disconnected") && status.slice(3).every((s) => s === "Connected");
     }, { what: "disconnected first" });
-    await page.close();
+    await page.context().close();
   });
 
   test("paging shows the total and moves through pages", async () => {
@@ -167,7 +167,7 @@ describe("Deployed Defenders", () => {
       extra.stop();
       await new Promise((r) => setTimeout(r, 600));
       for (const h of [...extra.alive.keys()]) await dc.fetch(`${dc.base}/api/v1/defenders/${h}`, { method: "DELETE" });
-      await page.close();
+      await page.context().close();
     }
   });
 
@@ -188,7 +188,7 @@ describe("Deployed Defenders", () => {
     assert.equal(await page.evaluate(() => window.scrollY), scrollBefore);
     await dc.get(`/api/v1/defenders/${d.hostname}`);
     await dc.fetch(`${dc.base}/api/v1/defenders/${d.hostname}`, { method: "DELETE" });
-    await page.close();
+    await page.context().close();
   });
 
   test("auto-refresh keeps filters, sort, page and scroll", async () => {
@@ -201,7 +201,7 @@ describe("Deployed Defenders", () => {
     assert.equal(await page.evaluate(() => window.scrollY), 300);
     assert.equal(query(page).get("sort"), "cluster");
     assert.equal(await page.getAttribute('th[data-sort="cluster"]', "aria-sort"), "descending");
-    await page.close();
+    await page.context().close();
   });
 
   test("screenshots of the filtered Fargate view (wide and narrow)", async () => {
@@ -217,7 +217,7 @@ describe("Deployed Defenders", () => {
       // No horizontal scrolling of the page itself on a narrow window.
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 1, `page overflows horizontally by ${overflow}px at ${width}px`);
-      await page.close();
+      await page.context().close();
     }
   });
 });
@@ -241,7 +241,7 @@ describe("Defender detail", () => {
     await waitFor(async () => !(await page.$("#detail[open]")), { what: "detail closed" });
     // Focus returns to the row.
     assert.equal(await page.evaluate(() => document.activeElement.closest("tr")?.dataset.host), d.hostname);
-    await page.close();
+    await page.context().close();
   });
 
   test("delete asks for confirmation; cancel keeps the Defender, confirm removes it and it shows in Audit", async () => {
@@ -269,7 +269,7 @@ describe("Defender detail", () => {
     assert.equal(query(page).get("view"), "audit");
     const row = page.locator("#audit-rows tr", { hasText: d.hostname });
     assert.match(await row.textContent(), /admin/, "the audit record names the signed-in user");
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -315,7 +315,7 @@ describe("Advanced settings", () => {
     // Non-App-Embedded disconnected Defenders now show a 14-day removal.
     await page.goto(`${dc.base}/?type=daemonset&connected=false`);
     await waitFor(async () => /removal in 13 d 23 h|removal in 14 d/.test(await page.textContent("#rows")), { timeoutMs: 20000, what: "14-day removal" });
-    await page.close();
+    await page.context().close();
   });
 });
 
@@ -343,7 +343,7 @@ describe("Resilience and accessibility", () => {
     await waitFor(async () => query(page).get("type") === "fargate", { what: "type=fargate from the keyboard" });
     assert.equal(await page.evaluate(() => document.activeElement.id), "type-btn");
     assert.equal(await page.getAttribute("#type-btn", "aria-expanded"), "false");
-    await page.close();
+    await page.context().close();
   });
 
   test("an unreachable Console shows 'Console unreachable, retrying' and recovers", async () => {
@@ -354,7 +354,7 @@ describe("Resilience and accessibility", () => {
     assert.ok((await hostsOnPage(page)).length > 0, "last data stays visible");
     await page.unroute("**/api/v1/**");
     await page.waitForSelector("#banner", { state: "hidden", timeout: 12000 });
-    await page.close();
+    await page.context().close();
   });
 
   test("an invalid parameter in a shared URL is explained, with a way out", async () => {
@@ -370,7 +370,7 @@ describe("Resilience and accessibility", () => {
     await page.click("#banner [data-reset]");
     await page.waitForSelector("#banner", { state: "hidden" });
     assert.equal(new URL(page.url()).search, "");
-    await page.close();
+    await page.context().close();
   });
 
   test("an empty inventory explains how to start Defenders", async () => {
@@ -383,7 +383,7 @@ describe("Resilience and accessibility", () => {
       assert.match(text, /No Defenders yet/);
       assert.match(text, /defender-fleet-sim/);
       await screenshot(page, "empty-inventory-1280x800.png");
-      await page.close();
+      await page.context().close();
     } finally {
       await empty.stop();
     }
@@ -396,6 +396,6 @@ describe("Resilience and accessibility", () => {
     assert.equal(query(page).get("view"), "protect");
     assert.equal(await page.getAttribute('.nav a[data-view="protect"]', "aria-current"), "page");
     assert.equal(await page.textContent("#p-generate"), "Generate protected task");
-    await page.close();
+    await page.context().close();
   });
 });

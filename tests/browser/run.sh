@@ -12,7 +12,7 @@ if [[ ! -x "$bin" ]]; then
   exit 2
 fi
 cd "$here"
-if [[ ! -d node_modules/playwright-core ]]; then
+if [[ ! -d node_modules/playwright-core || ! -d node_modules/axe-core ]]; then
   npm ci --no-audit --no-fund
 fi
 mkdir -p artifacts

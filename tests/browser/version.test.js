@@ -6,7 +6,7 @@
 const { test, before, after, describe } = require("node:test");
 const assert = require("node:assert/strict");
 const { startConsole, fargateDefender, waitFor } = require("./lib/console");
-const { launch, newPage } = require("./lib/browser");
+const { launch, newPage, screenshot } = require("./lib/browser");
 
 let dc;
 let browser;
@@ -57,6 +57,58 @@ describe("Upgrade needed", () => {
     assert.equal(await page.inputValue("#f-version"), "false");
     assert.deepEqual(await hostsOnPage(page), current.map((d) => d.hostname).sort());
     assert.deepEqual(page.errors, []);
-    await page.close();
+    await page.context().close(); // its idle keep-alive connections would hold Console workers
+  });
+
+  test("the version chart highlights Upgrade needed; a bar filters the table; tile numbers are filters", async () => {
+    for (const [width, name] of [[1280, "version-chart-1280x800.png"], [400, "version-chart-400px.png"]]) {
+      const page = await newPage(browser, { width, height: 800 });
+      await page.goto(dc.base + "/");
+      await page.waitForSelector("#versions-bar rect");
+      assert.equal(await page.textContent("#versions-summary"), "4 versions, 2 Defenders need an upgrade");
+      await page.click("#versions-summary");
+      await page.waitForSelector("#versions-legend button");
+      const legend = await page.$$eval("#versions-legend button", (bs) => bs.map((b) => [b.dataset.version, b.classList.contains("outdated"), b.textContent]));
+      assert.deepEqual(legend.map(([v]) => v).sort(), ["32.07.123", "33.0.99", "33.00.100", "dev-build"].sort());
+      for (const [v, outdated, text] of legend) {
+        assert.equal(outdated, v === "32.07.123" || v === "33.0.99", `${v} upgrade needed`);
+        assert.equal(/Upgrade needed/.test(text), outdated);
+      }
+      assert.match(await page.getAttribute("#versions-bar svg", "aria-label"), /4 versions; 2 of 4 Defenders need an upgrade/);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 1, `overflows by ${overflow}px at ${width}px`);
+      await screenshot(page, name);
+
+      // A legend entry (keyboard) and a bar segment (pointer) filter the table to that version.
+      await page.click('#versions-legend button[data-version="32.07.123"]');
+      await waitFor(async () => (await page.textContent("#range")).includes("of 1 Defender"), { what: "one Defender of 32.07.123" });
+      assert.equal(new URL(page.url()).searchParams.get("version"), "32.07.123");
+      assert.match(await page.textContent("#chips"), /Version: 32\.07\.123/);
+      assert.equal(await page.getAttribute('#versions-legend button[data-version="32.07.123"]', "aria-pressed"), "true");
+      assert.deepEqual(await hostsOnPage(page), [old[0].hostname]);
+      await page.locator('#versions-bar rect[data-version="33.00.100"]').dispatchEvent("click");
+      await waitFor(async () => new URL(page.url()).searchParams.get("version") === "33.00.100", { what: "the bar's version" });
+      await waitFor(async () => (await hostsOnPage(page)).join() === current[0].hostname, { what: "the 33.00.100 Defender" });
+      await page.context().close();
+    }
+
+    // The tiles' numbers apply their filter.
+    const page = await newPage(browser);
+    await page.goto(dc.base + "/");
+    await page.waitForSelector('.tile[data-cat="appEmbedded"] [data-filter="outdated"]');
+    await page.click('.tile[data-cat="appEmbedded"] [data-filter="outdated"]');
+    await waitFor(async () => (await page.textContent("#range")).includes("of 2 Defenders"), { what: "the upgrade-needed Defenders" });
+    let q = new URL(page.url()).searchParams;
+    assert.equal(q.get("outdated"), "true");
+    assert.equal(q.get("type"), "fargate,appEmbedded,eksFargate");
+    assert.deepEqual(await hostsOnPage(page), old.map((d) => d.hostname).sort());
+    assert.equal(await page.getAttribute('.tile[data-cat="appEmbedded"] [data-filter="outdated"]', "aria-pressed"), "true");
+    await page.click('.tile[data-cat="appEmbedded"] [data-filter="connected"]');
+    await waitFor(async () => new URL(page.url()).searchParams.get("connected") === "true", { what: "connected filter" });
+    q = new URL(page.url()).searchParams;
+    assert.equal(q.get("outdated"), null);
+    await waitFor(async () => (await page.textContent("#range")).includes("of 4 Defenders"), { what: "the connected Defenders" });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
   });
 });

@@ -83,7 +83,7 @@
       Object.entries(rb.content || {})
         .map(([type, c]) => {
           let html = `<p><code>${esc(type)}</code> — <span class="schema">${schemaText(c.schema)}</span>${rb.required ? ' <span class="req">required</span>' : ""}</p>`;
-          if (c.example !== undefined) html += `<pre class="json">${esc(JSON.stringify(c.example, null, 2))}</pre>`;
+          if (c.example !== undefined) html += `<pre class="json" tabindex="0">${esc(JSON.stringify(c.example, null, 2))}</pre>`;
           return html;
         })
         .join("")
@@ -113,7 +113,8 @@
   }
 
   function modelHtml(name, s) {
-    let html = `<section class="model" id="model-${esc(name)}"><h3>${esc(name)}</h3>${md(s.description)}`;
+    // Focusable: a model wider than a narrow screen scrolls sideways, which the keyboard must reach.
+    let html = `<section class="model" id="model-${esc(name)}" tabindex="0" aria-label="Model ${esc(name)}"><h3>${esc(name)}</h3>${md(s.description)}`;
     if (s.allOf) html += `<p class="schema">${schemaText(s)}</p>`;
     for (const part of s.allOf ? s.allOf.filter((x) => !x.$ref) : [s]) {
       if (part.properties) {
@@ -128,7 +129,7 @@
         html += `<p class="schema">${schemaText(part)}</p>${constraints(part)}`;
       }
     }
-    if (s.example) html += `<h3>Example</h3><pre class="json">${esc(JSON.stringify(s.example, null, 2))}</pre>`;
+    if (s.example) html += `<h3>Example</h3><pre class="json" tabindex="0">${esc(JSON.stringify(s.example, null, 2))}</pre>`;
     return html + `</section>`;
   }
 

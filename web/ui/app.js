@@ -341,6 +341,7 @@
       clusterContains: q.get("clusterContains") ?? "", // what the Cluster field types
       appID: q.get("appID") ?? "",
       search: q.get("search") ?? "",
+      version: q.get("version") ?? "", // exact reported version (the version chart)
       sort: SORT_KEYS.includes(sort) ? sort : "hostname",
       reverse: q.get("reverse") === "true",
       limit: PAGE_SIZES.includes(limit) ? limit : 50,
@@ -363,6 +364,7 @@
     if (s.cluster.trim()) q.set("cluster", s.cluster.trim());
     if (s.clusterContains.trim()) q.set("clusterContains", s.clusterContains.trim());
     if (s.appID.trim()) q.set("appID", s.appID.trim());
+    if (s.version) q.set("version", s.version);
     if (s.search.trim()) q.set("search", s.search.trim());
     return q;
   }
@@ -534,6 +536,7 @@
     if (state.clusterContains.trim())
       chips.push([`Cluster contains: “${state.clusterContains.trim()}”`, () => update({ clusterContains: "" })]);
     if (state.appID.trim()) chips.push([`App ID: ${state.appID.trim()}`, () => update({ appID: "" })]);
+    if (state.version) chips.push([`Version: ${state.version || "none reported"}`, () => update({ version: "" })]);
     if (state.search.trim()) chips.push([`Search: “${state.search.trim()}”`, () => update({ search: "" })]);
     const box = $("chips");
     box.innerHTML = "";
@@ -749,22 +752,92 @@
     const box = $("tiles");
     const html = CATEGORIES.map(([cat, name]) => {
       const c = byCat.get(cat) || { deployed: 0, connected: 0, disconnected: 0, outdated: 0 };
-      const upgrade = c.outdated ? `<span><b class="u">${c.outdated}</b> upgrade needed</span>` : "";
       const catTypes = TYPES.filter((t) => t.category === cat).map((t) => t.type);
-      const pressed = state.types.length === catTypes.length && catTypes.every((t) => state.types.includes(t));
+      const onCat = state.types.length === catTypes.length && catTypes.every((t) => state.types.includes(t));
+      const pressed = onCat && !state.connected && !state.outdated;
+      // Each number is a button that applies its filter: the category's types, and connected,
+      // disconnected or upgrade needed. No aria-label: a name is the visible text, with what a
+      // press does last.
+      const link = (filter, cls, n, text) =>
+        `<button type="button" class="t-link" data-filter="${filter}" aria-pressed="${onCat && tileFilterOn(filter)}"><b class="${cls}">${n}</b> ${text}<span class="sr-only">, filter the table to ${text} ${esc(name)} Defenders</span></button>`;
+      const upgradeLink = c.outdated ? link("outdated", "u", c.outdated, "upgrade needed") : "";
       return (
-        // No aria-label: the accessible name is the visible text, with what a press does last.
-        `<button type="button" class="tile" data-cat="${cat}" aria-pressed="${pressed}">` +
-        `<div class="t-name">${esc(name)}</div><div class="t-total">${c.deployed} <span class="t-unit">deployed</span></div>` +
-        `<div class="t-split"><span><b class="c">${c.connected}</b> connected</span><span><b class="d">${c.disconnected}</b> disconnected</span>${upgrade}</div>` +
-        `<span class="sr-only">, filter the table to ${esc(name)} types</span></button>`
+        `<div class="tile" data-cat="${cat}">` +
+        `<button type="button" class="t-main" aria-pressed="${pressed}"><span class="t-name">${esc(name)}</span> <span class="t-total">${c.deployed} <span class="t-unit">deployed</span></span>` +
+        `<span class="sr-only">, filter the table to ${esc(name)} types</span></button>` +
+        `<div class="t-split">${link("connected", "c", c.connected, "connected")}${link("disconnected", "d", c.disconnected, "disconnected")}${upgradeLink}</div>` +
+        `</div>`
       );
     }).join("");
     if (box.dataset.html !== html) {
-      const focusedCat = document.activeElement?.dataset?.cat;
+      const focusedCat = document.activeElement?.closest?.(".tile")?.dataset.cat;
+      const focusedFilter = document.activeElement?.dataset?.filter;
       box.innerHTML = html;
       box.dataset.html = html;
-      if (focusedCat) box.querySelector(`[data-cat="${focusedCat}"]`)?.focus({ preventScroll: true });
+      if (focusedCat)
+        box.querySelector(`[data-cat="${focusedCat}"] ${focusedFilter ? `[data-filter="${focusedFilter}"]` : ".t-main"}`)?.focus({ preventScroll: true });
+    }
+  }
+  // Whether a tile number's filter is the one in force (besides the category's types).
+  function tileFilterOn(filter) {
+    if (filter === "connected") return state.connected === "true" && !state.outdated;
+    if (filter === "disconnected") return state.connected === "false" && !state.outdated;
+    return state.outdated === "true" && !state.connected;
+  }
+  // Version distribution (GET /api/v1/defenders/versions): one stacked bar, Upgrade needed in
+  // its own colour; a segment or a legend entry filters the table to that version.
+  function renderVersions(versions) {
+    const list = (versions || []).filter((v) => v.count > 0);
+    $("versions").hidden = list.length === 0;
+    // Newest first (numeric parts), the ones that report none last.
+    const parts = (v) => v.split(/[^0-9]+/).map(Number);
+    list.sort((a, b) => {
+      if (!a.version || !b.version) return a.version ? -1 : b.version ? 1 : 0;
+      const pa = parts(a.version), pb = parts(b.version);
+      for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] || 0) !== (pb[i] || 0)) return (pb[i] || 0) - (pa[i] || 0);
+      return 0;
+    });
+    const sum = list.reduce((n, v) => n + v.count, 0) || 1;
+    let x = 0;
+    const label = (v) => v.version || "none reported";
+    const rects = list
+      .map((v) => {
+        const w = (v.count / sum) * 1000;
+        const r = `<rect x="${x.toFixed(2)}" y="0" width="${w.toFixed(2)}" height="14" data-version="${esc(v.version)}" class="${v.outdated ? "outdated" : ""}${state.version !== "" && state.version === v.version ? " pressed" : ""}"><title>${esc(label(v))}: ${v.count}${v.outdated ? " (upgrade needed)" : ""}</title></rect>`;
+        x += w;
+        return r;
+      })
+      .join("");
+    const upgrade = list.filter((v) => v.outdated).reduce((n, v) => n + v.count, 0);
+    const html =
+      `<svg viewBox="0 0 1000 14" preserveAspectRatio="none" role="img" aria-label="${esc(`${list.length} version${list.length === 1 ? "" : "s"}; ${upgrade} of ${sum} Defenders need an upgrade`)}">${rects}</svg>`;
+    const legend = list
+      .slice(0, 30)
+      .map(
+        (v) =>
+          `<li><button type="button" class="${v.outdated ? "outdated" : ""}"${v.version ? "" : " disabled"} data-version="${esc(v.version)}" aria-pressed="${state.version !== "" && state.version === v.version}">` +
+          `<span class="mono">${esc(label(v))}</span> <span class="v-count">${v.count}</span>${v.outdated ? ' <span class="badge upgrade">Upgrade needed</span>' : ""}</button></li>`,
+      )
+      .join("") + (list.length > 30 ? `<li class="help">and ${list.length - 30} more</li>` : "");
+    const n = list.length;
+    $("versions-summary").textContent = `${n} version${n === 1 ? "" : "s"}${upgrade ? `, ${upgrade} Defender${upgrade === 1 ? "" : "s"} need${upgrade === 1 ? "s" : ""} an upgrade` : ""}`;
+    if ($("versions").dataset.html !== html + legend) {
+      const focused = document.activeElement?.closest?.("#versions-legend button")?.dataset.version;
+      $("versions-bar").innerHTML = html;
+      $("versions-legend").innerHTML = legend;
+      $("versions").dataset.html = html + legend;
+      if (focused !== undefined) $("versions-legend").querySelector(`button[data-version="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+    }
+  }
+  let versionsAt = 0;
+  let lastVersions = null;
+  async function loadVersions() {
+    versionsAt = Date.now();
+    try {
+      lastVersions = (await api("defenders/versions")).data;
+      renderVersions(lastVersions);
+    } catch {
+      versionsAt = 0;
     }
   }
   // Cluster suggestions: every cluster in the inventory with its Defenders
@@ -805,24 +878,28 @@
     q.set("limit", String(state.limit));
     q.set("sort", state.sort);
     q.set("reverse", String(state.reverse));
-    const [page, summary, version, types, clusters] = await Promise.all([
-      api(`defenders?${q}`),
-      api("defenders/summary"),
-      consoleVersion ? null : api("version").catch(() => null),
-      api("defenders/types").catch(() => null), // counts are a help: the page works without them
-      // The cluster count reads every stored row's index entry: once a minute, and when the
-      // Cluster field gets focus (below).
-      Date.now() - clustersAt > 60000 ? loadClusters() : null,
-    ]);
-    if (types) renderTypeCounts(types.data);
-
+    // The rows first: the list is asked for alone and drawn as soon as it answers. The counts
+    // (summary, cluster suggestions, the version bar) read the whole inventory on a large fleet
+    // and share the Console's database reader with the list, so they are asked for after it
+    // (docs/benchmarks.md "First page in the browser").
+    const [page, version] = await Promise.all([api(`defenders?${q}`), consoleVersion ? null : api("version").catch(() => null)]);
     if (version && typeof version.data === "string") consoleVersion = version.data;
-    lastSummary = summary.data;
-    renderTiles(summary.data);
     const total = Number.isFinite(page.total) ? page.total : page.data.length;
     lastPage = { items: page.data, total };
     renderTable(page.data, total);
     $("grid").setAttribute("aria-busy", "false");
+
+    const summaryP = api("defenders/summary");
+    const typesP = api("defenders/types").catch(() => null); // counts are a help: the page works without them
+    // Cluster suggestions and the version bar: once a minute (the Cluster field also asks when it
+    // gets focus), not awaited by the refresh.
+    if (Date.now() - clustersAt > 60000) loadClusters();
+    if (Date.now() - versionsAt > 60000) loadVersions();
+    else if (lastVersions) renderVersions(lastVersions); // the pressed version follows the filter
+    const [summary, types] = await Promise.all([summaryP, typesP]);
+    if (types) renderTypeCounts(types.data);
+    lastSummary = summary.data;
+    renderTiles(summary.data);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1198,7 +1275,7 @@
   // Saved views: named filter sets of the signed-in user, kept in the Console
   // (GET/POST /api/v1/views, DELETE /api/v1/views/{name}).
   let savedViews = [];
-  const FILTER_KEYS = { type: "types", connected: "connected", outdated: "outdated", cluster: "cluster", clusterContains: "clusterContains", appID: "appID", search: "search" };
+  const FILTER_KEYS = { type: "types", connected: "connected", outdated: "outdated", cluster: "cluster", clusterContains: "clusterContains", appID: "appID", search: "search", version: "version" };
   function viewMessage(text) {
     $("view-msg").textContent = text;
   }
@@ -1223,7 +1300,7 @@
   function applyView(name) {
     const v = savedViews.find((x) => x.name === name);
     if (!v) return;
-    const patch = { types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "" };
+    const patch = { types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "", version: "" };
     for (const [k, value] of Object.entries(v.filter || {})) {
       if (k === "type") patch.types = String(value).split(",").filter((t) => TYPE_BY_NAME.has(t));
       else if (FILTER_KEYS[k]) patch[FILTER_KEYS[k]] = String(value);
@@ -2424,7 +2501,7 @@
       e.preventDefault();
       update({ cluster: "", clusterContains: $("f-cluster").value, search: $("f-search").value });
     });
-    const clearAll = () => update({ types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "" });
+    const clearAll = () => update({ types: [], connected: "", outdated: "", cluster: "", clusterContains: "", appID: "", search: "", version: "" });
     $("clear-filters").addEventListener("click", clearAll);
     $("empty").addEventListener("click", (e) => e.target.closest("[data-clear]") && clearAll());
     $("banner").addEventListener("click", (e) => {
@@ -2442,9 +2519,31 @@
       });
     $("tiles").addEventListener("click", (e) => {
       const tile = e.target.closest(".tile");
-      if (!tile) return;
+      const button = e.target.closest("button");
+      if (!tile || !button) return;
       const catTypes = TYPES.filter((t) => t.category === tile.dataset.cat).map((t) => t.type);
-      update({ types: tile.getAttribute("aria-pressed") === "true" ? [] : catTypes });
+      const on = button.getAttribute("aria-pressed") === "true";
+      const filter = button.dataset.filter;
+      if (!filter) return update({ types: on ? [] : catTypes, connected: "", outdated: "" });
+      if (on) return update({ connected: "", outdated: "" });
+      update({
+        types: catTypes,
+        connected: filter === "connected" ? "true" : filter === "disconnected" ? "false" : "",
+        outdated: filter === "outdated" ? "true" : "",
+      });
+    });
+    // Defenders that report no version cannot be picked out with `version=` (empty means any).
+    const pickVersion = (v) => v && update({ version: state.version === v ? "" : v });
+    $("versions-legend").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-version]");
+      if (!b) return;
+      $("versions-more").open = false;
+      pickVersion(b.dataset.version);
+      $("versions-summary").focus();
+    });
+    $("versions-bar").addEventListener("click", (e) => {
+      const r = e.target.closest("rect[data-version]");
+      if (r) pickVersion(r.getAttribute("data-version"));
     });
     $("rows").addEventListener("click", (e) => {
       const box = e.target.closest(".rowsel");
@@ -2456,6 +2555,20 @@
       if (tr && !window.getSelection()?.toString()) openDetail(tr.dataset.host);
     });
 
+    // Arrow keys move between rows (to the same control: checkbox, hostname or App ID), Home and
+    // End to the first and last row; Enter on a hostname opens its details (it is a button).
+    $("rows").addEventListener("keydown", (e) => {
+      if (!["ArrowDown", "ArrowUp", "Home", "End"].includes(e.key) || e.altKey || e.ctrlKey || e.metaKey) return;
+      const tr = e.target.closest("tr[data-host]");
+      if (!tr) return;
+      const rows = [...$("rows").rows];
+      const i = rows.indexOf(tr);
+      const j = e.key === "ArrowDown" ? i + 1 : e.key === "ArrowUp" ? i - 1 : e.key === "Home" ? 0 : rows.length - 1;
+      if (j < 0 || j >= rows.length || j === i) return;
+      e.preventDefault();
+      const kind = e.target.classList.contains("rowsel") ? ".rowsel" : e.target.closest("[data-appid]") ? "[data-appid]" : "td.host button";
+      (rows[j].querySelector(kind) || rows[j].querySelector("td.host button")).focus();
+    });
     $("select-page").addEventListener("change", onPageCheck);
     $("select-all-matching").addEventListener("click", selectAllMatching);
     $("bulk-clear").addEventListener("click", () => {
@@ -2528,8 +2641,13 @@
   showView();
   // Without a stored token nobody is signed in: ask at once rather than let the Console answer
   // 401 (which the browser logs as an error on every first visit).
-  (auth.token ? whoAmI() : Promise.resolve(false)).then((ok) => {
-    if (ok) render();
-    else if (!$("signin").open) askSignIn();
-  });
+  // With a token, the first page is asked for at once, beside who is signed in (one round trip
+  // less before the rows); the role's controls follow when that answers.
+  if (auth.token) {
+    render();
+    whoAmI().then((ok) => {
+      if (!ok && !$("signin").open) askSignIn();
+      else syncSelectionControls();
+    });
+  } else askSignIn();
 })();
