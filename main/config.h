@@ -41,7 +41,7 @@ struct ConsoleConfig {
   /// The defender channel's HTTP front (docs/defender-channel.md, "Fronts"): "httplib" (one
   /// worker thread per keep-alive connection) or "asio" (event-driven: a few I/O threads hold
   /// every connection; defenderThreads then sizes the pool that runs the handlers).
-  std::string defenderFront = "httplib";
+  std::string defenderFront = "asio";
   /// Event-driven front only: I/O threads (0 = one per core); seconds a connection has for its
   /// TLS handshake and for each complete request head; seconds a keep-alive connection may stay
   /// idle between requests (must exceed the heartbeat interval); connections one source address
@@ -56,7 +56,7 @@ struct ConsoleConfig {
   /// The Console API's HTTP front (docs/operations.md, "Console API fronts"): "httplib" (one
   /// worker thread per keep-alive connection: idle connections take workers from operators) or
   /// "asio" (event-driven; consoleThreads then sizes the pool that runs the handlers).
-  std::string consoleFront = "httplib";
+  std::string consoleFront = "asio";
   /// Event-driven Console front only: I/O threads (0 = one per core); seconds for the TLS
   /// handshake and each complete request head; seconds a keep-alive connection may idle between
   /// requests; connections one source address may hold (0 = no cap; a browser opens about 6,

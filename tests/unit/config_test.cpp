@@ -77,7 +77,10 @@ TEST_CASE("config: self-defeating settings raise one warning each, naming the fl
 TEST_CASE("config: --console-front chooses the Console API's front and its limits") {
   auto defaults = parse({});
   REQUIRE(defaults.ok());
-  CHECK(defaults->consoleFront == "httplib");
+  CHECK(defaults->consoleFront == "asio");
+  auto httplibFront = parse({"--console-front", "httplib"});
+  REQUIRE(httplibFront.ok());
+  CHECK(httplibFront->consoleFront == "httplib");
   CHECK(defaults->consoleHeaderTimeoutSeconds == 5);
   CHECK(defaults->consoleIdleTimeoutSeconds == 60);
   CHECK(defaults->consoleMaxConnectionsPerAddress == 256);
@@ -96,7 +99,10 @@ TEST_CASE("config: --console-front chooses the Console API's front and its limit
 TEST_CASE("config: --defender-front chooses the defender channel's front; asio limits checked") {
   auto defaults = parse({});
   REQUIRE(defaults.ok());
-  CHECK(defaults->defenderFront == "httplib");
+  CHECK(defaults->defenderFront == "asio");
+  auto httplibFront = parse({"--defender-front", "httplib"});
+  REQUIRE(httplibFront.ok());
+  CHECK(httplibFront->defenderFront == "httplib");
   CHECK(defaults->defenderIdleTimeoutSeconds == 120);
   auto asio = parse({"--defender-front", "asio", "--defender-max-connections-per-address", "50"});
   REQUIRE(asio.ok());
