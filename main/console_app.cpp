@@ -444,7 +444,8 @@ Status ConsoleApp::start(bool startScheduler) {
                             channel::Response& res) { web::decorateOnAsio(*router, req, res); },
             .tlsCertFile = m.tlsCert,
             .tlsKeyFile = m.tlsKey,
-            .clientCaFile = {}},
+            .clientCaFile = {},
+            .webSocket = {}},
         [router](const channel::Request& req) { return web::serveOnAsio(*router, req); });
   } else {
     m.consoleListener = std::make_unique<web::HttpListener>(
