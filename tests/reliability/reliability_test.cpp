@@ -188,6 +188,7 @@ TEST_CASE("newer schema refuses start-up clearly; a failing migration changes no
   ConsoleConfig c;
   // Either Console front (tests/CMakeLists.txt runs both).
   if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
+  if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
   c.dataDir = dir;
   c.consolePort = c.defenderPort = 0;
   c.uiDir = "/nonexistent";
@@ -559,6 +560,7 @@ ConsoleConfig smallConsole(const std::string& dataDir) {
   ConsoleConfig c;
   // Either Console front (tests/CMakeLists.txt runs both).
   if (const char* front = std::getenv("DC_TEST_CONSOLE_FRONT")) c.consoleFront = front;
+  if (const char* front = std::getenv("DC_TEST_DEFENDER_FRONT")) c.defenderFront = front;
   c.dataDir = dataDir;
   c.consolePort = c.defenderPort = 0;
   c.uiDir = "/nonexistent";
@@ -594,6 +596,10 @@ TEST_CASE(
   ConsoleConfig c = smallConsole(dir);
   c.defenderThreads = 1;
   c.defenderMaxQueued = 1;
+  // The cpp-httplib front's admission control: a connection holds a worker for its life, so
+  // idle connections fill the queue (the event-driven front sheds requests, not connections:
+  // tests/integration/defender_channel_test.cpp).
+  c.defenderFront = "httplib";
   ManualClock clock{kT0};
   ConsoleApp app(c, clock, "test");
   REQUIRE(app.start(false).ok());
