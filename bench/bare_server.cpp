@@ -1,8 +1,12 @@
-// The yardstick of B1: a bare cpp-httplib POST handler with the defender channel's listener
-// settings (thread pool of the same size, TCP_NODELAY, the same keep-alive limits, body limit and
-// backlog), answering a fixed reply of the heartbeat reply's size without parsing the body.
+// The yardstick of B1: a bare POST handler on the defender channel's own front and settings,
+// answering a fixed reply of the heartbeat reply's size without parsing the body or touching
+// the inventory, so that Console / bare is what the Console's own work costs on the same stack.
+//  - `--front asio` (the Console's default front): channel::AsioListener with the same defaults
+//    (I/O threads one per core, the worker pool of `--threads`, limits, timeouts, backlog);
+//  - `--front httplib`: cpp-httplib with the same thread pool, TCP_NODELAY, keep-alive limits,
+//    body limit and backlog as web/http_listener.cpp.
 //
-//   build/release/bench/bare_server --port 38190 --threads 64
+//   build/release/bench/bare_server --port 38190 --threads 64 --front asio
 #include <httplib.h>
 #include <sys/socket.h>
 
@@ -11,7 +15,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "channel/asio_listener.h"
+
 namespace {
+// Same reply shape and size as the Console's heartbeat reply.
+constexpr const char* kReply =
+    "{\"hostname\":\"task0000000000000000000000000000\",\"connected\":true,"
+    "\"registered\":false,\"intervalSeconds\":30,"
+    "\"nextHeartbeatSeconds\":26.412}";
+
 // cpp-httplib 0.11 compiles its listen backlog in (5); raise it like web/http_listener.cpp does.
 class Server final : public httplib::Server {
  public:
@@ -26,11 +38,42 @@ void onSignal(int) {
 int main(int argc, char** argv) {
   int port = 38190;
   size_t threads = 64;
-  CLI::App app{"Bare cpp-httplib POST handler (benchmark yardstick)"};
+  std::string front = "asio";
+  CLI::App app{"Bare POST handler on the defender channel's front (benchmark yardstick)"};
   app.add_option("--port", port, "Port on 127.0.0.1")->capture_default_str();
   app.add_option("--threads", threads, "Worker threads (the defender channel's default: 64)")
       ->capture_default_str();
+  app.add_option("--front", front, "HTTP front: asio (the Console's default) or httplib")
+      ->check(CLI::IsMember({"asio", "httplib"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+
+  if (front == "asio") {
+    dc::channel::AsioListenerOptions options;
+    options.name = "bare";
+    options.host = "127.0.0.1";
+    options.port = port;
+    options.workers = threads;
+    options.maxBodyBytes = 256 << 10;
+    dc::channel::AsioListener listener(
+        options, [](const dc::channel::Request&) { return dc::channel::jsonResponse(kReply); });
+    auto bound = listener.start();
+    if (!bound.ok()) {
+      std::cerr << "cannot listen on 127.0.0.1:" << port << ": " << bound.error().message << '\n';
+      return 1;
+    }
+    std::cout << "bare server (asio) on 127.0.0.1:" << *bound << " with " << threads << " workers"
+              << std::endl;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    listener.stop();
+    return 0;
+  }
 
   Server server;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -40,12 +83,7 @@ int main(int argc, char** argv) {
   server.set_keep_alive_timeout(30);
   server.set_read_timeout(10, 0);
   server.Post("/api/v1/defender/heartbeat", [](const httplib::Request&, httplib::Response& res) {
-    // Same reply shape and size as the Console's heartbeat reply.
-    res.set_content(
-        "{\"hostname\":\"task0000000000000000000000000000\",\"connected\":true,"
-        "\"registered\":false,\"intervalSeconds\":30,"
-        "\"nextHeartbeatSeconds\":26.412}",
-        "application/json");
+    res.set_content(kReply, "application/json");
   });
   g_server = &server;
   std::signal(SIGINT, onSignal);

@@ -5,7 +5,7 @@
 #   Build first (docs/benchmarks.md): build/bench, Release with frame pointers, targets
 #   defender-console dc-bench bare_server sweep_bench defender-fleet-sim
 #   Sizes (environment, defaults = the targets of docs/benchmarks.md):
-#     B1_DEFENDERS=1000000 B1_SECONDS=20 B1_CONNECTIONS=64
+#     B1_DEFENDERS=1000000 B1_SECONDS=20 B1_CONNECTIONS=64 B1_FRONT=asio (or httplib)
 #     B2_DEFENDERS=500000  B2_SECONDS=600 B2_CONNECTIONS=64
 #     B3_DEFENDERS=1000000 B3_REQUESTS=200
 #     B4_STALE=100000 B4_OBSERVATIONS=10 B4_LIVE=100000 B4_INTERVAL=30 (0 = unpaced)
@@ -149,8 +149,8 @@ b1() {
   local seed work bare_rate console_rate
   seed=$(seeded fleet "$B1_DEFENDERS")
   work=$(work_copy "$seed")
-  echo "== B1 bare cpp-httplib handler"
-  "$build/bench/bare_server" --port "$bare_port" --threads 64 >/dev/null &
+  echo "== B1 bare handler on the ${B1_FRONT:-asio} front"
+  "$build/bench/bare_server" --port "$bare_port" --threads 64 --front "${B1_FRONT:-asio}" >/dev/null &
   local bare_pid=$!
   pids+=("$bare_pid")
   sleep 0.3
@@ -164,7 +164,7 @@ b1() {
   echo "== B1 Console heartbeat, ${B1_DEFENDERS} Defenders"
   # G = 1 h: seeded Defenders stay connected whatever the run length, so every heartbeat is a
   # refresh (registrations and reconnections are durable before the reply: another figure).
-  start_console "$work" --grace 3600
+  start_console "$work" --grace 3600 --defender-front "${B1_FRONT:-asio}"
   # Steady state: the downtime discount of the seeded fleet is stored before the load starts.
   await_written
   out=$(wrk_rate "http://127.0.0.1:$defender_port")
