@@ -26,6 +26,10 @@ namespace {
 /// the handler, is lower): keeps a hostile frame from recursing deeply.
 constexpr int kMaxEnvelopeDepth = 64;
 
+/// Frames one session may have waiting to be written (its answer plus pushes) before it is
+/// judged not to read and dropped.
+constexpr size_t kMaxQueuedFrames = 64;
+
 /// True when the JSON text nests arrays/objects beyond `limit` (strings skipped).
 bool nestsBeyond(std::string_view text, int limit) {
   int depth = 0;
@@ -144,6 +148,7 @@ class WsSession final : public WsSessionBase,
   void post(std::string text) override {
     asio::post(executor_, [sp = this->shared_from_this(), text = std::move(text)]() mutable {
       if (sp->closing_) return;
+      if (sp->out_.size() >= kMaxQueuedFrames) return sp->drop();  // it does not read
       ++sp->hub_.pushes;
       sp->send(std::move(text));
     });
@@ -157,8 +162,11 @@ class WsSession final : public WsSessionBase,
  private:
   /// Reads the next message piece by piece (so that an oversize one is refused with its reason
   /// while the stream can still send a close frame): at most maxBodyBytes + 1 bytes buffered.
+  /// Not while answers wait to be written, nor while a message waits behind the one in flight:
+  /// a client that sends without reading its answers stops being read (so its unsent answers
+  /// stay bounded), and the ping rule then closes it as silent.
   void read() {
-    if (closing_ || reading_) return;
+    if (closing_ || reading_ || writing_ || !waiting_.empty()) return;
     reading_ = true;
     const size_t room = hub_.options.maxBodyBytes + 1 - buffer_.size();
     ws_.async_read_some(
@@ -188,7 +196,7 @@ class WsSession final : public WsSessionBase,
     buffer_.consume(buffer_.size());
     if (inFlight_) {
       waiting_.emplace_back(std::move(text));
-      return;  // reading resumes once the waiting message is taken
+      return;  // reading resumes once the waiting message is taken and answers are written
     }
     process(std::move(text));
     read();
@@ -204,6 +212,9 @@ class WsSession final : public WsSessionBase,
   void process(std::string text) {
     Envelope e = parseEnvelope(text, remoteAddr_);
     if (e.closeCode) return closeWith(e.closeCode, e.closeReason);
+    Request shedProbe;  // for the Retry-After of a shed message (keyed by its hostname)
+    shedProbe.body = e.message.body;
+    shedProbe.remoteAddr = remoteAddr_;
     inFlight_ = true;
     auto task = [sp = this->shared_from_this(), msg = std::move(e.message), id = e.id,
                  key = key_]() mutable {
@@ -219,9 +230,6 @@ class WsSession final : public WsSessionBase,
         sp->onAnswer(std::move(a), id);
       });
     };
-    Request shedProbe;  // for the Retry-After of a shed message (keyed by its hostname)
-    shedProbe.body = e.message.body;
-    shedProbe.remoteAddr = remoteAddr_;
     if (hub_.submit(std::move(task))) return;
     inFlight_ = false;
     const auto now = std::chrono::steady_clock::now();
@@ -283,6 +291,7 @@ class WsSession final : public WsSessionBase,
   void writeNext() {
     if (out_.empty()) {
       writing_ = false;
+      read();  // answers written: the next message may be read
       return;
     }
     writing_ = true;
@@ -307,6 +316,16 @@ class WsSession final : public WsSessionBase,
                       }
                       sp->writeNext();
                     });
+  }
+
+  /// Ends a connection that cannot be written to (its peer does not read): no close handshake.
+  void drop() {
+    if (closing_) return;
+    closing_ = true;
+    waiting_.clear();
+    countClose(1006);
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
   }
 
   void countClose(int code) {

@@ -419,6 +419,50 @@ TEST_CASE("WebSocket: pings keep an answering client; a silent one is closed aft
   }
 }
 
+TEST_CASE("WebSocket: a client that sends without reading stops being read and is closed") {
+  auto cfg = wsConfig();
+  cfg.defenderWsPingSeconds = 1;
+  RunningConsole c(cfg);
+  asio::io_context ioc;
+  Plain d(ioc, c.app.defenderPort());
+  REQUIRE(d.upgrade(c.credential));
+  // Each message earns an answer that echoes its 60 KiB id; the client never reads one. Were
+  // the Console to keep reading, it would accept all 64 MiB and hold the answers in memory.
+  const std::string message = json{
+      {"type", "heartbeat"},
+      {"id", std::string(60 * 1024, 'x')},
+      {"body", heartbeatBody(
+                   "no-reader")}}.dump();
+  const size_t limit = 64u << 20;
+  size_t accepted = 0;
+  std::optional<beast::error_code> failed;
+  bool stalled = false;
+  while (accepted < limit && !failed && !stalled) {
+    std::optional<beast::error_code> done;
+    d.ws().async_write(asio::buffer(message), [&done](beast::error_code ec, size_t) { done = ec; });
+    ioc.restart();
+    ioc.run_for(std::chrono::seconds(3));
+    if (!done) {
+      stalled = true;  // the Console stopped reading: this write waits in the socket buffers
+      // The ping rule ends the connection; the waiting write then fails.
+      ioc.restart();
+      while (!done && ioc.run_one_for(std::chrono::seconds(30)) > 0) {
+      }
+      REQUIRE(done);
+      failed = *done;
+    } else if (*done) {
+      failed = *done;
+    } else {
+      accepted += message.size();
+    }
+  }
+  // Stopped being read, the connection falls silent for the ping rule and is closed, whether
+  // or not this client's writes had stalled first.
+  CHECK(accepted < limit);
+  REQUIRE(failed);
+  CHECK(*failed);  // closed by the Console
+}
+
 TEST_CASE("WebSocket: pushes — removed on delete, settings on a settings change") {
   RunningConsole c(wsConfig());
   asio::io_context ioc;
