@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -44,8 +45,33 @@ class Gzip {
   z_stream z_{};
 };
 
+/// True when `Accept-Encoding` lists gzip with a non-zero weight (RFC 9110 §12.5.3: `gzip;q=0`
+/// means "not gzip").
 bool offersGzip(const Request& req) {
-  return req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos;
+  const std::string header = req.get_header_value("Accept-Encoding");
+  std::string_view rest = header;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t semi = item.find(';');
+    if (lower(trim(item.substr(0, semi))) != "gzip") continue;
+    if (semi == std::string_view::npos) return true;
+    const std::string params = lower(trim(item.substr(semi + 1)));
+    if (!params.starts_with("q=")) return true;
+    return std::strtod(params.c_str() + 2, nullptr) > 0.0;
+  }
+  return false;
 }
 
 Request toRequest(const channel::Request& in) {

@@ -836,7 +836,11 @@ struct BulkSelection {
 /// invalid_field naming `filter.<name>`; then parseDefenderQuery's own (field prefixed).
 Result<Params> filterParams(const json& filter) {
   Params params;
-  for (const auto& [key, value] : filter.items()) {
+  for (const auto& item : filter.items()) {
+    // Named copies, not structured bindings: a lambda below captures them (clang 14 refuses
+    // to capture a structured binding, as C++17 did).
+    const std::string& key = item.key();
+    const json& value = item.value();
     if (key == "offset" || key == "limit" || key == "sort" || key == "reverse" || key == "cursor" ||
         key == "fields")
       return Error::invalid("invalid_field", "filter." + key,
@@ -983,8 +987,7 @@ void registerBulkDefenderRoutes(GuardedRoutes& routes, Inventory& inv, AuditTrai
                sendJson(res, dumpJson(out));
              });
   routes.add("POST", "/api/v1/defenders/delete",
-             [&inv, trail, deleted](const Request& req, Response& res,
-                                    const auth::Principal& who) {
+             [&inv, trail, deleted](const Request& req, Response& res, const auth::Principal& who) {
                auto sel = bulkSelection(inv, req.body);
                if (!sel.ok()) return sendError(res, sel.error());
                auto removed = inv.removeMany(sel->hostnames, actorOf(who), kBulkBatch);
@@ -1020,7 +1023,11 @@ json savedViewJson(const views::SavedView& v) {
               {"updatedAt", formatRfc3339(v.updatedAt)}};
 }
 
-// Saved views (docs/api.md "Saved views"): each user's own named filter sets.
+// Saved views (docs/api.md "Saved views"): each user's own named filter sets. A view is
+// applied as the list's query string (at most 8 KiB), so its values are bounded: one at most
+// kMaxViewValueBytes, all of them (as JSON) at most kMaxViewFilterBytes.
+constexpr size_t kMaxViewValueBytes = 1024;
+constexpr size_t kMaxViewFilterBytes = 4096;
 void registerViewRoutes(GuardedRoutes& routes, views::ViewStore* store) {
   auto missing = [](Response& res) {
     sendError(res, Error::notFound("not_found", "no saved views in this Console"));
@@ -1065,6 +1072,18 @@ void registerViewRoutes(GuardedRoutes& routes, views::ViewStore* store) {
           else
             filter[key] = value;
         }
+        // The page applies a view as the list's query string (at most 8 KiB: 414 beyond).
+        for (const auto& item : filter.items())
+          if (item.value().get_ref<const std::string&>().size() > kMaxViewValueBytes)
+            return sendError(res,
+                             Error::invalid("invalid_field", "filter." + item.key(),
+                                            "filter." + item.key() + ": at most " +
+                                                std::to_string(kMaxViewValueBytes) + " bytes"));
+        if (filter.dump().size() > kMaxViewFilterBytes)
+          return sendError(res,
+                           Error::invalid("invalid_field", "filter",
+                                          "filter: at most " + std::to_string(kMaxViewFilterBytes) +
+                                              " bytes of values in all"));
         auto put = store->put(actorOf(who), *name, filter);
         if (!put.ok()) return sendError(res, put.error());
         sendJson(res, dumpJson(savedViewJson(put->first)), put->second ? 200 : 201);

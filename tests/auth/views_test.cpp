@@ -111,6 +111,12 @@ TEST_CASE("saved views: per user, validated like the list's filters, bounded") {
     CHECK(code({{"name", "x"}}) == "filter");
     CHECK(code({{"filter", json::object()}}) == "name");
     CHECK(code({{"name", "x"}, {"filter", json::object()}, {"extra", 1}}) == "extra");
+    // Bounded like the query string the page applies a view as.
+    CHECK(code({{"name", "x"}, {"filter", {{"search", std::string(1025, 'a')}}}}) ==
+          "filter.search");
+    CHECK(code({{"name", "x"},
+                {"filter", {{"type", json(std::vector<std::string>(1000, "fargate"))}}}}) ==
+          "filter.type");
     CHECK(list(manager).size() == 1);
   }
 

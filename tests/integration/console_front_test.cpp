@@ -263,15 +263,20 @@ TEST_CASE("Console asio front: the CSV download is streamed with chunked encodin
     REQUIRE(r);
     REQUIRE(r->status == 200);
   }
-  for (const bool gzip : {false, true}) {
-    DYNAMIC_SECTION((gzip ? "gzip offered" : "plain")) {
+  // Accept-Encoding offered → whether the answer is gzip: `gzip;q=0` refuses it (RFC 9110).
+  const std::vector<std::pair<std::string, bool>> offers = {
+      {"", false},
+      {"Accept-Encoding: gzip, deflate, br\r\n", true},
+      {"Accept-Encoding: br;q=1.0, GZip;q=0.5\r\n", true},
+      {"Accept-Encoding: gzip;q=0, identity\r\n", false}};
+  for (const auto& [offer, gzip] : offers) {
+    DYNAMIC_SECTION("Accept-Encoding offered: '" << offer << "'") {
       Sockets held;
       const int fd = connectTo(c.app.consolePort());
       REQUIRE(fd >= 0);
       held.fds.push_back(fd);
       REQUIRE(sendAll(fd, "GET /api/v1/defenders/download HTTP/1.1\r\nHost: console\r\n" + kBasic +
-                              "\r\n" + (gzip ? "Accept-Encoding: gzip, deflate, br\r\n" : "") +
-                              "Connection: close\r\n\r\n"));
+                              "\r\n" + offer + "Connection: close\r\n\r\n"));
       const std::string answer = readToClose(fd);
       const size_t end = answer.find("\r\n\r\n");
       REQUIRE(end != std::string::npos);
