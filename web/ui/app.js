@@ -1010,7 +1010,9 @@
   }
   async function loadHistory() {
     const { data } = await api(`defenders/history?range=${state.historyRange}`);
-    const key = JSON.stringify([data.samples, state.historyCategory]);
+    // The range is part of what is drawn (the summary names it): the same samples under another
+    // range are redrawn too.
+    const key = JSON.stringify([data.range, data.samples, state.historyCategory]);
     if (key === loadHistory.key) return;
     loadHistory.key = key;
     renderHistoryChart(data);
