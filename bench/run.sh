@@ -432,8 +432,11 @@ c4() {
   local fleet_pid=$!
   pids+=("$fleet_pid")
   sleep "$ramp"
+  # From 40 other loopback addresses (150 connections each at the target size): the Console caps
+  # connections per address (256 on the Console API), and the operator below is 127.0.0.1.
   python3 bench/hold_connections.py --seconds $((C4_SECONDS - 10)) --idle "$C4_IDLE" \
-    --slow "$C4_SLOW" "127.0.0.1:$defender_port" "127.0.0.1:$console_port" >"$bench_dir/C4-held" &
+    --slow "$C4_SLOW" --source-addresses "${C4_SOURCES:-127.0.0.100-127.0.0.139}" \
+    "127.0.0.1:$defender_port" "127.0.0.1:$console_port" >"$bench_dir/C4-held" &
   local holder=$!
   pids+=("$holder")
   sleep 5
