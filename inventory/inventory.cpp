@@ -804,6 +804,16 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   return removed->front();
 }
 
+void Inventory::reloadDropped(std::span<const std::string> keys) {
+  for (const auto& key : keys) {
+    auto d = store_.findDefender(key);
+    if (!d.ok() || !d->has_value()) continue;
+    std::lock_guard lock(stateMutex_);
+    if (auto [it, fresh] = live_.try_emplace(key, liveStateOf(**d)); fresh)
+      index_.add(it->first, indexEntry(it->second));
+  }
+}
+
 Result<std::vector<AuditRecord>> Inventory::removeMany(std::span<const std::string> hostnames,
                                                        const std::string& actor, size_t batch) {
   std::vector<AuditRecord> out;
@@ -836,14 +846,7 @@ Result<std::vector<AuditRecord>> Inventory::removeMany(std::span<const std::stri
     if (keys.empty()) continue;
     auto removed = store_.removeDefenders(keys, actor, "manual delete", clock_.now());
     if (!removed.ok()) {
-      // Rolled back: put the rows dropped from memory back so that they stay visible.
-      for (const auto& key : keys) {
-        auto d = store_.findDefender(key);
-        if (!d.ok() || !d->has_value()) continue;
-        std::lock_guard lock(stateMutex_);
-        if (auto [it, fresh] = live_.try_emplace(key, liveStateOf(**d)); fresh)
-          index_.add(it->first, indexEntry(it->second));
-      }
+      reloadDropped(keys);  // rolled back: the rows stay visible
       return removed.error();
     }
     std::lock_guard lock(stateMutex_);
@@ -915,15 +918,9 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
           : "disconnected for " + std::to_string(days) + " day(s) (disconnectPeriodDays)";
   auto removed = store_.removeDefenders(due, "scheduler", reason, now);
   if (!removed.ok()) {
-    // The transaction rolled back, so nothing was deleted: reload the rows dropped from memory
-    // so that they stay visible and are retried at the next sweep.
-    for (const auto& key : due) {
-      auto d = store_.findDefender(key);
-      if (!d.ok() || !d->has_value()) continue;
-      std::lock_guard lock(stateMutex_);
-      if (auto [it, fresh] = live_.try_emplace(key, liveStateOf(**d)); fresh)
-        index_.add(it->first, indexEntry(it->second));
-    }
+    // The transaction rolled back, so nothing was deleted: the rows stay visible and are
+    // retried at the next sweep.
+    reloadDropped(due);
     return removed.error();
   }
   std::lock_guard lock(stateMutex_);

@@ -273,6 +273,9 @@ class Inventory {
 
   inline static const std::string kNoAppId;
   LiveState liveStateOf(const Defender& d);  // stored row → in-memory state; holds stateMutex_
+  /// After a delete transaction rolled back: puts the stored rows of `keys` that were dropped
+  /// from memory back into the liveness table and index (takes stateMutex_ per row).
+  void reloadDropped(std::span<const std::string> keys);
   /// The one shared copy of `appId` (a fleet has far fewer App IDs than Defenders); caller
   /// holds stateMutex_ or runs before the Inventory is shared.
   const std::string* internAppId(const std::string& appId);

@@ -84,7 +84,7 @@ describe("Upgrade needed", () => {
       await waitFor(async () => (await page.textContent("#range")).includes("of 1 Defender"), { what: "one Defender of 32.07.123" });
       assert.equal(new URL(page.url()).searchParams.get("version"), "32.07.123");
       assert.match(await page.textContent("#chips"), /Version: 32\.07\.123/);
-      assert.equal(await page.getAttribute('#versions-legend button[data-version="32.07.123"]', "aria-pressed"), "true");
+      await waitFor(async () => (await page.getAttribute('#versions-legend button[data-version="32.07.123"]', "aria-pressed")) === "true", { what: "the pressed legend entry" });
       assert.deepEqual(await hostsOnPage(page), [old[0].hostname]);
       await page.locator('#versions-bar rect[data-version="33.00.100"]').dispatchEvent("click");
       await waitFor(async () => new URL(page.url()).searchParams.get("version") === "33.00.100", { what: "the bar's version" });
@@ -102,7 +102,8 @@ describe("Upgrade needed", () => {
     assert.equal(q.get("outdated"), "true");
     assert.equal(q.get("type"), "fargate,appEmbedded,eksFargate");
     assert.deepEqual(await hostsOnPage(page), old.map((d) => d.hostname).sort());
-    assert.equal(await page.getAttribute('.tile[data-cat="appEmbedded"] [data-filter="outdated"]', "aria-pressed"), "true");
+    // The tiles are redrawn when the counts arrive, which the page asks for after the list.
+    await waitFor(async () => (await page.getAttribute('.tile[data-cat="appEmbedded"] [data-filter="outdated"]', "aria-pressed")) === "true", { what: "the pressed tile number" });
     await page.click('.tile[data-cat="appEmbedded"] [data-filter="connected"]');
     await waitFor(async () => new URL(page.url()).searchParams.get("connected") === "true", { what: "connected filter" });
     q = new URL(page.url()).searchParams;
