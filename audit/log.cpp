@@ -1,6 +1,7 @@
 #include "audit/log.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/sqlite_tables.h"
 
@@ -8,13 +9,8 @@ namespace dc::audit {
 
 namespace {
 
-constexpr long long kSchemaVersion = 1;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS audit_meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
+/// The audit_events table, version 1.
+const sql::Migration kMigrations[] = {{1, R"sql(
 CREATE TABLE IF NOT EXISTS audit_events (
   id       INTEGER PRIMARY KEY AUTOINCREMENT,
   at_ms    INTEGER NOT NULL,
@@ -24,24 +20,38 @@ CREATE TABLE IF NOT EXISTS audit_events (
   detail   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at_ms);
-)sql";
+)sql",
+                                       R"sql(
+CREATE TABLE IF NOT EXISTS audit_events (
+  id       BIGSERIAL PRIMARY KEY,
+  at_ms    BIGINT NOT NULL,
+  kind     TEXT NOT NULL,
+  username TEXT NOT NULL,
+  address  TEXT NOT NULL,
+  detail   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at_ms);
+)sql"}};
 
-using Stmt = SqliteStatement;
-
-Error failure(sqlite3* db, const std::string& what) {
-  return Error::unavailable("audit log: " + what + ": " + sqlite3_errmsg(db));
+Error failure(const Error& e, const std::string& what) {
+  Error out = e;
+  out.message = "audit log: " + what + ": " + e.message;
+  return out;
 }
 
-// The WHERE clause of `q` over ?1..?4 (each bound, NULL when the filter is unset).
+// The WHERE clause of `q` over $1..$4 (each bound, NULL when the filter is unset).
 constexpr const char* kWhere =
-    " WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR username = ?2)"
-    " AND (?3 IS NULL OR at_ms >= ?3) AND (?4 IS NULL OR at_ms < ?4)";
+    " WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR username = $2)"
+    " AND ($3 IS NULL OR at_ms >= $3) AND ($4 IS NULL OR at_ms < $4)";
 
-void bindFilters(Stmt& s, const EventQuery& q) {
-  q.kind ? s.text(1, *q.kind) : s.null(1);
-  q.user ? s.text(2, *q.user) : s.null(2);
-  q.since ? s.integer(3, toEpochMs(*q.since)) : s.null(3);
-  q.until ? s.integer(4, toEpochMs(*q.until)) : s.null(4);
+std::vector<sql::Value> filters(const EventQuery& q) {
+  auto text = [](const std::optional<std::string>& v) -> sql::Value {
+    return v ? sql::Value(*v) : sql::Value(nullptr);
+  };
+  auto time = [](const std::optional<TimePoint>& v) -> sql::Value {
+    return v ? sql::Value(toEpochMs(*v)) : sql::Value(nullptr);
+  };
+  return {text(q.kind), text(q.user), time(q.since), time(q.until)};
 }
 
 }  // namespace
@@ -72,22 +82,16 @@ bool isEventKind(std::string_view kind) {
   return std::find(all.begin(), all.end(), kind) != all.end();
 }
 
-AuditLog::AuditLog(sqlite3* db, const Clock& clock, AuditRetention retention)
-    : db_(db), clock_(clock), retention_(retention) {}
+AuditLog::AuditLog(std::shared_ptr<sql::Database> db, const Clock& clock,
+                   AuditRetention retention)
+    : db_(std::move(db)), clock_(clock), retention_(retention) {}
 
-AuditLog::~AuditLog() {
-  sqlite3_close(db_);
-}
+AuditLog::~AuditLog() = default;
 
-Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, const Clock& clock,
-                                                 AuditRetention retention) {
-  auto db = openSqliteConnection(path, 5000);
-  if (!db.ok()) return db.error();
-  std::unique_ptr<AuditLog> log(new AuditLog(*db, clock, retention));
-  if (auto st = createVersionedTables(*db, kSchema, "audit_meta", kSchemaVersion, "audit");
-      !st.ok())
-    return st.error();
-  return log;
+Result<std::unique_ptr<AuditLog>> AuditLog::open(std::shared_ptr<sql::Database> db,
+                                                 const Clock& clock, AuditRetention retention) {
+  if (auto st = db->migrate("audit", kMigrations); !st.ok()) return st.error();
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(db), clock, retention));
 }
 
 Status AuditLog::record(std::string_view kind, std::string user, std::string address,
@@ -108,36 +112,19 @@ Status AuditLog::record(std::vector<Event> events) {
   bool prune = false;
   {
     std::lock_guard lock(mu_);
-    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
-      return failure(db_, "begin");
-    {
+    // One statement per row: audit writes are few (a sweep's evictions at most).
+    auto st = db_->transaction([&](sql::Database& tx) -> Status {
       for (const auto& e : events) {
-        // One statement per row: audit writes are few (a sweep's evictions at most).
-        Stmt row(db_,
-                 "INSERT INTO audit_events (at_ms, kind, username, address, detail) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5)");
-        if (!row.ok()) {
-          const Error err = failure(db_, "prepare write");
-          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-          return err;
-        }
-        row.integer(1, toEpochMs(e.at == TimePoint{} ? now : e.at));
-        row.text(2, e.kind);
-        row.text(3, e.user);
-        row.text(4, e.address);
-        row.text(5, e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        if (row.step() != SQLITE_DONE) {
-          const Error err = failure(db_, "write");
-          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-          return err;
-        }
+        auto w = tx.run(
+            "INSERT INTO audit_events (at_ms, kind, username, address, detail) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            {toEpochMs(e.at == TimePoint{} ? now : e.at), e.kind, e.user, e.address,
+             e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+        if (!w.ok()) return failure(w.error(), "write");
       }
-    }
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      const Error err = failure(db_, "commit");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return err;
-    }
+      return Status::success();
+    });
+    if (!st.ok()) return st;
     writesSincePrune_ += static_cast<long long>(events.size());
     if (writesSincePrune_ >= retention_.pruneEvery) {
       writesSincePrune_ = 0;
@@ -151,48 +138,41 @@ Status AuditLog::record(std::vector<Event> events) {
 }
 
 Result<EventPage> AuditLog::list(const EventQuery& q) const {
-  std::lock_guard lock(mu_);
   EventPage page;
-  {
-    Stmt c(db_, (std::string("SELECT count(*) FROM audit_events") + kWhere).c_str());
-    if (!c.ok()) return failure(db_, "prepare count");
-    bindFilters(c, q);
-    if (c.step() != SQLITE_ROW) return failure(db_, "count");
-    page.total = c.columnInteger(0);
-  }
-  Stmt s(db_, (std::string("SELECT id, at_ms, kind, username, address, detail FROM audit_events") +
-               kWhere + " ORDER BY id DESC LIMIT ?5 OFFSET ?6")
-                  .c_str());
-  if (!s.ok()) return failure(db_, "prepare list");
-  bindFilters(s, q);
-  s.integer(5, q.limit > 0 ? q.limit : -1);  // SQLite: a negative LIMIT is no limit
-  s.integer(6, q.offset);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
+  auto params = filters(q);
+  auto count = db_->run(std::string("SELECT count(*) FROM audit_events") + kWhere, params);
+  if (!count.ok()) return failure(count.error(), "count");
+  page.total = (*count)[0].integer(0);
+  params.emplace_back(q.limit > 0 ? static_cast<long long>(q.limit)
+                                  : std::numeric_limits<long long>::max());
+  params.emplace_back(static_cast<long long>(q.offset));
+  auto rows = db_->run(
+      std::string("SELECT id, at_ms, kind, username, address, detail FROM audit_events") +
+          kWhere + " ORDER BY id DESC LIMIT $5 OFFSET $6",
+      params);
+  if (!rows.ok()) return failure(rows.error(), "list");
+  for (const auto& r : *rows) {
     Event e;
-    e.id = s.columnInteger(0);
-    e.at = fromEpochMs(s.columnInteger(1));
-    e.kind = s.columnText(2);
-    e.user = s.columnText(3);
-    e.address = s.columnText(4);
-    e.detail = nlohmann::json::parse(s.columnText(5), nullptr, false);
+    e.id = r.integer(0);
+    e.at = fromEpochMs(r.integer(1));
+    e.kind = r.text(2);
+    e.user = r.text(3);
+    e.address = r.text(4);
+    e.detail = nlohmann::json::parse(r.text(5), nullptr, false);
     if (e.detail.is_discarded()) e.detail = nlohmann::json::object();
     page.items.push_back(std::move(e));
   }
-  if (rc != SQLITE_DONE) return failure(db_, "list");
   return page;
 }
 
 Result<long long> AuditLog::prune(TimePoint now) {
   std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "DELETE FROM audit_events WHERE at_ms < ?1 OR id <= "
-         "(SELECT coalesce(max(id), 0) FROM audit_events) - ?2");
-  if (!s.ok()) return failure(db_, "prepare prune");
-  s.integer(1, toEpochMs(now - retention_.maxAge));
-  s.integer(2, retention_.maxEvents);
-  if (s.step() != SQLITE_DONE) return failure(db_, "prune");
-  return static_cast<long long>(sqlite3_changes(db_));
+  auto rows = db_->run(
+      "DELETE FROM audit_events WHERE at_ms < $1 OR id <= "
+      "(SELECT coalesce(max(id), 0) FROM audit_events) - $2 RETURNING id",
+      {toEpochMs(now - retention_.maxAge), retention_.maxEvents});
+  if (!rows.ok()) return failure(rows.error(), "prune");
+  return static_cast<long long>(rows->size());
 }
 
 }  // namespace dc::audit

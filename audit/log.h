@@ -6,8 +6,6 @@
 // by age and by count (AuditRetention); the oldest rows go first.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/sql_database.h"
 #include "common/status.h"
 
 namespace dc::audit {
@@ -80,10 +79,10 @@ struct AuditRetention {
 
 class AuditLog {
  public:
-  /// Opens (creating) the tables in the SQLite database at `path` (":memory:" for a private
-  /// one). Errors: kUnavailable when SQLite fails; "schema_too_new" (see createVersionedTables).
-  static Result<std::unique_ptr<AuditLog>> open(const std::string& path, const Clock& clock,
-                                                AuditRetention retention = {});
+  /// Creates or migrates the table in `db` (either backend; common/sql_database.h).
+  /// Errors: kUnavailable when the database fails; "schema_too_new".
+  static Result<std::unique_ptr<AuditLog>> open(std::shared_ptr<sql::Database> db,
+                                                const Clock& clock, AuditRetention retention = {});
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -103,9 +102,9 @@ class AuditLog {
   Result<long long> prune(TimePoint now);
 
  private:
-  AuditLog(sqlite3* db, const Clock& clock, AuditRetention retention);
+  AuditLog(std::shared_ptr<sql::Database> db, const Clock& clock, AuditRetention retention);
 
-  sqlite3* db_;
+  std::shared_ptr<sql::Database> db_;
   const Clock& clock_;
   AuditRetention retention_;
   mutable std::mutex mu_;

@@ -15,27 +15,23 @@ namespace dc::history {
 
 namespace {
 
-constexpr long long kSchemaVersion = 1;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS history_meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
+/// The fleet_history table, version 1 (the same on both backends).
+const sql::Migration kMigrations[] = {{1, R"sql(
 CREATE TABLE IF NOT EXISTS fleet_history (
-  at_ms        INTEGER NOT NULL,
+  at_ms        BIGINT NOT NULL,
   category     TEXT NOT NULL,
-  connected    INTEGER NOT NULL,
-  disconnected INTEGER NOT NULL,
-  evicted      INTEGER NOT NULL,
+  connected    BIGINT NOT NULL,
+  disconnected BIGINT NOT NULL,
+  evicted      BIGINT NOT NULL,
   PRIMARY KEY (at_ms, category)
 );
-)sql";
+)sql",
+                                       ""}};
 
-using Stmt = SqliteStatement;
-
-Error failure(sqlite3* db, const std::string& what) {
-  return Error::unavailable("fleet history: " + what + ": " + sqlite3_errmsg(db));
+Error failure(const Error& e, const std::string& what) {
+  Error out = e;
+  out.message = "fleet history: " + what + ": " + e.message;
+  return out;
 }
 
 }  // namespace
@@ -71,22 +67,16 @@ Millis bucketWidth(Range r) {
   return std::chrono::minutes(1);
 }
 
-FleetHistory::FleetHistory(sqlite3* db, Counter counter, HistoryOptions options)
-    : db_(db), counter_(std::move(counter)), options_(options) {}
+FleetHistory::FleetHistory(std::shared_ptr<sql::Database> db, Counter counter,
+                           HistoryOptions options)
+    : db_(std::move(db)), counter_(std::move(counter)), options_(options) {}
 
-FleetHistory::~FleetHistory() {
-  sqlite3_close(db_);
-}
+FleetHistory::~FleetHistory() = default;
 
-Result<std::unique_ptr<FleetHistory>> FleetHistory::open(const std::string& path, Counter counter,
-                                                         HistoryOptions options) {
-  auto db = openSqliteConnection(path, 5000);
-  if (!db.ok()) return db.error();
-  std::unique_ptr<FleetHistory> h(new FleetHistory(*db, std::move(counter), options));
-  if (auto st = createVersionedTables(*db, kSchema, "history_meta", kSchemaVersion, "history");
-      !st.ok())
-    return st.error();
-  return h;
+Result<std::unique_ptr<FleetHistory>> FleetHistory::open(std::shared_ptr<sql::Database> db,
+                                                         Counter counter, HistoryOptions options) {
+  if (auto st = db->migrate("history", kMigrations); !st.ok()) return st.error();
+  return std::unique_ptr<FleetHistory>(new FleetHistory(std::move(db), std::move(counter), options));
 }
 
 void FleetHistory::noteEvicted(std::string_view category, long long n) {
@@ -113,33 +103,25 @@ Status FleetHistory::sample(TimePoint now) {
     rows[category].evicted = n;
   }
 
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return failure(db_, "begin");
-  auto rollback = [this](const std::string& what) {
-    const Error e = failure(db_, what);
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return e;
-  };
-  for (const auto& [category, row] : rows) {
-    Stmt s(db_,
-           "INSERT OR REPLACE INTO fleet_history (at_ms, category, connected, disconnected, "
-           "evicted) VALUES (?1, ?2, ?3, ?4, ?5)");
-    if (!s.ok()) return rollback("prepare sample");
-    s.integer(1, toEpochMs(minute));
-    s.text(2, category);
-    s.integer(3, row.connected);
-    s.integer(4, row.disconnected);
-    s.integer(5, row.evicted);
-    if (s.step() != SQLITE_DONE) return rollback("write sample");
-  }
-  {
-    Stmt prune(db_, "DELETE FROM fleet_history WHERE at_ms < ?1");
-    if (!prune.ok()) return rollback("prepare prune");
-    prune.integer(1, toEpochMs(now - options_.retention));
-    if (prune.step() != SQLITE_DONE) return rollback("prune");
-  }
-  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return rollback("commit");
+  // Replicas on one database each sample the same minute: the connected/disconnected counts of
+  // the last one stand, and the evictions (counted by the replica that evicts) are never lowered.
+  auto st = db_->transaction([&](sql::Database& tx) -> Status {
+    for (const auto& [category, row] : rows) {
+      auto w = tx.run(
+          "INSERT INTO fleet_history (at_ms, category, connected, disconnected, evicted) "
+          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (at_ms, category) DO UPDATE SET "
+          "connected = excluded.connected, disconnected = excluded.disconnected, evicted = "
+          "CASE WHEN excluded.evicted > fleet_history.evicted THEN excluded.evicted "
+          "ELSE fleet_history.evicted END",
+          {toEpochMs(minute), category, row.connected, row.disconnected, row.evicted});
+      if (!w.ok()) return failure(w.error(), "write sample");
+    }
+    auto prune =
+        tx.run("DELETE FROM fleet_history WHERE at_ms < $1", {toEpochMs(now - options_.retention)});
+    if (!prune.ok()) return failure(prune.error(), "prune");
+    return Status::success();
+  });
+  if (!st.ok()) return st;
   evictedThisMinute_ = std::move(thisMinute);
   lastMinute_ = minute;
   evicted_.clear();
@@ -148,26 +130,21 @@ Status FleetHistory::sample(TimePoint now) {
 
 Result<std::vector<Sample>> FleetHistory::query(Range range, TimePoint now) const {
   const long long width = bucketWidth(range).count();
-  std::lock_guard lock(mu_);
-  // SQLite: with max() the bare columns come from the row holding the maximum, so
-  // connected/disconnected are those of each bucket's last sample.
-  Stmt s(db_,
-         "SELECT (at_ms / ?1) * ?1 AS bucket, category, max(at_ms), connected, disconnected, "
-         "sum(evicted) FROM fleet_history WHERE at_ms > ?2 AND at_ms <= ?3 "
-         "GROUP BY bucket, category ORDER BY bucket, category");
-  if (!s.ok()) return failure(db_, "prepare query");
-  s.integer(1, width);
-  s.integer(2, toEpochMs(now - rangeSpan(range)));
-  s.integer(3, toEpochMs(now));
+  // Each bucket's last sample (per category) gives connected/disconnected; evicted is summed.
+  auto rows = db_->run(
+      "SELECT s.bucket, h.category, h.connected, h.disconnected, s.evicted FROM fleet_history h "
+      "JOIN (SELECT (at_ms / $1) * $1 AS bucket, category, MAX(at_ms) AS last_ms, "
+      "SUM(evicted) AS evicted FROM fleet_history WHERE at_ms > $2 AND at_ms <= $3 "
+      "GROUP BY 1, 2) s ON h.category = s.category AND h.at_ms = s.last_ms "
+      "ORDER BY s.bucket, h.category",
+      {width, toEpochMs(now - rangeSpan(range)), toEpochMs(now)});
+  if (!rows.ok()) return failure(rows.error(), "query");
   std::vector<Sample> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    const TimePoint at = fromEpochMs(s.columnInteger(0));
+  for (const auto& r : *rows) {
+    const TimePoint at = fromEpochMs(r.integer(0));
     if (out.empty() || out.back().at != at) out.push_back(Sample{at, {}});
-    out.back().counts.push_back(
-        {s.columnText(1), s.columnInteger(3), s.columnInteger(4), s.columnInteger(5)});
+    out.back().counts.push_back({r.text(1), r.integer(2), r.integer(3), r.integer(4)});
   }
-  if (rc != SQLITE_DONE) return failure(db_, "query");
   return out;
 }
 

@@ -5,8 +5,6 @@
 // by default) are removed when a sample is taken.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/sql_database.h"
 #include "common/status.h"
 
 namespace dc::history {
@@ -52,10 +51,10 @@ class FleetHistory {
   /// The current connected/disconnected counts per category (the inventory's summary).
   using Counter = std::function<Result<std::vector<CategoryCounts>>()>;
 
-  /// Opens (creating) the tables in the SQLite database at `path` (":memory:" for a private one).
-  /// Errors: kUnavailable when SQLite fails; "schema_too_new".
-  static Result<std::unique_ptr<FleetHistory>> open(const std::string& path, Counter counter,
-                                                    HistoryOptions options = {});
+  /// Creates or migrates the table in `db` (either backend; common/sql_database.h).
+  /// Errors: kUnavailable when the database fails; "schema_too_new".
+  static Result<std::unique_ptr<FleetHistory>> open(std::shared_ptr<sql::Database> db,
+                                                    Counter counter, HistoryOptions options = {});
   ~FleetHistory();
   FleetHistory(const FleetHistory&) = delete;
   FleetHistory& operator=(const FleetHistory&) = delete;
@@ -75,9 +74,9 @@ class FleetHistory {
   Result<std::vector<Sample>> query(Range range, TimePoint now) const;
 
  private:
-  FleetHistory(sqlite3* db, Counter counter, HistoryOptions options);
+  FleetHistory(std::shared_ptr<sql::Database> db, Counter counter, HistoryOptions options);
 
-  sqlite3* db_;
+  std::shared_ptr<sql::Database> db_;
   Counter counter_;
   HistoryOptions options_;
   mutable std::mutex mu_;

@@ -29,6 +29,7 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "views/saved_views.h"
+#include "common/sql_database.h"
 #include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
@@ -142,6 +143,7 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<audit::AuditLog> audit;
+  std::shared_ptr<sql::Database> tables;  // audit log, saved views, fleet history
   std::unique_ptr<views::ViewStore> views;
   std::unique_ptr<history::FleetHistory> history;
   std::unique_ptr<history::HistorySampler> historySampler;
@@ -253,18 +255,22 @@ Status ConsoleApp::start(bool startScheduler) {
 
   m.channel =
       std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
-  // The general audit log (docs/security.md "Audit log"), in the same database.
-  auto auditLog = audit::AuditLog::open(dbPath, m.clock);
+  // The stores with a few tables of their own share one connection to the same database.
+  auto tables = sql::openDatabase(dbPath, "console");
+  if (!tables.ok()) return tables.error();
+  m.tables = std::move(tables).value();
+  // The general audit log (docs/security.md "Audit log").
+  auto auditLog = audit::AuditLog::open(m.tables, m.clock);
   if (!auditLog.ok()) return auditLog.error();
   m.audit = std::move(auditLog).value();
-  // Saved views of the web page (docs/api.md "Saved views"), in the same database.
-  auto savedViews = views::ViewStore::open(dbPath, m.clock);
+  // Saved views of the web page (docs/api.md "Saved views").
+  auto savedViews = views::ViewStore::open(m.tables, m.clock);
   if (!savedViews.ok()) return savedViews.error();
   m.views = std::move(savedViews).value();
 
   // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
   auto fleetHistory =
-      history::FleetHistory::open(dbPath, [this]() -> Result<std::vector<history::CategoryCounts>> {
+      history::FleetHistory::open(m.tables, [this]() -> Result<std::vector<history::CategoryCounts>> {
         auto summary = impl_->inventory->summary();
         if (!summary.ok()) return summary.error();
         std::vector<history::CategoryCounts> out;

@@ -1,41 +1,39 @@
 #include "views/saved_views.h"
 
-#include "common/sqlite_tables.h"
+#include "common/sqlite_tables.h"  // toEpochMs
 
 namespace dc::views {
 
 namespace {
 
-constexpr long long kSchemaVersion = 1;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS views_meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
+/// The saved_views tables, version 1 (the same on both backends).
+const sql::Migration kMigrations[] = {{1, R"sql(
 CREATE TABLE IF NOT EXISTS saved_views (
   username   TEXT NOT NULL,
   name       TEXT NOT NULL,
   filter     TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
+  created_ms BIGINT NOT NULL,
+  updated_ms BIGINT NOT NULL,
   PRIMARY KEY (username, name)
 );
-)sql";
+)sql",
+                                       ""}};
 
-using Stmt = SqliteStatement;
+constexpr const char* kColumns = "name, filter, created_ms, updated_ms";
 
-Error failure(sqlite3* db, const std::string& what) {
-  return Error::unavailable("saved views: " + what + ": " + sqlite3_errmsg(db));
+Error failure(const Error& e, const std::string& what) {
+  Error out = e;
+  out.message = "saved views: " + what + ": " + e.message;
+  return out;
 }
 
-SavedView rowOf(const Stmt& s) {
+SavedView rowOf(const sql::Row& r) {
   SavedView v;
-  v.name = s.columnText(0);
-  v.filter = nlohmann::json::parse(s.columnText(1), nullptr, false);
+  v.name = r.text(0);
+  v.filter = nlohmann::json::parse(r.text(1), nullptr, false);
   if (!v.filter.is_object()) v.filter = nlohmann::json::object();
-  v.createdAt = fromEpochMs(s.columnInteger(2));
-  v.updatedAt = fromEpochMs(s.columnInteger(3));
+  v.createdAt = fromEpochMs(r.integer(2));
+  v.updatedAt = fromEpochMs(r.integer(3));
   return v;
 }
 
@@ -68,99 +66,66 @@ Status validateName(const std::string& name) {
   return Status::success();
 }
 
-ViewStore::ViewStore(sqlite3* db, const Clock& clock) : db_(db), clock_(clock) {}
+ViewStore::ViewStore(std::shared_ptr<sql::Database> db, const Clock& clock)
+    : db_(std::move(db)), clock_(clock) {}
 
-ViewStore::~ViewStore() {
-  sqlite3_close(db_);
-}
+ViewStore::~ViewStore() = default;
 
-Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& path, const Clock& clock) {
-  auto db = openSqliteConnection(path, 5000);
-  if (!db.ok()) return db.error();
-  std::unique_ptr<ViewStore> store(new ViewStore(*db, clock));
-  if (auto st = createVersionedTables(*db, kSchema, "views_meta", kSchemaVersion, "saved views");
-      !st.ok())
-    return st.error();
-  return store;
+Result<std::unique_ptr<ViewStore>> ViewStore::open(std::shared_ptr<sql::Database> db,
+                                                   const Clock& clock) {
+  if (auto st = db->migrate("views", kMigrations); !st.ok()) return st.error();
+  return std::unique_ptr<ViewStore>(new ViewStore(std::move(db), clock));
 }
 
 Result<std::vector<SavedView>> ViewStore::list(const std::string& user) const {
-  std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "SELECT name, filter, created_ms, updated_ms FROM saved_views WHERE username = ?1 "
-         "ORDER BY name");
-  if (!s.ok()) return failure(db_, "prepare list");
-  s.text(1, user);
+  auto rows = db_->run(std::string("SELECT ") + kColumns +
+                           " FROM saved_views WHERE username = $1 ORDER BY name",
+                       {user});
+  if (!rows.ok()) return failure(rows.error(), "list");
   std::vector<SavedView> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) out.push_back(rowOf(s));
-  if (rc != SQLITE_DONE) return failure(db_, "list");
+  for (const auto& r : *rows) out.push_back(rowOf(r));
   return out;
 }
 
 Result<std::pair<SavedView, bool>> ViewStore::put(const std::string& user, const std::string& name,
                                                   const nlohmann::json& filter) {
-  std::lock_guard lock(mu_);
   const long long now = toEpochMs(clock_.now());
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return failure(db_, "begin");
-  auto rollback = [this](Error e) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return e;
-  };
-  bool exists = false;
-  long long others = 0;
-  {
-    Stmt count(db_,
-               "SELECT COUNT(*), COALESCE(SUM(name = ?2), 0) FROM saved_views WHERE username = ?1");
-    if (!count.ok()) return rollback(failure(db_, "prepare count"));
-    count.text(1, user);
-    count.text(2, name);
-    if (count.step() != SQLITE_ROW) return rollback(failure(db_, "count"));
-    exists = count.columnInteger(1) > 0;
-    others = count.columnInteger(0) - (exists ? 1 : 0);
-  }
-  if (!exists && others >= static_cast<long long>(kMaxViewsPerUser))
-    return rollback(Error{ErrorKind::kConflict, "view_limit",
-                          "a user keeps at most " + std::to_string(kMaxViewsPerUser) +
-                              " saved views; delete one first",
-                          "name"});
-  {
-    Stmt up(db_,
-            "INSERT INTO saved_views (username, name, filter, created_ms, updated_ms) "
-            "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (username, name) DO UPDATE SET "
-            "filter = excluded.filter, updated_ms = excluded.updated_ms");
-    if (!up.ok()) return rollback(failure(db_, "prepare write"));
-    up.text(1, user);
-    up.text(2, name);
-    up.text(3, filter.dump());
-    up.integer(4, now);
-    if (up.step() != SQLITE_DONE) return rollback(failure(db_, "write"));
-  }
   SavedView stored;
-  {
-    Stmt read(db_,
-              "SELECT name, filter, created_ms, updated_ms FROM saved_views "
-              "WHERE username = ?1 AND name = ?2");
-    if (!read.ok()) return rollback(failure(db_, "prepare read"));
-    read.text(1, user);
-    read.text(2, name);
-    if (read.step() != SQLITE_ROW) return rollback(failure(db_, "read"));
-    stored = rowOf(read);
-  }
-  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return rollback(failure(db_, "commit"));
+  bool exists = false;
+  auto st = db_->transaction([&](sql::Database& tx) -> Status {
+    auto count = tx.run(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN name = $2 THEN 1 ELSE 0 END), 0) "
+        "FROM saved_views WHERE username = $1",
+        {user, name});
+    if (!count.ok()) return failure(count.error(), "count");
+    exists = (*count)[0].integer(1) > 0;
+    const long long others = (*count)[0].integer(0) - (exists ? 1 : 0);
+    if (!exists && others >= static_cast<long long>(kMaxViewsPerUser))
+      return Error{ErrorKind::kConflict, "view_limit",
+                   "a user keeps at most " + std::to_string(kMaxViewsPerUser) +
+                       " saved views; delete one first",
+                   "name"};
+    auto up = tx.run(std::string("INSERT INTO saved_views (username, name, filter, created_ms, "
+                                 "updated_ms) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (username, "
+                                 "name) DO UPDATE SET filter = excluded.filter, updated_ms = "
+                                 "excluded.updated_ms RETURNING ") +
+                         kColumns,
+                     {user, name, filter.dump(), now});
+    if (!up.ok()) return failure(up.error(), "write");
+    if (up->empty()) return Error::unavailable("saved views: write returned no row");
+    stored = rowOf((*up)[0]);
+    return Status::success();
+  });
+  if (!st.ok()) return st.error();
   return std::pair<SavedView, bool>(std::move(stored), exists);
 }
 
 Status ViewStore::remove(const std::string& user, const std::string& name) {
-  std::lock_guard lock(mu_);
-  Stmt s(db_, "DELETE FROM saved_views WHERE username = ?1 AND name = ?2");
-  if (!s.ok()) return failure(db_, "prepare delete");
-  s.text(1, user);
-  s.text(2, name);
-  if (s.step() != SQLITE_DONE) return failure(db_, "delete");
-  if (sqlite3_changes(db_) == 0)
+  auto rows =
+      db_->run("DELETE FROM saved_views WHERE username = $1 AND name = $2 RETURNING name",
+               {user, name});
+  if (!rows.ok()) return failure(rows.error(), "delete");
+  if (rows->empty())
     return Error::notFound("unknown_view", "no saved view named '" + name + "'", "name");
   return Status::success();
 }

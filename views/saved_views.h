@@ -5,8 +5,6 @@
 // with bound parameters only. A user sees and changes only their own views.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/sql_database.h"
 #include "common/status.h"
 
 namespace dc::views {
@@ -35,9 +34,10 @@ struct SavedView {
 
 class ViewStore {
  public:
-  /// Opens (creating) the tables in the SQLite database at `path` (":memory:" for a private
-  /// one). Errors: kUnavailable when SQLite fails; "schema_too_new" (createVersionedTables).
-  static Result<std::unique_ptr<ViewStore>> open(const std::string& path, const Clock& clock);
+  /// Creates or migrates the tables in `db` (either backend; common/sql_database.h).
+  /// Errors: kUnavailable when the database fails; "schema_too_new" (sql::Database::migrate).
+  static Result<std::unique_ptr<ViewStore>> open(std::shared_ptr<sql::Database> db,
+                                                 const Clock& clock);
   ~ViewStore();
   ViewStore(const ViewStore&) = delete;
   ViewStore& operator=(const ViewStore&) = delete;
@@ -53,11 +53,10 @@ class ViewStore {
   Status remove(const std::string& user, const std::string& name);
 
  private:
-  ViewStore(sqlite3* db, const Clock& clock);
+  ViewStore(std::shared_ptr<sql::Database> db, const Clock& clock);
 
-  sqlite3* db_;
+  std::shared_ptr<sql::Database> db_;
   const Clock& clock_;
-  mutable std::mutex mu_;
 };
 
 /// A view name is 1..kMaxNameBytes bytes of UTF-8 without control characters or '/' (it is a

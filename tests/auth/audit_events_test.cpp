@@ -16,6 +16,7 @@
 #include "common/time_format.h"
 #include "main/console_app.h"
 #include "tests/support/numbered.h"
+#include "tests/support/sql_backends.h"
 
 using namespace dc;
 using namespace std::chrono_literals;
@@ -331,7 +332,7 @@ TEST_CASE("audit log retention: by age and by count, oldest first") {
   keep.maxAge = 24h;
   keep.maxEvents = 3;
   keep.pruneEvery = 1'000'000;  // only explicit prunes here
-  auto log = audit::AuditLog::open(":memory:", clock, keep);
+  auto log = audit::AuditLog::open(dc::test::testDatabase("audit"), clock, keep);
   REQUIRE(log.ok());
   for (int i = 0; i < 5; ++i) {
     REQUIRE((*log)
@@ -354,7 +355,7 @@ TEST_CASE("audit log retention: by age and by count, oldest first") {
 
   // record() prunes by itself every pruneEvery writes.
   keep.pruneEvery = 2;
-  auto selfPruning = audit::AuditLog::open(":memory:", clock, keep);
+  auto selfPruning = audit::AuditLog::open(dc::test::testDatabase("audit"), clock, keep);
   REQUIRE(selfPruning.ok());
   for (int i = 0; i < 6; ++i)
     REQUIRE((*selfPruning)->record(audit::kSignIn, "v", "", json::object()).ok());

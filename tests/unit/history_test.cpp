@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "history/fleet_history.h"
+#include "tests/support/sql_backends.h"
 
 using namespace dc;
 using namespace dc::history;
@@ -34,7 +35,7 @@ const CategoryCounts* find(const Sample& s, const std::string& category) {
 
 TEST_CASE("history: one sample per minute with the counts and the evictions since the last") {
   Fleet fleet;
-  auto h = FleetHistory::open(":memory:", fleet.counter());
+  auto h = FleetHistory::open(dc::test::testDatabase("history"), fleet.counter());
   REQUIRE(h.ok());
   auto& history = **h;
   ManualClock clock{kT0 + 10s};
@@ -78,7 +79,7 @@ TEST_CASE("history: one sample per minute with the counts and the evictions sinc
 
 TEST_CASE("history: day buckets hold the last counts and the sum of evictions; ranges cut") {
   Fleet fleet;
-  auto h = FleetHistory::open(":memory:", fleet.counter());
+  auto h = FleetHistory::open(dc::test::testDatabase("history"), fleet.counter());
   REQUIRE(h.ok());
   ManualClock clock{kT0};
   for (int i = 0; i < 30; ++i) {  // 08:00 .. 08:29, one eviction a minute
@@ -107,7 +108,7 @@ TEST_CASE("history: samples older than the retention go when a sample is taken")
   Fleet fleet;
   HistoryOptions o;
   o.retention = 1h;
-  auto h = FleetHistory::open(":memory:", fleet.counter(), o);
+  auto h = FleetHistory::open(dc::test::testDatabase("history"), fleet.counter(), o);
   REQUIRE(h.ok());
   REQUIRE((*h)->sample(kT0).ok());
   REQUIRE((*h)->sample(kT0 + 30min).ok());

@@ -1,0 +1,66 @@
+// Test support: the database a store test runs on. By default a private SQLite ":memory:"
+// database; with DC_TEST_BACKEND=postgres (the `*_postgres` ctest entries, which run the test
+// under scripts/with-postgres.sh) a fresh, private schema on the throw-away PostgreSQL server
+// whose URL is in DC_TEST_POSTGRES_URL. A missing URL fails the test, never skips it.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <unistd.h>
+
+#include "common/sql_database.h"
+
+namespace dc::test {
+
+/// DC_TEST_POSTGRES_URL, or a failed test.
+inline std::string postgresTestUrl() {
+  const char* url = std::getenv("DC_TEST_POSTGRES_URL");
+  if (url == nullptr || *url == '\0')
+    FAIL("DC_TEST_POSTGRES_URL is not set: run this test through scripts/with-postgres.sh "
+         "(its ctest entry ends in _postgres)");
+  return url;
+}
+
+/// A URL of the test server whose connections use a new, empty schema of their own.
+inline std::string freshPostgresSchemaUrl() {
+  static std::atomic<int> counter{0};
+  const std::string base = postgresTestUrl();
+  const std::string schema =
+      "t" + std::to_string(::getpid()) + "_" + std::to_string(counter.fetch_add(1));
+  auto admin = sql::openDatabase(base, "test-setup", 1);
+  REQUIRE(admin.ok());
+  auto created = (*admin)->run("CREATE SCHEMA " + schema);  // a generated identifier
+  INFO((created.ok() ? std::string() : created.error().message));
+  REQUIRE(created.ok());
+  return base + (base.find('?') == std::string::npos ? "?" : "&") +
+         "options=-csearch_path%3D" + schema;
+}
+
+/// A Database on a fresh schema of the test server, for `component`.
+inline std::unique_ptr<sql::Database> openPostgresForTest(std::string_view component) {
+  auto db = sql::openDatabase(freshPostgresSchemaUrl(), component, 4);
+  INFO((db.ok() ? std::string() : db.error().message));
+  REQUIRE(db.ok());
+  return std::move(db).value();
+}
+
+/// True when DC_TEST_BACKEND=postgres.
+inline bool testingPostgres() {
+  const char* b = std::getenv("DC_TEST_BACKEND");
+  return b != nullptr && std::string_view(b) == "postgres";
+}
+
+/// A fresh database for `component` on the backend under test.
+inline std::shared_ptr<sql::Database> testDatabase(std::string_view component) {
+  if (testingPostgres()) return openPostgresForTest(component);
+  auto db = sql::openDatabase(":memory:", component);
+  REQUIRE(db.ok());
+  return std::move(db).value();
+}
+
+}  // namespace dc::test
