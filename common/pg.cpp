@@ -89,6 +89,10 @@ int Rows::columns() const {
   return r_ ? PQnfields(r_) : 0;
 }
 
+unsigned Rows::columnType(int col) const {
+  return r_ ? static_cast<unsigned>(PQftype(r_, col)) : 0;
+}
+
 long long Rows::affected() const {
   if (!r_) return 0;
   const char* n = PQcmdTuples(r_);

@@ -79,6 +79,8 @@ class Rows {
 
   int rows() const;
   int columns() const;
+  /// The type of column `col` as a pg_type OID (e.g. 17 = bytea, 20 = bigint); 0 when unknown.
+  unsigned columnType(int col) const;
   bool empty() const { return rows() == 0; }
   /// Rows changed by INSERT/UPDATE/DELETE (PQcmdTuples); 0 for other statements.
   long long affected() const;
