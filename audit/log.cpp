@@ -82,8 +82,7 @@ bool isEventKind(std::string_view kind) {
   return std::find(all.begin(), all.end(), kind) != all.end();
 }
 
-AuditLog::AuditLog(std::shared_ptr<sql::Database> db, const Clock& clock,
-                   AuditRetention retention)
+AuditLog::AuditLog(std::shared_ptr<sql::Database> db, const Clock& clock, AuditRetention retention)
     : db_(std::move(db)), clock_(clock), retention_(retention) {}
 
 AuditLog::~AuditLog() = default;
@@ -146,10 +145,10 @@ Result<EventPage> AuditLog::list(const EventQuery& q) const {
   params.emplace_back(q.limit > 0 ? static_cast<long long>(q.limit)
                                   : std::numeric_limits<long long>::max());
   params.emplace_back(static_cast<long long>(q.offset));
-  auto rows = db_->run(
-      std::string("SELECT id, at_ms, kind, username, address, detail FROM audit_events") +
-          kWhere + " ORDER BY id DESC LIMIT $5 OFFSET $6",
-      params);
+  auto rows =
+      db_->run(std::string("SELECT id, at_ms, kind, username, address, detail FROM audit_events") +
+                   kWhere + " ORDER BY id DESC LIMIT $5 OFFSET $6",
+               params);
   if (!rows.ok()) return failure(rows.error(), "list");
   for (const auto& r : *rows) {
     Event e;

@@ -60,9 +60,9 @@ class SqliteDatabase final : public Database {
   Status migrate(std::string_view component, std::span<const Migration> steps) override {
     std::lock_guard lock(mu_);
     const std::string meta = std::string(component) + "_meta";
-    if (auto r = runLocked("CREATE TABLE IF NOT EXISTS " + meta +
-                               " (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-                           {});
+    if (auto r = runLocked(
+            "CREATE TABLE IF NOT EXISTS " + meta + " (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            {});
         !r.ok())
       return r.error();
     auto stored = runLocked("SELECT value FROM " + meta + " WHERE key = 'schema_version'", {});
@@ -168,10 +168,12 @@ class SqliteDatabase final : public Database {
           cols.emplace_back(std::nullopt);
         } else if (type == SQLITE_BLOB) {
           const auto* p = static_cast<const char*>(sqlite3_column_blob(raw, c));
-          cols.emplace_back(std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(raw, c))));
+          cols.emplace_back(
+              std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(raw, c))));
         } else {
           const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(raw, c));
-          cols.emplace_back(std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(raw, c))));
+          cols.emplace_back(
+              std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(raw, c))));
         }
       }
       rows.emplace_back(std::move(cols));

@@ -76,7 +76,8 @@ FleetHistory::~FleetHistory() = default;
 Result<std::unique_ptr<FleetHistory>> FleetHistory::open(std::shared_ptr<sql::Database> db,
                                                          Counter counter, HistoryOptions options) {
   if (auto st = db->migrate("history", kMigrations); !st.ok()) return st.error();
-  return std::unique_ptr<FleetHistory>(new FleetHistory(std::move(db), std::move(counter), options));
+  return std::unique_ptr<FleetHistory>(
+      new FleetHistory(std::move(db), std::move(counter), options));
 }
 
 void FleetHistory::noteEvicted(std::string_view category, long long n) {

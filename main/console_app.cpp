@@ -18,6 +18,7 @@
 #include "channel/asio_listener.h"
 #include "cleanup/sweeper.h"
 #include "common/instance_lock.h"
+#include "common/sql_database.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "embed/sqlite_store.h"
@@ -29,7 +30,6 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "views/saved_views.h"
-#include "common/sql_database.h"
 #include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
@@ -269,8 +269,8 @@ Status ConsoleApp::start(bool startScheduler) {
   m.views = std::move(savedViews).value();
 
   // The fleet over time (docs/api.md "Fleet history"): a sample a minute, kept 30 days.
-  auto fleetHistory =
-      history::FleetHistory::open(m.tables, [this]() -> Result<std::vector<history::CategoryCounts>> {
+  auto fleetHistory = history::FleetHistory::open(
+      m.tables, [this]() -> Result<std::vector<history::CategoryCounts>> {
         auto summary = impl_->inventory->summary();
         if (!summary.ok()) return summary.error();
         std::vector<history::CategoryCounts> out;

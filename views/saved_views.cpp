@@ -78,9 +78,9 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(std::shared_ptr<sql::Database
 }
 
 Result<std::vector<SavedView>> ViewStore::list(const std::string& user) const {
-  auto rows = db_->run(std::string("SELECT ") + kColumns +
-                           " FROM saved_views WHERE username = $1 ORDER BY name",
-                       {user});
+  auto rows = db_->run(
+      std::string("SELECT ") + kColumns + " FROM saved_views WHERE username = $1 ORDER BY name",
+      {user});
   if (!rows.ok()) return failure(rows.error(), "list");
   std::vector<SavedView> out;
   for (const auto& r : *rows) out.push_back(rowOf(r));
@@ -121,9 +121,8 @@ Result<std::pair<SavedView, bool>> ViewStore::put(const std::string& user, const
 }
 
 Status ViewStore::remove(const std::string& user, const std::string& name) {
-  auto rows =
-      db_->run("DELETE FROM saved_views WHERE username = $1 AND name = $2 RETURNING name",
-               {user, name});
+  auto rows = db_->run("DELETE FROM saved_views WHERE username = $1 AND name = $2 RETURNING name",
+                       {user, name});
   if (!rows.ok()) return failure(rows.error(), "delete");
   if (rows->empty())
     return Error::notFound("unknown_view", "no saved view named '" + name + "'", "name");

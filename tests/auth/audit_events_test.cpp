@@ -326,7 +326,7 @@ TEST_CASE("audit events API: filters, paging, refused parameters and the CSV dow
   CHECK(rows == 4);  // header + 3
 }
 
-TEST_CASE("audit log retention: by age and by count, oldest first") {
+TEST_CASE("audit log retention: by age and by count, oldest first", "[audit-store]") {
   ManualClock clock{kT0};
   audit::AuditRetention keep;
   keep.maxAge = 24h;

@@ -21,8 +21,9 @@ namespace dc::test {
 inline std::string postgresTestUrl() {
   const char* url = std::getenv("DC_TEST_POSTGRES_URL");
   if (url == nullptr || *url == '\0')
-    FAIL("DC_TEST_POSTGRES_URL is not set: run this test through scripts/with-postgres.sh "
-         "(its ctest entry ends in _postgres)");
+    FAIL(
+        "DC_TEST_POSTGRES_URL is not set: run this test through scripts/with-postgres.sh "
+        "(its ctest entry ends in _postgres)");
   return url;
 }
 
@@ -37,8 +38,8 @@ inline std::string freshPostgresSchemaUrl() {
   auto created = (*admin)->run("CREATE SCHEMA " + schema);  // a generated identifier
   INFO((created.ok() ? std::string() : created.error().message));
   REQUIRE(created.ok());
-  return base + (base.find('?') == std::string::npos ? "?" : "&") +
-         "options=-csearch_path%3D" + schema;
+  return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+         schema;
 }
 
 /// A Database on a fresh schema of the test server, for `component`.

@@ -86,8 +86,7 @@ void exercise(Database& db) {
                       !r.ok())
                     return r.error();
                 return dc::Status::success();
-              })
-                .ok());
+              }).ok());
     CHECK(db.run("SELECT name FROM items")->size() == 2);
   }
 
@@ -134,8 +133,8 @@ void exercise(Database& db) {
 
 TEST_CASE("sql::Database: values, conflicts, transactions, migrations, threads") {
   auto db = dc::test::testDatabase("items-test");
-  CHECK(db->backend() == (dc::test::testingPostgres() ? dc::sql::Backend::kPostgres
-                                                      : dc::sql::Backend::kSqlite));
+  CHECK(db->backend() ==
+        (dc::test::testingPostgres() ? dc::sql::Backend::kPostgres : dc::sql::Backend::kSqlite));
   exercise(*db);
 }
 
