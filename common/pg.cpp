@@ -427,4 +427,14 @@ Status runMigrations(Connection& conn, std::string_view component,
   }
 }
 
+std::string describeUrl(const std::string& url) {
+  char* parseError = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &parseError);
+  if (parseError) PQfreemem(parseError);
+  if (!opts) return "(unparsable database URL)";
+  std::string where = describeOptions(opts);
+  PQconninfoFree(opts);
+  return where;
+}
+
 }  // namespace dc::pg

@@ -236,6 +236,10 @@ class Pool {
 Status runMigrations(Connection& conn, std::string_view component,
                      std::span<const std::string_view> steps);
 
+/// "host:port/db" of a connection URL, for logs and messages: no user name, no password.
+/// "(unparsable database URL)" when libpq cannot parse it.
+std::string describeUrl(const std::string& url);
+
 /// The version of `component` recorded in schema_migrations (0 when none or no table).
 Result<int> schemaVersion(Connection& conn, std::string_view component);
 

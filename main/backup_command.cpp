@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/sql_database.h"
 #include "common/sqlite_backup.h"
 
 namespace dc {
@@ -11,6 +12,13 @@ namespace dc {
 namespace {
 
 bool onDisk(const std::string& database, const char* command) {
+  if (sql::isPostgresUrl(database)) {
+    spdlog::error(
+        "{}: the database is PostgreSQL: use pg_dump and pg_restore (docs/operations.md "
+        "\"PostgreSQL\")",
+        command);
+    return false;
+  }
   if (database != ":memory:") return true;
   spdlog::error("{}: --database :memory: is not a file", command);
   return false;

@@ -4,11 +4,22 @@
 
 #include <filesystem>
 
+#include "common/pg.h"
+#include "common/sql_database.h"
+
 namespace dc {
 
 std::string ConsoleConfig::databasePath() const {
   if (!database.empty()) return database;
   return (dataDir.empty() ? std::string(".") : dataDir) + "/console.db";
+}
+
+bool ConsoleConfig::onPostgres() const {
+  return sql::isPostgresUrl(database);
+}
+
+std::string ConsoleConfig::databaseForLogs() const {
+  return onPostgres() ? "postgresql://" + pg::describeUrl(database) : databasePath();
 }
 
 Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::string& version) {
@@ -28,8 +39,15 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       ->capture_default_str();
   app.add_option("--database", c.database,
                  "SQLite database file (default <data-dir>/console.db; ':memory:' for a "
-                 "throw-away inventory)")
+                 "throw-away inventory), or a PostgreSQL URL postgresql://user@host:port/db "
+                 "(docs/operations.md \"PostgreSQL\")")
       ->envname("DC_DATABASE");
+  app.add_option("--database-pool", c.databasePool,
+                 "PostgreSQL only: connections to the database for the inventory (the other "
+                 "stores share 4 more)")
+      ->envname("DC_DATABASE_POOL")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--host", c.host,
                  "Address both listeners bind to (0.0.0.0: every interface; with --plain-http "
                  "prefer 127.0.0.1)")

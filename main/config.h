@@ -14,7 +14,10 @@ namespace dc {
 
 struct ConsoleConfig {
   std::string dataDir = "data";  // holds console.db (SQLite, WAL)
-  std::string database;          // path or ":memory:"; empty = <dataDir>/console.db
+  /// SQLite file path or ":memory:", or a PostgreSQL URL (`postgresql://user@host:port/db`,
+  /// libpq's URI form); empty = <dataDir>/console.db.
+  std::string database;
+  int databasePool = 8;  // PostgreSQL: connections of the inventory's pool (1..64)
   /// Every interface by default: the API needs a Console user and both listeners speak TLS.
   /// With --plain-http, prefer 127.0.0.1 (the Console warns when plain HTTP is exposed).
   std::string host = "0.0.0.0";
@@ -120,6 +123,11 @@ struct ConsoleConfig {
   std::string backupFile;
 
   std::string databasePath() const;
+  /// True when `database` is a PostgreSQL URL.
+  bool onPostgres() const;
+  /// The database for logs and messages: the path, or a PostgreSQL URL without user and
+  /// password (`postgresql://host:port/db`).
+  std::string databaseForLogs() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }
 };
 

@@ -30,6 +30,7 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "views/saved_views.h"
+#include "inventory/pg_store.h"
 #include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
@@ -215,31 +216,49 @@ Status ConsoleApp::start(bool startScheduler) {
   auto& m = *impl_;
   const auto& c = m.config;
   const std::string dbPath = c.databasePath();
-  if (dbPath != ":memory:") {
+  const bool postgres = c.onPostgres();
+  if (postgres) {
+    // Replicas share the database: no file lock, and the stores' rules for several writers hold
+    // (docs/operations.md "PostgreSQL").
+    spdlog::info("database: PostgreSQL at {}", c.databaseForLogs());
+    // Keys and the self-signed certificate still live in the data directory.
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(dbPath).parent_path().empty()
-                                            ? std::filesystem::path(".")
-                                            : std::filesystem::path(dbPath).parent_path(),
-                                        ec);
+    std::filesystem::create_directories(c.dataDir.empty() ? std::string(".") : c.dataDir, ec);
     if (ec)
       return Error{ErrorKind::kUnavailable, "data_dir",
-                   "cannot create the directory of " + dbPath + ": " + ec.message(), "data-dir"};
-    // Before anything is read or written: a second Console on this file is refused.
-    auto lock = InstanceLock::acquire(dbPath + ".lock");
-    if (!lock.ok()) return lock.error();
-    m.lock.emplace(std::move(lock).value());
-  }
-  auto store = inventory::openSqliteStore({dbPath});
-  if (!store.ok()) return store.error();
-  m.store = std::move(store).value();
-  if (dbPath != ":memory:") {
-    // The database holds password hashes and credential digests: owner-only, like the keys
-    // (also one created before this rule, or by a process with a wider umask).
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm"})
-      std::filesystem::permissions(
-          dbPath + suffix, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-          std::filesystem::perm_options::replace, ec);
+                   "cannot create the data directory " + c.dataDir + ": " + ec.message(),
+                   "data-dir"};
+    auto store = inventory::openPgStore({.url = dbPath, .poolSize = c.databasePool});
+    if (!store.ok()) return store.error();
+    m.store = std::move(store).value();
+  } else {
+    if (dbPath != ":memory:") {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(dbPath).parent_path().empty()
+                                              ? std::filesystem::path(".")
+                                              : std::filesystem::path(dbPath).parent_path(),
+                                          ec);
+      if (ec)
+        return Error{ErrorKind::kUnavailable, "data_dir",
+                     "cannot create the directory of " + dbPath + ": " + ec.message(), "data-dir"};
+      // Before anything is read or written: a second Console on this file is refused.
+      auto lock = InstanceLock::acquire(dbPath + ".lock");
+      if (!lock.ok()) return lock.error();
+      m.lock.emplace(std::move(lock).value());
+    }
+    auto store = inventory::openSqliteStore({dbPath});
+    if (!store.ok()) return store.error();
+    m.store = std::move(store).value();
+    if (dbPath != ":memory:") {
+      // The database holds password hashes and credential digests: owner-only, like the keys
+      // (also one created before this rule, or by a process with a wider umask).
+      std::error_code ec;
+      for (const char* suffix : {"", "-wal", "-shm"})
+        std::filesystem::permissions(
+            dbPath + suffix,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+            std::filesystem::perm_options::replace, ec);
+    }
   }
 
   inventory::InventoryOptions io;

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   spdlog::info("  web page and Console API: {}://{}:{}/", scheme, host, app.consolePort());
   spdlog::info("  defender channel:         {}://{}:{}/api/v1/defender/heartbeat", scheme, host,
                app.defenderPort());
-  spdlog::info("  database:                 {}", config->databasePath());
+  spdlog::info("  database:                 {}", config->databaseForLogs());
   spdlog::info("  Defender version:         {} (sidecar image tag {})",
                dc::formatVersion(config->defenderVersion),
                dc::defenderImageTag(config->defenderVersion));
