@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cassert>
 #include <charconv>
 #include <cstring>
@@ -192,9 +193,10 @@ Status Connection::reconnect() {
   return Status::success();
 }
 
-Error Connection::errorOf(pg_result* r, std::string_view what) const {
+Error Connection::errorOf(pg_result* r, std::string_view what) {
   const char* stateField = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
   const std::string state = stateField ? stateField : "";
+  lastState_ = state;
   std::string msg = std::string(what) + " on " + where_ + ": ";
   msg += trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(c_));
   if (msg.back() == ' ') msg += trimmed(PQerrorMessage(c_));
@@ -280,9 +282,11 @@ void Transaction::rollback() {
 // Pool
 
 Result<std::unique_ptr<Pool>> Pool::open(const PoolOptions& options) {
-  if (options.size < 1 || options.size > 64)
-    return Error::invalid("invalid_pool_size", "database-pool-size",
-                          "the pool size must be 1..64, not " + std::to_string(options.size));
+  if (options.size < 1 || options.size > 64) {
+    std::string msg = "the pool size must be 1..64, not ";
+    msg += std::to_string(options.size);
+    return Error::invalid("invalid_pool_size", "database-pool-size", std::move(msg));
+  }
   std::unique_ptr<Pool> pool(new Pool(options));
   for (int i = 0; i < options.size; ++i) {
     auto c = Connection::open(options.url);
@@ -305,9 +309,12 @@ Result<Pool::Lease> Pool::acquire() {
   std::unique_ptr<Connection> c;
   {
     std::unique_lock lock(mutex_);
-    if (!freed_.wait_for(lock, options_.checkoutTimeout, [&] { return !free_.empty(); }))
-      return Error::unavailable("PostgreSQL pool: no free connection within " +
-                                std::to_string(options_.checkoutTimeout.count()) + " ms");
+    if (!freed_.wait_for(lock, options_.checkoutTimeout, [&] { return !free_.empty(); })) {
+      std::string msg = "PostgreSQL pool: no free connection within ";
+      msg += std::to_string(options_.checkoutTimeout.count());
+      msg += " ms";
+      return Error::unavailable(std::move(msg));
+    }
     c = std::move(free_.back());
     free_.pop_back();
     ++lent_;
@@ -344,6 +351,35 @@ void Pool::giveBack(std::unique_ptr<Connection> c) {
 
 Pool::Lease::~Lease() {
   if (pool_) pool_->giveBack(std::move(conn_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+Status forEachRow(Connection& conn, std::string_view select, const std::vector<Param>& params,
+                  int batchRows, const std::function<bool(const Rows& rows, int row)>& fn) {
+  std::optional<Result<Transaction>> own;
+  if (!conn.inTransaction()) {
+    own.emplace(Transaction::begin(conn));
+    if (!own->ok()) return own->error();
+  }
+  std::string declare = "DECLARE dc_rows NO SCROLL CURSOR FOR ";
+  declare += select;
+  if (auto r = conn.exec(declare, params); !r.ok()) return r.error();
+  std::string fetch = "FETCH ";
+  fetch += std::to_string(std::max(batchRows, 1));
+  fetch += " FROM dc_rows";
+  bool more = true;
+  while (more) {
+    auto batch = conn.exec(fetch);
+    if (!batch.ok()) return batch.error();
+    const int n = batch->rows();
+    more = n > 0;
+    for (int i = 0; i < n && more; ++i) more = fn(*batch, i);
+  }
+  if (auto r = conn.exec("CLOSE dc_rows"); !r.ok()) return r.error();
+  if (own) return (**own).commit();
+  return Status::success();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,12 +443,16 @@ Status runMigrations(Connection& conn, std::string_view component,
     if (auto r = conn.exec(kMigrationLock); !r.ok()) return prefixed(r.error(), component, 0);
     auto current = readVersion(conn, component);
     if (!current.ok()) return prefixed(current.error(), component, 0);
-    if (*current > known)
-      return Error::invalid("schema_too_new", "database",
-                            "the " + std::string(component) + " tables have schema version " +
-                                std::to_string(*current) + "; this Console knows up to " +
-                                std::to_string(known) +
-                                ". Upgrade the Console or point it at another database.");
+    if (*current > known) {
+      std::string msg = "the ";
+      msg += component;
+      msg += " tables have schema version ";
+      msg += std::to_string(*current);
+      msg += "; this Console knows up to ";
+      msg += std::to_string(known);
+      msg += ". Upgrade the Console or point it at another database.";
+      return Error::invalid("schema_too_new", "database", std::move(msg));
+    }
     if (*current == known) return prefixed(tx->commit(), component, 0);
     const int next = *current + 1;
     if (auto st = conn.execScript(steps[static_cast<size_t>(next - 1)]); !st.ok())

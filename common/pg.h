@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -134,13 +135,18 @@ class Connection {
 
   /// "host:port/db" of this connection, for messages (no user name or password).
   const std::string& describe() const { return where_; }
+  /// The SQLSTATE of the last failed statement ("" when it had none, e.g. a lost connection),
+  /// e.g. "40P01" (deadlock detected) or "40001" (serialization failure): callers may retry the
+  /// whole transaction on those.
+  const std::string& lastSqlState() const { return lastState_; }
 
  private:
   Connection(pg_conn* c, std::string where) : c_(c), where_(std::move(where)) {}
-  Error errorOf(pg_result* r, std::string_view what) const;
+  Error errorOf(pg_result* r, std::string_view what);
 
   pg_conn* c_ = nullptr;
   std::string where_;
+  std::string lastState_;
 };
 
 /// BEGIN on creation; COMMIT on commit(); ROLLBACK when destroyed without a successful commit
@@ -222,6 +228,14 @@ class Pool {
   std::vector<std::unique_ptr<Connection>> free_;  // nullptr: a slot to (re)connect
   int lent_ = 0;
 };
+
+/// Runs `select` (a SELECT with bound parameters) through a cursor and calls `fn(rows, i)` for
+/// every row, fetched `batchRows` at a time, so that reading millions of rows holds one batch in
+/// memory, not the whole result. Stops early when `fn` returns false. Uses the connection's
+/// transaction when one is open, else one of its own (READ COMMITTED: one snapshot for the
+/// whole scan). Errors: as Connection::exec.
+Status forEachRow(Connection& conn, std::string_view select, const std::vector<Param>& params,
+                  int batchRows, const std::function<bool(const Rows& rows, int row)>& fn);
 
 /// Brings `component`'s tables to version `steps.size()`: step i (0-based) is the SQL script that
 /// takes the schema from version i to i+1 and is never edited once released (append new steps).
