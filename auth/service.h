@@ -183,7 +183,7 @@ class AuthService {
 
   uint64_t userWrites_ = 0;  // users_ changes by this service (reload skips when it moved)
 
-  mutable std::shared_mutex credMu_;                     // credentials_, byHash_, credWrites_
+  mutable std::shared_mutex credMu_;  // credentials_, byHash_, credWrites_
   uint64_t credWrites_ = 0;
   std::map<std::string, CredentialRecord> credentials_;  // by id
   std::unordered_map<std::string, std::string> byHash_;  // hex SHA-256 -> id

@@ -153,8 +153,7 @@ class SqlAuthStore final : public AuthStore {
          c.revokedAt ? sql::Value(toEpochMs(*c.revokedAt)) : sql::Value(nullptr)});
     if (!w.ok()) {
       if (w.error().code == "constraint_violation")
-        return Error{ErrorKind::kConflict, "duplicate_credential", "credential already stored",
-                     ""};
+        return Error{ErrorKind::kConflict, "duplicate_credential", "credential already stored", ""};
       return failure(w.error(), "write credential");
     }
     return Status::success();

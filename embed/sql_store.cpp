@@ -128,31 +128,31 @@ class SqlEmbedStore final : public EmbedStore {
     if (!count.ok()) return failure(count.error(), "count App IDs");
     Page<IssuedAppId> page;
     page.total = count->empty() ? 0 : static_cast<size_t>((*count)[0].integer(0));
-    auto rows = db_->run(std::string("SELECT ") + kIssuedColumns + where +
-                             " ORDER BY issued_at_ms, app_id LIMIT $2 OFFSET $3",
-                         {std::string(family), static_cast<long long>(limit),
-                          static_cast<long long>(offset)});
+    auto rows = db_->run(
+        std::string("SELECT ") + kIssuedColumns + where +
+            " ORDER BY issued_at_ms, app_id LIMIT $2 OFFSET $3",
+        {std::string(family), static_cast<long long>(limit), static_cast<long long>(offset)});
     if (!rows.ok()) return failure(rows.error(), "list App IDs");
     for (const auto& r : *rows) page.items.push_back(readIssued(r));
     return page;
   }
 
   Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view uuid) override {
-    auto rows = db_->run(
-        std::string("SELECT ") + kIssuedColumns + " FROM embed_app_ids WHERE uuid = $1",
-        {std::string(uuid)});
+    auto rows =
+        db_->run(std::string("SELECT ") + kIssuedColumns + " FROM embed_app_ids WHERE uuid = $1",
+                 {std::string(uuid)});
     if (!rows.ok()) return failure(rows.error(), "find App ID");
     if (rows->empty()) return std::optional<IssuedAppId>();
     return std::optional<IssuedAppId>(readIssued(rows->front()));
   }
 
   Status putImage(const ImageEntrypoint& e) override {
-    auto w = db_->run(std::string("INSERT INTO embed_image_entrypoints (") + kImageColumns +
-                          ") VALUES ($1, $2, $3, $4, $5) ON CONFLICT (image) DO UPDATE SET "
-                          "entrypoint = excluded.entrypoint, cmd = excluded.cmd, "
-                          "source = excluded.source, updated_at_ms = excluded.updated_at_ms",
-                      {e.image, toJsonArray(e.entrypoint), toJsonArray(e.cmd), e.source,
-                       toEpochMs(e.updatedAt)});
+    auto w = db_->run(
+        std::string("INSERT INTO embed_image_entrypoints (") + kImageColumns +
+            ") VALUES ($1, $2, $3, $4, $5) ON CONFLICT (image) DO UPDATE SET "
+            "entrypoint = excluded.entrypoint, cmd = excluded.cmd, "
+            "source = excluded.source, updated_at_ms = excluded.updated_at_ms",
+        {e.image, toJsonArray(e.entrypoint), toJsonArray(e.cmd), e.source, toEpochMs(e.updatedAt)});
     if (!w.ok()) return failure(w.error(), "store image entrypoint");
     return Status::success();
   }

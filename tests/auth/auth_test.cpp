@@ -263,8 +263,7 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   REQUIRE(a.updateUser("erin", std::string("new-password-1"), std::nullopt).ok());
   REQUIRE(b.reload().ok());
   CHECK(b.authenticate("Bearer " + token->token, "x").error().code == "token_revoked");
-  CHECK(b.authenticate(basic("erin", "erins-password"), "x").error().code ==
-        "invalid_credentials");
+  CHECK(b.authenticate(basic("erin", "erins-password"), "x").error().code == "invalid_credentials");
   CHECK(b.authenticate(basic("erin", "new-password-1"), "x").ok());
 
   // A credential issued on one works on the other; revoked on one, it is refused on the other
@@ -282,12 +281,10 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   REQUIRE(b.deleteUser("erin").ok());
   REQUIRE(a.reload().ok());
   CHECK_FALSE(a.findUser("erin").has_value());
-  CHECK(a.authenticate(basic("erin", "new-password-1"), "x").error().code ==
-        "invalid_credentials");
+  CHECK(a.authenticate(basic("erin", "new-password-1"), "x").error().code == "invalid_credentials");
 }
 
-TEST_CASE("loadOrCreateSharedSecret: the first key wins; every replica reads it",
-          "[auth-store]") {
+TEST_CASE("loadOrCreateSharedSecret: the first key wins; every replica reads it", "[auth-store]") {
   dc::test::SharedTestDatabase shared("secrets");
   auto first = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
   REQUIRE(first.ok());
@@ -430,7 +427,8 @@ TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation", 
   }
 }
 
-TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Console tokens", "[auth-store]") {
+TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Console tokens",
+          "[auth-store]") {
   ManualClock clock{kT0};
   auto store = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(store.ok());
@@ -464,7 +462,8 @@ TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Conso
   CHECK(auth.listCredentials().size() == 2);
 }
 
-TEST_CASE("AuthService: failures slow down per username and per address, alike for unknown users", "[auth-store]") {
+TEST_CASE("AuthService: failures slow down per username and per address, alike for unknown users",
+          "[auth-store]") {
   ManualClock clock{kT0};
   auto store = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(store.ok());
