@@ -72,21 +72,44 @@ AuthService::AuthService(AuthStore& store, const Clock& clock, AuthOptions optio
 AuthService::~AuthService() = default;
 
 Status AuthService::start() {
+  return reload();
+}
+
+Status AuthService::reload() {
+  uint64_t userWrites = 0, credWrites = 0;
+  {
+    std::lock_guard lock(mu_);
+    userWrites = userWrites_;
+  }
+  {
+    std::shared_lock lock(credMu_);
+    credWrites = credWrites_;
+  }
   auto users = store_.loadUsers();
   if (!users.ok()) return users.error();
   auto creds = store_.loadCredentials();
   if (!creds.ok()) return creds.error();
   {
     std::lock_guard lock(mu_);
-    users_.clear();
-    for (auto& u : *users) users_[u.username] = std::move(u);
+    if (userWrites_ == userWrites) {
+      users_.clear();
+      for (auto& u : *users) users_[u.username] = std::move(u);
+      // Verifications are remembered with the token epoch they were made under; a user deleted,
+      // re-created or changed elsewhere no longer matches them.
+      std::erase_if(cache_, [&](const auto& kv) {
+        auto u = users_.find(kv.second.username);
+        return u == users_.end() || u->second.tokenEpoch != kv.second.tokenEpoch;
+      });
+    }
   }
   std::unique_lock lock(credMu_);
-  credentials_.clear();
-  byHash_.clear();
-  for (auto& c : *creds) {
-    byHash_[c.hash] = c.id;
-    credentials_[c.id] = std::move(c);
+  if (credWrites_ == credWrites) {
+    credentials_.clear();
+    byHash_.clear();
+    for (auto& c : *creds) {
+      byHash_[c.hash] = c.id;
+      credentials_[c.id] = std::move(c);
+    }
   }
   return Status::success();
 }
@@ -334,6 +357,7 @@ Result<UserInfo> AuthService::createUser(const std::string& username, const std:
     return Error{ErrorKind::kConflict, "user_exists", "user '" + username + "' already exists",
                  "username"};
   if (auto st = store_.putUser(u); !st.ok()) return st.error();
+  ++userWrites_;
   users_[username] = u;
   spdlog::info("user {} created with role {}", username, roleName(role));
   return infoOf(u);
@@ -364,6 +388,7 @@ Result<UserInfo> AuthService::updateUser(const std::string& username,
   if (role) u.role = *role;
   if (password || role) ++u.tokenEpoch;
   if (auto st = store_.putUser(u); !st.ok()) return st.error();
+  ++userWrites_;
   it->second = u;
   forgetVerifications(username);
   spdlog::info("user {} updated:{}{}; its tokens are revoked", username,
@@ -381,6 +406,7 @@ Status AuthService::deleteUser(const std::string& username) {
     return Error{ErrorKind::kConflict, "last_admin",
                  "'" + username + "' is the only admin and cannot be deleted", "username"};
   if (auto st = store_.deleteUser(username); !st.ok()) return st;
+  ++userWrites_;
   users_.erase(it);
   forgetVerifications(username);
   spdlog::info("user {} deleted", username);
@@ -421,6 +447,7 @@ Result<IssuedCredential> AuthService::issueCredential(const std::string& appId,
   out.record.createdAt = clock_.now();
   std::unique_lock lock(credMu_);
   if (auto st = store_.putCredential(out.record); !st.ok()) return st.error();
+  ++credWrites_;
   byHash_[out.record.hash] = out.record.id;
   credentials_[out.record.id] = out.record;
   spdlog::info("Defender credential {} issued for {}", out.record.id,
@@ -447,6 +474,7 @@ Result<CredentialRecord> AuthService::revokeCredential(const std::string& id) {
   CredentialRecord c = it->second;
   c.revokedAt = clock_.now();
   if (auto st = store_.putCredential(c); !st.ok()) return st.error();
+  ++credWrites_;
   it->second = c;
   spdlog::info("Defender credential {} revoked", id);
   return c;

@@ -3,7 +3,8 @@
 // Defender credentials for the defender channel.
 //
 // Everything checked per request is held in memory (users, credentials, a short-lived cache of
-// successful password verifications); the AuthStore is written through on every change.
+// successful password verifications); the AuthStore is written through on every change, and
+// reload() picks up what other Consoles on the same database changed.
 // Thread-safe. Nothing here logs a password, token or credential.
 #pragma once
 
@@ -89,6 +90,14 @@ class AuthService {
   /// Loads users and credentials. Errors: storage errors.
   Status start();
 
+  /// Reads users and credentials from the store again, so that changes made by other Consoles
+  /// on the same database (replicas) apply here: a user created, changed or deleted there, a
+  /// credential issued or revoked there. Remembered password verifications of a user whose
+  /// token epoch changed no longer count. When this service itself changed users (credentials)
+  /// while the store was read, that part is left for the next reload. Errors: storage errors
+  /// (the cached state is kept).
+  Status reload();
+
   /// First start: when no user exists, creates "admin" (role admin) with `configuredPassword`,
   /// or with a generated one when that is empty. Returns the generated password (to be shown
   /// once), nullopt when none was generated. Errors: "weak_password" for a configured password
@@ -167,12 +176,15 @@ class AuthService {
   AuthOptions options_;
   std::string cacheKey_;  // keys the verification cache (random per process)
 
-  mutable std::mutex mu_;  // users_, cache_, failures_
+  mutable std::mutex mu_;  // users_, cache_, failures_, userWrites_
   std::map<std::string, UserRecord> users_;
   std::unordered_map<std::string, CachedVerification> cache_;
   std::unordered_map<std::string, FailureState> failures_;
 
-  mutable std::shared_mutex credMu_;                     // credentials_, byHash_
+  uint64_t userWrites_ = 0;  // users_ changes by this service (reload skips when it moved)
+
+  mutable std::shared_mutex credMu_;  // credentials_, byHash_, credWrites_
+  uint64_t credWrites_ = 0;
   std::map<std::string, CredentialRecord> credentials_;  // by id
   std::unordered_map<std::string, std::string> byHash_;  // hex SHA-256 -> id
 };

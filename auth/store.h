@@ -9,6 +9,7 @@
 
 #include "auth/permissions.h"
 #include "common/clock.h"
+#include "common/sql_database.h"
 #include "common/status.h"
 
 namespace dc::auth {
@@ -52,10 +53,19 @@ class AuthStore {
 /// Schema version of the auth tables written by this build.
 inline constexpr int kAuthSchemaVersion = 1;
 
-/// SQLite backend: its own tables (auth_meta, auth_users, auth_credentials) in the Console's
-/// database file, created on open. `path` may be ":memory:". Errors: kUnavailable when the file
-/// cannot be opened; kInvalidArgument "schema_too_new" when written by a newer Console.
-Result<std::unique_ptr<AuthStore>> openSqliteAuthStore(const std::string& path,
-                                                       int busyTimeoutMs = 5000);
+/// The auth tables (auth_users, auth_credentials; schema version in auth_meta on SQLite, in
+/// schema_migrations on PostgreSQL) in `db`, created or migrated on open. Several stores on one
+/// database (replicas) see each other's writes on their next read. Errors: kUnavailable when the
+/// database fails; kInvalidArgument "schema_too_new" when written by a newer Console.
+Result<std::unique_ptr<AuthStore>> openAuthStore(std::shared_ptr<sql::Database> db);
+
+/// A secret of `bytes` random bytes named `name`, shared by every Console on `db`: kept in the
+/// table console_secrets, created by the first caller (INSERT … ON CONFLICT DO NOTHING, so when
+/// replicas start together the first insert wins) and read back by every caller. Used for the
+/// token signing key on PostgreSQL, so that every replica verifies every token. Errors:
+/// kUnavailable when the database fails; kInvalidArgument "secret_invalid" when the stored value
+/// has another size.
+Result<std::string> loadOrCreateSharedSecret(sql::Database& db, const std::string& name,
+                                             size_t bytes);
 
 }  // namespace dc::auth

@@ -1,8 +1,8 @@
 // Storage for the embed flow: issued App IDs and known image entrypoints.
 //
-// A narrow interface with two backends (MemoryEmbedStore here, SqliteEmbedStore in
-// sqlite_store.h) that pass one conformance test suite. All methods are thread-safe. Storage
-// failures are returned as Error kind kUnavailable ("storage_unavailable").
+// A narrow interface with two implementations (MemoryEmbedStore here, the SQL one in
+// sql_store.h, on SQLite or PostgreSQL) that pass one conformance test suite. All methods are
+// thread-safe. Storage failures are returned as Error kind kUnavailable ("storage_unavailable").
 #pragma once
 
 #include <memory>

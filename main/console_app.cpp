@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -21,7 +24,7 @@
 #include "common/sql_database.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
-#include "embed/sqlite_store.h"
+#include "embed/sql_store.h"
 #include "heartbeat/channel.h"
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
@@ -127,6 +130,10 @@ std::string webSocketMetricsText(const channel::AsioListenerLoad& l) {
 
 }  // namespace
 
+/// How often a replica on PostgreSQL reads users and Defender credentials again: a change made
+/// on another replica (a revoked credential, a changed password) applies here within this.
+constexpr Millis kAuthRefreshPeriod{5000};
+
 struct ConsoleApp::Impl {
   ConsoleConfig config;
   const Clock& clock;
@@ -144,7 +151,9 @@ struct ConsoleApp::Impl {
   std::unique_ptr<cleanup::SweepScheduler> scheduler;
   std::unique_ptr<auth::AuthStore> authStore;
   std::unique_ptr<audit::AuditLog> audit;
-  std::shared_ptr<sql::Database> tables;  // audit log, saved views, fleet history
+  /// Audit log, saved views, fleet history, users and credentials, issued App IDs and image
+  /// entrypoints, registry credentials.
+  std::shared_ptr<sql::Database> tables;
   std::unique_ptr<views::ViewStore> views;
   std::unique_ptr<history::FleetHistory> history;
   std::unique_ptr<history::HistorySampler> historySampler;
@@ -156,6 +165,33 @@ struct ConsoleApp::Impl {
   std::unique_ptr<web::HttpListener> defenderListener;  // --defender-front httplib
   std::unique_ptr<channel::AsioListener> defenderAsio;  // --defender-front asio
   std::atomic<bool> ready{false};
+
+  /// On PostgreSQL, where other replicas change users and credentials too: reloads them into
+  /// the AuthService every kAuthRefreshPeriod (docs/operations.md "PostgreSQL").
+  std::thread authRefresher;
+  std::mutex refreshMu;
+  std::condition_variable refreshWake;
+  bool refreshStop = false;  // guarded by refreshMu
+
+  void startAuthRefresher() {
+    authRefresher = std::thread([this] {
+      std::unique_lock lock(refreshMu);
+      while (!refreshWake.wait_for(lock, kAuthRefreshPeriod, [this] { return refreshStop; })) {
+        lock.unlock();
+        if (auto st = auth->reload(); !st.ok())
+          spdlog::warn("users and credentials not reloaded: {}", st.error().message);
+        lock.lock();
+      }
+    });
+  }
+  void stopAuthRefresher() {
+    {
+      std::lock_guard lock(refreshMu);
+      refreshStop = true;
+    }
+    refreshWake.notify_all();
+    if (authRefresher.joinable()) authRefresher.join();
+  }
 
   /// The defender channel's admission figures, whichever front serves it: queued = requests
   /// (asio) or connections (httplib) waiting for a worker; busy = being served.
@@ -274,7 +310,8 @@ Status ConsoleApp::start(bool startScheduler) {
 
   m.channel =
       std::make_unique<heartbeat::DefenderChannel>(*m.inventory, heartbeat::ChannelOptions{});
-  // The stores with a few tables of their own share one connection to the same database.
+  // The stores with a few tables of their own share one connection (SQLite) or one pool
+  // (PostgreSQL) to the same database.
   auto tables = sql::openDatabase(dbPath, "console");
   if (!tables.ok()) return tables.error();
   m.tables = std::move(tables).value();
@@ -325,15 +362,21 @@ Status ConsoleApp::start(bool startScheduler) {
   m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory, so);
 
   // Access control: users and Defender credentials in the same database; the token signing key
-  // in <dataDir>/token.key (0600), or only in memory for a throw-away (":memory:") database.
-  auto authStore = auth::openSqliteAuthStore(dbPath);
+  // in <dataDir>/token.key (0600), or only in memory for a throw-away (":memory:") database. On
+  // PostgreSQL the key is kept in the database (console_secrets), so that every replica signs
+  // and verifies with the same key.
+  auto authStore = auth::openAuthStore(m.tables);
   if (!authStore.ok()) return authStore.error();
   m.authStore = std::move(authStore).value();
   auth::AuthOptions ao;
   ao.passwordIterations = c.passwordIterations;
   ao.tokenLifetime = c.tokenLifetime;
   ao.failuresAllowed = c.failedSignInsAllowed;
-  if (dbPath != ":memory:") {
+  if (m.tables->backend() == sql::Backend::kPostgres) {
+    auto key = auth::loadOrCreateSharedSecret(*m.tables, "token_key", 32);
+    if (!key.ok()) return key.error();
+    ao.tokenKey = std::move(key).value();
+  } else if (dbPath != ":memory:") {
     auto key = auth::loadOrCreateSecretFile(
         (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "token.key").string(), 32);
     if (!key.ok()) return key.error();
@@ -358,7 +401,7 @@ Status ConsoleApp::start(bool startScheduler) {
     }
   }
 
-  auto embedStore = embed::openSqliteEmbedStore(dbPath);
+  auto embedStore = embed::openEmbedStore(m.tables);
   if (!embedStore.ok()) return embedStore.error();
   m.embedStore = std::move(embedStore).value();
   embed::EmbedConfig ec;
@@ -373,7 +416,8 @@ Status ConsoleApp::start(bool startScheduler) {
     return issued->secret;
   };
   // Registry credentials, sealed with the key in <dataDir>/registry.key (0600); for a
-  // throw-away database the key lives only in memory.
+  // throw-away database the key lives only in memory. The key stays a file on PostgreSQL too
+  // (kept next to what it seals it would protect nothing): replicas need the same file.
   std::string registryKey = auth::randomBytes(32);
   if (dbPath != ":memory:") {
     auto key = auth::loadOrCreateSecretFile(
@@ -381,7 +425,7 @@ Status ConsoleApp::start(bool startScheduler) {
     if (!key.ok()) return key.error();
     registryKey = std::move(key).value();
   }
-  auto credentials = registry::openCredentialStore(dbPath, std::move(registryKey));
+  auto credentials = registry::openCredentialStore(m.tables, std::move(registryKey));
   if (!credentials.ok()) return credentials.error();
   m.registryCredentials = std::move(credentials).value();
   registry::ResolverSettings rs;
@@ -564,6 +608,7 @@ Status ConsoleApp::start(bool startScheduler) {
         std::make_unique<history::HistorySampler>(*m.history, m.clock, c.historyInterval);
     m.historySampler->start();
   }
+  if (m.tables->backend() == sql::Backend::kPostgres) m.startAuthRefresher();
   m.ready = true;
   return Status::success();
 }
@@ -577,6 +622,7 @@ void ConsoleApp::stop() {
   if (m.consoleAsio) m.consoleAsio->stop();
   if (m.historySampler) m.historySampler->stop();
   if (m.scheduler) m.scheduler->stop();
+  m.stopAuthRefresher();
   if (m.inventory) m.inventory->stop();
   m.lock.reset();  // nothing is written after the final flush
 }

@@ -1,23 +1,19 @@
 #include "registry/credentials.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <cctype>
-#include <mutex>
+#include <iterator>
 
-#include "common/sqlite_tables.h"
+#include "common/sqlite_tables.h"  // toEpochMs
 #include "registry/secret_box.h"
 
 namespace dc::registry {
 
 namespace {
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS registry_meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
+/// The registry credential table, version 1. The SQLite text is the layout of earlier Consoles
+/// (version row in registry_meta); PostgreSQL has BYTEA and BIGINT.
+const sql::Migration kMigrations[] = {{1, R"sql(
 CREATE TABLE IF NOT EXISTS registry_credentials (
   id               TEXT PRIMARY KEY,
   type             TEXT NOT NULL,
@@ -26,101 +22,99 @@ CREATE TABLE IF NOT EXISTS registry_credentials (
   description      TEXT NOT NULL,
   last_modified_ms INTEGER NOT NULL
 );
-)sql";
+)sql",
+                                       R"sql(
+CREATE TABLE IF NOT EXISTS registry_credentials (
+  id               TEXT PRIMARY KEY,
+  type             TEXT NOT NULL,
+  account_id       TEXT NOT NULL,
+  sealed_secret    BYTEA NOT NULL,
+  description      TEXT NOT NULL,
+  last_modified_ms BIGINT NOT NULL
+);
+)sql"}};
 
-class SqliteCredentialStore final : public CredentialStore {
+static_assert(std::size(kMigrations) == kRegistryCredentialsSchemaVersion);
+
+Error failure(const Error& e, const char* what) {
+  Error out = e;
+  out.message = std::string("registry credentials: ") + what + " failed: " + e.message;
+  return out;
+}
+
+RegistryCredential rowOf(const sql::Row& r) {
+  RegistryCredential c;
+  c.id = r.text(0);
+  c.type = r.text(1);
+  c.accountId = r.text(2);
+  c.description = r.text(3);
+  c.lastModified = fromEpochMs(r.integer(4));
+  return c;
+}
+
+class SqlCredentialStore final : public CredentialStore {
  public:
-  SqliteCredentialStore(sqlite3* db, std::string key) : db_(db), box_(std::move(key)) {}
-  ~SqliteCredentialStore() override { sqlite3_close(db_); }
-
-  Status init() {
-    std::lock_guard lock(mu_);
-    return createVersionedTables(db_, kSchema, "registry_meta", kRegistryCredentialsSchemaVersion,
-                                 "registry credentials");
-  }
+  SqlCredentialStore(std::shared_ptr<sql::Database> db, std::string key)
+      : db_(std::move(db)), box_(std::move(key)) {}
 
   Status put(const RegistryCredential& c) override {
-    std::lock_guard lock(mu_);
-    SqliteStatement s(db_,
-                      "INSERT OR REPLACE INTO registry_credentials (id, type, account_id, "
-                      "sealed_secret, description, last_modified_ms) VALUES (?1,?2,?3,?4,?5,?6)");
-    if (!s.ok()) return failure("prepare insert");
-    s.text(1, c.id);
-    s.text(2, c.type);
-    s.text(3, c.accountId);
-    s.blob(4, box_.seal(c.secret, c.id));
-    s.text(5, c.description);
-    s.integer(6, toEpochMs(c.lastModified));
-    if (s.step() != SQLITE_DONE) return failure("insert");
+    auto w = db_->run(
+        "INSERT INTO registry_credentials (id, type, account_id, sealed_secret, description, "
+        "last_modified_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET "
+        "type = excluded.type, account_id = excluded.account_id, "
+        "sealed_secret = excluded.sealed_secret, description = excluded.description, "
+        "last_modified_ms = excluded.last_modified_ms",
+        {c.id, c.type, c.accountId, sql::Blob{box_.seal(c.secret, c.id)}, c.description,
+         toEpochMs(c.lastModified)});
+    if (!w.ok()) return failure(w.error(), "insert");
     return Status::success();
   }
 
   Result<std::optional<RegistryCredential>> find(std::string_view id) override {
-    std::lock_guard lock(mu_);
-    SqliteStatement s(db_,
-                      "SELECT id, type, account_id, description, last_modified_ms, sealed_secret "
-                      "FROM registry_credentials WHERE id = ?1");
-    if (!s.ok()) return failure("prepare select");
-    s.text(1, id);
-    const int rc = s.step();
-    if (rc == SQLITE_DONE) return std::optional<RegistryCredential>();
-    if (rc != SQLITE_ROW) return failure("select");
-    RegistryCredential c = row(s);
-    auto secret = box_.open(s.columnBlob(5), c.id);
+    auto rows = db_->run(
+        "SELECT id, type, account_id, description, last_modified_ms, sealed_secret "
+        "FROM registry_credentials WHERE id = $1",
+        {std::string(id)});
+    if (!rows.ok()) return failure(rows.error(), "select");
+    if (rows->empty()) return std::optional<RegistryCredential>();
+    const sql::Row& r = rows->front();
+    RegistryCredential c = rowOf(r);
+    auto secret = box_.open(r.blob(5), c.id);
     if (!secret)
       return Error{ErrorKind::kUnavailable, "credential_unreadable",
                    "registry credential \"" + c.id +
                        "\" cannot be decrypted with the key in registry.key (was the key file "
-                       "replaced?); store the credential again",
+                       "replaced, or does this replica have another one?); store the credential "
+                       "again",
                    "registryCredentialID"};
     c.secret = std::move(*secret);
     return std::optional<RegistryCredential>(std::move(c));
   }
 
   Result<std::vector<RegistryCredential>> list() override {
-    std::lock_guard lock(mu_);
-    SqliteStatement s(db_,
-                      "SELECT id, type, account_id, description, last_modified_ms "
-                      "FROM registry_credentials ORDER BY id");
-    if (!s.ok()) return failure("prepare list");
+    auto rows = db_->run(
+        "SELECT id, type, account_id, description, last_modified_ms "
+        "FROM registry_credentials ORDER BY id");
+    if (!rows.ok()) return failure(rows.error(), "list");
     std::vector<RegistryCredential> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back(row(s));
-    if (rc != SQLITE_DONE) return failure("list");
+    out.reserve(rows->size());
+    for (const auto& r : *rows) out.push_back(rowOf(r));
     return out;
   }
 
   Status remove(std::string_view id) override {
-    std::lock_guard lock(mu_);
-    SqliteStatement s(db_, "DELETE FROM registry_credentials WHERE id = ?1");
-    if (!s.ok()) return failure("prepare delete");
-    s.text(1, id);
-    if (s.step() != SQLITE_DONE) return failure("delete");
-    if (sqlite3_changes(db_) == 0)
+    auto rows =
+        db_->run("DELETE FROM registry_credentials WHERE id = $1 RETURNING id", {std::string(id)});
+    if (!rows.ok()) return failure(rows.error(), "delete");
+    if (rows->empty())
       return Error::notFound("credential_not_found",
                              "no registry credential with id \"" + std::string(id) + "\"", "id");
     return Status::success();
   }
 
  private:
-  static RegistryCredential row(const SqliteStatement& s) {
-    RegistryCredential c;
-    c.id = s.columnText(0);
-    c.type = s.columnText(1);
-    c.accountId = s.columnText(2);
-    c.description = s.columnText(3);
-    c.lastModified = fromEpochMs(s.columnInteger(4));
-    return c;
-  }
-
-  Error failure(const char* what) const {
-    return Error::unavailable(std::string("registry credentials: ") + what +
-                              " failed: " + sqlite3_errmsg(db_));
-  }
-
-  sqlite3* db_;
+  std::shared_ptr<sql::Database> db_;
   SecretBox box_;
-  std::mutex mu_;
 };
 
 }  // namespace
@@ -149,14 +143,11 @@ Status validateCredential(const RegistryCredential& c) {
   return Status::success();
 }
 
-Result<std::unique_ptr<CredentialStore>> openCredentialStore(const std::string& path,
-                                                             std::string key, int busyTimeoutMs) {
+Result<std::unique_ptr<CredentialStore>> openCredentialStore(std::shared_ptr<sql::Database> db,
+                                                             std::string key) {
   if (key.size() != 32) return Error::internal("registry credential key must be 32 bytes");
-  auto db = openSqliteConnection(path, busyTimeoutMs);
-  if (!db.ok()) return db.error();
-  auto store = std::make_unique<SqliteCredentialStore>(*db, std::move(key));
-  if (auto st = store->init(); !st.ok()) return st.error();
-  return std::unique_ptr<CredentialStore>(std::move(store));
+  if (auto st = db->migrate("registry", kMigrations); !st.ok()) return st.error();
+  return std::unique_ptr<CredentialStore>(new SqlCredentialStore(std::move(db), std::move(key)));
 }
 
 }  // namespace dc::registry

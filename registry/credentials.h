@@ -3,7 +3,9 @@
 // returned by list() and never logged (docs/security.md).
 //
 // Table `registry_credentials` (schema version kRegistryCredentialsSchemaVersion in
-// `registry_meta`). Thread-safe: one SQLite connection under a mutex.
+// `registry_meta` on SQLite, in schema_migrations on PostgreSQL), on sql::Database. Thread-safe;
+// nothing is cached, so Consoles on one database (replicas) see each other's credentials at once
+// — when they share the sealing key (docs/operations.md).
 #pragma once
 
 #include <memory>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/sql_database.h"
 #include "common/status.h"
 
 namespace dc::registry {
@@ -48,10 +51,9 @@ class CredentialStore {
   virtual Status remove(std::string_view id) = 0;
 };
 
-/// Opens the tables in the database at `path` (or ":memory:"); `key` is the 32-byte sealing key.
-/// Errors: kUnavailable when SQLite fails; "schema_too_new".
-Result<std::unique_ptr<CredentialStore>> openCredentialStore(const std::string& path,
-                                                             std::string key,
-                                                             int busyTimeoutMs = 5000);
+/// Creates or migrates the table in `db`; `key` is the 32-byte sealing key. Errors:
+/// kUnavailable when the database fails; kInvalidArgument "schema_too_new".
+Result<std::unique_ptr<CredentialStore>> openCredentialStore(std::shared_ptr<sql::Database> db,
+                                                             std::string key);
 
 }  // namespace dc::registry

@@ -1,5 +1,7 @@
-// auth/: crypto wrappers against published test vectors, the AuthStore conformance suite
-// (SQLite file and :memory:), and AuthService behaviour on a ManualClock.
+// auth/: crypto wrappers against published test vectors, the AuthStore conformance suite and
+// AuthService behaviour on a ManualClock, on the backend under test (SQLite :memory:, or
+// PostgreSQL in the auth_test_postgres entry: tests/support/sql_backends.h), two replicas on one
+// database, and the SQLite layout of earlier Consoles.
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
@@ -9,6 +11,7 @@
 #include "auth/crypto.h"
 #include "auth/service.h"
 #include "auth/store.h"
+#include "tests/support/sql_backends.h"
 
 using namespace dc;
 using namespace dc::auth;
@@ -59,12 +62,8 @@ TEST_CASE("crypto: RFC 4231 HMAC-SHA256, RFC 7914 PBKDF2-HMAC-SHA256, SHA-256, b
   CHECK_FALSE(constantTimeEqual("abc", "ab"));
 }
 
-TEST_CASE("AuthStore conformance") {
-  const std::string file = tempPath("conformance.db");
-  std::filesystem::remove(file);
-  const std::string path = GENERATE_COPY(std::string(":memory:"), file);
-  INFO(path);
-  auto opened = openSqliteAuthStore(path);
+TEST_CASE("AuthStore conformance", "[auth-store]") {
+  auto opened = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(opened.ok());
   AuthStore& store = **opened;
 
@@ -130,18 +129,28 @@ TEST_CASE("AuthStore conformance") {
   CHECK(st.error().kind == ErrorKind::kConflict);
 }
 
+namespace {
+
+Result<std::unique_ptr<AuthStore>> openAuthFile(const std::string& file) {
+  auto db = sql::openDatabase(file, "auth");
+  if (!db.ok()) return db.error();
+  return openAuthStore(std::move(db).value());
+}
+
+}  // namespace
+
 TEST_CASE("AuthStore: a newer schema is refused; data survives reopening") {
   const std::string file = tempPath("schema.db");
   std::filesystem::remove(file);
   {
-    auto s = openSqliteAuthStore(file);
+    auto s = openAuthFile(file);
     REQUIRE(s.ok());
     UserRecord u;
     u.username = "bob";
     REQUIRE((*s)->putUser(u).ok());
   }
   {
-    auto s = openSqliteAuthStore(file);
+    auto s = openAuthFile(file);
     REQUIRE(s.ok());
     CHECK((*s)->loadUsers()->size() == 1);
   }
@@ -150,14 +159,153 @@ TEST_CASE("AuthStore: a newer schema is refused; data survives reopening") {
   REQUIRE(sqlite3_exec(db, "UPDATE auth_meta SET value = '99' WHERE key = 'schema_version'",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
-  auto s = openSqliteAuthStore(file);
+  auto s = openAuthFile(file);
   REQUIRE_FALSE(s.ok());
   CHECK(s.error().code == "schema_too_new");
 }
 
-TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation") {
+TEST_CASE("AuthStore: a console.db written by an earlier Console opens with its data") {
+  const std::string file = tempPath("earlier.db");
+  std::filesystem::remove(file);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  // The tables and version row as the SQLite-only store created them.
+  REQUIRE(sqlite3_exec(db, R"sql(
+CREATE TABLE auth_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO auth_meta VALUES ('schema_version', '1');
+CREATE TABLE auth_users (username TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL,
+  password_hash BLOB NOT NULL, iterations INTEGER NOT NULL, token_epoch INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL, password_changed_at_ms INTEGER NOT NULL);
+CREATE TABLE auth_credentials (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+  app_id TEXT NOT NULL, description TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER);
+INSERT INTO auth_users VALUES ('carol', 'admin', x'00ff01', x'aabb', 1000, 42, 1000, 2000);
+INSERT INTO auth_credentials VALUES ('0011223344556677', 'ab', '', 'enrol', 5, 6);
+)sql",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto s = openAuthFile(file);
+  REQUIRE(s.ok());
+  auto users = (*s)->loadUsers();
+  REQUIRE(users.ok());
+  REQUIRE(users->size() == 1);
+  CHECK(users->front().username == "carol");
+  CHECK(users->front().role == Role::kAdmin);
+  CHECK(users->front().salt == std::string("\0\xff\x01", 3));
+  CHECK(users->front().tokenEpoch == 42);
+  auto creds = (*s)->loadCredentials();
+  REQUIRE(creds.ok());
+  REQUIRE(creds->size() == 1);
+  CHECK(creds->front().revokedAt == std::optional<TimePoint>(TimePoint(Millis(6))));
+}
+
+TEST_CASE("AuthStore: two stores on one database see each other's writes", "[auth-store]") {
+  dc::test::SharedTestDatabase shared("auth");
+  auto a = openAuthStore(shared.a);
+  auto b = openAuthStore(shared.b);  // migrating again is a no-op
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  UserRecord u;
+  u.username = "dana";
+  u.salt = std::string("\0salt", 5);
+  u.passwordHash = std::string(32, '\x01');
+  REQUIRE((*a)->putUser(u).ok());
+  auto seen = (*b)->loadUsers();
+  REQUIRE(seen.ok());
+  REQUIRE(seen->size() == 1);
+  CHECK(seen->front().salt == u.salt);
+  CredentialRecord c{"00112233aabbccdd", std::string(64, 'c'), "", "", kT0, std::nullopt};
+  REQUIRE((*a)->putCredential(c).ok());
+  c.revokedAt = kT0 + 1s;
+  REQUIRE((*b)->putCredential(c).ok());
+  auto creds = (*a)->loadCredentials();
+  REQUIRE(creds.ok());
+  REQUIRE(creds->size() == 1);
+  CHECK(creds->front().revokedAt == std::optional<TimePoint>(kT0 + 1s));
+  REQUIRE((*b)->deleteUser("dana").ok());
+  CHECK((*a)->loadUsers()->empty());
+}
+
+TEST_CASE("AuthService: replicas on one database share users, tokens and revocations",
+          "[auth-store]") {
   ManualClock clock{kT0};
-  auto store = openSqliteAuthStore(":memory:");
+  dc::test::SharedTestDatabase shared("auth");
+  auto storeA = openAuthStore(shared.a);
+  auto storeB = openAuthStore(shared.b);
+  REQUIRE(storeA.ok());
+  REQUIRE(storeB.ok());
+  // The token signing key as replicas on PostgreSQL get it: one key for all.
+  auto keyA = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
+  auto keyB = loadOrCreateSharedSecret(*shared.b, "token_key", 32);
+  REQUIRE(keyA.ok());
+  REQUIRE(keyB.ok());
+  CHECK(*keyA == *keyB);
+  AuthOptions oa = fastOptions(), ob = fastOptions();
+  oa.tokenKey = *keyA;
+  ob.tokenKey = *keyB;
+  AuthService a(**storeA, clock, oa);
+  AuthService b(**storeB, clock, ob);
+  REQUIRE(a.start().ok());
+  REQUIRE(b.start().ok());
+  REQUIRE(a.bootstrapAdmin("first-admin-pw").ok());
+
+  // A user created on one replica is seen on the other once it reloads.
+  REQUIRE(a.createUser("erin", "erins-password", Role::kAuditor).ok());
+  CHECK_FALSE(b.findUser("erin").has_value());
+  REQUIRE(b.reload().ok());
+  REQUIRE(b.findUser("erin").has_value());
+  CHECK(b.authenticate(basic("erin", "erins-password"), "x")->role == Role::kAuditor);
+  // A token issued by one replica works on the other.
+  auto token = a.login("erin", "erins-password", "x");
+  REQUIRE(token.ok());
+  CHECK(b.authenticate("Bearer " + token->token, "x").ok());
+  // A password change on one revokes the token and the remembered verification on the other.
+  REQUIRE(a.updateUser("erin", std::string("new-password-1"), std::nullopt).ok());
+  REQUIRE(b.reload().ok());
+  CHECK(b.authenticate("Bearer " + token->token, "x").error().code == "token_revoked");
+  CHECK(b.authenticate(basic("erin", "erins-password"), "x").error().code == "invalid_credentials");
+  CHECK(b.authenticate(basic("erin", "new-password-1"), "x").ok());
+
+  // A credential issued on one works on the other; revoked on one, it is refused on the other
+  // after its reload.
+  auto cred = a.issueCredential("", "enrolment");
+  REQUIRE(cred.ok());
+  REQUIRE(b.reload().ok());
+  CHECK(b.authenticateDefender("Bearer " + cred->secret).ok());
+  REQUIRE(a.revokeCredential(cred->record.id).ok());
+  REQUIRE(b.reload().ok());
+  CHECK(b.authenticateDefender("Bearer " + cred->secret).error().code == "credential_revoked");
+  CHECK(b.listCredentials().front().revokedAt.has_value());
+
+  // A user deleted on one is gone on the other.
+  REQUIRE(b.deleteUser("erin").ok());
+  REQUIRE(a.reload().ok());
+  CHECK_FALSE(a.findUser("erin").has_value());
+  CHECK(a.authenticate(basic("erin", "new-password-1"), "x").error().code == "invalid_credentials");
+}
+
+TEST_CASE("loadOrCreateSharedSecret: the first key wins; every replica reads it", "[auth-store]") {
+  dc::test::SharedTestDatabase shared("secrets");
+  auto first = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
+  REQUIRE(first.ok());
+  CHECK(first->size() == 32);
+  auto second = loadOrCreateSharedSecret(*shared.b, "token_key", 32);
+  REQUIRE(second.ok());
+  CHECK(*second == *first);
+  auto again = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
+  REQUIRE(again.ok());
+  CHECK(*again == *first);
+  auto other = loadOrCreateSharedSecret(*shared.b, "another_key", 32);
+  REQUIRE(other.ok());
+  CHECK(*other != *first);
+  auto wrongSize = loadOrCreateSharedSecret(*shared.b, "token_key", 16);
+  REQUIRE_FALSE(wrongSize.ok());
+  CHECK(wrongSize.error().code == "secret_invalid");
+}
+
+TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation", "[auth-store]") {
+  ManualClock clock{kT0};
+  auto store = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(store.ok());
   AuthService auth(**store, clock, fastOptions());
   REQUIRE(auth.start().ok());
@@ -279,9 +427,10 @@ TEST_CASE("AuthService: first admin, passwords, tokens, expiry and revocation") 
   }
 }
 
-TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Console tokens") {
+TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Console tokens",
+          "[auth-store]") {
   ManualClock clock{kT0};
-  auto store = openSqliteAuthStore(":memory:");
+  auto store = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(store.ok());
   AuthService auth(**store, clock, fastOptions());
   REQUIRE(auth.start().ok());
@@ -313,9 +462,10 @@ TEST_CASE("AuthService: Defender credentials are scoped, revocable and not Conso
   CHECK(auth.listCredentials().size() == 2);
 }
 
-TEST_CASE("AuthService: failures slow down per username and per address, alike for unknown users") {
+TEST_CASE("AuthService: failures slow down per username and per address, alike for unknown users",
+          "[auth-store]") {
   ManualClock clock{kT0};
-  auto store = openSqliteAuthStore(":memory:");
+  auto store = openAuthStore(dc::test::testDatabase("auth"));
   REQUIRE(store.ok());
   AuthService auth(**store, clock, fastOptions());  // 5 failures allowed in 15 min
   REQUIRE(auth.start().ok());

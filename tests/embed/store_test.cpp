@@ -1,12 +1,15 @@
-// One conformance suite for every EmbedStore backend (in-memory and SQLite).
+// One conformance suite for every EmbedStore implementation: in-memory, and the SQL one on the
+// backend under test (SQLite :memory:, or PostgreSQL in the embed_test_postgres entry:
+// tests/support/sql_backends.h); two stores on one database; the SQLite file layout.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <functional>
 #include <memory>
 
-#include "embed/sqlite_store.h"
+#include "embed/sql_store.h"
 #include "embed/store.h"
+#include "tests/support/sql_backends.h"
 
 using namespace dc;
 using namespace dc::embed;
@@ -126,12 +129,40 @@ TEST_CASE("EmbedStore conformance: memory", "[embed][store]") {
   conformance([] { return std::make_unique<MemoryEmbedStore>(); });
 }
 
-TEST_CASE("EmbedStore conformance: SQLite", "[embed][store]") {
+TEST_CASE("EmbedStore conformance: SQL", "[embed][store][embed-store]") {
   conformance([] {
-    auto s = openSqliteEmbedStore(":memory:");
+    auto s = openEmbedStore(dc::test::testDatabase("embed"));
     REQUIRE(s.ok());
     return std::move(s).value();
   });
+}
+
+TEST_CASE("EmbedStore: two stores on one database see each other's App IDs and images",
+          "[embed][store][embed-store]") {
+  dc::test::SharedTestDatabase shared("embed");
+  auto a = openEmbedStore(shared.a);
+  auto b = openEmbedStore(shared.b);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE((*a)->recordIssued({issued("web", "00000000-0000-4000-8000-000000000001", 1)}).ok());
+  CHECK(isIssued(**b, "web:00000000-0000-4000-8000-000000000001"));
+  // The same UUID issued by the other replica is a conflict, not a second row.
+  auto dup = (*b)->recordIssued({issued("api", "00000000-0000-4000-8000-000000000001", 2)});
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.error().code == "duplicate_app_id");
+  CHECK((*a)->listIssued("", 0, 10)->total == 1);
+  ImageEntrypoint e{"docker.io/library/nginx:1.25", {"/e"}, {"c"}, "api", at(5)};
+  REQUIRE((*b)->putImage(e).ok());
+  auto found = (*a)->findImage(e.image);
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK(**found == e);
+  auto removed = (*a)->deleteImage(e.image);
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  removed = (*b)->deleteImage(e.image);
+  REQUIRE(removed.ok());
+  CHECK_FALSE(*removed);
 }
 
 TEST_CASE("SQLite embed store persists across reopen and keeps its own version row",
@@ -139,15 +170,28 @@ TEST_CASE("SQLite embed store persists across reopen and keeps its own version r
   const auto path = std::filesystem::temp_directory_path() /
                     ("embed_store_test_" + std::to_string(::getpid()) + ".db");
   std::filesystem::remove(path);
-  {
-    auto s = openSqliteEmbedStore(path.string());
+  const auto open = [&] {
+    auto db = sql::openDatabase(path.string(), "embed");
+    REQUIRE(db.ok());
+    auto s = openEmbedStore(std::move(db).value());
     REQUIRE(s.ok());
-    REQUIRE((*s)->recordIssued({issued("web", "00000000-0000-4000-8000-000000000001", 1)}).ok());
+    return std::move(s).value();
+  };
+  {
+    auto s = open();
+    REQUIRE(s->recordIssued({issued("web", "00000000-0000-4000-8000-000000000001", 1)}).ok());
   }
   {
-    auto s = openSqliteEmbedStore(path.string());
-    REQUIRE(s.ok());
-    CHECK(isIssued(**s, "web:00000000-0000-4000-8000-000000000001"));
+    auto s = open();
+    CHECK(isIssued(*s, "web:00000000-0000-4000-8000-000000000001"));
+  }
+  {
+    auto db = sql::openDatabase(path.string(), "embed");
+    REQUIRE(db.ok());
+    auto version = (*db)->run("SELECT value FROM embed_meta WHERE key = 'schema_version'");
+    REQUIRE(version.ok());
+    REQUIRE(version->size() == 1);
+    CHECK((*version)[0].text(0) == std::to_string(kEmbedSchemaVersion));
   }
   std::filesystem::remove(path);
   std::filesystem::remove(path.string() + "-wal");
@@ -155,9 +199,9 @@ TEST_CASE("SQLite embed store persists across reopen and keeps its own version r
 }
 
 TEST_CASE("SQLite embed store reports an unopenable file as unavailable", "[embed][store]") {
-  auto s = openSqliteEmbedStore("/nonexistent-dir/for/sure/embed.db");
-  REQUIRE_FALSE(s.ok());
-  CHECK(s.error().kind == ErrorKind::kUnavailable);
+  auto db = sql::openDatabase("/nonexistent-dir/for/sure/embed.db", "embed");
+  REQUIRE_FALSE(db.ok());
+  CHECK(db.error().kind == ErrorKind::kUnavailable);
 }
 
 TEST_CASE("image references are normalized like registries resolve them", "[embed][store]") {

@@ -30,6 +30,7 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "registry/secret_box.h"
+#include "tests/support/sql_backends.h"
 
 extern char** environ;
 
@@ -541,8 +542,13 @@ TEST_CASE("credential store: encrypted at rest, secrets not listed", "[registry]
   const std::string dir = freshDir("creds");
   const std::string db = dir + "/console.db";
   const std::string key(32, '\x07');
+  const auto openFile = [&](const std::string& k) {
+    auto opened = sql::openDatabase(db, "registry");
+    REQUIRE(opened.ok());
+    return openCredentialStore(std::move(opened).value(), k);
+  };
   {
-    auto store = openCredentialStore(db, key);
+    auto store = openFile(key);
     REQUIRE(store.ok());
     RegistryCredential c{"ci-pull",   "basic",    "robot",
                          "Pa55word!", "CI pulls", TimePoint(Millis(1000))};
@@ -564,13 +570,13 @@ TEST_CASE("credential store: encrypted at rest, secrets not listed", "[registry]
   CHECK(bytes.find("Pa55word!") == std::string::npos);
   CHECK(bytes.find("robot") != std::string::npos);
   {
-    auto other = openCredentialStore(db, std::string(32, '\x08'));
+    auto other = openFile(std::string(32, '\x08'));
     REQUIRE(other.ok());
     auto found = (*other)->find("ci-pull");
     REQUIRE_FALSE(found.ok());
     CHECK(found.error().code == "credential_unreadable");
   }
-  auto store = openCredentialStore(db, key);
+  auto store = openFile(key);
   REQUIRE(store.ok());
   REQUIRE((*store)->remove("ci-pull").ok());
   auto again = (*store)->remove("ci-pull");
@@ -586,6 +592,50 @@ TEST_CASE("credential store: encrypted at rest, secrets not listed", "[registry]
   bad.type = "aws";
   bad.secret.clear();
   CHECK(validateCredential(bad).error().field == "secret");
+}
+
+TEST_CASE("credential store on the backend under test; two stores on one database",
+          "[registry][registry-store]") {
+  const std::string key(32, '\x07');
+  dc::test::SharedTestDatabase shared("registry");
+  auto a = openCredentialStore(shared.a, key);
+  auto b = openCredentialStore(shared.b, key);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  RegistryCredential c{"ci-pull", "aws", "AKIDEXAMPLE", "s3cr3t", "", TimePoint(Millis(1000))};
+  REQUIRE((*a)->put(c).ok());
+  auto found = (*b)->find("ci-pull");
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->secret == "s3cr3t");
+  CHECK((*found)->accountId == "AKIDEXAMPLE");
+  CHECK((*found)->lastModified == TimePoint(Millis(1000)));
+  c.secret = "rotated";
+  c.lastModified = TimePoint(Millis(2000));
+  REQUIRE((*b)->put(c).ok());  // replaces
+  found = (*a)->find("ci-pull");
+  REQUIRE(found.ok());
+  CHECK((*found)->secret == "rotated");
+  auto listed = (*a)->list();
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().secret.empty());
+  // The sealed value is stored, never the secret.
+  auto raw = shared.a->run("SELECT sealed_secret FROM registry_credentials");
+  REQUIRE(raw.ok());
+  REQUIRE(raw->size() == 1);
+  CHECK((*raw)[0].blob(0).find("rotated") == std::string::npos);
+  CHECK((*raw)[0].blob(0).size() == 12 + 7 + 16);
+  // A replica with another sealing key cannot read it.
+  auto otherKey = openCredentialStore(shared.b, std::string(32, '\x08'));
+  REQUIRE(otherKey.ok());
+  auto unreadable = (*otherKey)->find("ci-pull");
+  REQUIRE_FALSE(unreadable.ok());
+  CHECK(unreadable.error().code == "credential_unreadable");
+  CHECK_FALSE((*a)->find("nope")->has_value());
+  REQUIRE((*b)->remove("ci-pull").ok());
+  CHECK((*a)->remove("ci-pull").error().code == "credential_not_found");
+  CHECK((*a)->list()->empty());
 }
 
 TEST_CASE("Console end to end: stored credential, embed reads the registry, /api/v1/registry",
@@ -898,9 +948,9 @@ class RecordingSource final : public ImageConfigSource {
 
 }  // namespace
 
-TEST_CASE("resolver: registry type, platform, credential and budget", "[registry]") {
-  const std::string dir = freshDir("resolver");
-  auto store = openCredentialStore(dir + "/c.db", std::string(32, 'r'));
+TEST_CASE("resolver: registry type, platform, credential and budget",
+          "[registry][registry-store]") {
+  auto store = openCredentialStore(dc::test::testDatabase("registry"), std::string(32, 'r'));
   REQUIRE(store.ok());
   REQUIRE((*store)->put({"basic-1", "basic", "robot", "pw", "", TimePoint()}).ok());
   REQUIRE((*store)->put({"aws-1", "aws", "AKIDEXAMPLE", "secret", "", TimePoint()}).ok());
@@ -944,5 +994,4 @@ TEST_CASE("resolver: registry type, platform, credential and budget", "[registry
       resolver.resolve({"reg.example.com/a/b:1", "", "aws-1", "", std::chrono::seconds(4)});
   REQUIRE_FALSE(awsElsewhere.ok());
   CHECK(awsElsewhere.error().message.find("not an ECR registry") != std::string::npos);
-  fs::remove_all(dir);
 }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -63,5 +64,50 @@ inline std::shared_ptr<sql::Database> testDatabase(std::string_view component) {
   REQUIRE(db.ok());
   return std::move(db).value();
 }
+
+/// Two Database objects on one database of the backend under test, the way two Console replicas
+/// open it: two connections to one temporary SQLite file (removed again on destruction), or two
+/// pools on one fresh PostgreSQL schema.
+struct SharedTestDatabase {
+  std::shared_ptr<sql::Database> a, b;
+  std::string file;  // SQLite only
+
+  explicit SharedTestDatabase(std::string_view component) {
+    std::string target;
+    if (testingPostgres()) {
+      target = freshPostgresSchemaUrl();
+    } else {
+      static std::atomic<int> counter{0};
+      std::string name = "dc-shared-";
+      name += std::to_string(::getpid());
+      name += '-';
+      name += std::to_string(counter.fetch_add(1));
+      name += ".db";
+      file = (std::filesystem::temp_directory_path() / name).string();
+      removeFiles();
+      target = file;
+    }
+    auto first = sql::openDatabase(target, component);
+    REQUIRE(first.ok());
+    auto second = sql::openDatabase(target, component);
+    REQUIRE(second.ok());
+    a = std::move(first).value();
+    b = std::move(second).value();
+  }
+  ~SharedTestDatabase() {
+    a.reset();
+    b.reset();
+    if (!file.empty()) removeFiles();
+  }
+  SharedTestDatabase(const SharedTestDatabase&) = delete;
+  SharedTestDatabase& operator=(const SharedTestDatabase&) = delete;
+
+ private:
+  void removeFiles() const {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+      std::filesystem::remove(file + suffix, ec);
+  }
+};
 
 }  // namespace dc::test
