@@ -12,6 +12,7 @@
 #include "appid/app_id.h"
 #include "audit/log.h"
 #include "auth/crypto.h"
+#include "common/prometheus.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
@@ -157,83 +158,66 @@ void sendCursorError(Response& res, const Error& e) {
 
 std::string prometheusText(const inventory::InventoryMetrics& m,
                            const std::vector<inventory::CategorySummary>& summary) {
-  std::ostringstream out;
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
-        << name << ' ' << v << '\n';
-  };
-  auto gauge = [&](const char* name, const char* help, double v) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n"
-        << name << ' ' << v << '\n';
-  };
-  counter("dc_heartbeats_total", "Heartbeats accepted on the defender channel.", m.heartbeats);
-  counter("dc_registrations_total", "Heartbeats that registered a Defender anew.", m.registrations);
-  counter("dc_reconnections_total", "Heartbeats that reconnected a disconnected Defender.",
-          m.reconnections);
-  counter("dc_graceful_disconnects_total", "Graceful disconnects.", m.gracefulDisconnects);
-  counter("dc_observations_total", "Observations accepted and stored.", m.observationsAccepted);
-  counter("dc_flushes_total", "Write-behind flushes committed.", m.flushes);
-  counter("dc_flush_failures_total", "Write-behind flushes that failed (retried).",
-          m.flushFailures);
-  counter("dc_evictions_total", "Defenders evicted by the scheduler.", m.evictions);
-  counter("dc_manual_deletes_total", "Defenders deleted through the API.", m.manualDeletes);
-  gauge("dc_pending_writes", "Defenders whose newest heartbeat is not yet stored.",
-        static_cast<double>(m.pendingWrites));
-  gauge("dc_flush_lag_seconds",
-        "Age of the oldest heartbeat in the last flush: how far persisted lastSeen trails.",
-        m.lastFlushLagSeconds);
-  gauge("dc_flush_lag_max_seconds", "Largest flush lag since start.", m.maxFlushLagSeconds);
-  counter("dc_storage_fault_episodes_total",
-          "Times the database started refusing writes (full disk, read-only, I/O error).",
-          m.storageFaultEpisodes);
-  gauge("dc_storage_failing", "1 while the database refuses writes.", m.storageFailing ? 1 : 0);
-  counter("dc_pauses_detected_total",
-          "Times the Console noticed it had not run on schedule (stalled storage, paused "
-          "process); Defenders connected then were judged from the end of the pause.",
-          m.pausesDetected);
-  counter("dc_overload_refusals_total",
-          "Registrations refused with 503 overloaded because too many commits were waiting.",
-          m.overloadRefusals);
-  counter("dc_identity_conflicts_total",
-          "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
-          "hostname reported from another task ARN than the one it registered with.",
-          m.identityConflicts);
-  out << "# HELP dc_defenders Defenders in the inventory by category and state.\n"
-         "# TYPE dc_defenders gauge\n";
+  prometheus::Writer out;
+  out.counter("dc_heartbeats_total", "Heartbeats accepted on the defender channel.", m.heartbeats);
+  out.counter("dc_registrations_total", "Heartbeats that registered a Defender anew.",
+              m.registrations);
+  out.counter("dc_reconnections_total", "Heartbeats that reconnected a disconnected Defender.",
+              m.reconnections);
+  out.counter("dc_graceful_disconnects_total", "Graceful disconnects.", m.gracefulDisconnects);
+  out.counter("dc_observations_total", "Observations accepted and stored.", m.observationsAccepted);
+  out.counter("dc_flushes_total", "Write-behind flushes committed.", m.flushes);
+  out.counter("dc_flush_failures_total", "Write-behind flushes that failed (retried).",
+              m.flushFailures);
+  out.counter("dc_evictions_total", "Defenders evicted by the scheduler.", m.evictions);
+  out.counter("dc_manual_deletes_total", "Defenders deleted through the API.", m.manualDeletes);
+  out.gauge("dc_pending_writes", "Defenders whose newest heartbeat is not yet stored.",
+            m.pendingWrites);
+  out.gauge("dc_flush_lag_seconds",
+            "Age of the oldest heartbeat in the last flush: how far persisted lastSeen trails.",
+            m.lastFlushLagSeconds);
+  out.gauge("dc_flush_lag_max_seconds", "Largest flush lag since start.", m.maxFlushLagSeconds);
+  out.counter("dc_storage_fault_episodes_total",
+              "Times the database started refusing writes (full disk, read-only, I/O error).",
+              m.storageFaultEpisodes);
+  out.gauge("dc_storage_failing", "1 while the database refuses writes.", m.storageFailing ? 1 : 0);
+  out.counter("dc_pauses_detected_total",
+              "Times the Console noticed it had not run on schedule (stalled storage, paused "
+              "process); Defenders connected then were judged from the end of the pause.",
+              m.pausesDetected);
+  out.counter("dc_overload_refusals_total",
+              "Registrations refused with 503 overloaded because too many commits were waiting.",
+              m.overloadRefusals);
+  out.counter(
+      "dc_identity_conflicts_total",
+      "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
+      "hostname reported from another task ARN than the one it registered with.",
+      m.identityConflicts);
+  out.family("dc_defenders", "Defenders in the inventory by category and state.",
+             prometheus::Type::kGauge);
   for (const auto& c : summary) {
     const auto cat = inventory::categoryName(c.category);
-    out << "dc_defenders{category=\"" << cat << "\",state=\"connected\"} " << c.connected << '\n';
-    out << "dc_defenders{category=\"" << cat << "\",state=\"disconnected\"} "
-        << (c.deployed - c.connected) << '\n';
+    out.sample({{"category", cat}, {"state", "connected"}}, c.connected);
+    out.sample({{"category", cat}, {"state", "disconnected"}}, c.deployed - c.connected);
   }
-  out << "# HELP dc_defenders_outdated Defenders running a version older than the deployed "
-         "Defender version, by category.\n# TYPE dc_defenders_outdated gauge\n";
+  out.family("dc_defenders_outdated",
+             "Defenders running a version older than the deployed Defender version, by category.",
+             prometheus::Type::kGauge);
   for (const auto& c : summary)
-    out << "dc_defenders_outdated{category=\"" << inventory::categoryName(c.category) << "\"} "
-        << c.outdated << '\n';
-  return out.str();
+    out.sample({{"category", inventory::categoryName(c.category)}}, c.outdated);
+  return out.take();
 }
 
 std::string cursorMetricsText(const inventory::SnapshotMetrics& m) {
-  std::ostringstream out;
-  out << "# HELP dc_cursor_snapshots Cursor-paging snapshots kept.\n"
-         "# TYPE dc_cursor_snapshots gauge\ndc_cursor_snapshots "
-      << m.snapshots
-      << "\n# HELP dc_cursor_snapshot_bytes Memory held by cursor-paging snapshots.\n"
-         "# TYPE dc_cursor_snapshot_bytes gauge\ndc_cursor_snapshot_bytes "
-      << m.bytes
-      << "\n# HELP dc_cursor_snapshots_created_total Cursor-paging snapshots taken "
-         "(cursor=start).\n"
-         "# TYPE dc_cursor_snapshots_created_total counter\ndc_cursor_snapshots_created_total "
-      << m.created
-      << "\n# HELP dc_cursor_snapshots_dropped_total Snapshots dropped before their TTL to stay "
-         "within the bounds.\n# TYPE dc_cursor_snapshots_dropped_total counter\n"
-         "dc_cursor_snapshots_dropped_total "
-      << m.dropped
-      << "\n# HELP dc_cursor_expired_total Cursors refused with 410 cursor_expired.\n"
-         "# TYPE dc_cursor_expired_total counter\ndc_cursor_expired_total "
-      << m.expired << '\n';
-  return out.str();
+  prometheus::Writer out;
+  out.gauge("dc_cursor_snapshots", "Cursor-paging snapshots kept.", m.snapshots);
+  out.gauge("dc_cursor_snapshot_bytes", "Memory held by cursor-paging snapshots.", m.bytes);
+  out.counter("dc_cursor_snapshots_created_total", "Cursor-paging snapshots taken (cursor=start).",
+              m.created);
+  out.counter("dc_cursor_snapshots_dropped_total",
+              "Snapshots dropped before their TTL to stay within the bounds.", m.dropped);
+  out.counter("dc_cursor_expired_total", "Cursors refused with 410 cursor_expired.", m.expired);
+  return out.take();
 }
 
 Result<inventory::DefenderSettings> parseSettings(const std::string& body) {
