@@ -351,18 +351,8 @@ namespace {
 
 // Copies an embed handler's response; its errors go through this layer's one status table.
 void sendEmbed(Response& res, const embed::HttpResponse& r) {
-  if (r.error) {
-    sendError(res, *r.error);
-    if (r.problems.empty()) return;
-    // A refused task definition lists every problem (docs/embed.md) besides the first.
-    auto body = json::parse(res.body, nullptr, false);
-    if (!body.is_object()) return;
-    body["problems"] = json::array();
-    for (const auto& p : r.problems)
-      body["problems"].push_back({{"code", p.code}, {"message", p.message}, {"field", p.field}});
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-    return;
-  }
+  // A refused task definition lists every problem (docs/embed.md), the first one included.
+  if (r.error) return sendError(res, *r.error, r.problems);
   for (const auto& [name, value] : r.headers) res.set_header(name, value);
   res.status = r.status;
   res.set_content(r.body, r.contentType);

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "common/defender_version.h"
+#include "common/error_json.h"
 #include "common/prometheus.h"
 #include "common/time_format.h"
 #include "common/utf8.h"
@@ -159,4 +160,21 @@ TEST_CASE("Prometheus writer: families with HELP and TYPE, labelled samples, his
         "dc_latency_seconds_bucket{route=\"list\",le=\"+Inf\"} 6\n"
         "dc_latency_seconds_sum{route=\"list\"} 2.75\n"
         "dc_latency_seconds_count{route=\"list\"} 6\n");
+}
+
+TEST_CASE("the one error body: code, err, field when set, message, and problems when given") {
+  CHECK(errorJson(Error::invalid("invalid_parameter", "limit", "limit: must be a whole number")) ==
+        R"({"code":"invalid_parameter","err":"limit: must be a whole number","field":"limit",)"
+        R"("message":"limit: must be a whole number"})");
+  CHECK(errorJson(Error::internal("internal error")) ==
+        R"({"code":"internal","err":"internal error","message":"internal error"})");
+  const Error first = Error::invalid("duplicate_key", "family", "family: given twice");
+  CHECK(
+      errorJson(first, {first, Error::invalid("invalid_family", "", "bad")}) ==
+      R"({"code":"duplicate_key","err":"family: given twice","field":"family",)"
+      R"("message":"family: given twice","problems":[{"code":"duplicate_key","field":"family",)"
+      R"("message":"family: given twice"},{"code":"invalid_family","field":"","message":"bad"}]})");
+  // Invalid UTF-8 is replaced, never thrown.
+  CHECK(errorJson(Error::invalid("x", "", "bad \xff byte")).find("\xef\xbf\xbd") !=
+        std::string::npos);
 }
