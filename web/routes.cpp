@@ -102,9 +102,9 @@ struct CursorPage {
 std::optional<Result<CursorPage>> cursorPage(Inventory& inv, inventory::SnapshotCache& cache,
                                              const Params& params,
                                              const inventory::DefenderQuery& q) {
-  auto it = params.find("cursor");
-  if (it == params.end()) return std::nullopt;
-  const std::string& cursor = it->second;
+  const auto cursorParam = rawParam(params, "cursor");
+  if (!cursorParam) return std::nullopt;
+  const std::string& cursor = *cursorParam;
   std::string id;
   size_t position = 0;
   std::shared_ptr<const inventory::KeySnapshot> snapshot;
@@ -424,10 +424,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
       [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
-        for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
-          if (!inventory::parseType(it->second))
+        for (const auto& type : paramValues(paramsOf(req), "defenderType"))
+          if (!inventory::parseType(type))
             return sendError(res, Error::invalid("unknown_type", "defenderType",
-                                                 "defenderType: '" + it->second.substr(0, 64) +
+                                                 "defenderType: '" + type.substr(0, 64) +
                                                      "' is not a Defender type (e.g. fargate, "
                                                      "appEmbedded)"));
         const std::string requester = who.username.empty() ? "api" : who.username;
@@ -1199,8 +1199,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     const Params params = paramsOf(req);
     if (auto known = requireKnownParams(params, {"range"}); !known.ok())
       return sendError(res, known.error());
-    auto it = params.find("range");
-    const std::string text = it == params.end() ? "hour" : it->second;
+    const std::string text = rawParam(params, "range").value_or("hour");
     auto range = history::parseRange(text);
     if (!range)
       return sendError(
@@ -1252,8 +1251,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     // and one chunk of rows.
     Params params = paramsOf(req);
     // `limit=` (empty) is no limit, as for the other parameters.
-    const auto limitParam = params.find("limit");
-    const bool paged = limitParam != params.end() && !limitParam->second.empty();
+    const bool paged = textParam(params, "limit").has_value();
     // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
     auto bom = parseBoolParam(params, "bom");
     if (!bom.ok()) return sendError(res, bom.error());
@@ -1361,16 +1359,11 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     q.offset = paging->first;
     q.limit = paging->second;
     q.category = inventory::Category::kAppEmbedded;
-    auto text = [&](const char* name) -> std::optional<std::string> {
-      auto it = params.find(name);
-      if (it == params.end() || it->second.empty()) return std::nullopt;
-      return it->second;
-    };
-    q.hostname = text("id");
-    q.appId = text("appID");
-    q.container = text("container");
-    q.image = text("image");
-    q.cluster = text("cluster");
+    q.hostname = textParam(params, "id");
+    q.appId = textParam(params, "appID");
+    q.container = textParam(params, "container");
+    q.image = textParam(params, "image");
+    q.cluster = textParam(params, "cluster");
     auto page = inv.list(q);
     if (!page.ok()) return sendError(res, page.error());
     json items = json::array();
