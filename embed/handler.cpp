@@ -611,4 +611,9 @@ bool EmbedService::isIssued(std::string_view appId) const {
   return embed::isIssued(store_, appId);
 }
 
+std::unordered_set<std::string> EmbedService::issuedAmong(
+    const std::vector<std::string>& appIds) const {
+  return embed::issuedAmong(store_, appIds);
+}
+
 }  // namespace dc::embed

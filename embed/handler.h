@@ -163,6 +163,8 @@ class EmbedService {
 
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;
+  /// The App IDs of `appIds` issued by this Console, with one store lookup (embed::issuedAmong).
+  std::unordered_set<std::string> issuedAmong(const std::vector<std::string>& appIds) const;
 
   /// The defender channel's port as bound (main calls it after listening, so `--defender-port
   /// 0` gives the real port in INSTALL_BUNDLE and WS_ADDRESS). Thread-safe.

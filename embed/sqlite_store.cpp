@@ -125,6 +125,30 @@ class SqliteEmbedStore final : public EmbedStore {
     return std::optional<IssuedAppId>();
   }
 
+  Result<std::vector<IssuedAppId>> findIssuedByUuids(
+      const std::vector<std::string>& uuids) override {
+    std::vector<IssuedAppId> out;
+    if (uuids.empty()) return out;
+    // One statement with a bound parameter per UUID; a page has at most 250 (the list's
+    // limit), well below SQLITE_MAX_VARIABLE_NUMBER (32766).
+    std::string sql =
+        "SELECT uuid, app_id, family, family_is_intrinsic, format, resource, issued_at_ms "
+        "FROM embed_app_ids WHERE uuid IN (";
+    for (size_t i = 0; i < uuids.size(); ++i) {
+      if (i > 0) sql += ',';
+      sql += '?';
+    }
+    sql += ')';
+    std::lock_guard lock(mu_);
+    Stmt s(db_, sql.c_str());
+    if (!s.ok()) return failure("find App IDs");
+    for (size_t i = 0; i < uuids.size(); ++i) s.text(static_cast<int>(i + 1), uuids[i]);
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(readIssued(s));
+    if (rc != SQLITE_DONE) return failure("find App IDs");
+    return out;
+  }
+
   Status putImage(const ImageEntrypoint& e) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,

@@ -1102,13 +1102,27 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
   registerAuditEventRoutes(routes, opts->audit);
   registerBulkDefenderRoutes(routes, inv, trail, opts->defenderVersion, opts->defenderDeleted);
   registerViewRoutes(routes, opts->views);
-  auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
-    json j = defenderJson(d, inv.judge(d, now));
-    const auto version = judgeVersion(d.version, opts->defenderVersion);
-    j["compatibleVersion"] = version.compatibleVersion;
-    j["outdated"] = version.outdated;
-    if (opts->embed) j["appIDIssued"] = !d.appId.empty() && opts->embed->isIssued(d.appId);
-    return j;
+  // The rows of one answer as JSON, in order. The App IDs' `appIDIssued` flags come from one
+  // store lookup for the whole page (EmbedService::issuedAmong), not one per row.
+  auto render = [&inv, opts](const std::vector<inventory::Defender>& rows, TimePoint now) {
+    std::unordered_set<std::string> issued;
+    if (opts->embed) {
+      std::vector<std::string> appIds;
+      appIds.reserve(rows.size());
+      for (const auto& d : rows)
+        if (!d.appId.empty()) appIds.push_back(d.appId);
+      if (!appIds.empty()) issued = opts->embed->issuedAmong(appIds);
+    }
+    json items = json::array();
+    for (const auto& d : rows) {
+      json j = defenderJson(d, inv.judge(d, now));
+      const auto version = judgeVersion(d.version, opts->defenderVersion);
+      j["compatibleVersion"] = version.compatibleVersion;
+      j["outdated"] = version.outdated;
+      if (opts->embed) j["appIDIssued"] = !d.appId.empty() && issued.contains(d.appId);
+      items.push_back(std::move(j));
+    }
+    return items;
   };
 
   const auto cursors = std::make_shared<inventory::SnapshotCache>(inv.clock(), opts->cursorLimits);
@@ -1120,17 +1134,13 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
                if (!q.ok()) return sendError(res, q.error());
                if (auto walk = cursorPage(inv, *cursors, params, *q)) {
                  if (!walk->ok()) return sendCursorError(res, walk->error());
-                 const TimePoint now = inv.clock().now();
-                 json items = json::array();
-                 for (const auto& d : (*walk)->rows) items.push_back(render(d, now));
+                 const json items = render((*walk)->rows, inv.clock().now());
                  if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
                  return sendPage(res, items, (*walk)->total);
                }
                auto page = inv.list(*q);
                if (!page.ok()) return sendError(res, page.error());
-               const TimePoint now = inv.clock().now();
-               json items = json::array();
-               for (const auto& d : page->items) items.push_back(render(d, now));
+               const json items = render(page->items, inv.clock().now());
                sendPage(res, items, page->total);
              });
 
@@ -1298,7 +1308,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
       return sendError(
           res, Error::notFound("unknown_defender",
                                "no Defender with hostname '" + pathId(req) + "'", "hostname"));
-    sendJson(res, dumpJson(render(**d, inv.clock().now())));
+    sendJson(res, dumpJson(render({**d}, inv.clock().now()).at(0)));
   });
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
