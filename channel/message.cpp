@@ -1,22 +1,14 @@
 #include "channel/message.h"
 
-#include <nlohmann/json.hpp>
-
+#include "common/error_json.h"
 #include "common/http_status.h"
 
 namespace dc::channel {
 
-std::string errorBody(const Error& error) {
-  nlohmann::json body{{"code", error.code}, {"message", error.message}};
-  if (!error.field.empty()) body["field"] = error.field;
-  body["err"] = error.message;
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-Response errorResponse(const Error& error, int status) {
+Response errorResponse(const Error& error, int status, const std::vector<Error>& problems) {
   Response r;
   r.status = status > 0 ? status : httpStatus(error.kind);
-  r.body = errorBody(error);
+  r.body = errorJson(error, problems);
   if (r.status == 429 || r.status == 503)
     r.headers.emplace_back(
         "Retry-After", std::to_string(error.retryAfterSeconds > 0 ? error.retryAfterSeconds : 5));

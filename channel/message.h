@@ -1,8 +1,8 @@
 // The defender channel's own small request and response types, so that its routes depend on no
 // HTTP library: the cpp-httplib front (web/http_listener.h) and the event-driven front
 // (channel/asio_listener.h) both convert to and from them and call the same route function
-// (web/routes.h, serveDefenderChannel). Also the one renderer of error bodies,
-// `{"code", "message", "field", "err"}`, used by every HTTP answer of the Console.
+// (web/routes.h, serveDefenderChannel). Also the error answer of every HTTP front, whose body
+// comes from the one renderer of error bodies, dc::errorJson (common/error_json.h).
 #pragma once
 
 #include <functional>
@@ -43,14 +43,11 @@ struct Response {
   std::function<bool(std::string& out, bool& done)> stream;
 };
 
-/// The JSON error body `{"code", "message", "field"?, "err"}`: `err` repeats `message` under the
-/// vendor's key (docs/api.md, "Errors"); `field` is left out when no field is at fault.
-std::string errorBody(const Error& error);
-
 /// An error answer with the status of `error.kind` (common/http_status.h), or `status` when
-/// given (protocol-level answers: 411, 414, 431). 429 and 503 carry `Retry-After` (the error's
-/// `retryAfterSeconds`, 5 when unset).
-Response errorResponse(const Error& error, int status = 0);
+/// given (protocol-level answers: 411, 414, 431), and the body errorJson(error, problems)
+/// (`{"code", "message", "field"?, "err"}`, plus `problems` when given). 429 and 503 carry
+/// `Retry-After` (the error's `retryAfterSeconds`, 5 when unset).
+Response errorResponse(const Error& error, int status = 0, const std::vector<Error>& problems = {});
 
 /// A 200 (or `status`) answer whose body is already JSON text.
 Response jsonResponse(std::string body, int status = 200);

@@ -3,11 +3,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "common/prometheus.h"
 #include "common/thread_priority.h"
 #include "common/time_format.h"
 
@@ -92,34 +92,29 @@ Sweeper::HeldBack Sweeper::heldBack(TimePoint now) const {
 }
 
 std::string Sweeper::metricsText(TimePoint now) const {
-  std::ostringstream out;
-  out << "# HELP dc_sweeps_total Eviction sweeps run.\n# TYPE dc_sweeps_total counter\n"
-      << "dc_sweeps_total " << sweeps_.load() << '\n'
-      << "# HELP dc_sweep_failures_total Sweeps stopped by a storage error.\n"
-      << "# TYPE dc_sweep_failures_total counter\n"
-      << "dc_sweep_failures_total " << failures_.load() << '\n'
-      << "# HELP dc_sweep_last_duration_seconds Duration of the last sweep.\n"
-      << "# TYPE dc_sweep_last_duration_seconds gauge\n"
-      << "dc_sweep_last_duration_seconds " << static_cast<double>(lastSweepMs_.load()) / 1000.0
-      << '\n';
+  prometheus::Writer out;
+  out.counter("dc_sweeps_total", "Eviction sweeps run.", sweeps_.load());
+  out.counter("dc_sweep_failures_total", "Sweeps stopped by a storage error.", failures_.load());
+  out.gauge("dc_sweep_last_duration_seconds", "Duration of the last sweep.",
+            static_cast<double>(lastSweepMs_.load()) / 1000.0);
   const auto outage = guard_.status();
-  out << "# HELP dc_sweeps_deferred_total Sweeps skipped because heartbeats waited to be "
-         "recorded.\n# TYPE dc_sweeps_deferred_total counter\n"
-      << "dc_sweeps_deferred_total " << deferred_.load() << '\n'
-      << "# HELP dc_outage_incidents_total Outage guard incidents: a large share of the fleet "
-         "went silent within one grace period.\n# TYPE dc_outage_incidents_total counter\n"
-      << "dc_outage_incidents_total " << outage.incidents << '\n'
-      << "# HELP dc_evictions_paused 1 while the outage guard holds evictions.\n"
-      << "# TYPE dc_evictions_paused gauge\n"
-      << "dc_evictions_paused " << (outage.paused ? 1 : 0) << '\n';
+  out.counter("dc_sweeps_deferred_total",
+              "Sweeps skipped because heartbeats waited to be recorded.", deferred_.load());
+  out.counter("dc_outage_incidents_total",
+              "Outage guard incidents: a large share of the fleet went silent within one grace "
+              "period.",
+              outage.incidents);
+  out.gauge("dc_evictions_paused", "1 while the outage guard holds evictions.",
+            outage.paused ? 1 : 0);
   const HeldBack held = heldBack(now);
-  out << "# HELP dc_evictions_paused_seconds How long the outage guard has held evictions (0 "
-         "when not paused).\n# TYPE dc_evictions_paused_seconds gauge\n"
-      << "dc_evictions_paused_seconds " << held.pausedFor.count() / 1000 << '\n'
-      << "# HELP dc_evictions_held_back Defenders due for eviction that the paused outage guard "
-         "holds back (0 when not paused).\n# TYPE dc_evictions_held_back gauge\n"
-      << "dc_evictions_held_back " << held.due << '\n';
-  return out.str();
+  out.gauge("dc_evictions_paused_seconds",
+            "How long the outage guard has held evictions (0 when not paused).",
+            held.pausedFor.count() / 1000);
+  out.gauge("dc_evictions_held_back",
+            "Defenders due for eviction that the paused outage guard holds back (0 when not "
+            "paused).",
+            held.due);
+  return out.take();
 }
 
 struct SweepScheduler::Impl {

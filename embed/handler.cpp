@@ -1,5 +1,6 @@
 #include "embed/handler.h"
 
+#include "common/error_json.h"
 #include "common/http_status.h"
 
 #include <uuid/uuid.h>
@@ -237,29 +238,12 @@ std::string reportJson(const TransformResult& out) {
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
-OJson problemsJson(const std::vector<Error>& problems) {
-  OJson arr = OJson::array();
-  for (const auto& p : problems) {
-    OJson j;
-    j["code"] = p.code;
-    j["message"] = p.message;
-    j["field"] = p.field;
-    arr.push_back(std::move(j));
-  }
-  return arr;
-}
-
 }  // namespace
 
 HttpResponse errorResponse(const Error& error, const std::vector<Error>& problems) {
   HttpResponse r;
   r.status = httpStatus(error.kind);
-  OJson j;
-  j["code"] = error.code;
-  j["message"] = error.message;
-  j["field"] = error.field;
-  if (!problems.empty()) j["problems"] = problemsJson(problems);
-  r.body = dump(j);
+  r.body = errorJson(error, problems);
   r.error = error;
   r.problems = problems;
   return r;
@@ -398,22 +382,23 @@ HttpResponse EmbedService::embed(const EmbedRequest& request) {
   // Issued only once the whole document is known to be good: a refused request must not leave
   // credentials behind.
   const bool issueCredentials = problems.empty();
-  deps.installBundle = installBundle_ ? installBundle_
-                                      : [consoleHost, port, issuer, issueError,
-                                         issueCredentials](const IssuedDefinition& d) {
-                                          nlohmann::ordered_json j;
-                                          j["consoleHost"] = consoleHost;
-                                          j["defenderPort"] = port;
-                                          if (issuer && issueCredentials) {
-                                            auto credential = issuer(d.appId, "install bundle of the embed flow");
-                                            if (!credential.ok()) {
-                                              if (!*issueError) *issueError = credential.error();
-                                              return std::string("{}");
-                                            }
-                                            j["credential"] = *credential;
-                                          }
-                                          return j.dump();
-                                        };
+  deps.installBundle =
+      installBundle_
+          ? installBundle_
+          : [consoleHost, port, issuer, issueError, issueCredentials](const IssuedDefinition& d) {
+              nlohmann::ordered_json j;
+              j["consoleHost"] = consoleHost;
+              j["defenderPort"] = port;
+              if (issuer && issueCredentials) {
+                auto credential = issuer(d.appId, "install bundle of the embed flow");
+                if (!credential.ok()) {
+                  if (!*issueError) *issueError = credential.error();
+                  return std::string("{}");
+                }
+                j["credential"] = *credential;
+              }
+              return j.dump();
+            };
 
   std::vector<Error> transformProblems;
   auto out = embedDefender(std::move(doc).value(), *options, deps, &transformProblems);
@@ -624,6 +609,11 @@ HttpResponse EmbedService::registryScanResults(const QueryParams& query) {
 
 bool EmbedService::isIssued(std::string_view appId) const {
   return embed::isIssued(store_, appId);
+}
+
+std::unordered_set<std::string> EmbedService::issuedAmong(
+    const std::vector<std::string>& appIds) const {
+  return embed::issuedAmong(store_, appIds);
 }
 
 }  // namespace dc::embed

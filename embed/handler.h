@@ -11,8 +11,8 @@
 //   GET  /api/v1/registry                 registryScanResults(query)
 //
 // The web layer copies the request's body and query parameters in and the response out; it
-// does authentication. Every failure is a JSON body {"code", "message", "field"} with a 4xx (or
-// 503 when storage fails), never a partial document. Thread-safe when the store is.
+// does authentication. Every failure is the Console's JSON error body (errorResponse) with a 4xx
+// (or 503 when storage fails), never a partial document. Thread-safe when the store is.
 #pragma once
 
 #include <atomic>
@@ -63,7 +63,8 @@ struct HttpResponse {
 /// (docs/embed.md). Always sent; both arrays may be empty.
 inline constexpr const char* kReportHeader = "X-Defender-Embed-Report";
 
-/// An error response: JSON {"code", "message", "field"} and, when `problems` is not empty,
+/// An error response whose body is errorJson(error, problems) (common/error_json.h): the
+/// Console's error body {"code", "message", "field"?, "err"} and, when `problems` is not empty,
 /// "problems": [{"code", "message", "field"}, ...] (every problem, the first one included).
 HttpResponse errorResponse(const Error& error, const std::vector<Error>& problems = {});
 
@@ -162,6 +163,8 @@ class EmbedService {
 
   /// True when the App ID was issued by this Console (see embed::isIssued).
   bool isIssued(std::string_view appId) const;
+  /// The App IDs of `appIds` issued by this Console, with one store lookup (embed::issuedAmong).
+  std::unordered_set<std::string> issuedAmong(const std::vector<std::string>& appIds) const;
 
   /// The defender channel's port as bound (main calls it after listening, so `--defender-port
   /// 0` gives the real port in INSTALL_BUNDLE and WS_ADDRESS). Thread-safe.

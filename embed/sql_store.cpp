@@ -146,6 +146,28 @@ class SqlEmbedStore final : public EmbedStore {
     return std::optional<IssuedAppId>(readIssued(rows->front()));
   }
 
+  Result<std::vector<IssuedAppId>> findIssuedByUuids(
+      const std::vector<std::string>& uuids) override {
+    std::vector<IssuedAppId> out;
+    if (uuids.empty()) return out;
+    // One statement with a bound parameter per UUID; a page has at most 250 (the list's limit),
+    // well below both backends' parameter limits (SQLite 32766, PostgreSQL 65535).
+    std::string sql =
+        std::string("SELECT ") + kIssuedColumns + " FROM embed_app_ids WHERE uuid IN (";
+    std::vector<sql::Value> params;
+    params.reserve(uuids.size());
+    for (size_t i = 0; i < uuids.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += "$" + std::to_string(i + 1);
+      params.emplace_back(uuids[i]);
+    }
+    sql += ')';
+    auto rows = db_->run(sql, params);
+    if (!rows.ok()) return failure(rows.error(), "find App IDs");
+    for (const auto& r : *rows) out.push_back(readIssued(r));
+    return out;
+  }
+
   Status putImage(const ImageEntrypoint& e) override {
     auto w = db_->run(
         std::string("INSERT INTO embed_image_entrypoints (") + kImageColumns +

@@ -3,21 +3,44 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "appid/app_id.h"
 
 namespace dc::embed {
 
 bool isIssued(EmbedStore& store, std::string_view appId) {
-  auto parsed = appid::parse(appId);
-  if (!parsed.ok()) return false;
-  std::string uuid = parsed->uuid;
-  std::transform(uuid.begin(), uuid.end(), uuid.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  auto found = store.findIssuedByUuid(uuid);
-  if (!found.ok() || !found->has_value()) return false;
-  const IssuedAppId& rec = **found;
-  return rec.familyIsIntrinsic || rec.family == parsed->family;
+  return !issuedAmong(store, {std::string(appId)}).empty();
+}
+
+std::unordered_set<std::string> issuedAmong(EmbedStore& store,
+                                            const std::vector<std::string>& appIds) {
+  std::unordered_set<std::string> issued;
+  // uuid (lowercase) -> the families asked for with it, and the App IDs that asked.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, const std::string*>>> asked;
+  for (const auto& appId : appIds) {
+    if (appId.empty()) continue;
+    auto parsed = appid::parse(appId);
+    if (!parsed.ok()) continue;
+    std::string uuid = parsed->uuid;
+    std::transform(uuid.begin(), uuid.end(), uuid.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    asked[std::move(uuid)].emplace_back(parsed->family, &appId);
+  }
+  if (asked.empty()) return issued;
+  std::vector<std::string> uuids;
+  uuids.reserve(asked.size());
+  for (const auto& [uuid, _] : asked) uuids.push_back(uuid);
+  auto found = store.findIssuedByUuids(uuids);
+  if (!found.ok()) return issued;
+  for (const IssuedAppId& rec : *found) {
+    auto it = asked.find(rec.uuid);
+    if (it == asked.end()) continue;
+    for (const auto& [family, appId] : it->second)
+      if (rec.familyIsIntrinsic || rec.family == family) issued.insert(*appId);
+  }
+  return issued;
 }
 
 Result<std::string> normalizeImage(std::string_view image) {
@@ -97,6 +120,16 @@ Result<std::optional<IssuedAppId>> MemoryEmbedStore::findIssuedByUuid(std::strin
   for (const auto& r : state_->issued)
     if (r.uuid == uuid) return std::optional<IssuedAppId>(r);
   return std::optional<IssuedAppId>();
+}
+
+Result<std::vector<IssuedAppId>> MemoryEmbedStore::findIssuedByUuids(
+    const std::vector<std::string>& uuids) {
+  const std::unordered_set<std::string_view> wanted(uuids.begin(), uuids.end());
+  std::lock_guard lock(state_->mu);
+  std::vector<IssuedAppId> out;
+  for (const auto& r : state_->issued)
+    if (wanted.contains(r.uuid)) out.push_back(r);
+  return out;
 }
 
 Status MemoryEmbedStore::putImage(const ImageEntrypoint& entry) {

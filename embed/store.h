@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -56,6 +57,10 @@ class EmbedStore {
                                                size_t limit) = 0;
   /// The record with this UUID, if any.
   virtual Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view uuid) = 0;
+  /// The records of these UUIDs (lowercase; duplicates allowed), in no particular order; a UUID
+  /// without a record is left out. One lookup for all of them (a page of the Defender list).
+  virtual Result<std::vector<IssuedAppId>> findIssuedByUuids(
+      const std::vector<std::string>& uuids) = 0;
 
   /// Inserts or replaces the entry for `entry.image` (already normalized).
   virtual Status putImage(const ImageEntrypoint& entry) = 0;
@@ -73,6 +78,11 @@ class EmbedStore {
 /// known at deploy time). False for unknown or malformed App IDs and when storage fails.
 bool isIssued(EmbedStore& store, std::string_view appId);
 
+/// The App IDs of `appIds` that isIssued() holds issued, with one findIssuedByUuids() for all of
+/// them (empty App IDs and malformed ones are not issued). Empty when storage fails.
+std::unordered_set<std::string> issuedAmong(EmbedStore& store,
+                                            const std::vector<std::string>& appIds);
+
 /// Normalizes an image reference the way registries resolve it: "nginx" ->
 /// "docker.io/library/nginx:latest", "me/app:1" -> "docker.io/me/app:1", "host:5000/a" ->
 /// "host:5000/a:latest". A digest is kept and no default tag is added to it. Error
@@ -88,6 +98,8 @@ class MemoryEmbedStore final : public EmbedStore {
   Result<Page<IssuedAppId>> listIssued(std::string_view family, size_t offset,
                                        size_t limit) override;
   Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view uuid) override;
+  Result<std::vector<IssuedAppId>> findIssuedByUuids(
+      const std::vector<std::string>& uuids) override;
   Status putImage(const ImageEntrypoint& entry) override;
   Result<std::optional<ImageEntrypoint>> findImage(std::string_view image) override;
   Result<bool> deleteImage(std::string_view image) override;

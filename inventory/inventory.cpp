@@ -68,7 +68,7 @@ Status Inventory::start(bool startFlusher) {
     s.appId = internAppId(l.appId);
     s.fingerprint = l.fingerprint;
     s.resourceHash = resourceHash(l.resourceId);
-    if (stoppedAt && !s.gracefulAt && s.judgedFrom >= *stoppedAt - options_.liveness.grace &&
+    if (stoppedAt && connected(s.judgedFrom, s.gracefulAt, *stoppedAt, options_.liveness.grace) &&
         s.judgedFrom < now) {
       s.judgedFrom = now;
       backlog.push_back(l.key);
@@ -92,7 +92,7 @@ Status Inventory::start(bool startFlusher) {
   {
     std::lock_guard lock(stateMutex_);
     live_ = std::move(loaded);
-    index_.reset(now - options_.liveness.grace);
+    index_.reset(connectedCutoff(now, options_.liveness.grace));
     std::vector<std::pair<const std::string*, LiveIndex::Entry>> entries;
     entries.reserve(live_.size());
     for (const auto& [key, s] : live_) entries.emplace_back(&key, indexEntry(s));
@@ -235,8 +235,9 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     const uint64_t reportedResource = resourceHash(resourceIdOf(d));
     if (known != live_.end())
       if (auto e = identityConflict(d.hostname, known->second, d.type, resourceIdOf(d))) return *e;
-    const bool mustCommit = known == live_.end() || known->second.gracefulAt ||
-                            now - known->second.judgedFrom > options_.liveness.grace;
+    const bool mustCommit =
+        known == live_.end() || !connected(known->second.judgedFrom, known->second.gracefulAt, now,
+                                           options_.liveness.grace);
     const auto waiting = pending_.find(key);
     const bool uncommitted = waiting != pending_.end() && waiting->second.durable;
     if ((mustCommit || uncommitted) && failingSince_) return storageFault();
@@ -255,7 +256,7 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
       s.registeredAt = now;
       s.connectedSince = now;
       ++metrics_.registrations;
-    } else if (s.gracefulAt || now - s.judgedFrom > options_.liveness.grace) {
+    } else if (!connected(s.judgedFrom, s.gracefulAt, now, options_.liveness.grace)) {
       outcome = HeartbeatOutcome::kReconnected;
       s.connectedSince = now;
       ++metrics_.reconnections;
@@ -303,9 +304,9 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname,
     if (!s.gracefulAt) {
       const LiveIndex::Entry before = indexEntry(s);
       // A Defender already timed out keeps its earlier disconnect time.
-      s.gracefulAt = now - s.judgedFrom > options_.liveness.grace
-                         ? s.judgedFrom + options_.liveness.grace
-                         : now;
+      s.gracefulAt = connected(s.judgedFrom, std::nullopt, now, options_.liveness.grace)
+                         ? now
+                         : s.judgedFrom + options_.liveness.grace;
       index_.update(it->first, before, indexEntry(s));
       ++metrics_.gracefulDisconnects;
     }
@@ -527,7 +528,8 @@ size_t Inventory::noteResumed(TimePoint pausedAt) {
     std::lock_guard lock(stateMutex_);
     ++metrics_.pausesDetected;
     for (auto& [key, s] : live_) {
-      if (s.gracefulAt || s.judgedFrom < pausedAt - options_.liveness.grace || s.judgedFrom >= now)
+      if (!connected(s.judgedFrom, s.gracefulAt, pausedAt, options_.liveness.grace) ||
+          s.judgedFrom >= now)
         continue;
       const LiveIndex::Entry before = indexEntry(s);
       s.judgedFrom = now;
@@ -553,10 +555,10 @@ Inventory::Silence Inventory::silence(TimePoint since, TimePoint now) const {
   Silence out;
   std::lock_guard lock(stateMutex_);
   for (const auto& [key, s] : live_) {
-    if (s.gracefulAt && *s.gracefulAt <= since) continue;  // left on purpose before
-    if (s.judgedFrom + g < since) continue;                // already silent before
+    if (s.gracefulAt && *s.gracefulAt <= since) continue;            // left on purpose before
+    if (!connected(s.judgedFrom, std::nullopt, since, g)) continue;  // already silent before
     ++out.fleet;
-    if (!s.gracefulAt && s.judgedFrom + g < now) ++out.silent;
+    if (!s.gracefulAt && !connected(s.judgedFrom, std::nullopt, now, g)) ++out.silent;
   }
   return out;
 }
@@ -654,7 +656,7 @@ std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQue
   size_t total = 0;
   {
     std::lock_guard lock(stateMutex_);
-    index_.advance(clock_.now() - options_.liveness.grace);
+    index_.advance(connectedCutoff(clock_.now(), options_.liveness.grace));
     keys = index_.page(q.types.front(), *q.connected, q.reverse, static_cast<size_t>(q.offset),
                        static_cast<size_t>(q.limit), total);
   }
@@ -738,7 +740,7 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
   // version change not yet written (at most one flush interval) is counted once it is.
   auto outdated = store_.countOutdated(options_.defenderVersion);
   if (!outdated.ok()) return outdated.error();
-  const TimePoint cutoff = clock_.now() - options_.liveness.grace;
+  const TimePoint cutoff = connectedCutoff(clock_.now(), options_.liveness.grace);
   std::lock_guard lock(stateMutex_);
   for (const auto& info : allTypes()) {
     auto& row = out[static_cast<size_t>(info.category)];
@@ -750,7 +752,7 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
 }
 
 std::vector<TypeCount> Inventory::typeCounts() {
-  const TimePoint cutoff = clock_.now() - options_.liveness.grace;
+  const TimePoint cutoff = connectedCutoff(clock_.now(), options_.liveness.grace);
   std::vector<TypeCount> out;
   std::lock_guard lock(stateMutex_);
   for (const auto& info : allTypes())

@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "inventory/defender.h"
+#include "inventory/liveness.h"
 
 namespace dc::inventory {
 
@@ -93,7 +94,9 @@ class LiveIndex {
   };
   static size_t slot(DefenderType t) { return static_cast<size_t>(t); }
   static long long ms(TimePoint t) { return t.time_since_epoch().count(); }
-  bool connectedNow(const Entry& e) const { return !e.graceful && ms(e.judgedFrom) >= applied_; }
+  bool connectedNow(const Entry& e) const {
+    return connectedAt(e.judgedFrom, e.graceful, TimePoint(Millis(applied_)));
+  }
 
   std::array<PerType, kTypeCount> types_;
   long long applied_ = LLONG_MIN;  // cutoff (ms) the key sets reflect

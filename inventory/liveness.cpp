@@ -10,12 +10,11 @@ Millis retentionFor(Category category, int disconnectPeriodDays) {
 Liveness judge(const Defender& d, TimePoint now, const LivenessPolicy& policy,
                int disconnectPeriodDays) {
   Liveness out;
-  if (d.gracefulDisconnectAt) {
+  out.connected = connected(d.judgedFrom, d.gracefulDisconnectAt, now, policy.grace);
+  if (d.gracefulDisconnectAt)
     out.disconnectedAt = *d.gracefulDisconnectAt;
-  } else if (now - d.judgedFrom > policy.grace) {
+  else if (!out.connected)
     out.disconnectedAt = d.judgedFrom + policy.grace;
-  }
-  out.connected = !out.disconnectedAt.has_value();
   if (out.connected) {
     out.lastModified = d.connectedSince;
   } else {

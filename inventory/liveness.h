@@ -28,6 +28,33 @@ struct Liveness {
   std::optional<TimePoint> removalAt;
 };
 
+/// The connected rule, its one definition (DESIGN §4): a Defender is connected at `now` ⇔ it has
+/// no graceful disconnect since its newest heartbeat ∧ now − judgedFrom ≤ G, written as
+/// judgedFrom ≥ connectedCutoff(now, G). judge(), the inventory's heartbeat and disconnect
+/// paths and LiveIndex::connectedNow call it; LiveIndex's ordered counts (judgedFrom ≥ cutoff
+/// by rank) and the stores' SQL filter kConnectedSql are its other forms, cross-checked against
+/// it over random rows by tests/unit/liveness_rule_test.cpp.
+constexpr TimePoint connectedCutoff(TimePoint now, Millis grace) {
+  return now - grace;
+}
+
+/// The rule at a cutoff (= connectedCutoff(now, G)): not gracefully disconnected and
+/// judgedFrom ≥ cutoff.
+constexpr bool connectedAt(TimePoint judgedFrom, bool gracefullyDisconnected, TimePoint cutoff) {
+  return !gracefullyDisconnected && judgedFrom >= cutoff;
+}
+
+/// The rule at `now` for a Defender judged from `judgedFrom` with graceful-disconnect time
+/// `gracefulAt` (nullopt: none since the newest heartbeat).
+constexpr bool connected(TimePoint judgedFrom, const std::optional<TimePoint>& gracefulAt,
+                         TimePoint now, Millis grace) {
+  return connectedAt(judgedFrom, gracefulAt.has_value(), connectedCutoff(now, grace));
+}
+
+/// The rule as a SQL predicate over the stored columns `graceful_at` (NULL: none) and
+/// `judged_from` (epoch ms), with parameter ?1 bound to connectedCutoff(now, G) in epoch ms.
+inline constexpr const char* kConnectedSql = "(graceful_at IS NULL AND judged_from >= ?1)";
+
 /// How long a disconnected Defender of `category` is kept: one hour for appEmbedded (fixed,
 /// seed), `disconnectPeriodDays` days for every other category.
 Millis retentionFor(Category category, int disconnectPeriodDays);

@@ -1,6 +1,7 @@
 #include "inventory/sqlite_store.h"
 
 #include "common/defender_version.h"
+#include "inventory/liveness.h"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -313,7 +314,7 @@ struct Where {
 };
 
 // Fixed parameters of every list/summary statement: ?1 = connected cutoff (now − G), ?2 = G.
-constexpr const char* kConnectedExpr = "(graceful_at IS NULL AND judged_from >= ?1)";
+constexpr const char* kConnectedExpr = kConnectedSql;  // inventory/liveness.h
 constexpr const char* kLastModifiedExpr =
     "(CASE WHEN graceful_at IS NULL AND judged_from >= ?1 THEN connected_since "
     "ELSE COALESCE(graceful_at, judged_from + ?2) END)";
@@ -663,7 +664,8 @@ class SqliteStore final : public Store {
       w.add("(" + any + ")");
     }
     auto bindAll = [&](Stmt& s) {
-      s.bind(1, cutoff.now - cutoff.grace).bind(2, static_cast<long long>(cutoff.grace.count()));
+      s.bind(1, connectedCutoff(cutoff.now, cutoff.grace))
+          .bind(2, static_cast<long long>(cutoff.grace.count()));
       for (size_t i = 0; i < w.textParams.size(); ++i)
         s.bind(static_cast<int>(i + 3), w.textParams[i]);
     };
@@ -699,7 +701,7 @@ class SqliteStore final : public Store {
     Stmt s(r.db, std::string("SELECT category, count(*), sum(") + kConnectedExpr +
                      ") FROM defenders GROUP BY category");
     if (!s.prepared()) return s.error("prepare summary");
-    s.bind(1, cutoff.now - cutoff.grace);
+    s.bind(1, connectedCutoff(cutoff.now, cutoff.grace));
     std::vector<CategorySummary> out;
     for (auto c :
          {Category::kContainer, Category::kHost, Category::kServerless, Category::kAppEmbedded})

@@ -21,6 +21,7 @@
 #include "channel/asio_listener.h"
 #include "cleanup/sweeper.h"
 #include "common/instance_lock.h"
+#include "common/prometheus.h"
 #include "common/sql_database.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
@@ -52,36 +53,27 @@ namespace {
 // statm's second field is resident pages), and each listener's open connections.
 std::string processMetricsText(const std::string& version, std::optional<size_t> consoleConnections,
                                std::optional<size_t> defenderConnections) {
-  std::string out =
-      "# HELP dc_build_info The Console's build: version label, value 1.\n"
-      "# TYPE dc_build_info gauge\ndc_build_info{version=\"" +
-      version + "\"} 1\n";
+  prometheus::Writer out;
+  out.family("dc_build_info", "The Console's build: version label, value 1.",
+             prometheus::Type::kGauge)
+      .sample({{"version", version}}, 1);
   long long pages = 0, resident = 0;
   if (std::ifstream statm("/proc/self/statm"); statm >> pages >> resident)
-    out +=
-        "# HELP process_resident_memory_bytes Resident memory (RSS).\n"
-        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes " +
-        std::to_string(resident * ::sysconf(_SC_PAGESIZE)) + "\n";
+    out.gauge("process_resident_memory_bytes", "Resident memory (RSS).",
+              resident * ::sysconf(_SC_PAGESIZE));
   std::error_code ec;
   long long fds = 0;
   for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
        it.increment(ec))
     ++fds;
   if (!ec && fds > 0)  // minus the descriptor that reads the directory
-    out +=
-        "# HELP process_open_fds Open file descriptors.\n"
-        "# TYPE process_open_fds gauge\nprocess_open_fds " +
-        std::to_string(fds - 1) + "\n";
-  out +=
-      "# HELP dc_open_connections Connections being served or waiting for a worker, per "
-      "listener.\n# TYPE dc_open_connections gauge\n";
-  if (consoleConnections)
-    out +=
-        "dc_open_connections{listener=\"console\"} " + std::to_string(*consoleConnections) + "\n";
-  if (defenderConnections)
-    out +=
-        "dc_open_connections{listener=\"defender\"} " + std::to_string(*defenderConnections) + "\n";
-  return out;
+    out.gauge("process_open_fds", "Open file descriptors.", fds - 1);
+  out.family("dc_open_connections",
+             "Connections being served or waiting for a worker, per listener.",
+             prometheus::Type::kGauge);
+  if (consoleConnections) out.sample({{"listener", "console"}}, *consoleConnections);
+  if (defenderConnections) out.sample({{"listener", "defender"}}, *defenderConnections);
+  return out.take();
 }
 
 // Retry-After of a defender-channel request shed for overload. It is answered before its body is
@@ -103,29 +95,21 @@ int shedRetryAfterAsio(const channel::Request& req) {
 
 /// The WebSocket sessions of the defender channel, in Prometheus text.
 std::string webSocketMetricsText(const channel::AsioListenerLoad& l) {
-  std::string text =
-      "# HELP dc_defender_ws_sessions Open WebSocket sessions of the defender channel.\n"
-      "# TYPE dc_defender_ws_sessions gauge\ndc_defender_ws_sessions ";
-  text += std::to_string(l.wsSessions);
-  text +=
-      "\n# HELP dc_defender_ws_messages_total WebSocket messages answered (result frames).\n"
-      "# TYPE dc_defender_ws_messages_total counter\ndc_defender_ws_messages_total ";
-  text += std::to_string(l.wsMessages);
-  text +=
-      "\n# HELP dc_defender_ws_pushes_total WebSocket push messages sent (settings, removed, "
-      "backoff).\n# TYPE dc_defender_ws_pushes_total counter\ndc_defender_ws_pushes_total ";
-  text += std::to_string(l.wsPushes);
-  text +=
-      "\n# HELP dc_defender_ws_closes_total WebSocket sessions ended, by close code (1006: "
-      "without a close handshake).\n# TYPE dc_defender_ws_closes_total counter\n";
+  prometheus::Writer out;
+  out.gauge("dc_defender_ws_sessions", "Open WebSocket sessions of the defender channel.",
+            l.wsSessions);
+  out.counter("dc_defender_ws_messages_total", "WebSocket messages answered (result frames).",
+              l.wsMessages);
+  out.counter("dc_defender_ws_pushes_total",
+              "WebSocket push messages sent (settings, removed, backoff).", l.wsPushes);
+  out.family("dc_defender_ws_closes_total",
+             "WebSocket sessions ended, by close code (1006: without a close handshake).",
+             prometheus::Type::kCounter);
   for (const auto& [code, n] : l.wsCloses) {
-    text += "dc_defender_ws_closes_total{code=\"";
-    text += std::to_string(code);
-    text += "\"} ";
-    text += std::to_string(n);
-    text += '\n';
+    const std::string codeText = std::to_string(code);
+    out.sample({{"code", codeText}}, n);
   }
-  return text;
+  return out.take();
 }
 
 }  // namespace
@@ -459,17 +443,15 @@ Status ConsoleApp::start(bool startScheduler) {
                                           impl_->defenderConnections());
     {
       const auto load = impl_->defenderLoad();
-      text +=
-          "# HELP dc_defender_channel_queued Defender-channel connections waiting for a "
-          "worker.\n# TYPE dc_defender_channel_queued gauge\ndc_defender_channel_queued " +
-          std::to_string(load.queued) +
-          "\n# HELP dc_defender_channel_busy Defender-channel connections being served.\n"
-          "# TYPE dc_defender_channel_busy gauge\ndc_defender_channel_busy " +
-          std::to_string(load.busy) +
-          "\n# HELP dc_defender_channel_shed_total Defender-channel requests answered 503 "
-          "overloaded because the queue was full.\n# TYPE dc_defender_channel_shed_total "
-          "counter\ndc_defender_channel_shed_total " +
-          std::to_string(load.shed) + "\n";
+      prometheus::Writer out;
+      out.gauge("dc_defender_channel_queued", "Defender-channel connections waiting for a worker.",
+                load.queued);
+      out.gauge("dc_defender_channel_busy", "Defender-channel connections being served.",
+                load.busy);
+      out.counter("dc_defender_channel_shed_total",
+                  "Defender-channel requests answered 503 overloaded because the queue was full.",
+                  load.shed);
+      text += out.text();
     }
     if (impl_->defenderAsio) text += webSocketMetricsText(impl_->defenderAsio->load());
     return text;

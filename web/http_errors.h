@@ -1,6 +1,7 @@
 // Errors become JSON bodies `{"code": "...", "message": "...", "field": "...", "err": "..."}`
 // with the status from common/http_status.h. `err` repeats `message` under the vendor's key
-// (the vendor's clients print `err`); `field` is left out when no field is at fault.
+// (the vendor's clients print `err`); `field` is left out when no field is at fault. The body
+// comes from the one renderer, dc::errorJson (common/error_json.h).
 #pragma once
 
 #include "common/http_status.h"
@@ -17,6 +18,9 @@ void sendError(Response& res, const Error& error);
 /// The same with an explicit status, for protocol-level answers that have no ErrorKind of their
 /// own (411, 414, 431).
 void sendError(Response& res, const Error& error, int status);
+/// With every problem of a refused document (`problems`, the first one included), as the embed
+/// flow reports them (docs/embed.md).
+void sendError(Response& res, const Error& error, const std::vector<Error>& problems);
 
 /// Sends `body` (already JSON text) with status 200 unless told otherwise.
 void sendJson(Response& res, const std::string& body, int status = 200);

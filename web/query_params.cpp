@@ -33,12 +33,6 @@ Result<int> intParam(const Params& p, const std::string& name, int def, int lo, 
   return out;
 }
 
-std::optional<std::string> textParam(const Params& p, const std::string& name) {
-  const auto* v = single(p, name);
-  if (!v || v->empty()) return std::nullopt;
-  return *v;
-}
-
 // Filters of the vendor's `/api/v1/defenders` this Console does not implement (vendor API
 // reference, "Get Deployed Defenders"): refused with their own message, since ignoring them
 // would answer more Defenders than the client asked for.
@@ -78,6 +72,24 @@ Status requireKnownParams(const Params& params, std::initializer_list<std::strin
                                                         : "; this route takes " + list));
   }
   return Status::success();
+}
+
+std::optional<std::string> rawParam(const Params& p, const std::string& name) {
+  const auto* v = single(p, name);
+  if (!v) return std::nullopt;
+  return *v;
+}
+
+std::optional<std::string> textParam(const Params& p, const std::string& name) {
+  const auto* v = single(p, name);
+  if (!v || v->empty()) return std::nullopt;
+  return *v;
+}
+
+std::vector<std::string> paramValues(const Params& p, const std::string& name) {
+  std::vector<std::string> out;
+  for (auto [it, end] = p.equal_range(name); it != end; ++it) out.push_back(it->second);
+  return out;
 }
 
 Result<std::optional<bool>> parseBoolParam(const Params& p, const std::string& name) {

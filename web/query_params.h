@@ -3,8 +3,10 @@
 
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "audit/log.h"
 #include "common/status.h"
@@ -39,6 +41,16 @@ Status requireKnownParams(const Params& params, std::initializer_list<std::strin
 /// with `field` = the parameter name (also for a parameter outside kDefenderQueryParams);
 /// "unknown_type" for a type outside the vendor enum.
 Result<inventory::DefenderQuery> parseDefenderQuery(const Params& params);
+
+/// The first value of parameter `name` as sent (possibly empty); nullopt when absent.
+std::optional<std::string> rawParam(const Params& params, const std::string& name);
+
+/// A text parameter: its first value; absent or empty = nullopt (an empty value is the default,
+/// as for every parameter of parseDefenderQuery).
+std::optional<std::string> textParam(const Params& params, const std::string& name);
+
+/// Every value of a repeatable parameter, in the order sent.
+std::vector<std::string> paramValues(const Params& params, const std::string& name);
 
 /// An optional boolean parameter: `true`/`1`, `false`/`0`; absent or empty = nullopt.
 /// Errors: "invalid_parameter" naming it.

@@ -12,6 +12,7 @@
 #include "appid/app_id.h"
 #include "audit/log.h"
 #include "auth/crypto.h"
+#include "common/prometheus.h"
 #include "common/time_format.h"
 #include "embed/handler.h"
 #include "heartbeat/channel.h"
@@ -101,9 +102,9 @@ struct CursorPage {
 std::optional<Result<CursorPage>> cursorPage(Inventory& inv, inventory::SnapshotCache& cache,
                                              const Params& params,
                                              const inventory::DefenderQuery& q) {
-  auto it = params.find("cursor");
-  if (it == params.end()) return std::nullopt;
-  const std::string& cursor = it->second;
+  const auto cursorParam = rawParam(params, "cursor");
+  if (!cursorParam) return std::nullopt;
+  const std::string& cursor = *cursorParam;
   std::string id;
   size_t position = 0;
   std::shared_ptr<const inventory::KeySnapshot> snapshot;
@@ -157,83 +158,66 @@ void sendCursorError(Response& res, const Error& e) {
 
 std::string prometheusText(const inventory::InventoryMetrics& m,
                            const std::vector<inventory::CategorySummary>& summary) {
-  std::ostringstream out;
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
-        << name << ' ' << v << '\n';
-  };
-  auto gauge = [&](const char* name, const char* help, double v) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n"
-        << name << ' ' << v << '\n';
-  };
-  counter("dc_heartbeats_total", "Heartbeats accepted on the defender channel.", m.heartbeats);
-  counter("dc_registrations_total", "Heartbeats that registered a Defender anew.", m.registrations);
-  counter("dc_reconnections_total", "Heartbeats that reconnected a disconnected Defender.",
-          m.reconnections);
-  counter("dc_graceful_disconnects_total", "Graceful disconnects.", m.gracefulDisconnects);
-  counter("dc_observations_total", "Observations accepted and stored.", m.observationsAccepted);
-  counter("dc_flushes_total", "Write-behind flushes committed.", m.flushes);
-  counter("dc_flush_failures_total", "Write-behind flushes that failed (retried).",
-          m.flushFailures);
-  counter("dc_evictions_total", "Defenders evicted by the scheduler.", m.evictions);
-  counter("dc_manual_deletes_total", "Defenders deleted through the API.", m.manualDeletes);
-  gauge("dc_pending_writes", "Defenders whose newest heartbeat is not yet stored.",
-        static_cast<double>(m.pendingWrites));
-  gauge("dc_flush_lag_seconds",
-        "Age of the oldest heartbeat in the last flush: how far persisted lastSeen trails.",
-        m.lastFlushLagSeconds);
-  gauge("dc_flush_lag_max_seconds", "Largest flush lag since start.", m.maxFlushLagSeconds);
-  counter("dc_storage_fault_episodes_total",
-          "Times the database started refusing writes (full disk, read-only, I/O error).",
-          m.storageFaultEpisodes);
-  gauge("dc_storage_failing", "1 while the database refuses writes.", m.storageFailing ? 1 : 0);
-  counter("dc_pauses_detected_total",
-          "Times the Console noticed it had not run on schedule (stalled storage, paused "
-          "process); Defenders connected then were judged from the end of the pause.",
-          m.pausesDetected);
-  counter("dc_overload_refusals_total",
-          "Registrations refused with 503 overloaded because too many commits were waiting.",
-          m.overloadRefusals);
-  counter("dc_identity_conflicts_total",
-          "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
-          "hostname reported from another task ARN than the one it registered with.",
-          m.identityConflicts);
-  out << "# HELP dc_defenders Defenders in the inventory by category and state.\n"
-         "# TYPE dc_defenders gauge\n";
+  prometheus::Writer out;
+  out.counter("dc_heartbeats_total", "Heartbeats accepted on the defender channel.", m.heartbeats);
+  out.counter("dc_registrations_total", "Heartbeats that registered a Defender anew.",
+              m.registrations);
+  out.counter("dc_reconnections_total", "Heartbeats that reconnected a disconnected Defender.",
+              m.reconnections);
+  out.counter("dc_graceful_disconnects_total", "Graceful disconnects.", m.gracefulDisconnects);
+  out.counter("dc_observations_total", "Observations accepted and stored.", m.observationsAccepted);
+  out.counter("dc_flushes_total", "Write-behind flushes committed.", m.flushes);
+  out.counter("dc_flush_failures_total", "Write-behind flushes that failed (retried).",
+              m.flushFailures);
+  out.counter("dc_evictions_total", "Defenders evicted by the scheduler.", m.evictions);
+  out.counter("dc_manual_deletes_total", "Defenders deleted through the API.", m.manualDeletes);
+  out.gauge("dc_pending_writes", "Defenders whose newest heartbeat is not yet stored.",
+            m.pendingWrites);
+  out.gauge("dc_flush_lag_seconds",
+            "Age of the oldest heartbeat in the last flush: how far persisted lastSeen trails.",
+            m.lastFlushLagSeconds);
+  out.gauge("dc_flush_lag_max_seconds", "Largest flush lag since start.", m.maxFlushLagSeconds);
+  out.counter("dc_storage_fault_episodes_total",
+              "Times the database started refusing writes (full disk, read-only, I/O error).",
+              m.storageFaultEpisodes);
+  out.gauge("dc_storage_failing", "1 while the database refuses writes.", m.storageFailing ? 1 : 0);
+  out.counter("dc_pauses_detected_total",
+              "Times the Console noticed it had not run on schedule (stalled storage, paused "
+              "process); Defenders connected then were judged from the end of the pause.",
+              m.pausesDetected);
+  out.counter("dc_overload_refusals_total",
+              "Registrations refused with 503 overloaded because too many commits were waiting.",
+              m.overloadRefusals);
+  out.counter(
+      "dc_identity_conflicts_total",
+      "Defender-channel requests refused with 409 identity_conflict: a Fargate/App-Embedded "
+      "hostname reported from another task ARN than the one it registered with.",
+      m.identityConflicts);
+  out.family("dc_defenders", "Defenders in the inventory by category and state.",
+             prometheus::Type::kGauge);
   for (const auto& c : summary) {
     const auto cat = inventory::categoryName(c.category);
-    out << "dc_defenders{category=\"" << cat << "\",state=\"connected\"} " << c.connected << '\n';
-    out << "dc_defenders{category=\"" << cat << "\",state=\"disconnected\"} "
-        << (c.deployed - c.connected) << '\n';
+    out.sample({{"category", cat}, {"state", "connected"}}, c.connected);
+    out.sample({{"category", cat}, {"state", "disconnected"}}, c.deployed - c.connected);
   }
-  out << "# HELP dc_defenders_outdated Defenders running a version older than the deployed "
-         "Defender version, by category.\n# TYPE dc_defenders_outdated gauge\n";
+  out.family("dc_defenders_outdated",
+             "Defenders running a version older than the deployed Defender version, by category.",
+             prometheus::Type::kGauge);
   for (const auto& c : summary)
-    out << "dc_defenders_outdated{category=\"" << inventory::categoryName(c.category) << "\"} "
-        << c.outdated << '\n';
-  return out.str();
+    out.sample({{"category", inventory::categoryName(c.category)}}, c.outdated);
+  return out.take();
 }
 
 std::string cursorMetricsText(const inventory::SnapshotMetrics& m) {
-  std::ostringstream out;
-  out << "# HELP dc_cursor_snapshots Cursor-paging snapshots kept.\n"
-         "# TYPE dc_cursor_snapshots gauge\ndc_cursor_snapshots "
-      << m.snapshots
-      << "\n# HELP dc_cursor_snapshot_bytes Memory held by cursor-paging snapshots.\n"
-         "# TYPE dc_cursor_snapshot_bytes gauge\ndc_cursor_snapshot_bytes "
-      << m.bytes
-      << "\n# HELP dc_cursor_snapshots_created_total Cursor-paging snapshots taken "
-         "(cursor=start).\n"
-         "# TYPE dc_cursor_snapshots_created_total counter\ndc_cursor_snapshots_created_total "
-      << m.created
-      << "\n# HELP dc_cursor_snapshots_dropped_total Snapshots dropped before their TTL to stay "
-         "within the bounds.\n# TYPE dc_cursor_snapshots_dropped_total counter\n"
-         "dc_cursor_snapshots_dropped_total "
-      << m.dropped
-      << "\n# HELP dc_cursor_expired_total Cursors refused with 410 cursor_expired.\n"
-         "# TYPE dc_cursor_expired_total counter\ndc_cursor_expired_total "
-      << m.expired << '\n';
-  return out.str();
+  prometheus::Writer out;
+  out.gauge("dc_cursor_snapshots", "Cursor-paging snapshots kept.", m.snapshots);
+  out.gauge("dc_cursor_snapshot_bytes", "Memory held by cursor-paging snapshots.", m.bytes);
+  out.counter("dc_cursor_snapshots_created_total", "Cursor-paging snapshots taken (cursor=start).",
+              m.created);
+  out.counter("dc_cursor_snapshots_dropped_total",
+              "Snapshots dropped before their TTL to stay within the bounds.", m.dropped);
+  out.counter("dc_cursor_expired_total", "Cursors refused with 410 cursor_expired.", m.expired);
+  return out.take();
 }
 
 Result<inventory::DefenderSettings> parseSettings(const std::string& body) {
@@ -367,18 +351,8 @@ namespace {
 
 // Copies an embed handler's response; its errors go through this layer's one status table.
 void sendEmbed(Response& res, const embed::HttpResponse& r) {
-  if (r.error) {
-    sendError(res, *r.error);
-    if (r.problems.empty()) return;
-    // A refused task definition lists every problem (docs/embed.md) besides the first.
-    auto body = json::parse(res.body, nullptr, false);
-    if (!body.is_object()) return;
-    body["problems"] = json::array();
-    for (const auto& p : r.problems)
-      body["problems"].push_back({{"code", p.code}, {"message", p.message}, {"field", p.field}});
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-    return;
-  }
+  // A refused task definition lists every problem (docs/embed.md), the first one included.
+  if (r.error) return sendError(res, *r.error, r.problems);
   for (const auto& [name, value] : r.headers) res.set_header(name, value);
   res.status = r.status;
   res.set_content(r.body, r.contentType);
@@ -450,10 +424,10 @@ void registerEmbedRoutes(GuardedRoutes& routes, embed::EmbedService& service, Au
       [&service, trail](const Request& req, Response& res, const auth::Principal& who) {
         // `defenderType` (vendor parameter) is checked against the vendor's type list; the
         // bundle works for every type, so it changes nothing else.
-        for (auto [it, end] = req.params.equal_range("defenderType"); it != end; ++it)
-          if (!inventory::parseType(it->second))
+        for (const auto& type : paramValues(paramsOf(req), "defenderType"))
+          if (!inventory::parseType(type))
             return sendError(res, Error::invalid("unknown_type", "defenderType",
-                                                 "defenderType: '" + it->second.substr(0, 64) +
+                                                 "defenderType: '" + type.substr(0, 64) +
                                                      "' is not a Defender type (e.g. fargate, "
                                                      "appEmbedded)"));
         const std::string requester = who.username.empty() ? "api" : who.username;
@@ -1128,13 +1102,27 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
   registerAuditEventRoutes(routes, opts->audit);
   registerBulkDefenderRoutes(routes, inv, trail, opts->defenderVersion, opts->defenderDeleted);
   registerViewRoutes(routes, opts->views);
-  auto render = [&inv, opts](const inventory::Defender& d, TimePoint now) {
-    json j = defenderJson(d, inv.judge(d, now));
-    const auto version = judgeVersion(d.version, opts->defenderVersion);
-    j["compatibleVersion"] = version.compatibleVersion;
-    j["outdated"] = version.outdated;
-    if (opts->embed) j["appIDIssued"] = !d.appId.empty() && opts->embed->isIssued(d.appId);
-    return j;
+  // The rows of one answer as JSON, in order. The App IDs' `appIDIssued` flags come from one
+  // store lookup for the whole page (EmbedService::issuedAmong), not one per row.
+  auto render = [&inv, opts](const std::vector<inventory::Defender>& rows, TimePoint now) {
+    std::unordered_set<std::string> issued;
+    if (opts->embed) {
+      std::vector<std::string> appIds;
+      appIds.reserve(rows.size());
+      for (const auto& d : rows)
+        if (!d.appId.empty()) appIds.push_back(d.appId);
+      if (!appIds.empty()) issued = opts->embed->issuedAmong(appIds);
+    }
+    json items = json::array();
+    for (const auto& d : rows) {
+      json j = defenderJson(d, inv.judge(d, now));
+      const auto version = judgeVersion(d.version, opts->defenderVersion);
+      j["compatibleVersion"] = version.compatibleVersion;
+      j["outdated"] = version.outdated;
+      if (opts->embed) j["appIDIssued"] = !d.appId.empty() && issued.contains(d.appId);
+      items.push_back(std::move(j));
+    }
+    return items;
   };
 
   const auto cursors = std::make_shared<inventory::SnapshotCache>(inv.clock(), opts->cursorLimits);
@@ -1146,17 +1134,13 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
                if (!q.ok()) return sendError(res, q.error());
                if (auto walk = cursorPage(inv, *cursors, params, *q)) {
                  if (!walk->ok()) return sendCursorError(res, walk->error());
-                 const TimePoint now = inv.clock().now();
-                 json items = json::array();
-                 for (const auto& d : (*walk)->rows) items.push_back(render(d, now));
+                 const json items = render((*walk)->rows, inv.clock().now());
                  if (!(*walk)->next.empty()) res.set_header("Next-Cursor", (*walk)->next);
                  return sendPage(res, items, (*walk)->total);
                }
                auto page = inv.list(*q);
                if (!page.ok()) return sendError(res, page.error());
-               const TimePoint now = inv.clock().now();
-               json items = json::array();
-               for (const auto& d : page->items) items.push_back(render(d, now));
+               const json items = render(page->items, inv.clock().now());
                sendPage(res, items, page->total);
              });
 
@@ -1225,8 +1209,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     const Params params = paramsOf(req);
     if (auto known = requireKnownParams(params, {"range"}); !known.ok())
       return sendError(res, known.error());
-    auto it = params.find("range");
-    const std::string text = it == params.end() ? "hour" : it->second;
+    const std::string text = rawParam(params, "range").value_or("hour");
     auto range = history::parseRange(text);
     if (!range)
       return sendError(
@@ -1278,8 +1261,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     // and one chunk of rows.
     Params params = paramsOf(req);
     // `limit=` (empty) is no limit, as for the other parameters.
-    const auto limitParam = params.find("limit");
-    const bool paged = limitParam != params.end() && !limitParam->second.empty();
+    const bool paged = textParam(params, "limit").has_value();
     // bom=true: a UTF-8 byte order mark first, so that spreadsheets read UTF-8.
     auto bom = parseBoolParam(params, "bom");
     if (!bom.ok()) return sendError(res, bom.error());
@@ -1326,7 +1308,7 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
       return sendError(
           res, Error::notFound("unknown_defender",
                                "no Defender with hostname '" + pathId(req) + "'", "hostname"));
-    sendJson(res, dumpJson(render(**d, inv.clock().now())));
+    sendJson(res, dumpJson(render({**d}, inv.clock().now()).at(0)));
   });
 
   routes.add("DELETE", "/api/v1/defenders/([^/]+)",
@@ -1387,16 +1369,11 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
     q.offset = paging->first;
     q.limit = paging->second;
     q.category = inventory::Category::kAppEmbedded;
-    auto text = [&](const char* name) -> std::optional<std::string> {
-      auto it = params.find(name);
-      if (it == params.end() || it->second.empty()) return std::nullopt;
-      return it->second;
-    };
-    q.hostname = text("id");
-    q.appId = text("appID");
-    q.container = text("container");
-    q.image = text("image");
-    q.cluster = text("cluster");
+    q.hostname = textParam(params, "id");
+    q.appId = textParam(params, "appID");
+    q.container = textParam(params, "container");
+    q.image = textParam(params, "image");
+    q.cluster = textParam(params, "cluster");
     auto page = inv.list(q);
     if (!page.ok()) return sendError(res, page.error());
     json items = json::array();

@@ -30,6 +30,9 @@ class FailingStore final : public EmbedStore {
   Status recordIssued(const std::vector<IssuedAppId>&) override { return down(); }
   Result<Page<IssuedAppId>> listIssued(std::string_view, size_t, size_t) override { return down(); }
   Result<std::optional<IssuedAppId>> findIssuedByUuid(std::string_view) override { return down(); }
+  Result<std::vector<IssuedAppId>> findIssuedByUuids(const std::vector<std::string>&) override {
+    return down();
+  }
   Status putImage(const ImageEntrypoint&) override { return down(); }
   Result<std::optional<ImageEntrypoint>> findImage(std::string_view) override { return down(); }
   Result<bool> deleteImage(std::string_view) override { return down(); }

@@ -83,6 +83,36 @@ void conformance(const std::function<std::unique_ptr<EmbedStore>()>& make) {
     CHECK_FALSE(isIssued(*store, ""));
   }
 
+  SECTION("issuedAmong answers a page of App IDs as isIssued answers each") {
+    auto store = make();
+    REQUIRE(store
+                ->recordIssued({issued("web", "0a000000-0000-4000-8000-000000000001", 1),
+                                issued("{\"Ref\":\"Family\"}",
+                                       "0b000000-0000-4000-8000-000000000002", 2, true)})
+                .ok());
+    const std::vector<std::string> page = {
+        "web:0a000000-0000-4000-8000-000000000001",
+        "web:0A000000-0000-4000-8000-000000000001",
+        "Web:0a000000-0000-4000-8000-000000000001",
+        "web:0a000000-0000-4000-8000-000000000009",
+        "payments-prod:0b000000-0000-4000-8000-000000000002",
+        "web:0a000000-0000-4000-8000-000000000001",  // twice on one page
+        "not an app id",
+        ""};
+    const auto got = issuedAmong(*store, page);
+    for (const auto& appId : page) {
+      INFO(appId);
+      CHECK(got.contains(appId) == isIssued(*store, appId));
+    }
+    CHECK(got.size() == 3);
+    CHECK(issuedAmong(*store, {}).empty());
+    auto records = store->findIssuedByUuids({"0b000000-0000-4000-8000-000000000002",
+                                             "0a000000-0000-4000-8000-000000000001",
+                                             "0c000000-0000-4000-8000-000000000003"});
+    REQUIRE(records.ok());
+    CHECK(records->size() == 2);
+  }
+
   SECTION("image entrypoints are upserted, found and listed by prefix") {
     auto store = make();
     ImageEntrypoint a{"docker.io/library/nginx:1.25",

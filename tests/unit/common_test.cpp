@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "common/defender_version.h"
+#include "common/error_json.h"
+#include "common/prometheus.h"
 #include "common/time_format.h"
 #include "common/utf8.h"
 
@@ -111,4 +115,66 @@ TEST_CASE("Unparseable reported versions are neither outdated nor compatible", "
     CHECK_FALSE(j.outdated);
     CHECK_FALSE(j.compatibleVersion);
   }
+}
+
+TEST_CASE("Prometheus label values and HELP text are escaped per the text format") {
+  CHECK(prometheus::escapeLabelValue(R"(a\b"c)"
+                                     "\nd") == R"(a\\b\"c\nd)");
+  CHECK(prometheus::escapeLabelValue("plain") == "plain");
+  CHECK(prometheus::escapeHelp("say \"hi\"\\\nnext") == R"(say "hi"\\\nnext)");
+}
+
+TEST_CASE("Prometheus values: integers exactly, doubles round-trip, special values spelled") {
+  CHECK(prometheus::formatValue(0) == "0");
+  CHECK(prometheus::formatValue(0.25) == "0.25");
+  CHECK(prometheus::formatValue(1.5e-3) == "0.0015");
+  CHECK(prometheus::formatValue(std::numeric_limits<double>::infinity()) == "+Inf");
+  CHECK(prometheus::formatValue(-std::numeric_limits<double>::infinity()) == "-Inf");
+  CHECK(prometheus::formatValue(std::numeric_limits<double>::quiet_NaN()) == "NaN");
+}
+
+TEST_CASE("Prometheus writer: families with HELP and TYPE, labelled samples, histograms") {
+  prometheus::Writer w;
+  w.counter("dc_things_total", "Things.", uint64_t{18446744073709551615u});
+  w.gauge("dc_lag_seconds", "Lag.\nSecond line.", 0.5);
+  w.family("dc_defenders", "By state.", prometheus::Type::kGauge)
+      .sample({{"category", "Con\"tainer"}, {"state", "a\\b"}}, 3)
+      .sample({{"category", "Host"}, {"state", "x\ny"}}, size_t{4});
+  w.family("dc_latency_seconds", "Latency.", prometheus::Type::kHistogram)
+      .histogram({{"route", "list"}}, {{0.1, 2}, {1, 5}}, 2.75, 6);
+  CHECK(w.text() ==
+        "# HELP dc_things_total Things.\n"
+        "# TYPE dc_things_total counter\n"
+        "dc_things_total 18446744073709551615\n"
+        "# HELP dc_lag_seconds Lag.\\nSecond line.\n"
+        "# TYPE dc_lag_seconds gauge\n"
+        "dc_lag_seconds 0.5\n"
+        "# HELP dc_defenders By state.\n"
+        "# TYPE dc_defenders gauge\n"
+        "dc_defenders{category=\"Con\\\"tainer\",state=\"a\\\\b\"} 3\n"
+        "dc_defenders{category=\"Host\",state=\"x\\ny\"} 4\n"
+        "# HELP dc_latency_seconds Latency.\n"
+        "# TYPE dc_latency_seconds histogram\n"
+        "dc_latency_seconds_bucket{route=\"list\",le=\"0.1\"} 2\n"
+        "dc_latency_seconds_bucket{route=\"list\",le=\"1\"} 5\n"
+        "dc_latency_seconds_bucket{route=\"list\",le=\"+Inf\"} 6\n"
+        "dc_latency_seconds_sum{route=\"list\"} 2.75\n"
+        "dc_latency_seconds_count{route=\"list\"} 6\n");
+}
+
+TEST_CASE("the one error body: code, err, field when set, message, and problems when given") {
+  CHECK(errorJson(Error::invalid("invalid_parameter", "limit", "limit: must be a whole number")) ==
+        R"({"code":"invalid_parameter","err":"limit: must be a whole number","field":"limit",)"
+        R"("message":"limit: must be a whole number"})");
+  CHECK(errorJson(Error::internal("internal error")) ==
+        R"({"code":"internal","err":"internal error","message":"internal error"})");
+  const Error first = Error::invalid("duplicate_key", "family", "family: given twice");
+  CHECK(
+      errorJson(first, {first, Error::invalid("invalid_family", "", "bad")}) ==
+      R"({"code":"duplicate_key","err":"family: given twice","field":"family",)"
+      R"("message":"family: given twice","problems":[{"code":"duplicate_key","field":"family",)"
+      R"("message":"family: given twice"},{"code":"invalid_family","field":"","message":"bad"}]})");
+  // Invalid UTF-8 is replaced, never thrown.
+  CHECK(errorJson(Error::invalid("x", "", "bad \xff byte")).find("\xef\xbf\xbd") !=
+        std::string::npos);
 }
