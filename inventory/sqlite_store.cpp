@@ -431,6 +431,8 @@ class SqliteStore final : public Store {
   Status write(const WriteBatch& batch) override {
     std::lock_guard lock(writeMutex_);
     return inTransaction(writer_, [&]() -> Status {
+      // The rules of Store::write for several writers: registered_at is not in the SET list
+      // (written once, by the insert); a report older than the stored row changes nothing.
       if (!batch.upserts.empty()) {
         Stmt s(writer_,
                "INSERT INTO defenders (key, hostname, type, category, version, cluster, app_id, "
@@ -440,11 +442,11 @@ class SqliteStore final : public Store {
                "ON CONFLICT(key) DO UPDATE SET hostname=excluded.hostname, type=excluded.type, "
                "category=excluded.category, version=excluded.version, cluster=excluded.cluster, "
                "app_id=excluded.app_id, container=excluded.container, image=excluded.image, "
-               "details=excluded.details, registered_at=excluded.registered_at, "
-               "last_seen=excluded.last_seen, judged_from=excluded.judged_from, "
-               "connected_since=excluded.connected_since, graceful_at=excluded.graceful_at, "
-               "clock_skew_ms=excluded.clock_skew_ms, fingerprint=excluded.fingerprint, "
-               "version_key=excluded.version_key");
+               "details=excluded.details, last_seen=max(last_seen, excluded.last_seen), "
+               "judged_from=excluded.judged_from, connected_since=excluded.connected_since, "
+               "graceful_at=excluded.graceful_at, clock_skew_ms=excluded.clock_skew_ms, "
+               "fingerprint=excluded.fingerprint, version_key=excluded.version_key "
+               "WHERE excluded.last_seen >= last_seen");
         if (!s.prepared()) return s.error("prepare upsert");
         for (const auto& d : batch.upserts) {
           s.bind(1, hostnameKey(d.hostname))
@@ -473,7 +475,7 @@ class SqliteStore final : public Store {
       if (!batch.touches.empty()) {
         Stmt s(writer_,
                "UPDATE defenders SET last_seen=?2, judged_from=?3, connected_since=?4, "
-               "graceful_at=?5, clock_skew_ms=?6 WHERE key=?1");
+               "graceful_at=?5, clock_skew_ms=?6 WHERE key=?1 AND last_seen <= ?2");
         if (!s.prepared()) return s.error("prepare touch");
         for (const auto& d : batch.touches) {
           s.bind(1, hostnameKey(d.hostname))

@@ -1,11 +1,12 @@
 // The narrow storage interface of the inventory (DESIGN §7). Domain code talks to this header
-// only; SQL lives in the implementation (sqlite_store.cpp). One conformance suite
+// only; SQL lives in the implementations (sqlite_store.cpp, pg_store.cpp). One conformance suite
 // (tests/unit/store_conformance_test.cpp) runs against every implementation.
 //
-// Thread-safety: every method may be called from any thread. Writers are serialised by the
-// caller (inventory::Inventory owns the single writer of its replica); readers may run
-// concurrently. Several replicas (Store instances) may share one database: eviction is fenced
-// by the sweeper lease and re-checked on the stored rows (evictDefenders).
+// Thread-safety: every method may be called from any thread. Within one Store, writers are
+// serialised by the caller (inventory::Inventory owns the single writer of its replica); readers
+// may run concurrently. Several Stores (replicas) may write one database: see write() for the
+// rules that hold; eviction is fenced by the sweeper lease and re-checked on the stored rows
+// (evictDefenders).
 // Errors: kUnavailable when the database is busy, read-only or full; kNotFound where stated.
 #pragma once
 
@@ -136,6 +137,15 @@ class Store {
   /// reattach), `touches` (only the liveness columns of existing rows; missing rows skipped),
   /// `observations` (appended to their Defender; those whose Defender is missing are dropped),
   /// and `consoleAlive` when set. Nothing is written if any part fails.
+  ///
+  /// Rules that hold when several writers (Console replicas) share one database, and within a
+  /// batch that names a hostname twice (as if its rows were applied one after the other):
+  /// - one row per hostname key, whichever writer registers it first;
+  /// - `registeredAt` is written once, when the row is inserted; an upsert of a stored row keeps
+  ///   the stored value;
+  /// - `lastSeen` only moves forward: an upsert or touch whose lastSeen is older than the stored
+  ///   one changes nothing (it reports an older state than another writer already stored); one
+  ///   with the same lastSeen is applied (a graceful disconnect keeps lastSeen).
   virtual Status write(const WriteBatch& batch) = 0;
 
   /// Deletes each Defender in `keys` with all its observations and appends one audit record

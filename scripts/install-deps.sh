@@ -7,16 +7,17 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libcpp-httplib-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libboost-dev
-  libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev
+  libspdlog-dev catch2 libyaml-cpp-dev libcli11-dev libssl-dev uuid-dev libxxhash-dev libpq-dev
   curl jq python3
 )
 # Extra packages for the test command (browser tests, load tools, the fuzzing stage: Clang and
 # libclang-rt-14-dev, which provides libFuzzer's libclang_rt.fuzzer-x86_64.a; systemd for
 # `systemd-analyze verify` of the unit; e2fsprogs for the read-only file-system test's ext4 image;
-# and the registry tests: docker-registry, the CNCF distribution server, with htpasswd from
-# apache2-utils for its bcrypt password file).
+# the registry tests: docker-registry, the CNCF distribution server, with htpasswd from
+# apache2-utils for its bcrypt password file; and postgresql, whose server binaries
+# scripts/with-postgres.sh starts for the PostgreSQL store tests).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs docker-registry apache2-utils)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs docker-registry apache2-utils postgresql)
 fi
 
 missing=()

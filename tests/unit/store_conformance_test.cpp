@@ -1,14 +1,22 @@
-// Conformance suite for inventory::Store. Every backend must pass it; it runs against SQLite in
-// memory and against a SQLite file (WAL, separate read connections).
+// Conformance suite for inventory::Store. Every backend must pass it: SQLite in memory, a SQLite
+// file (WAL, separate read connections), and PostgreSQL (the cases tagged [postgres], which run
+// under scripts/with-postgres.sh as the ctest entry store_conformance_test_postgres; they fail
+// when DC_TEST_POSTGRES_URL is not set). Two-writer cases open two Stores on one database and
+// write from two threads at once, as two Console replicas would.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
 #include "tests/support/found.h"
+#include "tests/support/numbered.h"
+#include "tests/support/postgres.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -37,42 +45,45 @@ Defender makeDefender(const std::string& host, DefenderType type, TimePoint seen
 
 struct Backend {
   std::string name;
-  /// A store on a new, empty database.
-  std::function<std::unique_ptr<Store>()> open;
-  /// Another store (a second replica's) on the database the last open() made; unset when the
-  /// backend cannot share one (a private in-memory database).
-  std::function<std::unique_ptr<Store>()> reopen;
+  /// Makes a new empty database and returns where it is (a file path, ":memory:" or a URL).
+  std::function<std::string()> fresh;
+  /// Opens a Store on a database fresh() made; may be called more than once for one database
+  /// when `shared` (two writers).
+  std::function<std::unique_ptr<Store>(const std::string&)> open;
+  bool shared = true;
 };
 
-std::filesystem::path conformanceFile(int n) {
-  return std::filesystem::temp_directory_path() /
-         ("dc-conformance-" + std::to_string(::getpid()) + "-" + std::to_string(n) + ".db");
+std::unique_ptr<Store> openSqlite(const std::string& path) {
+  auto s = openSqliteStore({path});
+  if (!s.ok()) FAIL("openSqliteStore: " << s.error().message);
+  return std::move(s).value();
 }
 
-std::vector<Backend> backends() {
-  static int files = 0;
-  return {
-      {"sqlite-memory",
-       [] {
-         auto s = openSqliteStore({":memory:"});
-         REQUIRE(s.ok());
-         return std::move(s).value();
-       },
-       {}},
-      {"sqlite-file",
-       [] {
-         const auto path = conformanceFile(++files);
-         std::filesystem::remove(path);
-         auto s = openSqliteStore({path.string()});
-         REQUIRE(s.ok());
-         return std::move(s).value();
-       },
-       [] {
-         auto s = openSqliteStore({conformanceFile(files).string()});
-         REQUIRE(s.ok());
-         return std::move(s).value();
-       }},
-  };
+Backend sqliteMemory() {
+  return {"sqlite-memory", [] { return std::string(":memory:"); }, openSqlite, false};
+}
+
+Backend sqliteFile() {
+  return {"sqlite-file",
+          [] {
+            static int n = 0;
+            auto path = std::filesystem::temp_directory_path() /
+                        ("dc-conformance-" + std::to_string(::getpid()) + "-" +
+                         std::to_string(++n) + ".db");
+            std::filesystem::remove(path);
+            return path.string();
+          },
+          openSqlite, true};
+}
+
+Backend postgres() {
+  return {"postgres", [] { return dc::testing::freshPostgresSchema(); },
+          [](const std::string& url) {
+            auto s = openPgStore({url});
+            if (!s.ok()) FAIL("openPgStore: " << s.error().message);
+            return std::move(s).value();
+          },
+          true};
 }
 
 Status upsert(Store& s, std::vector<Defender> ds) {
@@ -105,12 +116,12 @@ void seedEvictionRows(Store& s) {
 
 const DueRule kDueAtT0{kT0, Millis(0), Seconds(90), 1};
 
-}  // namespace
-
-TEST_CASE("store conformance") {
-  for (const auto& backend : backends()) {
-    SECTION(backend.name) {
-      auto store = backend.open();
+// Every case of the suite against one backend, each leaf SECTION on a fresh database.
+void conformance(const Backend& backend) {
+  {
+    {
+      const std::string where = backend.fresh();
+      auto store = backend.open(where);
       Store& s = *store;
       const LivenessCutoff cutoff{kT0, 90s};
 
@@ -374,6 +385,68 @@ TEST_CASE("store conformance") {
         CHECK(descriptiveFingerprint(d) != 0);
       }
 
+      SECTION("lastSeen only moves forward; registered_at is written once") {
+        auto d = makeDefender("Mono-1", DefenderType::kFargate, kT0);
+        d.lastSeen = d.judgedFrom = kT0 + 10s;
+        REQUIRE(upsert(s, {d}).ok());
+
+        // A touch older than the stored row (another writer stored a newer one) changes nothing.
+        WriteBatch stale;
+        auto old = d;
+        old.lastSeen = old.judgedFrom = kT0;
+        old.gracefulDisconnectAt = kT0;
+        stale.touches.push_back(old);
+        REQUIRE(s.write(stale).ok());
+        auto f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK((*f)->lastSeen == kT0 + 10s);
+        CHECK((*f)->judgedFrom == kT0 + 10s);
+        CHECK_FALSE((*f)->gracefulDisconnectAt.has_value());
+
+        // A newer upsert replaces everything but registered_at.
+        auto again = d;
+        again.registeredAt = kT0 + 1h;
+        again.lastSeen = again.judgedFrom = kT0 + 20s;
+        again.cluster = "new";
+        REQUIRE(upsert(s, {again}).ok());
+        f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK((*f)->registeredAt == kT0);
+        CHECK((*f)->lastSeen == kT0 + 20s);
+        CHECK((*f)->cluster == "new");
+
+        // An older upsert changes nothing; a tie is applied (a graceful disconnect keeps
+        // lastSeen).
+        auto older = again;
+        older.lastSeen = older.judgedFrom = kT0 + 5s;
+        older.cluster = "stale";
+        REQUIRE(upsert(s, {older}).ok());
+        auto tie = again;
+        tie.gracefulDisconnectAt = kT0 + 21s;
+        WriteBatch disconnect;
+        disconnect.touches.push_back(tie);
+        REQUIRE(s.write(disconnect).ok());
+        f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK((*f)->cluster == "new");
+        CHECK((*f)->lastSeen == kT0 + 20s);
+        CHECK((*f)->gracefulDisconnectAt == kT0 + 21s);
+
+        // The same hostname twice in one batch: as if applied one after the other.
+        auto first = again, second = again;
+        first.lastSeen = first.judgedFrom = kT0 + 40s;
+        first.cluster = "first";
+        second.lastSeen = second.judgedFrom = kT0 + 30s;
+        second.cluster = "second";
+        REQUIRE(upsert(s, {first, second}).ok());
+        f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK((*f)->cluster == "first");
+        CHECK((*f)->lastSeen == kT0 + 40s);
+        CHECK((*f)->registeredAt == kT0);
+        CHECK(*s.countDefenders() == 1);
+      }
+
       SECTION("sweeper lease: taken when free or expired, renewed by its holder, epoch fences") {
         auto a = s.acquireSweepLease("replica-a", kT0, 15s);
         REQUIRE(a.ok());
@@ -523,10 +596,10 @@ TEST_CASE("store conformance") {
         CHECK(rows->front().replica == "replica-a");
       }
 
-      if (backend.reopen) {
+      if (backend.shared) {
         SECTION("two replicas on one database: one lease, fenced deletes, newest alive time") {
           seedEvictionRows(s);
-          auto other = backend.reopen();
+          auto other = backend.open(where);
           Store& s2 = *other;
           CHECK(s.acquireSweepLease("replica-a", kT0, 15s)->holder == "replica-a");
           CHECK(s2.acquireSweepLease("replica-b", kT0 + 1s, 15s)->holder == "replica-a");
@@ -562,6 +635,154 @@ TEST_CASE("store conformance") {
       }
     }
   }
+}
+
+// Two Stores on one database, writing from two threads at once (two Console replicas).
+void twoWriters(const Backend& backend) {
+  REQUIRE(backend.shared);
+  const auto where = backend.fresh();
+  auto storeA = backend.open(where);
+  auto storeB = backend.open(where);
+  constexpr int kHosts = 100;
+  // Catch2's assertions are not thread-safe: the threads only count failures.
+  std::atomic<int> failures{0};
+  std::string firstError;
+  std::mutex errorMutex;
+  auto check = [&](const Status& st) {
+    if (st.ok()) return;
+    ++failures;
+    std::lock_guard lock(errorMutex);
+    if (firstError.empty()) firstError = st.error().message;
+  };
+  auto both = [&](const std::function<void(Store&, int)>& fn) {
+    std::thread a([&] { fn(*storeA, 0); });
+    std::thread b([&] { fn(*storeB, 1); });
+    a.join();
+    b.join();
+    INFO(firstError);
+    REQUIRE(failures == 0);
+  };
+
+  SECTION("both register the same hostnames at once: one row each, registered_at kept") {
+    both([&](Store& s, int writer) {
+      for (int i = 0; i < kHosts; ++i) {
+        // Writer 0 sees the Defender first; writer 1 at the same time with another case.
+        auto d = makeDefender(dc::testing::numbered(writer == 0 ? "race-" : "RACE-", i),
+                              DefenderType::kFargate, kT0 + Millis(writer));
+        check(upsert(s, {d}));
+      }
+    });
+    CHECK(*storeA->countDefenders() == kHosts);
+    CHECK(*storeB->countDefenders() == kHosts);
+    std::map<std::string, TimePoint> registered;
+    REQUIRE(storeB
+                ->forEachLiveness([&](const StoredLiveness& l) {
+                  registered[l.key] = l.registeredAt;
+                  return true;
+                })
+                .ok());
+    REQUIRE(registered.size() == static_cast<size_t>(kHosts));
+    for (const auto& [key, at] : registered) CHECK((at == kT0 || at == kT0 + 1ms));
+    // A later registration of a stored row, from either writer, keeps its registered_at.
+    auto later = makeDefender("race-7", DefenderType::kFargate, kT0 + 1h);
+    REQUIRE(upsert(*storeA, {later}).ok());
+    auto f = storeB->findDefender("race-7");
+    REQUIRE(dc::testing::found(f));
+    CHECK((*f)->registeredAt == registered["race-7"]);
+    CHECK((*f)->lastSeen == kT0 + 1h);
+  }
+
+  SECTION("interleaved touches: lastSeen ends at the newest of either writer") {
+    std::vector<Defender> fleet;
+    for (int i = 0; i < 20; ++i)
+      fleet.push_back(
+          makeDefender(dc::testing::numbered("touch-", i), DefenderType::kFargate, kT0));
+    REQUIRE(upsert(*storeA, fleet).ok());
+    // Writer 0 reports even seconds going up, writer 1 odd seconds going down: their batches
+    // interleave, and about half of each writer's touches are older than what is stored.
+    both([&](Store& s, int writer) {
+      for (int step = 0; step < 50; ++step) {
+        const int second = writer == 0 ? 2 * step : 99 - 2 * step;
+        WriteBatch b;
+        for (auto d : fleet) {
+          d.lastSeen = d.judgedFrom = kT0 + Seconds(second);
+          d.clockSkewMs = second;
+          b.touches.push_back(d);
+        }
+        check(s.write(b));
+      }
+    });
+    long long rows = 0;
+    REQUIRE(storeA
+                ->forEachLiveness([&](const StoredLiveness& l) {
+                  ++rows;
+                  CHECK(l.lastSeen == kT0 + 99s);
+                  CHECK(l.judgedFrom == kT0 + 99s);
+                  CHECK(l.clockSkewMs == 99);  // the whole newest report, not a mix
+                  CHECK(l.registeredAt == kT0);
+                  return true;
+                })
+                .ok());
+    CHECK(rows == 20);
+  }
+
+  SECTION("a stale upsert from one writer does not undo the other's newer one") {
+    auto d = makeDefender("stale-1", DefenderType::kFargate, kT0);
+    REQUIRE(upsert(*storeA, {d}).ok());
+    auto newer = d;
+    newer.lastSeen = newer.judgedFrom = kT0 + 60s;
+    newer.version = "34.01.001";
+    REQUIRE(upsert(*storeB, {newer}).ok());
+    auto stale = d;
+    stale.lastSeen = stale.judgedFrom = kT0 + 30s;
+    stale.version = "33.00.000";
+    stale.registeredAt = kT0 + 30s;
+    REQUIRE(upsert(*storeA, {stale}).ok());
+    auto f = storeA->findDefender("stale-1");
+    REQUIRE(dc::testing::found(f));
+    CHECK((*f)->version == "34.01.001");
+    CHECK((*f)->lastSeen == kT0 + 60s);
+    CHECK((*f)->registeredAt == kT0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("store conformance") {
+  for (const auto& backend : {sqliteMemory(), sqliteFile()}) {
+    SECTION(backend.name) {
+      conformance(backend);
+    }
+  }
+}
+
+TEST_CASE("store conformance on PostgreSQL", "[postgres]") {
+  conformance(postgres());
+}
+
+TEST_CASE("two writers on one SQLite file") {
+  twoWriters(sqliteFile());
+}
+
+TEST_CASE("two writers on one PostgreSQL database", "[postgres]") {
+  twoWriters(postgres());
+}
+
+TEST_CASE("a PostgreSQL database from a newer Console is refused clearly", "[postgres]") {
+  const auto url = dc::testing::freshPostgresSchema();
+  REQUIRE(openPgStore({url}).ok());
+  {
+    auto c = pg::Connection::open(url);
+    REQUIRE(c.ok());
+    REQUIRE((*c)->exec("INSERT INTO schema_migrations VALUES ('inventory', $1::int, 0)",
+                       {pg::integer(pgSchemaVersion() + 1)})
+                .ok());
+  }
+  auto s = openPgStore({url});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().code == "schema_too_new");
+  // Opening again after that is still refused, and nothing was changed.
+  CHECK(openPgStore({url}).error().code == "schema_too_new");
 }
 
 TEST_CASE("schema 4 moves the single alive time to the legacy replica's row") {

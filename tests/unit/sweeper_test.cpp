@@ -12,10 +12,12 @@
 
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
 #include "tests/support/faulty_store.h"
 #include "tests/support/found.h"
 #include "tests/support/numbered.h"
+#include "tests/support/postgres.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -300,23 +302,33 @@ InventoryOptions replicaOptions(const std::string& id) {
   return o;
 }
 
-/// Two replicas "replica-a" and "replica-b" on one SQLite file: two Store instances (a's
-/// wrapped for fault injection), two Inventories, two Sweepers, one manual clock. `fleet`
-/// registers at a before b starts, so both know it.
+/// Where the replicas' database is: a SQLite file (two Store instances on it) or a schema of
+/// the PostgreSQL server scripts/with-postgres.sh started (cases tagged [postgres]).
+enum class Backend { kSqliteFile, kPostgres };
+
+/// Two replicas "replica-a" and "replica-b" on one database: two Store instances (a's wrapped
+/// for fault injection), two Inventories, two Sweepers, one manual clock. `fleet` registers at
+/// a before b starts, so both know it.
 struct Replicas {
   ManualClock clock{kT0};
-  std::filesystem::path path;
+  Backend backend;
+  std::filesystem::path path;  // SQLite
+  std::string url;             // PostgreSQL
   std::unique_ptr<Store> storeA, storeB;
   std::unique_ptr<dc::testing::FaultyStore> faultyA;
   std::unique_ptr<Inventory> a, b;
   std::unique_ptr<cleanup::Sweeper> sweepA, sweepB;
 
-  explicit Replicas(const std::vector<std::string>& fleet = {}) {
+  explicit Replicas(Backend where, const std::vector<std::string>& fleet = {}) : backend(where) {
     static int n = 0;
-    path = std::filesystem::temp_directory_path() /
-           (dc::testing::numbered("dc-replicas-", ::getpid()) + dc::testing::numbered("-", ++n) +
-            ".db");
-    removeFiles();
+    if (backend == Backend::kPostgres) {
+      url = dc::testing::freshPostgresSchema();
+    } else {
+      path = std::filesystem::temp_directory_path() /
+             (dc::testing::numbered("dc-replicas-", ::getpid()) + dc::testing::numbered("-", ++n) +
+              ".db");
+      removeFiles();
+    }
     storeA = open();
     storeB = open();
     faultyA = std::make_unique<dc::testing::FaultyStore>(*storeA);
@@ -341,11 +353,12 @@ struct Replicas {
     removeFiles();
   }
   std::unique_ptr<Store> open() const {
-    auto s = openSqliteStore({path.string()});
-    REQUIRE(s.ok());
+    auto s = backend == Backend::kPostgres ? openPgStore({url}) : openSqliteStore({path.string()});
+    if (!s.ok()) FAIL("open store: " << s.error().message);
     return std::move(s).value();
   }
   void removeFiles() const {
+    if (backend != Backend::kSqliteFile) return;
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
   }
   long long audited() { return storeB->listAudit(0, 1)->total; }
@@ -358,8 +371,21 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("replicas: one holds the sweeper lease at a time; expiry hands it on, epoch higher") {
-  Replicas r;
+// Each replica case runs on a SQLite file and on PostgreSQL ([postgres]: under
+// scripts/with-postgres.sh, the ctest entry sweeper_test_postgres).
+#define REPLICA_CASE(name, body)                  \
+  static void body(Backend);                      \
+  TEST_CASE(name) {                               \
+    body(Backend::kSqliteFile);                   \
+  }                                               \
+  TEST_CASE(name " (PostgreSQL)", "[postgres]") { \
+    body(Backend::kPostgres);                     \
+  }                                               \
+  static void body(Backend backend)
+
+REPLICA_CASE("replicas: one holds the sweeper lease at a time; expiry hands it on, epoch higher",
+             leaseHandover) {
+  Replicas r(backend);
   CHECK(r.sweepA->holdLease(r.clock.now()));
   CHECK_FALSE(r.sweepB->holdLease(r.clock.now()));
   for (int i = 0; i < 10; ++i) {  // a renews every 5 s: b never gets it
@@ -394,8 +420,9 @@ TEST_CASE("replicas: one holds the sweeper lease at a time; expiry hands it on, 
   CHECK(r.sweepA->lease(r.clock.now()).epoch == 3);
 }
 
-TEST_CASE("replicas: only the lease holder sweeps; the other says so and evicts nothing") {
-  Replicas r({"t-1", "t-2"});
+REPLICA_CASE("replicas: only the lease holder sweeps; the other says so and evicts nothing",
+             onlyHolderSweeps) {
+  Replicas r(backend, {"t-1", "t-2"});
   auto options = sweepOptions(100);
   options.leaseTtl = 2h;  // a holds it across the hour without renewing in between
   options.leaseRenewEvery = 5min;
@@ -417,8 +444,9 @@ TEST_CASE("replicas: only the lease holder sweeps; the other says so and evicts 
   CHECK(r.audited() == 2);
 }
 
-TEST_CASE("replicas: a sweeper paused past its lease deletes nothing after it resumes") {
-  Replicas r({"gone"});
+REPLICA_CASE("replicas: a sweeper paused past its lease deletes nothing after it resumes",
+             pausedSweeper) {
+  Replicas r(backend, {"gone"});
   r.clock.advance(90s + 1h);  // due for both replicas
   REQUIRE(r.sweepA->holdLease(r.clock.now()));
   // a chose its candidates and is held before its delete until its lease expired and b took
@@ -447,10 +475,11 @@ TEST_CASE("replicas: a sweeper paused past its lease deletes nothing after it re
   CHECK(r.audited() == 1);
 }
 
-TEST_CASE(
-    "replicas: a Defender whose lastSeen moved on in the database after the candidates "
-    "were chosen is not evicted") {
-  Replicas r({"late", "silent", "elsewhere"});
+REPLICA_CASE(
+    "replicas: a Defender whose lastSeen moved on in the database after the "
+    "candidates were chosen is not evicted",
+    movedOn) {
+  Replicas r(backend, {"late", "silent", "elsewhere"});
   // "elsewhere" keeps heartbeating at b only: a's memory of it stays at its registration.
   for (int i = 0; i < 130; ++i) {
     r.clock.advance(30s);
@@ -502,8 +531,9 @@ TEST_CASE("sweep: the margin for unflushed heartbeats of other replicas delays r
   CHECK(sweeper.sweep(clock.now())->evicted == 1);
 }
 
-TEST_CASE("replicas: restarting one while another runs discounts nothing; all down does") {
-  Replicas r({"d"});
+REPLICA_CASE("replicas: restarting one while another runs discounts nothing; all down does",
+             downtime) {
+  Replicas r(backend, {"d"});
   r.sweepB.reset();
   r.b->stop();
   r.b.reset();
