@@ -20,10 +20,108 @@ Sweeper::Sweeper(inventory::Inventory& inventory, SweepOptions options)
       options_(std::move(options)),
       guard_(options_.outage, inventory.liveness().grace) {}
 
+bool Sweeper::holdLease(TimePoint now) {
+  const std::string& me = inventory_.replicaId();
+  bool wasHeld;
+  long long epochBefore;
+  std::string holderBefore;
+  {
+    std::lock_guard lock(leaseMutex_);
+    if (held_ && now < lease_.expiresAt && now - renewedAt_ < options_.leaseRenewEvery) return true;
+    wasHeld = held_;
+    epochBefore = lease_.epoch;
+    holderBefore = lease_.holder;
+  }
+  auto taken = inventory_.acquireSweepLease(now, options_.leaseTtl);
+  if (!taken.ok()) {
+    ++leaseErrors_;
+    if (!leaseErrorLogged_)
+      spdlog::warn("replica {}: the sweeper lease could not be read or renewed: {}", me,
+                   taken.error().message);
+    leaseErrorLogged_ = true;
+    // Still ours until it expires (the deleting statement checks it again).
+    std::lock_guard lock(leaseMutex_);
+    if (held_ && now >= lease_.expiresAt) {
+      held_ = false;
+      ++leaseLost_;
+      spdlog::warn(
+          "replica {} lost the sweeper lease (epoch {}): it expired while it could not "
+          "be renewed; this replica does not sweep",
+          me, lease_.epoch);
+    }
+    return held_;
+  }
+  leaseErrorLogged_ = false;
+  const bool held = taken->holder == me;
+  {
+    std::lock_guard lock(leaseMutex_);
+    lease_ = *taken;
+    held_ = held;
+    if (held) renewedAt_ = now;
+  }
+  if (held && (!wasHeld || taken->epoch != epochBefore)) {
+    ++leaseAcquired_;
+    spdlog::info("replica {} holds the sweeper lease (epoch {}, until {}): it sweeps", me,
+                 taken->epoch, formatRfc3339(taken->expiresAt));
+  } else if (!held && wasHeld) {
+    ++leaseLost_;
+    spdlog::warn("replica {} lost the sweeper lease to replica {} (epoch {}): it no longer sweeps",
+                 me, taken->holder, taken->epoch);
+  } else if (!held && (taken->holder != holderBefore || taken->epoch != epochBefore)) {
+    spdlog::info(
+        "replica {} does not sweep: replica {} holds the sweeper lease (epoch {}, until {})", me,
+        taken->holder, taken->epoch, formatRfc3339(taken->expiresAt));
+  }
+  return held;
+}
+
+void Sweeper::noteLeaseLost(TimePoint now, const std::string& why) {
+  std::lock_guard lock(leaseMutex_);
+  if (!held_) return;
+  held_ = false;
+  renewedAt_ = TimePoint{};
+  ++leaseLost_;
+  spdlog::warn("replica {} lost the sweeper lease (epoch {}) at {}: {}", inventory_.replicaId(),
+               lease_.epoch, formatRfc3339(now), why);
+}
+
+void Sweeper::releaseLease() {
+  long long epoch;
+  {
+    std::lock_guard lock(leaseMutex_);
+    if (!held_) return;
+    held_ = false;
+    epoch = lease_.epoch;
+    lease_.expiresAt = TimePoint{};
+  }
+  if (auto st = inventory_.releaseSweepLease(epoch); !st.ok()) {
+    spdlog::warn(
+        "replica {}: the sweeper lease could not be given up ({}); another replica "
+        "takes it when it expires",
+        inventory_.replicaId(), st.error().message);
+    return;
+  }
+  spdlog::info("replica {} gave the sweeper lease up (epoch {})", inventory_.replicaId(), epoch);
+}
+
+LeaseView Sweeper::lease(TimePoint now) const {
+  std::lock_guard lock(leaseMutex_);
+  return {inventory_.replicaId(), held_ && now < lease_.expiresAt, lease_.holder, lease_.epoch,
+          lease_.expiresAt};
+}
+
 Result<SweepReport> Sweeper::sweep(TimePoint now) {
   const auto started = std::chrono::steady_clock::now();
   SweepReport report;
   ++sweeps_;
+  const Clock& clock = inventory_.clock();
+  if (!holdLease(clock.now())) {
+    ++withoutLease_;
+    report.noLease = true;
+    spdlog::debug("sweep skipped: replica {} does not hold the sweeper lease",
+                  inventory_.replicaId());
+    return report;
+  }
   if (options_.heartbeatsWaiting) {
     const size_t waiting = options_.heartbeatsWaiting();
     if (waiting == 0) {
@@ -52,18 +150,40 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
   }
   for (auto category :
        {Category::kAppEmbedded, Category::kContainer, Category::kHost, Category::kServerless}) {
+    if (report.noLease) break;
     for (;;) {
       if (stopRequested_) {
         report.stopped = true;
         break;
       }
-      auto batch = inventory_.evictDue(category, now, options_.batchSize);
+      // Each batch runs under a lease valid now, renewed when due; its epoch fences the delete.
+      const TimePoint leaseNow = clock.now();
+      if (!holdLease(leaseNow)) {
+        report.noLease = true;
+        spdlog::warn(
+            "sweep stopped after {} evictions: replica {} no longer holds the sweeper "
+            "lease",
+            report.evicted, inventory_.replicaId());
+        break;
+      }
+      inventory::LeaseFence fence{inventory_.replicaId(), lease(leaseNow).epoch, leaseNow};
+      auto batch =
+          inventory_.evictDue(category, now, options_.batchSize, options_.unflushedMargin, fence);
+      if (!batch.ok() && batch.error().code == "sweep_lease_lost") {
+        // Another replica took the lease (this one was paused past it): nothing was deleted.
+        noteLeaseLost(leaseNow, batch.error().message);
+        report.noLease = true;
+        spdlog::warn("sweep stopped after {} evictions: {}", report.evicted, batch.error().message);
+        break;
+      }
       if (!batch.ok()) {
         ++failures_;
         spdlog::warn("sweep stopped after {} evictions: {}", report.evicted, batch.error().message);
         return batch.error();
       }
       ++report.batches;
+      report.refreshed += batch->refreshed;
+      refreshed_ += batch->refreshed;
       for (const auto& a : batch->evicted) {
         report.observationsRemoved += static_cast<size_t>(a.observationsRemoved);
         spdlog::info("evicted Defender {} (type {}, App ID '{}', {} observations): {}", a.hostname,
@@ -71,9 +191,12 @@ Result<SweepReport> Sweeper::sweep(TimePoint now) {
       }
       if (options_.onEvicted && !batch->evicted.empty()) options_.onEvicted(batch->evicted);
       report.evicted += batch->evicted.size();
-      // Done when the store had fewer candidates than asked for, or nothing could be evicted
-      // (every candidate heartbeated meanwhile; the store catches up at the next flush).
-      if (batch->candidates < options_.batchSize || batch->evicted.empty()) break;
+      // Done when the index had fewer candidates than asked for, or nothing changed (every
+      // candidate heartbeated meanwhile). Candidates whose stored row was not due were read
+      // back with it and are no longer due here: the next batch offers others.
+      if (batch->candidates < options_.batchSize ||
+          (batch->evicted.empty() && batch->refreshed == 0))
+        break;
     }
   }
   report.took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
@@ -114,6 +237,32 @@ std::string Sweeper::metricsText(TimePoint now) const {
             "Defenders due for eviction that the paused outage guard holds back (0 when not "
             "paused).",
             held.due);
+  const LeaseView l = lease(now);
+  out.family("dc_replica_info", "This Console replica's id (generated at each start).",
+             prometheus::Type::kGauge)
+      .sample({{"replica", l.replica}}, 1);
+  out.gauge("dc_sweeper_lease_held",
+            "1 while this replica holds the sweeper lease (it is the one that evicts).",
+            l.held ? 1 : 0);
+  out.gauge("dc_sweeper_lease_epoch",
+            "Epoch (fencing token) of the sweeper lease as this replica last read it.", l.epoch);
+  out.family("dc_sweeper_lease_holder",
+             "The replica holding the sweeper lease as this replica last read it.",
+             prometheus::Type::kGauge)
+      .sample({{"holder", l.holder}}, 1);
+  out.counter("dc_sweeper_lease_acquired_total", "Times this replica took the sweeper lease.",
+              leaseAcquired_.load());
+  out.counter("dc_sweeper_lease_lost_total", "Times this replica lost the sweeper lease.",
+              leaseLost_.load());
+  out.counter("dc_sweeper_lease_errors_total", "Sweeper lease reads or renewals that failed.",
+              leaseErrors_.load());
+  out.counter("dc_sweeps_without_lease_total",
+              "Sweeps that did nothing because another replica holds the sweeper lease.",
+              withoutLease_.load());
+  out.counter("dc_eviction_candidates_refreshed_total",
+              "Eviction candidates whose stored row was not due (a heartbeat another replica "
+              "wrote), read back instead of evicted.",
+              refreshed_.load());
   return out.take();
 }
 
@@ -123,6 +272,7 @@ struct SweepScheduler::Impl {
   Millis period;
   boost::asio::io_context io;
   boost::asio::steady_timer timer{io};
+  boost::asio::steady_timer leaseTimer{io};
   std::thread thread;
 
   Impl(Sweeper& s, const Clock& c, Millis p) : sweeper(s), clock(c), period(p) {}
@@ -133,6 +283,14 @@ struct SweepScheduler::Impl {
       if (ec) return;  // cancelled
       (void)sweeper.sweep(clock.now());
       arm();
+    });
+  }
+  void armLease(Millis after) {
+    leaseTimer.expires_after(after);
+    leaseTimer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled
+      (void)sweeper.holdLease(clock.now());
+      armLease(sweeper.options().leaseRenewEvery);
     });
   }
 };
@@ -146,6 +304,7 @@ SweepScheduler::~SweepScheduler() {
 
 void SweepScheduler::start() {
   impl_->arm();
+  impl_->armLease(Millis(0));  // the lease at once: the holder is known from the start
   impl_->thread = std::thread([this] {
     if (!setThisThreadNice(impl_->sweeper.options().threadNice))
       spdlog::warn("could not lower the priority of the sweep thread");
@@ -156,8 +315,12 @@ void SweepScheduler::start() {
 void SweepScheduler::stop() {
   if (!impl_->thread.joinable()) return;
   impl_->sweeper.requestStop();  // a running sweep ends after its current batch
-  boost::asio::post(impl_->io, [this] { impl_->timer.cancel(); });
+  boost::asio::post(impl_->io, [this] {
+    impl_->timer.cancel();
+    impl_->leaseTimer.cancel();
+  });
   impl_->thread.join();
+  impl_->sweeper.releaseLease();  // another replica takes over at once
 }
 
 }  // namespace dc::cleanup

@@ -6,12 +6,20 @@
 // now ≥ disconnectedAt + disconnectPeriodDays (setting, read at each sweep). Each Defender goes
 // with all its observations, in bounded batches (one transaction each), so heartbeats keep
 // flowing during a large sweep; every eviction leaves an audit record.
+//
+// Several replicas may share one database (DESIGN §7): only the replica holding the sweeper
+// lease sweeps (docs/operations.md "Which replica sweeps"). It renews the lease every few
+// seconds and before each batch; each batch deletes under the lease's epoch (a fencing token)
+// and re-checks due-ness on the stored rows, so a replica that lost the lease (paused past it)
+// deletes nothing, and a Defender that heartbeated at another replica stays.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
 
 #include "cleanup/outage_guard.h"
 #include "common/clock.h"
@@ -43,6 +51,17 @@ struct SweepOptions {
   /// Called after each committed eviction batch with its audit records (e.g. to copy them into
   /// the general audit log); runs on the sweeping thread. Unset = nothing.
   std::function<void(const std::vector<inventory::AuditRecord>&)> onEvicted;
+  /// The sweeper lease: how long it is valid after each renewal, and how often the holder
+  /// renews it (and the other replicas try to take it). A replica that stops (crash, pause)
+  /// is replaced within leaseTtl + leaseRenewEvery. leaseTtl must exceed leaseRenewEvery with
+  /// room for a slow database write.
+  Millis leaseTtl = Seconds(15);
+  Millis leaseRenewEvery = Seconds(5);
+  /// Eviction waits this much past removalAt, in memory and in the deleting statement's
+  /// re-check: room for heartbeats other replicas received but have not written yet (at most
+  /// one flush interval behind while their storage keeps up). The Console sets twice the flush
+  /// interval (docs/operations.md); 0 = removal at removalAt exactly.
+  Millis unflushedMargin{0};
 };
 
 struct SweepReport {
@@ -53,6 +72,17 @@ struct SweepReport {
   bool deferred = false;  // nothing done: heartbeats were still waiting to be recorded
   bool paused = false;    // nothing evicted: the outage guard holds evictions
   bool stopped = false;   // ended early by requestStop(); the rest goes at the next start
+  bool noLease = false;   // nothing (more) evicted: this replica does not hold the sweeper lease
+  size_t refreshed = 0;   // candidates whose stored row was not due: read back into memory
+};
+
+/// The sweeper lease as this replica last saw it.
+struct LeaseView {
+  std::string replica;  // this replica's id
+  bool held = false;    // held by this replica and not expired
+  std::string holder;   // "" until the lease was first read
+  long long epoch = 0;
+  TimePoint expiresAt{};
 };
 
 class Sweeper {
@@ -60,16 +90,28 @@ class Sweeper {
   Sweeper(inventory::Inventory& inventory, SweepOptions options);
   const SweepOptions& options() const { return options_; }
 
-  /// Evicts every Defender due at `now`. Stops at the first storage error (what was evicted
-  /// before it stays evicted; the rest is retried at the next sweep).
+  /// Evicts every Defender due at `now` (minus unflushedMargin), if this replica holds the
+  /// sweeper lease: taken or renewed first, and before each batch, as holdLease() does; without
+  /// it nothing is evicted (`noLease`). Stops at the first storage error (what was evicted
+  /// before it stays evicted; the rest is retried at the next sweep). Lease times are read
+  /// from the Inventory's clock.
   Result<SweepReport> sweep(TimePoint now);
+
+  /// Takes the sweeper lease, or renews it once it was renewed leaseRenewEvery ago (a store
+  /// write only then). Returns whether this replica holds it at `now`. Logs when the lease is
+  /// taken or lost. Called by the scheduler every leaseRenewEvery and by sweep(); one thread.
+  bool holdLease(TimePoint now);
+  /// Gives the lease up if held (at a Console stop), so that another replica takes it at once.
+  void releaseLease();
+  LeaseView lease(TimePoint now) const;
 
   /// Ends a running sweep after its current batch (and every later sweep at once), so that a
   /// Console stop does not wait for a long sweep. Thread-safe; not undone.
   void requestStop() { stopRequested_ = true; }
 
   /// Prometheus text: sweeps, evictions, last sweep duration, outage guard (with, at `now`, how
-  /// long evictions have been paused and how many due evictions that holds back).
+  /// long evictions have been paused and how many due evictions that holds back), this
+  /// replica's id and the sweeper lease.
   std::string metricsText(TimePoint now) const;
 
   /// While the outage guard pauses evictions: for how long (since the incident started) and how
@@ -94,10 +136,23 @@ class Sweeper {
   std::atomic<uint64_t> evicted_{0};
   std::atomic<long long> lastSweepMs_{0};
   std::atomic<bool> stopRequested_{false};
+  // The sweeper lease: written by the sweeping thread, read by metrics.
+  void noteLeaseLost(TimePoint now, const std::string& why);
+  mutable std::mutex leaseMutex_;
+  inventory::SweepLease lease_;  // as last read
+  bool held_ = false;            // lease_ is ours (valid until lease_.expiresAt)
+  TimePoint renewedAt_{};
+  bool leaseErrorLogged_ = false;  // sweeping thread only
+  std::atomic<uint64_t> leaseAcquired_{0};
+  std::atomic<uint64_t> leaseLost_{0};
+  std::atomic<uint64_t> leaseErrors_{0};
+  std::atomic<uint64_t> withoutLease_{0};
+  std::atomic<uint64_t> refreshed_{0};
 };
 
-/// Runs sweeper.sweep(clock.now()) every `period` on a Boost.Asio steady timer, on its own
-/// thread. A thin trigger: all decisions are in Sweeper::sweep.
+/// Runs sweeper.sweep(clock.now()) every `period` and sweeper.holdLease(clock.now()) at start
+/// and every leaseRenewEvery, on Boost.Asio steady timers, on its own thread; stop() gives the
+/// lease up. A thin trigger: all decisions are in Sweeper.
 class SweepScheduler {
  public:
   SweepScheduler(Sweeper& sweeper, const Clock& clock, Millis period);

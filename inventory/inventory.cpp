@@ -1,7 +1,12 @@
 #include "inventory/inventory.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <functional>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
@@ -32,8 +37,22 @@ std::optional<Millis> PauseDetector::overslept(Millis planned,
   return over;
 }
 
+std::string newReplicaId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "console");
+  std::string id(host, std::min<size_t>(std::strlen(host), 40));
+  std::random_device rd;
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "-%08x", static_cast<unsigned>(rd()));
+  id += hex;
+  return id;
+}
+
 Inventory::Inventory(Store& store, const Clock& clock, InventoryOptions options)
-    : store_(store), clock_(clock), options_(options) {}
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      replicaId_(options_.replicaId.empty() ? newReplicaId() : options_.replicaId) {}
 
 Inventory::~Inventory() {
   stop();
@@ -48,9 +67,14 @@ Status Inventory::start(bool startFlusher) {
   // Downtime discount (DESIGN §4): a Defender connected when the Console stopped (no graceful
   // disconnect, judgedFrom ≥ stoppedAt − G) is judged from now. Applied in memory while loading;
   // the changed rows are written behind in bounded chunks (discountBacklog_), not in one
-  // statement that would rewrite every row before the Console could serve.
+  // statement that would rewrite every row before the Console could serve. "Stopped" is the
+  // newest alive time of any replica: while another replica runs, the Console was not down.
   const std::optional<TimePoint> stoppedAt =
-      alive->has_value() && **alive < now ? *alive : std::optional<TimePoint>();
+      alive->has_value() && now - **alive > options_.downtimeThreshold ? *alive
+                                                                       : std::optional<TimePoint>();
+  if (alive->has_value() && !stoppedAt && **alive < now)
+    spdlog::info("replica {}: another replica was alive {:.1f} s ago; no downtime to discount",
+                 replicaId_, seconds(now - **alive));
   std::vector<std::string> backlog;
   const auto t0 = std::chrono::steady_clock::now();
   // Only the liveness columns: descriptive fields stay in the Store.
@@ -87,6 +111,7 @@ Status Inventory::start(bool startFlusher) {
   if (backlog.empty()) {
     WriteBatch aliveNow;
     aliveNow.consoleAlive = now;
+    aliveNow.replica = replicaId_;
     if (auto w = store_.write(aliveNow); !w.ok()) return w;
   }
   {
@@ -432,7 +457,10 @@ Status Inventory::flushLocked() {
   batch.observations = std::move(observations);
   // "Alive" tells the next start from when to discount downtime; it moves on only when the
   // stored liveness is complete, so a crash during a backlog never under-discounts.
-  if (complete) batch.consoleAlive = now;
+  if (complete) {
+    batch.consoleAlive = now;
+    batch.replica = replicaId_;
+  }
   const Status st = store_.write(batch);
 
   std::lock_guard lock(stateMutex_);
@@ -869,12 +897,18 @@ size_t Inventory::countDue(TimePoint now) const {
   return n;
 }
 
-Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now,
-                                                     size_t limit) {
+Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoint now, size_t limit,
+                                                     Millis margin, const LeaseFence& fence) {
   std::lock_guard w(writeMutex_);
   // Write what is pending first (one bounded flush), and do not evict at all while writes fail.
   if (auto st = flushLocked(); !st.ok()) return st.error();
+  const TimePoint dueAt = now - margin;  // the rule is judged at now − margin, here and in SQL
   std::vector<std::string> due;
+  // The candidates' in-memory state, pending writes and observations, kept aside while the
+  // store decides: put back for those it keeps.
+  std::unordered_map<std::string, LiveState> parkedLive;
+  std::unordered_map<std::string, PendingWrite> parked;
+  std::vector<std::pair<std::string, Observation>> parkedObservations;
   size_t candidates = 0;
   int days;
   {
@@ -886,48 +920,106 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
     std::vector<std::string> keys;
     for (const auto& info : allTypes()) {
       if (info.category != category || keys.size() >= limit) continue;
-      auto more = index_.due(info.type, now - retention, now - retention - options_.liveness.grace,
-                             limit - keys.size());
+      auto more = index_.due(info.type, dueAt - retention,
+                             dueAt - retention - options_.liveness.grace, limit - keys.size());
       keys.insert(keys.end(), std::make_move_iterator(more.begin()),
                   std::make_move_iterator(more.end()));
     }
     candidates = keys.size();
-    std::unordered_set<std::string> dropped;
     for (auto& key : keys) {
       auto it = live_.find(key);
       if (it == live_.end()) continue;
       Defender probe;
       probe.type = it->second.type;
       applyLiveState(it->second, probe);
-      const Liveness l = inventory::judge(probe, now, options_.liveness, days);
-      if (l.connected || !l.removalAt || *l.removalAt > now) continue;  // not due after all
+      const Liveness l = inventory::judge(probe, dueAt, options_.liveness, days);
+      if (l.connected || !l.removalAt || *l.removalAt > dueAt) continue;  // not due after all
+      // Out of memory before the delete: a heartbeat from now on registers it anew (after the
+      // delete, which holds the writer), so a heartbeat during a sweep is never lost.
       index_.remove(it->first, indexEntry(it->second));
-      live_.erase(it);
+      parkedLive.insert(live_.extract(it));
       if (auto p = pending_.find(key); p != pending_.end()) {
         if (p->second.durable) --pendingDurable_;
-        pending_.erase(p);
+        parked.insert(pending_.extract(p));
       }
-      dropped.insert(key);
       due.push_back(std::move(key));
     }
-    if (!dropped.empty())
-      std::erase_if(pendingObservations_, [&](const auto& o) { return dropped.contains(o.first); });
+    // Observations that arrive from now on belong to a new registration and stay.
+    const auto split =
+        std::stable_partition(pendingObservations_.begin(), pendingObservations_.end(),
+                              [&](const auto& o) { return !parkedLive.contains(o.first); });
+    parkedObservations.assign(std::make_move_iterator(split),
+                              std::make_move_iterator(pendingObservations_.end()));
+    pendingObservations_.erase(split, pendingObservations_.end());
   }
-  if (due.empty()) return EvictionBatch{{}, candidates};
+  if (due.empty()) return EvictionBatch{{}, candidates, 0};
   const std::string reason =
       category == Category::kAppEmbedded
           ? "disconnected for 1 h (App-Embedded rule)"
           : "disconnected for " + std::to_string(days) + " day(s) (disconnectPeriodDays)";
-  auto removed = store_.removeDefenders(due, "scheduler", reason, now);
-  if (!removed.ok()) {
-    // The transaction rolled back, so nothing was deleted: the rows stay visible and are
-    // retried at the next sweep.
-    reloadDropped(due);
-    return removed.error();
+  auto removed = store_.evictDefenders(due, DueRule{now, margin, options_.liveness.grace, days},
+                                       fence, reason);
+  std::unordered_set<std::string> gone;
+  if (removed.ok())
+    for (const auto& a : *removed) gone.insert(hostnameKey(a.hostname));
+  // What the store kept (not due on its stored row, or everything when the transaction rolled
+  // back or the lease was lost) comes back: with the stored liveness when that is newer (a
+  // heartbeat another replica wrote), else as it was here; with its pending writes and
+  // observations. A key deleted from the store meanwhile (elsewhere) stays out.
+  std::vector<std::string> kept;
+  for (const auto& key : due)
+    if (!gone.contains(key)) kept.push_back(key);
+  std::unordered_map<std::string, Defender> stored;
+  bool storedKnown = kept.empty();
+  if (!kept.empty()) {
+    if (auto rows = store_.findDefenders(kept); rows.ok()) {
+      storedKnown = true;
+      for (auto& d : *rows) stored.emplace(hostnameKey(d.hostname), std::move(d));
+    }
   }
+  {
+    std::lock_guard lock(stateMutex_);
+    for (const auto& key : kept) {
+      if (live_.contains(key)) continue;  // registered anew meanwhile: that one stands
+      const auto row = stored.find(key);
+      if (storedKnown && row == stored.end()) continue;  // deleted elsewhere
+      LiveState s = std::move(parkedLive[key]);
+      if (row != stored.end() && row->second.judgedFrom >= s.judgedFrom) {
+        const LiveState fresh = liveStateOf(row->second);
+        s.registeredAt = fresh.registeredAt;
+        s.lastSeen = fresh.lastSeen;
+        s.judgedFrom = fresh.judgedFrom;
+        s.connectedSince = fresh.connectedSince;
+        s.gracefulAt = fresh.gracefulAt;
+        s.clockSkewMs = fresh.clockSkewMs;
+        s.appId = fresh.appId;
+      }
+      const auto it = live_.try_emplace(key, std::move(s)).first;
+      index_.add(it->first, indexEntry(it->second));
+      if (auto node = parked.extract(key); !node.empty() && !pending_.contains(key)) {
+        const bool durable = node.mapped().durable;
+        node.mapped().durable = false;
+        pendingOrder_.push_back(key);
+        auto placed = pending_.insert(std::move(node));
+        if (durable) markDurable(key, placed.position->second);
+      }
+    }
+    for (auto& o : parkedObservations)
+      if (!gone.contains(o.first) && live_.contains(o.first))
+        pendingObservations_.push_back(std::move(o));
+  }
+  if (!removed.ok()) return removed.error();
   std::lock_guard lock(stateMutex_);
   metrics_.evictions += removed->size();
-  return EvictionBatch{std::move(removed).value(), candidates};
+  return EvictionBatch{std::move(removed).value(), candidates, kept.size()};
+}
+
+Result<SweepLease> Inventory::acquireSweepLease(TimePoint now, Millis ttl) {
+  return store_.acquireSweepLease(replicaId_, now, ttl);
+}
+
+Status Inventory::releaseSweepLease(long long epoch) {
+  return store_.releaseSweepLease(replicaId_, epoch);
 }
 
 DefenderSettings Inventory::settings() const {

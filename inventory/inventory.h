@@ -64,10 +64,21 @@ struct InventoryOptions {
   /// process): Defenders connected when the pause began are then judged from its end, like
   /// after downtime. 0 = off (tests drive noteResumed() themselves).
   Millis pauseThreshold{0};
+  /// This replica's id (several Consoles may share one database, DESIGN §7): it names the
+  /// replica's alive time and its sweeper lease. Empty = newReplicaId() at construction.
+  std::string replicaId;
+  /// A gap at start-up since the newest alive time of any replica shorter than this is not
+  /// downtime: some replica was running (each writes its alive time at every complete flush),
+  /// so nothing is discounted. The Console sets it to the pause threshold. 0 = every gap is.
+  Millis downtimeThreshold{0};
   /// The Defender version the Console deploys (`--defender-version`): the `outdated` filter
   /// and the summary's outdated counts compare each Defender's reported version with it.
   DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
 };
+
+/// A new replica id, unique per process start: `<host name>-<8 random hex digits>` (host name
+/// cut to 40 characters), e.g. "console-2-3fa9c01b".
+std::string newReplicaId();
 
 /// Notices that a thread slept far longer than it asked to: the process was paused (SIGSTOP, a
 /// frozen VM) or starved of CPU, so heartbeats could not be received meanwhile. Time spent in a
@@ -203,16 +214,32 @@ class Inventory {
   Result<std::vector<AuditRecord>> removeMany(std::span<const std::string> hostnames,
                                               const std::string& actor, size_t batch = 1000);
 
-  /// One eviction batch: the audit records written and how many candidates the store offered
-  /// (a candidate that heartbeated meanwhile is skipped).
+  /// One eviction batch: the audit records written, how many candidates the in-memory index
+  /// offered (a candidate that heartbeated meanwhile is skipped), and how many of them the
+  /// store kept because their stored row is not due (another replica saw them since): those
+  /// were read back into memory.
   struct EvictionBatch {
     std::vector<AuditRecord> evicted;
     size_t candidates = 0;
+    size_t refreshed = 0;
   };
-  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now`, oldest first, in one
-  /// transaction; candidates come from the in-memory index while the writer is held, so a
-  /// Defender that heartbeated meanwhile is never evicted.
-  Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit);
+  /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now − margin`, oldest
+  /// first, in one transaction (Store::evictDefenders), under the sweeper lease `fence`.
+  /// Candidates come from the in-memory index while the writer is held, so a Defender that
+  /// heartbeated here meanwhile is never evicted; the deleting statement re-checks due-ness on
+  /// the stored rows, so one that heartbeated at another replica (written there) is not
+  /// either: it is read back into memory. `margin` leaves room for heartbeats other replicas
+  /// received but have not written yet (docs/operations.md "Which replica sweeps").
+  /// Errors from the Store, e.g. kConflict "sweep_lease_lost" (nothing deleted).
+  Result<EvictionBatch> evictDue(Category category, TimePoint now, size_t limit, Millis margin,
+                                 const LeaseFence& fence);
+
+  /// This replica's id: the owner of its alive time and its name as sweeper lease holder.
+  const std::string& replicaId() const { return replicaId_; }
+  /// Takes or renews the sweeper lease for this replica (Store::acquireSweepLease).
+  Result<SweepLease> acquireSweepLease(TimePoint now, Millis ttl);
+  /// Gives the sweeper lease up if this replica holds it with `epoch`.
+  Status releaseSweepLease(long long epoch);
 
   /// Defenders whose eviction is due at `now` (removalAt ≤ now), all categories, from the
   /// in-memory index: what a sweep would evict, e.g. held back while the outage guard pauses.
@@ -302,6 +329,7 @@ class Inventory {
   Store& store_;
   const Clock& clock_;
   const InventoryOptions options_;
+  const std::string replicaId_;
 
   std::mutex writeMutex_;  // the single writer; taken before stateMutex_
 

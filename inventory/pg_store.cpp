@@ -7,6 +7,7 @@
 
 #include "common/defender_version.h"
 #include "common/pg.h"
+#include "inventory/liveness.h"
 
 namespace dc::inventory {
 
@@ -73,8 +74,38 @@ CREATE TABLE audit (
 CREATE TABLE settings (name text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE console_state (name text PRIMARY KEY, value bigint NOT NULL);
 )sql",
+    // 2: several replicas on one database. The sweeper lease with its fencing token
+    // (docs/operations.md "Which replica sweeps"), and one alive time per replica instead of the
+    // Console's single one, which becomes the row of replica 'console' (kLegacyReplica).
+    R"sql(
+CREATE TABLE sweeper_lease (
+  name          text PRIMARY KEY,
+  holder        text NOT NULL,    -- replica id
+  epoch         bigint NOT NULL,  -- fencing token
+  expires_at_ms bigint NOT NULL
+);
+CREATE TABLE replica_alive (
+  replica  text PRIMARY KEY,
+  alive_at bigint NOT NULL
+);
+INSERT INTO replica_alive (replica, alive_at)
+  SELECT 'console', value FROM console_state WHERE name = 'alive';
+DELETE FROM console_state WHERE name = 'alive';
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+// How long the alive time of a replica not heard of since is kept (see Store::write).
+constexpr Millis kReplicaAliveKept = std::chrono::hours(24);
+
+// The answer when the sweeper lease is no longer the one an eviction runs under.
+Error leaseLost(const LeaseFence& fence) {
+  return Error{ErrorKind::kConflict,
+               "sweep_lease_lost",
+               "the sweeper lease is no longer held by replica " + fence.holder + " with epoch " +
+                   std::to_string(fence.epoch) + "; nothing evicted",
+               {}};
+}
 
 // Rows fetched per round trip by the full scans.
 constexpr int kScanBatch = 5000;
@@ -306,6 +337,122 @@ class PgStore final : public Store {
     return written;
   }
 
+  Result<std::vector<AuditRecord>> evictDefenders(std::span<const std::string> keys,
+                                                  const DueRule& due, const LeaseFence& fence,
+                                                  const std::string& reason) override {
+    std::vector<AuditRecord> written;
+    if (keys.empty()) return written;
+    const nlohmann::json keyList(std::vector<std::string>(keys.begin(), keys.end()));
+    bool lost = false;
+    auto st = inTransaction([&](pg::Connection& c) -> Status {
+      written.clear();
+      // FOR SHARE holds the lease row until this transaction ends: another replica's take-over
+      // (an UPDATE of that row) waits for the delete to commit, and a take-over that committed
+      // first leaves no matching row. The DELETE checks the lease again itself.
+      auto lease = c.exec(
+          "SELECT 1 FROM sweeper_lease WHERE name = 'sweeper' AND holder = $1::text AND "
+          "epoch = $2::bigint AND expires_at_ms > $3::bigint FOR SHARE",
+          {pg::text(fence.holder), pg::integer(fence.epoch), pg::epochMs(fence.at)});
+      if (!lease.ok()) return lease.error();
+      if (lease->empty()) {
+        lost = true;
+        return leaseLost(fence);
+      }
+      // Due on the stored row, by the rule of inventory::judge + retentionFor at now − margin; a
+      // row another writer changed meanwhile is re-checked on its newest version (READ
+      // COMMITTED). Observations and audit records in the same statement.
+      auto r = c.exec(
+          "WITH k AS (SELECT key, n FROM json_array_elements_text($1::json) WITH ORDINALITY "
+          "AS k(key, n)), "
+          "d AS (DELETE FROM defenders WHERE key IN (SELECT key FROM k) AND "
+          "COALESCE(graceful_at, judged_from + $2::bigint) + CASE WHEN category = "
+          "'appEmbedded' THEN $3::bigint ELSE $4::bigint END <= $5::bigint AND EXISTS (SELECT 1 "
+          "FROM sweeper_lease WHERE name = 'sweeper' AND holder = $6::text AND epoch = "
+          "$7::bigint AND expires_at_ms > $8::bigint) "
+          "RETURNING id, key, hostname, app_id, type, last_seen), "
+          "o AS (DELETE FROM observations WHERE defender_id IN (SELECT id FROM d) "
+          "RETURNING defender_id), "
+          "oc AS (SELECT defender_id, count(*) AS n FROM o GROUP BY defender_id), "
+          "a AS (INSERT INTO audit (at, actor, reason, hostname, app_id, type, last_seen, "
+          "observations_removed) SELECT $9::bigint, 'scheduler', $10::text, d.hostname, "
+          "d.app_id, d.type, d.last_seen, COALESCE(oc.n, 0) FROM d LEFT JOIN oc ON "
+          "oc.defender_id = d.id JOIN k ON k.key = d.key ORDER BY k.n "
+          "RETURNING id, hostname, app_id, type, last_seen, observations_removed) "
+          "SELECT id, hostname, app_id, type, last_seen, observations_removed FROM a",
+          {dumpRows(keyList), pg::integer(static_cast<long long>(due.grace.count())),
+           pg::integer(static_cast<long long>(retentionFor(Category::kAppEmbedded, 1).count())),
+           pg::integer(static_cast<long long>(
+               retentionFor(Category::kHost, due.disconnectPeriodDays).count())),
+           pg::epochMs(due.now - due.margin), pg::text(fence.holder), pg::integer(fence.epoch),
+           pg::epochMs(fence.at), pg::epochMs(due.now), pg::text(reason)});
+      if (!r.ok()) return r.error();
+      for (int i = 0; i < r->rows(); ++i) {
+        AuditRecord rec;
+        rec.id = r->integer(i, 0);
+        rec.at = due.now;
+        rec.actor = "scheduler";
+        rec.reason = reason;
+        rec.hostname = r->text(i, 1);
+        rec.appId = r->text(i, 2);
+        rec.type = parseType(r->view(i, 3)).value_or(DefenderType::kNone);
+        rec.lastSeen = r->epochMs(i, 4);
+        rec.observationsRemoved = r->integer(i, 5);
+        written.push_back(std::move(rec));
+      }
+      return Status::success();
+    });
+    if (!st.ok()) return lost ? leaseLost(fence) : st.error();
+    // In `keys` order (the audit ids follow it too).
+    std::map<std::string, size_t> order;
+    for (size_t i = 0; i < keys.size(); ++i) order.emplace(keys[i], i);
+    std::stable_sort(written.begin(), written.end(), [&](const auto& x, const auto& y) {
+      return order[hostnameKey(x.hostname)] < order[hostnameKey(y.hostname)];
+    });
+    return written;
+  }
+
+  Result<SweepLease> acquireSweepLease(const std::string& holder, TimePoint now,
+                                       Millis ttl) override {
+    SweepLease out;
+    auto st = inTransaction([&](pg::Connection& c) -> Status {
+      // Taken when there is none or it expired, renewed when it is ours; the epoch moves on
+      // unless a valid lease is renewed. Replicas racing for it are ordered by the row lock.
+      auto r = c.exec(
+          "INSERT INTO sweeper_lease AS l (name, holder, epoch, expires_at_ms) "
+          "VALUES ('sweeper', $1::text, 1, $3::bigint) ON CONFLICT (name) DO UPDATE SET "
+          "epoch = CASE WHEN l.holder = excluded.holder AND l.expires_at_ms > $2::bigint "
+          "THEN l.epoch ELSE l.epoch + 1 END, holder = excluded.holder, "
+          "expires_at_ms = excluded.expires_at_ms "
+          "WHERE l.holder = excluded.holder OR l.expires_at_ms <= $2::bigint "
+          "RETURNING holder, epoch, expires_at_ms",
+          {pg::text(holder), pg::epochMs(now), pg::epochMs(now + ttl)});
+      if (!r.ok()) return r.error();
+      if (r->empty()) {
+        r = c.exec("SELECT holder, epoch, expires_at_ms FROM sweeper_lease WHERE name = 'sweeper'");
+        if (!r.ok()) return r.error();
+      }
+      if (!r->empty()) {
+        out.holder = r->text(0, 0);
+        out.epoch = r->integer(0, 1);
+        out.expiresAt = r->epochMs(0, 2);
+      }
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return out;
+  }
+
+  Status releaseSweepLease(const std::string& holder, long long epoch) override {
+    auto c = pool_->acquire();
+    if (!c.ok()) return c.error();
+    auto r = (*c)->exec(
+        "UPDATE sweeper_lease SET expires_at_ms = 0 WHERE name = 'sweeper' AND "
+        "holder = $1::text AND epoch = $2::bigint",
+        {pg::text(holder), pg::integer(epoch)});
+    if (!r.ok()) return r.error();
+    return Status::success();
+  }
+
   Status saveSettings(const DefenderSettings& settings) override {
     auto c = pool_->acquire();
     if (!c.ok()) return c.error();
@@ -474,10 +621,21 @@ class PgStore final : public Store {
   Result<std::optional<TimePoint>> loadConsoleAlive() override {
     auto c = pool_->acquire();
     if (!c.ok()) return c.error();
-    auto r = (*c)->exec("SELECT value FROM console_state WHERE name = 'alive'");
+    auto r = (*c)->exec("SELECT max(alive_at) FROM replica_alive");
     if (!r.ok()) return r.error();
-    if (r->empty()) return std::optional<TimePoint>();
+    if (r->empty() || r->isNull(0, 0)) return std::optional<TimePoint>();
     return std::optional<TimePoint>(r->epochMs(0, 0));
+  }
+
+  Result<std::vector<ReplicaAlive>> listReplicasAlive() override {
+    auto c = pool_->acquire();
+    if (!c.ok()) return c.error();
+    auto r =
+        (*c)->exec("SELECT replica, alive_at FROM replica_alive ORDER BY replica COLLATE \"C\"");
+    if (!r.ok()) return r.error();
+    std::vector<ReplicaAlive> out;
+    for (int i = 0; i < r->rows(); ++i) out.push_back({r->text(i, 0), r->epochMs(i, 1)});
+    return out;
   }
 
   Result<Page<Observation>> listObservations(const std::string& key, int offset,
@@ -672,10 +830,16 @@ class PgStore final : public Store {
       if (!r.ok()) return r.error();
     }
     if (batch.consoleAlive) {
+      // This replica's own row; rows of replicas gone for a day go (each start is a new id),
+      // never the newest alive time (this one is newer).
+      const std::string replica = batch.replica.empty() ? kLegacyReplica : batch.replica;
       auto r = c.exec(
-          "INSERT INTO console_state (name, value) VALUES ('alive', $1::bigint) "
-          "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-          {pg::epochMs(*batch.consoleAlive)});
+          "INSERT INTO replica_alive (replica, alive_at) VALUES ($1::text, $2::bigint) "
+          "ON CONFLICT (replica) DO UPDATE SET alive_at = excluded.alive_at",
+          {pg::text(replica), pg::epochMs(*batch.consoleAlive)});
+      if (!r.ok()) return r.error();
+      r = c.exec("DELETE FROM replica_alive WHERE replica <> $1::text AND alive_at < $2::bigint",
+                 {pg::text(replica), pg::epochMs(*batch.consoleAlive - kReplicaAliveKept)});
       if (!r.ok()) return r.error();
     }
     return Status::success();

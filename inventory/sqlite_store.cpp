@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <iterator>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace dc::inventory {
@@ -199,6 +201,24 @@ ALTER TABLE defenders ADD COLUMN version_key INTEGER;
 UPDATE defenders SET version_key = dc_version_key(version);
 CREATE INDEX defenders_version ON defenders(version_key, category) WHERE version_key IS NOT NULL;
 )sql",
+    // 4: several replicas on one database (DESIGN §7). The sweeper lease with its fencing
+    // token (docs/operations.md "Which replica sweeps"), and one alive time per replica instead
+    // of the Console's single one, which becomes the row of replica 'console' (kLegacyReplica).
+    R"sql(
+CREATE TABLE sweeper_lease (
+  name          TEXT    PRIMARY KEY,
+  holder        TEXT    NOT NULL,  -- replica id
+  epoch         INTEGER NOT NULL,  -- fencing token
+  expires_at_ms INTEGER NOT NULL   -- ms since epoch, UTC
+);
+CREATE TABLE replica_alive (
+  replica  TEXT    PRIMARY KEY,
+  alive_at INTEGER NOT NULL        -- ms since epoch, UTC
+);
+INSERT INTO replica_alive(replica, alive_at)
+  SELECT 'console', value FROM console_state WHERE name = 'alive';
+DELETE FROM console_state WHERE name = 'alive';
+)sql",
 };
 
 // The stored form of a reported version: dc::versionKey, or NULL when it does not parse.
@@ -260,6 +280,18 @@ Status migrate(sqlite3* db) {
   if (current > 0 && current < kSchemaVersion)
     spdlog::info("database schema migrated from version {} to {}", current, kSchemaVersion);
   return Status::success();
+}
+
+// How long the alive time of a replica not heard of since is kept (see Store::write).
+constexpr Millis kReplicaAliveKept = std::chrono::hours(24);
+
+// The answer when the sweeper lease is no longer the one an eviction runs under.
+Error leaseLost(const LeaseFence& fence) {
+  return Error{ErrorKind::kConflict,
+               "sweep_lease_lost",
+               "the sweeper lease is no longer held by replica " + fence.holder + " with epoch " +
+                   std::to_string(fence.epoch) + "; nothing evicted",
+               {}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,13 +506,21 @@ class SqliteStore final : public Store {
         }
       }
       if (batch.consoleAlive) {
+        const std::string replica = batch.replica.empty() ? kLegacyReplica : batch.replica;
         Stmt s(writer_,
-               "INSERT INTO console_state(name, value) VALUES ('alive', ?1) "
-               "ON CONFLICT(name) DO UPDATE SET value=excluded.value");
-        if (!s.prepared()) return s.error("prepare console state");
-        s.bind(1, *batch.consoleAlive);
+               "INSERT INTO replica_alive(replica, alive_at) VALUES (?1, ?2) "
+               "ON CONFLICT(replica) DO UPDATE SET alive_at=excluded.alive_at");
+        if (!s.prepared()) return s.error("prepare alive time");
+        s.bind(1, replica).bind(2, *batch.consoleAlive);
         s.step();
-        if (s.failed()) return s.error("save console state");
+        if (s.failed()) return s.error("save alive time");
+        // Each start is a new replica id: rows of replicas gone for a day go. They cannot be
+        // the newest alive time any more (this row is newer).
+        Stmt prune(writer_, "DELETE FROM replica_alive WHERE replica <> ?1 AND alive_at < ?2");
+        if (!prune.prepared()) return prune.error("prepare alive prune");
+        prune.bind(1, replica).bind(2, *batch.consoleAlive - kReplicaAliveKept);
+        prune.step();
+        if (prune.failed()) return prune.error("prune alive times");
       }
       return Status::success();
     });
@@ -546,6 +586,148 @@ class SqliteStore final : public Store {
     });
     if (!st.ok()) return st.error();
     return written;
+  }
+
+  Result<std::vector<AuditRecord>> evictDefenders(std::span<const std::string> keys,
+                                                  const DueRule& due, const LeaseFence& fence,
+                                                  const std::string& reason) override {
+    std::vector<AuditRecord> written;
+    if (keys.empty()) return written;
+    std::lock_guard lock(writeMutex_);
+    auto st = inTransaction(writer_, [&]() -> Status {
+      // BEGIN IMMEDIATE holds the database's write lock: the lease cannot change between this
+      // check (which tells why nothing would be deleted) and the DELETE, which checks it again.
+      {
+        Stmt lease(writer_,
+                   "SELECT 1 FROM sweeper_lease WHERE name = 'sweeper' AND holder = ?1 AND "
+                   "epoch = ?2 AND expires_at_ms > ?3");
+        if (!lease.prepared()) return lease.error("prepare lease check");
+        lease.bind(1, fence.holder).bind(2, fence.epoch).bind(3, fence.at);
+        const bool held = lease.step();
+        if (lease.failed()) return lease.error("check sweeper lease");
+        if (!held) return leaseLost(fence);
+      }
+      // ?1 now − margin, ?2 G, ?3 appEmbedded retention, ?4 other retention (ms), ?5..?7 the
+      // fence, ?8… the keys. The same rule as inventory::judge + retentionFor.
+      std::string sql =
+          "DELETE FROM defenders WHERE COALESCE(graceful_at, judged_from + ?2) + "
+          "CASE WHEN category = 'appEmbedded' THEN ?3 ELSE ?4 END <= ?1 AND EXISTS (SELECT 1 "
+          "FROM sweeper_lease WHERE name = 'sweeper' AND holder = ?5 AND epoch = ?6 AND "
+          "expires_at_ms > ?7) AND key IN (";
+      for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ",?";
+      sql += ") RETURNING id, key, hostname, app_id, type, last_seen";
+      Stmt del(writer_, sql);
+      if (!del.prepared()) return del.error("prepare eviction");
+      del.bind(1, due.now - due.margin)
+          .bind(2, static_cast<long long>(due.grace.count()))
+          .bind(3, static_cast<long long>(retentionFor(Category::kAppEmbedded, 1).count()))
+          .bind(4, static_cast<long long>(
+                       retentionFor(Category::kHost, due.disconnectPeriodDays).count()))
+          .bind(5, fence.holder)
+          .bind(6, fence.epoch)
+          .bind(7, fence.at);
+      for (size_t i = 0; i < keys.size(); ++i) del.bind(static_cast<int>(i + 8), keys[i]);
+      std::vector<std::pair<long long, std::string>> removed;  // (id, key)
+      while (del.step()) {
+        AuditRecord rec;
+        rec.at = due.now;
+        rec.actor = "scheduler";
+        rec.reason = reason;
+        rec.hostname = del.text(2);
+        rec.appId = del.text(3);
+        rec.type = parseType(del.text(4)).value_or(DefenderType::kNone);
+        rec.lastSeen = del.time(5);
+        removed.emplace_back(del.i64(0), del.text(1));
+        written.push_back(std::move(rec));
+      }
+      if (del.failed()) return del.error("evict defenders");
+      Stmt delObs(writer_, "DELETE FROM observations WHERE defender_id=?1");
+      Stmt audit(writer_,
+                 "INSERT INTO audit (at, actor, reason, hostname, app_id, type, last_seen, "
+                 "observations_removed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
+      for (auto* s : {&delObs, &audit})
+        if (!s->prepared()) return s->error("prepare eviction");
+      // Audit records in `keys` order (oldest due first), as removeDefenders writes them.
+      std::unordered_map<std::string, size_t> order;
+      for (size_t i = 0; i < keys.size(); ++i) order.emplace(keys[i], i);
+      std::vector<size_t> byKey(written.size());
+      for (size_t i = 0; i < byKey.size(); ++i) byKey[i] = i;
+      std::sort(byKey.begin(), byKey.end(), [&](size_t a, size_t b) {
+        return order[removed[a].second] < order[removed[b].second];
+      });
+      std::vector<AuditRecord> ordered;
+      ordered.reserve(written.size());
+      for (size_t i : byKey) {
+        AuditRecord& rec = written[i];
+        delObs.bind(1, removed[i].first);
+        delObs.step();
+        if (delObs.failed()) return delObs.error("delete observations");
+        rec.observationsRemoved = sqlite3_changes(writer_);
+        delObs.reset();
+        audit.bind(1, rec.at)
+            .bind(2, rec.actor)
+            .bind(3, rec.reason)
+            .bind(4, rec.hostname)
+            .bind(5, rec.appId)
+            .bind(6, typeInfo(rec.type).apiName)
+            .bind(7, rec.lastSeen)
+            .bind(8, rec.observationsRemoved);
+        audit.step();
+        if (audit.failed()) return audit.error("write audit");
+        rec.id = sqlite3_last_insert_rowid(writer_);
+        audit.reset();
+        ordered.push_back(std::move(rec));
+      }
+      written = std::move(ordered);
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return written;
+  }
+
+  Result<SweepLease> acquireSweepLease(const std::string& holder, TimePoint now,
+                                       Millis ttl) override {
+    std::lock_guard lock(writeMutex_);
+    SweepLease out;
+    auto st = inTransaction(writer_, [&]() -> Status {
+      // Taken when there is none or it expired, renewed when it is ours; the epoch moves on
+      // unless a valid lease is renewed. (SET reads the row as it was before the update.)
+      Stmt take(writer_,
+                "INSERT INTO sweeper_lease(name, holder, epoch, expires_at_ms) "
+                "VALUES ('sweeper', ?1, 1, ?3) ON CONFLICT(name) DO UPDATE SET "
+                "epoch = CASE WHEN holder = excluded.holder AND expires_at_ms > ?2 THEN epoch "
+                "ELSE epoch + 1 END, holder = excluded.holder, "
+                "expires_at_ms = excluded.expires_at_ms "
+                "WHERE holder = excluded.holder OR expires_at_ms <= ?2");
+      if (!take.prepared()) return take.error("prepare lease");
+      take.bind(1, holder).bind(2, now).bind(3, now + ttl);
+      take.step();
+      if (take.failed()) return take.error("take sweeper lease");
+      Stmt read(writer_,
+                "SELECT holder, epoch, expires_at_ms FROM sweeper_lease WHERE name = 'sweeper'");
+      if (!read.prepared()) return read.error("prepare lease read");
+      if (read.step()) {
+        out.holder = read.text(0);
+        out.epoch = read.i64(1);
+        out.expiresAt = read.time(2);
+      }
+      if (read.failed()) return read.error("read sweeper lease");
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return out;
+  }
+
+  Status releaseSweepLease(const std::string& holder, long long epoch) override {
+    std::lock_guard lock(writeMutex_);
+    Stmt s(writer_,
+           "UPDATE sweeper_lease SET expires_at_ms = 0 WHERE name = 'sweeper' AND holder = ?1 "
+           "AND epoch = ?2");
+    if (!s.prepared()) return s.error("prepare lease release");
+    s.bind(1, holder).bind(2, epoch);
+    s.step();
+    if (s.failed()) return s.error("release sweeper lease");
+    return Status::success();
   }
 
   Status saveSettings(const DefenderSettings& settings) override {
@@ -825,11 +1007,21 @@ class SqliteStore final : public Store {
 
   Result<std::optional<TimePoint>> loadConsoleAlive() override {
     Reader r(*this);
-    Stmt s(r.db, "SELECT value FROM console_state WHERE name='alive'");
-    if (!s.prepared()) return s.error("prepare console state");
-    if (s.step()) return std::optional<TimePoint>(s.time(0));
-    if (s.failed()) return s.error("load console state");
+    Stmt s(r.db, "SELECT max(alive_at) FROM replica_alive");
+    if (!s.prepared()) return s.error("prepare alive time");
+    if (s.step() && !s.isNull(0)) return std::optional<TimePoint>(s.time(0));
+    if (s.failed()) return s.error("load alive time");
     return std::optional<TimePoint>();
+  }
+
+  Result<std::vector<ReplicaAlive>> listReplicasAlive() override {
+    Reader r(*this);
+    Stmt s(r.db, "SELECT replica, alive_at FROM replica_alive ORDER BY replica");
+    if (!s.prepared()) return s.error("prepare alive times");
+    std::vector<ReplicaAlive> out;
+    while (s.step()) out.push_back({s.text(0), s.time(1)});
+    if (s.failed()) return s.error("list alive times");
+    return out;
   }
 
   Result<Page<Observation>> listObservations(const std::string& key, int offset,

@@ -3,8 +3,10 @@
 // (tests/unit/store_conformance_test.cpp) runs against every implementation.
 //
 // Thread-safety: every method may be called from any thread. Within one Store, writers are
-// serialised by the caller (inventory::Inventory owns the single writer); readers may run
-// concurrently. Several Stores may write one database (see write() for the rules that hold).
+// serialised by the caller (inventory::Inventory owns the single writer of its replica); readers
+// may run concurrently. Several Stores (replicas) may write one database: see write() for the
+// rules that hold; eviction is fenced by the sweeper lease and re-checked on the stored rows
+// (evictDefenders).
 // Errors: kUnavailable when the database is busy, read-only or full; kNotFound where stated.
 #pragma once
 
@@ -54,7 +56,11 @@ struct WriteBatch {
   std::vector<Defender> upserts;
   std::vector<Defender> touches;
   std::vector<std::pair<std::string, Observation>> observations;  // (hostname key, observation)
+  /// When set: replica `replica` was running at this time (its own row; DESIGN §4 "the Console
+  /// was down" means no replica was alive).
   std::optional<TimePoint> consoleAlive;
+  /// The replica id `consoleAlive` belongs to; "" stands for kLegacyReplica.
+  std::string replica;
   bool empty() const {
     return upserts.empty() && touches.empty() && observations.empty() && !consoleAlive;
   }
@@ -75,6 +81,43 @@ struct StoredLiveness {
   /// cloudMetadata.resourceID of App-Embedded-category Defenders (the pinned task ARN); "" for
   /// other categories or when none was reported.
   std::string resourceId;
+};
+
+/// The replica id of the alive time stored before replicas had their own rows (a database
+/// written by a Console that kept one "alive" time); migrations move that time to this id.
+inline constexpr const char* kLegacyReplica = "console";
+
+/// When one replica was last known running (its newest `WriteBatch::consoleAlive`).
+struct ReplicaAlive {
+  std::string replica;
+  TimePoint aliveAt{};
+};
+
+/// The sweeper lease (docs/operations.md "Which replica sweeps"): one row; the replica that
+/// holds it is the only one that evicts.
+struct SweepLease {
+  std::string holder;     // replica id
+  long long epoch = 0;    // fencing token: moves on every time the lease is taken, not renewed
+  TimePoint expiresAt{};  // UTC; from then on any replica may take it
+};
+
+/// The lease a deleting statement runs under: it deletes only while the lease row has this
+/// holder and epoch and has not expired at `at`.
+struct LeaseFence {
+  std::string holder;
+  long long epoch = 0;
+  TimePoint at{};
+};
+
+/// The eviction rule (inventory/liveness.h) as the deleting statement re-checks it on the stored
+/// row: due ⇔ COALESCE(graceful_at, judged_from + grace) + retention(category) ≤ now − margin,
+/// retention = 1 h for category appEmbedded, else disconnectPeriodDays days. The margin covers
+/// heartbeats that other replicas received but have not written yet.
+struct DueRule {
+  TimePoint now{};
+  Millis margin{0};
+  Millis grace{};  // G
+  int disconnectPeriodDays = 1;
 };
 
 /// Liveness columns the SQL filters need, computed by the caller at one `now`.
@@ -112,6 +155,29 @@ class Store {
                                                            const std::string& actor,
                                                            const std::string& reason,
                                                            TimePoint at) = 0;
+
+  /// Eviction (DESIGN §5, §7): in one transaction, deletes each Defender of `keys` that is
+  /// still due by `due` on its stored row — a Defender whose stored lastSeen/judgedFrom moved
+  /// on since the keys were chosen stays — with all its observations, and appends one audit
+  /// record per removed Defender (actor "scheduler", `reason`, at `due.now`), but only while
+  /// the sweeper lease matches `fence` (checked in the deleting statement itself). Missing or
+  /// no longer due keys are skipped. Returns the audit records written, in `keys` order.
+  /// Errors: kConflict "sweep_lease_lost" when the lease has another holder or epoch or has
+  /// expired at `fence.at` — nothing deleted, no audit record.
+  virtual Result<std::vector<AuditRecord>> evictDefenders(std::span<const std::string> keys,
+                                                          const DueRule& due,
+                                                          const LeaseFence& fence,
+                                                          const std::string& reason) = 0;
+
+  /// Takes or renews the sweeper lease for `holder` until `now + ttl`: taken when there is none,
+  /// when it expired at `now`, or renewed when `holder` holds it. Taking it (not renewing a
+  /// valid one) moves the epoch on. Returns the lease as it stands afterwards: held by `holder`
+  /// iff `.holder == holder` (else it names the replica that holds it until `.expiresAt`).
+  virtual Result<SweepLease> acquireSweepLease(const std::string& holder, TimePoint now,
+                                               Millis ttl) = 0;
+  /// Gives the lease up (expires it) when `holder` holds it with `epoch`, so that another
+  /// replica takes it at once instead of after its time-to-live; else does nothing.
+  virtual Status releaseSweepLease(const std::string& holder, long long epoch) = 0;
 
   virtual Status saveSettings(const DefenderSettings& settings) = 0;
 
@@ -154,8 +220,12 @@ class Store {
   virtual Status forEachLiveness(const std::function<bool(const StoredLiveness&)>& fn) = 0;
 
   virtual Result<DefenderSettings> loadSettings() = 0;
-  /// The newest `WriteBatch::consoleAlive` written: when the Console was last known running.
+  /// The newest `WriteBatch::consoleAlive` written by any replica: when some replica of the
+  /// Console was last known running.
   virtual Result<std::optional<TimePoint>> loadConsoleAlive() = 0;
+  /// Every replica's newest alive time, by replica id. Rows of replicas not heard of for a day
+  /// (older than a day before another replica's newest write) are pruned.
+  virtual Result<std::vector<ReplicaAlive>> listReplicasAlive() = 0;
 
   /// Newest observations of Defender `key`, newest first; `total` counts all of them.
   virtual Result<Page<Observation>> listObservations(const std::string& key, int offset,

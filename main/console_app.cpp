@@ -289,6 +289,14 @@ Status ConsoleApp::start(bool startScheduler) {
   // itself was stalled or paused.
   io.pauseThreshold = c.pauseThreshold.value_or(std::max<Millis>(Seconds(2), 5 * c.flushInterval));
   io.defenderVersion = c.defenderVersion;
+  // Replicas (DESIGN §7): this process's id names its alive time and its sweeper lease. On a
+  // database other replicas share, a gap since the newest alive time of any replica shorter
+  // than a pause is not downtime (some replica was running). A SQLite file has one Console
+  // (InstanceLock): every gap counts, as before replicas.
+  const bool sharedDatabase = false;
+  io.replicaId = inventory::newReplicaId();
+  io.downtimeThreshold = sharedDatabase ? io.pauseThreshold : Millis(0);
+  spdlog::info("replica id {}", io.replicaId);
   m.inventory = std::make_unique<inventory::Inventory>(*m.store, m.clock, io);
   if (auto st = m.inventory->start(); !st.ok()) return st;
 
@@ -341,6 +349,10 @@ Status ConsoleApp::start(bool startScheduler) {
     for (const auto& a : evicted) impl_->pushRemoved(a.hostname, "evicted");
   };
   so.period = c.sweepInterval;
+  // Room for heartbeats other replicas received but have not written yet (one flush interval
+  // while their storage keeps up), twice over (docs/operations.md "Which replica sweeps").
+  // None on a SQLite file: no other replica writes it.
+  so.unflushedMargin = sharedDatabase ? 2 * c.flushInterval : Millis(0);
   so.outage = {.threshold = c.outageThreshold, .minFleet = c.outageMinFleet};
   so.heartbeatsWaiting = [this] { return impl_->defenderLoad().queued; };
   m.sweeper = std::make_unique<cleanup::Sweeper>(*m.inventory, so);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 #include "inventory/store.h"
@@ -36,6 +37,9 @@ class FaultyStore final : public inventory::Store {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] { return stalled_ > 0; });
   }
+  /// Runs `hook` inside each evictDefenders call before it reaches the store (on the calling
+  /// thread): the replica is held between choosing its candidates and deleting them.
+  void beforeEvict(std::function<void()> hook) { beforeEvict_ = std::move(hook); }
   size_t writeAttempts() const { return attempts_; }
   /// Rows passed to successful writes so far: whole-row upserts and liveness-only touches.
   size_t upsertsWritten() const { return upserts_; }
@@ -56,6 +60,23 @@ class FaultyStore final : public inventory::Store {
                                                               TimePoint at) override {
     if (auto st = gate(); !st.ok()) return st.error();
     return inner_.removeDefenders(keys, actor, reason, at);
+  }
+  Result<std::vector<inventory::AuditRecord>> evictDefenders(std::span<const std::string> keys,
+                                                             const inventory::DueRule& due,
+                                                             const inventory::LeaseFence& fence,
+                                                             const std::string& reason) override {
+    if (auto st = gate(); !st.ok()) return st.error();
+    if (beforeEvict_) beforeEvict_();
+    return inner_.evictDefenders(keys, due, fence, reason);
+  }
+  Result<inventory::SweepLease> acquireSweepLease(const std::string& holder, TimePoint now,
+                                                  Millis ttl) override {
+    if (auto st = gate(); !st.ok()) return st.error();
+    return inner_.acquireSweepLease(holder, now, ttl);
+  }
+  Status releaseSweepLease(const std::string& holder, long long epoch) override {
+    if (auto st = gate(); !st.ok()) return st;
+    return inner_.releaseSweepLease(holder, epoch);
   }
   Status saveSettings(const inventory::DefenderSettings& s) override {
     if (auto st = gate(); !st.ok()) return st;
@@ -100,6 +121,9 @@ class FaultyStore final : public inventory::Store {
   }
   Result<inventory::DefenderSettings> loadSettings() override { return inner_.loadSettings(); }
   Result<std::optional<TimePoint>> loadConsoleAlive() override { return inner_.loadConsoleAlive(); }
+  Result<std::vector<inventory::ReplicaAlive>> listReplicasAlive() override {
+    return inner_.listReplicasAlive();
+  }
   Result<inventory::Page<inventory::Observation>> listObservations(const std::string& key,
                                                                    int offset, int limit) override {
     return inner_.listObservations(key, offset, limit);
@@ -124,6 +148,7 @@ class FaultyStore final : public inventory::Store {
   }
 
   inventory::Store& inner_;
+  std::function<void()> beforeEvict_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::string failure_;

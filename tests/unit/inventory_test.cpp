@@ -136,12 +136,16 @@ TEST_CASE("inventory: eviction re-checks liveness; a late heartbeat wins") {
   REQUIRE(
       f.inv->recordObservations("stale", {Observation{0, "process", kT0, kT0, {{"p", 1}}}}).ok());
   f.clock.advance(90s + 1h - 1s);
-  CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100)->evicted.empty());  // 59:59
+  auto lease = f.inv->acquireSweepLease(f.clock.now(), 1h);
+  REQUIRE(lease.ok());
+  const LeaseFence fence{f.inv->replicaId(), lease->epoch, f.clock.now()};
+  CHECK(f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100, 0ms, fence)
+            ->evicted.empty());  // 59:59
   f.clock.advance(1s);
   // "saved" heartbeats just before the sweep: its pending heartbeat is written before the
   // candidates are chosen, so only "stale" is a candidate.
   REQUIRE(f.inv->recordHeartbeat(reported("saved")).ok());
-  auto evicted = f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100);
+  auto evicted = f.inv->evictDue(Category::kAppEmbedded, f.clock.now(), 100, 0ms, fence);
   REQUIRE(evicted.ok());
   CHECK(evicted->candidates == 1);
   REQUIRE(evicted->evicted.size() == 1);

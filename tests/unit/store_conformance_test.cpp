@@ -98,11 +98,30 @@ std::vector<std::string> hostnames(const Page<Defender>& p) {
   return out;
 }
 
+// Fargate "late" silent since kT0 − 2 h (due: disconnected at −2 h + 90 s, an hour is over);
+// fargate "fresh" heartbeated at kT0 (connected); host "host-1d" gracefully disconnected exactly
+// one day before kT0 (due at 1 day); host "host-new" silent since kT0 − 2 h (not due for days).
+void seedEvictionRows(Store& s) {
+  auto host = makeDefender("Host-1d", DefenderType::kServerLinux, kT0 - 48h);
+  host.gracefulDisconnectAt = kT0 - 24h;
+  REQUIRE(upsert(s, {makeDefender("Late", DefenderType::kFargate, kT0 - 2h),
+                     makeDefender("fresh", DefenderType::kFargate, kT0), host,
+                     makeDefender("host-new", DefenderType::kServerLinux, kT0 - 2h)})
+              .ok());
+  WriteBatch obs;
+  for (int i = 0; i < 3; ++i)
+    obs.observations.emplace_back("late", Observation{0, "dns", kT0 - 2h, kT0 - 2h, {{"i", i}}});
+  REQUIRE(s.write(obs).ok());
+}
+
+const DueRule kDueAtT0{kT0, Millis(0), Seconds(90), 1};
+
 // Every case of the suite against one backend, each leaf SECTION on a fresh database.
 void conformance(const Backend& backend) {
   {
     {
-      auto store = backend.open(backend.fresh());
+      const std::string where = backend.fresh();
+      auto store = backend.open(where);
       Store& s = *store;
       const LivenessCutoff cutoff{kT0, 90s};
 
@@ -427,6 +446,193 @@ void conformance(const Backend& backend) {
         CHECK((*f)->registeredAt == kT0);
         CHECK(*s.countDefenders() == 1);
       }
+
+      SECTION("sweeper lease: taken when free or expired, renewed by its holder, epoch fences") {
+        auto a = s.acquireSweepLease("replica-a", kT0, 15s);
+        REQUIRE(a.ok());
+        CHECK(a->holder == "replica-a");
+        CHECK(a->epoch == 1);
+        CHECK(a->expiresAt == kT0 + 15s);
+        // Another replica gets the holder's lease back, unchanged.
+        auto b = s.acquireSweepLease("replica-b", kT0 + 14s, 15s);
+        REQUIRE(b.ok());
+        CHECK(b->holder == "replica-a");
+        CHECK(b->epoch == 1);
+        CHECK(b->expiresAt == kT0 + 15s);
+        // The holder renews: same epoch, later expiry.
+        a = s.acquireSweepLease("replica-a", kT0 + 5s, 15s);
+        CHECK(a->holder == "replica-a");
+        CHECK(a->epoch == 1);
+        CHECK(a->expiresAt == kT0 + 20s);
+        // Expired (at exactly expiresAt): the other takes it with a higher epoch.
+        b = s.acquireSweepLease("replica-b", kT0 + 20s, 15s);
+        CHECK(b->holder == "replica-b");
+        CHECK(b->epoch == 2);
+        a = s.acquireSweepLease("replica-a", kT0 + 21s, 15s);
+        CHECK(a->holder == "replica-b");
+        // Released only by its holder with its epoch; then taken at once, epoch moving on.
+        REQUIRE(s.releaseSweepLease("replica-a", 2).ok());
+        REQUIRE(s.releaseSweepLease("replica-b", 1).ok());
+        CHECK(s.acquireSweepLease("replica-a", kT0 + 22s, 15s)->holder == "replica-b");
+        REQUIRE(s.releaseSweepLease("replica-b", 2).ok());
+        a = s.acquireSweepLease("replica-a", kT0 + 22s, 15s);
+        CHECK(a->holder == "replica-a");
+        CHECK(a->epoch == 3);
+        // A holder that let its own lease expire takes it again with a new epoch.
+        a = s.acquireSweepLease("replica-a", kT0 + 60s, 15s);
+        CHECK(a->holder == "replica-a");
+        CHECK(a->epoch == 4);
+      }
+
+      SECTION("fenced eviction deletes what is still due on the stored row, with audit rows") {
+        seedEvictionRows(s);
+        auto lease = s.acquireSweepLease("replica-a", kT0, 15s);
+        REQUIRE(lease.ok());
+        const LeaseFence fence{"replica-a", lease->epoch, kT0};
+        const std::vector<std::string> keys = {"host-1d", "fresh", "late", "host-new", "gone"};
+        auto evicted = s.evictDefenders(keys, kDueAtT0, fence, "test rule");
+        REQUIRE(evicted.ok());
+        REQUIRE(evicted->size() == 2);
+        CHECK((*evicted)[0].hostname == "Host-1d");  // in the order of the keys
+        CHECK((*evicted)[0].observationsRemoved == 0);
+        CHECK((*evicted)[1].hostname == "Late");
+        CHECK((*evicted)[1].observationsRemoved == 3);
+        CHECK((*evicted)[1].actor == "scheduler");
+        CHECK((*evicted)[1].reason == "test rule");
+        CHECK((*evicted)[1].lastSeen == kT0 - 2h);
+        CHECK((*evicted)[1].type == DefenderType::kFargate);
+        CHECK((*evicted)[1].at == kT0);
+        CHECK(*s.countDefenders() == 2);
+        CHECK(*s.countObservations() == 0);
+        auto audit = s.listAudit(0, 10);
+        REQUIRE(audit.ok());
+        CHECK(audit->total == 2);
+        CHECK(audit->items.front().id == (*evicted)[1].id);
+        CHECK(audit->items.front().observationsRemoved == 3);
+        CHECK(s.evictDefenders(std::span<const std::string>{}, kDueAtT0, fence, "x")->empty());
+      }
+
+      SECTION("fenced eviction: margin and disconnectPeriodDays are judged on the stored row") {
+        seedEvictionRows(s);
+        REQUIRE(s.acquireSweepLease("replica-a", kT0, 15s).ok());
+        const LeaseFence fence{"replica-a", 1, kT0};
+        const std::vector<std::string> keys = {"host-1d"};
+        DueRule rule = kDueAtT0;
+        rule.margin = 1ms;  // due at kT0, not at kT0 − 1 ms
+        CHECK(s.evictDefenders(keys, rule, fence, "margin")->empty());
+        rule = kDueAtT0;
+        rule.disconnectPeriodDays = 2;
+        CHECK(s.evictDefenders(keys, rule, fence, "two days")->empty());
+        // "Late" disconnected at kT0 − 2 h + 90 s: due from kT0 − 1 h + 90 s on.
+        const std::vector<std::string> late = {"late"};
+        rule = kDueAtT0;
+        rule.now = kT0 - 1h + 90s - 1ms;
+        CHECK(s.evictDefenders(late, rule, fence, "early")->empty());
+        rule.now = kT0 - 1h + 90s;
+        CHECK(s.evictDefenders(late, rule, fence, "on time")->size() == 1);
+        CHECK(s.listAudit(0, 10)->total == 1);
+      }
+
+      SECTION("fenced eviction with a stale epoch or an expired lease deletes nothing") {
+        seedEvictionRows(s);
+        REQUIRE(s.acquireSweepLease("replica-a", kT0, 15s).ok());
+        REQUIRE(s.acquireSweepLease("replica-b", kT0 + 15s, 15s)->epoch == 2);  // b took over
+        const std::vector<std::string> keys = {"late", "host-1d"};
+        for (const LeaseFence& fence : {LeaseFence{"replica-a", 1, kT0 + 16s},     // old holder
+                                        LeaseFence{"replica-b", 1, kT0 + 16s},     // old epoch
+                                        LeaseFence{"replica-b", 2, kT0 + 30s},     // expired
+                                        LeaseFence{"replica-c", 3, kT0 + 16s}}) {  // never held
+          auto evicted = s.evictDefenders(keys, kDueAtT0, fence, "fenced");
+          REQUIRE_FALSE(evicted.ok());
+          CHECK(evicted.error().kind == ErrorKind::kConflict);
+          CHECK(evicted.error().code == "sweep_lease_lost");
+        }
+        CHECK(*s.countDefenders() == 4);
+        CHECK(*s.countObservations() == 3);
+        CHECK(s.listAudit(0, 10)->total == 0);
+        CHECK(s.evictDefenders(keys, kDueAtT0, {"replica-b", 2, kT0 + 16s}, "held")->size() == 2);
+      }
+
+      SECTION("a Defender whose lastSeen moved on after it was chosen is not evicted") {
+        seedEvictionRows(s);
+        REQUIRE(s.acquireSweepLease("replica-a", kT0, 15s).ok());
+        const std::vector<std::string> keys = {"late"};  // chosen as due
+        WriteBatch touch;                                // then it heartbeats (another writer)
+        touch.touches.push_back(makeDefender("Late", DefenderType::kFargate, kT0 - 1s));
+        REQUIRE(s.write(touch).ok());
+        CHECK(s.evictDefenders(keys, kDueAtT0, {"replica-a", 1, kT0}, "x")->empty());
+        CHECK(dc::testing::found(s.findDefender("late")));
+        CHECK(*s.countObservations() == 3);
+        CHECK(s.listAudit(0, 10)->total == 0);
+      }
+
+      SECTION("each replica records its own alive time; the newest counts") {
+        CHECK(s.listReplicasAlive()->empty());
+        WriteBatch a;
+        a.consoleAlive = kT0;
+        a.replica = "replica-a";
+        REQUIRE(s.write(a).ok());
+        WriteBatch b;
+        b.consoleAlive = kT0 - 10min;
+        b.replica = "replica-b";
+        REQUIRE(s.write(b).ok());
+        CHECK(**s.loadConsoleAlive() == kT0);  // not the last written: the newest
+        auto rows = s.listReplicasAlive();
+        REQUIRE(rows.ok());
+        REQUIRE(rows->size() == 2);
+        CHECK((*rows)[0].replica == "replica-a");
+        CHECK((*rows)[0].aliveAt == kT0);
+        CHECK((*rows)[1].replica == "replica-b");
+        CHECK((*rows)[1].aliveAt == kT0 - 10min);
+        WriteBatch legacy;  // no replica named: the legacy row
+        legacy.consoleAlive = kT0 - 1h;
+        REQUIRE(s.write(legacy).ok());
+        CHECK(s.listReplicasAlive()->size() == 3);
+        // A day after b's last word, b's row goes with a's next one; the legacy row too.
+        a.consoleAlive = kT0 - 10min + 24h + 1ms;
+        REQUIRE(s.write(a).ok());
+        rows = s.listReplicasAlive();
+        REQUIRE(rows->size() == 1);
+        CHECK(rows->front().replica == "replica-a");
+      }
+
+      if (backend.shared) {
+        SECTION("two replicas on one database: one lease, fenced deletes, newest alive time") {
+          seedEvictionRows(s);
+          auto other = backend.open(where);
+          Store& s2 = *other;
+          CHECK(s.acquireSweepLease("replica-a", kT0, 15s)->holder == "replica-a");
+          CHECK(s2.acquireSweepLease("replica-b", kT0 + 1s, 15s)->holder == "replica-a");
+          // a pauses past its lease; b takes it; a's delete under its old epoch does nothing.
+          auto b = s2.acquireSweepLease("replica-b", kT0 + 16s, 15s);
+          CHECK(b->holder == "replica-b");
+          CHECK(b->epoch == 2);
+          const std::vector<std::string> keys = {"late"};
+          auto stale = s.evictDefenders(keys, kDueAtT0, {"replica-a", 1, kT0 + 17s}, "x");
+          REQUIRE_FALSE(stale.ok());
+          CHECK(stale.error().code == "sweep_lease_lost");
+          CHECK(dc::testing::found(s2.findDefender("late")));
+          // b heartbeats "late" through its store; a's view of it is stale, the row is not.
+          WriteBatch touch;
+          touch.touches.push_back(makeDefender("Late", DefenderType::kFargate, kT0 + 10s));
+          REQUIRE(s2.write(touch).ok());
+          CHECK(s2.evictDefenders(keys, kDueAtT0, {"replica-b", 2, kT0 + 17s}, "x")->empty());
+          CHECK((*s.findDefender("late"))->lastSeen == kT0 + 10s);
+          const std::vector<std::string> host = {"host-1d"};
+          CHECK(s2.evictDefenders(host, kDueAtT0, {"replica-b", 2, kT0 + 17s}, "x")->size() == 1);
+          CHECK(s.listAudit(0, 10)->total == 1);
+          // Alive times: one row each, the newest of both counts for either.
+          WriteBatch a1, b1;
+          a1.consoleAlive = kT0 + 20s;
+          a1.replica = "replica-a";
+          b1.consoleAlive = kT0 + 21s;
+          b1.replica = "replica-b";
+          REQUIRE(s.write(a1).ok());
+          REQUIRE(s2.write(b1).ok());
+          CHECK(**s.loadConsoleAlive() == kT0 + 21s);
+          CHECK(s2.listReplicasAlive()->size() == 2);
+        }
+      }
     }
   }
 }
@@ -579,6 +785,33 @@ TEST_CASE("a PostgreSQL database from a newer Console is refused clearly", "[pos
   CHECK(openPgStore({url}).error().code == "schema_too_new");
 }
 
+TEST_CASE("schema 4 moves the single alive time to the legacy replica's row") {
+  auto path =
+      std::filesystem::temp_directory_path() / ("dc-alive-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  {
+    auto s = openSqliteStore({path.string()});
+    REQUIRE(s.ok());
+  }
+  // Back to a schema-3 database as an older Console left it: one "alive" row in console_state.
+  const std::string cmd =
+      "sqlite3 '" + path.string() +
+      "' \"DROP TABLE sweeper_lease; DROP TABLE replica_alive; INSERT INTO console_state(name, "
+      "value) VALUES ('alive', " +
+      std::to_string(kT0.time_since_epoch().count()) + "); UPDATE schema_version SET version = 3\"";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto s = openSqliteStore({path.string()});
+  REQUIRE(s.ok());
+  CHECK(**(*s)->loadConsoleAlive() == kT0);
+  auto rows = (*s)->listReplicasAlive();
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 1);
+  CHECK(rows->front().replica == kLegacyReplica);
+  CHECK(rows->front().aliveAt == kT0);
+  CHECK((*s)->acquireSweepLease("replica-a", kT0, 15s)->epoch == 1);
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("a database from a newer Console is refused clearly") {
   auto path =
       std::filesystem::temp_directory_path() / ("dc-newer-" + std::to_string(::getpid()) + ".db");
@@ -633,7 +866,8 @@ TEST_CASE("schema 3 backfills the version key of Defenders stored before it", "[
   // left it, with the sqlite3 tool.
   const std::string cmd = "sqlite3 '" + path.string() +
                           "' 'DROP INDEX defenders_version; ALTER TABLE defenders DROP COLUMN "
-                          "version_key; UPDATE schema_version SET version = 2'";
+                          "version_key; DROP TABLE sweeper_lease; DROP TABLE replica_alive; "
+                          "UPDATE schema_version SET version = 2'";
   REQUIRE(std::system(cmd.c_str()) == 0);
   auto s = openSqliteStore({path.string()});
   REQUIRE(s.ok());

@@ -1,7 +1,10 @@
 // Eviction rules (DESIGN §5) on a manual clock, and randomized races on real threads.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <limits>
 #include <random>
 #include <set>
@@ -9,9 +12,12 @@
 
 #include "cleanup/sweeper.h"
 #include "inventory/inventory.h"
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
+#include "tests/support/faulty_store.h"
 #include "tests/support/found.h"
 #include "tests/support/numbered.h"
+#include "tests/support/postgres.h"
 
 using namespace dc;
 using namespace dc::inventory;
@@ -283,4 +289,286 @@ TEST_CASE("sweep races: heartbeats, deletes, observations and sweeps on real thr
   }
   CHECK(owned == *store->countObservations());
   CHECK(static_cast<size_t>(rows) == inv.metrics().defenders);
+}
+
+// ---- several replicas on one database (DESIGN §7, docs/operations.md "Which replica sweeps") --
+
+namespace {
+
+InventoryOptions replicaOptions(const std::string& id) {
+  InventoryOptions o;
+  o.replicaId = id;
+  o.downtimeThreshold = 5s;  // the Console uses its pause threshold
+  return o;
+}
+
+/// Where the replicas' database is: a SQLite file (two Store instances on it) or a schema of
+/// the PostgreSQL server scripts/with-postgres.sh started (cases tagged [postgres]).
+enum class Backend { kSqliteFile, kPostgres };
+
+/// Two replicas "replica-a" and "replica-b" on one database: two Store instances (a's wrapped
+/// for fault injection), two Inventories, two Sweepers, one manual clock. `fleet` registers at
+/// a before b starts, so both know it.
+struct Replicas {
+  ManualClock clock{kT0};
+  Backend backend;
+  std::filesystem::path path;  // SQLite
+  std::string url;             // PostgreSQL
+  std::unique_ptr<Store> storeA, storeB;
+  std::unique_ptr<dc::testing::FaultyStore> faultyA;
+  std::unique_ptr<Inventory> a, b;
+  std::unique_ptr<cleanup::Sweeper> sweepA, sweepB;
+
+  explicit Replicas(Backend where, const std::vector<std::string>& fleet = {}) : backend(where) {
+    static int n = 0;
+    if (backend == Backend::kPostgres) {
+      url = dc::testing::freshPostgresSchema();
+    } else {
+      path = std::filesystem::temp_directory_path() /
+             (dc::testing::numbered("dc-replicas-", ::getpid()) + dc::testing::numbered("-", ++n) +
+              ".db");
+      removeFiles();
+    }
+    storeA = open();
+    storeB = open();
+    faultyA = std::make_unique<dc::testing::FaultyStore>(*storeA);
+    a = std::make_unique<Inventory>(*faultyA, clock, replicaOptions("replica-a"));
+    REQUIRE(a->start().ok());
+    for (const auto& host : fleet) REQUIRE(a->recordHeartbeat(reported(host)).ok());
+    b = std::make_unique<Inventory>(*storeB, clock, replicaOptions("replica-b"));
+    REQUIRE(b->start().ok());
+    sweepA = std::make_unique<cleanup::Sweeper>(*a, sweepOptions(100));
+    sweepB = std::make_unique<cleanup::Sweeper>(*b, sweepOptions(100));
+  }
+  ~Replicas() {
+    sweepA.reset();
+    sweepB.reset();
+    if (a) a->stop();
+    if (b) b->stop();
+    a.reset();
+    b.reset();
+    faultyA.reset();
+    storeA.reset();
+    storeB.reset();
+    removeFiles();
+  }
+  std::unique_ptr<Store> open() const {
+    auto s = backend == Backend::kPostgres ? openPgStore({url}) : openSqliteStore({path.string()});
+    if (!s.ok()) FAIL("open store: " << s.error().message);
+    return std::move(s).value();
+  }
+  void removeFiles() const {
+    if (backend != Backend::kSqliteFile) return;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
+  }
+  long long audited() { return storeB->listAudit(0, 1)->total; }
+  bool stored(const std::string& host) { return dc::testing::found(storeB->findDefender(host)); }
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+// Each replica case runs on a SQLite file and on PostgreSQL ([postgres]: under
+// scripts/with-postgres.sh, the ctest entry sweeper_test_postgres).
+#define REPLICA_CASE(name, body)                  \
+  static void body(Backend);                      \
+  TEST_CASE(name) {                               \
+    body(Backend::kSqliteFile);                   \
+  }                                               \
+  TEST_CASE(name " (PostgreSQL)", "[postgres]") { \
+    body(Backend::kPostgres);                     \
+  }                                               \
+  static void body(Backend backend)
+
+REPLICA_CASE("replicas: one holds the sweeper lease at a time; expiry hands it on, epoch higher",
+             leaseHandover) {
+  Replicas r(backend);
+  CHECK(r.sweepA->holdLease(r.clock.now()));
+  CHECK_FALSE(r.sweepB->holdLease(r.clock.now()));
+  for (int i = 0; i < 10; ++i) {  // a renews every 5 s: b never gets it
+    r.clock.advance(5s);
+    CHECK(r.sweepA->holdLease(r.clock.now()));
+    CHECK_FALSE(r.sweepB->holdLease(r.clock.now()));
+  }
+  CHECK(r.sweepA->lease(r.clock.now()).held);
+  CHECK(r.sweepA->lease(r.clock.now()).epoch == 1);
+  CHECK(r.sweepB->lease(r.clock.now()).holder == "replica-a");
+  // a stops renewing (paused, or gone): its lease ends 15 s after its last renewal.
+  r.clock.advance(14s);
+  CHECK_FALSE(r.sweepB->holdLease(r.clock.now()));
+  r.clock.advance(1s);
+  CHECK_FALSE(r.sweepA->lease(r.clock.now()).held);
+  CHECK(r.sweepB->holdLease(r.clock.now()));
+  CHECK(r.sweepB->lease(r.clock.now()).epoch == 2);
+  CHECK_FALSE(r.sweepA->holdLease(r.clock.now()));  // a resumes: b holds it
+  const std::string ma = r.sweepA->metricsText(r.clock.now());
+  CHECK(contains(ma, "dc_replica_info{replica=\"replica-a\"} 1\n"));
+  CHECK(contains(ma, "dc_sweeper_lease_held 0\n"));
+  CHECK(contains(ma, "dc_sweeper_lease_holder{holder=\"replica-b\"} 1\n"));
+  CHECK(contains(ma, "dc_sweeper_lease_epoch 2\n"));
+  CHECK(contains(ma, "dc_sweeper_lease_lost_total 1\n"));
+  const std::string mb = r.sweepB->metricsText(r.clock.now());
+  CHECK(contains(mb, "dc_sweeper_lease_held 1\n"));
+  CHECK(contains(mb, "dc_sweeper_lease_acquired_total 1\n"));
+  // b gives it up (a Console stop): a takes it at once, epoch 3.
+  r.sweepB->releaseLease();
+  CHECK_FALSE(r.sweepB->lease(r.clock.now()).held);
+  CHECK(r.sweepA->holdLease(r.clock.now()));
+  CHECK(r.sweepA->lease(r.clock.now()).epoch == 3);
+}
+
+REPLICA_CASE("replicas: only the lease holder sweeps; the other says so and evicts nothing",
+             onlyHolderSweeps) {
+  Replicas r(backend, {"t-1", "t-2"});
+  auto options = sweepOptions(100);
+  options.leaseTtl = 2h;  // a holds it across the hour without renewing in between
+  options.leaseRenewEvery = 5min;
+  r.sweepA = std::make_unique<cleanup::Sweeper>(*r.a, options);
+  r.sweepB = std::make_unique<cleanup::Sweeper>(*r.b, options);
+  REQUIRE(r.sweepA->holdLease(r.clock.now()));
+  r.clock.advance(90s + 1h);
+  auto skipped = r.sweepB->sweep(r.clock.now());
+  REQUIRE(skipped.ok());
+  CHECK(skipped->noLease);
+  CHECK(skipped->evicted == 0);
+  CHECK(r.stored("t-1"));
+  CHECK(contains(r.sweepB->metricsText(r.clock.now()), "dc_sweeps_without_lease_total 1\n"));
+  auto swept = r.sweepA->sweep(r.clock.now());  // renewed first: the same epoch
+  REQUIRE(swept.ok());
+  CHECK_FALSE(swept->noLease);
+  CHECK(swept->evicted == 2);
+  CHECK(r.sweepA->lease(r.clock.now()).epoch == 1);
+  CHECK(r.audited() == 2);
+}
+
+REPLICA_CASE("replicas: a sweeper paused past its lease deletes nothing after it resumes",
+             pausedSweeper) {
+  Replicas r(backend, {"gone"});
+  r.clock.advance(90s + 1h);  // due for both replicas
+  REQUIRE(r.sweepA->holdLease(r.clock.now()));
+  // a chose its candidates and is held before its delete until its lease expired and b took
+  // it over (a SIGSTOP, a long GC-like stall, a frozen VM).
+  bool tookOver = false;
+  r.faultyA->beforeEvict([&] {
+    r.clock.advance(16s);
+    tookOver = r.sweepB->holdLease(r.clock.now());
+  });
+  auto report = r.sweepA->sweep(r.clock.now());
+  REQUIRE(report.ok());
+  REQUIRE(tookOver);
+  CHECK(report->noLease);
+  CHECK(report->evicted == 0);
+  CHECK(r.stored("gone"));
+  CHECK(r.audited() == 0);                       // no audit row either
+  CHECK(dc::testing::found(r.a->find("gone")));  // back in a's memory
+  CHECK_FALSE(r.sweepA->lease(r.clock.now()).held);
+  r.faultyA->beforeEvict({});
+  // a's next sweep does nothing; b, the holder, evicts.
+  CHECK(r.sweepA->sweep(r.clock.now())->noLease);
+  auto swept = r.sweepB->sweep(r.clock.now());
+  REQUIRE(swept.ok());
+  CHECK(swept->evicted == 1);
+  CHECK_FALSE(r.stored("gone"));
+  CHECK(r.audited() == 1);
+}
+
+REPLICA_CASE(
+    "replicas: a Defender whose lastSeen moved on in the database after the "
+    "candidates were chosen is not evicted",
+    movedOn) {
+  Replicas r(backend, {"late", "silent", "elsewhere"});
+  // "elsewhere" keeps heartbeating at b only: a's memory of it stays at its registration.
+  for (int i = 0; i < 130; ++i) {
+    r.clock.advance(30s);
+    REQUIRE(r.b->recordHeartbeat(reported("elsewhere")).ok());
+  }
+  REQUIRE(r.b->flush().ok());
+  // At a, all three are due now; "late" heartbeats at b after a chose them, before a deletes.
+  REQUIRE(r.sweepA->holdLease(r.clock.now()));
+  bool heartbeated = false;
+  r.faultyA->beforeEvict([&] {
+    if (heartbeated) return;
+    heartbeated = true;
+    REQUIRE(r.b->recordHeartbeat(reported("late")).ok());  // a reconnection: durable at once
+  });
+  auto report = r.sweepA->sweep(r.clock.now());
+  REQUIRE(report.ok());
+  CHECK(report->evicted == 1);
+  CHECK(report->refreshed == 2);
+  CHECK_FALSE(r.stored("silent"));
+  CHECK(r.stored("late"));
+  CHECK(r.stored("elsewhere"));
+  auto audit = r.storeB->listAudit(0, 10);
+  REQUIRE(audit->total == 1);
+  CHECK(audit->items.front().hostname == "silent");
+  // a read both back from the database: connected, not due any more.
+  for (const char* host : {"late", "elsewhere"}) {
+    auto d = r.a->find(host);
+    REQUIRE(dc::testing::found(d));
+    CHECK(r.a->judge(**d, r.clock.now()).connected);
+  }
+  CHECK(r.a->countDue(r.clock.now()) == 0);
+  CHECK(r.sweepA->sweep(r.clock.now())->evicted == 0);
+}
+
+TEST_CASE("sweep: the margin for unflushed heartbeats of other replicas delays removal") {
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  Inventory inv(*store, clock, {});
+  REQUIRE(inv.start().ok());
+  auto options = sweepOptions(100);
+  options.unflushedMargin = 2s;
+  cleanup::Sweeper sweeper(inv, options);
+  REQUIRE(inv.recordHeartbeat(reported("t")).ok());
+  clock.advance(90s + 1h);  // removalAt
+  CHECK(sweeper.sweep(clock.now())->evicted == 0);
+  clock.advance(2s - 1ms);
+  CHECK(sweeper.sweep(clock.now())->evicted == 0);
+  clock.advance(1ms);
+  CHECK(sweeper.sweep(clock.now())->evicted == 1);
+}
+
+REPLICA_CASE("replicas: restarting one while another runs discounts nothing; all down does",
+             downtime) {
+  Replicas r(backend, {"d"});
+  r.sweepB.reset();
+  r.b->stop();
+  r.b.reset();
+  // b is down for two hours; "d" keeps heartbeating at a, which writes its alive time.
+  for (int i = 0; i < 240; ++i) {
+    r.clock.advance(30s);
+    REQUIRE(r.a->recordHeartbeat(reported("d")).ok());
+    REQUIRE(r.a->flush().ok());
+  }
+  const TimePoint lastHeartbeat = r.clock.now();
+  r.clock.advance(1s);  // a's newest alive time is 1 s old when b starts again
+  {
+    Inventory b2(*r.storeB, r.clock, replicaOptions("replica-b2"));
+    REQUIRE(b2.start(false).ok());
+    CHECK(b2.metrics().pendingWrites == 0);  // no discount to write
+    auto d = b2.find("d");
+    REQUIRE(dc::testing::found(d));
+    CHECK((*d)->judgedFrom == lastHeartbeat);  // as stored: nothing discounted
+    auto alive = r.storeB->listReplicasAlive();
+    REQUIRE(alive.ok());
+    std::set<std::string> ids;
+    for (const auto& row : *alive) ids.insert(row.replica);
+    CHECK(ids == std::set<std::string>{"replica-a", "replica-b", "replica-b2"});
+    b2.stop();
+  }
+  // Now every replica stops; two hours later one starts: the Console was down.
+  r.sweepA.reset();
+  r.a->stop();
+  r.clock.advance(2h);
+  Inventory b3(*r.storeB, r.clock, replicaOptions("replica-b3"));
+  REQUIRE(b3.start(false).ok());
+  CHECK(b3.metrics().pendingWrites == 1);  // the discount, written behind
+  auto d = b3.find("d");
+  REQUIRE(dc::testing::found(d));
+  CHECK((*d)->judgedFrom == r.clock.now());  // judged from the restart
+  CHECK(b3.judge(**d, r.clock.now()).connected);
+  b3.stop();
 }
