@@ -16,6 +16,19 @@
 //
 // Thread-safety: a Connection, a Rows and a Transaction belong to one thread at a time. A Pool
 // may be used from any thread; each Lease is then owned by the thread that acquired it.
+//
+// A store built on it (inventory/pg_store.cpp is the complete example):
+//
+//   const std::string_view kSteps[] = {"CREATE TABLE users (name text PRIMARY KEY, ...)"};
+//   auto pool = pg::Pool::open({url, 4});                      // Result<unique_ptr<Pool>>
+//   auto c = (*pool)->acquire();                               // Result<Pool::Lease>
+//   pg::runMigrations(**c, "auth", kSteps);                    // once, at start-up
+//   auto tx = pg::Transaction::begin(**c);                     // rolls back unless committed
+//   auto r = (*c)->exec("SELECT id, created_at FROM users WHERE name = $1::text",
+//                       {pg::text(name)});                    // Result<Rows>
+//   if (!r.ok()) return r.error();
+//   for (int i = 0; i < r->rows(); ++i) use(r->integer(i, 0), r->epochMs(i, 1));
+//   return tx->commit();
 #pragma once
 
 #include <chrono>
@@ -231,7 +244,8 @@ class Pool {
 /// every row, fetched `batchRows` at a time, so that reading millions of rows holds one batch in
 /// memory, not the whole result. Stops early when `fn` returns false. Uses the connection's
 /// transaction when one is open, else one of its own (READ COMMITTED: one snapshot for the
-/// whole scan). Errors: as Connection::exec.
+/// whole scan). One scan at a time per connection (the cursor has a fixed name). Errors: as
+/// Connection::exec.
 Status forEachRow(Connection& conn, std::string_view select, const std::vector<Param>& params,
                   int batchRows, const std::function<bool(const Rows& rows, int row)>& fn);
 
