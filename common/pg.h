@@ -137,8 +137,12 @@ class Connection {
   /// compiled into the binary). Never pass text that contains values: use exec().
   Status execScript(std::string_view sql);
 
-  /// False once the connection is lost (the server went away or the socket broke).
+  /// False once the connection is known to be lost (a statement failed on a broken socket).
   bool healthy() const;
+  /// Reads, without blocking, what the server sent while the connection was idle, then answers
+  /// healthy(): notices a connection the server closed meanwhile (a restart, an administrator's
+  /// pg_terminate_backend) before a statement fails on it. Only between statements.
+  bool alive();
   /// True while a transaction is open on this connection (also after a failed statement in it).
   bool inTransaction() const;
   /// Re-establishes a lost connection with the same parameters. Errors: kUnavailable.
@@ -153,11 +157,13 @@ class Connection {
 
  private:
   Connection(pg_conn* c, std::string where) : c_(c), where_(std::move(where)) {}
+  static void onNotice(void* self, const pg_result* r);
   Error errorOf(pg_result* r, std::string_view what);
 
   pg_conn* c_ = nullptr;
   std::string where_;
   std::string lastState_;
+  bool ended_ = false;  // the server announced the end of the session (FATAL)
 };
 
 /// BEGIN on creation; COMMIT on commit(); ROLLBACK when destroyed without a successful commit
@@ -219,9 +225,10 @@ class Pool {
     std::unique_ptr<Connection> conn_;
   };
 
-  /// Blocks until a connection is free (at most checkoutTimeout). A connection found broken is
-  /// reconnected here first. Errors: kUnavailable on timeout (message "… no free connection
-  /// within N ms") or when reconnecting fails (the slot stays free for the next checkout).
+  /// Blocks until a connection is free (at most checkoutTimeout). A connection found broken or
+  /// closed by the server (Connection::alive) is reconnected here first. Errors: kUnavailable on
+  /// timeout (message "… no free connection within N ms") or when reconnecting fails (the slot
+  /// stays free for the next checkout).
   Result<Lease> acquire();
 
   int size() const { return size_; }
