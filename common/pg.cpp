@@ -165,11 +165,9 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& url) {
     PQfinish(c);
     return Error::unavailable("cannot connect to PostgreSQL at " + where + ": " + why);
   }
-  // Server NOTICEs ("relation … already exists, skipping") are for interactive sessions; libpq
-  // would print each to stderr.
-  PQsetNoticeReceiver(
-      c, [](void*, const PGresult*) {}, nullptr);
-  return std::unique_ptr<Connection>(new Connection(c, where));
+  std::unique_ptr<Connection> conn(new Connection(c, where));
+  PQsetNoticeReceiver(c, &Connection::onNotice, conn.get());
+  return conn;
 }
 
 Connection::~Connection() {
@@ -177,7 +175,25 @@ Connection::~Connection() {
 }
 
 bool Connection::healthy() const {
-  return PQstatus(c_) == CONNECTION_OK;
+  return !ended_ && PQstatus(c_) == CONNECTION_OK;
+}
+
+void Connection::onNotice(void* self, const pg_result* r) {
+  // Server NOTICEs ("relation … already exists, skipping") are for interactive sessions; libpq
+  // would print each to stderr. A FATAL one arriving between statements is the server ending
+  // the session (restart, pg_terminate_backend): the socket closes right after it.
+  const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity && (!std::strcmp(severity, "FATAL") || !std::strcmp(severity, "PANIC")))
+    static_cast<Connection*>(self)->ended_ = true;
+}
+
+bool Connection::alive() {
+  if (ended_ || PQstatus(c_) != CONNECTION_OK) return false;
+  // Reads what arrived while idle (at once when nothing did) and parses it: a FATAL message
+  // reaches onNotice, an end-of-file marks the connection bad.
+  if (!PQconsumeInput(c_)) return false;
+  (void)PQisBusy(c_);
+  return !ended_ && PQstatus(c_) == CONNECTION_OK;
 }
 
 bool Connection::inTransaction() const {
@@ -187,6 +203,7 @@ bool Connection::inTransaction() const {
 
 Status Connection::reconnect() {
   PQreset(c_);
+  ended_ = false;
   if (PQstatus(c_) != CONNECTION_OK)
     return Error::unavailable("cannot reconnect to PostgreSQL at " + where_ + ": " +
                               trimmed(PQerrorMessage(c_)));
@@ -327,7 +344,7 @@ Result<Pool::Lease> Pool::acquire() {
       c = std::move(opened).value();
     else
       st = opened.error();
-  } else if (!c->healthy()) {
+  } else if (!c->alive()) {
     st = c->reconnect();
   }
   if (!st.ok()) {

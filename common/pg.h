@@ -16,6 +16,19 @@
 //
 // Thread-safety: a Connection, a Rows and a Transaction belong to one thread at a time. A Pool
 // may be used from any thread; each Lease is then owned by the thread that acquired it.
+//
+// A store built on it (inventory/pg_store.cpp is the complete example):
+//
+//   const std::string_view kSteps[] = {"CREATE TABLE users (name text PRIMARY KEY, ...)"};
+//   auto pool = pg::Pool::open({url, 4});                      // Result<unique_ptr<Pool>>
+//   auto c = (*pool)->acquire();                               // Result<Pool::Lease>
+//   pg::runMigrations(**c, "auth", kSteps);                    // once, at start-up
+//   auto tx = pg::Transaction::begin(**c);                     // rolls back unless committed
+//   auto r = (*c)->exec("SELECT id, created_at FROM users WHERE name = $1::text",
+//                       {pg::text(name)});                    // Result<Rows>
+//   if (!r.ok()) return r.error();
+//   for (int i = 0; i < r->rows(); ++i) use(r->integer(i, 0), r->epochMs(i, 1));
+//   return tx->commit();
 #pragma once
 
 #include <chrono>
@@ -126,8 +139,12 @@ class Connection {
   /// compiled into the binary). Never pass text that contains values: use exec().
   Status execScript(std::string_view sql);
 
-  /// False once the connection is lost (the server went away or the socket broke).
+  /// False once the connection is known to be lost (a statement failed on a broken socket).
   bool healthy() const;
+  /// Reads, without blocking, what the server sent while the connection was idle, then answers
+  /// healthy(): notices a connection the server closed meanwhile (a restart, an administrator's
+  /// pg_terminate_backend) before a statement fails on it. Only between statements.
+  bool alive();
   /// True while a transaction is open on this connection (also after a failed statement in it).
   bool inTransaction() const;
   /// Re-establishes a lost connection with the same parameters. Errors: kUnavailable.
@@ -142,11 +159,13 @@ class Connection {
 
  private:
   Connection(pg_conn* c, std::string where) : c_(c), where_(std::move(where)) {}
+  static void onNotice(void* self, const pg_result* r);
   Error errorOf(pg_result* r, std::string_view what);
 
   pg_conn* c_ = nullptr;
   std::string where_;
   std::string lastState_;
+  bool ended_ = false;  // the server announced the end of the session (FATAL)
 };
 
 /// BEGIN on creation; COMMIT on commit(); ROLLBACK when destroyed without a successful commit
@@ -208,9 +227,10 @@ class Pool {
     std::unique_ptr<Connection> conn_;
   };
 
-  /// Blocks until a connection is free (at most checkoutTimeout). A connection found broken is
-  /// reconnected here first. Errors: kUnavailable on timeout (message "… no free connection
-  /// within N ms") or when reconnecting fails (the slot stays free for the next checkout).
+  /// Blocks until a connection is free (at most checkoutTimeout). A connection found broken or
+  /// closed by the server (Connection::alive) is reconnected here first. Errors: kUnavailable on
+  /// timeout (message "… no free connection within N ms") or when reconnecting fails (the slot
+  /// stays free for the next checkout).
   Result<Lease> acquire();
 
   int size() const { return size_; }
@@ -233,7 +253,8 @@ class Pool {
 /// every row, fetched `batchRows` at a time, so that reading millions of rows holds one batch in
 /// memory, not the whole result. Stops early when `fn` returns false. Uses the connection's
 /// transaction when one is open, else one of its own (READ COMMITTED: one snapshot for the
-/// whole scan). Errors: as Connection::exec.
+/// whole scan). One scan at a time per connection (the cursor has a fixed name). Errors: as
+/// Connection::exec.
 Status forEachRow(Connection& conn, std::string_view select, const std::vector<Param>& params,
                   int batchRows, const std::function<bool(const Rows& rows, int row)>& fn);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test:
 #   1. all C++ tests (unit, store conformance, HTTP integration, embed corpus, simulator) built
-#      with AddressSanitizer + UndefinedBehaviorSanitizer;
+#      with AddressSanitizer + UndefinedBehaviorSanitizer; the PostgreSQL cases run against a
+#      throw-away server that scripts/with-postgres.sh starts for them;
 #   2. the concurrent suites (inventory, sweeper races) again under ThreadSanitizer;
 #   3. the browser tests of the web page (headless Chromium via playwright-core);
 #   4. reduced-size benchmark runs, so the harness keeps working (no timing assertions);

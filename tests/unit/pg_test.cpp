@@ -153,6 +153,37 @@ TEST_CASE("pg: the pool lends each connection once, times out, reconnects", "[po
   }
 }
 
+TEST_CASE("pg: a pooled connection the server closed while idle is replaced at checkout",
+          "[postgres]") {
+  const auto url = dc::testing::freshPostgresSchema();
+  auto pool = pg::Pool::open({url, 1, 1000ms});
+  REQUIRE(pool.ok());
+  int pid = 0;
+  {
+    auto c = (*pool)->acquire();
+    REQUIRE(c.ok());
+    pid = static_cast<int>((*c)->exec("SELECT pg_backend_pid()")->integer(0, 0));
+  }
+  // Terminated while it sits in the pool; wait until the server process is gone.
+  auto admin = connect(url);
+  REQUIRE(admin->exec("SELECT pg_terminate_backend($1::int)", {pg::integer(pid)}).ok());
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    auto r = admin->exec("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int",
+                         {pg::integer(pid)});
+    REQUIRE(r.ok());
+    gone = r->integer(0, 0) == 0;
+    if (!gone) std::this_thread::sleep_for(10ms);  // polling the server's state, bounded
+  }
+  REQUIRE(gone);
+  // The first statement on the next checkout already works, on a new server process.
+  auto c = (*pool)->acquire();
+  REQUIRE(c.ok());
+  auto r = (*c)->exec("SELECT pg_backend_pid()");
+  REQUIRE(r.ok());
+  CHECK(r->integer(0, 0) != pid);
+}
+
 TEST_CASE("pg: migrations apply once, in order, also from replicas starting together",
           "[postgres]") {
   const auto url = dc::testing::freshPostgresSchema();

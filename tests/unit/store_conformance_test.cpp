@@ -812,6 +812,33 @@ TEST_CASE("schema 4 moves the single alive time to the legacy replica's row") {
   std::filesystem::remove(path);
 }
 
+TEST_CASE("a PostgreSQL store carries on after the server ended its connections", "[postgres]") {
+  const auto url = dc::testing::freshPostgresSchema();
+  auto s = openPgStore({url, 2});
+  REQUIRE(s.ok());
+  REQUIRE(upsert(**s, {makeDefender("before", DefenderType::kFargate, kT0)}).ok());
+  {
+    // As a server restart or an administrator would: every other session of this database.
+    auto admin = pg::Connection::open(url);
+    REQUIRE(admin.ok());
+    auto ended = (*admin)->exec(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+    REQUIRE(ended.ok());
+    CHECK(ended->integer(0, 0) >= 1);
+    for (int i = 0; i < 500; ++i) {
+      auto left = (*admin)->exec(
+          "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+          "pg_backend_pid() AND backend_type = 'client backend'");
+      REQUIRE(left.ok());
+      if (left->integer(0, 0) == 0) break;
+      std::this_thread::sleep_for(10ms);  // polling the server's state, bounded
+    }
+  }
+  REQUIRE(upsert(**s, {makeDefender("after", DefenderType::kFargate, kT0)}).ok());
+  CHECK(*(*s)->countDefenders() == 2);
+}
+
 TEST_CASE("a database from a newer Console is refused clearly") {
   auto path =
       std::filesystem::temp_directory_path() / ("dc-newer-" + std::to_string(::getpid()) + ".db");
