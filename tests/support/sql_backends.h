@@ -6,46 +6,22 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
 
-#include <unistd.h>
-
 #include "common/sql_database.h"
+#include "tests/support/postgres.h"
 
 namespace dc::test {
 
-/// DC_TEST_POSTGRES_URL, or a failed test.
-inline std::string postgresTestUrl() {
-  const char* url = std::getenv("DC_TEST_POSTGRES_URL");
-  if (url == nullptr || *url == '\0')
-    FAIL(
-        "DC_TEST_POSTGRES_URL is not set: run this test through scripts/with-postgres.sh "
-        "(its ctest entry ends in _postgres)");
-  return url;
-}
-
-/// A URL of the test server whose connections use a new, empty schema of their own.
-inline std::string freshPostgresSchemaUrl() {
-  static std::atomic<int> counter{0};
-  const std::string base = postgresTestUrl();
-  const std::string schema =
-      "t" + std::to_string(::getpid()) + "_" + std::to_string(counter.fetch_add(1));
-  auto admin = sql::openDatabase(base, "test-setup", 1);
-  REQUIRE(admin.ok());
-  auto created = (*admin)->run("CREATE SCHEMA " + schema);  // a generated identifier
-  INFO((created.ok() ? std::string() : created.error().message));
-  REQUIRE(created.ok());
-  return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
-         schema;
-}
-
 /// A Database on a fresh schema of the test server, for `component`.
 inline std::unique_ptr<sql::Database> openPostgresForTest(std::string_view component) {
-  auto db = sql::openDatabase(freshPostgresSchemaUrl(), component, 4);
+  auto db = sql::openDatabase(testing::freshPostgresSchema(), component, 4);
   INFO((db.ok() ? std::string() : db.error().message));
   REQUIRE(db.ok());
   return std::move(db).value();
@@ -75,7 +51,7 @@ struct SharedTestDatabase {
   explicit SharedTestDatabase(std::string_view component) {
     std::string target;
     if (testingPostgres()) {
-      target = freshPostgresSchemaUrl();
+      target = testing::freshPostgresSchema();
     } else {
       static std::atomic<int> counter{0};
       std::string name = "dc-shared-";
