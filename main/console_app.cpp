@@ -293,7 +293,7 @@ Status ConsoleApp::start(bool startScheduler) {
   // database other replicas share, a gap since the newest alive time of any replica shorter
   // than a pause is not downtime (some replica was running). A SQLite file has one Console
   // (InstanceLock): every gap counts, as before replicas.
-  const bool sharedDatabase = false;
+  const bool sharedDatabase = postgres;
   io.replicaId = inventory::newReplicaId();
   io.downtimeThreshold = sharedDatabase ? io.pauseThreshold : Millis(0);
   spdlog::info("replica id {}", io.replicaId);
