@@ -145,7 +145,13 @@ Result<std::optional<std::string>> AuthService::bootstrapAdmin(
     generated = password;
   }
   auto created = createUser("admin", password, Role::kAdmin);
-  if (!created.ok()) return created.error();
+  if (!created.ok()) {
+    // Another Console on the same database (a replica starting at the same time) created the
+    // first admin: that one stands.
+    if (created.error().code != "user_exists") return created.error();
+    if (auto st = reload(); !st.ok()) return st.error();
+    return std::optional<std::string>();
+  }
   return generated;
 }
 
@@ -356,7 +362,7 @@ Result<UserInfo> AuthService::createUser(const std::string& username, const std:
   if (users_.count(username))
     return Error{ErrorKind::kConflict, "user_exists", "user '" + username + "' already exists",
                  "username"};
-  if (auto st = store_.putUser(u); !st.ok()) return st.error();
+  if (auto st = store_.insertUser(u); !st.ok()) return st.error();
   ++userWrites_;
   users_[username] = u;
   spdlog::info("user {} created with role {}", username, roleName(role));

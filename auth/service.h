@@ -100,7 +100,8 @@ class AuthService {
 
   /// First start: when no user exists, creates "admin" (role admin) with `configuredPassword`,
   /// or with a generated one when that is empty. Returns the generated password (to be shown
-  /// once), nullopt when none was generated. Errors: "weak_password" for a configured password
+  /// once), nullopt when none was generated (or another Console on the same database created
+  /// the admin first). Errors: "weak_password" for a configured password
   /// that breaks the password rules; storage errors.
   Result<std::optional<std::string>> bootstrapAdmin(const std::string& configuredPassword);
 
@@ -126,7 +127,8 @@ class AuthService {
   std::vector<UserInfo> listUsers() const;
   std::optional<UserInfo> findUser(const std::string& username) const;
   /// Errors: "invalid_username" (1..64 of letters, digits, '.', '_', '-', '@'),
-  /// "weak_password" (8..1024 bytes), kConflict "user_exists".
+  /// "weak_password" (8..1024 bytes), kConflict "user_exists" (also when another Console on
+  /// the same database created that user since the last reload).
   Result<UserInfo> createUser(const std::string& username, const std::string& password, Role role);
   /// Changes the password and/or role; either change revokes the user's tokens and drops the
   /// remembered verifications. Errors: kNotFound "unknown_user", "weak_password", kConflict

@@ -117,6 +117,21 @@ class SqlAuthStore final : public AuthStore {
     return Status::success();
   }
 
+  Status insertUser(const UserRecord& u) override {
+    auto w = db_->run(
+        "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
+        "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (username) DO NOTHING RETURNING username",
+        {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
+         static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.createdAt),
+         toEpochMs(u.passwordChangedAt)});
+    if (!w.ok()) return failure(w.error(), "create user");
+    if (w->empty())
+      return Error{ErrorKind::kConflict, "user_exists", "user '" + u.username + "' already exists",
+                   "username"};
+    return Status::success();
+  }
+
   Status deleteUser(const std::string& username) override {
     auto w = db_->run("DELETE FROM auth_users WHERE username = $1", {username});
     if (!w.ok()) return failure(w.error(), "delete user");

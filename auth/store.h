@@ -43,6 +43,9 @@ class AuthStore {
   virtual Result<std::vector<UserRecord>> loadUsers() = 0;
   /// Inserts or replaces the user named `user.username`.
   virtual Status putUser(const UserRecord& user) = 0;
+  /// Inserts a new user. Error kConflict "user_exists" when a user of that name is stored
+  /// (created here or by another Console on the same database).
+  virtual Status insertUser(const UserRecord& user) = 0;
   /// Deletes; no error when absent.
   virtual Status deleteUser(const std::string& username) = 0;
   virtual Result<std::vector<CredentialRecord>> loadCredentials() = 0;

@@ -151,7 +151,8 @@ struct ConsoleApp::Impl {
   std::atomic<bool> ready{false};
 
   /// On PostgreSQL, where other replicas change users and credentials too: reloads them into
-  /// the AuthService every kAuthRefreshPeriod (docs/operations.md "PostgreSQL").
+  /// the AuthService every kAuthRefreshPeriod (docs/operations.md "Replicas on one PostgreSQL
+  /// database").
   std::thread authRefresher;
   std::mutex refreshMu;
   std::condition_variable refreshWake;

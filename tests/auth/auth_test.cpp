@@ -97,8 +97,14 @@ TEST_CASE("AuthStore conformance", "[auth-store]") {
   REQUIRE(users->size() == 1);
   CHECK(users->front().role == Role::kAdmin);
   CHECK(users->front().tokenEpoch == 8);
+  auto again = store.insertUser(u);  // insert only: the stored user stays
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == "user_exists");
+  CHECK(store.loadUsers()->front().tokenEpoch == 8);
   REQUIRE(store.deleteUser("alice").ok());
   REQUIRE(store.deleteUser("alice").ok());  // absent: no error
+  REQUIRE(store.insertUser(u).ok());
+  REQUIRE(store.deleteUser("alice").ok());
   CHECK(store.loadUsers()->empty());
 
   CredentialRecord c{"00112233aabbccdd",
@@ -276,6 +282,22 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   REQUIRE(b.reload().ok());
   CHECK(b.authenticateDefender("Bearer " + cred->secret).error().code == "credential_revoked");
   CHECK(b.listCredentials().front().revokedAt.has_value());
+
+  // A user created on both before either reloads: one row, the second creation is refused.
+  REQUIRE(a.createUser("frank", "franks-password", Role::kAuditor).ok());
+  auto twice = b.createUser("frank", "other-password", Role::kAdmin);
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.error().code == "user_exists");
+  REQUIRE(b.reload().ok());
+  CHECK(b.findUser("frank")->role == Role::kAuditor);
+  CHECK(b.authenticate(basic("frank", "franks-password"), "x").ok());
+  // A second replica starting on the same database does not make another first admin.
+  AuthService c(**storeB, clock, ob);
+  REQUIRE(c.start().ok());
+  auto none = c.bootstrapAdmin("");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+  CHECK(c.authenticate(basic("admin", "first-admin-pw"), "x").ok());
 
   // A user deleted on one is gone on the other.
   REQUIRE(b.deleteUser("erin").ok());
