@@ -132,6 +132,16 @@ TEST_CASE("shared database: a Defender registered on A is found, listed and coun
   CHECK(d.cluster == "prod");
   CHECK(d.registeredAt == kT0);
   CHECK(r.b->judge(d, r.clock.now()).connected);
+  // The credential check and observations on B use the stored App ID and row.
+  CHECK(r.b->appIdOf("task-1") ==
+        std::optional<std::string>(reported("task-1", DefenderType::kFargate).appId));
+  std::vector<Observation> seen(1);
+  seen[0].kind = "dns";
+  seen[0].time = kT0;
+  CHECK(r.b->recordObservations("web-1", seen).ok());
+  auto observed = r.a->observations("web-1", 0, 10);
+  REQUIRE(observed.ok());
+  CHECK(observed->total == 1);
   auto many = r.b->findMany({"web-1", "task-1", "web-2", "gone"});
   REQUIRE(many.ok());
   CHECK(many->size() == 3);
