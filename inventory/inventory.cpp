@@ -179,6 +179,15 @@ const std::string* Inventory::internAppId(const std::string& appId) {
 
 std::optional<std::string> Inventory::appIdOf(const std::string& hostname) {
   const std::string key = hostnameKey(hostname);
+  if (options_.sharedDatabase) {
+    bool known;
+    {
+      std::lock_guard lock(stateMutex_);
+      known = live_.contains(key);
+    }
+    // Registered at another replica: its App ID is the stored one.
+    if (!known) readThrough(key);
+  }
   std::lock_guard lock(stateMutex_);
   auto it = live_.find(key);
   if (it == live_.end()) return std::nullopt;
@@ -192,6 +201,66 @@ void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
   d.connectedSince = s.connectedSince;
   d.gracefulDisconnectAt = s.gracefulAt;
   d.clockSkewMs = s.clockSkewMs;
+}
+
+void Inventory::readThrough(const std::string& key) {
+  auto row = store_.findDefender(key);
+  if (!row.ok()) {
+    spdlog::debug("stored row of {} not read: {}", key, row.error().message);
+    return;
+  }
+  std::lock_guard lock(stateMutex_);
+  auto it = live_.find(key);
+  if (!row->has_value()) {
+    // Deleted or evicted elsewhere: forgotten here too (a heartbeat registers it anew), unless
+    // this replica still has a write of it to make (one in flight included).
+    if (it != live_.end() && !pending_.contains(key) && inFlight_ == 0) {
+      index_.remove(it->first, indexEntry(it->second));
+      live_.erase(it);
+    }
+    return;
+  }
+  const Defender& d = **row;
+  if (it == live_.end()) {
+    const auto placed = live_.try_emplace(key, liveStateOf(d)).first;
+    index_.add(placed->first, indexEntry(placed->second));
+    return;
+  }
+  LiveState& s = it->second;
+  // Newer than here: another replica stored a later heartbeat or a disconnect (lastSeen only
+  // moves forward; a disconnect keeps it and sets graceful_at).
+  const bool newer = d.lastSeen > s.lastSeen ||
+                     (d.lastSeen == s.lastSeen && !pending_.contains(key) &&
+                      (d.judgedFrom > s.judgedFrom || d.gracefulDisconnectAt != s.gracefulAt));
+  if (!newer) return;
+  const LiveIndex::Entry before = indexEntry(s);
+  const LiveState fresh = liveStateOf(d);
+  s.registeredAt = fresh.registeredAt;
+  s.lastSeen = fresh.lastSeen;
+  s.judgedFrom = fresh.judgedFrom;
+  s.connectedSince = fresh.connectedSince;
+  s.gracefulAt = fresh.gracefulAt;
+  s.clockSkewMs = fresh.clockSkewMs;
+  s.type = fresh.type;
+  s.appId = fresh.appId;
+  if (fresh.resourceHash != 0) s.resourceHash = fresh.resourceHash;
+  if (!pending_.contains(key)) s.fingerprint = fresh.fingerprint;
+  index_.update(it->first, before, indexEntry(s));
+}
+
+void Inventory::overlayShared(const std::string& key, Defender& d) const {
+  const auto it = live_.find(key);
+  if (it == live_.end()) return;
+  const LiveState& s = it->second;
+  const auto p = pending_.find(key);
+  const bool pending = p != pending_.end();
+  if (pending && p->second.descriptiveChanged && p->second.defender.lastSeen >= d.lastSeen)
+    d = p->second.defender;
+  // This replica's state when it is newer than the stored row: a heartbeat not written yet, or
+  // a downtime discount (judgedFrom moved on) still in the backlog.
+  if (s.lastSeen > d.lastSeen ||
+      (s.lastSeen == d.lastSeen && (pending || s.judgedFrom > d.judgedFrom)))
+    applyLiveState(s, d);
 }
 
 Liveness Inventory::judge(const Defender& d, TimePoint now) const {
@@ -244,6 +313,20 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(d.hostname);
   const uint64_t fp = descriptiveFingerprint(d);
+  if (options_.sharedDatabase) {
+    // Unknown here or disconnected here: another replica may have registered it or seen it
+    // since. The stored row decides whether this is a registration, a reconnection or a
+    // refresh (one point read; a connected Defender this replica knows needs none).
+    bool mustCommitHere;
+    {
+      std::lock_guard lock(stateMutex_);
+      const auto known = live_.find(key);
+      mustCommitHere =
+          known == live_.end() || !connected(known->second.judgedFrom, known->second.gracefulAt,
+                                             now, options_.liveness.grace);
+    }
+    if (mustCommitHere) readThrough(key);
+  }
   HeartbeatOutcome outcome;
   uint64_t ticket = 0;
   {
@@ -302,7 +385,10 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
     applyLiveState(s, d);
 
     PendingWrite& p = pendingFor(key, now);
-    p.descriptiveChanged = p.descriptiveChanged || inserted || fp != s.fingerprint;
+    // On a shared database a registration or reconnection writes the whole row: one deleted
+    // or evicted elsewhere since it was read is stored again, not lost to a touch of nothing.
+    p.descriptiveChanged = p.descriptiveChanged || inserted || fp != s.fingerprint ||
+                           (options_.sharedDatabase && outcome != HeartbeatOutcome::kRefreshed);
     s.fingerprint = fp;
     p.defender = std::move(d);
     if (outcome != HeartbeatOutcome::kRefreshed) markDurable(key, p);
@@ -317,6 +403,9 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname,
                                              std::string_view resourceId) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(hostname);
+  // Shared database: judged on the newest stored liveness (another replica may have seen a
+  // later heartbeat, whose lastSeen an older disconnect could not overwrite).
+  if (options_.sharedDatabase) readThrough(key);
   uint64_t ticket;
   Defender out;
   {
@@ -354,6 +443,14 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
                                      std::string_view resourceId) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(hostname);
+  if (options_.sharedDatabase) {
+    bool known;
+    {
+      std::lock_guard lock(stateMutex_);
+      known = live_.contains(key);
+    }
+    if (!known) readThrough(key);  // registered at another replica
+  }
   uint64_t ticket;
   {
     std::lock_guard lock(stateMutex_);
@@ -461,11 +558,33 @@ Status Inventory::flushLocked() {
     batch.consoleAlive = now;
     batch.replica = replicaId_;
   }
+  // Shared database: a liveness-only write that finds no row tells that the Defender was
+  // deleted or evicted elsewhere.
+  std::vector<std::string> goneElsewhere;
+  if (options_.sharedDatabase) batch.missingTouches = &goneElsewhere;
   const Status st = store_.write(batch);
 
   std::lock_guard lock(stateMutex_);
   inFlight_ = 0;
   if (st.ok()) {
+    // Forgotten here as after a delete on this replica: its next heartbeat registers it anew.
+    // A registration waiting here (a whole-row write) stands: it stores the row again.
+    size_t forgotten = 0;
+    for (const auto& key : goneElsewhere) {
+      auto p = pending_.find(key);
+      if (p != pending_.end() && p->second.descriptiveChanged) continue;
+      if (p != pending_.end()) {
+        if (p->second.durable) --pendingDurable_;
+        pending_.erase(p);
+      }
+      if (auto it = live_.find(key); it != live_.end()) {
+        index_.remove(it->first, indexEntry(it->second));
+        live_.erase(it);
+        ++forgotten;
+      }
+    }
+    if (forgotten > 0)
+      spdlog::info("{} Defenders were removed by another replica: forgotten here", forgotten);
     if (discountCompletes)
       spdlog::info("downtime discount stored: every Defender's liveness is written");
     if (failingSince_) {
@@ -631,6 +750,20 @@ Result<std::optional<Defender>> Inventory::find(const std::string& hostname) {
   auto stored = store_.findDefender(key);
   if (!stored.ok()) return stored.error();
   std::lock_guard lock(stateMutex_);
+  if (options_.sharedDatabase) {
+    // The stored row, whichever replica wrote it; this replica's newer state overlaid.
+    if (!stored->has_value()) {
+      // Only a registration this replica could not write yet (the store fails writes).
+      const auto p = pending_.find(key);
+      if (p == pending_.end() || !p->second.descriptiveChanged || !live_.contains(key))
+        return std::optional<Defender>();
+      Defender d = p->second.defender;
+      applyLiveState(live_.at(key), d);
+      return std::optional<Defender>(std::move(d));
+    }
+    overlayShared(key, **stored);
+    return std::move(stored).value();
+  }
   auto it = live_.find(key);
   if (it == live_.end()) return std::optional<Defender>();
   Defender d;
@@ -713,7 +846,10 @@ std::optional<Result<Page<Defender>>> Inventory::listFromIndex(const DefenderQue
 }
 
 Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
-  if (auto fromIndex = listFromIndex(query)) return std::move(*fromIndex);
+  // The index knows only the Defenders this replica saw: on a shared database every list is
+  // the Store's.
+  if (!options_.sharedDatabase)
+    if (auto fromIndex = listFromIndex(query)) return std::move(*fromIndex);
   auto writer = flushBeforeRead();
   DefenderQuery q = query;
   q.deployedVersion = options_.defenderVersion;
@@ -722,6 +858,10 @@ Result<Page<Defender>> Inventory::list(const DefenderQuery& query) {
   std::lock_guard lock(stateMutex_);
   for (auto& d : page->items) {
     const std::string key = hostnameKey(d.hostname);
+    if (options_.sharedDatabase) {
+      overlayShared(key, d);
+      continue;
+    }
     if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
       d = p->second.defender;
     if (auto it = live_.find(key); it != live_.end()) applyLiveState(it->second, d);
@@ -745,6 +885,14 @@ Result<std::vector<Defender>> Inventory::findMany(const std::vector<std::string>
   out.reserve(keys.size());
   std::lock_guard lock(stateMutex_);
   for (const auto& key : keys) {
+    if (options_.sharedDatabase) {
+      // Stored rows, whichever replica wrote them; gone since the snapshot: skipped.
+      if (auto s = byKey.find(key); s != byKey.end()) {
+        out.push_back(std::move(*s->second));
+        overlayShared(key, out.back());
+      }
+      continue;
+    }
     auto it = live_.find(key);
     if (it == live_.end()) continue;  // evicted or deleted since the snapshot
     if (auto p = pending_.find(key); p != pending_.end() && p->second.descriptiveChanged)
@@ -759,6 +907,17 @@ Result<std::vector<Defender>> Inventory::findMany(const std::vector<std::string>
 }
 
 Result<std::vector<CategorySummary>> Inventory::summary() {
+  if (options_.sharedDatabase) {
+    // Every replica's Defenders: counted on the stored rows once this replica's are written.
+    auto writer = flushBeforeRead();
+    auto counts = store_.summarize({clock_.now(), options_.liveness.grace});
+    if (!counts.ok()) return counts.error();
+    auto outdated = store_.countOutdated(options_.defenderVersion);
+    if (!outdated.ok()) return outdated.error();
+    for (size_t i = 0; i < counts->size() && i < outdated->size(); ++i)
+      (*counts)[i].outdated = (*outdated)[i].outdated;
+    return counts;
+  }
   // From memory: every Defender in live_ is counted, with the same rule as judge().
   std::vector<CategorySummary> out;
   for (auto c :
@@ -779,7 +938,11 @@ Result<std::vector<CategorySummary>> Inventory::summary() {
   return out;
 }
 
-std::vector<TypeCount> Inventory::typeCounts() {
+Result<std::vector<TypeCount>> Inventory::typeCounts() {
+  if (options_.sharedDatabase) {
+    auto writer = flushBeforeRead();
+    return store_.countTypes({clock_.now(), options_.liveness.grace});
+  }
   const TimePoint cutoff = connectedCutoff(clock_.now(), options_.liveness.grace);
   std::vector<TypeCount> out;
   std::lock_guard lock(stateMutex_);
@@ -816,9 +979,12 @@ Result<AuditRecord> Inventory::remove(const std::string& hostname, const std::st
   {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
-    if (it == live_.end()) return unknownDefender(hostname);
-    index_.remove(it->first, indexEntry(it->second));
-    live_.erase(it);
+    // On a shared database the stored row decides (another replica may have registered it).
+    if (it == live_.end() && !options_.sharedDatabase) return unknownDefender(hostname);
+    if (it != live_.end()) {
+      index_.remove(it->first, indexEntry(it->second));
+      live_.erase(it);
+    }
     if (auto p = pending_.find(key); p != pending_.end()) {
       if (p->second.durable) --pendingDurable_;
       pending_.erase(p);
@@ -859,9 +1025,13 @@ Result<std::vector<AuditRecord>> Inventory::removeMany(std::span<const std::stri
       for (size_t i = from; i < std::min(hostnames.size(), from + batch); ++i) {
         std::string key = hostnameKey(hostnames[i]);
         auto it = live_.find(key);
-        if (it == live_.end()) continue;  // gone meanwhile
-        index_.remove(it->first, indexEntry(it->second));
-        live_.erase(it);
+        if (it == live_.end() && !options_.sharedDatabase) continue;  // gone meanwhile
+        if (it != live_.end()) {
+          index_.remove(it->first, indexEntry(it->second));
+          live_.erase(it);
+        } else if (dropped.contains(key)) {
+          continue;  // named twice
+        }
         if (auto p = pending_.find(key); p != pending_.end()) {
           if (p->second.durable) --pendingDurable_;
           pending_.erase(p);
@@ -911,15 +1081,33 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
   std::vector<std::pair<std::string, Observation>> parkedObservations;
   size_t candidates = 0;
   int days;
+  if (options_.sharedDatabase) {
+    // The retention setting as any replica last saved it.
+    if (auto saved = store_.loadSettings(); saved.ok()) {
+      std::lock_guard lock(stateMutex_);
+      settings_ = *saved;
+    }
+  }
   {
     std::lock_guard lock(stateMutex_);
     days = settings_.disconnectPeriodDays;
+  }
+  // Shared database: candidates from the stored rows (every replica's Defenders, this replica's
+  // written just above), by the rule the deleting statement re-checks.
+  std::vector<std::string> keys;
+  if (options_.sharedDatabase) {
+    auto stored =
+        store_.listDueKeys(category, DueRule{now, margin, options_.liveness.grace, days}, limit);
+    if (!stored.ok()) return stored.error();
+    keys = std::move(stored).value();
+  }
+  {
+    std::lock_guard lock(stateMutex_);
     const Millis retention = retentionFor(category, days);
     // Candidates from the in-memory index (oldest first); removalAt = disconnectedAt + retention,
     // disconnectedAt = the graceful disconnect or judgedFrom + G.
-    std::vector<std::string> keys;
     for (const auto& info : allTypes()) {
-      if (info.category != category || keys.size() >= limit) continue;
+      if (options_.sharedDatabase || info.category != category || keys.size() >= limit) continue;
       auto more = index_.due(info.type, dueAt - retention,
                              dueAt - retention - options_.liveness.grace, limit - keys.size());
       keys.insert(keys.end(), std::make_move_iterator(more.begin()),
@@ -928,7 +1116,11 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
     candidates = keys.size();
     for (auto& key : keys) {
       auto it = live_.find(key);
-      if (it == live_.end()) continue;
+      if (it == live_.end()) {
+        // Only another replica saw it: the stored row, due, decides.
+        if (options_.sharedDatabase) due.push_back(std::move(key));
+        continue;
+      }
       Defender probe;
       probe.type = it->second.type;
       applyLiveState(it->second, probe);
@@ -980,7 +1172,8 @@ Result<Inventory::EvictionBatch> Inventory::evictDue(Category category, TimePoin
   {
     std::lock_guard lock(stateMutex_);
     for (const auto& key : kept) {
-      if (live_.contains(key)) continue;  // registered anew meanwhile: that one stands
+      if (live_.contains(key)) continue;        // registered anew meanwhile: that one stands
+      if (!parkedLive.contains(key)) continue;  // never in memory here: the store has it
       const auto row = stored.find(key);
       if (storedKnown && row == stored.end()) continue;  // deleted elsewhere
       LiveState s = std::move(parkedLive[key]);

@@ -74,6 +74,15 @@ struct InventoryOptions {
   /// The Defender version the Console deploys (`--defender-version`): the `outdated` filter
   /// and the summary's outdated counts compare each Defender's reported version with it.
   DefenderVersion defenderVersion = *parseDeployedVersion(kDefaultDefenderVersion);
+  /// The database is shared with other replicas (PostgreSQL; docs/operations.md "What each
+  /// replica sees"): it is the truth, and memory is this replica's write-behind buffer and
+  /// read cache. Reads go to the Store after this replica's pending writes are flushed, with
+  /// its not-yet-written state overlaid where it is newer than the stored row; find, list,
+  /// summary and type counts include Defenders only other replicas saw; eviction candidates
+  /// come from the stored rows; a Defender this replica does not know, or knows as
+  /// disconnected, is read from the Store before a heartbeat, disconnect or observation is
+  /// judged. Off (SQLite, one Console): the in-memory liveness table answers as before.
+  bool sharedDatabase = false;
 };
 
 /// A new replica id, unique per process start: `<host name>-<8 random hex digits>` (host name
@@ -190,7 +199,8 @@ class Inventory {
   Result<std::vector<CategorySummary>> summary();
   /// Deployed and connected Defenders of every type (allTypes() order, zeros included), from
   /// memory with the same rule as summary().
-  std::vector<TypeCount> typeCounts();
+  /// Errors from the Store (shared database only).
+  Result<std::vector<TypeCount>> typeCounts();
   /// Every cluster reported by a Defender with its number of Defenders, by name; what is
   /// pending is written first, as for list().
   Result<std::vector<ClusterCount>> clusters();
@@ -225,7 +235,9 @@ class Inventory {
   };
   /// Evicts up to `limit` Defenders of `category` whose removalAt ≤ `now − margin`, oldest
   /// first, in one transaction (Store::evictDefenders), under the sweeper lease `fence`.
-  /// Candidates come from the in-memory index while the writer is held, so a Defender that
+  /// Candidates come from the in-memory index while the writer is held (on a shared database:
+  /// from the stored rows, Store::listDueKeys, so Defenders only other replicas saw are among
+  /// them, each re-judged here when this replica knows it), so a Defender that
   /// heartbeated here meanwhile is never evicted; the deleting statement re-checks due-ness on
   /// the stored rows, so one that heartbeated at another replica (written there) is not
   /// either: it is read back into memory. `margin` leaves room for heartbeats other replicas
@@ -309,6 +321,14 @@ class Inventory {
   static LiveIndex::Entry indexEntry(const LiveState& s) {
     return {s.type, s.judgedFrom, s.gracefulAt.has_value(), s.gracefulAt.value_or(TimePoint{})};
   }
+  /// Shared database: reads the stored row of `key` into the liveness table when it is newer
+  /// than what this replica holds (or unknown here); drops the key when the row is gone (deleted
+  /// or evicted elsewhere) and nothing of it is waiting to be written here. A failed read
+  /// changes nothing. Takes stateMutex_ (not held by the caller).
+  void readThrough(const std::string& key);
+  /// Shared database: overlays on the stored row `d` this replica's state of `key` where it is
+  /// newer (a pending write, a discount not yet written). Caller holds stateMutex_.
+  void overlayShared(const std::string& key, Defender& d) const;
   /// The list served from index_, or nullopt when the query needs the Store's filters.
   std::optional<Result<Page<Defender>>> listFromIndex(const DefenderQuery& query);
   void applyLiveState(const LiveState& s, Defender& d) const;

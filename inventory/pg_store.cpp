@@ -295,7 +295,16 @@ class PgStore final : public Store {
 
   Status write(const WriteBatch& batch) override {
     if (batch.empty()) return Status::success();
-    return inTransaction([&](pg::Connection& c) { return writeIn(c, batch); });
+    std::vector<std::string> missing;
+    auto st = inTransaction([&](pg::Connection& c) {
+      missing.clear();
+      return writeIn(c, batch, missing);
+    });
+    if (st.ok() && batch.missingTouches)
+      batch.missingTouches->insert(batch.missingTouches->end(),
+                                   std::make_move_iterator(missing.begin()),
+                                   std::make_move_iterator(missing.end()));
+    return st;
   }
 
   Result<std::vector<AuditRecord>> removeDefenders(std::span<const std::string> keys,
@@ -544,6 +553,49 @@ class PgStore final : public Store {
     return out;
   }
 
+  Result<std::vector<TypeCount>> countTypes(const LivenessCutoff& cutoff) override {
+    Where w;
+    const auto connected = connectedSql(w, cutoff);
+    auto c = pool_->acquire();
+    if (!c.ok()) return c.error();
+    auto r = (*c)->exec("SELECT type, count(*), count(*) FILTER (WHERE " + connected +
+                            ") FROM defenders GROUP BY type",
+                        w.params);
+    if (!r.ok()) return r.error();
+    std::vector<TypeCount> out;
+    for (const auto& info : allTypes()) out.push_back({info.type, 0, 0});
+    for (int i = 0; i < r->rows(); ++i)
+      if (auto t = parseType(r->view(i, 0)))
+        for (auto& row : out)
+          if (row.type == *t) {
+            row.deployed = r->integer(i, 1);
+            row.connected = r->integer(i, 2);
+          }
+    return out;
+  }
+
+  Result<std::vector<std::string>> listDueKeys(Category category, const DueRule& due,
+                                               size_t limit) override {
+    // removalAt = COALESCE(graceful_at, judged_from + G) + retention ≤ now − margin, the rule
+    // evictDefenders re-checks. No index serves it (one on judged_from would cost every
+    // heartbeat flush its HOT update): a scan of the category, once per sweep batch.
+    auto c = pool_->acquire();
+    if (!c.ok()) return c.error();
+    const Millis retention = retentionFor(category, due.disconnectPeriodDays);
+    auto r = (*c)->exec(
+        "SELECT key FROM defenders WHERE category = $1::text AND "
+        "COALESCE(graceful_at, judged_from + $2::bigint) <= $3::bigint "
+        "ORDER BY COALESCE(graceful_at, judged_from + $2::bigint), key LIMIT $4::bigint",
+        {pg::text(categoryName(category)), pg::integer(static_cast<long long>(due.grace.count())),
+         pg::epochMs(due.now - due.margin - retention),
+         pg::integer(static_cast<long long>(limit))});
+    if (!r.ok()) return r.error();
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); ++i) out.push_back(r->text(i, 0));
+    return out;
+  }
+
   Result<std::vector<ClusterCount>> countClusters() override {
     auto c = pool_->acquire();
     if (!c.ok()) return c.error();
@@ -727,7 +779,7 @@ class PgStore final : public Store {
     return st;
   }
 
-  Status writeIn(pg::Connection& c, const WriteBatch& batch) {
+  Status writeIn(pg::Connection& c, const WriteBatch& batch, std::vector<std::string>& missing) {
     std::vector<std::string> keys;
     if (!batch.upserts.empty()) {
       // A report older than the stored row (another writer stored a newer one) changes nothing;
@@ -797,15 +849,27 @@ class PgStore final : public Store {
                         {"clock_skew_ms", optInt(d.clockSkewMs)}});
       }
       // Missing rows are skipped (the join finds nothing); an older report changes nothing.
-      auto r = c.exec(
+      static constexpr const char* kTouch =
           "UPDATE defenders AS d SET last_seen = GREATEST(d.last_seen, t.last_seen), "
           "judged_from = t.judged_from, connected_since = t.connected_since, "
           "graceful_at = t.graceful_at, clock_skew_ms = t.clock_skew_ms "
           "FROM json_to_recordset($1::json) AS t(key text COLLATE \"C\", last_seen bigint, "
           "judged_from bigint, connected_since bigint, graceful_at bigint, clock_skew_ms bigint) "
-          "WHERE d.key = t.key AND t.last_seen >= d.last_seen",
-          {dumpRows(rows)});
-      if (!r.ok()) return r.error();
+          "WHERE d.key = t.key AND t.last_seen >= d.last_seen";
+      if (!batch.missingTouches) {
+        auto r = c.exec(kTouch, {dumpRows(rows)});
+        if (!r.ok()) return r.error();
+      } else {
+        // The same update, and the keys it found no row for (the statement's snapshot: rows
+        // the update skipped as older still exist).
+        auto r = c.exec(std::string("WITH u AS (") + kTouch +
+                            " RETURNING 1) SELECT t.key FROM json_to_recordset($1::json) AS "
+                            "t(key text COLLATE \"C\") WHERE NOT EXISTS (SELECT 1 FROM "
+                            "defenders d WHERE d.key = t.key)",
+                        {dumpRows(rows)});
+        if (!r.ok()) return r.error();
+        for (int i = 0; i < r->rows(); ++i) missing.push_back(r->text(i, 0));
+      }
     }
     if (!batch.observations.empty()) {
       nlohmann::json rows = nlohmann::json::array();

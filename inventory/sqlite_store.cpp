@@ -430,7 +430,9 @@ class SqliteStore final : public Store {
 
   Status write(const WriteBatch& batch) override {
     std::lock_guard lock(writeMutex_);
-    return inTransaction(writer_, [&]() -> Status {
+    std::vector<std::string> missing;
+    auto st = inTransaction(writer_, [&]() -> Status {
+      missing.clear();
       // The rules of Store::write for several writers: registered_at is not in the SET list
       // (written once, by the insert); a report older than the stored row changes nothing.
       if (!batch.upserts.empty()) {
@@ -487,6 +489,14 @@ class SqliteStore final : public Store {
           s.step();
           if (s.failed()) return s.error("touch defender");
           s.reset();
+          if (batch.missingTouches && sqlite3_changes(writer_) == 0) {
+            Stmt exists(writer_, "SELECT 1 FROM defenders WHERE key=?1");
+            if (!exists.prepared()) return exists.error("prepare touch check");
+            exists.bind(1, hostnameKey(d.hostname));
+            const bool stored = exists.step();
+            if (exists.failed()) return exists.error("check touched defender");
+            if (!stored) missing.push_back(hostnameKey(d.hostname));
+          }
         }
       }
       if (!batch.observations.empty()) {
@@ -524,6 +534,11 @@ class SqliteStore final : public Store {
       }
       return Status::success();
     });
+    if (st.ok() && batch.missingTouches)
+      batch.missingTouches->insert(batch.missingTouches->end(),
+                                   std::make_move_iterator(missing.begin()),
+                                   std::make_move_iterator(missing.end()));
+    return st;
   }
 
   Result<std::vector<AuditRecord>> removeDefenders(std::span<const std::string> keys,
@@ -913,6 +928,45 @@ class SqliteStore final : public Store {
     while (s.step())
       if (auto c = parseCategory(s.text(0))) out[static_cast<size_t>(*c)].outdated = s.i64(1);
     if (s.failed()) return s.error("count outdated");
+    return out;
+  }
+
+  Result<std::vector<TypeCount>> countTypes(const LivenessCutoff& cutoff) override {
+    Reader r(*this);
+    Stmt s(r.db, std::string("SELECT type, count(*), sum(") + kConnectedExpr +
+                     ") FROM defenders GROUP BY type");
+    if (!s.prepared()) return s.error("prepare type count");
+    s.bind(1, connectedCutoff(cutoff.now, cutoff.grace));
+    std::vector<TypeCount> out;
+    for (const auto& info : allTypes()) out.push_back({info.type, 0, 0});
+    while (s.step())
+      if (auto t = parseType(s.text(0)))
+        for (auto& row : out)
+          if (row.type == *t) {
+            row.deployed = s.i64(1);
+            row.connected = s.i64(2);
+          }
+    if (s.failed()) return s.error("count types");
+    return out;
+  }
+
+  Result<std::vector<std::string>> listDueKeys(Category category, const DueRule& due,
+                                               size_t limit) override {
+    Reader r(*this);
+    // removalAt = COALESCE(graceful_at, judged_from + G) + retention ≤ now − margin, the rule
+    // evictDefenders re-checks.
+    Stmt s(r.db,
+           "SELECT key FROM defenders WHERE category = ?1 AND "
+           "COALESCE(graceful_at, judged_from + ?2) <= ?3 "
+           "ORDER BY COALESCE(graceful_at, judged_from + ?2), key LIMIT ?4");
+    if (!s.prepared()) return s.error("prepare due keys");
+    s.bind(1, categoryName(category))
+        .bind(2, static_cast<long long>(due.grace.count()))
+        .bind(3, due.now - due.margin - retentionFor(category, due.disconnectPeriodDays))
+        .bind(4, static_cast<long long>(limit));
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    if (s.failed()) return s.error("list due keys");
     return out;
   }
 

@@ -61,6 +61,10 @@ struct WriteBatch {
   std::optional<TimePoint> consoleAlive;
   /// The replica id `consoleAlive` belongs to; "" stands for kLegacyReplica.
   std::string replica;
+  /// When set: the hostname keys of `touches` that found no stored row (deleted or evicted,
+  /// e.g. by another replica) are appended here once the batch committed. Unset: not looked
+  /// for (no extra work).
+  std::vector<std::string>* missingTouches = nullptr;
   bool empty() const {
     return upserts.empty() && touches.empty() && observations.empty() && !consoleAlive;
   }
@@ -198,6 +202,17 @@ class Store {
                                                     const LivenessCutoff& cutoff) = 0;
 
   virtual Result<std::vector<CategorySummary>> summarize(const LivenessCutoff& cutoff) = 0;
+
+  /// Per Defender type (allTypes() order, zeros included): the stored Defenders and those
+  /// connected at `cutoff` (the rule of kConnectedSql, inventory/liveness.h).
+  virtual Result<std::vector<TypeCount>> countTypes(const LivenessCutoff& cutoff) = 0;
+
+  /// The keys of up to `limit` stored Defenders of `category` that are due for eviction by
+  /// `due` — the rule evictDefenders re-checks, on the stored rows — earliest removal first
+  /// (hostname key as tie-breaker). Candidates for the sweeper on a database several replicas
+  /// write: a Defender only another replica saw is among them.
+  virtual Result<std::vector<std::string>> listDueKeys(Category category, const DueRule& due,
+                                                       size_t limit) = 0;
 
   /// Per category (all four, in Category order), only `outdated` filled: the stored Defenders
   /// whose reported version parses and is older than `deployed` (dc::judgeVersion).

@@ -29,12 +29,12 @@
 #include "heartbeat/channel.h"
 #include "history/fleet_history.h"
 #include "inventory/inventory.h"
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "views/saved_views.h"
-#include "inventory/pg_store.h"
 #include "web/console_front.h"
 #include "web/http_listener.h"
 #include "web/render.h"
@@ -295,6 +295,9 @@ Status ConsoleApp::start(bool startScheduler) {
   // than a pause is not downtime (some replica was running). A SQLite file has one Console
   // (InstanceLock): every gap counts, as before replicas.
   const bool sharedDatabase = postgres;
+  // The database is the truth on PostgreSQL: reads, counts and eviction candidates come from
+  // it, so a replica sees what any replica wrote (docs/operations.md "What each replica sees").
+  io.sharedDatabase = sharedDatabase;
   io.replicaId = inventory::newReplicaId();
   io.downtimeThreshold = sharedDatabase ? io.pauseThreshold : Millis(0);
   spdlog::info("replica id {}", io.replicaId);

@@ -1192,8 +1192,10 @@ std::shared_ptr<Router> consoleApiRouter(Inventory& inv, ConsoleApiOptions optio
   routes.add("GET", "/api/v1/defenders/types", [&inv](const Request& req, Response& res) {
     if (auto known = requireKnownParams(paramsOf(req), {}); !known.ok())
       return sendError(res, known.error());
+    auto counts = inv.typeCounts();
+    if (!counts.ok()) return sendError(res, counts.error());
     json out = json::array();
-    for (const auto& t : inv.typeCounts()) {
+    for (const auto& t : *counts) {
       const auto& info = inventory::typeInfo(t.type);
       out.push_back({{"type", info.apiName},
                      {"category", inventory::categoryName(info.category)},

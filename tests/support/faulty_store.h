@@ -98,6 +98,15 @@ class FaultyStore final : public inventory::Store {
       const inventory::LivenessCutoff& c) override {
     return inner_.summarize(c);
   }
+  Result<std::vector<inventory::TypeCount>> countTypes(
+      const inventory::LivenessCutoff& c) override {
+    return inner_.countTypes(c);
+  }
+  Result<std::vector<std::string>> listDueKeys(inventory::Category category,
+                                               const inventory::DueRule& due,
+                                               size_t limit) override {
+    return inner_.listDueKeys(category, due, limit);
+  }
   Result<std::vector<inventory::CategorySummary>> countOutdated(
       const DefenderVersion& deployed) override {
     return inner_.countOutdated(deployed);

@@ -533,6 +533,64 @@ void conformance(const Backend& backend) {
         CHECK(s.listAudit(0, 10)->total == 1);
       }
 
+      SECTION("listDueKeys offers what the fenced delete would take, earliest removal first") {
+        seedEvictionRows(s);
+        auto app = s.listDueKeys(Category::kAppEmbedded, kDueAtT0, 10);
+        REQUIRE(app.ok());
+        CHECK(*app == std::vector<std::string>{"late"});
+        auto host = s.listDueKeys(Category::kHost, kDueAtT0, 10);
+        REQUIRE(host.ok());
+        CHECK(*host == std::vector<std::string>{"host-1d"});
+        // The same boundaries as evictDefenders: the margin, disconnectPeriodDays, the hour.
+        DueRule rule = kDueAtT0;
+        rule.margin = 1ms;
+        CHECK(s.listDueKeys(Category::kHost, rule, 10)->empty());
+        rule = kDueAtT0;
+        rule.disconnectPeriodDays = 2;
+        CHECK(s.listDueKeys(Category::kHost, rule, 10)->empty());
+        rule = kDueAtT0;
+        rule.now = kT0 - 1h + 90s - 1ms;
+        CHECK(s.listDueKeys(Category::kAppEmbedded, rule, 10)->empty());
+        rule.now = kT0 - 1h + 90s;
+        CHECK(s.listDueKeys(Category::kAppEmbedded, rule, 10)->size() == 1);
+        // Earliest removal first, at most `limit`.
+        REQUIRE(upsert(s, {makeDefender("older", DefenderType::kEksFargate, kT0 - 3h)}).ok());
+        auto two = s.listDueKeys(Category::kAppEmbedded, kDueAtT0, 1);
+        REQUIRE(two.ok());
+        CHECK(*two == std::vector<std::string>{"older"});
+        CHECK(s.listDueKeys(Category::kServerless, kDueAtT0, 10)->empty());
+      }
+
+      SECTION("countTypes counts deployed and connected per type, every type listed") {
+        seedEvictionRows(s);
+        auto counts = s.countTypes(cutoff);
+        REQUIRE(counts.ok());
+        REQUIRE(counts->size() == allTypes().size());
+        for (const auto& c : *counts) {
+          if (c.type == DefenderType::kFargate) {
+            CHECK(c.deployed == 2);
+            CHECK(c.connected == 1);
+          } else if (c.type == DefenderType::kServerLinux) {
+            CHECK(c.deployed == 2);
+            CHECK(c.connected == 0);
+          } else {
+            CHECK(c.deployed == 0);
+          }
+        }
+      }
+
+      SECTION("missingTouches names the touched keys that found no row, after the commit") {
+        REQUIRE(upsert(s, {makeDefender("a", DefenderType::kFargate, kT0 + 10s)}).ok());
+        std::vector<std::string> missing;
+        WriteBatch b;
+        // "a" exists (an older touch changes nothing but is not missing), "ghost" does not.
+        b.touches = {makeDefender("a", DefenderType::kFargate, kT0),
+                     makeDefender("Ghost", DefenderType::kFargate, kT0)};
+        b.missingTouches = &missing;
+        REQUIRE(s.write(b).ok());
+        CHECK(missing == std::vector<std::string>{"ghost"});
+      }
+
       SECTION("fenced eviction with a stale epoch or an expired lease deletes nothing") {
         seedEvictionRows(s);
         REQUIRE(s.acquireSweepLease("replica-a", kT0, 15s).ok());
