@@ -32,8 +32,12 @@ inline std::string postgresTestUrl() {
 inline std::string freshPostgresSchemaUrl() {
   static std::atomic<int> counter{0};
   const std::string base = postgresTestUrl();
-  const std::string schema =
-      "t" + std::to_string(::getpid()) + "_" + std::to_string(counter.fetch_add(1));
+  // Appended piece by piece: `"t" + std::to_string(…)` makes GCC 12 report a false -Wrestrict
+  // at -O2 (Release builds).
+  std::string schema = "t";
+  schema += std::to_string(::getpid());
+  schema += '_';
+  schema += std::to_string(counter.fetch_add(1));
   auto admin = sql::openDatabase(base, "test-setup", 1);
   REQUIRE(admin.ok());
   auto created = (*admin)->run("CREATE SCHEMA " + schema);  // a generated identifier
