@@ -137,7 +137,8 @@ class SqliteDatabase final : public Database {
                              std::to_string(sqlite3_bind_parameter_count(raw)) +
                              " parameters, given " + std::to_string(params.size()));
     for (size_t i = 0; i < params.size(); ++i) {
-      const std::string name = "$" + std::to_string(i + 1);
+      std::string name = "$";  // appended piece by piece: GCC 12 -Wrestrict at -O2
+      name += std::to_string(i + 1);
       const int at = sqlite3_bind_parameter_index(raw, name.c_str());
       if (at == 0) return Error::internal(component_ + ": statement does not use " + name);
       const Value& v = params[i];
