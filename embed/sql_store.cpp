@@ -158,7 +158,8 @@ class SqlEmbedStore final : public EmbedStore {
     params.reserve(uuids.size());
     for (size_t i = 0; i < uuids.size(); ++i) {
       if (i > 0) sql += ", ";
-      sql += "$" + std::to_string(i + 1);
+      sql += '$';  // piece by piece: GCC 12 -Wrestrict at -O2
+      sql += std::to_string(i + 1);
       params.emplace_back(uuids[i]);
     }
     sql += ')';

@@ -8,6 +8,9 @@
 // - The in-memory state is authoritative for liveness: reads overlay it on stored rows, so a
 //   heartbeat that was answered is visible to the next read, and eviction re-checks it while it
 //   holds the writer, so a Defender that heartbeats during a sweep is never evicted.
+// - On a database other replicas share (InventoryOptions::sharedDatabase) the database is the
+//   truth and memory this replica's write-behind buffer and read cache: reads, counts and
+//   eviction candidates come from the stored rows, this replica's newer state overlaid.
 //
 // Thread-safety: every public method may be called from any thread.
 #pragma once
@@ -183,7 +186,9 @@ class Inventory {
   /// Reads see the newest state. summary() and the lists of one type, connected or not, in
   /// hostname order (no other filter) are answered from the in-memory index, without waiting
   /// for the writer; other lists first write what is pending (their filters and counts run in
-  /// the Store). Every row gets the in-memory liveness overlaid.
+  /// the Store). Every row gets the in-memory liveness overlaid. On a shared database every
+  /// read first writes what is pending and reads the Store (Defenders only other replicas saw
+  /// included); this replica's state is overlaid only where it is newer than the stored row.
   Result<std::optional<Defender>> find(const std::string& hostname);
   /// The App ID the Defender last reported ("" when none), from memory without a storage read;
   /// nullopt when no such Defender is known. For checking Defender credentials per request.
