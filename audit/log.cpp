@@ -39,10 +39,12 @@ Error failure(const Error& e, const std::string& what) {
   return out;
 }
 
-// The WHERE clause of `q` over $1..$4 (each bound, NULL when the filter is unset).
+// The WHERE clause of `q` over $1..$4 (each bound, NULL when the filter is unset). The casts
+// give PostgreSQL the type of a parameter it otherwise meets only in `IS NULL`.
 constexpr const char* kWhere =
-    " WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR username = $2)"
-    " AND ($3 IS NULL OR at_ms >= $3) AND ($4 IS NULL OR at_ms < $4)";
+    " WHERE (CAST($1 AS TEXT) IS NULL OR kind = $1) AND (CAST($2 AS TEXT) IS NULL OR username = $2)"
+    " AND (CAST($3 AS BIGINT) IS NULL OR at_ms >= $3) AND (CAST($4 AS BIGINT) IS NULL OR at_ms < "
+    "$4)";
 
 std::vector<sql::Value> filters(const EventQuery& q) {
   auto text = [](const std::optional<std::string>& v) -> sql::Value {
