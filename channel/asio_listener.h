@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "channel/message.h"
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace dc::channel {
@@ -114,6 +115,11 @@ struct AsioListenerOptions {
   /// fail the handshake.
   std::string clientCaFile;
   WebSocketOptions webSocket;
+  /// Bound of a stop's drain (stop()), in seconds of `clock`: past it, what has not finished is
+  /// cut off.
+  int drainSeconds = 5;
+  /// The time source of the drain bound; nullptr: the system clock.
+  const Clock* clock = nullptr;
 };
 
 /// Counters of the listener (gauges are snapshots).
