@@ -708,6 +708,12 @@ TEST_CASE("WebSocket: a frame sent in the same packet as the upgrade request is 
 
 namespace {
 
+/// Sends two text frames in one write on the client's socket.
+void sendTogether(Plain& client, const std::string& first, const std::string& second) {
+  asio::write(beast::get_lowest_layer(client.ws()),
+              asio::buffer(cat({maskedTextFrame(first), maskedTextFrame(second)})));
+}
+
 /// The listener alone with the WebSocket transport: every message is recorded; one whose body
 /// names the hostname "held" is held until released. The drain bound runs on `clock`.
 struct HeldWsListener {
@@ -763,9 +769,12 @@ TEST_CASE("WebSocket: stop answers the messages already received, then closes wi
   Plain idle(ioc, h.port), busy(ioc, h.port);
   REQUIRE(idle.upgrade("any"));
   REQUIRE(busy.upgrade("any"));
-  // One message in flight and one waiting behind it when the stop begins.
-  busy.send(json{{"type", "heartbeat"}, {"id", 1}, {"body", {{"hostname", "held"}}}}.dump());
-  busy.send(json{{"type", "heartbeat"}, {"id", 2}, {"body", {{"hostname", "behind"}}}}.dump());
+  // One message in flight and one waiting behind it when the stop begins: both frames in one
+  // write, so that the second has arrived before the stop (two writes could be held apart by
+  // Nagle's algorithm until the first is acknowledged).
+  sendTogether(busy,
+               json{{"type", "heartbeat"}, {"id", 1}, {"body", {{"hostname", "held"}}}}.dump(),
+               json{{"type", "heartbeat"}, {"id", 2}, {"body", {{"hostname", "behind"}}}}.dump());
   h.entered.get_future().wait();
   auto stopped = std::async(std::launch::async, [&h] { h.listener->stop(); });
   // The stop has begun: a connection with nothing in flight is closed at once.
@@ -827,9 +836,11 @@ TEST_CASE("WebSocket and HTTP: messages in flight at stop are answered and recor
     REQUIRE(sqlite3_open(cfg.database.c_str(), &db) == SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-    ws.send(json{{"type", "heartbeat"}, {"id", 1}, {"body", heartbeatBody("drain-ws")}}.dump());
-    // Behind it on the same connection: a refresh of the same Defender (write-behind).
-    ws.send(json{{"type", "heartbeat"}, {"id", 2}, {"body", heartbeatBody("drain-ws")}}.dump());
+    // A registration, and behind it on the same connection a refresh of the same Defender
+    // (write-behind), in one write.
+    sendTogether(
+        ws, json{{"type", "heartbeat"}, {"id", 1}, {"body", heartbeatBody("drain-ws")}}.dump(),
+        json{{"type", "heartbeat"}, {"id", 2}, {"body", heartbeatBody("drain-ws")}}.dump());
     const std::string body = heartbeatBody("drain-http").dump();
     asio::write(http, asio::buffer(cat({"POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
                                         "Authorization: Bearer ",
