@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
@@ -17,6 +19,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -32,6 +35,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+
+/// A connection that a stop drains (the HTTP sessions; the WebSocket ones are the hub's).
+class Drainable {
+ public:
+  virtual ~Drainable() = default;
+  /// Starts the drain on the connection's strand. Thread-safe.
+  virtual void postDrain() = 0;
+};
 
 struct AsioListener::Impl {
   Impl(AsioListenerOptions o, RequestHandler h) : options(std::move(o)), handler(std::move(h)) {
@@ -52,8 +63,17 @@ struct AsioListener::Impl {
   std::unordered_map<std::string, size_t> perAddress;
   std::optional<ssl::context> tls;
   std::optional<WsHub> ws;  // the WebSocket sessions, when offered (outlives the io_context)
+  // The HTTP sessions, for the drain. `draining` (under the mutex) is set once by stop();
+  // `drained` is told when the last connection ends meanwhile.
+  std::mutex sessionsMu;
+  std::unordered_map<const void*, std::weak_ptr<Drainable>> sessions;
+  bool draining = false;
+  std::condition_variable drained;
 
   std::unique_ptr<asio::io_context> ioc;
+  // Keeps the I/O threads running while no socket operation is pending (e.g. during a drain,
+  // when the acceptor is closed and the last requests are on workers, their answers to come).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> acceptRetry;
   std::optional<asio::thread_pool> pool;
@@ -91,7 +111,40 @@ struct AsioListener::Impl {
       auto it = perAddress.find(address);
       if (it != perAddress.end() && --it->second == 0) perAddress.erase(it);
     }
-    --connections;
+    if (--connections == 0) {
+      std::lock_guard lock(sessionsMu);  // a stop waiting for the drain sees the change
+      drained.notify_all();
+    }
+  }
+
+  /// Registers an HTTP session for the drain; false when the drain has begun already.
+  bool enroll(const void* key, std::weak_ptr<Drainable> session) {
+    std::lock_guard lock(sessionsMu);
+    sessions.emplace(key, std::move(session));
+    return !draining;
+  }
+  void unenroll(const void* key) {
+    std::lock_guard lock(sessionsMu);
+    sessions.erase(key);
+  }
+  /// Tells every connection that the Console stops (docs/defender-channel.md, "Stop").
+  void beginDrain() {
+    std::vector<std::shared_ptr<Drainable>> targets;
+    {
+      std::lock_guard lock(sessionsMu);
+      draining = true;
+      targets.reserve(sessions.size());
+      for (auto& [_, w] : sessions)
+        if (auto sp = w.lock()) targets.push_back(std::move(sp));
+    }
+    for (auto& t : targets) t->postDrain();
+    if (ws) ws->drainAll();
+  }
+  /// Waits until every connection has ended, or `clock` reaches `until`.
+  void awaitDrained(const Clock& clock, TimePoint until) {
+    std::unique_lock lock(sessionsMu);
+    while (connections.load() > 0 && clock.now() < until)
+      drained.wait_for(lock, std::chrono::milliseconds(10));  // the clock may be a test's
   }
 
   void accept();
@@ -139,20 +192,64 @@ bool isParseError(const beast::error_code& ec) {
 
 /// The HTTP session, shared by the plain and the TLS connection (`Derived` provides stream(),
 /// shutdown() and shared_from_this()). Every member runs on the connection's strand.
+/// True when `key` is the base64 encoding of 16 bytes (RFC 6455 §4.2.1): 24 characters that
+/// decode to 16 bytes and encode back to themselves (no stray bits in the last character).
+bool validWebSocketKey(std::string_view key) {
+  namespace base64 = beast::detail::base64;
+  if (key.size() != base64::encoded_size(16)) return false;
+  unsigned char raw[base64::decoded_size(base64::encoded_size(16))];
+  const auto [written, read] = base64::decode(raw, key.data(), key.size());
+  if (written != 16 || read != 22) return false;
+  char again[base64::encoded_size(16)];
+  base64::encode(again, raw, 16);
+  return std::string_view(again, sizeof again) == key;
+}
+
+/// Where an HTTP session is, for the drain.
+enum class Phase {
+  kWaiting,    // TLS handshake, or waiting for a complete request head: nothing received yet
+  kServing,    // a request head was received: reading its body, handling it, writing its answer
+  kClosing,    // closing after an answer
+  kHandedOff,  // the connection became a WebSocket session
+};
+
 template <class Derived>
-class Session {
+class Session : public Drainable {
  public:
-  Session(AsioListener::Impl& impl, std::string address)
-      : impl_(impl), slot_(std::make_shared<Slot>(impl, std::move(address))) {}
+  Session(AsioListener::Impl& impl, std::string address, asio::any_io_executor executor)
+      : impl_(impl),
+        slot_(std::make_shared<Slot>(impl, std::move(address))),
+        executor_(std::move(executor)) {}
+  ~Session() override { impl_.unenroll(this); }
+
+  void postDrain() override {
+    asio::post(executor_, [sp = self().shared_from_this()] { sp->beginDrain(); });
+  }
 
  public:  // the strand's handlers and the derived sessions call these
   Derived& self() { return static_cast<Derived&>(*this); }
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(self().stream()); }
   const AsioListenerOptions& options() const { return impl_.options; }
 
+  /// On the strand, first thing: joins the drain registry (draining at once when a stop began).
+  void enroll() { draining_ = !impl_.enroll(this, self().weak_from_this()); }
+
+  /// A stop: a connection that has received no request yet is closed now (its pending read is
+  /// cancelled); one serving a request finishes it, answers with `Connection: close` and closes.
+  void beginDrain() {
+    if (draining_) return;
+    draining_ = true;
+    if (phase_ == Phase::kWaiting) lowest().cancel();
+  }
+
   /// Waits for the next request: the first one (or one already buffered) must arrive whole
   /// within the header timeout; between requests the connection may idle for the idle timeout.
   void awaitRequest(bool first) {
+    if (draining_) {      // the Console stops: no further request is read
+      if (first) return;  // nothing was answered: the connection is closed
+      return self().shutdown();
+    }
+    phase_ = Phase::kWaiting;
     head_ = Request{};
     head_.remoteAddr = slot_->address();
     headRequest_ = false;
@@ -163,7 +260,8 @@ class Session {
     lowest().expires_after(Seconds(options().idleTimeoutSeconds));
     self().stream().async_read_some(
         buffer_.prepare(4096), [sp = self().shared_from_this()](beast::error_code ec, size_t n) {
-          if (ec) return;  // idle timeout or the peer closed: nothing to answer
+          // Idle timeout, the peer closed, or a stop began: nothing to answer.
+          if (ec || sp->draining_) return;
           sp->buffer_.commit(n);
           sp->readHeader();
         });
@@ -177,6 +275,8 @@ class Session {
   }
 
   void onHeader(beast::error_code ec) {
+    if (!ec || isParseError(ec))
+      phase_ = Phase::kServing;  // a request (or a refusal) to answer, even during a stop
     if (ec == http::error::header_limit)
       return refuse(Error::invalid("headers_too_large", "headers",
                                    "the request head exceeds " +
@@ -327,11 +427,13 @@ class Session {
   /// connection is handed to a WebSocket session (channel/ws_session.h).
   void upgrade() {
     auto req = std::make_shared<WsHub::Upgrade>(parser_->release());
-    const auto key = (*req)[http::field::sec_websocket_key];
-    if (key.size() != 24 || (*req)[http::field::sec_websocket_version] != "13")
-      return refuse(Error::invalid("bad_request", "Sec-WebSocket-Key",
-                                   "a WebSocket upgrade needs Sec-WebSocket-Key (16 bytes, "
-                                   "base64) and Sec-WebSocket-Version: 13"));
+    if (!validWebSocketKey(view((*req)[http::field::sec_websocket_key])))
+      return refuse(Error::invalid("invalid_websocket_key", "Sec-WebSocket-Key",
+                                   "a WebSocket upgrade needs Sec-WebSocket-Key: the base64 "
+                                   "encoding of 16 bytes (RFC 6455 section 4.2.1)"));
+    if ((*req)[http::field::sec_websocket_version] != "13")
+      return refuse(Error::invalid("bad_request", "Sec-WebSocket-Version",
+                                   "a WebSocket upgrade needs Sec-WebSocket-Version: 13"));
     Request r;
     r.method = std::string(view(req->method_string()));
     const std::string_view target = view(req->target());
@@ -378,7 +480,7 @@ class Session {
     if (!r.contentType.empty()) res->set(http::field::content_type, r.contentType);
     for (const auto& [name, value] : r.headers) res->insert(name, value);
     res->body() = std::move(r.body);
-    const bool close = r.close || !keepAlive_;
+    const bool close = r.close || !keepAlive_ || draining_;
     res->keep_alive(!close);
     res->prepare_payload();
     lowest().expires_after(Seconds(options().bodyTimeoutSeconds));
@@ -406,7 +508,7 @@ class Session {
     if (!r.contentType.empty()) res->set(http::field::content_type, r.contentType);
     for (const auto& [name, value] : r.headers) res->insert(name, value);
     const bool chunked = version_ != 10;
-    const bool close = r.close || !keepAlive_ || !chunked;
+    const bool close = r.close || !keepAlive_ || !chunked || draining_;
     res->keep_alive(!close);
     if (chunked) res->chunked(true);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
@@ -478,7 +580,10 @@ class Session {
   }
 
   AsioListener::Impl& impl_;
-  std::shared_ptr<Slot> slot_;  // shared: a WebSocket session takes it over
+  std::shared_ptr<Slot> slot_;            // shared: a WebSocket session takes it over
+  const asio::any_io_executor executor_;  // the connection's strand (outlives a hand-off)
+  Phase phase_ = Phase::kWaiting;
+  bool draining_ = false;  // a stop began (set on the strand)
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request head_;  // method, path and address of the request being answered
@@ -491,21 +596,26 @@ class PlainSession final : public Session<PlainSession>,
                            public std::enable_shared_from_this<PlainSession> {
  public:
   PlainSession(AsioListener::Impl& impl, tcp::socket socket, std::string address)
-      : Session(impl, std::move(address)), stream_(std::move(socket)) {}
+      : Session(impl, std::move(address), socket.get_executor()), stream_(std::move(socket)) {}
   using std::enable_shared_from_this<PlainSession>::shared_from_this;
+  using std::enable_shared_from_this<PlainSession>::weak_from_this;
 
   void run() {
-    asio::dispatch(stream_.get_executor(),
-                   [sp = shared_from_this()] { sp->awaitRequest(/*first=*/true); });
+    asio::dispatch(stream_.get_executor(), [sp = shared_from_this()] {
+      sp->enroll();
+      sp->awaitRequest(/*first=*/true);
+    });
   }
   beast::tcp_stream& stream() { return stream_; }
   void handOff(WsHub::Upgrade req, WsBinding binding) {
-    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(),
-                    slot_);
+    phase_ = Phase::kHandedOff;
+    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(), slot_,
+                    buffer_);
   }
   /// Half-closes, then reads and drops what the client still sends (a body refused before it
   /// was read) so that the answer is not lost to a reset; bounded by the header timeout.
   void shutdown() {
+    phase_ = Phase::kClosing;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return;
@@ -531,11 +641,14 @@ class TlsSession final : public Session<TlsSession>,
                          public std::enable_shared_from_this<TlsSession> {
  public:
   TlsSession(AsioListener::Impl& impl, tcp::socket socket, ssl::context& ctx, std::string address)
-      : Session(impl, std::move(address)), stream_(std::move(socket), ctx) {}
+      : Session(impl, std::move(address), socket.get_executor()), stream_(std::move(socket), ctx) {}
   using std::enable_shared_from_this<TlsSession>::shared_from_this;
+  using std::enable_shared_from_this<TlsSession>::weak_from_this;
 
   void run() {
     asio::dispatch(stream_.get_executor(), [sp = shared_from_this()] {
+      sp->enroll();
+      if (sp->draining_) return;  // a stop began: the connection is closed unserved
       sp->lowest().expires_after(Seconds(sp->options().headerTimeoutSeconds));
       sp->stream_.async_handshake(ssl::stream_base::server, [sp](beast::error_code ec) {
         if (ec) {
@@ -549,10 +662,12 @@ class TlsSession final : public Session<TlsSession>,
   }
   beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
   void handOff(WsHub::Upgrade req, WsBinding binding) {
-    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(),
-                    slot_);
+    phase_ = Phase::kHandedOff;
+    impl_.ws->start(std::move(stream_), std::move(req), std::move(binding), slot_->address(), slot_,
+                    buffer_);
   }
   void shutdown() {
+    phase_ = Phase::kClosing;
     lowest().expires_after(Seconds(options().headerTimeoutSeconds));
     stream_.async_shutdown([sp = shared_from_this()](beast::error_code) {});
   }
@@ -565,8 +680,9 @@ class TlsSession final : public Session<TlsSession>,
 }  // namespace
 
 void AsioListener::Impl::accept() {
+  // On the acceptor's strand (its handler too), as is the close at a stop.
   acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec, tcp::socket s) {
-    if (ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
     if (ec) {
       // Typically EMFILE: the descriptors are exhausted. Try again shortly instead of spinning.
       spdlog::warn("{}: accept failed: {}", options.name, ec.message());
@@ -650,6 +766,7 @@ Result<int> AsioListener::start() {
     }
   }
   im.ioc = std::make_unique<asio::io_context>();
+  im.work.emplace(im.ioc->get_executor());
   const std::string where = o.host + ":" + std::to_string(o.port);
   beast::error_code ec;
   tcp::resolver resolver(*im.ioc);
@@ -659,7 +776,7 @@ Result<int> AsioListener::start() {
     return Error{ErrorKind::kUnavailable, "bind_failed",
                  o.name + ": cannot listen on " + where + " (" + ec.message() + ")", "port"};
   const tcp::endpoint endpoint = *endpoints.begin();
-  im.acceptor.emplace(*im.ioc);
+  im.acceptor.emplace(asio::make_strand(*im.ioc));
   if (!im.acceptor->open(endpoint.protocol(), ec))
     im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) im.acceptor->bind(endpoint, ec);
@@ -673,7 +790,7 @@ Result<int> AsioListener::start() {
                  o.name + ": cannot listen on " + where + " (" + ec.message() + ")", "port"};
   }
   im.port = im.acceptor->local_endpoint().port();
-  im.acceptRetry.emplace(*im.ioc);
+  im.acceptRetry.emplace(im.acceptor->get_executor());
   im.pool.emplace(std::max<size_t>(1, o.workers));
   im.accept();
   const size_t threads =
@@ -699,13 +816,28 @@ void AsioListener::stop() {
   auto& im = *impl_;
   if (!im.running) return;
   im.running = false;
-  // Every WebSocket is told 1001 going_away while the I/O threads still run its close
-  // handshake (one that opens meanwhile is closed so at once).
-  if (im.ws) im.ws->closeAll(std::chrono::seconds(2));
+  static const SystemClock systemClock;
+  const Clock& clock = im.options.clock ? *im.options.clock : systemClock;
+  const TimePoint until = clock.now() + Seconds(std::max(0, im.options.drainSeconds));
+  // The drain (docs/defender-channel.md, "Stop"): no new connection; every connection stops
+  // reading new requests and messages, answers those already received, then closes
+  // (WebSockets with 1001 going_away); all within the drain bound.
+  asio::post(im.acceptor->get_executor(), [&im] {
+    beast::error_code ignored;
+    im.acceptor->close(ignored);
+    im.acceptRetry->cancel();
+  });
+  im.beginDrain();
+  im.awaitDrained(clock, until);
+  const size_t left = im.connections.load();
+  if (left > 0)
+    spdlog::warn("{}: {} connections still open after the {} s drain; closing them",
+                 im.options.name, left, im.options.drainSeconds);
+  im.work.reset();
   im.ioc->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
-  im.pool->join();  // running handlers finish; their answers are dropped with the io_context
+  im.pool->join();  // running handlers finish; answers not written by now are dropped
   im.pool.reset();
   im.acceptRetry.reset();
   im.acceptor.reset();

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "channel/message.h"
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace dc::channel {
@@ -114,6 +115,11 @@ struct AsioListenerOptions {
   /// fail the handshake.
   std::string clientCaFile;
   WebSocketOptions webSocket;
+  /// Bound of a stop's drain (stop()), in seconds of `clock`: past it, what has not finished is
+  /// cut off.
+  int drainSeconds = 5;
+  /// The time source of the drain bound; nullptr: the system clock.
+  const Clock* clock = nullptr;
 };
 
 /// Counters of the listener (gauges are snapshots).
@@ -145,9 +151,11 @@ class AsioListener {
   /// kUnavailable "port_in_use" (or "bind_failed") with the address in the message;
   /// kInvalidArgument "tls_invalid" when the certificate, key or client CA cannot be loaded.
   Result<int> start();
-  /// Stops accepting and reading, closes every WebSocket with 1001 going_away (waiting up to 2 s
-  /// for the close handshakes), lets running handlers finish, closes every connection and joins.
-  /// Idempotent.
+  /// Drains, then joins (docs/defender-channel.md, "Stop"): stops accepting; reads no new
+  /// request or message; answers those already received (HTTP with `Connection: close`, then
+  /// closed; WebSocket then closed with 1001 going_away); waits until every connection has
+  /// ended or `drainSeconds` have passed on `clock`, then closes what is left (running handlers
+  /// finish, their answers dropped). Idempotent.
   void stop();
   int port() const;
   AsioListenerLoad load() const;

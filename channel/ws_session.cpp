@@ -6,6 +6,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/buffered_read_stream.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
@@ -105,14 +106,40 @@ std::string resultFrame(const std::string& id, const Response& r) {
   return out;
 }
 
-template <class Stream>
-class WsSession final : public WsSessionBase,
-                        public std::enable_shared_from_this<WsSession<Stream>> {
+/// The connection under a WebSocket session: its first reads return the bytes the HTTP session
+/// had already read behind the upgrade request (frames a client sent in the same packet), then
+/// it reads from `Next`.
+template <class Next>
+class Prefixed : public beast::buffered_read_stream<Next, beast::flat_buffer> {
  public:
-  WsSession(WsHub& hub, Stream stream, WsBinding binding, std::string remoteAddr,
-            std::shared_ptr<void> hold)
+  Prefixed(Next next, beast::flat_buffer& already)
+      : beast::buffered_read_stream<Next, beast::flat_buffer>(std::move(next)) {
+    auto& b = this->buffer();
+    b.commit(asio::buffer_copy(b.prepare(already.size()), already.data()));
+    already.consume(already.size());
+  }
+};
+
+// The WebSocket close tears down the stream below (found by argument-dependent lookup, as
+// Beast's own for its ssl_stream).
+template <class Next>
+void teardown(beast::role_type role, Prefixed<Next>& s, beast::error_code& ec) {
+  using beast::websocket::teardown;
+  teardown(role, s.next_layer(), ec);
+}
+template <class Next, class Handler>
+void async_teardown(beast::role_type role, Prefixed<Next>& s, Handler&& handler) {
+  using beast::websocket::async_teardown;
+  async_teardown(role, s.next_layer(), std::forward<Handler>(handler));
+}
+
+template <class Next>
+class WsSession final : public WsSessionBase, public std::enable_shared_from_this<WsSession<Next>> {
+ public:
+  WsSession(WsHub& hub, Next stream, beast::flat_buffer& already, WsBinding binding,
+            std::string remoteAddr, std::shared_ptr<void> hold)
       : hub_(hub),
-        ws_(std::move(stream)),
+        ws_(std::move(stream), already),
         executor_(ws_.get_executor()),
         binding_(std::move(binding)),
         remoteAddr_(std::move(remoteAddr)),
@@ -158,6 +185,12 @@ class WsSession final : public WsSessionBase,
       sp->closeWith(code, reason);
     });
   }
+  void postDrain() override {
+    asio::post(executor_, [sp = this->shared_from_this()] {
+      sp->draining_ = true;
+      sp->finishDrain();
+    });
+  }
 
  private:
   /// Reads the next message piece by piece (so that an oversize one is refused with its reason
@@ -165,8 +198,10 @@ class WsSession final : public WsSessionBase,
   /// Not while answers wait to be written, nor while a message waits behind the one in flight:
   /// a client that sends without reading its answers stops being read (so its unsent answers
   /// stay bounded), and the ping rule then closes it as silent.
+  /// During a stop no new message is started; one partly read is read to its end.
   void read() {
     if (closing_ || reading_ || writing_ || !waiting_.empty()) return;
+    if (draining_ && ws_.is_message_done()) return;
     reading_ = true;
     const size_t room = hub_.options.maxBodyBytes + 1 - buffer_.size();
     ws_.async_read_some(
@@ -200,6 +235,16 @@ class WsSession final : public WsSessionBase,
     }
     process(std::move(text));
     read();
+    finishDrain();
+  }
+
+  /// During a stop: once every message received is answered, the close (1001 going_away),
+  /// queued behind the answers. A read pending meanwhile may still bring a message, and one
+  /// partly read is read to its end: they are answered first (the Console has not sent its
+  /// close yet, so the Defender may still send).
+  void finishDrain() {
+    if (draining_ && !inFlight_ && waiting_.empty() && ws_.is_message_done())
+      closeWith(1001, "going_away");
   }
 
   int closeCodeOfFailure(const beast::error_code& ec) const {
@@ -266,6 +311,7 @@ class WsSession final : public WsSessionBase,
       process(std::move(next));
     }
     read();
+    finishDrain();
   }
 
   struct Outgoing {
@@ -335,7 +381,7 @@ class WsSession final : public WsSessionBase,
   }
 
   WsHub& hub_;
-  websocket::stream<Stream> ws_;
+  websocket::stream<Prefixed<Next>> ws_;
   asio::any_io_executor executor_;
   const WsBinding binding_;
   const std::string remoteAddr_;
@@ -350,6 +396,7 @@ class WsSession final : public WsSessionBase,
   bool writing_ = false;
   bool inFlight_ = false;
   bool closing_ = false;
+  bool draining_ = false;  // the Console stops: no new read; close once all is answered
   bool counted_ = false;
 };
 
@@ -359,16 +406,16 @@ WsHub::WsHub(const AsioListenerOptions& o, std::function<bool(std::function<void
     : options(o), submit(std::move(s)) {}
 
 void WsHub::start(beast::tcp_stream stream, Upgrade request, WsBinding binding,
-                  std::string remoteAddr, std::shared_ptr<void> hold) {
-  std::make_shared<WsSession<beast::tcp_stream>>(*this, std::move(stream), std::move(binding),
-                                                 std::move(remoteAddr), std::move(hold))
+                  std::string remoteAddr, std::shared_ptr<void> hold, beast::flat_buffer& already) {
+  std::make_shared<WsSession<beast::tcp_stream>>(
+      *this, std::move(stream), already, std::move(binding), std::move(remoteAddr), std::move(hold))
       ->run(std::move(request));
 }
 
 void WsHub::start(beast::ssl_stream<beast::tcp_stream> stream, Upgrade request, WsBinding binding,
-                  std::string remoteAddr, std::shared_ptr<void> hold) {
+                  std::string remoteAddr, std::shared_ptr<void> hold, beast::flat_buffer& already) {
   std::make_shared<WsSession<beast::ssl_stream<beast::tcp_stream>>>(
-      *this, std::move(stream), std::move(binding), std::move(remoteAddr), std::move(hold))
+      *this, std::move(stream), already, std::move(binding), std::move(remoteAddr), std::move(hold))
       ->run(std::move(request));
 }
 
@@ -394,7 +441,6 @@ void WsHub::ended(WsSessionBase* s, const std::string& key) {
         break;
       }
   }
-  if (all_.empty()) endedCv_.notify_all();
 }
 
 void WsHub::countClose(int code) {
@@ -429,18 +475,16 @@ size_t WsHub::pushAll(const std::string& text) {
   return targets.size();
 }
 
-void WsHub::closeAll(std::chrono::milliseconds wait) {
+void WsHub::drainAll() {
   std::vector<std::shared_ptr<WsSessionBase>> targets;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    targets.reserve(all_.size());
     for (auto& [_, w] : all_)
       if (auto sp = w.lock()) targets.push_back(std::move(sp));
   }
-  for (auto& t : targets) t->postClose(1001, "going_away");
-  targets.clear();  // a session ends once its close handshake is done and nothing holds it
-  std::unique_lock lock(mu_);
-  endedCv_.wait_for(lock, wait, [this] { return all_.empty(); });
+  for (auto& t : targets) t->postDrain();
 }
 
 size_t WsHub::open() const {

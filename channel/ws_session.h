@@ -26,6 +26,7 @@
 #include <string>
 #include <unordered_map>
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -43,6 +44,9 @@ class WsSessionBase {
   virtual void post(std::string text) = 0;
   /// Closes with `code` and `reason`. Thread-safe: posts to the strand.
   virtual void postClose(int code, std::string reason) = 0;
+  /// A stop: reads no new message, answers those received, then closes 1001 going_away.
+  /// Thread-safe: posts to the strand.
+  virtual void postDrain() = 0;
 };
 
 class WsHub {
@@ -52,19 +56,23 @@ class WsHub {
 
   using Upgrade = boost::beast::http::request<boost::beast::http::string_body>;
   /// Accepts the upgrade on `stream` and runs the session. `hold` is kept for the session's
-  /// life (the connection's place in the listener's counters).
+  /// life (the connection's place in the listener's counters). `already`: bytes read from the
+  /// connection behind the upgrade request (frames sent in the same packet); the session reads
+  /// them first and takes them out of the buffer.
   void start(boost::beast::tcp_stream stream, Upgrade request, WsBinding binding,
-             std::string remoteAddr, std::shared_ptr<void> hold);
+             std::string remoteAddr, std::shared_ptr<void> hold,
+             boost::beast::flat_buffer& already);
   void start(boost::beast::ssl_stream<boost::beast::tcp_stream> stream, Upgrade request,
-             WsBinding binding, std::string remoteAddr, std::shared_ptr<void> hold);
+             WsBinding binding, std::string remoteAddr, std::shared_ptr<void> hold,
+             boost::beast::flat_buffer& already);
 
   size_t pushTo(const std::string& key, const std::string& text);
   size_t pushAll(const std::string& text);
-  /// Closes every session with 1001 going_away (and any that opens later); waits until they
-  /// have ended, at most `wait`.
-  void closeAll(std::chrono::milliseconds wait);
+  /// A stop: every session drains (WsSessionBase::postDrain); one that opens later is closed
+  /// with 1001 going_away at once. Does not wait (the listener waits for the connections).
+  void drainAll();
 
-  // Called by the sessions. opened() returns false once closeAll() ran.
+  // Called by the sessions. opened() returns false once drainAll() ran.
   bool opened(WsSessionBase* s, std::weak_ptr<WsSessionBase> w);
   void bound(WsSessionBase* s, const std::string& key);
   void ended(WsSessionBase* s, const std::string& key);
@@ -80,7 +88,6 @@ class WsHub {
 
  private:
   mutable std::mutex mu_;
-  std::condition_variable endedCv_;
   std::unordered_map<WsSessionBase*, std::weak_ptr<WsSessionBase>> all_;
   std::unordered_multimap<std::string, WsSessionBase*> byKey_;
   std::map<int, uint64_t> closes_;

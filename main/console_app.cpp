@@ -512,7 +512,8 @@ Status ConsoleApp::start(bool startScheduler) {
             .tlsCertFile = m.tlsCert,
             .tlsKeyFile = m.tlsKey,
             .clientCaFile = {},
-            .webSocket = {}},
+            .webSocket = {},
+            .clock = &m.clock},
         [router](const channel::Request& req) { return web::serveOnAsio(*router, req); });
   } else {
     m.consoleListener = std::make_unique<web::HttpListener>(
@@ -558,6 +559,7 @@ Status ConsoleApp::start(bool startScheduler) {
       return web::serveDefenderMessage(*channel, auth, binding, boundKey, message);
     };
     ao.webSocket.pingSeconds = c.defenderWsPingSeconds;
+    ao.clock = &m.clock;  // the drain bound of a stop
     m.defenderAsio = std::make_unique<channel::AsioListener>(
         std::move(ao),
         [channel = m.channel.get(), auth = m.auth.get()](const channel::Request& req) {

@@ -12,8 +12,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -90,6 +92,8 @@ class Connection {
       in_.append(buf, static_cast<size_t>(n));
     }
   }
+  /// Shuts down the write side (the server reads end of stream after what was sent).
+  void shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   /// True when the server closed the connection (a read returns end of stream, not a timeout).
   bool closedByServer() {
     char buf[256];
@@ -369,4 +373,132 @@ TEST_CASE("asio front: beyond --defender-max-queued requests are shed with 503 a
   REQUIRE(d);
   CHECK(d->status == 200);
   listener.stop();
+}
+
+TEST_CASE("asio front: a request followed by a half-close is answered, then the connection ends") {
+  RunningConsole c(asioConfig());
+  SECTION("POST heartbeat") {
+    Connection k(c.app.defenderPort());
+    k.send(heartbeat("half-closed", c.credential));
+    k.shutdownWrite();  // shutdown(SHUT_WR): the request is complete, nothing more will come
+    auto a = k.read();
+    REQUIRE(a);
+    CHECK(a->status == 200);
+    CHECK(k.closedByServer());
+    CHECK(c.connectedCount() == 1);
+  }
+  SECTION("GET /healthz") {
+    Connection k(c.app.defenderPort());
+    k.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    k.shutdownWrite();
+    auto a = k.read();
+    REQUIRE(a);
+    CHECK(a->status == 200);
+    CHECK(k.closedByServer());
+  }
+}
+
+namespace {
+
+/// A listener alone whose handler records every request it handles and holds the ones to
+/// `/held` until released; the drain bound is measured on `clock`.
+struct HeldListener {
+  ManualClock clock{kT0};
+  std::mutex mu;
+  std::vector<std::string> recorded;  // paths handled, in order
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::optional<channel::AsioListener> listener;
+  int port = 0;
+
+  explicit HeldListener(channel::AsioListenerOptions options = {}) {
+    options.host = "127.0.0.1";
+    options.ioThreads = 2;
+    options.workers = 2;
+    options.drainSeconds = 3;
+    options.clock = &clock;
+    listener.emplace(options, [this](const channel::Request& req) {
+      if (req.path == "/held") {
+        entered.set_value();
+        released.wait();
+      }
+      {
+        std::lock_guard lock(mu);
+        recorded.push_back(req.path);
+      }
+      if (req.path == "/big") return channel::jsonResponse(std::string(8 << 20, ' ') + "{}");
+      return channel::jsonResponse(json{{"path", req.path}}.dump());
+    });
+    auto p = listener->start();
+    REQUIRE(p.ok());
+    port = *p;
+  }
+  bool handled(const std::string& path) {
+    std::lock_guard lock(mu);
+    return std::find(recorded.begin(), recorded.end(), path) != recorded.end();
+  }
+};
+
+/// True when a TCP connection to 127.0.0.1:`port` is refused (nothing listens there).
+bool refused(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("asio front: stop answers the requests already received, then closes every connection") {
+  HeldListener h;
+  Connection idle(h.port), inFlight(h.port);
+  idle.send(post("/warm", "{}"));
+  auto w = idle.read();  // a keep-alive connection, idle at the stop
+  REQUIRE(w);
+  CHECK(w->status == 200);
+  inFlight.send(post("/held", "{}"));
+  h.entered.get_future().wait();  // the request is being handled
+  auto stopped = std::async(std::launch::async, [&h] { h.listener->stop(); });
+  // The stop has begun: the idle connection is closed without an answer and no new
+  // connection is accepted, while the request in flight is still being handled.
+  CHECK(idle.closedByServer());
+  bool closedListener = false;
+  for (int i = 0; i < 100000 && !closedListener; ++i) {
+    closedListener = refused(h.port);
+    if (!closedListener) std::this_thread::yield();
+  }
+  CHECK(closedListener);
+  h.release.set_value();
+  // The request in flight gets its answer, with Connection: close, then the connection ends.
+  auto a = inFlight.read();
+  REQUIRE(a);
+  CHECK(a->status == 200);
+  CHECK(json::parse(a->body)["path"] == "/held");
+  CHECK(a->head.find("Connection: close") != std::string::npos);
+  CHECK(inFlight.closedByServer());
+  REQUIRE(stopped.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  CHECK(h.handled("/held"));
+}
+
+TEST_CASE(
+    "asio front: a client that does not read its answer holds a stop at most the drain bound") {
+  channel::AsioListenerOptions o;
+  o.bodyTimeoutSeconds = 600;  // only the drain bound can end the write below
+  HeldListener h(o);
+  Connection idle(h.port), stuck(h.port);
+  stuck.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");  // 8 MiB, never read
+  for (int i = 0; i < 1'000'000 && !h.handled("/big"); ++i) std::this_thread::yield();
+  REQUIRE(h.handled("/big"));
+  auto stopped = std::async(std::launch::async, [&h] { h.listener->stop(); });
+  // The stop has begun (and taken its start time) once the idle connection is closed. The
+  // answer cannot be written whole while the client does not read (and the write timeout is
+  // 10 minutes): the stop waits for it until its drain bound, 3 s on the listener's clock.
+  CHECK(idle.closedByServer());
+  h.clock.advance(Seconds(3));
+  REQUIRE(stopped.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
 }

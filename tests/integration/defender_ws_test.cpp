@@ -20,10 +20,14 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <sqlite3.h>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth/service.h"
+#include "channel/asio_listener.h"
 #include "inventory/inventory.h"
 #include "main/console_app.h"
 
@@ -211,6 +216,64 @@ std::string codeOf(const std::string& body) {
   return j.is_object() ? j.value("code", "") : "";
 }
 
+/// The head of an upgrade request at /api/v1/defender/ws with `key`, through its blank line.
+std::string upgradeRequest(const std::string& key, const std::string& credential) {
+  return cat({"GET /api/v1/defender/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n",
+              "Connection: Upgrade\r\nSec-WebSocket-Key: ", key,
+              "\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ", credential, "\r\n\r\n"});
+}
+
+/// A client's text frame (masked, as RFC 6455 §5.3 requires of clients), payload < 64 KiB.
+std::string maskedTextFrame(const std::string& payload) {
+  std::string f;
+  f += static_cast<char>(0x81);  // FIN, text
+  if (payload.size() < 126) {
+    f += static_cast<char>(0x80 | payload.size());
+  } else {
+    f += static_cast<char>(0x80 | 126);
+    f += static_cast<char>(payload.size() >> 8);
+    f += static_cast<char>(payload.size() & 0xff);
+  }
+  const char mask[4] = {0x12, 0x34, 0x56, 0x78};
+  f.append(mask, 4);
+  for (size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
+  return f;
+}
+
+/// A raw client socket: reads until `done(bytes so far)` holds or the connection ends (reads
+/// bounded by 20 s); returns what arrived.
+template <class Done>
+std::string readUntil(tcp::socket& s, Done done) {
+  std::string in;
+  char buf[4096];
+  while (!done(in)) {
+    beast::error_code ec;
+    const size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    in.append(buf, n);
+  }
+  return in;
+}
+
+/// The payload of the first unmasked server text frame in `bytes` (after an HTTP head ending in
+/// a blank line), or nullopt when it has not arrived whole.
+std::optional<std::string> firstFrame(const std::string& bytes) {
+  const size_t head = bytes.find("\r\n\r\n");
+  if (head == std::string::npos) return std::nullopt;
+  const std::string f = bytes.substr(head + 4);
+  if (f.size() < 2) return std::nullopt;
+  size_t len = static_cast<unsigned char>(f[1]) & 0x7f;
+  size_t at = 2;
+  if (len == 126) {
+    if (f.size() < 4) return std::nullopt;
+    len = (static_cast<size_t>(static_cast<unsigned char>(f[2])) << 8) |
+          static_cast<unsigned char>(f[3]);
+    at = 4;
+  }
+  if (f.size() < at + len) return std::nullopt;
+  return f.substr(at, len);
+}
+
 }  // namespace
 
 TEST_CASE("WebSocket: the upgrade needs a valid Defender credential, checked once") {
@@ -342,6 +405,14 @@ TEST_CASE("WebSocket: bad frames close the connection with a code and a reason; 
       {"unknown type", json{{"type", "register"}, {"body", heartbeatBody("bad-4")}}.dump(), false,
        1008, "unknown_type"},
       {"missing type", json{{"body", heartbeatBody("bad-5")}}.dump(), false, 1008, "missing_type"},
+      // Over HTTP the same bodies are answered 400 invalid_json / too_deep (docs).
+      {"a number beyond a double",
+       R"({"type":"heartbeat","body":{"hostname":"bad-6","type":"docker","n":1e999}})", false, 1007,
+       "invalid_json"},
+      {"nested deeper than 64 levels",
+       cat({R"({"type":"heartbeat","body":{"hostname":"bad-7","type":"docker","x":)",
+            std::string(70, '['), std::string(70, ']'), "}}"}),
+       false, 1007, "invalid_json"},
   };
   for (const auto& k : cases) {
     SECTION(k.name) {
@@ -352,7 +423,8 @@ TEST_CASE("WebSocket: bad frames close the connection with a code and a reason; 
       else
         d.send(k.frame);
       CHECK(d.closed() == std::pair<int, std::string>{k.code, k.reason});
-      for (const char* h : {"bad-1", "bad-2", "bad-3", "bad-4", "bad-5"}) CHECK(!c.known(h));
+      for (const char* h : {"bad-1", "bad-2", "bad-3", "bad-4", "bad-5", "bad-6", "bad-7"})
+        CHECK(!c.known(h));
       CHECK(c.connectedCount() == 0);
     }
   }
@@ -577,4 +649,246 @@ TEST_CASE("WebSocket: 300 Defenders, each on its own WebSocket, all answered") {
   CHECK(answered == kFleet);
   CHECK(c.connectedCount() == kFleet);
   CHECK(c.metrics().find("dc_defender_ws_sessions 300") != std::string::npos);
+}
+
+TEST_CASE("WebSocket: Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455 §4.2.1)") {
+  RunningConsole c(wsConfig());
+  asio::io_context ioc;
+  auto answer = [&](const std::string& key) {
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                            static_cast<uint16_t>(c.app.defenderPort())));
+    boundReads(s);
+    asio::write(s, asio::buffer(upgradeRequest(key, c.credential)));
+    return readUntil(s, [](const std::string& in) {
+      return in.find("\r\n\r\n") != std::string::npos && !in.starts_with("HTTP/1.1 400");
+    });
+  };
+  // The RFC's own example key is accepted.
+  CHECK(answer("dGhlIHNhbXBsZSBub25jZQ==").starts_with("HTTP/1.1 101"));
+  for (const char* key : {
+           "AAAAAAAAAAAAAAAAAAAAAAAA",  // 24 characters, but 18 bytes
+           "!!!!!!!!!!!!!!!!!!!!!!==",  // not base64
+           "dGhlIHNhbXBsZSBub25jZR==",  // bits beyond the 16 bytes set: not the encoding of any
+           "dGhlIHNhbXBsZSBub25j",      // 15 bytes
+           "",
+       }) {
+    INFO("key '" << key << "'");
+    const std::string a = answer(key);
+    CHECK(a.starts_with("HTTP/1.1 400"));
+    const size_t body = a.find("\r\n\r\n");
+    REQUIRE(body != std::string::npos);
+    const json j = json::parse(a.substr(body + 4), nullptr, false);
+    CHECK(j.value("code", "") == "invalid_websocket_key");
+    CHECK(j.value("field", "") == "Sec-WebSocket-Key");
+  }
+}
+
+TEST_CASE("WebSocket: a frame sent in the same packet as the upgrade request is answered") {
+  RunningConsole c(wsConfig());
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                          static_cast<uint16_t>(c.app.defenderPort())));
+  boundReads(s);
+  const std::string frame = maskedTextFrame(
+      json{{"type", "heartbeat"}, {"id", 5}, {"body", heartbeatBody("same-packet")}}.dump());
+  asio::write(s, asio::buffer(cat({upgradeRequest("dGhlIHNhbXBsZSBub25jZQ==", c.credential),
+                                   frame})));  // one write: one segment on loopback
+  const std::string in =
+      readUntil(s, [](const std::string& bytes) { return firstFrame(bytes).has_value(); });
+  REQUIRE(in.starts_with("HTTP/1.1 101"));
+  const auto payload = firstFrame(in);
+  REQUIRE(payload);
+  const json r = json::parse(*payload);
+  CHECK(r["id"] == 5);
+  CHECK(r["status"] == 200);
+  CHECK(c.known("same-packet"));
+}
+
+namespace {
+
+/// Sends two text frames in one write on the client's socket.
+void sendTogether(Plain& client, const std::string& first, const std::string& second) {
+  asio::write(beast::get_lowest_layer(client.ws()),
+              asio::buffer(cat({maskedTextFrame(first), maskedTextFrame(second)})));
+}
+
+/// The listener alone with the WebSocket transport: every message is recorded; one whose body
+/// names the hostname "held" is held until released. The drain bound runs on `clock`.
+struct HeldWsListener {
+  ManualClock clock{kT0};
+  std::mutex mu;
+  std::vector<std::string> recorded;  // hostnames of the messages handled
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::optional<channel::AsioListener> listener;
+  int port = 0;
+
+  explicit HeldWsListener(channel::AsioListenerOptions o = {}) {
+    o.host = "127.0.0.1";
+    o.ioThreads = 2;
+    o.workers = 2;
+    o.drainSeconds = 3;
+    o.clock = &clock;
+    o.webSocket.authorize = [](const channel::Request&) {
+      return channel::WsUpgrade{std::make_shared<int>(1), std::nullopt};
+    };
+    o.webSocket.handle = [this](const channel::WsBinding&, const std::string&,
+                                const channel::WsMessage& m) {
+      const std::string host = json::parse(m.body).value("hostname", "");
+      if (host == "held") {
+        entered.set_value();
+        released.wait();
+      }
+      {
+        std::lock_guard lock(mu);
+        recorded.push_back(host);
+      }
+      channel::WsAnswer a;
+      a.result = channel::jsonResponse(json{{"hostname", host}}.dump());
+      return a;
+    };
+    listener.emplace(o, [](const channel::Request&) { return channel::jsonResponse("{}"); });
+    auto p = listener->start();
+    REQUIRE(p.ok());
+    port = *p;
+  }
+  bool handled(const std::string& host) {
+    std::lock_guard lock(mu);
+    return std::find(recorded.begin(), recorded.end(), host) != recorded.end();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("WebSocket: stop answers the messages already received, then closes with 1001") {
+  HeldWsListener h;
+  asio::io_context ioc;
+  Plain idle(ioc, h.port), busy(ioc, h.port);
+  REQUIRE(idle.upgrade("any"));
+  REQUIRE(busy.upgrade("any"));
+  // One message in flight and one waiting behind it when the stop begins: both frames in one
+  // write, so that the second has arrived before the stop (two writes could be held apart by
+  // Nagle's algorithm until the first is acknowledged).
+  sendTogether(busy,
+               json{{"type", "heartbeat"}, {"id", 1}, {"body", {{"hostname", "held"}}}}.dump(),
+               json{{"type", "heartbeat"}, {"id", 2}, {"body", {{"hostname", "behind"}}}}.dump());
+  h.entered.get_future().wait();
+  auto stopped = std::async(std::launch::async, [&h] { h.listener->stop(); });
+  // The stop has begun: a connection with nothing in flight is closed at once.
+  CHECK(idle.closed() == std::pair<int, std::string>{1001, "going_away"});
+  h.release.set_value();
+  json r = busy.next();
+  CHECK(r["id"] == 1);
+  CHECK(r["status"] == 200);
+  r = busy.next();
+  CHECK(r["id"] == 2);
+  CHECK(r["status"] == 200);
+  CHECK(busy.closed() == std::pair<int, std::string>{1001, "going_away"});
+  REQUIRE(stopped.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  CHECK(h.handled("held"));
+  CHECK(h.handled("behind"));
+}
+
+TEST_CASE("WebSocket: a client that never answers the close holds a stop at most the drain bound") {
+  channel::AsioListenerOptions o;
+  o.headerTimeoutSeconds = 600;  // Beast's own close-handshake timeout cannot end it first
+  HeldWsListener h(o);
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(h.port)));
+  boundReads(s);
+  asio::write(s, asio::buffer(upgradeRequest("dGhlIHNhbXBsZSBub25jZQ==", "any")));
+  const std::string head =
+      readUntil(s, [](const std::string& in) { return in.find("\r\n\r\n") != std::string::npos; });
+  REQUIRE(head.starts_with("HTTP/1.1 101"));
+  auto stopped = std::async(std::launch::async, [&h] { h.listener->stop(); });
+  // The Console's close frame (opcode 8) arrives; this client never answers it.
+  const std::string close = readUntil(s, [](const std::string& in) { return !in.empty(); });
+  REQUIRE(!close.empty());
+  CHECK(static_cast<unsigned char>(close[0]) == 0x88);
+  h.clock.advance(Seconds(3));  // the drain bound on the listener's clock
+  REQUIRE(stopped.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+}
+
+TEST_CASE("WebSocket and HTTP: messages in flight at stop are answered and recorded") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   cat({"dc-ws-drain-test-", std::to_string(::getpid())});
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto cfg = wsConfig();
+  cfg.database = (dir / "console.db").string();
+  cfg.dataDir = dir.string();
+  {
+    RunningConsole c(cfg);
+    REQUIRE(c.connectedCount() == 0);
+    asio::io_context ioc;
+    Plain ws(ioc, c.app.defenderPort());
+    REQUIRE(ws.upgrade(c.credential));
+    tcp::socket http(ioc);
+    http.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                               static_cast<uint16_t>(c.app.defenderPort())));
+    boundReads(http);
+    // Another writer holds the database: a registration waits in its handler for its commit.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(cfg.database.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    // A registration, and behind it on the same connection a refresh of the same Defender
+    // (write-behind), in one write.
+    sendTogether(
+        ws, json{{"type", "heartbeat"}, {"id", 1}, {"body", heartbeatBody("drain-ws")}}.dump(),
+        json{{"type", "heartbeat"}, {"id", 2}, {"body", heartbeatBody("drain-ws")}}.dump());
+    const std::string body = heartbeatBody("drain-http").dump();
+    asio::write(http, asio::buffer(cat({"POST /api/v1/defender/heartbeat HTTP/1.1\r\nHost: x\r\n"
+                                        "Authorization: Bearer ",
+                                        c.credential, "\r\nContent-Length: ",
+                                        std::to_string(body.size()), "\r\n\r\n", body})));
+    // Both registrations are in their handlers.
+    bool inFlight = false;
+    for (int i = 0; i < 2000 && !inFlight; ++i)
+      inFlight = c.metrics().find("dc_defender_channel_busy 2\n") != std::string::npos;
+    REQUIRE(inFlight);
+    c.clock.advance(Seconds(10));  // the refresh behind is handled at T0 + 10 s
+    auto stopped = std::async(std::launch::async, [&c] { c.app.stop(); });
+    // The defender channel stopped accepting: the stop has begun.
+    bool closedListener = false;
+    for (int i = 0; i < 100000 && !closedListener; ++i) {
+      tcp::socket probe(ioc);
+      beast::error_code ec;
+      probe.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                  static_cast<uint16_t>(c.app.defenderPort())),
+                    ec);
+      closedListener = ec == asio::error::connection_refused;
+    }
+    REQUIRE(closedListener);
+    REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    json r = ws.next();
+    CHECK(r["id"] == 1);
+    CHECK(r["status"] == 200);
+    CHECK(r["body"]["registered"] == true);
+    r = ws.next();
+    CHECK(r["id"] == 2);
+    CHECK(r["status"] == 200);
+    CHECK(r["body"]["registered"] == false);
+    CHECK(ws.closed() == std::pair<int, std::string>{1001, "going_away"});
+    const std::string answer = readUntil(http, [](const std::string&) { return false; });
+    CHECK(answer.starts_with("HTTP/1.1 200"));
+    CHECK(answer.find("Connection: close") != std::string::npos);
+    CHECK(answer.find("\"drain-http\"") != std::string::npos);
+    REQUIRE(stopped.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  }
+  {
+    // Recorded: both registrations, and the refresh answered during the stop was flushed.
+    RunningConsole c(cfg);
+    auto ws = c.app.inventory().find("drain-ws");
+    REQUIRE(ws.ok());
+    REQUIRE(ws->has_value());
+    CHECK((*ws)->lastSeen == kT0 + Seconds(10));
+    CHECK(c.known("drain-http"));
+  }
+  std::filesystem::remove_all(dir);
 }
