@@ -140,11 +140,22 @@ struct AsioListener::Impl {
     for (auto& t : targets) t->postDrain();
     if (ws) ws->drainAll();
   }
-  /// Waits until every connection has ended, or `clock` reaches `until`.
+  /// Waits until every connection has ended or is a WebSocket whose answers are written and
+  /// whose close frame is on its way (WsHub::drainedOpen), or `clock` reaches `until`. Then, for
+  /// at most kCloseFlush of wall time, lets those close frames reach the socket.
   void awaitDrained(const Clock& clock, TimePoint until) {
     std::unique_lock lock(sessionsMu);
-    while (connections.load() > 0 && clock.now() < until)
+    auto busy = [this] {
+      const size_t open = connections.load();
+      const size_t closing = ws ? ws->drainedOpen.load() : 0;
+      return open > closing;
+    };
+    while (busy() && clock.now() < until)
       drained.wait_for(lock, std::chrono::milliseconds(10));  // the clock may be a test's
+    constexpr auto kCloseFlush = std::chrono::milliseconds(200);
+    const auto flushUntil = std::chrono::steady_clock::now() + kCloseFlush;
+    while (connections.load() > 0 && std::chrono::steady_clock::now() < flushUntil)
+      drained.wait_for(lock, std::chrono::milliseconds(10));
   }
 
   void accept();

@@ -147,6 +147,7 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
 
   ~WsSession() override {
     if (registered_) hub_.ended(this, key_);
+    if (countedDrained_) --hub_.drainedOpen;
   }
 
   void run(WsHub::Upgrade request) {
@@ -343,6 +344,10 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
     writing_ = true;
     Outgoing& o = out_.front();
     if (o.closeCode) {
+      if (draining_ && !countedDrained_) {
+        countedDrained_ = true;  // answers written; only the close handshake is left
+        ++hub_.drainedOpen;
+      }
       websocket::close_reason reason(static_cast<websocket::close_code>(o.closeCode),
                                      beast::string_view(o.reason));
       ws_.async_close(reason, [sp = this->shared_from_this()](beast::error_code) {
@@ -396,6 +401,7 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
   bool writing_ = false;
   bool inFlight_ = false;
   bool closing_ = false;
+  bool countedDrained_ = false;  // counted in hub_.drainedOpen until destroyed
   bool draining_ = false;  // the Console stops: no new read; close once all is answered
   bool counted_ = false;
 };

@@ -82,6 +82,10 @@ class WsHub {
   const std::function<bool(std::function<void()>)> submit;
   std::atomic<uint64_t> messages{0};
   std::atomic<uint64_t> pushes{0};
+  /// Sessions, open still, that a stop has drained: every message received is answered and the
+  /// close frame (1001) is written or being written. A stop does not wait for their Defenders'
+  /// close replies (thousands of round trips at fleet size).
+  std::atomic<size_t> drainedOpen{0};
 
   size_t open() const;
   std::map<int, uint64_t> closes() const;
