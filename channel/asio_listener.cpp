@@ -840,10 +840,11 @@ void AsioListener::stop() {
   });
   im.beginDrain();
   im.awaitDrained(clock, until);
-  const size_t left = im.connections.load();
-  if (left > 0)
-    spdlog::warn("{}: {} connections still open after the {} s drain; closing them",
-                 im.options.name, left, im.options.drainSeconds);
+  const size_t open = im.connections.load();
+  const size_t closing = im.ws ? std::min(open, im.ws->drainedOpen.load()) : 0;
+  if (open > closing)
+    spdlog::warn("{}: {} connections still busy after the {} s drain; closing them",
+                 im.options.name, open - closing, im.options.drainSeconds);
   im.work.reset();
   im.ioc->stop();
   for (auto& t : im.threads) t.join();

@@ -402,7 +402,7 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
   bool inFlight_ = false;
   bool closing_ = false;
   bool countedDrained_ = false;  // counted in hub_.drainedOpen until destroyed
-  bool draining_ = false;  // the Console stops: no new read; close once all is answered
+  bool draining_ = false;        // the Console stops: no new read; close once all is answered
   bool counted_ = false;
 };
 

@@ -792,7 +792,7 @@ TEST_CASE("WebSocket: stop answers the messages already received, then closes wi
   CHECK(h.handled("behind"));
 }
 
-TEST_CASE("WebSocket: a client that never answers the close holds a stop at most the drain bound") {
+TEST_CASE("WebSocket: a stop does not wait for a client that never answers the close") {
   channel::AsioListenerOptions o;
   o.headerTimeoutSeconds = 600;  // Beast's own close-handshake timeout cannot end it first
   HeldWsListener h(o);
@@ -809,8 +809,12 @@ TEST_CASE("WebSocket: a client that never answers the close holds a stop at most
   const std::string close = readUntil(s, [](const std::string& in) { return !in.empty(); });
   REQUIRE(!close.empty());
   CHECK(static_cast<unsigned char>(close[0]) == 0x88);
-  h.clock.advance(Seconds(3));  // the drain bound on the listener's clock
-  REQUIRE(stopped.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  // Its answers are written and its close is sent: the stop ends without the listener's clock
+  // moving towards the drain bound (it used to wait for the close reply until the bound).
+  const bool endedAlone = stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  CHECK(endedAlone);
+  if (!endedAlone) h.clock.advance(Seconds(3));  // the drain bound, so that the test ends
+  stopped.wait();
 }
 
 TEST_CASE("WebSocket and HTTP: messages in flight at stop are answered and recorded") {
