@@ -9,29 +9,9 @@ namespace dc::embed {
 
 namespace {
 
-/// The embed tables, version 1. The SQLite text is the layout of earlier Consoles; PostgreSQL
-/// has BIGINT times.
+/// The embed tables, version 1, the same text on both backends (BIGINT is an INTEGER column to
+/// SQLite; files of earlier Consoles, created with INTEGER, read the same).
 const sql::Migration kMigrations[] = {{1, R"sql(
-CREATE TABLE IF NOT EXISTS embed_app_ids (
-  uuid                TEXT PRIMARY KEY,
-  app_id              TEXT NOT NULL,
-  family              TEXT NOT NULL,
-  family_is_intrinsic INTEGER NOT NULL,
-  format              TEXT NOT NULL,
-  resource            TEXT NOT NULL,
-  issued_at_ms        INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS embed_app_ids_by_family ON embed_app_ids (family, issued_at_ms);
-CREATE INDEX IF NOT EXISTS embed_app_ids_by_time ON embed_app_ids (issued_at_ms, app_id);
-CREATE TABLE IF NOT EXISTS embed_image_entrypoints (
-  image         TEXT PRIMARY KEY,
-  entrypoint    TEXT NOT NULL,
-  cmd           TEXT NOT NULL,
-  source        TEXT NOT NULL,
-  updated_at_ms INTEGER NOT NULL
-);
-)sql",
-                                       R"sql(
 CREATE TABLE IF NOT EXISTS embed_app_ids (
   uuid                TEXT PRIMARY KEY,
   app_id              TEXT NOT NULL,
@@ -50,7 +30,8 @@ CREATE TABLE IF NOT EXISTS embed_image_entrypoints (
   source        TEXT NOT NULL,
   updated_at_ms BIGINT NOT NULL
 );
-)sql"}};
+)sql",
+                                       ""}};
 
 static_assert(std::size(kMigrations) == kEmbedSchemaVersion);
 

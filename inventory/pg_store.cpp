@@ -8,10 +8,15 @@
 #include "common/defender_version.h"
 #include "common/pg.h"
 #include "inventory/liveness.h"
+#include "inventory/store_sql.h"
 
 namespace dc::inventory {
 
 namespace {
+
+using storesql::imageOf;
+using storesql::likePattern;
+using storesql::storedVersionKey;
 
 // ---------------------------------------------------------------------------------------------
 // Schema (component "inventory" of schema_migrations). Append steps; never edit a released one.
@@ -113,18 +118,6 @@ constexpr int kScanBatch = 5000;
 // again, up to this many times in all.
 constexpr int kAttempts = 3;
 
-std::optional<long long> storedVersionKey(std::string_view version) {
-  const auto v = parseReportedVersion(version);
-  return v ? std::optional<long long>(versionKey(*v)) : std::nullopt;
-}
-
-std::string imageOf(const Defender& d) {
-  const auto it = d.details.find("cloudMetadata");
-  if (it == d.details.end() || !it->is_object()) return {};
-  const auto img = it->find("image");
-  return img != it->end() && img->is_string() ? img->get<std::string>() : std::string();
-}
-
 long long ms(TimePoint t) {
   return t.time_since_epoch().count();
 }
@@ -161,17 +154,6 @@ std::vector<const Defender*> newestPerKey(const std::vector<Defender>& rows,
       out[it->second] = &d;
     }
   }
-  return out;
-}
-
-// Escapes LIKE wildcards so that a search term matches literally.
-std::string likePattern(std::string_view term) {
-  std::string out = "%";
-  for (char c : term) {
-    if (c == '%' || c == '_' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '%';
   return out;
 }
 
@@ -233,42 +215,9 @@ std::string lastModifiedSql(Where& w, const LivenessCutoff& c) {
 }
 
 std::string orderBy(SortKey key, bool reverse, Where& w, const LivenessCutoff& cutoff) {
-  const char* dir = reverse ? " DESC" : " ASC";
-  std::string col;
-  switch (key) {
-    case SortKey::kHostname:
-      return std::string(" ORDER BY key") + dir;
-    case SortKey::kType:
-      col = "type";
-      break;
-    case SortKey::kCategory:
-      col = "category";
-      break;
-    case SortKey::kVersion:
-      col = "version";
-      break;
-    case SortKey::kCluster:
-      col = "cluster";
-      break;
-    case SortKey::kAppId:
-      col = "app_id";
-      break;
-    case SortKey::kLastModified:
-      col = lastModifiedSql(w, cutoff);
-      break;
-    case SortKey::kConnected:
-      col = connectedSql(w, cutoff);
-      break;
-    case SortKey::kLastSeen:
-      col = "last_seen";
-      break;
-  }
-  std::string out = " ORDER BY ";
-  out += col;
-  out += dir;
-  out += ", key";
-  out += dir;
-  return out;
+  return storesql::orderBy(key, reverse, [&](SortKey k) {
+    return k == SortKey::kLastModified ? lastModifiedSql(w, cutoff) : connectedSql(w, cutoff);
+  });
 }
 
 std::vector<CategorySummary> emptySummary() {

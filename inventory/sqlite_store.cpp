@@ -2,6 +2,7 @@
 
 #include "common/defender_version.h"
 #include "inventory/liveness.h"
+#include "inventory/store_sql.h"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -16,6 +17,10 @@
 namespace dc::inventory {
 
 namespace {
+
+using storesql::imageOf;
+using storesql::likePattern;
+using storesql::storedVersionKey;
 
 // ---------------------------------------------------------------------------------------------
 // Thin RAII over the SQLite C API.
@@ -221,12 +226,6 @@ DELETE FROM console_state WHERE name = 'alive';
 )sql",
 };
 
-// The stored form of a reported version: dc::versionKey, or NULL when it does not parse.
-std::optional<long long> storedVersionKey(std::string_view version) {
-  const auto v = parseReportedVersion(version);
-  return v ? std::optional<long long>(versionKey(*v)) : std::nullopt;
-}
-
 // SQL function dc_version_key(text) for migration 3's backfill (the writer connection only).
 Status registerVersionKeyFunction(sqlite3* db) {
   const int rc = sqlite3_create_function(
@@ -320,24 +319,6 @@ Defender readDefender(const Stmt& s, int c = 0) {
   return d;
 }
 
-std::string imageOf(const Defender& d) {
-  const auto it = d.details.find("cloudMetadata");
-  if (it == d.details.end() || !it->is_object()) return {};
-  const auto img = it->find("image");
-  return img != it->end() && img->is_string() ? img->get<std::string>() : std::string();
-}
-
-// Escapes LIKE wildcards so that a search term matches literally.
-std::string likePattern(std::string_view term) {
-  std::string out = "%";
-  for (char c : term) {
-    if (c == '%' || c == '_' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '%';
-  return out;
-}
-
 // A WHERE clause built from fixed fragments, with its parameters bound in order.
 struct Where {
   std::string sql;
@@ -352,37 +333,9 @@ constexpr const char* kLastModifiedExpr =
     "ELSE COALESCE(graceful_at, judged_from + ?2) END)";
 
 std::string orderBy(SortKey key, bool reverse) {
-  const char* dir = reverse ? " DESC" : " ASC";
-  std::string col;
-  switch (key) {
-    case SortKey::kHostname:
-      return std::string(" ORDER BY key") + dir;
-    case SortKey::kType:
-      col = "type";
-      break;
-    case SortKey::kCategory:
-      col = "category";
-      break;
-    case SortKey::kVersion:
-      col = "version";
-      break;
-    case SortKey::kCluster:
-      col = "cluster";
-      break;
-    case SortKey::kAppId:
-      col = "app_id";
-      break;
-    case SortKey::kLastModified:
-      col = kLastModifiedExpr;
-      break;
-    case SortKey::kConnected:
-      col = kConnectedExpr;
-      break;
-    case SortKey::kLastSeen:
-      col = "last_seen";
-      break;
-  }
-  return " ORDER BY " + col + dir + ", key" + dir;
+  return storesql::orderBy(key, reverse, [](SortKey k) -> std::string {
+    return k == SortKey::kLastModified ? kLastModifiedExpr : kConnectedExpr;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
