@@ -51,9 +51,23 @@ std::string describeOptions(PQconninfoOption* opts) {
 
 // libpq's messages may quote the connection string it was given; never let a password through.
 std::string withoutSecrets(std::string msg, const std::string& url) {
-  if (!url.empty()) {
-    for (size_t at = msg.find(url); at != std::string::npos; at = msg.find(url))
-      msg.replace(at, url.size(), "<database url>");
+  auto mask = [&msg](const std::string& secret, const char* with) {
+    if (secret.empty()) return;
+    for (size_t at = msg.find(secret); at != std::string::npos; at = msg.find(secret, at))
+      msg.replace(at, secret.size(), with);
+  };
+  mask(url, "<database url>");
+  // libpq quotes the piece of a URL it cannot read, which may be the password itself (a bad
+  // percent escape in it): the user-info's password is masked wherever it appears.
+  if (const size_t scheme = url.find("://"); scheme != std::string::npos) {
+    const size_t start = scheme + 3;
+    const size_t end = url.find_first_of("/?", start);
+    const std::string authority = url.substr(start, end == std::string::npos ? end : end - start);
+    if (const size_t at = authority.rfind('@'); at != std::string::npos) {
+      const std::string userInfo = authority.substr(0, at);
+      if (const size_t colon = userInfo.find(':'); colon != std::string::npos)
+        mask(userInfo.substr(colon + 1), "***");
+    }
   }
   return msg;
 }

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <mutex>
 
 #include "common/sqlite_tables.h"
@@ -30,7 +31,14 @@ long long Row::integer(size_t col) const {
 }
 
 bool isPostgresUrl(std::string_view target) {
-  return target.starts_with("postgresql://") || target.starts_with("postgres://");
+  // URL schemes are case-insensitive (RFC 3986 §3.1).
+  auto startsWith = [target](std::string_view scheme) {
+    if (target.size() < scheme.size()) return false;
+    for (size_t i = 0; i < scheme.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(target[i])) != scheme[i]) return false;
+    return true;
+  };
+  return startsWith("postgresql://") || startsWith("postgres://");
 }
 
 // ---- SQLite ----

@@ -13,6 +13,9 @@ using nlohmann::json;
 namespace {
 
 struct TooDeep {};
+struct HasNul {
+  std::string what;
+};
 
 Error invalid(std::string code, const std::string& field, std::string message) {
   return Error::invalid(std::move(code), field, field + ": " + message);
@@ -82,11 +85,21 @@ Result<json> parseJsonObject(std::string_view body, int maxDepth) {
   try {
     parsed = json::parse(
         body.begin(), body.end(),
-        [maxDepth](int depth, json::parse_event_t, json&) {
+        [maxDepth](int depth, json::parse_event_t event, json& value) {
           if (depth > maxDepth) throw TooDeep{};
+          // U+0000 in a string or a key: PostgreSQL's text cannot hold it, and no field of the
+          // product needs it.
+          if ((event == json::parse_event_t::key || event == json::parse_event_t::value) &&
+              value.is_string() &&
+              value.get_ref<const std::string&>().find('\0') != std::string::npos)
+            throw HasNul{event == json::parse_event_t::key ? "a key" : "a string"};
           return true;
         },
         /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const HasNul& nul) {
+    return Error::invalid(
+        "invalid_text", "body",
+        "body: " + nul.what + " contains the NUL character (\\u0000), which no field accepts");
   } catch (const TooDeep&) {
     return Error::invalid("too_deep", "body",
                           "JSON nesting exceeds " + std::to_string(maxDepth) + " levels");

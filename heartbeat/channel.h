@@ -24,7 +24,8 @@ struct ChannelLimits {
 };
 
 /// Parses JSON with a nesting limit. Errors: "invalid_json" (with the byte offset),
-/// "too_deep" (nesting beyond `maxDepth`), "invalid_body" when the top level is not an object.
+/// "too_deep" (nesting beyond `maxDepth`), "invalid_text" when a string or key holds U+0000
+/// (PostgreSQL's text type cannot store it), "invalid_body" when the top level is not an object.
 Result<nlohmann::json> parseJsonObject(std::string_view body, int maxDepth);
 
 /// A validated heartbeat.

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <filesystem>
 
 #include "common/pg.h"
@@ -371,6 +372,17 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   if (c.consolePort != 0 && c.consolePort == c.defenderPort)
     return Error{ErrorKind::kInvalidArgument, "invalid_config",
                  "--console-port and --defender-port must differ", "defender-port"};
+  if (const size_t scheme = c.database.find("://"); scheme != std::string::npos) {
+    if (!sql::isPostgresUrl(c.database))
+      return Error{ErrorKind::kInvalidArgument, "invalid_config",
+                   "--database (DC_DATABASE): '" + c.database.substr(0, scheme) +
+                       "://' is not a database this Console uses: give a SQLite file path or a "
+                       "postgresql:// URL",
+                   "database"};
+    // libpq reads the scheme in lower case only; URL schemes are case-insensitive.
+    for (size_t i = 0; i < scheme; ++i)
+      c.database[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(c.database[i])));
+  }
   return c;
 }
 

@@ -240,6 +240,11 @@ TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchan
       {"hostname wrong type", R"({"hostname": 7, "type": "fargate"})", 400, "invalid_field"},
       {"hostname with a slash", R"({"hostname": "a/b", "type": "docker"})", 400, "invalid_field"},
       {"too deep", std::string(100, '[') + std::string(100, ']'), 400, "too_deep"},
+      {"NUL in a value", R"({"hostname": "x", "type": "docker", "cluster": "c\u0000x"})", 400,
+       "invalid_text"},
+      {"NUL in a nested key",
+       R"({"hostname": "x", "type": "docker", "cloudMetadata": {"a\u0000": "b"}})", 400,
+       "invalid_text"},
       {"2 MiB body", R"({"hostname": "x", "type": "docker", "version": ")" + big + "\"}", 413,
        "body_too_large"},
   };

@@ -126,3 +126,18 @@ TEST_CASE("config: --defender-front chooses the defender channel's front; asio l
                "61"})
             .ok());
 }
+
+TEST_CASE("config: --database takes a postgresql:// URL in any case, and no other scheme") {
+  auto mixed = parse({"--database", "PostgreSQL://console:pw@db.example:5432/defenders"});
+  REQUIRE(mixed.ok());
+  CHECK(mixed->onPostgres());
+  CHECK(mixed->database == "postgresql://console:pw@db.example:5432/defenders");
+  CHECK(mixed->databaseForLogs() == "postgresql://db.example:5432/defenders");
+  auto other = parse({"--database", "mysql://console:pw@db.example/defenders"});
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.error().field == "database");
+  CHECK(other.error().message.find("pw") == std::string::npos);
+  auto file = parse({"--database", "/var/lib/defender-console/console.db"});
+  REQUIRE(file.ok());
+  CHECK_FALSE(file->onPostgres());
+}

@@ -112,6 +112,11 @@ TEST_CASE("pg: connection errors name the server, never the password", "[postgre
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().code == "invalid_database_url");
   CHECK(bad.error().message.find("s3cret-pw") == std::string::npos);
+  // libpq quotes the unreadable piece, here the password with a bad percent escape.
+  auto escape = pg::Connection::open("postgresql://a:Sup3r%zzSecretPW@127.0.0.1:1/nodb");
+  REQUIRE_FALSE(escape.ok());
+  CHECK(escape.error().code == "invalid_database_url");
+  CHECK(escape.error().message.find("zzSecretPW") == std::string::npos);
 }
 
 TEST_CASE("pg: the pool lends each connection once, times out, reconnects", "[postgres]") {

@@ -141,6 +141,7 @@ TEST_CASE("sql::Database: values, conflicts, transactions, migrations, threads")
 TEST_CASE("isPostgresUrl tells a URL from a path") {
   CHECK(dc::sql::isPostgresUrl("postgresql://u@h:5432/db"));
   CHECK(dc::sql::isPostgresUrl("postgres://h/db"));
+  CHECK(dc::sql::isPostgresUrl("PostgreSQL://h/db"));  // schemes are case-insensitive
   CHECK(!dc::sql::isPostgresUrl("/var/lib/dc/console.db"));
   CHECK(!dc::sql::isPostgresUrl(":memory:"));
 }
