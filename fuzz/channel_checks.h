@@ -37,7 +37,8 @@ inline std::optional<nlohmann::json> parseBody(std::string_view body,
                                                const heartbeat::ChannelLimits& limits) {
   auto parsed = heartbeat::parseJsonObject(body, limits.maxJsonDepth);
   if (!parsed.ok()) {
-    static const std::set<std::string> kCodes = {"invalid_json", "too_deep", "invalid_body"};
+    static const std::set<std::string> kCodes = {"invalid_json", "too_deep", "invalid_body",
+                                                 "invalid_text"};
     DC_FUZZ_CHECK(kCodes.count(parsed.error().code) == 1);
     DC_FUZZ_CHECK(!parsed.error().message.empty());
     return std::nullopt;
