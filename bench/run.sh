@@ -153,7 +153,17 @@ b1() {
   "$build/bench/bare_server" --port "$bare_port" --threads 64 --front "${B1_FRONT:-asio}" >/dev/null &
   local bare_pid=$!
   pids+=("$bare_pid")
-  sleep 0.3
+  # It listens once it has started (a sanitizer build on a busy machine takes more than a
+  # moment): wait for the port, at most 30 s.
+  local waited=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$bare_port") 2>/dev/null; do
+    if ((waited >= 300)) || ! kill -0 "$bare_pid" 2>/dev/null; then
+      echo "bare_server did not listen on port $bare_port" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
   local out
   out=$(DC_AUTH="" wrk_rate "http://127.0.0.1:$bare_port")
   check_wrk "$out"
