@@ -301,7 +301,7 @@ describe("Keyboard and small screens", () => {
     await waitFor(async () => (await hostsOnPage(page)).length === 50, { what: "rows" });
     const hosts = await hostsOnPage(page);
     const victim = hosts[4];
-    fleet.silence(victim);
+    await fleet.silence(victim);
     await page.locator(`#rows tr[data-host="${victim}"] td.host button`).click();
     await page.waitForSelector("#detail[open]");
     await waitFor(async () => !(await page.isDisabled("#detail-delete")), { what: "Delete enabled" });

@@ -177,7 +177,7 @@ describe("Deployed Defenders", () => {
     const row = page.locator(`#rows tr[data-host="${d.hostname}"]`);
     await waitFor(async () => /Connected/.test(await row.textContent()), { what: "connected" });
     const scrollBefore = await page.evaluate(() => window.scrollY);
-    seeded.fleet.silence(d.hostname);
+    await seeded.fleet.silence(d.hostname);
     // Grace 2 s + refresh every 5 s: bounded wait, no blind sleep.
     await waitFor(async () => /Disconnected/.test(await row.textContent()), { timeoutMs: 25000, what: "disconnected on the page" });
     const text = await row.textContent();

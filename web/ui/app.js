@@ -1549,10 +1549,13 @@
   async function doDelete() {
     const d = detailDefender;
     $("confirm-delete").disabled = true;
+    // The neighbour is read before the request: a refresh that lands while it is in flight may
+    // already have removed the row.
+    const tr = [...$("rows").rows].find((r) => r.dataset.host === d.hostname);
+    const neighbour = (tr?.nextElementSibling ?? tr?.previousElementSibling)?.dataset.host ?? "";
     try {
       const { data } = await api(`defenders/${encodeURIComponent(d.hostname)}`, { method: "DELETE" });
-      const tr = [...$("rows").rows].find((r) => r.dataset.host === d.hostname);
-      focusAfterDelete = (tr?.nextElementSibling ?? tr?.previousElementSibling)?.dataset.host ?? "";
+      focusAfterDelete = neighbour;
       $("confirm").close();
       $("detail").close();
       const n = data && data.observationsRemoved;

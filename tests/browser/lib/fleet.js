@@ -10,6 +10,7 @@ class Fleet {
     this.alive = new Map();
     this.intervalMs = intervalMs;
     this.timer = null;
+    this.round = Promise.resolve();
   }
   async add(defender, { alive = true } = {}) {
     await this.dc.heartbeat(defender);
@@ -20,12 +21,16 @@ class Fleet {
     return this.add(fargateDefender(opts), { alive });
   }
   // Stops heartbeating: the Defender turns disconnected once the grace period has passed.
-  silence(hostname) {
+  // Resolves once the round of heartbeats in flight has landed, so no heartbeat of this Defender
+  // arrives afterwards (one that did would register a just-deleted Defender again).
+  async silence(hostname) {
     this.alive.delete(hostname);
+    await this.round;
   }
   start() {
     const beat = async () => {
-      await Promise.all([...this.alive.values()].map((d) => this.dc.heartbeat(d).catch(() => {})));
+      this.round = Promise.all([...this.alive.values()].map((d) => this.dc.heartbeat(d).catch(() => {})));
+      await this.round;
       if (this.timer !== null) this.timer = setTimeout(beat, this.intervalMs);
     };
     this.timer = setTimeout(beat, this.intervalMs);
