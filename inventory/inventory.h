@@ -272,7 +272,10 @@ class Inventory {
 
   /// The Console did not run from `pausedAt` until now (a stalled store or a paused process):
   /// every Defender connected at `pausedAt` (no graceful disconnect, judgedFrom ≥ pausedAt − G)
-  /// is judged from now, in memory and at the next flush. Returns how many were.
+  /// is judged from now, in memory and at the next flush. Returns how many were. Shared
+  /// database: none when another replica stored an alive time after `pausedAt` (it ran and kept
+  /// the stored liveness; the rows are shared, and judging them from now would hide Defenders
+  /// that really went silent meanwhile).
   size_t noteResumed(TimePoint pausedAt);
 
   /// Counts for the outage guard: Defenders connected at `since` (not gracefully disconnected
