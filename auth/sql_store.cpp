@@ -76,6 +76,22 @@ Error failure(const Error& e, const std::string& what) {
   return out;
 }
 
+// One user row: the statement's start and its eight values in that order.
+constexpr std::string_view kInsertUser =
+    "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
+    "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ";
+
+std::vector<sql::Value> userValues(const UserRecord& u) {
+  return {u.username,
+          std::string(roleName(u.role)),
+          sql::Blob{u.salt},
+          sql::Blob{u.passwordHash},
+          static_cast<long long>(u.iterations),
+          u.tokenEpoch,
+          toEpochMs(u.createdAt),
+          toEpochMs(u.passwordChangedAt)};
+}
+
 class SqlAuthStore final : public AuthStore {
  public:
   explicit SqlAuthStore(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
@@ -112,29 +128,22 @@ class SqlAuthStore final : public AuthStore {
                                    "role");
             !st.ok())
           return st;
-      auto w = t.run(
-          "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
-          "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-          "ON CONFLICT (username) DO UPDATE SET role = excluded.role, salt = excluded.salt, "
-          "password_hash = excluded.password_hash, iterations = excluded.iterations, "
-          "token_epoch = excluded.token_epoch, created_at_ms = excluded.created_at_ms, "
-          "password_changed_at_ms = excluded.password_changed_at_ms",
-          {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
-           static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.createdAt),
-           toEpochMs(u.passwordChangedAt)});
+      auto w = t.run(std::string(kInsertUser) +
+                         "ON CONFLICT (username) DO UPDATE SET role = excluded.role, "
+                         "salt = excluded.salt, password_hash = excluded.password_hash, "
+                         "iterations = excluded.iterations, token_epoch = excluded.token_epoch, "
+                         "created_at_ms = excluded.created_at_ms, "
+                         "password_changed_at_ms = excluded.password_changed_at_ms",
+                     userValues(u));
       if (!w.ok()) return failure(w.error(), "write user");
       return Status::success();
     });
   }
 
   Status insertUser(const UserRecord& u) override {
-    auto w = db_->run(
-        "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
-        "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (username) DO NOTHING RETURNING username",
-        {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
-         static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.createdAt),
-         toEpochMs(u.passwordChangedAt)});
+    auto w =
+        db_->run(std::string(kInsertUser) + "ON CONFLICT (username) DO NOTHING RETURNING username",
+                 userValues(u));
     if (!w.ok()) return failure(w.error(), "create user");
     if (w->empty())
       return Error{ErrorKind::kConflict, "user_exists", "user '" + u.username + "' already exists",
