@@ -1242,6 +1242,14 @@ DefenderSettings Inventory::settings() const {
   return settings_;
 }
 
+Status Inventory::reloadSettings() {
+  auto saved = store_.loadSettings();
+  if (!saved.ok()) return saved.error();
+  std::lock_guard lock(stateMutex_);
+  settings_ = *saved;
+  return Status::success();
+}
+
 Status Inventory::updateSettings(const DefenderSettings& settings) {
   std::lock_guard w(writeMutex_);
   if (auto st = store_.saveSettings(settings); !st.ok()) return st;

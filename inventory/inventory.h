@@ -265,6 +265,10 @@ class Inventory {
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.
   Status updateSettings(const DefenderSettings& settings);
+  /// Shared database: takes the settings as any replica last saved them (what settings() and
+  /// the removal times shown in lists use; the sweep reads them itself). Errors: kUnavailable,
+  /// the settings in memory then stay.
+  Status reloadSettings();
 
   /// Writes what is pending now in one transaction of at most maxFlushRows Defender rows
   /// (durable writes and observations always included). pendingWrites() tells what is left.

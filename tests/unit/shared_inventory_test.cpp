@@ -349,3 +349,13 @@ TEST_CASE("shared database: a replica that stalled while another ran discounts n
   CHECK(r.a->noteResumed(pausedAgain) == 1);
   CHECK(get(*r.a, "stall-1").judgedFrom == r.clock.now());
 }
+
+TEST_CASE("shared database: settings saved on A are read by B", "[postgres]") {
+  Replicas r;
+  DefenderSettings s = r.a->settings();
+  s.disconnectPeriodDays = 3;
+  REQUIRE(r.a->updateSettings(s).ok());
+  CHECK(r.b->settings().disconnectPeriodDays != 3);  // B's copy, until it reloads
+  REQUIRE(r.b->reloadSettings().ok());
+  CHECK(r.b->settings().disconnectPeriodDays == 3);
+}
