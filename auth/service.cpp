@@ -114,6 +114,21 @@ Status AuthService::reload() {
   return Status::success();
 }
 
+bool AuthService::reloadAfterMiss() {
+  if (!options_.sharedStore) return false;
+  {
+    std::lock_guard lock(missMu_);
+    const TimePoint now = clock_.now();
+    if (lastMissReload_ && now - *lastMissReload_ < options_.missReloadEvery) return false;
+    lastMissReload_ = now;
+  }
+  if (auto st = reload(); !st.ok()) {
+    spdlog::debug("users and credentials not reloaded after a miss: {}", st.error().message);
+    return false;
+  }
+  return true;
+}
+
 Status AuthService::validatePassword(const std::string& password) const {
   if (password.size() < 8 || password.size() > 1024)
     return Error::invalid("weak_password", "password", "password: must be 8 to 1024 bytes long");
@@ -232,6 +247,9 @@ Result<Principal> AuthService::verifyPassword(const std::string& username,
   } else {
     (void)pbkdf2Sha256(password, std::string(kSaltBytes, '\0'), options_.passwordIterations);
   }
+  // Another replica may have created the user or changed its password since the last reload:
+  // look once more (bounded: reloadAfterMiss runs at most once per period).
+  if (!match && reloadAfterMiss()) return verifyPassword(username, password, source);
   std::lock_guard lock(mu_);
   if (!match) {
     for (const auto& k : keys) recordFailure(k, now);
@@ -259,7 +277,7 @@ std::string AuthService::signToken(const UserRecord& user, TimePoint now) const 
   return body + "." + base64Url(hmacSha256(options_.tokenKey, body));
 }
 
-Result<Principal> AuthService::verifyToken(std::string_view token) const {
+Result<Principal> AuthService::verifyToken(std::string_view token) {
   const auto dot = token.rfind('.');
   if (dot == std::string_view::npos || dot < kTokenPrefix.size())
     return unauthenticated("invalid_token", "the bearer token is malformed");
@@ -279,13 +297,22 @@ Result<Principal> AuthService::verifyToken(std::string_view token) const {
                            "the bearer token has expired; sign in again (POST "
                            "/api/v1/authenticate)");
   const std::string username = claims["sub"].get<std::string>();
-  std::lock_guard lock(mu_);
-  auto u = users_.find(username);
-  if (u == users_.end() || u->second.tokenEpoch != claims["ep"].get<long long>())
+  const long long epoch = claims["ep"].get<long long>();
+  // The user as this replica knows it; once more after a reload when it does not match (a user
+  // another replica created, or whose token epoch it moved, since the last reload).
+  const auto current = [&]() -> std::optional<Role> {
+    std::lock_guard lock(mu_);
+    auto u = users_.find(username);
+    if (u == users_.end() || u->second.tokenEpoch != epoch) return std::nullopt;
+    return u->second.role;
+  };
+  auto role = current();
+  if (!role && reloadAfterMiss()) role = current();
+  if (!role)
     return unauthenticated("token_revoked",
                            "the bearer token was revoked (password or role changed, or user "
                            "deleted); sign in again");
-  return Principal{Principal::Kind::kUser, username, u->second.role, {}, {}};
+  return Principal{Principal::Kind::kUser, username, *role, {}, {}};
 }
 
 Result<Principal> AuthService::authenticate(std::string_view authorization,
@@ -421,13 +448,19 @@ Status AuthService::deleteUser(const std::string& username) {
 
 // --- Defender credentials ----------------------------------------------------------------------
 
-Result<Principal> AuthService::authenticateDefender(std::string_view authorization) const {
+Result<Principal> AuthService::authenticateDefender(std::string_view authorization) {
   auto bearer = afterScheme(authorization, "Bearer");
   if (!bearer || bearer->substr(0, kCredentialPrefix.size()) != kCredentialPrefix)
     return unauthenticated("defender_credential_required",
                            "the defender channel needs Authorization: Bearer <Defender "
                            "credential> (from the install bundle or POST /api/v1/credentials)");
   const std::string hash = toHex(sha256(*bearer));
+  // A credential another replica issued since the last reload: looked for once more.
+  const auto known = [&] {
+    std::shared_lock lock(credMu_);
+    return byHash_.contains(hash);
+  };
+  if (!known()) (void)reloadAfterMiss();
   std::shared_lock lock(credMu_);
   auto h = byHash_.find(hash);
   if (h == byHash_.end())

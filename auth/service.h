@@ -45,6 +45,12 @@ struct AuthOptions {
   /// Key that signs tokens (HMAC-SHA256), at least 32 raw bytes. Empty: a random key for this
   /// process (tokens then do not survive a restart).
   std::string tokenKey;
+  /// Several Consoles on one database: a user name, token or Defender credential this replica
+  /// does not know (or a password that does not match) is looked up again in the store before
+  /// it is refused, so what another replica just created or changed works at once. At most one
+  /// such reload per `missReloadEvery` (a flood of wrong passwords costs one read per period).
+  bool sharedStore = false;
+  Millis missReloadEvery{1000};
 };
 
 /// Who is calling.
@@ -121,7 +127,7 @@ class AuthService {
   /// Authenticates a defender-channel request: `Bearer <credential>`. Errors: kUnauthenticated
   /// "defender_credential_required" (none, or not a Defender credential — Console user tokens do
   /// not work here), "invalid_credential", "credential_revoked".
-  Result<Principal> authenticateDefender(std::string_view authorization) const;
+  Result<Principal> authenticateDefender(std::string_view authorization);
 
   // --- Users (admin API) ---------------------------------------------------------------------
   std::vector<UserInfo> listUsers() const;
@@ -165,7 +171,10 @@ class AuthService {
 
   Result<Principal> verifyPassword(const std::string& username, const std::string& password,
                                    std::string_view source);
-  Result<Principal> verifyToken(std::string_view token) const;
+  Result<Principal> verifyToken(std::string_view token);
+  /// sharedStore: reload() after a miss, unless one ran within missReloadEvery. True when it
+  /// reloaded (the caller then looks again).
+  bool reloadAfterMiss();
   std::string signToken(const UserRecord& user, TimePoint now) const;
   /// Seconds left on the longest block of `keys`, 0 when none is blocked. Caller holds mu_.
   int blockedSeconds(const std::vector<std::string>& keys, TimePoint now) const;
@@ -191,6 +200,9 @@ class AuthService {
   uint64_t credWrites_ = 0;
   std::map<std::string, CredentialRecord> credentials_;  // by id
   std::unordered_map<std::string, std::string> byHash_;  // hex SHA-256 -> id
+
+  std::mutex missMu_;  // lastMissReload_
+  std::optional<TimePoint> lastMissReload_;
 };
 
 /// Reads a secret of `bytes` random bytes from `path`, or creates the file (mode 0600, parent

@@ -587,7 +587,8 @@ Status Inventory::flushLocked() {
       }
     }
     if (forgotten > 0)
-      spdlog::info("{} Defenders were removed by another replica: forgotten here", forgotten);
+      spdlog::info("{} {} removed by another replica: forgotten here", forgotten,
+                   forgotten == 1 ? "Defender was" : "Defenders were");
     if (discountCompletes)
       spdlog::info("downtime discount stored: every Defender's liveness is written");
     if (failingSince_) {

@@ -378,6 +378,7 @@ Status ConsoleApp::start(bool startScheduler) {
     auto key = auth::loadOrCreateSharedSecret(*m.tables, "token_key", 32);
     if (!key.ok()) return key.error();
     ao.tokenKey = std::move(key).value();
+    ao.sharedStore = true;
   } else if (dbPath != ":memory:") {
     auto key = auth::loadOrCreateSecretFile(
         (std::filesystem::path(c.dataDir.empty() ? "." : c.dataDir) / "token.key").string(), 32);

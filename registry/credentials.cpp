@@ -83,9 +83,10 @@ class SqlCredentialStore final : public CredentialStore {
     if (!secret)
       return Error{ErrorKind::kUnavailable, "credential_unreadable",
                    "registry credential \"" + c.id +
-                       "\" cannot be decrypted with the key in registry.key (was the key file "
-                       "replaced, or does this replica have another one?); store the credential "
-                       "again",
+                       "\" cannot be decrypted with the key in registry.key: replicas on one "
+                       "database need the same registry.key (copy it from the replica that "
+                       "stored the credential); on a single Console whose key file was "
+                       "replaced, store the credential again",
                    "registryCredentialID"};
     c.secret = std::move(*secret);
     return std::optional<RegistryCredential>(std::move(c));

@@ -340,6 +340,55 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   }
 }
 
+TEST_CASE("AuthService: what another replica just created works at once (sharedStore)",
+          "[auth-store]") {
+  ManualClock clock{kT0};
+  dc::test::SharedTestDatabase shared("auth");
+  auto storeA = openAuthStore(shared.a);
+  auto storeB = openAuthStore(shared.b);
+  REQUIRE(storeA.ok());
+  REQUIRE(storeB.ok());
+  AuthOptions o = fastOptions();
+  o.tokenKey = std::string(32, 'k');
+  o.sharedStore = true;
+  AuthService a(**storeA, clock, o);
+  AuthService b(**storeB, clock, o);
+  REQUIRE(a.start().ok());
+  REQUIRE(b.start().ok());
+  REQUIRE(a.bootstrapAdmin("first-admin-pw").ok());
+  REQUIRE(b.reload().ok());
+
+  // A user created on A signs in on B before B's periodic reload, by password and by token.
+  REQUIRE(a.createUser("ci-bot", "ci-bot-password", Role::kDefenderManager).ok());
+  CHECK(b.authenticate(basic("ci-bot", "ci-bot-password"), "x")->role == Role::kDefenderManager);
+  REQUIRE(a.createUser("ci-bot-2", "ci-bot-password", Role::kAuditor).ok());
+  auto token = a.login("ci-bot-2", "ci-bot-password", "x");
+  REQUIRE(token.ok());
+  clock.advance(1s);
+  CHECK(b.authenticate("Bearer " + token->token, "x")->role == Role::kAuditor);
+  // A Defender credential issued on A works on B.
+  clock.advance(1s);
+  auto cred = a.issueCredential("", "enrolment");
+  REQUIRE(cred.ok());
+  CHECK(b.authenticateDefender("Bearer " + cred->secret).ok());
+  // At most one such reload per period: a user created right after it is not found on B until
+  // the period has passed (nor does a wrong password make B read the store again).
+  REQUIRE(a.createUser("ci-bot-3", "ci-bot-password", Role::kAuditor).ok());
+  CHECK(b.authenticate(basic("ci-bot-3", "ci-bot-password"), "x").error().code ==
+        "invalid_credentials");
+  clock.advance(1s);
+  CHECK(b.authenticate(basic("ci-bot-3", "ci-bot-password"), "x").ok());
+  // Without sharedStore (one Console per database) nothing is looked up again.
+  AuthOptions alone = o;
+  alone.sharedStore = false;
+  AuthService c(**storeB, clock, alone);
+  REQUIRE(c.start().ok());
+  REQUIRE(a.createUser("ci-bot-4", "ci-bot-password", Role::kAuditor).ok());
+  clock.advance(1h);
+  CHECK(c.authenticate(basic("ci-bot-4", "ci-bot-password"), "x").error().code ==
+        "invalid_credentials");
+}
+
 TEST_CASE("loadOrCreateSharedSecret: the first key wins; every replica reads it", "[auth-store]") {
   dc::test::SharedTestDatabase shared("secrets");
   auto first = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
