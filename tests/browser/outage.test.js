@@ -32,7 +32,11 @@ test("a silent fleet shows the paused-evictions banner; Resume evictions ends it
   await page.waitForSelector("#outage:not([hidden])");
   const text = await page.textContent("#outage");
   assert.match(text, /Evictions paused\./);
-  assert.match(text, /6 of 6 Defenders/);
+  assert.match(text, /6 of the 6 Defenders connected at/);
+  // The disconnected rows say their removal is held back, not a countdown.
+  await waitFor(async () => (await page.$$eval("#rows tr", (rows) => rows.filter((r) => /removal paused/.test(r.textContent)).length)) === 6, {
+    what: "six rows with removal paused",
+  });
   // How long evictions have been held, and how many due ones (none yet: Fargate waits 1 hour).
   assert.match(text, /Paused for \d+ (s|min); 0 Defenders due for eviction held back\./);
   assert.match(text, /stopped on purpose \(a scale-down\)/);
@@ -43,5 +47,7 @@ test("a silent fleet shows the paused-evictions banner; Resume evictions ends it
   assert.equal(status.paused, false);
   assert.equal(status.incident.endedBy, "resumed by admin");
   assert.ok(/dc_outage_incidents_total 1/.test((await dc.get("/metrics")).text));
+  // Resumed: the countdown is back.
+  await waitFor(async () => /removal in \d+ min/.test(await page.textContent("#rows")), { what: "removal countdown after resuming" });
   await page.close();
 });

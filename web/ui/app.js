@@ -568,6 +568,7 @@
 
   // ---------------------------------------------------------------------------------------------
   // Deployed Defenders: summary tiles, table, pager.
+  let evictionsPaused = false; // the outage guard holds evictions (renderOutage)
   let lastRowsKey = "";
   // Display preferences, kept in this browser per signed-in user (localStorage "dcPrefs:<user>").
   const prefs = {
@@ -639,7 +640,10 @@
     const parts = [];
     if (d.disconnectedAt) parts.push(`since <time datetime="${esc(d.disconnectedAt)}">${esc(shortUtc(d.disconnectedAt))}</time> UTC`);
     let soon = false;
-    if (d.removalAt) {
+    if (d.removalAt && evictionsPaused) {
+      // The outage guard holds every eviction back (the banner says why).
+      parts.push(`<span title="Removal due at ${esc(fmtUtc(d.removalAt))} UTC; evictions are paused">removal paused</span>`);
+    } else if (d.removalAt) {
       const left = Date.parse(d.removalAt) - consoleNow();
       soon = left < 15 * 60 * 1000;
       parts.push(
@@ -685,7 +689,8 @@
   function renderTable(items, total) {
     // Replace only the rows whose content changed (a row that did not change keeps its DOM,
     // text selection and focus); keep keyboard focus on the same Defender.
-    const key = JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost + "|" + selectionKey();
+    const key =
+      JSON.stringify(items) + "|" + Math.floor(consoleNow() / 30000) + "|" + openHost + "|" + selectionKey() + "|" + evictionsPaused;
     if (key !== lastRowsKey && !selectingInTable()) {
       lastRowsKey = key;
       const focusedHost = document.activeElement?.closest?.("#rows tr")?.dataset.host;
@@ -1030,10 +1035,12 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Outage guard: while evictions are paused, a banner says why and offers to resume them.
+  // Outage guard: while evictions are paused, a banner says why and offers to resume them, and
+  // disconnected rows say "removal paused" instead of a countdown (evictionsPaused).
   function renderOutage(status) {
     const el = $("outage");
     const i = status && status.paused ? status.incident : null;
+    evictionsPaused = !!i;
     if (!i) {
       el.hidden = true;
       el.textContent = "";
@@ -1041,8 +1048,8 @@
     }
     el.hidden = false;
     el.innerHTML =
-      `<strong>Evictions paused.</strong> ${esc(i.silent)} of ${esc(i.fleet)} Defenders stopped sending heartbeats ` +
-      `since ${esc(fmtUtc(i.fleetSince))} UTC without disconnecting, which looks like an outage between them and the Console. ` +
+      `<strong>Evictions paused.</strong> ${esc(i.silent)} of the ${esc(i.fleet)} Defenders connected at ${esc(fmtUtc(i.fleetSince))} UTC ` +
+      `stopped sending heartbeats without disconnecting, which looks like an outage between them and the Console. ` +
       `Nothing is evicted until they return. ` +
       `<span id="outage-held">Paused for ${esc(fmtDuration((status.pausedSeconds || 0) * 1000))}; ` +
       `${esc(status.heldBack || 0)} Defender${status.heldBack === 1 ? "" : "s"} due for eviction held back.</span> ` +
