@@ -284,8 +284,9 @@ struct Acknowledged {
   std::map<std::string, TimePoint> lastHeartbeatSent;       // send time of the last 200
   std::map<std::string, std::set<long long>> observations;  // hostname → seq
   long long heartbeats = 0;
-  long long failures = 0;  // requests without a 200 (retried)
-  Millis worstGap{0};      // longest time between two acknowledged heartbeats of one Defender
+  long long failures = 0;                 // requests without a 200 (retried)
+  std::map<int, long long> failedStatus;  // HTTP status of those (0: no answer)
+  Millis worstGap{0};  // longest time between two acknowledged heartbeats of one Defender
 };
 
 /// One Defender on its own keep-alive connection to the balancer: a heartbeat every second (a
@@ -307,6 +308,7 @@ void defenderLoop(int port, const std::string& credential, const std::string& ho
     if (!r || r->status != 200) {
       std::lock_guard lock(acked.mutex);
       ++acked.failures;
+      ++acked.failedStatus[r ? r->status : 0];
     } else {
       std::lock_guard lock(acked.mutex);
       acked.registered.insert(host);
@@ -326,10 +328,12 @@ void defenderLoop(int port, const std::string& credential, const std::string& ho
           client.Post("/api/v1/defender/observations",
                       json{{"hostname", host}, {"observations", batch}}.dump(), "application/json");
       std::lock_guard lock(acked.mutex);
-      if (o && o->status == 200)
+      if (o && o->status == 200) {
         acked.observations[host].insert(seqs.begin(), seqs.end());
-      else
+      } else {
         ++acked.failures;
+        ++acked.failedStatus[o ? o->status : 0];
+      }
     }
     const auto next = started + (r && r->status == 200 ? Millis(1000) : Millis(200));
     while (!stop && steadyNow() < next) std::this_thread::sleep_for(20ms);
@@ -728,7 +732,9 @@ TEST_CASE(
     const std::string resumedLog = logAfter();
     CHECK(resumedLog.find("evicted Defender") == std::string::npos);
     CHECK(metricValue(metricsOf(s.consolePort), "dc_evictions_total") == evictionsBefore);
-    CHECK(metricValue(metricsOf(s.consolePort), "dc_sweeper_lease_held") == 0);
+    const std::string resumedMetrics = metricsOf(s.consolePort);
+    CHECK(metricValue(resumedMetrics, "dc_sweeper_lease_held") == 0);
+    CHECK(metricValue(resumedMetrics, "dc_sweeper_lease_lost_total") == 1);
     const std::string holderLog = readFile(replicas[other]->logPath);
     for (const auto& h : names("due-pause-", 5)) {
       INFO(h);
@@ -810,6 +816,8 @@ TEST_CASE(
          << acked.worstGap.count()
          << " ms; disconnects shown during SIGSTOP: " << violationsC.size());
     for (const auto& v : violationsC) WARN(v);
+    for (const auto& [status, n] : acked.failedStatus)
+      WARN(n << " requests failed with " << (status ? std::to_string(status) : "no answer"));
   }
   lb.stop();
   for (auto& r : replicas) r->stop(SIGTERM);
