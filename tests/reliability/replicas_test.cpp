@@ -36,6 +36,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -261,6 +262,27 @@ struct Db {
       "$3::bigint, $3::bigint, $3::bigint, $3::bigint, NULL, NULL)",
       {pg::text(host), pg::text(kAppId), pg::integer(judged)});
   }
+  /// `n` such Defenders, `<prefix>1` … `<prefix>n`, in one statement.
+  void insertManyDisconnected(const std::string& prefix, int n, Millis ago) {
+    const long long judged = epochMsNow() - ago.count() - Seconds(kGraceSeconds).count();
+    q("INSERT INTO defenders (key, hostname, type, category, version, version_key, cluster, "
+      "app_id, container, image, resource_id, details, fingerprint, registered_at, last_seen, "
+      "judged_from, connected_since, graceful_at, clock_skew_ms) SELECT $1::text || g, "
+      "$1::text || g, 'fargate', 'appEmbedded', '32.07.123', NULL, 'due', $2::text, '', '', '', "
+      "'{}', 0, $3::bigint, $3::bigint, $3::bigint, $3::bigint, NULL, NULL "
+      "FROM generate_series(1, $4::int) AS g",
+      {pg::text(prefix), pg::text(kAppId), pg::integer(judged), pg::integer(n)});
+  }
+  long long countPrefix(const std::string& prefix) {
+    return q("SELECT count(*) FROM defenders WHERE starts_with(key, $1::text)", {pg::text(prefix)})
+        .integer(0, 0);
+  }
+  /// Whether an eviction transaction holds the lease row (its SELECT … FOR SHARE).
+  bool leaseRowShared() {
+    return q("SELECT count(*) FROM pg_locks WHERE relation = 'sweeper_lease'::regclass AND "
+             "mode = 'RowShareLock' AND granted")
+               .integer(0, 0) > 0;
+  }
   bool exists(const std::string& host) {
     return !q("SELECT 1 FROM defenders WHERE key = $1::text", {pg::text(host)}).empty();
   }
@@ -271,6 +293,54 @@ struct Db {
         .integer(0, 0);
   }
 };
+
+/// `n` replicas started together on `url` (sweeps every second, a 3 s lease), each ready.
+struct Replicas {
+  std::vector<std::unique_ptr<dc::testing::ConsoleChild>> children;
+  std::vector<std::string> ids;  // replica ids, from /metrics
+  int indexOf(const std::string& id) const {
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] == id) return static_cast<int>(i);
+    return -1;
+  }
+};
+
+Replicas startReplicas(const std::string& url, const fs::path& work, int n) {
+  Replicas out;
+  for (int i = 0; i < n; ++i) {
+    auto child = std::make_unique<dc::testing::ConsoleChild>();
+    child->extraArgs = {"--database",
+                        url,
+                        "--host",
+                        "127.0.0.1",
+                        "--sweeper-lease-ttl",
+                        std::to_string(kLeaseTtlSeconds),
+                        "--sweep-interval",
+                        "1",
+                        "--heartbeat-interval",
+                        "1",
+                        "--grace",
+                        std::to_string(kGraceSeconds),
+                        "--failed-sign-ins-allowed",
+                        "1000"};
+    const fs::path dir = work / ("r" + std::to_string(i));
+    fs::create_directories(dir);
+    child->launch(dir, kFlushMs);
+    out.children.push_back(std::move(child));
+  }
+  for (auto& r : out.children) r->awaitPorts();
+  for (auto& r : out.children) {
+    auto c = adminClient(r->consolePort);
+    INFO("log: " << r->logPath.string());
+    REQUIRE(eventually(30s, [&] {
+      auto ready = c.Get("/readyz");
+      return ready && ready->status == 200;
+    }));
+    out.ids.push_back(replicaIdOf(r->consolePort));
+    REQUIRE_FALSE(out.ids.back().empty());
+  }
+  return out;
+}
 
 json heartbeatBody(const std::string& host, const std::string& cluster) {
   return {{"hostname", host},   {"type", "fargate"},  {"appID", kAppId},
@@ -426,46 +496,12 @@ TEST_CASE(
   INFO("logs in " << work.string());
 
   // --- three replicas, started together on one fresh schema -----------------------------------
-  std::vector<std::unique_ptr<dc::testing::ConsoleChild>> replicas;
   const auto started = steadyNow();
-  for (int i = 0; i < kReplicas; ++i) {
-    auto child = std::make_unique<dc::testing::ConsoleChild>();
-    child->extraArgs = {"--database",
-                        url,
-                        "--host",
-                        "127.0.0.1",
-                        "--sweeper-lease-ttl",
-                        std::to_string(kLeaseTtlSeconds),
-                        "--sweep-interval",
-                        "1",
-                        "--heartbeat-interval",
-                        "1",
-                        "--grace",
-                        std::to_string(kGraceSeconds),
-                        "--failed-sign-ins-allowed",
-                        "1000"};
-    const fs::path dir = work / ("r" + std::to_string(i));
-    fs::create_directories(dir);
-    child->launch(dir, kFlushMs);
-    replicas.push_back(std::move(child));
-  }
-  for (auto& r : replicas) r->awaitPorts();
-  std::vector<std::string> ids;
-  for (auto& r : replicas) {
-    auto c = adminClient(r->consolePort);
-    REQUIRE(eventually(30s, [&] {
-      auto ready = c.Get("/readyz");
-      return ready && ready->status == 200;
-    }));
-    ids.push_back(replicaIdOf(r->consolePort));
-    REQUIRE_FALSE(ids.back().empty());
-  }
+  Replicas set = startReplicas(url, work, kReplicas);
+  auto& replicas = set.children;
+  const auto& ids = set.ids;
   const long long startMs = msSince(started);
-  const auto indexOf = [&](const std::string& id) {
-    for (int i = 0; i < kReplicas; ++i)
-      if (ids[i] == id) return i;
-    return -1;
-  };
+  const auto indexOf = [&](const std::string& id) { return set.indexOf(id); };
 
   Haproxy lb;
   {
@@ -821,5 +857,73 @@ TEST_CASE(
   }
   lb.stop();
   for (auto& r : replicas) r->stop(SIGTERM);
+  if (!std::getenv("DC_REPLICAS_KEEP_LOGS")) fs::remove_all(work);
+}
+
+TEST_CASE("replicas: a lease holder paused inside an eviction transaction is replaced in time",
+          "[postgres][replicas]") {
+  const std::string url = dc::testing::freshPostgresSchema();
+  const fs::path work =
+      fs::temp_directory_path() / ("dc-replicas-mid-" + std::to_string(::getpid()));
+  fs::remove_all(work);
+  fs::create_directories(work);
+  INFO("logs in " << work.string());
+  Replicas set = startReplicas(url, work, 2);
+  Db db(url);
+  Db::Lease lease;
+  REQUIRE(eventually(Seconds(kLeaseTtlSeconds) + kSlack, [&] {
+    lease = db.lease();
+    return set.indexOf(lease.holder) >= 0 && lease.expiresAtMs > epochMsNow();
+  }));
+  const int holder = set.indexOf(lease.holder), other = 1 - holder;
+  auto& h = *set.children[holder];
+
+  // Large sweeps (25 batches of 200, back to back) and a SIGSTOP at a random moment of one, until
+  // one lands inside a batch's transaction: the lease row is then held FOR SHARE by a process that
+  // does nothing.
+  std::mt19937 rng(std::random_device{}());
+  constexpr int kDue = 5000;
+  int attempts = 0;
+  bool caught = false;
+  long long takeoverMs = -1;
+  std::vector<std::string> prefixes;
+  for (; attempts < 20 && !caught; ++attempts) {
+    const std::string prefix = "mid-" + std::to_string(attempts) + "-";
+    prefixes.push_back(prefix);
+    db.insertManyDisconnected(prefix, kDue, std::chrono::hours(2));
+    REQUIRE(eventually(Seconds(5) + kSlack, [&] { return db.countPrefix(prefix) < kDue; }));
+    std::this_thread::sleep_for(Millis(rng() % 100));
+    h.signal(SIGSTOP);
+    std::this_thread::sleep_for(200ms);  // a statement still running on the server has ended
+    if (!db.leaseRowShared()) {
+      h.signal(SIGCONT);
+      continue;
+    }
+    caught = true;
+    const auto stoppedAt = steadyNow();
+    Db::Lease after;
+    const bool taken = eventually(Seconds(kLeaseTtlSeconds) + kLeaseRenew + kSlack, [&] {
+      after = db.lease();
+      return after.holder == set.ids[other] && after.expiresAtMs > epochMsNow();
+    });
+    takeoverMs = msSince(stoppedAt);
+    INFO("lease: " << after.holder << " epoch " << after.epoch << " after " << takeoverMs
+                   << " ms; paused holder " << set.ids[holder]);
+    CHECK(taken);
+    h.signal(SIGCONT);
+  }
+  // Every due Defender evicted exactly once, whoever did it.
+  CHECK(eventually(Seconds(60), [&] {
+    for (const auto& p : prefixes)
+      if (db.countPrefix(p) > 0) return false;
+    return true;
+  }));
+  CHECK(db.q("SELECT hostname FROM audit GROUP BY hostname HAVING count(*) > 1").empty());
+  CHECK(db.q("SELECT count(*) FROM audit WHERE actor = 'scheduler'").integer(0, 0) ==
+        static_cast<long long>(prefixes.size()) * kDue);
+  WARN("paused inside an eviction transaction at attempt "
+       << attempts << " of 20: " << (caught ? "yes" : "no") << "; lease taken after " << takeoverMs
+       << " ms");
+  for (auto& r : set.children) r->stop(SIGTERM);
   if (!std::getenv("DC_REPLICAS_KEEP_LOGS")) fs::remove_all(work);
 }
