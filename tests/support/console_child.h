@@ -127,6 +127,24 @@ struct ConsoleChild {
     pid = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  /// Sends `signal` and waits at most `bound` for the child to end: its exit code as stop()
+  /// does, or -2 when it did not end in time (it is then killed with SIGKILL).
+  int stopWithin(int signal, std::chrono::milliseconds bound) {
+    using namespace std::chrono_literals;
+    if (pid <= 0) return -1;
+    ::kill(pid, signal);
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        kill9();
+        return -2;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
   void kill9() { stop(SIGKILL); }
   ~ConsoleChild() { kill9(); }
 };
