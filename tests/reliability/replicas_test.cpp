@@ -47,6 +47,7 @@
 #include "common/pg.h"
 #include "common/time_format.h"
 #include "support/console_child.h"
+#include "support/numbered.h"
 #include "support/postgres.h"
 
 using namespace dc;
@@ -294,7 +295,8 @@ struct Db {
   }
 };
 
-/// `n` replicas started together on `url` (sweeps every second, a 3 s lease), each ready.
+/// `n` replicas started together on `url` (sweeps every second, a 3 s lease), each ready. With
+/// `namedSessions`, replica i's database sessions are named `r<i>` (application_name).
 struct Replicas {
   std::vector<std::unique_ptr<dc::testing::ConsoleChild>> children;
   std::vector<std::string> ids;  // replica ids, from /metrics
@@ -305,12 +307,18 @@ struct Replicas {
   }
 };
 
-Replicas startReplicas(const std::string& url, const fs::path& work, int n) {
+Replicas startReplicas(const std::string& url, const fs::path& work, int n,
+                       bool namedSessions = false) {
   Replicas out;
   for (int i = 0; i < n; ++i) {
     auto child = std::make_unique<dc::testing::ConsoleChild>();
+    std::string database = url;
+    if (namedSessions) {
+      database += "&application_name=r";
+      database += std::to_string(i);
+    }
     child->extraArgs = {"--database",
-                        url,
+                        database,
                         "--host",
                         "127.0.0.1",
                         "--sweeper-lease-ttl",
@@ -323,7 +331,7 @@ Replicas startReplicas(const std::string& url, const fs::path& work, int n) {
                         std::to_string(kGraceSeconds),
                         "--failed-sign-ins-allowed",
                         "1000"};
-    const fs::path dir = work / ("r" + std::to_string(i));
+    const fs::path dir = work / (dc::testing::numbered("r", i));
     fs::create_directories(dir);
     child->launch(dir, kFlushMs);
     out.children.push_back(std::move(child));
@@ -442,16 +450,17 @@ struct Watcher {
           if (!live.count(port)) continue;  // stopped while asked
           ++polls;
           if (!r || r->status != 200) {
-            violations.push_back("replica :" + std::to_string(port) + " did not answer the list");
+            violations.push_back(dc::testing::numbered("replica :", port) +
+                                 " did not answer the list");
             continue;
           }
           const json list = json::parse(r->body);
           if (list.size() != kDefenders)
-            violations.push_back("replica :" + std::to_string(port) + " listed " +
+            violations.push_back(dc::testing::numbered("replica :", port) + " listed " +
                                  std::to_string(list.size()) + " heartbeating Defenders");
           for (const auto& d : list)
             if (!d.at("connected").get<bool>())
-              violations.push_back("replica :" + std::to_string(port) + " showed " +
+              violations.push_back(dc::testing::numbered("replica :", port) + " showed " +
                                    d.at("hostname").get<std::string>() + " disconnected at " +
                                    formatRfc3339(SystemClock().now()));
         }
@@ -469,6 +478,14 @@ struct Watcher {
   }
   ~Watcher() { join(); }
 };
+
+/// The log line of an eviction of `host` (cleanup/sweeper.cpp), up to the host name.
+std::string evictedLine(const std::string& host) {
+  std::string out = "evicted Defender ";
+  out += host;
+  out += ' ';
+  return out;
+}
 
 int countIn(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -490,7 +507,8 @@ TEST_CASE(
     "[postgres][replicas]") {
   const std::string url = dc::testing::freshPostgresSchema();
   (void)haproxyBinary();  // fail at once, not after starting the replicas
-  const fs::path work = fs::temp_directory_path() / ("dc-replicas-" + std::to_string(::getpid()));
+  const fs::path work =
+      fs::temp_directory_path() / dc::testing::numbered("dc-replicas-", ::getpid());
   fs::remove_all(work);
   fs::create_directories(work);
   INFO("logs in " << work.string());
@@ -525,9 +543,9 @@ TEST_CASE(
     d.set_bearer_token_auth(credential.c_str());
     INFO("replica " << i << " accepts the credential");
     CHECK(eventually(Seconds(5) + kSlack, [&] {
-      auto r =
-          d.Post("/api/v1/defender/heartbeat",
-                 heartbeatBody("probe-" + std::to_string(i), "probe").dump(), "application/json");
+      auto r = d.Post("/api/v1/defender/heartbeat",
+                      heartbeatBody(dc::testing::numbered("probe-", i), "probe").dump(),
+                      "application/json");
       return r && r->status == 200;
     }));
   }
@@ -697,10 +715,9 @@ TEST_CASE(
     for (const auto& h : due) {
       INFO(h);
       CHECK(db.evictionRecords(h) == 1);
-      CHECK(countIn(holderLog, "evicted Defender " + h + " ") == 1);
+      CHECK(countIn(holderLog, evictedLine(h)) == 1);
       for (int i = 0; i < kReplicas; ++i)
-        if (i != holderB)
-          CHECK(countIn(readFile(replicas[i]->logPath), "evicted Defender " + h + " ") == 0);
+        if (i != holderB) CHECK(countIn(readFile(replicas[i]->logPath), evictedLine(h)) == 0);
     }
     CHECK(db.evictionRecords("recent-0") == 0);
     // A few more heartbeats through the balancer with two replicas left.
@@ -775,12 +792,12 @@ TEST_CASE(
     for (const auto& h : names("due-pause-", 5)) {
       INFO(h);
       CHECK(db.evictionRecords(h) == 1);
-      CHECK(countIn(holderLog, "evicted Defender " + h + " ") == 1);
+      CHECK(countIn(holderLog, evictedLine(h)) == 1);
     }
     for (const auto& h : resume) {
       INFO(h);
       CHECK(db.evictionRecords(h) == 1);
-      CHECK(countIn(holderLog, "evicted Defender " + h + " ") == 1);
+      CHECK(countIn(holderLog, evictedLine(h)) == 1);
     }
     watcher.setLive(s.consolePort, true);
     std::this_thread::sleep_for(1s);
@@ -870,7 +887,7 @@ TEST_CASE("replicas: a lease holder paused inside an eviction transaction is rep
           "[postgres][replicas]") {
   const std::string url = dc::testing::freshPostgresSchema();
   const fs::path work =
-      fs::temp_directory_path() / ("dc-replicas-mid-" + std::to_string(::getpid()));
+      fs::temp_directory_path() / dc::testing::numbered("dc-replicas-mid-", ::getpid());
   fs::remove_all(work);
   fs::create_directories(work);
   INFO("logs in " << work.string());
@@ -894,7 +911,7 @@ TEST_CASE("replicas: a lease holder paused inside an eviction transaction is rep
   long long takeoverMs = -1;
   std::vector<std::string> prefixes;
   for (; attempts < 10 && !caught; ++attempts) {
-    const std::string prefix = "mid-" + std::to_string(attempts) + "-";
+    const std::string prefix = dc::testing::numbered("mid-", attempts) + "-";
     prefixes.push_back(prefix);
     db.insertManyDisconnected(prefix, kDue, std::chrono::hours(2));
     const auto until = steadyNow() + Seconds(30);
@@ -941,5 +958,104 @@ TEST_CASE("replicas: a lease holder paused inside an eviction transaction is rep
     INFO("replica " << i << " stops on SIGTERM; log " << set.children[i]->logPath.string());
     CHECK(set.children[i]->stopWithin(SIGTERM, 30s) == 0);
   }
+  if (!std::getenv("DC_REPLICAS_KEEP_LOGS")) fs::remove_all(work);
+}
+
+// Not run by default (hidden): a known limit, docs/operations.md "Known limits of replicas". A
+// replica paused (SIGSTOP) inside its flush transaction keeps the rows it updated locked, so the
+// other replica's flush of the same Defenders waits until it resumes. Run it with
+//   scripts/with-postgres.sh -- build/asan/tests/replicas_test "[flush-pause]"
+TEST_CASE("replicas: a replica paused inside its flush transaction holds back the others' flushes",
+          "[postgres][flush-pause][.]") {
+  const std::string url = dc::testing::freshPostgresSchema();
+  const fs::path work =
+      fs::temp_directory_path() / dc::testing::numbered("dc-replicas-flush-", ::getpid());
+  fs::remove_all(work);
+  fs::create_directories(work);
+  INFO("logs in " << work.string());
+  Replicas set = startReplicas(url, work, 2, true);
+  Db db(url);
+  std::string credential;
+  {
+    auto c = adminClient(set.children[0]->consolePort);
+    auto r = c.Post("/api/v1/credentials", R"({"scope":"enrolment"})", "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    credential = json::parse(r->body).at("credential").get<std::string>();
+  }
+  httplib::Client probe("127.0.0.1", set.children[1]->defenderPort);
+  probe.set_bearer_token_auth(credential.c_str());
+  REQUIRE(eventually(Seconds(5) + kSlack, [&] {
+    auto r = probe.Post("/api/v1/defender/heartbeat", heartbeatBody("probe", "probe").dump(),
+                        "application/json");
+    return r && r->status == 200;
+  }));
+  // Ten Defenders heartbeat at both replicas in turn, every 100 ms.
+  std::atomic<bool> stop{false}, onlyB{false};
+  std::atomic<long long> ackedByB{0}, failedAtB{0};
+  std::vector<std::thread> fleet;
+  for (int i = 0; i < 10; ++i)
+    fleet.emplace_back([&, i] {
+      httplib::Client a("127.0.0.1", set.children[0]->defenderPort),
+          b("127.0.0.1", set.children[1]->defenderPort);
+      for (auto* c : {&a, &b}) {
+        c->set_bearer_token_auth(credential.c_str());
+        c->set_read_timeout(2, 0);
+      }
+      const std::string host = dc::testing::numbered("fp-", i);
+      for (int n = 0; !stop; ++n) {
+        const bool toB = onlyB || n % 2;
+        auto r = (toB ? b : a)
+                     .Post("/api/v1/defender/heartbeat", heartbeatBody(host, "hb").dump(),
+                           "application/json");
+        if (toB && onlyB) ++(r && r->status == 200 ? ackedByB : failedAtB);
+        std::this_thread::sleep_for(100ms);
+      }
+    });
+  const auto inFlush = [&] {
+    return db.q("SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE a.application_name = 'r0' AND a.state = 'idle in transaction' AND "
+                "l.relation = 'defenders'::regclass AND l.mode = 'RowExclusiveLock'")
+               .integer(0, 0) > 0;
+  };
+  auto& a = *set.children[0];
+  bool caught = false;
+  int stops = 0;
+  const auto until = steadyNow() + 30s;
+  while (!caught && steadyNow() < until) {
+    if (!inFlush()) continue;
+    a.signal(SIGSTOP);
+    ++stops;
+    std::this_thread::sleep_for(200ms);
+    if (inFlush()) {
+      caught = true;
+      break;
+    }
+    a.signal(SIGCONT);
+  }
+  REQUIRE(caught);
+  onlyB = true;                         // from now on the Defenders heartbeat at replica B only
+  std::this_thread::sleep_for(2500ms);  // requests already sent to A time out
+  // Replica B acknowledges heartbeats all along; does it store them?
+  const auto newest = [&] {
+    return db.q("SELECT max(last_seen) FROM defenders WHERE cluster = 'hb'").integer(0, 0);
+  };
+  const long long before = newest();
+  const long long ackedBefore = ackedByB;
+  std::this_thread::sleep_for(5s);
+  const long long after = newest();
+  const std::string metricsB = metricsOf(set.children[1]->consolePort);
+  WARN("SIGSTOPs " << stops << "; replica B acknowledged " << ackedByB - ackedBefore
+                   << " heartbeats (" << failedAtB
+                   << " failed) in 5 s with replica A paused in its flush; the newest stored "
+                      "lastSeen moved "
+                   << after - before << " ms; B's dc_flush_lag_seconds "
+                   << metricValue(metricsB, "dc_flush_lag_seconds") << ", dc_pending_writes "
+                   << metricValue(metricsB, "dc_pending_writes"));
+  CHECK(after - before >= 4000);  // B's flushes (every 250 ms) stored the heartbeats it received
+  a.signal(SIGCONT);
+  stop = true;
+  for (auto& t : fleet) t.join();
+  for (auto& r : set.children) CHECK(r->stopWithin(SIGTERM, 30s) == 0);
   if (!std::getenv("DC_REPLICAS_KEEP_LOGS")) fs::remove_all(work);
 }
