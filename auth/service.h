@@ -132,10 +132,12 @@ class AuthService {
   Result<UserInfo> createUser(const std::string& username, const std::string& password, Role role);
   /// Changes the password and/or role; either change revokes the user's tokens and drops the
   /// remembered verifications. Errors: kNotFound "unknown_user", "weak_password", kConflict
-  /// "last_admin" when it would leave no admin.
+  /// "last_admin" when it would leave no admin (judged here, then again by the store on what
+  /// every replica stored).
   Result<UserInfo> updateUser(const std::string& username,
                               const std::optional<std::string>& password, std::optional<Role> role);
-  /// Deletes the user and revokes its tokens. Errors: "unknown_user", kConflict "last_admin".
+  /// Deletes the user and revokes its tokens. Errors: "unknown_user", kConflict "last_admin"
+  /// (judged as for updateUser).
   Status deleteUser(const std::string& username);
 
   // --- Defender credentials ------------------------------------------------------------------

@@ -76,6 +76,22 @@ Error failure(const Error& e, const std::string& what) {
   return out;
 }
 
+// One user row: the statement's start and its eight values in that order.
+constexpr std::string_view kInsertUser =
+    "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
+    "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ";
+
+std::vector<sql::Value> userValues(const UserRecord& u) {
+  return {u.username,
+          std::string(roleName(u.role)),
+          sql::Blob{u.salt},
+          sql::Blob{u.passwordHash},
+          static_cast<long long>(u.iterations),
+          u.tokenEpoch,
+          toEpochMs(u.createdAt),
+          toEpochMs(u.passwordChangedAt)};
+}
+
 class SqlAuthStore final : public AuthStore {
  public:
   explicit SqlAuthStore(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
@@ -103,28 +119,31 @@ class SqlAuthStore final : public AuthStore {
   }
 
   Status putUser(const UserRecord& u) override {
-    auto w = db_->run(
-        "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
-        "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (username) DO UPDATE SET role = excluded.role, salt = excluded.salt, "
-        "password_hash = excluded.password_hash, iterations = excluded.iterations, "
-        "token_epoch = excluded.token_epoch, created_at_ms = excluded.created_at_ms, "
-        "password_changed_at_ms = excluded.password_changed_at_ms",
-        {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
-         static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.createdAt),
-         toEpochMs(u.passwordChangedAt)});
-    if (!w.ok()) return failure(w.error(), "write user");
-    return Status::success();
+    return db_->transaction([&](sql::Database& t) -> Status {
+      if (u.role != Role::kAdmin)
+        if (auto st = keepsAnAdmin(t, u.username,
+                                   "role: '" + u.username +
+                                       "' is the only admin; make another user "
+                                       "admin first",
+                                   "role");
+            !st.ok())
+          return st;
+      auto w = t.run(std::string(kInsertUser) +
+                         "ON CONFLICT (username) DO UPDATE SET role = excluded.role, "
+                         "salt = excluded.salt, password_hash = excluded.password_hash, "
+                         "iterations = excluded.iterations, token_epoch = excluded.token_epoch, "
+                         "created_at_ms = excluded.created_at_ms, "
+                         "password_changed_at_ms = excluded.password_changed_at_ms",
+                     userValues(u));
+      if (!w.ok()) return failure(w.error(), "write user");
+      return Status::success();
+    });
   }
 
   Status insertUser(const UserRecord& u) override {
-    auto w = db_->run(
-        "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
-        "created_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (username) DO NOTHING RETURNING username",
-        {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
-         static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.createdAt),
-         toEpochMs(u.passwordChangedAt)});
+    auto w =
+        db_->run(std::string(kInsertUser) + "ON CONFLICT (username) DO NOTHING RETURNING username",
+                 userValues(u));
     if (!w.ok()) return failure(w.error(), "create user");
     if (w->empty())
       return Error{ErrorKind::kConflict, "user_exists", "user '" + u.username + "' already exists",
@@ -133,9 +152,16 @@ class SqlAuthStore final : public AuthStore {
   }
 
   Status deleteUser(const std::string& username) override {
-    auto w = db_->run("DELETE FROM auth_users WHERE username = $1", {username});
-    if (!w.ok()) return failure(w.error(), "delete user");
-    return Status::success();
+    return db_->transaction([&](sql::Database& t) -> Status {
+      if (auto st = keepsAnAdmin(t, username,
+                                 "'" + username + "' is the only admin and cannot be deleted",
+                                 "username");
+          !st.ok())
+        return st;
+      auto w = t.run("DELETE FROM auth_users WHERE username = $1", {username});
+      if (!w.ok()) return failure(w.error(), "delete user");
+      return Status::success();
+    });
   }
 
   Result<std::vector<CredentialRecord>> loadCredentials() override {
@@ -175,6 +201,21 @@ class SqlAuthStore final : public AuthStore {
   }
 
  private:
+  // Inside a transaction about to delete `username` or make it a non-admin: kConflict
+  // "last_admin" (`message`, `field`) when it is the only stored admin. On PostgreSQL the admin
+  // rows are locked (FOR UPDATE) until the transaction ends, so two replicas removing two
+  // different admins at once cannot leave none; SQLite's write transaction is exclusive.
+  static Status keepsAnAdmin(sql::Database& t, const std::string& username,
+                             const std::string& message, const char* field) {
+    const bool pg = t.backend() == sql::Backend::kPostgres;
+    auto admins = t.run(std::string("SELECT username FROM auth_users WHERE role = 'admin'") +
+                        (pg ? " ORDER BY username FOR UPDATE" : ""));
+    if (!admins.ok()) return failure(admins.error(), "read admins");
+    if (admins->size() == 1 && admins->front().text(0) == username)
+      return Error{ErrorKind::kConflict, "last_admin", message, field};
+    return Status::success();
+  }
+
   std::shared_ptr<sql::Database> db_;
 };
 

@@ -41,12 +41,15 @@ class AuthStore {
  public:
   virtual ~AuthStore() = default;
   virtual Result<std::vector<UserRecord>> loadUsers() = 0;
-  /// Inserts or replaces the user named `user.username`.
+  /// Inserts or replaces the user named `user.username`. Error kConflict "last_admin" (field
+  /// "role") when that would make the only stored admin another role; the check and the write are
+  /// one transaction, so replicas on one database cannot together leave no admin.
   virtual Status putUser(const UserRecord& user) = 0;
   /// Inserts a new user. Error kConflict "user_exists" when a user of that name is stored
   /// (created here or by another Console on the same database).
   virtual Status insertUser(const UserRecord& user) = 0;
-  /// Deletes; no error when absent.
+  /// Deletes; no error when absent. Error kConflict "last_admin" (field "username") when the
+  /// user is the only stored admin (checked in the deleting transaction, as for putUser).
   virtual Status deleteUser(const std::string& username) = 0;
   virtual Result<std::vector<CredentialRecord>> loadCredentials() = 0;
   /// Inserts or replaces the credential with `credential.id`.

@@ -73,8 +73,10 @@ Status Inventory::start(bool startFlusher) {
       alive->has_value() && now - **alive > options_.downtimeThreshold ? *alive
                                                                        : std::optional<TimePoint>();
   if (alive->has_value() && !stoppedAt && **alive < now)
-    spdlog::info("replica {}: another replica was alive {:.1f} s ago; no downtime to discount",
-                 replicaId_, seconds(now - **alive));
+    spdlog::info(
+        "replica {}: a Console on this database (another replica, or this one before a restart) "
+        "was alive {:.1f} s ago; no downtime to discount",
+        replicaId_, seconds(now - **alive));
   std::vector<std::string> backlog;
   const auto t0 = std::chrono::steady_clock::now();
   // Only the liveness columns: descriptive fields stay in the Store.
@@ -103,9 +105,10 @@ Status Inventory::start(bool startFlusher) {
   const auto t1 = std::chrono::steady_clock::now();
   if (!backlog.empty())
     spdlog::info(
-        "Console was down {:.0f} s (since its last complete write); {} Defenders connected "
-        "then are judged from now",
-        seconds(now - *stoppedAt), backlog.size());
+        "Console was down {:.0f} s (since its last complete write); {} {} connected then {} "
+        "judged from now",
+        seconds(now - *stoppedAt), backlog.size(), backlog.size() == 1 ? "Defender" : "Defenders",
+        backlog.size() == 1 ? "is" : "are");
   // The stored "alive" time moves on only once the discount is stored (see flushLocked), so a
   // crash before that discounts the same Defenders again at the next start.
   if (backlog.empty()) {
@@ -670,6 +673,25 @@ void Inventory::flusherLoop() {
 
 size_t Inventory::noteResumed(TimePoint pausedAt) {
   const TimePoint now = clock_.now();
+  // Shared database: the rows are every replica's. Another replica that ran meanwhile saw the
+  // fleet (its heartbeats are stored); only this replica stalled, so nothing is discounted.
+  if (options_.sharedDatabase) {
+    auto alive = store_.listReplicasAlive();
+    if (alive.ok()) {
+      for (const auto& r : *alive)
+        if (r.replica != replicaId_ && r.aliveAt > pausedAt) {
+          std::lock_guard lock(stateMutex_);
+          ++metrics_.pausesDetected;
+          spdlog::warn(
+              "replica {} did not run for {:.1f} s (a paused or starved process); replica {} ran "
+              "meanwhile, so no Defender is judged from now",
+              replicaId_, seconds(now - pausedAt), r.replica);
+          return 0;
+        }
+    } else {
+      spdlog::debug("replicas' alive times unreadable after a pause: {}", alive.error().message);
+    }
+  }
   size_t judged = 0;
   {
     std::lock_guard lock(stateMutex_);
@@ -1218,6 +1240,14 @@ Status Inventory::releaseSweepLease(long long epoch) {
 DefenderSettings Inventory::settings() const {
   std::lock_guard lock(stateMutex_);
   return settings_;
+}
+
+Status Inventory::reloadSettings() {
+  auto saved = store_.loadSettings();
+  if (!saved.ok()) return saved.error();
+  std::lock_guard lock(stateMutex_);
+  settings_ = *saved;
+  return Status::success();
 }
 
 Status Inventory::updateSettings(const DefenderSettings& settings) {

@@ -265,6 +265,10 @@ class Inventory {
   DefenderSettings settings() const;
   /// Validated by the caller (1..365). Durable before return.
   Status updateSettings(const DefenderSettings& settings);
+  /// Shared database: takes the settings as any replica last saved them (what settings() and
+  /// the removal times shown in lists use; the sweep reads them itself). Errors: kUnavailable,
+  /// the settings in memory then stay.
+  Status reloadSettings();
 
   /// Writes what is pending now in one transaction of at most maxFlushRows Defender rows
   /// (durable writes and observations always included). pendingWrites() tells what is left.
@@ -272,7 +276,10 @@ class Inventory {
 
   /// The Console did not run from `pausedAt` until now (a stalled store or a paused process):
   /// every Defender connected at `pausedAt` (no graceful disconnect, judgedFrom ≥ pausedAt − G)
-  /// is judged from now, in memory and at the next flush. Returns how many were.
+  /// is judged from now, in memory and at the next flush. Returns how many were. Shared
+  /// database: none when another replica stored an alive time after `pausedAt` (it ran and kept
+  /// the stored liveness; the rows are shared, and judging them from now would hide Defenders
+  /// that really went silent meanwhile).
   size_t noteResumed(TimePoint pausedAt);
 
   /// Counts for the outage guard: Defenders connected at `since` (not gracefully disconnected

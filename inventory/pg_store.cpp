@@ -736,8 +736,10 @@ class PgStore final : public Store {
   Status writeIn(pg::Connection& c, const WriteBatch& batch, std::vector<std::string>& missing) {
     std::vector<std::string> keys;
     if (!batch.upserts.empty()) {
-      // A report older than the stored row (another writer stored a newer one) changes nothing;
-      // registered_at is not in the SET list: written once, by the insert.
+      // A report older than the stored row (another writer stored a newer one) changes nothing,
+      // nor does one seen before a stored graceful disconnect (a heartbeat another replica still
+      // held must not reconnect a Defender that stopped); registered_at is not in the SET list:
+      // written once, by the insert.
       nlohmann::json rows = nlohmann::json::array();
       const auto upserts = newestPerKey(batch.upserts, keys);
       for (size_t i = 0; i < upserts.size(); ++i) {
@@ -786,7 +788,8 @@ class PgStore final : public Store {
           "last_seen = GREATEST(d.last_seen, excluded.last_seen), "
           "judged_from = excluded.judged_from, connected_since = excluded.connected_since, "
           "graceful_at = excluded.graceful_at, clock_skew_ms = excluded.clock_skew_ms "
-          "WHERE excluded.last_seen >= d.last_seen",
+          "WHERE excluded.last_seen >= d.last_seen AND (d.graceful_at IS NULL OR "
+          "excluded.graceful_at IS NOT NULL OR excluded.last_seen > d.graceful_at)",
           {dumpRows(rows)});
       if (!r.ok()) return r.error();
     }
@@ -809,7 +812,8 @@ class PgStore final : public Store {
           "graceful_at = t.graceful_at, clock_skew_ms = t.clock_skew_ms "
           "FROM json_to_recordset($1::json) AS t(key text COLLATE \"C\", last_seen bigint, "
           "judged_from bigint, connected_since bigint, graceful_at bigint, clock_skew_ms bigint) "
-          "WHERE d.key = t.key AND t.last_seen >= d.last_seen";
+          "WHERE d.key = t.key AND t.last_seen >= d.last_seen AND (d.graceful_at IS NULL OR "
+          "t.graceful_at IS NOT NULL OR t.last_seen > d.graceful_at)";
       if (!batch.missingTouches) {
         auto r = c.exec(kTouch, {dumpRows(rows)});
         if (!r.ok()) return r.error();

@@ -387,7 +387,8 @@ class SqliteStore final : public Store {
     auto st = inTransaction(writer_, [&]() -> Status {
       missing.clear();
       // The rules of Store::write for several writers: registered_at is not in the SET list
-      // (written once, by the insert); a report older than the stored row changes nothing.
+      // (written once, by the insert); a report older than the stored row changes nothing, nor
+      // does one seen before a stored graceful disconnect.
       if (!batch.upserts.empty()) {
         Stmt s(writer_,
                "INSERT INTO defenders (key, hostname, type, category, version, cluster, app_id, "
@@ -401,7 +402,8 @@ class SqliteStore final : public Store {
                "judged_from=excluded.judged_from, connected_since=excluded.connected_since, "
                "graceful_at=excluded.graceful_at, clock_skew_ms=excluded.clock_skew_ms, "
                "fingerprint=excluded.fingerprint, version_key=excluded.version_key "
-               "WHERE excluded.last_seen >= last_seen");
+               "WHERE excluded.last_seen >= last_seen AND (graceful_at IS NULL OR "
+               "excluded.graceful_at IS NOT NULL OR excluded.last_seen > graceful_at)");
         if (!s.prepared()) return s.error("prepare upsert");
         for (const auto& d : batch.upserts) {
           s.bind(1, hostnameKey(d.hostname))
@@ -430,7 +432,8 @@ class SqliteStore final : public Store {
       if (!batch.touches.empty()) {
         Stmt s(writer_,
                "UPDATE defenders SET last_seen=?2, judged_from=?3, connected_since=?4, "
-               "graceful_at=?5, clock_skew_ms=?6 WHERE key=?1 AND last_seen <= ?2");
+               "graceful_at=?5, clock_skew_ms=?6 WHERE key=?1 AND last_seen <= ?2 AND "
+               "(graceful_at IS NULL OR ?5 IS NOT NULL OR ?2 > graceful_at)");
         if (!s.prepared()) return s.error("prepare touch");
         for (const auto& d : batch.touches) {
           s.bind(1, hostnameKey(d.hostname))

@@ -292,7 +292,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       "Copy the database named by --data-dir/--database (before or after `backup`), "
       "consistently and while the Console runs, to <file> (written to <file>.tmp, checked with "
       "PRAGMA integrity_check, then renamed) and exit: 0 done, 1 failed, 2 bad arguments. "
-      "Restore: docs/operations.md");
+      "SQLite only (for PostgreSQL use pg_dump). Restore: docs/operations.md");
   backup->add_option("file", c.backupFile, "Backup file to write (replaced if it exists)")
       ->required();
   backup->fallthrough();
@@ -300,7 +300,8 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
       "restore",
       "Put the backup <file> in place of the database named by --data-dir/--database while no "
       "Console runs on it (refused otherwise); the replaced database is kept as "
-      "<database>.replaced. Exit code: 0 done, 1 failed or in use, 2 bad arguments");
+      "<database>.replaced. Exit code: 0 done, 1 failed or in use, 2 bad arguments. SQLite "
+      "only (for PostgreSQL use pg_restore or psql)");
   restore->add_option("file", c.backupFile, "Backup file written by `backup`")->required();
   restore->fallthrough();
   app.require_subcommand(0, 1);
@@ -318,6 +319,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
                  std::string(e.what()) + "\nRun with --help for the options.",
                  {}};
   }
+  c.databasePoolGiven = app.count("--database-pool") > 0;
   if (backup->parsed()) c.command = "backup";
   if (restore->parsed()) c.command = "restore";
   if (auto v = parseDeployedVersion(defenderVersion)) {
@@ -416,6 +418,9 @@ std::vector<std::string> configWarnings(const ConsoleConfig& c) {
                   seconds(kSweepIntervalWarning) +
                   ": disconnected App-Embedded Defenders are removed up to that much later "
                   "than one hour after they disconnect");
+  if (c.databasePoolGiven && !c.onPostgres())
+    out.push_back("--database-pool (" + std::to_string(c.databasePool) +
+                  ") applies to a PostgreSQL database only: ignored for SQLite");
   return out;
 }
 

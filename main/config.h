@@ -17,7 +17,8 @@ struct ConsoleConfig {
   /// SQLite file path or ":memory:", or a PostgreSQL URL (`postgresql://user@host:port/db`,
   /// libpq's URI form); empty = <dataDir>/console.db.
   std::string database;
-  int databasePool = 8;  // PostgreSQL: connections of the inventory's pool (1..64)
+  int databasePool = 8;            // PostgreSQL: connections of the inventory's pool (1..64)
+  bool databasePoolGiven = false;  // --database-pool or DC_DATABASE_POOL was set
   /// Every interface by default: the API needs a Console user and both listeners speak TLS.
   /// With --plain-http, prefer 127.0.0.1 (the Console warns when plain HTTP is exposed).
   std::string host = "0.0.0.0";
@@ -145,7 +146,8 @@ constexpr Millis kSweepIntervalWarning = Seconds(300);
 /// none), for main() to log as warnings at start (README, "Configuration"):
 /// the flush interval is not shorter than the grace period; the grace period is shorter than
 /// two heartbeat intervals (a grace below one interval is refused by parseConfig); the sweep
-/// interval is longer than kSweepIntervalWarning.
+/// interval is longer than kSweepIntervalWarning; --database-pool is given for a SQLite database
+/// (it applies to PostgreSQL only).
 std::vector<std::string> configWarnings(const ConsoleConfig& config);
 
 /// Parses argv (and DC_* environment variables; flags win). On `--help`/`--version` or an

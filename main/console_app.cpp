@@ -150,9 +150,9 @@ struct ConsoleApp::Impl {
   std::unique_ptr<channel::AsioListener> defenderAsio;  // --defender-front asio
   std::atomic<bool> ready{false};
 
-  /// On PostgreSQL, where other replicas change users and credentials too: reloads them into
-  /// the AuthService every kAuthRefreshPeriod (docs/operations.md "Replicas on one PostgreSQL
-  /// database").
+  /// On PostgreSQL, where other replicas change users, credentials and settings too: reloads
+  /// them into the AuthService and the Inventory every kAuthRefreshPeriod (docs/operations.md
+  /// "Replicas on one PostgreSQL database").
   std::thread authRefresher;
   std::mutex refreshMu;
   std::condition_variable refreshWake;
@@ -165,6 +165,8 @@ struct ConsoleApp::Impl {
         lock.unlock();
         if (auto st = auth->reload(); !st.ok())
           spdlog::warn("users and credentials not reloaded: {}", st.error().message);
+        if (auto st = inventory->reloadSettings(); !st.ok())
+          spdlog::warn("Defender settings not reloaded: {}", st.error().message);
         lock.lock();
       }
     });

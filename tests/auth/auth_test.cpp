@@ -101,11 +101,26 @@ TEST_CASE("AuthStore conformance", "[auth-store]") {
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().code == "user_exists");
   CHECK(store.loadUsers()->front().tokenEpoch == 8);
+  // The only stored admin is neither deleted nor made another role.
+  auto lone = store.deleteUser("alice");
+  REQUIRE_FALSE(lone.ok());
+  CHECK(lone.error().code == "last_admin");
+  auto demoted = u;
+  demoted.role = Role::kAuditor;
+  auto demote = store.putUser(demoted);
+  REQUIRE_FALSE(demote.ok());
+  CHECK(demote.error().code == "last_admin");
+  CHECK(store.loadUsers()->front().role == Role::kAdmin);
+  UserRecord bob = u;
+  bob.username = "bob";
+  REQUIRE(store.insertUser(bob).ok());
   REQUIRE(store.deleteUser("alice").ok());
   REQUIRE(store.deleteUser("alice").ok());  // absent: no error
   REQUIRE(store.insertUser(u).ok());
   REQUIRE(store.deleteUser("alice").ok());
-  CHECK(store.loadUsers()->empty());
+  users = store.loadUsers();
+  REQUIRE(users->size() == 1);
+  CHECK(users->front().username == "bob");
 
   CredentialRecord c{"00112233aabbccdd",
                      std::string(64, 'a'),
@@ -304,6 +319,25 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   REQUIRE(a.reload().ok());
   CHECK_FALSE(a.findUser("erin").has_value());
   CHECK(a.authenticate(basic("erin", "new-password-1"), "x").error().code == "invalid_credentials");
+
+  // Two admins, each replica removing a different one before it has seen the other's change:
+  // the second is refused by the database, so one admin is left (deleting or demoting alike).
+  for (const bool demote : {false, true}) {
+    REQUIRE(a.createUser("gina", "ginas-password", Role::kAdmin).ok());
+    REQUIRE(b.reload().ok());
+    REQUIRE(a.deleteUser("admin").ok());
+    const auto code = demote ? b.updateUser("gina", std::nullopt, Role::kAuditor).error().code
+                             : b.deleteUser("gina").error().code;
+    CHECK(code == "last_admin");
+    REQUIRE(b.reload().ok());
+    REQUIRE(b.findUser("gina").has_value());
+    CHECK(b.findUser("gina")->role == Role::kAdmin);
+    CHECK_FALSE(b.findUser("admin").has_value());
+    // Back to the first admin alone for the next round.
+    REQUIRE(b.createUser("admin", "first-admin-pw", Role::kAdmin).ok());
+    REQUIRE(b.deleteUser("gina").ok());
+    REQUIRE(a.reload().ok());
+  }
 }
 
 TEST_CASE("loadOrCreateSharedSecret: the first key wins; every replica reads it", "[auth-store]") {

@@ -961,9 +961,9 @@ TEST_CASE("replicas: a lease holder paused inside an eviction transaction is rep
   if (!std::getenv("DC_REPLICAS_KEEP_LOGS")) fs::remove_all(work);
 }
 
-// Not run by default (hidden): a known limit, docs/operations.md "Known limits of replicas". A
-// replica paused (SIGSTOP) inside its flush transaction keeps the rows it updated locked, so the
-// other replica's flush of the same Defenders waits until it resumes. Run it with
+// Not run by default (hidden): a known limit, docs/operations.md "Races between replicas, and known
+// limits". A replica paused (SIGSTOP) inside its flush transaction keeps the rows it updated
+// locked, so the other replica's flush of the same Defenders waits until it resumes. Run it with
 //   scripts/with-postgres.sh -- build/asan/tests/replicas_test "[flush-pause]"
 TEST_CASE("replicas: a replica paused inside its flush transaction holds back the others' flushes",
           "[postgres][flush-pause][.]") {

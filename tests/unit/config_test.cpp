@@ -73,6 +73,16 @@ TEST_CASE("config: self-defeating settings raise one warning each, naming the fl
     REQUIRE(atLimit.ok());
     CHECK(configWarnings(*atLimit).empty());
   }
+  SECTION("a pool size for a SQLite database is ignored, and said so") {
+    auto c = parse({"--database-pool", "12"});
+    REQUIRE(c.ok());
+    const auto w = configWarnings(*c);
+    REQUIRE(w.size() == 1);
+    CHECK(mentions(w, "--database-pool (12)"));
+    auto pg = parse({"--database-pool", "12", "--database", "postgresql://dc@127.0.0.1:5432/dc"});
+    REQUIRE(pg.ok());
+    CHECK(configWarnings(*pg).empty());
+  }
 }
 
 TEST_CASE("config: --console-front chooses the Console API's front and its limits") {

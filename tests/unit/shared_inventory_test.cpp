@@ -326,3 +326,36 @@ TEST_CASE("shared database: a delete on A is seen by B", "[postgres]") {
   REQUIRE(audit.ok());
   CHECK(audit->total == 4);
 }
+
+TEST_CASE("shared database: a replica that stalled while another ran discounts nothing",
+          "[postgres]") {
+  Replicas r;
+  REQUIRE(beat(*r.a, reported("stall-1")) == HeartbeatOutcome::kRegistered);
+  REQUIRE(r.a->flush().ok());
+  const TimePoint pausedAt = r.clock.now();
+  // A did not run for ten minutes; B did, and wrote its alive time.
+  r.clock.advance(10min);
+  REQUIRE(r.b->flush().ok());
+  CHECK(r.a->noteResumed(pausedAt) == 0);
+  CHECK(get(*r.a, "stall-1").judgedFrom == kT0);
+  DefenderQuery disconnected;
+  disconnected.connected = false;
+  CHECK(hostnames(*r.b, disconnected) == std::vector<std::string>{"stall-1"});
+  // Both stalled (no alive time after the pause began): the Defender is judged from now.
+  REQUIRE(beat(*r.a, reported("stall-1")) == HeartbeatOutcome::kReconnected);
+  REQUIRE(r.a->flush().ok());
+  const TimePoint pausedAgain = r.clock.now();
+  r.clock.advance(10min);
+  CHECK(r.a->noteResumed(pausedAgain) == 1);
+  CHECK(get(*r.a, "stall-1").judgedFrom == r.clock.now());
+}
+
+TEST_CASE("shared database: settings saved on A are read by B", "[postgres]") {
+  Replicas r;
+  DefenderSettings s = r.a->settings();
+  s.disconnectPeriodDays = 3;
+  REQUIRE(r.a->updateSettings(s).ok());
+  CHECK(r.b->settings().disconnectPeriodDays != 3);  // B's copy, until it reloads
+  REQUIRE(r.b->reloadSettings().ok());
+  CHECK(r.b->settings().disconnectPeriodDays == 3);
+}

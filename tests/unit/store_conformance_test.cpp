@@ -432,6 +432,29 @@ void conformance(const Backend& backend) {
         CHECK((*f)->lastSeen == kT0 + 20s);
         CHECK((*f)->gracefulDisconnectAt == kT0 + 21s);
 
+        // A heartbeat seen before that disconnect and written later (another replica held it)
+        // does not reconnect the Defender, as a touch or as an upsert; one seen after does.
+        auto held = again;
+        held.lastSeen = held.judgedFrom = kT0 + 20s + 500ms;
+        WriteBatch late;
+        late.touches.push_back(held);
+        REQUIRE(s.write(late).ok());
+        held.cluster = "held";
+        REQUIRE(upsert(s, {held}).ok());
+        f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK((*f)->gracefulDisconnectAt == kT0 + 21s);
+        CHECK((*f)->cluster == "new");
+        auto back = again;
+        back.lastSeen = back.judgedFrom = kT0 + 22s;
+        WriteBatch reconnect;
+        reconnect.touches.push_back(back);
+        REQUIRE(s.write(reconnect).ok());
+        f = s.findDefender("mono-1");
+        REQUIRE(dc::testing::found(f));
+        CHECK_FALSE((*f)->gracefulDisconnectAt.has_value());
+        CHECK((*f)->lastSeen == kT0 + 22s);
+
         // The same hostname twice in one batch: as if applied one after the other.
         auto first = again, second = again;
         first.lastSeen = first.judgedFrom = kT0 + 40s;
