@@ -274,13 +274,16 @@ struct SweepScheduler::Impl {
   boost::asio::steady_timer timer{io};
   boost::asio::steady_timer leaseTimer{io};
   std::thread thread;
+  // Set by stop(). Cancelling a timer does not reach a handler already queued (its wait ended
+  // while a long sweep held the thread): such a handler sees this and does not arm it again.
+  std::atomic<bool> stopping{false};
 
   Impl(Sweeper& s, const Clock& c, Millis p) : sweeper(s), clock(c), period(p) {}
 
   void arm() {
     timer.expires_after(period);
     timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // cancelled
+      if (ec || stopping) return;  // cancelled, or the stop came first
       (void)sweeper.sweep(clock.now());
       arm();
     });
@@ -288,7 +291,7 @@ struct SweepScheduler::Impl {
   void armLease(Millis after) {
     leaseTimer.expires_after(after);
     leaseTimer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // cancelled
+      if (ec || stopping) return;  // cancelled, or the stop came first
       (void)sweeper.holdLease(clock.now());
       armLease(sweeper.options().leaseRenewEvery);
     });
@@ -315,6 +318,7 @@ void SweepScheduler::start() {
 void SweepScheduler::stop() {
   if (!impl_->thread.joinable()) return;
   impl_->sweeper.requestStop();  // a running sweep ends after its current batch
+  impl_->stopping = true;
   boost::asio::post(impl_->io, [this] {
     impl_->timer.cancel();
     impl_->leaseTimer.cancel();

@@ -306,10 +306,15 @@ class PgStore final : public Store {
       written.clear();
       // FOR SHARE holds the lease row until this transaction ends: another replica's take-over
       // (an UPDATE of that row) waits for the delete to commit, and a take-over that committed
-      // first leaves no matching row. The DELETE checks the lease again itself.
+      // first leaves no matching row. The DELETE checks the lease again itself. The transaction
+      // may idle between its statements at most until the lease expires (at least 1 s): a
+      // replica paused (SIGSTOP, a frozen VM) in it then loses its session, and the lock, to
+      // the server, and another replica takes the lease as if this one had crashed.
       auto lease = c.exec(
-          "SELECT 1 FROM sweeper_lease WHERE name = 'sweeper' AND holder = $1::text AND "
-          "epoch = $2::bigint AND expires_at_ms > $3::bigint FOR SHARE",
+          "SELECT set_config('idle_in_transaction_session_timeout', "
+          "GREATEST(expires_at_ms - $3::bigint, 1000)::text, true) FROM sweeper_lease "
+          "WHERE name = 'sweeper' AND holder = $1::text AND epoch = $2::bigint AND "
+          "expires_at_ms > $3::bigint FOR SHARE",
           {pg::text(fence.holder), pg::integer(fence.epoch), pg::epochMs(fence.at)});
       if (!lease.ok()) return lease.error();
       if (lease->empty()) {

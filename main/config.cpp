@@ -32,6 +32,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   long long hbSeconds = 30, graceSeconds = 0, flushMs = 1000, sweepSeconds = 60,
             historySeconds = 60;
   long long cursorTtlSeconds = 300;
+  long long leaseTtlSeconds = 15;
   size_t consoleBodyKib = c.consoleMaxBodyBytes >> 10,
          defenderBodyKib = c.defenderMaxBodyBytes >> 10;
 
@@ -79,6 +80,13 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   app.add_option("--sweep-interval", sweepSeconds, "Seconds between eviction sweeps")
       ->envname("DC_SWEEP_INTERVAL")
       ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--sweeper-lease-ttl", leaseTtlSeconds,
+                 "Replicas on one database: seconds the sweeper lease stays valid after each "
+                 "renewal (renewed every third of it); a crashed or paused replica's sweeping "
+                 "is taken over within 4/3 of it (docs/operations.md \"Which replica sweeps\")")
+      ->envname("DC_SWEEPER_LEASE_TTL")
+      ->check(CLI::Range(3, 3600))
       ->capture_default_str();
   app.add_option("--history-interval", historySeconds,
                  "Seconds between fleet history samples (one per minute is what the history "
@@ -328,6 +336,7 @@ Result<ConsoleConfig> parseConfig(int argc, const char* const* argv, const std::
   c.grace = Seconds(graceSeconds);
   c.flushInterval = Millis(flushMs);
   c.sweepInterval = Seconds(sweepSeconds);
+  c.sweeperLeaseTtl = Seconds(leaseTtlSeconds);
   c.historyInterval = Seconds(historySeconds);
   c.cursorTtl = Seconds(cursorTtlSeconds);
   c.consoleMaxBodyBytes = consoleBodyKib << 10;

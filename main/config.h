@@ -31,6 +31,10 @@ struct ConsoleConfig {
   /// this. Unset = max(2 s, 5 × flushInterval); 0 = off (tests on a manual clock).
   std::optional<Millis> pauseThreshold;
   Millis sweepInterval = Seconds(60);
+  /// Replicas on one database (docs/operations.md "Which replica sweeps"): the sweeper lease is
+  /// valid this long after each renewal, and renewed every third of it (sweeperLeaseRenewEvery),
+  /// so a replica that crashed or was paused is replaced within TTL + TTL/3. 3 s .. 3600 s.
+  Millis sweeperLeaseTtl = Seconds(15);
   /// Time between fleet history samples (docs/api.md "Fleet history"); 60 s in production.
   Millis historyInterval = Seconds(60);
   size_t consoleThreads = 16;
@@ -130,6 +134,9 @@ struct ConsoleConfig {
   /// password (`postgresql://host:port/db`).
   std::string databaseForLogs() const;
   Millis effectiveGrace() const { return grace.count() > 0 ? grace : 3 * heartbeatInterval; }
+  /// How often the sweeper lease is renewed (and taken by the other replicas): a third of its
+  /// TTL, so that two renewals may fail before it expires (5 s for the default 15 s).
+  Millis sweeperLeaseRenewEvery() const { return sweeperLeaseTtl / 3; }
 };
 
 /// Above this sweep interval a start-up warning says evictions run late (configWarnings).

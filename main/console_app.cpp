@@ -355,6 +355,8 @@ Status ConsoleApp::start(bool startScheduler) {
     for (const auto& a : evicted) impl_->pushRemoved(a.hostname, "evicted");
   };
   so.period = c.sweepInterval;
+  so.leaseTtl = c.sweeperLeaseTtl;
+  so.leaseRenewEvery = c.sweeperLeaseRenewEvery();
   // Room for heartbeats other replicas received but have not written yet (one flush interval
   // while their storage keeps up), twice over (docs/operations.md "Which replica sweeps").
   // None on a SQLite file: no other replica writes it.

@@ -15,9 +15,11 @@ packages=(
 # `systemd-analyze verify` of the unit; e2fsprogs for the read-only file-system test's ext4 image;
 # the registry tests: docker-registry, the CNCF distribution server, with htpasswd from
 # apache2-utils for its bcrypt password file; and postgresql, whose server binaries
-# scripts/with-postgres.sh starts for the PostgreSQL store tests).
+# scripts/with-postgres.sh starts for the PostgreSQL store tests; haproxy, the load balancer in
+# front of the replicas of tests/reliability/replicas_test.cpp).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs docker-registry apache2-utils postgresql)
+  packages+=(chromium nodejs npm jq wrk bc clang libclang-rt-14-dev systemd e2fsprogs docker-registry apache2-utils postgresql
+    haproxy)
 fi
 
 missing=()

@@ -34,14 +34,48 @@ struct ConsoleChild {
   int consolePort = 0;
   int defenderPort = 0;
 
+  /// Options appended to the command line (e.g. {"--database", url, "--sweep-interval", "1"});
+  /// set before start(). Later flags win over the defaults above them.
+  std::vector<std::string> extraArgs;
+  std::filesystem::path logPath;   // where the child's output goes (set by launch)
+  std::filesystem::path portPath;  // its ports file (set by launch)
+
   void start(const std::filesystem::path& dataDir, int flushMs, std::filesystem::path logFile = {},
              std::filesystem::path portFile = {}) {
-    using namespace std::chrono_literals;
+    launch(dataDir, flushMs, std::move(logFile), std::move(portFile));
+    awaitPorts();
+  }
+
+  /// Starts the child and returns at once (several children may then start together);
+  /// awaitPorts() waits until it is ready.
+  void launch(const std::filesystem::path& dataDir, int flushMs, std::filesystem::path logFile = {},
+              std::filesystem::path portFile = {}) {
     if (logFile.empty()) logFile = dataDir / "console.log";
     if (portFile.empty()) portFile = dataDir / "ports";
+    logPath = logFile;
+    portPath = portFile;
     std::filesystem::remove(portFile);
-    const std::string dir = dataDir.string(), pf = portFile.string(), log = logFile.string(),
-                      flush = std::to_string(flushMs);
+    std::vector<std::string> args{DC_CONSOLE_BIN,
+                                  "--data-dir",
+                                  dataDir.string(),
+                                  "--console-port",
+                                  "0",
+                                  "--defender-port",
+                                  "0",
+                                  "--port-file",
+                                  portFile.string(),
+                                  "--flush-interval-ms",
+                                  std::to_string(flushMs),
+                                  "--log-level",
+                                  "info",
+                                  "--plain-http",
+                                  "--password-iterations",
+                                  "1000"};
+    args.insert(args.end(), extraArgs.begin(), extraArgs.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log = logFile.string();
     std::fflush(nullptr);  // or the child flushes the parent's buffered output again
     pid = fork();
     REQUIRE(pid >= 0);
@@ -50,22 +84,25 @@ struct ConsoleChild {
       if (f) (void)dup2(fileno(stdout), STDERR_FILENO);
       // Plain HTTP with a known admin (created on the first start) keeps the load cheap.
       setenv("DC_ADMIN_PASSWORD", kChildAdminPassword, 1);
-      execl(DC_CONSOLE_BIN, DC_CONSOLE_BIN, "--data-dir", dir.c_str(), "--console-port", "0",
-            "--defender-port", "0", "--port-file", pf.c_str(), "--flush-interval-ms", flush.c_str(),
-            "--log-level", "info", "--plain-http", "--password-iterations", "1000",
-            static_cast<char*>(nullptr));
+      execv(DC_CONSOLE_BIN, argv.data());
       _exit(127);
     }
-    for (int i = 0; i < 3000 && !std::filesystem::exists(portFile); ++i) {
+  }
+
+  /// Waits (at most 30 s) for the ports file of the child launch() started and reads the ports.
+  void awaitPorts() {
+    using namespace std::chrono_literals;
+    for (int i = 0; i < 3000 && !std::filesystem::exists(portPath); ++i) {
       int status = 0;
       if (waitpid(pid, &status, WNOHANG) == pid) {
         pid = -1;
-        FAIL("Console exited during start-up; log: " << log);
+        FAIL("Console exited during start-up; log: " << logPath.string());
       }
       std::this_thread::sleep_for(10ms);
     }
-    REQUIRE(std::filesystem::exists(portFile));
-    std::ifstream in(portFile);
+    INFO("log: " << logPath.string());
+    REQUIRE(std::filesystem::exists(portPath));
+    std::ifstream in(portPath);
     std::string line;
     while (std::getline(in, line))
       if (line.rfind("defender=", 0) == 0)
@@ -76,12 +113,35 @@ struct ConsoleChild {
     REQUIRE(consolePort > 0);
   }
 
+  /// Sends `signal` (e.g. SIGSTOP, SIGCONT) without waiting for anything.
+  void signal(int signal) const {
+    if (pid > 0) ::kill(pid, signal);
+  }
+
   /// Ends the child with `signal` and returns its exit code (128 + signal when killed by it).
   int stop(int signal) {
     if (pid <= 0) return -1;
     ::kill(pid, signal);
     int status = 0;
     waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  /// Sends `signal` and waits at most `bound` for the child to end: its exit code as stop()
+  /// does, or -2 when it did not end in time (it is then killed with SIGKILL).
+  int stopWithin(int signal, std::chrono::milliseconds bound) {
+    using namespace std::chrono_literals;
+    if (pid <= 0) return -1;
+    ::kill(pid, signal);
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        kill9();
+        return -2;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
     pid = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }

@@ -2,6 +2,7 @@
 // each other (README, "Configuration").
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -150,4 +151,33 @@ TEST_CASE("config: --database takes a postgresql:// URL in any case, and no othe
   auto file = parse({"--database", "/var/lib/defender-console/console.db"});
   REQUIRE(file.ok());
   CHECK_FALSE(file->onPostgres());
+}
+
+TEST_CASE("config: --sweeper-lease-ttl sets the lease's TTL, renewed every third of it") {
+  auto defaults = parse({});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->sweeperLeaseTtl == Seconds(15));
+  CHECK(defaults->sweeperLeaseRenewEvery() == Seconds(5));
+  auto shortest = parse({"--sweeper-lease-ttl", "3"});
+  REQUIRE(shortest.ok());
+  CHECK(shortest->sweeperLeaseTtl == Seconds(3));
+  CHECK(shortest->sweeperLeaseRenewEvery() == Seconds(1));
+  auto odd = parse({"--sweeper-lease-ttl", "10"});
+  REQUIRE(odd.ok());
+  CHECK(odd->sweeperLeaseRenewEvery() == Millis(3333));
+  for (const char* refused : {"2", "3601", "0", "-5", "abc"}) {
+    INFO(refused);
+    auto c = parse({"--sweeper-lease-ttl", refused});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code == "invalid_config");
+  }
+  ::setenv("DC_SWEEPER_LEASE_TTL", "30", 1);
+  auto fromEnv = parse({});
+  auto flagWins = parse({"--sweeper-lease-ttl", "6"});
+  ::unsetenv("DC_SWEEPER_LEASE_TTL");
+  REQUIRE(fromEnv.ok());
+  CHECK(fromEnv->sweeperLeaseTtl == Seconds(30));
+  CHECK(fromEnv->sweeperLeaseRenewEvery() == Seconds(10));
+  REQUIRE(flagWins.ok());
+  CHECK(flagWins->sweeperLeaseTtl == Seconds(6));
 }

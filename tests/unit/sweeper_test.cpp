@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -90,6 +94,57 @@ TEST_CASE("sweep: a requested stop ends the sweep and keeps the rest for the nex
   // A sweeper of the next start evicts them.
   cleanup::Sweeper next(f.inv, sweepOptions(100));
   CHECK(next.sweep(f.clock.now())->evicted == 250);
+}
+
+TEST_CASE("scheduler: a stop during a sweep longer than the lease renewal period returns") {
+  // The lease timer expires while a sweep runs; its handler is then already queued when stop()
+  // cancels the timers, so cancelling does not reach it: it must not arm the timer again (the
+  // scheduler thread then never ended and a Console stopping during a long sweep hung).
+  ManualClock clock{kT0};
+  auto store = std::move(openSqliteStore({":memory:"})).value();
+  Inventory inv{*store, clock, InventoryOptions{}};
+  REQUIRE(inv.start().ok());
+  std::mutex m;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  cleanup::SweepOptions o = sweepOptions(100);
+  o.leaseRenewEvery = 10ms;
+  // Called by each sweep once it holds the lease: the first one blocks until released.
+  o.heartbeatsWaiting = [&] {
+    std::unique_lock lock(m);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    return size_t{0};
+  };
+  cleanup::Sweeper sweeper{inv, o};
+  cleanup::SweepScheduler scheduler(sweeper, clock, 10ms);
+  scheduler.start();
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return entered; }));
+  }
+  std::this_thread::sleep_for(100ms);  // the lease timer (10 ms) expires meanwhile
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    scheduler.stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(50ms);  // stop() has asked for the timers to be cancelled
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  for (int i = 0; i < 1000 && !stopped; ++i) std::this_thread::sleep_for(10ms);
+  if (!stopped) {
+    // The scheduler thread runs on: nothing can end it, so end the process with the verdict.
+    FAIL_CHECK("SweepScheduler::stop() did not return within 10 s");
+    std::fflush(nullptr);
+    std::_Exit(1);
+  }
+  stopper.join();
+  CHECK_FALSE(sweeper.lease(clock.now()).held);  // given up at the stop
 }
 
 TEST_CASE("sweep: other types follow disconnectPeriodDays, untouched by the one-hour rule") {
