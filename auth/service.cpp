@@ -401,33 +401,34 @@ Result<UserInfo> AuthService::updateUser(const std::string& username,
                                          std::optional<Role> role) {
   if (password)
     if (auto st = validatePassword(*password); !st.ok()) return st.error();
-  UserRecord fresh;
-  if (password) fresh = hashed({}, *password);  // slow; outside the lock
+  UserChange change;
+  change.role = role;
+  if (password) {
+    change.password = hashed({}, *password);  // slow; outside the lock
+    change.password->passwordChangedAt = clock_.now();
+  }
   std::lock_guard lock(mu_);
   auto it = users_.find(username);
-  if (it == users_.end())
-    return Error::notFound("unknown_user", "no user '" + username + "'", "username");
-  UserRecord u = it->second;
-  if (role && *role != Role::kAdmin && u.role == Role::kAdmin && adminCount() == 1)
+  if (it != users_.end() && role && *role != Role::kAdmin && it->second.role == Role::kAdmin &&
+      adminCount() == 1)
     return Error{ErrorKind::kConflict, "last_admin",
                  "role: '" + username + "' is the only admin; make another user admin first",
                  "role"};
-  if (password) {
-    u.salt = fresh.salt;
-    u.passwordHash = fresh.passwordHash;
-    u.iterations = fresh.iterations;
-    u.passwordChangedAt = clock_.now();
-  }
-  if (role) u.role = *role;
-  if (password || role) ++u.tokenEpoch;
-  if (auto st = store_.putUser(u); !st.ok()) return st.error();
+  // The stored row is changed, not replaced by this Console's copy (another replica may have
+  // changed or deleted the user since the last reload).
+  auto updated = store_.updateUser(username, change);
+  if (!updated.ok()) return updated.error();
   ++userWrites_;
-  it->second = u;
   forgetVerifications(username);
+  if (!*updated) {
+    users_.erase(username);
+    return Error::notFound("unknown_user", "no user '" + username + "'", "username");
+  }
+  users_[username] = **updated;
   spdlog::info("user {} updated:{}{}; its tokens are revoked", username,
                password ? " password changed" : "",
                role ? std::string(" role ") + std::string(roleName(*role)) : std::string());
-  return infoOf(u);
+  return infoOf(**updated);
 }
 
 Status AuthService::deleteUser(const std::string& username) {

@@ -76,6 +76,24 @@ Error failure(const Error& e, const std::string& what) {
   return out;
 }
 
+constexpr std::string_view kSelectUsers =
+    "SELECT username, role, salt, password_hash, iterations, token_epoch, created_at_ms, "
+    "password_changed_at_ms FROM auth_users ";
+
+/// A row of kSelectUsers.
+UserRecord userOf(const sql::Row& r) {
+  UserRecord u;
+  u.username = r.text(0);
+  u.role = parseRole(r.text(1)).value_or(Role::kAuditor);
+  u.salt = r.blob(2);
+  u.passwordHash = r.blob(3);
+  u.iterations = static_cast<int>(r.integer(4));
+  u.tokenEpoch = r.integer(5);
+  u.createdAt = fromEpochMs(r.integer(6));
+  u.passwordChangedAt = fromEpochMs(r.integer(7));
+  return u;
+}
+
 // One user row: the statement's start and its eight values in that order.
 constexpr std::string_view kInsertUser =
     "INSERT INTO auth_users (username, role, salt, password_hash, iterations, token_epoch, "
@@ -97,24 +115,11 @@ class SqlAuthStore final : public AuthStore {
   explicit SqlAuthStore(std::shared_ptr<sql::Database> db) : db_(std::move(db)) {}
 
   Result<std::vector<UserRecord>> loadUsers() override {
-    auto rows = db_->run(
-        "SELECT username, role, salt, password_hash, iterations, token_epoch, created_at_ms, "
-        "password_changed_at_ms FROM auth_users ORDER BY username");
+    auto rows = db_->run(std::string(kSelectUsers) + "ORDER BY username");
     if (!rows.ok()) return failure(rows.error(), "read users");
     std::vector<UserRecord> out;
     out.reserve(rows->size());
-    for (const auto& r : *rows) {
-      UserRecord u;
-      u.username = r.text(0);
-      u.role = parseRole(r.text(1)).value_or(Role::kAuditor);
-      u.salt = r.blob(2);
-      u.passwordHash = r.blob(3);
-      u.iterations = static_cast<int>(r.integer(4));
-      u.tokenEpoch = r.integer(5);
-      u.createdAt = fromEpochMs(r.integer(6));
-      u.passwordChangedAt = fromEpochMs(r.integer(7));
-      out.push_back(std::move(u));
-    }
+    for (const auto& r : *rows) out.push_back(userOf(r));
     return out;
   }
 
@@ -149,6 +154,46 @@ class SqlAuthStore final : public AuthStore {
       return Error{ErrorKind::kConflict, "user_exists", "user '" + u.username + "' already exists",
                    "username"};
     return Status::success();
+  }
+
+  Result<std::optional<UserRecord>> updateUser(const std::string& username,
+                                               const UserChange& change) override {
+    std::optional<UserRecord> out;
+    auto st = db_->transaction([&](sql::Database& t) -> Status {
+      out.reset();
+      if (change.role && *change.role != Role::kAdmin)
+        if (auto st = keepsAnAdmin(
+                t, username,
+                "role: '" + username + "' is the only admin; make another user admin first",
+                "role");
+            !st.ok())
+          return st;
+      const bool pg = t.backend() == sql::Backend::kPostgres;
+      auto rows =
+          t.run(std::string(kSelectUsers) + "WHERE username = $1" + (pg ? " FOR UPDATE" : ""),
+                {username});
+      if (!rows.ok()) return failure(rows.error(), "read user");
+      if (rows->empty()) return Status::success();
+      UserRecord u = userOf(rows->front());
+      if (change.password) {
+        u.salt = change.password->salt;
+        u.passwordHash = change.password->passwordHash;
+        u.iterations = change.password->iterations;
+        u.passwordChangedAt = change.password->passwordChangedAt;
+      }
+      if (change.role) u.role = *change.role;
+      ++u.tokenEpoch;
+      auto w = t.run(
+          "UPDATE auth_users SET role = $2, salt = $3, password_hash = $4, iterations = $5, "
+          "token_epoch = $6, password_changed_at_ms = $7 WHERE username = $1",
+          {u.username, std::string(roleName(u.role)), sql::Blob{u.salt}, sql::Blob{u.passwordHash},
+           static_cast<long long>(u.iterations), u.tokenEpoch, toEpochMs(u.passwordChangedAt)});
+      if (!w.ok()) return failure(w.error(), "write user");
+      out = std::move(u);
+      return Status::success();
+    });
+    if (!st.ok()) return st.error();
+    return out;
   }
 
   Status deleteUser(const std::string& username) override {

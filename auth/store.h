@@ -36,6 +36,13 @@ struct CredentialRecord {
   std::optional<TimePoint> revokedAt;
 };
 
+/// A change of one stored user (AuthStore::updateUser): a new password — `salt`,
+/// `passwordHash`, `iterations` and `passwordChangedAt` of `password` — and/or a new role.
+struct UserChange {
+  std::optional<UserRecord> password;
+  std::optional<Role> role;
+};
+
 /// Thread-safe implementations. Errors: kUnavailable when storage fails.
 class AuthStore {
  public:
@@ -48,6 +55,13 @@ class AuthStore {
   /// Inserts a new user. Error kConflict "user_exists" when a user of that name is stored
   /// (created here or by another Console on the same database).
   virtual Status insertUser(const UserRecord& user) = 0;
+  /// Applies `change` to the stored user `username` in one transaction (the row locked on
+  /// PostgreSQL) and moves its token epoch on from the stored value, so a Console whose copy of
+  /// the users is stale neither undoes another replica's change nor brings back a deleted user.
+  /// Returns the user as stored after the change; nullopt when no user of that name is stored.
+  /// Error kConflict "last_admin" (field "role") as for putUser.
+  virtual Result<std::optional<UserRecord>> updateUser(const std::string& username,
+                                                       const UserChange& change) = 0;
   /// Deletes; no error when absent. Error kConflict "last_admin" (field "username") when the
   /// user is the only stored admin (checked in the deleting transaction, as for putUser).
   virtual Status deleteUser(const std::string& username) = 0;

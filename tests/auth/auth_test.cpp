@@ -114,6 +114,29 @@ TEST_CASE("AuthStore conformance", "[auth-store]") {
   UserRecord bob = u;
   bob.username = "bob";
   REQUIRE(store.insertUser(bob).ok());
+  // updateUser changes the stored row: the new password's fields and role, the token epoch one
+  // past the stored one; an absent user is nullopt, the only admin keeps its role.
+  UserRecord pw;
+  pw.salt = "new-salt";
+  pw.passwordHash = std::string(32, '\x01');
+  pw.iterations = 99;
+  pw.passwordChangedAt = kT0 + 9s;
+  auto updated = store.updateUser("bob", UserChange{pw, Role::kAuditor});
+  REQUIRE(updated.ok());
+  REQUIRE(updated->has_value());
+  CHECK((*updated)->role == Role::kAuditor);
+  CHECK((*updated)->salt == "new-salt");
+  CHECK((*updated)->iterations == 99);
+  CHECK((*updated)->tokenEpoch == 9);
+  CHECK((*updated)->createdAt == kT0);
+  CHECK((*updated)->passwordChangedAt == kT0 + 9s);
+  auto missing = store.updateUser("nobody", UserChange{std::nullopt, Role::kAuditor});
+  REQUIRE(missing.ok());
+  CHECK_FALSE(missing->has_value());
+  auto lastAdmin = store.updateUser("alice", UserChange{std::nullopt, Role::kAuditor});
+  REQUIRE_FALSE(lastAdmin.ok());
+  CHECK(lastAdmin.error().code == "last_admin");
+  REQUIRE(store.updateUser("bob", UserChange{std::nullopt, Role::kAdmin}).ok());
   REQUIRE(store.deleteUser("alice").ok());
   REQUIRE(store.deleteUser("alice").ok());  // absent: no error
   REQUIRE(store.insertUser(u).ok());
@@ -319,6 +342,32 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   REQUIRE(a.reload().ok());
   CHECK_FALSE(a.findUser("erin").has_value());
   CHECK(a.authenticate(basic("erin", "new-password-1"), "x").error().code == "invalid_credentials");
+
+  // A change on a replica whose copy is stale changes the stored user, not the copy: it neither
+  // undoes the other replica's change nor brings a deleted user back; the token epoch moves on
+  // from the stored one, so tokens issued in between are revoked.
+  REQUIRE(a.createUser("hal", "old-password-1", Role::kAdmin).ok());
+  REQUIRE(b.reload().ok());
+  REQUIRE(a.updateUser("hal", std::string("new-password-1"), std::nullopt).ok());
+  auto halToken = a.login("hal", "new-password-1", "x");
+  REQUIRE(halToken.ok());
+  auto changed = b.updateUser("hal", std::nullopt, Role::kDefenderManager);
+  REQUIRE(changed.ok());
+  CHECK(changed->role == Role::kDefenderManager);
+  REQUIRE(a.reload().ok());
+  for (AuthService* s : {&a, &b}) {
+    CHECK(s->authenticate(basic("hal", "new-password-1"), "x")->role == Role::kDefenderManager);
+    CHECK(s->authenticate(basic("hal", "old-password-1"), "x").error().code ==
+          "invalid_credentials");
+    CHECK(s->authenticate("Bearer " + halToken->token, "x").error().code == "token_revoked");
+  }
+  REQUIRE(a.deleteUser("hal").ok());
+  auto gone = b.updateUser("hal", std::string("third-password-1"), std::nullopt);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == "unknown_user");
+  CHECK_FALSE(b.findUser("hal").has_value());
+  REQUIRE(a.reload().ok());
+  CHECK_FALSE(a.findUser("hal").has_value());
 
   // Two admins, each replica removing a different one before it has seen the other's change:
   // the second is refused by the database, so one admin is left (deleting or demoting alike).
