@@ -232,7 +232,7 @@ void Inventory::readThrough(const std::string& key) {
   LiveState& s = it->second;
   // Newer than here: another replica stored a later heartbeat or a disconnect (lastSeen only
   // moves forward; a disconnect keeps it and sets graceful_at).
-  const bool newer = d.lastSeen > s.lastSeen ||
+  const bool newer = d.lastSeen > s.lastSeen || storedDisconnectIsNewer(s, d) ||
                      (d.lastSeen == s.lastSeen && !pending_.contains(key) &&
                       (d.judgedFrom > s.judgedFrom || d.gracefulDisconnectAt != s.gracefulAt));
   if (!newer) return;
@@ -251,10 +251,17 @@ void Inventory::readThrough(const std::string& key) {
   index_.update(it->first, before, indexEntry(s));
 }
 
+bool Inventory::storedDisconnectIsNewer(const LiveState& s, const Defender& stored) {
+  return stored.gracefulDisconnectAt && !s.gracefulAt && *stored.gracefulDisconnectAt >= s.lastSeen;
+}
+
 void Inventory::overlayShared(const std::string& key, Defender& d) const {
   const auto it = live_.find(key);
   if (it == live_.end()) return;
   const LiveState& s = it->second;
+  // A graceful disconnect stored (by another replica) no earlier than this replica's newest
+  // heartbeat is newer than anything here; the store would refuse this replica's older write.
+  if (storedDisconnectIsNewer(s, d)) return;
   const auto p = pending_.find(key);
   const bool pending = p != pending_.end();
   if (pending && p->second.descriptiveChanged && p->second.defender.lastSeen >= d.lastSeen)

@@ -341,6 +341,10 @@ class Inventory {
   /// Shared database: overlays on the stored row `d` this replica's state of `key` where it is
   /// newer (a pending write, a discount not yet written). Caller holds stateMutex_.
   void overlayShared(const std::string& key, Defender& d) const;
+  /// Shared database: the stored row carries a graceful disconnect no earlier than this
+  /// replica's newest heartbeat `s` of it, which it does not know of (another replica received
+  /// the disconnect; the store refuses this replica's older write, see Store::write).
+  static bool storedDisconnectIsNewer(const LiveState& s, const Defender& stored);
   /// The list served from index_, or nullopt when the query needs the Store's filters.
   std::optional<Result<Page<Defender>>> listFromIndex(const DefenderQuery& query);
   void applyLiveState(const LiveState& s, Defender& d) const;

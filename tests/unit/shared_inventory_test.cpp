@@ -359,3 +359,32 @@ TEST_CASE("shared database: settings saved on A are read by B", "[postgres]") {
   REQUIRE(r.b->reloadSettings().ok());
   CHECK(r.b->settings().disconnectPeriodDays == 3);
 }
+
+TEST_CASE("shared database: a graceful disconnect on A is not undone by B's earlier heartbeat",
+          "[postgres]") {
+  Replicas r;
+  REQUIRE(beat(*r.a, reported("gd-1")) == HeartbeatOutcome::kRegistered);
+  r.clock.advance(10s);
+  // B answers a heartbeat (written behind); before B writes it, the Defender stops gracefully
+  // through A.
+  REQUIRE(beat(*r.b, reported("gd-1")) == HeartbeatOutcome::kRefreshed);
+  r.clock.advance(1s);
+  REQUIRE(r.a->recordDisconnect("gd-1").ok());
+  REQUIRE(r.b->flush().ok());
+  DefenderQuery disconnected;
+  disconnected.connected = false;
+  for (Inventory* inv : {r.a.get(), r.b.get()}) {
+    CHECK(get(*inv, "gd-1").gracefulDisconnectAt == kT0 + 11s);
+    auto page = inv->list(disconnected);
+    REQUIRE(page.ok());
+    REQUIRE(page->items.size() == 1);
+    CHECK(page->items.front().gracefulDisconnectAt == kT0 + 11s);
+  }
+  // Its next heartbeat, at B, makes it connected again everywhere once written. (B answers it
+  // as a refresh: it had not seen the disconnect, docs/operations.md "Races between replicas".)
+  r.clock.advance(5s);
+  beat(*r.b, reported("gd-1"));
+  REQUIRE(r.b->flush().ok());
+  CHECK_FALSE(get(*r.a, "gd-1").gracefulDisconnectAt.has_value());
+  CHECK(get(*r.a, "gd-1").lastSeen == kT0 + 16s);
+}
