@@ -75,6 +75,8 @@ Result<std::string> requireHostname(const json& body, const ChannelLimits& limit
     if (!isHostnameChar(c))
       return invalid("invalid_field", "hostname",
                      "may contain only letters, digits, '.', '-' and '_'");
+  // A path segment of its own in /api/v1/defenders/{hostname}: clients resolve "." and "..".
+  if (h == "." || h == "..") return invalid("invalid_field", "hostname", "must not be '.' or '..'");
   return h;
 }
 

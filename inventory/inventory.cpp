@@ -189,7 +189,7 @@ std::optional<std::string> Inventory::appIdOf(const std::string& hostname) {
       known = live_.contains(key);
     }
     // Registered at another replica: its App ID is the stored one.
-    if (!known) readThrough(key);
+    if (!known) (void)readThrough(key);
   }
   std::lock_guard lock(stateMutex_);
   auto it = live_.find(key);
@@ -206,11 +206,11 @@ void Inventory::applyLiveState(const LiveState& s, Defender& d) const {
   d.clockSkewMs = s.clockSkewMs;
 }
 
-void Inventory::readThrough(const std::string& key) {
+Status Inventory::readThrough(const std::string& key) {
   auto row = store_.findDefender(key);
   if (!row.ok()) {
     spdlog::debug("stored row of {} not read: {}", key, row.error().message);
-    return;
+    return row.error();
   }
   std::lock_guard lock(stateMutex_);
   auto it = live_.find(key);
@@ -221,13 +221,13 @@ void Inventory::readThrough(const std::string& key) {
       index_.remove(it->first, indexEntry(it->second));
       live_.erase(it);
     }
-    return;
+    return Status::success();
   }
   const Defender& d = **row;
   if (it == live_.end()) {
     const auto placed = live_.try_emplace(key, liveStateOf(d)).first;
     index_.add(placed->first, indexEntry(placed->second));
-    return;
+    return Status::success();
   }
   LiveState& s = it->second;
   // Newer than here: another replica stored a later heartbeat or a disconnect (lastSeen only
@@ -235,7 +235,7 @@ void Inventory::readThrough(const std::string& key) {
   const bool newer = d.lastSeen > s.lastSeen || storedDisconnectIsNewer(s, d) ||
                      (d.lastSeen == s.lastSeen && !pending_.contains(key) &&
                       (d.judgedFrom > s.judgedFrom || d.gracefulDisconnectAt != s.gracefulAt));
-  if (!newer) return;
+  if (!newer) return Status::success();
   const LiveIndex::Entry before = indexEntry(s);
   const LiveState fresh = liveStateOf(d);
   s.registeredAt = fresh.registeredAt;
@@ -249,6 +249,7 @@ void Inventory::readThrough(const std::string& key) {
   if (fresh.resourceHash != 0) s.resourceHash = fresh.resourceHash;
   if (!pending_.contains(key)) s.fingerprint = fresh.fingerprint;
   index_.update(it->first, before, indexEntry(s));
+  return Status::success();
 }
 
 bool Inventory::storedDisconnectIsNewer(const LiveState& s, const Defender& stored) {
@@ -335,7 +336,8 @@ Result<HeartbeatOutcome> Inventory::recordHeartbeat(
           known == live_.end() || !connected(known->second.judgedFrom, known->second.gracefulAt,
                                              now, options_.liveness.grace);
     }
-    if (mustCommitHere) readThrough(key);
+    // Unread (the database is down): judged on what is here; the durable write then fails.
+    if (mustCommitHere) (void)readThrough(key);
   }
   HeartbeatOutcome outcome;
   uint64_t ticket = 0;
@@ -415,13 +417,18 @@ Result<Defender> Inventory::recordDisconnect(const std::string& hostname,
   const std::string key = hostnameKey(hostname);
   // Shared database: judged on the newest stored liveness (another replica may have seen a
   // later heartbeat, whose lastSeen an older disconnect could not overwrite).
-  if (options_.sharedDatabase) readThrough(key);
+  // Unknown here and unread (the database is down): 503, not 404 (it may be stored).
+  Status unread = Status::success();
+  if (options_.sharedDatabase) unread = readThrough(key);
   uint64_t ticket;
   Defender out;
   {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
-    if (it == live_.end()) return unknownDefender(hostname);
+    if (it == live_.end()) {
+      if (!unread.ok()) return unread.error();
+      return unknownDefender(hostname);
+    }
     LiveState& s = it->second;
     if (auto e = identityConflict(hostname, s, s.type, resourceId)) return *e;
     if (failingSince_) return storageFault();
@@ -453,19 +460,24 @@ Status Inventory::recordObservations(const std::string& hostname, std::vector<Ob
                                      std::string_view resourceId) {
   const TimePoint now = clock_.now();
   const std::string key = hostnameKey(hostname);
+  // Unknown here and unread (the database is down): 503, not 404 (it may be stored).
+  Status unread = Status::success();
   if (options_.sharedDatabase) {
     bool known;
     {
       std::lock_guard lock(stateMutex_);
       known = live_.contains(key);
     }
-    if (!known) readThrough(key);  // registered at another replica
+    if (!known) unread = readThrough(key);  // registered at another replica
   }
   uint64_t ticket;
   {
     std::lock_guard lock(stateMutex_);
     auto it = live_.find(key);
-    if (it == live_.end()) return unknownDefender(hostname, "; send a heartbeat first");
+    if (it == live_.end()) {
+      if (!unread.ok()) return unread.error();
+      return unknownDefender(hostname, "; send a heartbeat first");
+    }
     LiveState& s = it->second;
     if (auto e = identityConflict(hostname, s, s.type, resourceId)) return *e;
     if (failingSince_) return storageFault();
@@ -697,7 +709,16 @@ size_t Inventory::noteResumed(TimePoint pausedAt) {
           return 0;
         }
     } else {
-      spdlog::debug("replicas' alive times unreadable after a pause: {}", alive.error().message);
+      // Unknown whether another replica ran: the rows are shared, so nothing is discounted
+      // (a Defender wrongly judged silent reconnects with its next heartbeat; one wrongly kept
+      // connected would hide a real silence).
+      std::lock_guard lock(stateMutex_);
+      ++metrics_.pausesDetected;
+      spdlog::warn(
+          "replica {} did not run for {:.1f} s (a paused or starved process); the other "
+          "replicas' alive times are unreadable ({}), so no Defender is judged from now",
+          replicaId_, seconds(now - pausedAt), alive.error().message);
+      return 0;
     }
   }
   size_t judged = 0;

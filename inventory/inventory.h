@@ -279,7 +279,7 @@ class Inventory {
   /// is judged from now, in memory and at the next flush. Returns how many were. Shared
   /// database: none when another replica stored an alive time after `pausedAt` (it ran and kept
   /// the stored liveness; the rows are shared, and judging them from now would hide Defenders
-  /// that really went silent meanwhile).
+  /// that really went silent meanwhile), nor when those times cannot be read.
   size_t noteResumed(TimePoint pausedAt);
 
   /// Counts for the outage guard: Defenders connected at `since` (not gracefully disconnected
@@ -336,8 +336,9 @@ class Inventory {
   /// Shared database: reads the stored row of `key` into the liveness table when it is newer
   /// than what this replica holds (or unknown here); drops the key when the row is gone (deleted
   /// or evicted elsewhere) and nothing of it is waiting to be written here. A failed read
-  /// changes nothing. Takes stateMutex_ (not held by the caller).
-  void readThrough(const std::string& key);
+  /// changes nothing and returns the store's error (kUnavailable). Takes stateMutex_ (not held
+  /// by the caller).
+  Status readThrough(const std::string& key);
   /// Shared database: overlays on the stored row `d` this replica's state of `key` where it is
   /// newer (a pending write, a discount not yet written). Caller holds stateMutex_.
   void overlayShared(const std::string& key, Defender& d) const;

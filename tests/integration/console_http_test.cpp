@@ -239,6 +239,8 @@ TEST_CASE("HTTP: bad input gets a 4xx JSON error and leaves the inventory unchan
        "missing_field"},
       {"hostname wrong type", R"({"hostname": 7, "type": "fargate"})", 400, "invalid_field"},
       {"hostname with a slash", R"({"hostname": "a/b", "type": "docker"})", 400, "invalid_field"},
+      {"hostname a dot segment", R"({"hostname": "..", "type": "docker"})", 400, "invalid_field"},
+      {"hostname one dot", R"({"hostname": ".", "type": "docker"})", 400, "invalid_field"},
       {"too deep", std::string(100, '[') + std::string(100, ']'), 400, "too_deep"},
       {"NUL in a value", R"({"hostname": "x", "type": "docker", "cluster": "c\u0000x"})", 400,
        "invalid_text"},
