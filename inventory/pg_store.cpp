@@ -14,6 +14,10 @@ namespace dc::inventory {
 
 namespace {
 
+/// How long a write transaction may idle between its statements before the server ends it
+/// (write(): a paused replica must not keep its row locks).
+constexpr Millis kWriteIdleLimit{5000};
+
 using storesql::imageOf;
 using storesql::likePattern;
 using storesql::storedVersionKey;
@@ -245,8 +249,15 @@ class PgStore final : public Store {
   Status write(const WriteBatch& batch) override {
     if (batch.empty()) return Status::success();
     std::vector<std::string> missing;
-    auto st = inTransaction([&](pg::Connection& c) {
+    auto st = inTransaction([&](pg::Connection& c) -> Status {
       missing.clear();
+      // A writer sends its statements back to back; one that idles inside its transaction for
+      // kWriteIdleLimit was paused (SIGSTOP, a frozen VM). The server then ends its session,
+      // so the Defender rows it locked do not hold back every other replica's writes (and
+      // sweeps) until it resumes; its batch stays pending here and is written again.
+      auto limit = c.exec("SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+                          {pg::text(std::to_string(kWriteIdleLimit.count()))});
+      if (!limit.ok()) return limit.error();
       return writeIn(c, batch, missing);
     });
     if (st.ok() && batch.missingTouches)
