@@ -163,9 +163,11 @@ Result<HeartbeatReport> parseHeartbeat(const json& body, const ChannelLimits& li
   // all optional, so null ones are dropped (they then read as "", like absent ones).
   auto& cloud = details["cloudMetadata"];
   for (auto it = cloud.begin(); it != cloud.end();) it = it->is_null() ? cloud.erase(it) : ++it;
-  // cloudMetadata.image feeds the profile filter and cloudMetadata.resourceID pins a Fargate
-  // Defender's identity (docs/reliability.md): each must be a string if present.
-  for (const char* key : {"image", "resourceID"})
+  // The vendor's cloudMetadata members are strings (docs/api.md, Defender object): a number or
+  // object there is refused, not stored as "". cloudMetadata.image feeds the profile filter and
+  // cloudMetadata.resourceID pins a Fargate Defender's identity (docs/reliability.md).
+  for (const char* key :
+       {"provider", "accountID", "region", "resourceID", "awsExecutionEnv", "image", "name"})
     if (auto v = cloud.find(key); v != cloud.end() && !v->is_string())
       return invalid("invalid_field", std::string("cloudMetadata.") + key,
                      "must be a string or null");
