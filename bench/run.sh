@@ -643,6 +643,14 @@ pg_counters() {
   pg_in "$1" "SELECT wal_records, wal_fpi, wal_bytes, pg_current_wal_lsn() - '0/0' FROM pg_stat_wal" | tr '|' ' '
 }
 
+# task_wchar PID: "tid wchar" per thread (bytes passed to write/pwrite and friends).
+task_wchar() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    echo "${t##*/} $(awk '$1 == "wchar:" { print $2 }' "$t/io" 2>/dev/null || echo 0)"
+  done
+}
+
 # Write amplification: rows, bytes and (PostgreSQL) WAL per heartbeat of connected Defenders in the
 # steady state, measured over the paced run plus the flushes that store it.
 wamp() {
@@ -656,6 +664,7 @@ wamp() {
   hb0=$(metric dc_heartbeats_total)
   fl0=$(metric dc_flushes_total)
   io0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$console_pid/io")
+  task_wchar "$console_pid" >"$bench_dir/wamp-wchar0"
   [[ -z $db_url ]] || pg0=$(pg_counters "$db_url")
   DC_BENCH_AUTH=$DC_AUTH "$build/bench/dc-bench" paced --port "$defender_port" --defenders "$WAMP_DEFENDERS" \
     --interval "$WAMP_INTERVAL" --duration "$WAMP_SECONDS" --connections 8
@@ -664,9 +673,15 @@ wamp() {
   hb1=$(metric dc_heartbeats_total)
   fl1=$(metric dc_flushes_total)
   io1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$console_pid/io")
+  task_wchar "$console_pid" >"$bench_dir/wamp-wchar1"
   [[ -z $db_url ]] || pg1=$(pg_counters "$db_url")
   local hb=$((hb1 - hb0)) fl=$((fl1 - fl0)) io=$((io1 - io0))
   echo "heartbeats $hb, flushes $fl ($(echo "scale=1; $hb / $fl" | bc) heartbeats per flush), Console process bytes written to storage $io ($(echo "scale=0; $io / $hb" | bc) per heartbeat)"
+  # The thread that wrote the most (SQLite: the flusher's WAL frames and checkpoints; on
+  # PostgreSQL every thread writes only to sockets).
+  [[ -n $db_url ]] || join <(sort "$bench_dir/wamp-wchar0") <(sort "$bench_dir/wamp-wchar1") |
+    awk -v hb="$hb" '{ d = $3 - $2; if (d > m) { m = d; t = $1 } } END {
+      printf "busiest writing thread (%s): %d bytes written (write/pwrite), %.0f per heartbeat\n", t, m, m / hb }'
   if [[ -n $db_url ]]; then
     paste -d' ' <(echo "$pg0" | tr '\n' ' ') <(echo "$pg1" | tr '\n' ' ') | awk -v hb="$hb" '{
       n = NF / 2
