@@ -20,7 +20,8 @@
 #     default: the descriptor hard limit minus 200), C_PER_ADDRESS=8000 (connections per source
 #     address 127.0.0.x; below the Console's --defender-max-connections-per-address)
 #   Replica rows (PostgreSQL only): b2r = B2, c1r = C1 with the Defenders split over two Consoles on
-#     one database (R_DEFENDERS=20000 R_SECONDS=120; c1r: C_RAMP as above).
+#     one database: R_DEFENDERS (default 20000 for b2r, 10000 for c1r) R_SECONDS=120; b2r:
+#     R_CONNECTIONS=16 (in all); c1r: C_RAMP as above.
 #   wamp: write amplification of steady-state refreshes on the backend in use: WAMP_DEFENDERS=60000
 #     heartbeating every WAMP_INTERVAL=30 s for WAMP_SECONDS=60 s (rows, bytes and WAL per heartbeat;
 #     WAMP_SETTLE=12 s before each reading, for PostgreSQL to report its table counters).
@@ -694,7 +695,7 @@ wamp() {
   stop_console
 }
 
-[[ $# -gt 0 ]] || { sed -n '2,32p' "$0"; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,33p' "$0"; exit 2; }
 for cmd in "$@"; do
   case $cmd in
     machine | b1 | b2 | b3 | b4 | b5 | compress | c1 | c2 | c3 | c4 | b2r | c1r | wamp) "$cmd" ;;
