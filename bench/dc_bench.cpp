@@ -1,10 +1,14 @@
 // Benchmark tool for the figures in docs/benchmarks.md. Subcommands:
 //
-//   dc-bench seed   --db FILE --defenders N [--observations K] [--fargate-fraction F]
-//                   [--connected-fraction C]
-//       Writes N Defenders of the synthetic fleet (bench/bench_fleet.h) straight through the
-//       Store, in transactions of 100,000, so that the Console starts on a full inventory without
-//       N durable HTTP registrations.
+//   dc-bench seed   --db FILE | --database postgresql://… --defenders N [--observations K]
+//                   [--fargate-fraction F] [--connected-fraction C] [--disconnected-age S]
+//       Writes N Defenders of the synthetic fleet (bench/bench_fleet.h) so that the Console
+//       starts on a full inventory without N durable HTTP registrations. SQLite: straight through
+//       the Store, in transactions of 100,000. PostgreSQL: the store is opened once (its
+//       migrations create the schema), then the rows go in with one COPY (the columns the store
+//       computes — category, version_key, image, resource_id, fingerprint — computed by the same
+//       functions), observations with one INSERT … SELECT, then VACUUM ANALYZE. The PostgreSQL
+//       database must hold no Defenders yet.
 //   dc-bench paced  --port P --defenders N --interval S --duration S --connections C
 //       Heartbeats every Defender once per interval, evenly spread, from C keep-alive
 //       connections; prints throughput, failures and a latency histogram. Latency is measured
@@ -23,14 +27,18 @@
 #include <iostream>
 #include <thread>
 
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
 
 #include "bench/bench_fleet.h"
+#include "common/defender_version.h"
 #include "heartbeat/channel.h"
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
+#include "inventory/store_sql.h"
 
 using namespace dc;
 using Steady = std::chrono::steady_clock;
@@ -64,8 +72,195 @@ struct Percentiles {
   }
 };
 
-int seed(const std::string& db, long long n, int observations, double fargateFraction,
-         double connectedFraction, long long disconnectedAgeSeconds) {
+struct SeedShape {
+  long long n = 1000;
+  int observations = 0;
+  double fargateFraction = 1, connectedFraction = 1;
+  long long disconnectedAgeSeconds = 7200;
+};
+
+/// Defender `i` of the seeded fleet as of `now`: the synthetic heartbeat parsed as the channel
+/// parses it, then typed and aged by `shape` (a deterministic spread: fraction f of every 1,000
+/// consecutive Defenders).
+Result<inventory::Defender> seededDefender(long long i, const SeedShape& shape, TimePoint now) {
+  static const heartbeat::ChannelLimits limits;
+  auto body = heartbeat::parseJsonObject(bench::heartbeatBody(i), 16);
+  if (!body.ok()) return body.error();
+  auto report = heartbeat::parseHeartbeat(*body, limits);
+  if (!report.ok()) return report.error();
+  inventory::Defender d = std::move(report->defender);
+  const auto slot = static_cast<double>(i % 1000) / 1000.0;
+  if (slot >= shape.fargateFraction) {
+    d.type = inventory::DefenderType::kDaemonset;
+    d.appId.clear();
+  }
+  const bool connected = std::fmod(slot * 7.0, 1.0) < shape.connectedFraction;
+  d.registeredAt = d.connectedSince = now - std::chrono::hours(2);
+  d.lastSeen = d.judgedFrom = connected
+                                  ? now - Millis(i % 30000)
+                                  : now - Seconds(shape.disconnectedAgeSeconds) - Millis(i % 1000);
+  return d;
+}
+
+/// Appends `v` to a COPY text-format line, escaping what the format needs escaped.
+void copyField(std::string& line, std::string_view v) {
+  for (char ch : v) {
+    switch (ch) {
+      case '\\':
+        line += "\\\\";
+        break;
+      case '\t':
+        line += "\\t";
+        break;
+      case '\n':
+        line += "\\n";
+        break;
+      case '\r':
+        line += "\\r";
+        break;
+      default:
+        line += ch;
+    }
+  }
+}
+
+/// Runs one statement on `c`; prints the error and returns false when it fails.
+bool pgRun(PGconn* c, const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok) std::cerr << sql.substr(0, 60) << "…: " << PQerrorMessage(c);
+  PQclear(r);
+  return ok;
+}
+
+/// `dc-bench seed --database postgresql://…`: the store's migrations, then COPY (see the header).
+int seedPostgres(const std::string& url, const SeedShape& shape) {
+  const SystemClock clock;
+  const TimePoint now = clock.now();
+  const auto t0 = Steady::now();
+  {
+    auto store = inventory::openPgStore({.url = url, .poolSize = 1});
+    if (!store.ok()) {
+      std::cerr << store.error().message << '\n';
+      return 1;
+    }
+    auto stored = (*store)->countDefenders();
+    if (!stored.ok() || *stored != 0) {
+      std::cerr << "the database must hold no Defenders yet\n";
+      return 1;
+    }
+    inventory::WriteBatch alive;
+    alive.consoleAlive = now;  // as the SQLite seed: the Console was alive at `now`
+    if (auto st = (*store)->write(alive); !st.ok()) {
+      std::cerr << st.error().message << '\n';
+      return 1;
+    }
+  }
+  PGconn* c = PQconnectdb(url.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::cerr << PQerrorMessage(c);
+    PQfinish(c);
+    return 1;
+  }
+  int rc = 1;
+  [&] {
+    if (!pgRun(c, "BEGIN")) return;
+    PGresult* r = PQexec(c,
+                         "COPY defenders (key, hostname, type, category, version, version_key, "
+                         "cluster, app_id, container, image, resource_id, details, fingerprint, "
+                         "registered_at, last_seen, judged_from, connected_since, graceful_at, "
+                         "clock_skew_ms) FROM STDIN");
+    const bool copying = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!copying) {
+      std::cerr << PQerrorMessage(c);
+      return;
+    }
+    std::string buf, line;
+    for (long long i = 0; i < shape.n; ++i) {
+      auto d = seededDefender(i, shape, now);
+      if (!d.ok()) {
+        std::cerr << "bad synthetic heartbeat: " << d.error().message << '\n';
+        PQputCopyEnd(c, "bad row");
+        return;
+      }
+      line.clear();
+      auto field = [&](std::string_view v) {
+        copyField(line, v);
+        line += '\t';
+      };
+      auto number = [&](std::optional<long long> v) {
+        line += v ? std::to_string(*v) : std::string("\\N");
+        line += '\t';
+      };
+      auto ms = [](TimePoint t) { return static_cast<long long>(t.time_since_epoch().count()); };
+      field(inventory::hostnameKey(d->hostname));
+      field(d->hostname);
+      field(inventory::typeInfo(d->type).apiName);
+      field(inventory::categoryName(inventory::categoryOf(d->type)));
+      field(d->version);
+      number(inventory::storesql::storedVersionKey(d->version));
+      field(d->cluster);
+      field(d->appId);
+      field(d->container);
+      field(inventory::storesql::imageOf(*d));
+      field(inventory::resourceIdOf(*d));
+      field(d->details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      number(static_cast<long long>(inventory::descriptiveFingerprint(*d)));
+      number(ms(d->registeredAt));
+      number(ms(d->lastSeen));
+      number(ms(d->judgedFrom));
+      number(ms(d->connectedSince));
+      number(d->gracefulDisconnectAt ? std::optional<long long>(ms(*d->gracefulDisconnectAt))
+                                     : std::nullopt);
+      number(d->clockSkewMs);
+      line.back() = '\n';
+      buf += line;
+      if (buf.size() >= (1 << 20) || i + 1 == shape.n) {
+        if (PQputCopyData(c, buf.data(), static_cast<int>(buf.size())) != 1) {
+          std::cerr << PQerrorMessage(c);
+          return;
+        }
+        buf.clear();
+      }
+      if ((i + 1) % 100000 == 0) std::fprintf(stderr, "copied %lld / %lld\n", i + 1, shape.n);
+    }
+    if (PQputCopyEnd(c, nullptr) != 1) {
+      std::cerr << PQerrorMessage(c);
+      return;
+    }
+    r = PQgetResult(c);
+    const bool copied = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    while ((r = PQgetResult(c)) != nullptr) PQclear(r);
+    if (!copied) {
+      std::cerr << PQerrorMessage(c);
+      return;
+    }
+    // The same observation for every Defender, as the SQLite seed writes them.
+    if (shape.observations > 0 &&
+        !pgRun(c,
+               "INSERT INTO observations (defender_id, kind, time, received_at, fields) "
+               "SELECT d.id, 'process', d.last_seen, d.last_seen, "
+               "'{\"path\":\"/usr/bin/python3\",\"pid\":' || (1000 + k) || '}' "
+               "FROM defenders d, generate_series(0, " +
+                   std::to_string(shape.observations - 1) + ") AS k ORDER BY d.id, k"))
+      return;
+    if (!pgRun(c, "COMMIT")) return;
+    // Statistics and the visibility map, as autovacuum would leave them some time after a load.
+    if (!pgRun(c, "VACUUM ANALYZE defenders") || !pgRun(c, "VACUUM ANALYZE observations")) return;
+    rc = 0;
+  }();
+  PQfinish(c);
+  if (rc == 0)
+    std::printf("seeded %lld Defenders (%d observations each) into %s in %.1f s\n", shape.n,
+                shape.observations, "PostgreSQL", msSince(t0, Steady::now()) / 1000.0);
+  return rc;
+}
+
+int seed(const std::string& db, const SeedShape& shape) {
+  const long long n = shape.n;
+  const int observations = shape.observations;
   auto store = inventory::openSqliteStore({db});
   if (!store.ok()) {
     std::cerr << store.error().message << '\n';
@@ -74,30 +269,16 @@ int seed(const std::string& db, long long n, int observations, double fargateFra
   const SystemClock clock;
   const TimePoint now = clock.now();
   const auto t0 = Steady::now();
-  heartbeat::ChannelLimits limits;
   constexpr long long kChunk = 100000;
   for (long long base = 0; base < n; base += kChunk) {
     inventory::WriteBatch b;
     for (long long i = base; i < std::min(n, base + kChunk); ++i) {
-      auto body = heartbeat::parseJsonObject(bench::heartbeatBody(i), 16);
-      auto report = body.ok() ? heartbeat::parseHeartbeat(*body, limits)
-                              : Result<heartbeat::HeartbeatReport>(body.error());
-      if (!report.ok()) {
-        std::cerr << "bad synthetic heartbeat: " << report.error().message << '\n';
+      auto seeded = seededDefender(i, shape, now);
+      if (!seeded.ok()) {
+        std::cerr << "bad synthetic heartbeat: " << seeded.error().message << '\n';
         return 1;
       }
-      inventory::Defender d = std::move(report->defender);
-      // Deterministic spread: fraction f of every 1,000 consecutive Defenders.
-      const auto slot = static_cast<double>(i % 1000) / 1000.0;
-      if (slot >= fargateFraction) {
-        d.type = inventory::DefenderType::kDaemonset;
-        d.appId.clear();
-      }
-      const bool connected = std::fmod(slot * 7.0, 1.0) < connectedFraction;
-      d.registeredAt = d.connectedSince = now - std::chrono::hours(2);
-      d.lastSeen = d.judgedFrom = connected
-                                      ? now - Millis(i % 30000)
-                                      : now - Seconds(disconnectedAgeSeconds) - Millis(i % 1000);
+      inventory::Defender d = std::move(seeded).value();
       const std::string key = inventory::hostnameKey(d.hostname);
       for (int k = 0; k < observations; ++k)
         b.observations.emplace_back(
@@ -242,21 +423,25 @@ int main(int argc, char** argv) {
   CLI::App app{"Defender Console benchmark tool (docs/benchmarks.md)"};
   app.require_subcommand(1);
 
-  std::string db;
+  std::string db, database;
+  SeedShape shape;
   long long n = 1000;
-  int observations = 0;
-  double fargateFraction = 1, connectedFraction = 1;
-  long long disconnectedAge = 7200;
   auto* s = app.add_subcommand("seed", "Write N Defenders straight through the Store");
-  s->add_option("--db", db, "SQLite file (created)")->required();
-  s->add_option("--defenders", n, "Defenders to write")->capture_default_str();
-  s->add_option("--observations", observations, "Observations per Defender")->capture_default_str();
-  s->add_option("--fargate-fraction", fargateFraction, "Share of type fargate (rest daemonset)")
+  auto* dbOpt = s->add_option("--db", db, "SQLite file (created)");
+  s->add_option("--database", database,
+                "PostgreSQL URL (postgresql://…) of a database without Defenders, instead of --db")
+      ->excludes(dbOpt);
+  s->add_option("--defenders", shape.n, "Defenders to write")->capture_default_str();
+  s->add_option("--observations", shape.observations, "Observations per Defender")
       ->capture_default_str();
-  s->add_option("--connected-fraction", connectedFraction,
+  s->add_option("--fargate-fraction", shape.fargateFraction,
+                "Share of type fargate (rest daemonset)")
+      ->capture_default_str();
+  s->add_option("--connected-fraction", shape.connectedFraction,
                 "Share last seen within the last 30 s (rest: --disconnected-age ago)")
       ->capture_default_str();
-  s->add_option("--disconnected-age", disconnectedAge, "Seconds since the others were last seen")
+  s->add_option("--disconnected-age", shape.disconnectedAgeSeconds,
+                "Seconds since the others were last seen")
       ->capture_default_str();
 
   int port = 0, connections = 32, requests = 200;
@@ -284,7 +469,14 @@ int main(int argc, char** argv) {
   d->add_option("--path", path, "Path with query string")->required();
 
   CLI11_PARSE(app, argc, argv);
-  if (*s) return seed(db, n, observations, fargateFraction, connectedFraction, disconnectedAge);
+  if (*s) {
+    if (!database.empty()) return seedPostgres(database, shape);
+    if (db.empty()) {
+      std::cerr << "seed: --db FILE or --database URL is required\n";
+      return 2;
+    }
+    return seed(db, shape);
+  }
   if (*p) return paced(port, n, interval, duration, connections, first);
   if (*q) return query(port, paths, requests);
   return download(port, path);

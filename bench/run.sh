@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark drivers; figures and their meaning: docs/benchmarks.md.
 #
-# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5|compress|c1|c2|c3|c4 ...
+# Usage: bench/run.sh [--build DIR] machine|b1|b2|b3|b4|b5|compress|c1|c2|c3|c4|b2r|c1r|wamp ...
 #   Build first (docs/benchmarks.md): build/bench, Release with frame pointers, targets
 #   defender-console dc-bench bare_server sweep_bench defender-fleet-sim
 #   Sizes (environment, defaults = the targets of docs/benchmarks.md):
@@ -19,6 +19,16 @@
 #     C_RAMP=1000 (new connections per second), C_PER_PROCESS (Defenders per generator process;
 #     default: the descriptor hard limit minus 200), C_PER_ADDRESS=8000 (connections per source
 #     address 127.0.0.x; below the Console's --defender-max-connections-per-address)
+#   Replica rows (PostgreSQL only): b2r = B2, c1r = C1 with the Defenders split over two Consoles on
+#     one database: R_DEFENDERS (default 20000 for b2r, 10000 for c1r) R_SECONDS=120; b2r:
+#     R_CONNECTIONS=16 (in all); c1r: C_RAMP as above.
+#   wamp: write amplification of steady-state refreshes on the backend in use: WAMP_DEFENDERS=60000
+#     heartbeating every WAMP_INTERVAL=30 s for WAMP_SECONDS=60 s (rows, bytes and WAL per heartbeat;
+#     WAMP_SETTLE=12 s before each reading, for PostgreSQL to report its table counters).
+#   BENCH_DATABASE=postgresql://user@host:port/db: run b1-b5, b2r, c1r and wamp on PostgreSQL. The
+#     user must be allowed to create databases: seeded inventories are cached as databases
+#     dcb_seed_<name>_<N> (dc-bench seed --database) and each run starts on a copy (dcb_work, made
+#     with CREATE DATABASE … TEMPLATE); b4 uses a fresh dcb_sweep. Without it: SQLite in BENCH_DIR.
 #   BENCH_DIR (default /tmp/dc-bench): seeded databases are cached there per size and copied
 #   for each run into one work/ directory, so two runs at once need two BENCH_DIRs; BENCH_PORT (default 38180): base of the ports used.
 set -euo pipefail
@@ -55,6 +65,56 @@ seeded() {
     touch "$dir/done"
   fi
   echo "$dir"
+}
+
+# ---- PostgreSQL (BENCH_DATABASE) -----------------------------------------------------------------
+pg_url() {  # pg_url NAME: BENCH_DATABASE with its database replaced by NAME
+  local base=${BENCH_DATABASE%%\?*}
+  echo "${base%/*}/$1"
+}
+pg_sql() {  # pg_sql SQL: runs SQL in the server's maintenance database, prints unaligned rows
+  psql -X -q -At -v ON_ERROR_STOP=1 -d "$(pg_url postgres)" -c "$1"
+}
+pg_in() {  # pg_in URL SQL: runs SQL in the database of URL
+  psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+pg_fresh() {  # pg_fresh NAME [TEMPLATE]: (re)creates database NAME, empty or a copy of TEMPLATE
+  pg_sql "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+  pg_sql "CREATE DATABASE $1${2:+ TEMPLATE $2}"
+}
+# seeded_pg NAME N [seed options…]: the name of a cached seeded database (creating it once: seeded
+# under a temporary name, renamed when complete).
+seeded_pg() {
+  local name=dcb_seed_$1_$2 n=$2
+  shift 2
+  if [[ -z $(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$name'") ]]; then
+    pg_fresh "${name}_partial"
+    "$build/bench/dc-bench" seed --database "$(pg_url "${name}_partial")" --defenders "$n" "$@" >&2
+    pg_sql "ALTER DATABASE ${name}_partial RENAME TO $name"
+  fi
+  echo "$name"
+}
+
+# inventory NAME N [seed options…]: the seeded inventory for a run. Sets `work` (a fresh data
+# directory) and `db_args` (the Console's database options): on SQLite a copy of the cached seeded
+# file in `work`, on PostgreSQL (BENCH_DATABASE) the database dcb_work copied from the cached seed.
+inventory() {
+  local name=$1 n=$2
+  shift 2
+  if [[ -n ${BENCH_DATABASE:-} ]]; then
+    local seed
+    seed=$(seeded_pg "$name" "$n" "$@")
+    pg_fresh dcb_work "$seed"
+    work="$bench_dir/work"
+    rm -rf "$work"
+    mkdir -p "$work"
+    db_url=$(pg_url dcb_work)
+    db_args=(--database "$db_url")
+  else
+    work=$(work_copy "$(seeded "$name" "$n" "$@")")
+    db_url=
+    db_args=()
+  fi
 }
 
 # work_copy SEED_DIR: a fresh data dir holding a copy of the seeded database.
@@ -146,9 +206,8 @@ machine() {
 
 b1() {
   : "${B1_DEFENDERS:=1000000}" "${B1_SECONDS:=20}" "${B1_CONNECTIONS:=64}"
-  local seed work bare_rate console_rate
-  seed=$(seeded fleet "$B1_DEFENDERS")
-  work=$(work_copy "$seed")
+  local bare_rate console_rate
+  inventory fleet "$B1_DEFENDERS"
   echo "== B1 bare handler on the ${B1_FRONT:-asio} front"
   "$build/bench/bare_server" --port "$bare_port" --threads 64 --front "${B1_FRONT:-asio}" >/dev/null &
   local bare_pid=$!
@@ -174,7 +233,7 @@ b1() {
   echo "== B1 Console heartbeat, ${B1_DEFENDERS} Defenders"
   # G = 1 h: seeded Defenders stay connected whatever the run length, so every heartbeat is a
   # refresh (registrations and reconnections are durable before the reply: another figure).
-  start_console "$work" --grace 3600 --defender-front "${B1_FRONT:-asio}"
+  start_console "$work" "${db_args[@]}" --grace 3600 --defender-front "${B1_FRONT:-asio}"
   # Steady state: the downtime discount of the seeded fleet is stored before the load starts.
   await_written
   out=$(wrk_rate "http://127.0.0.1:$defender_port")
@@ -188,11 +247,9 @@ b1() {
 
 b2() {
   : "${B2_DEFENDERS:=500000}" "${B2_SECONDS:=600}" "${B2_CONNECTIONS:=64}"
-  local seed work
-  seed=$(seeded fleet "$B2_DEFENDERS")
-  work=$(work_copy "$seed")
+  inventory fleet "$B2_DEFENDERS"
   echo "== B2 $B2_DEFENDERS Defenders every 30 s for $B2_SECONDS s"
-  start_console "$work" --heartbeat-interval 30
+  start_console "$work" "${db_args[@]}" --heartbeat-interval 30
   await_written  # the start-up discount (B5 measures restarts)
   local max_rss=0
   (
@@ -218,14 +275,12 @@ b2() {
 
 b3() {
   : "${B3_DEFENDERS:=1000000}" "${B3_REQUESTS:=200}"
-  local seed work
   # 80 % Fargate, 60 % connected (last seen within 30 s), the rest last seen 30 min ago.
-  seed=$(seeded mixed "$B3_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
-    --disconnected-age 1800)
-  work=$(work_copy "$seed")
-  echo "== B3 queries over $B3_DEFENDERS Defenders"
+  inventory mixed "$B3_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
+    --disconnected-age 1800
+  echo "== B3 queries over $B3_DEFENDERS Defenders${db_url:+ (PostgreSQL)}"
   # G = 15 min: the seeded state stays as seeded while the queries run (nothing is due).
-  start_console "$work" --grace 900
+  start_console "$work" "${db_args[@]}" --grace 900
   await_written  # the start-up discount (B5 measures restarts)
   local q="/api/v1/defenders?type=fargate&connected=true&sort=hostname&limit=50"
   local connected
@@ -235,6 +290,18 @@ b3() {
   DC_BENCH_AUTH=$admin_basic "$build/bench/dc-bench" query --port "$console_port" --requests "$B3_REQUESTS" \
     --path "$q" --path "$q&offset=$((connected / 10))" --path "$q&offset=$((connected / 2))" \
     --path "$q&offset=$deep" --path "/api/v1/defenders/summary"
+  if [[ -n $db_url ]]; then
+    # The statements behind the list, as the PostgreSQL store sends them (inventory/pg_store.cpp,
+    # select): the count, then the page; the cutoff is now − G.
+    local cut=$(($(date +%s%3N) - 900000)) where
+    where="WHERE type IN ('fargate') AND (graceful_at IS NULL AND judged_from >= $cut)"
+    echo "-- EXPLAIN ANALYZE of the count and of the page at offset 0 and $deep"
+    pg_in "$db_url" "EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM defenders $where" | sed 's/^/   /'
+    local off
+    for off in 0 "$deep"; do
+      pg_in "$db_url" "EXPLAIN (ANALYZE, BUFFERS) SELECT hostname, type, version, cluster, app_id, container, details, registered_at, last_seen, judged_from, connected_since, graceful_at, clock_skew_ms FROM defenders $where ORDER BY key ASC LIMIT 50 OFFSET $off" | sed 's/^/   /'
+    done
+  fi
   local before peak=0
   before=$(rss_mib "$console_pid" VmRSS)
   (
@@ -255,24 +322,28 @@ b3() {
 
 b4() {
   : "${B4_STALE:=100000}" "${B4_OBSERVATIONS:=10}" "${B4_LIVE:=100000}" "${B4_INTERVAL:=30}"
-  echo "== B4 sweep"
+  local db=()
+  if [[ -n ${BENCH_DATABASE:-} ]]; then
+    pg_fresh dcb_sweep
+    db=(--database "$(pg_url dcb_sweep)")
+  fi
+  echo "== B4 sweep${db[*]:+ (PostgreSQL)}"
   "$build/bench/sweep_bench" --stale "$B4_STALE" --observations "$B4_OBSERVATIONS" \
-    --live "$B4_LIVE" --interval "$B4_INTERVAL" --threads 4 --baseline-seconds 10 --dir "$bench_dir/sweep"
+    --live "$B4_LIVE" --interval "$B4_INTERVAL" --threads 4 --baseline-seconds 10 --dir "$bench_dir/sweep" \
+    "${db[@]}"
 }
 
 b5() {
   : "${B5_DEFENDERS:=1000000}"
-  local seed work
-  seed=$(seeded mixed "$B5_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
-    --disconnected-age 1800)
-  work=$(work_copy "$seed")
+  inventory mixed "$B5_DEFENDERS" --fargate-fraction 0.8 --connected-fraction 0.6 \
+    --disconnected-age 1800
   echo "== B5 restart with $B5_DEFENDERS Defenders stored"
   sync
-  start_console "$work" --grace 900
+  start_console "$work" "${db_args[@]}" --grace 900
   echo "B5: launch to /readyz 200 in $ready_seconds s; RSS $(rss_mib "$console_pid" VmRSS) MiB"
   stop_console
   # A second start on the same files (page cache warm, downtime discount already applied).
-  start_console "$work" --grace 900
+  start_console "$work" "${db_args[@]}" --grace 900
   echo "B5: second start ready in $ready_seconds s"
   stop_console
 }
@@ -464,10 +535,170 @@ c4() {
   return "$rc"
 }
 
-[[ $# -gt 0 ]] || { sed -n '2,24p' "$0"; exit 2; }
+# ---- Two replicas on one PostgreSQL database, write amplification ---------------------------------
+
+need_pg() {
+  [[ -n ${BENCH_DATABASE:-} ]] || { echo "$1 needs BENCH_DATABASE=postgresql://… (replicas share it)" >&2; return 1; }
+}
+
+# start_replicas [options…]: two Consoles on `db_args`, data directories work-r0 and work-r1,
+# ports BENCH_PORT+3/+4 and BENCH_PORT+23/+24. Sets rep_pid, rep_api, rep_channel, rep_defender_port,
+# rep_credential and rep_auth (arrays by replica).
+start_replicas() {
+  local r saved_c=$console_port saved_d=$defender_port
+  rep_pid=() rep_api=() rep_channel=() rep_defender_port=() rep_credential=() rep_auth=()
+  for r in 0 1; do
+    console_port=$((saved_c + 20 * r))
+    defender_port=$((saved_d + 20 * r))
+    rm -rf "$bench_dir/work-r$r"
+    mkdir -p "$bench_dir/work-r$r"
+    start_console "$bench_dir/work-r$r" "${db_args[@]}" "$@"
+    rep_pid[r]=$console_pid rep_api[r]=$api rep_channel[r]=$channel
+    rep_defender_port[r]=$defender_port rep_credential[r]=$credential rep_auth[r]=$DC_AUTH
+  done
+  console_port=$saved_c
+  defender_port=$saved_d
+}
+
+rep_metric() { api=${rep_api[$1]} metric "$2"; }
+
+rep_report() {  # per replica: the Console's own counters
+  local r
+  for r in 0 1; do
+    echo "replica $r: heartbeats $(rep_metric "$r" dc_heartbeats_total), registrations $(rep_metric "$r" dc_registrations_total), reconnections (false disconnects) $(rep_metric "$r" dc_reconnections_total), flushes $(rep_metric "$r" dc_flushes_total), flush failures $(rep_metric "$r" dc_flush_failures_total), flush lag max $(rep_metric "$r" dc_flush_lag_max_seconds) s, RSS $(rss_mib "${rep_pid[r]}" VmRSS) MiB"
+  done
+}
+
+stop_replicas() {
+  local r
+  for r in 0 1; do
+    kill "${rep_pid[r]}" 2>/dev/null || true
+    wait "${rep_pid[r]}" 2>/dev/null || true
+  done
+}
+
+# B2 on two replicas: R_DEFENDERS seeded (all connected) Defenders, the first half heartbeating to
+# replica 0 and the second half to replica 1, every 30 s for R_SECONDS, R_CONNECTIONS keep-alive
+# connections in all (`dc-bench paced`, one client per replica).
+b2r() {
+  need_pg b2r
+  : "${R_DEFENDERS:=20000}" "${R_SECONDS:=120}" "${R_CONNECTIONS:=16}"
+  inventory fleet "$R_DEFENDERS"
+  local half=$((R_DEFENDERS / 2)) r rc=0 clients=()
+  echo "== B2 on two replicas: $R_DEFENDERS Defenders ($half per replica) every 30 s for $R_SECONDS s"
+  start_replicas --heartbeat-interval 30
+  for r in 0 1; do api=${rep_api[r]} await_written; done
+  for r in 0 1; do
+    DC_BENCH_AUTH=${rep_auth[r]} "$build/bench/dc-bench" paced --port "${rep_defender_port[r]}" \
+      --defenders "$half" --first $((r * half)) --interval 30 --duration "$R_SECONDS" \
+      --connections $((R_CONNECTIONS / 2)) >"$bench_dir/b2r-$r.out" 2>"$bench_dir/b2r-$r.log" &
+    clients+=($!)
+    pids+=($!)
+  done
+  for r in 0 1; do wait "${clients[r]}" || rc=$?; done
+  for r in 0 1; do echo "replica $r client:"; sed 's/^/  /' "$bench_dir/b2r-$r.out"; done
+  sleep 2  # one flush interval and more: the last refreshes are stored
+  rep_report
+  echo "summary (replica 0): $(curl -fs -u "admin:$admin_password" "${rep_api[0]}/api/v1/defenders/summary")"
+  echo "connected fargate (replica 1): $(curl -fsI -u "admin:$admin_password" "${rep_api[1]}/api/v1/defenders?type=fargate&connected=true&limit=1" | tr -d '\r' | awk -F': ' 'tolower($1) == "total-count" { print $2 }') of $R_DEFENDERS"
+  stop_replicas
+  return "$rc"
+}
+
+# C1 on two replicas: R_DEFENDERS per-connection TLS WebSocket Defenders (an empty database),
+# shard 0 of 2 on replica 0 and shard 1 on replica 1, heartbeat every 30 s, R_SECONDS after the ramp.
+c1r() {
+  need_pg c1r
+  : "${R_DEFENDERS:=10000}" "${R_SECONDS:=120}"
+  local r rc=0 gens=() ramp=$(((R_DEFENDERS + ${C_RAMP:-1000} - 1) / ${C_RAMP:-1000}))
+  pg_fresh dcb_work
+  db_url=$(pg_url dcb_work)
+  db_args=(--database "$db_url")
+  rm -f "$bench_dir"/C1R-*
+  echo "== C1 on two replicas: $R_DEFENDERS Defenders ($((R_DEFENDERS / 2)) per replica), each on its own TLS WebSocket, heartbeat every 30 s, $R_SECONDS s after a ${C_RAMP:-1000}/s ramp"
+  CONSOLE_TLS=1 start_replicas --defender-front asio --heartbeat-interval 30
+  local addresses=$(((R_DEFENDERS / 2 + ${C_PER_ADDRESS:-8000} - 1) / ${C_PER_ADDRESS:-8000}))
+  for r in 0 1; do
+    DC_API_PASSWORD=$admin_password "$build/tools/fleet_sim/defender-fleet-sim" --per-defender \
+      --transport ws --console "${rep_channel[r]}" --insecure --credential "${rep_credential[r]}" \
+      --defenders "$R_DEFENDERS" --shard "$r/2" --families 40 --clusters 8 \
+      --ramp-per-second "${C_RAMP:-1000}" \
+      --source-addresses "127.0.0.$((2 + r * addresses))-127.0.0.$((1 + (r + 1) * addresses))" \
+      --duration $((R_SECONDS + ramp)) --progress-seconds 10 --api "${rep_api[r]}" \
+      --summary-json "$bench_dir/C1R-$r.json" 2>"$bench_dir/C1R-$r.log" &
+    gens+=($!)
+    pids+=($!)
+  done
+  for r in 0 1; do wait "${gens[r]}" || rc=$?; done
+  fleet_report "$bench_dir/C1R"
+  rep_report
+  stop_replicas
+  return "$rc"
+}
+
+# pg_counters URL: "ins upd hot del" summed over the inventory's defenders table, then the
+# replica_alive table, then the server's WAL: "records fpi bytes lsn_bytes".
+pg_counters() {
+  pg_in "$1" "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'defenders'" | tr '|' ' '
+  pg_in "$1" "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'replica_alive'" | tr '|' ' '
+  pg_in "$1" "SELECT wal_records, wal_fpi, wal_bytes, pg_current_wal_lsn() - '0/0' FROM pg_stat_wal" | tr '|' ' '
+}
+
+# task_wchar PID: "tid wchar" per thread (bytes passed to write/pwrite and friends).
+task_wchar() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    echo "${t##*/} $(awk '$1 == "wchar:" { print $2 }' "$t/io" 2>/dev/null || echo 0)"
+  done
+}
+
+# Write amplification: rows, bytes and (PostgreSQL) WAL per heartbeat of connected Defenders in the
+# steady state, measured over the paced run plus the flushes that store it.
+wamp() {
+  : "${WAMP_DEFENDERS:=60000}" "${WAMP_INTERVAL:=30}" "${WAMP_SECONDS:=60}"
+  inventory fleet "$WAMP_DEFENDERS"
+  echo "== write amplification: $WAMP_DEFENDERS Defenders every $WAMP_INTERVAL s for $WAMP_SECONDS s${db_url:+ (PostgreSQL)}"
+  start_console "$work" "${db_args[@]}" --grace 3600 --heartbeat-interval "$WAMP_INTERVAL"
+  await_written
+  sleep "${WAMP_SETTLE:-12}"  # PostgreSQL: idle backends report their table counters within 10 s
+  local hb0 fl0 io0 pg0= hb1 fl1 io1 pg1=
+  hb0=$(metric dc_heartbeats_total)
+  fl0=$(metric dc_flushes_total)
+  io0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$console_pid/io")
+  task_wchar "$console_pid" >"$bench_dir/wamp-wchar0"
+  [[ -z $db_url ]] || pg0=$(pg_counters "$db_url")
+  DC_BENCH_AUTH=$DC_AUTH "$build/bench/dc-bench" paced --port "$defender_port" --defenders "$WAMP_DEFENDERS" \
+    --interval "$WAMP_INTERVAL" --duration "$WAMP_SECONDS" --connections 8
+  await_written
+  sleep "${WAMP_SETTLE:-12}"
+  hb1=$(metric dc_heartbeats_total)
+  fl1=$(metric dc_flushes_total)
+  io1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$console_pid/io")
+  task_wchar "$console_pid" >"$bench_dir/wamp-wchar1"
+  [[ -z $db_url ]] || pg1=$(pg_counters "$db_url")
+  local hb=$((hb1 - hb0)) fl=$((fl1 - fl0)) io=$((io1 - io0))
+  echo "heartbeats $hb, flushes $fl ($(echo "scale=1; $hb / $fl" | bc) heartbeats per flush), Console process bytes written to storage $io ($(echo "scale=0; $io / $hb" | bc) per heartbeat)"
+  # The thread that wrote the most (SQLite: the flusher's WAL frames and checkpoints; on
+  # PostgreSQL every thread writes only to sockets).
+  [[ -n $db_url ]] || join <(sort "$bench_dir/wamp-wchar0") <(sort "$bench_dir/wamp-wchar1") |
+    awk -v hb="$hb" '{ d = $3 - $2; if (d > m) { m = d; t = $1 } } END {
+      printf "busiest writing thread (%s): %d bytes written (write/pwrite), %.0f per heartbeat\n", t, m, m / hb }'
+  if [[ -n $db_url ]]; then
+    paste -d' ' <(echo "$pg0" | tr '\n' ' ') <(echo "$pg1" | tr '\n' ' ') | awk -v hb="$hb" '{
+      n = NF / 2
+      for (i = 1; i <= n; i++) d[i] = $(i + n) - $i
+      printf "defenders: %d inserted, %d updated (%d HOT), %d deleted: %.3f rows per heartbeat\n", d[1], d[2], d[3], d[4], (d[1] + d[2] + d[4]) / hb
+      printf "replica_alive: %d inserted, %d updated, %d deleted\n", d[5], d[6], d[8]
+      printf "WAL (server-wide): %d records, %d full-page images, %d bytes (pg_stat_wal), %d bytes (pg_current_wal_lsn): %.0f bytes and %.2f records per heartbeat\n", d[9], d[10], d[11], d[12], d[12] / hb, d[9] / hb
+    }'
+  fi
+  stop_console
+}
+
+[[ $# -gt 0 ]] || { sed -n '2,33p' "$0"; exit 2; }
 for cmd in "$@"; do
   case $cmd in
-    machine | b1 | b2 | b3 | b4 | b5 | compress | c1 | c2 | c3 | c4) "$cmd" ;;
+    machine | b1 | b2 | b3 | b4 | b5 | compress | c1 | c2 | c3 | c4 | b2r | c1r | wamp) "$cmd" ;;
     *) echo "unknown benchmark '$cmd'" >&2; exit 2 ;;
   esac
 done

@@ -3,8 +3,9 @@
 //
 //   build/release/bench/sweep_bench --stale 100000 --observations 10 --live 100000 --interval 30
 //
-// The database is a real SQLite file (WAL) in a temporary directory. Stale Defenders are
-// written straight through the Store (fast set-up), the Console is then started on it with a
+// The database is a real SQLite file (WAL) in a temporary directory, or with
+// `--database postgresql://…` a PostgreSQL database that holds no Defenders yet. Stale Defenders
+// are written straight through the Store (fast set-up), the Console is then started on it with a
 // manual clock, and heartbeat clients keep the live Defenders fresh over HTTP.
 #include <httplib.h>
 
@@ -23,6 +24,7 @@
 #include "common/thread_priority.h"
 #include "heartbeat/channel.h"
 #include "inventory/inventory.h"
+#include "inventory/pg_store.h"
 #include "inventory/sqlite_store.h"
 #include "main/console_app.h"
 
@@ -98,7 +100,7 @@ Latencies hammer(int port, const std::string& credential, int live, int threads,
 int main(int argc, char** argv) {
   int stale = 100000, observations = 10, live = 1000, threads = 4, baselineSeconds = 3;
   double interval = 0;
-  std::string dir;
+  std::string dir, database;
   CLI::App app{"Eviction sweep benchmark"};
   app.add_option("--stale", stale, "Disconnected Fargate Defenders to evict")
       ->capture_default_str();
@@ -113,6 +115,9 @@ int main(int argc, char** argv) {
   app.add_option("--baseline-seconds", baselineSeconds, "Heartbeat-only period before the sweep")
       ->capture_default_str();
   app.add_option("--dir", dir, "Directory for the database (default: a temporary one)");
+  app.add_option("--database", database,
+                 "PostgreSQL URL (postgresql://…) of a database without Defenders, instead of a "
+                 "SQLite file in --dir");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
@@ -123,16 +128,21 @@ int main(int argc, char** argv) {
             .string();
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  const std::string db = dir + "/console.db";
+  const std::string db = database.empty() ? dir + "/console.db" : database;
 
   // 1. Stale Defenders and their observations, then the live ones (last seen at kT0, with the
   //    fields their heartbeats carry, so a heartbeat only refreshes them), written in chunks
   //    through the Store.
   const auto setupStart = std::chrono::steady_clock::now();
   {
-    auto store = inventory::openSqliteStore({db});
+    auto store = database.empty() ? inventory::openSqliteStore({db})
+                                  : inventory::openPgStore({.url = database});
     if (!store.ok()) {
       std::cerr << store.error().message << '\n';
+      return 1;
+    }
+    if (auto stored = (*store)->countDefenders(); !stored.ok() || *stored != 0) {
+      std::cerr << "the database must hold no Defenders yet\n";
       return 1;
     }
     for (int base = 0; base < stale; base += 10000) {
