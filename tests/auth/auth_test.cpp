@@ -175,6 +175,19 @@ TEST_CASE("AuthStore conformance", "[auth-store]") {
 
 namespace {
 
+/// Two AuthStores on one database, as two replicas have them (SQLite file or PostgreSQL:
+/// tests/support/sql_backends.h).
+struct ReplicaStores {
+  dc::test::SharedTestDatabase shared{"auth"};
+  std::unique_ptr<AuthStore> a = open(shared.a), b = open(shared.b);
+
+  static std::unique_ptr<AuthStore> open(std::shared_ptr<sql::Database> db) {
+    auto s = openAuthStore(std::move(db));
+    REQUIRE(s.ok());
+    return std::move(s).value();
+  }
+};
+
 Result<std::unique_ptr<AuthStore>> openAuthFile(const std::string& file) {
   auto db = sql::openDatabase(file, "auth");
   if (!db.ok()) return db.error();
@@ -273,11 +286,10 @@ TEST_CASE("AuthStore: two stores on one database see each other's writes", "[aut
 TEST_CASE("AuthService: replicas on one database share users, tokens and revocations",
           "[auth-store]") {
   ManualClock clock{kT0};
-  dc::test::SharedTestDatabase shared("auth");
-  auto storeA = openAuthStore(shared.a);
-  auto storeB = openAuthStore(shared.b);
-  REQUIRE(storeA.ok());
-  REQUIRE(storeB.ok());
+  ReplicaStores replicas;
+  auto& shared = replicas.shared;
+  AuthStore& storeA = *replicas.a;
+  AuthStore& storeB = *replicas.b;
   // The token signing key as replicas on PostgreSQL get it: one key for all.
   auto keyA = loadOrCreateSharedSecret(*shared.a, "token_key", 32);
   auto keyB = loadOrCreateSharedSecret(*shared.b, "token_key", 32);
@@ -287,8 +299,8 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   AuthOptions oa = fastOptions(), ob = fastOptions();
   oa.tokenKey = *keyA;
   ob.tokenKey = *keyB;
-  AuthService a(**storeA, clock, oa);
-  AuthService b(**storeB, clock, ob);
+  AuthService a(storeA, clock, oa);
+  AuthService b(storeB, clock, ob);
   REQUIRE(a.start().ok());
   REQUIRE(b.start().ok());
   REQUIRE(a.bootstrapAdmin("first-admin-pw").ok());
@@ -330,7 +342,7 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
   CHECK(b.findUser("frank")->role == Role::kAuditor);
   CHECK(b.authenticate(basic("frank", "franks-password"), "x").ok());
   // A second replica starting on the same database does not make another first admin.
-  AuthService c(**storeB, clock, ob);
+  AuthService c(storeB, clock, ob);
   REQUIRE(c.start().ok());
   auto none = c.bootstrapAdmin("");
   REQUIRE(none.ok());
@@ -392,16 +404,14 @@ TEST_CASE("AuthService: replicas on one database share users, tokens and revocat
 TEST_CASE("AuthService: what another replica just created works at once (sharedStore)",
           "[auth-store]") {
   ManualClock clock{kT0};
-  dc::test::SharedTestDatabase shared("auth");
-  auto storeA = openAuthStore(shared.a);
-  auto storeB = openAuthStore(shared.b);
-  REQUIRE(storeA.ok());
-  REQUIRE(storeB.ok());
+  ReplicaStores replicas;
+  AuthStore& storeA = *replicas.a;
+  AuthStore& storeB = *replicas.b;
   AuthOptions o = fastOptions();
   o.tokenKey = std::string(32, 'k');
   o.sharedStore = true;
-  AuthService a(**storeA, clock, o);
-  AuthService b(**storeB, clock, o);
+  AuthService a(storeA, clock, o);
+  AuthService b(storeB, clock, o);
   REQUIRE(a.start().ok());
   REQUIRE(b.start().ok());
   REQUIRE(a.bootstrapAdmin("first-admin-pw").ok());
@@ -430,7 +440,7 @@ TEST_CASE("AuthService: what another replica just created works at once (sharedS
   // Without sharedStore (one Console per database) nothing is looked up again.
   AuthOptions alone = o;
   alone.sharedStore = false;
-  AuthService c(**storeB, clock, alone);
+  AuthService c(storeB, clock, alone);
   REQUIRE(c.start().ok());
   REQUIRE(a.createUser("ci-bot-4", "ci-bot-password", Role::kAuditor).ok());
   clock.advance(1h);

@@ -30,6 +30,7 @@
 #include "registry/credentials.h"
 #include "registry/resolver.h"
 #include "registry/secret_box.h"
+#include "tests/support/free_port.h"
 #include "tests/support/sql_backends.h"
 
 extern char** environ;
@@ -52,19 +53,7 @@ std::string freshDir(const std::string& name) {
   return p.string();
 }
 
-/// A loopback port nobody listens on right now (bound to 0, then released).
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using dc::testing::freePort;
 
 std::string digestOf(const std::string& body) {
   return "sha256:" + auth::toHex(auth::sha256(body));

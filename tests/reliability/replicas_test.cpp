@@ -47,6 +47,7 @@
 #include "common/pg.h"
 #include "common/time_format.h"
 #include "support/console_child.h"
+#include "support/free_port.h"
 #include "support/numbered.h"
 #include "support/postgres.h"
 
@@ -102,20 +103,7 @@ std::string haproxyBinary() {
   return bin;
 }
 
-/// A loopback port that was free a moment ago (haproxy cannot report the port it bound).
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using dc::testing::freePort;
 
 std::string readFile(const fs::path& p) {
   std::ifstream in(p);
