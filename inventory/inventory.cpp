@@ -751,6 +751,12 @@ size_t Inventory::noteResumed(TimePoint pausedAt) {
 Inventory::Silence Inventory::silence(TimePoint since, TimePoint now) const {
   const Millis g = options_.liveness.grace;
   Silence out;
+  if (options_.sharedDatabase) {
+    if (auto stored = store_.countSilence(since, now, g); stored.ok())
+      return {static_cast<size_t>(stored->fleet), static_cast<size_t>(stored->silent)};
+    else
+      spdlog::debug("outage guard counts from memory: {}", stored.error().message);
+  }
   std::lock_guard lock(stateMutex_);
   for (const auto& [key, s] : live_) {
     if (s.gracefulAt && *s.gracefulAt <= since) continue;            // left on purpose before

@@ -283,7 +283,10 @@ class Inventory {
   size_t noteResumed(TimePoint pausedAt);
 
   /// Counts for the outage guard: Defenders connected at `since` (not gracefully disconnected
-  /// before it), and of them those disconnected at `now` without a graceful disconnect.
+  /// before it), and of them those disconnected at `now` without a graceful disconnect. Shared
+  /// database: on the stored rows (Store::countSilence), which hold what every replica heard —
+  /// this replica's memory misses the heartbeats the others took; from memory if that read
+  /// fails.
   struct Silence {
     size_t fleet = 0;
     size_t silent = 0;

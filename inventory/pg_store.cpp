@@ -548,6 +548,19 @@ class PgStore final : public Store {
     return out;
   }
 
+  Result<SilenceCount> countSilence(TimePoint since, TimePoint now, Millis grace) override {
+    auto c = pool_->acquire();
+    if (!c.ok()) return c.error();
+    auto r = (*c)->exec(
+        "SELECT count(*), count(*) FILTER (WHERE graceful_at IS NULL AND judged_from < "
+        "$3::bigint) FROM defenders WHERE (graceful_at IS NULL OR graceful_at > $1::bigint) AND "
+        "judged_from >= $2::bigint",
+        {pg::epochMs(since), pg::epochMs(connectedCutoff(since, grace)),
+         pg::epochMs(connectedCutoff(now, grace))});
+    if (!r.ok()) return r.error();
+    return SilenceCount{r->integer(0, 0), r->integer(0, 1)};
+  }
+
   Result<std::vector<std::string>> listDueKeys(Category category, const DueRule& due,
                                                size_t limit) override {
     // removalAt = COALESCE(graceful_at, judged_from + G) + retention ≤ now − margin, the rule

@@ -906,6 +906,20 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<SilenceCount> countSilence(TimePoint since, TimePoint now, Millis grace) override {
+    Reader r(*this);
+    Stmt s(r.db,
+           "SELECT count(*), COALESCE(sum(CASE WHEN graceful_at IS NULL AND judged_from < ?3 "
+           "THEN 1 ELSE 0 END), 0) FROM defenders WHERE (graceful_at IS NULL OR graceful_at > ?1) "
+           "AND judged_from >= ?2");
+    if (!s.prepared()) return s.error("prepare silence count");
+    s.bind(1, since).bind(2, connectedCutoff(since, grace)).bind(3, connectedCutoff(now, grace));
+    SilenceCount out;
+    if (s.step()) out = {s.i64(0), s.i64(1)};
+    if (s.failed()) return s.error("count silence");
+    return out;
+  }
+
   Result<std::vector<std::string>> listDueKeys(Category category, const DueRule& due,
                                                size_t limit) override {
     Reader r(*this);

@@ -97,6 +97,12 @@ struct ReplicaAlive {
   TimePoint aliveAt{};
 };
 
+/// Store::countSilence: the fleet connected at a past time, and its part silent now.
+struct SilenceCount {
+  long long fleet = 0;
+  long long silent = 0;
+};
+
 /// The sweeper lease (docs/operations.md "Which replica sweeps"): one row; the replica that
 /// holds it is the only one that evicts.
 struct SweepLease {
@@ -206,6 +212,12 @@ class Store {
   /// Per Defender type (allTypes() order, zeros included): the stored Defenders and those
   /// connected at `cutoff` (the rule of kConnectedSql, inventory/liveness.h).
   virtual Result<std::vector<TypeCount>> countTypes(const LivenessCutoff& cutoff) = 0;
+
+  /// The outage guard's counts on the stored rows (Inventory::silence): Defenders connected at
+  /// `since` (no graceful disconnect at or before it, judgedFrom ≥ since − `grace`), and of
+  /// them those disconnected at `now` without a graceful disconnect (judgedFrom < now − grace).
+  /// On a database several replicas write, the fleet as every replica heard it.
+  virtual Result<SilenceCount> countSilence(TimePoint since, TimePoint now, Millis grace) = 0;
 
   /// The keys of up to `limit` stored Defenders of `category` that are due for eviction by
   /// `due` — the rule evictDefenders re-checks, on the stored rows — earliest removal first

@@ -102,6 +102,10 @@ class FaultyStore final : public inventory::Store {
       const inventory::LivenessCutoff& c) override {
     return inner_.countTypes(c);
   }
+  Result<inventory::SilenceCount> countSilence(TimePoint since, TimePoint now,
+                                               Millis grace) override {
+    return inner_.countSilence(since, now, grace);
+  }
   Result<std::vector<std::string>> listDueKeys(inventory::Category category,
                                                const inventory::DueRule& due,
                                                size_t limit) override {

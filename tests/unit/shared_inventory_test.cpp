@@ -14,6 +14,7 @@
 #include "inventory/inventory.h"
 #include "inventory/pg_store.h"
 #include "tests/support/found.h"
+#include "tests/support/numbered.h"
 #include "tests/support/postgres.h"
 
 using namespace dc;
@@ -387,4 +388,23 @@ TEST_CASE("shared database: a graceful disconnect on A is not undone by B's earl
   REQUIRE(r.b->flush().ok());
   CHECK_FALSE(get(*r.a, "gd-1").gracefulDisconnectAt.has_value());
   CHECK(get(*r.a, "gd-1").lastSeen == kT0 + 16s);
+}
+
+TEST_CASE("shared database: the outage guard's counts include what other replicas heard",
+          "[postgres]") {
+  Replicas r;
+  // Thirty Defenders register at A, then heartbeat only at B (their connections went there);
+  // one more registers at A and falls silent for real.
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(beat(*r.a, reported(dc::testing::numbered("og-", i))) == HeartbeatOutcome::kRegistered);
+  REQUIRE(beat(*r.a, reported("og-quiet")) == HeartbeatOutcome::kRegistered);
+  for (int round = 0; round < 4; ++round) {
+    r.clock.advance(30s);
+    for (int i = 0; i < 30; ++i) beat(*r.b, reported(dc::testing::numbered("og-", i)));
+    REQUIRE(r.b->flush().ok());
+  }
+  // At kT0 + 120 s, with G = 90 s: A last heard the thirty at kT0, yet they are not silent.
+  const auto s = r.a->silence(kT0 + 60s, r.clock.now());
+  CHECK(s.fleet == 31);
+  CHECK(s.silent == 1);
 }

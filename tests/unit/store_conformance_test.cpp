@@ -470,6 +470,25 @@ void conformance(const Backend& backend) {
         CHECK(*s.countDefenders() == 1);
       }
 
+      SECTION("silence counts: the fleet connected at a time, and its part silent now") {
+        const Millis g = 90s;
+        const TimePoint since = kT0, now = kT0 + 120s;
+        auto graceful = makeDefender("graceful-before", DefenderType::kFargate, kT0 - 10s);
+        graceful.gracefulDisconnectAt = kT0 - 5s;  // left on purpose before: not in the fleet
+        auto leftAfter = makeDefender("graceful-after", DefenderType::kFargate, kT0 - 10s);
+        leftAfter.gracefulDisconnectAt = kT0 + 30s;  // in the fleet, left on purpose: not silent
+        REQUIRE(upsert(s, {makeDefender("silent-1", DefenderType::kFargate, kT0 - 10s),
+                           makeDefender("silent-2", DefenderType::kFargate, kT0 - g),
+                           makeDefender("alive-1", DefenderType::kFargate, kT0 + 100s),
+                           makeDefender("gone-before", DefenderType::kFargate, kT0 - g - 1s),
+                           graceful, leftAfter})
+                    .ok());
+        auto c = s.countSilence(since, now, g);
+        REQUIRE(c.ok());
+        CHECK(c->fleet == 4);   // silent-1, silent-2, alive-1, graceful-after
+        CHECK(c->silent == 2);  // silent-1, silent-2
+      }
+
       SECTION("sweeper lease: taken when free or expired, renewed by its holder, epoch fences") {
         auto a = s.acquireSweepLease("replica-a", kT0, 15s);
         REQUIRE(a.ok());
