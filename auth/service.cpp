@@ -114,18 +114,26 @@ Status AuthService::reload() {
   return Status::success();
 }
 
-bool AuthService::reloadAfterMiss() {
+Result<bool> AuthService::reloadAfterMiss() {
   if (!options_.sharedStore) return false;
   {
     std::lock_guard lock(missMu_);
     const TimePoint now = clock_.now();
-    if (lastMissReload_ && now - *lastMissReload_ < options_.missReloadEvery) return false;
+    if (lastMissReload_ && now - *lastMissReload_ < options_.missReloadEvery) {
+      // Within the period: not read again; a read that failed still answers for it.
+      if (lastMissError_) return *lastMissError_;
+      return false;
+    }
     lastMissReload_ = now;
   }
-  if (auto st = reload(); !st.ok()) {
+  auto st = reload();
+  std::lock_guard lock(missMu_);
+  if (!st.ok()) {
     spdlog::debug("users and credentials not reloaded after a miss: {}", st.error().message);
-    return false;
+    lastMissError_ = st.error();
+    return st.error();
   }
+  lastMissError_.reset();
   return true;
 }
 
@@ -249,7 +257,12 @@ Result<Principal> AuthService::verifyPassword(const std::string& username,
   }
   // Another replica may have created the user or changed its password since the last reload:
   // look once more (bounded: reloadAfterMiss runs at most once per period).
-  if (!match && reloadAfterMiss()) return verifyPassword(username, password, source);
+  if (!match) {
+    auto reloaded = reloadAfterMiss();
+    if (reloaded.ok() && *reloaded) return verifyPassword(username, password, source);
+    // A user unknown here while the store cannot be read may exist: 503, not a failed sign-in.
+    if (!reloaded.ok() && !exists) return reloaded.error();
+  }
   std::lock_guard lock(mu_);
   if (!match) {
     for (const auto& k : keys) recordFailure(k, now);
@@ -307,7 +320,11 @@ Result<Principal> AuthService::verifyToken(std::string_view token) {
     return u->second.role;
   };
   auto role = current();
-  if (!role && reloadAfterMiss()) role = current();
+  if (!role) {
+    auto reloaded = reloadAfterMiss();
+    if (!reloaded.ok()) return reloaded.error();  // unknown whether it was revoked: 503
+    if (*reloaded) role = current();
+  }
   if (!role)
     return unauthenticated("token_revoked",
                            "the bearer token was revoked (password or role changed, or user "
@@ -461,7 +478,12 @@ Result<Principal> AuthService::authenticateDefender(std::string_view authorizati
     std::shared_lock lock(credMu_);
     return byHash_.contains(hash);
   };
-  if (!known()) (void)reloadAfterMiss();
+  if (!known()) {
+    auto reloaded = reloadAfterMiss();
+    // Issued by another replica while the store cannot be read: 503, not 401 (a Defender
+    // retries a 503; a 401 tells it its credential is bad).
+    if (!reloaded.ok() && !known()) return reloaded.error();
+  }
   std::shared_lock lock(credMu_);
   auto h = byHash_.find(hash);
   if (h == byHash_.end())

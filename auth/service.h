@@ -49,6 +49,8 @@ struct AuthOptions {
   /// does not know (or a password that does not match) is looked up again in the store before
   /// it is refused, so what another replica just created or changed works at once. At most one
   /// such reload per `missReloadEvery` (a flood of wrong passwords costs one read per period).
+  /// While the store cannot be read, such a request is answered 503 storage_unavailable rather
+  /// than refused as unknown.
   bool sharedStore = false;
   Millis missReloadEvery{1000};
 };
@@ -173,8 +175,9 @@ class AuthService {
                                    std::string_view source);
   Result<Principal> verifyToken(std::string_view token);
   /// sharedStore: reload() after a miss, unless one ran within missReloadEvery. True when it
-  /// reloaded (the caller then looks again).
-  bool reloadAfterMiss();
+  /// reloaded (the caller then looks again), false when it did not read; the store's error
+  /// (kUnavailable) when that read — or the period's read — failed.
+  Result<bool> reloadAfterMiss();
   std::string signToken(const UserRecord& user, TimePoint now) const;
   /// Seconds left on the longest block of `keys`, 0 when none is blocked. Caller holds mu_.
   int blockedSeconds(const std::vector<std::string>& keys, TimePoint now) const;
@@ -201,8 +204,9 @@ class AuthService {
   std::map<std::string, CredentialRecord> credentials_;  // by id
   std::unordered_map<std::string, std::string> byHash_;  // hex SHA-256 -> id
 
-  std::mutex missMu_;  // lastMissReload_
+  std::mutex missMu_;  // lastMissReload_, lastMissError_
   std::optional<TimePoint> lastMissReload_;
+  std::optional<Error> lastMissError_;
 };
 
 /// Reads a secret of `bytes` random bytes from `path`, or creates the file (mode 0600, parent

@@ -188,6 +188,30 @@ struct ReplicaStores {
   }
 };
 
+/// An AuthStore whose reads fail while `down` (the database unreachable); writes pass through.
+struct UnreachableAuthStore final : AuthStore {
+  explicit UnreachableAuthStore(AuthStore& inner) : inner(inner) {}
+  AuthStore& inner;
+  bool down = false;
+
+  Result<std::vector<UserRecord>> loadUsers() override {
+    if (down) return Error::unavailable("database unreachable");
+    return inner.loadUsers();
+  }
+  Status putUser(const UserRecord& u) override { return inner.putUser(u); }
+  Status insertUser(const UserRecord& u) override { return inner.insertUser(u); }
+  Result<std::optional<UserRecord>> updateUser(const std::string& name,
+                                               const UserChange& change) override {
+    return inner.updateUser(name, change);
+  }
+  Status deleteUser(const std::string& name) override { return inner.deleteUser(name); }
+  Result<std::vector<CredentialRecord>> loadCredentials() override {
+    if (down) return Error::unavailable("database unreachable");
+    return inner.loadCredentials();
+  }
+  Status putCredential(const CredentialRecord& c) override { return inner.putCredential(c); }
+};
+
 Result<std::unique_ptr<AuthStore>> openAuthFile(const std::string& file) {
   auto db = sql::openDatabase(file, "auth");
   if (!db.ok()) return db.error();
@@ -437,6 +461,24 @@ TEST_CASE("AuthService: what another replica just created works at once (sharedS
         "invalid_credentials");
   clock.advance(1s);
   CHECK(b.authenticate(basic("ci-bot-3", "ci-bot-password"), "x").ok());
+  // While the store cannot be read, what is unknown here is answered 503, not refused as bad:
+  // a Defender retries a 503, and an unknown user is not a failed sign-in.
+  UnreachableAuthStore unreachable(storeB);
+  AuthService d(unreachable, clock, o);
+  REQUIRE(d.start().ok());
+  auto late = a.issueCredential("", "issued while the other replica cannot read");
+  REQUIRE(late.ok());
+  REQUIRE(a.createUser("ci-bot-5", "ci-bot-password", Role::kAuditor).ok());
+  unreachable.down = true;
+  clock.advance(1s);
+  CHECK(d.authenticateDefender("Bearer " + late->secret).error().code == "storage_unavailable");
+  CHECK(d.authenticate(basic("ci-bot-5", "ci-bot-password"), "x").error().code ==
+        "storage_unavailable");
+  CHECK(d.authenticate(basic("ci-bot", "wrong-password"), "x").error().code ==
+        "invalid_credentials");  // known here: a wrong password stays a wrong password
+  unreachable.down = false;
+  clock.advance(1s);
+  CHECK(d.authenticateDefender("Bearer " + late->secret).ok());
   // Without sharedStore (one Console per database) nothing is looked up again.
   AuthOptions alone = o;
   alone.sharedStore = false;
