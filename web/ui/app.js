@@ -1268,6 +1268,9 @@
   async function openDetail(hostname) {
     openHost = hostname;
     lastDetailKey = "";
+    // Delete waits for the Defender to load (askDelete needs it): a press before did nothing.
+    detailDefender = null;
+    $("detail-delete").disabled = true;
     $("detail-title").textContent = hostname;
     $("detail-type").textContent = "";
     $("detail-body").innerHTML = `<p class="muted">Loading…</p>`;
