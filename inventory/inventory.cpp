@@ -694,30 +694,31 @@ void Inventory::flusherLoop() {
 size_t Inventory::noteResumed(TimePoint pausedAt) {
   const TimePoint now = clock_.now();
   // Shared database: the rows are every replica's. Another replica that ran meanwhile saw the
-  // fleet (its heartbeats are stored); only this replica stalled, so nothing is discounted.
+  // fleet (its heartbeats are stored); only this replica stalled, so nothing is discounted. Nor
+  // when that is unknown (a Defender wrongly judged silent reconnects with its next heartbeat;
+  // one wrongly kept connected would hide a real silence).
   if (options_.sharedDatabase) {
-    auto alive = store_.listReplicasAlive();
-    if (alive.ok()) {
+    std::string ranMeanwhile;  // why nothing is discounted; empty: discount
+    if (auto alive = store_.listReplicasAlive(); !alive.ok()) {
+      ranMeanwhile = "the other replicas' alive times are unreadable (";
+      ranMeanwhile += alive.error().message;
+      ranMeanwhile += ")";
+    } else {
       for (const auto& r : *alive)
         if (r.replica != replicaId_ && r.aliveAt > pausedAt) {
-          std::lock_guard lock(stateMutex_);
-          ++metrics_.pausesDetected;
-          spdlog::warn(
-              "replica {} did not run for {:.1f} s (a paused or starved process); replica {} ran "
-              "meanwhile, so no Defender is judged from now",
-              replicaId_, seconds(now - pausedAt), r.replica);
-          return 0;
+          ranMeanwhile = "replica ";
+          ranMeanwhile += r.replica;
+          ranMeanwhile += " ran meanwhile";
+          break;
         }
-    } else {
-      // Unknown whether another replica ran: the rows are shared, so nothing is discounted
-      // (a Defender wrongly judged silent reconnects with its next heartbeat; one wrongly kept
-      // connected would hide a real silence).
+    }
+    if (!ranMeanwhile.empty()) {
       std::lock_guard lock(stateMutex_);
       ++metrics_.pausesDetected;
       spdlog::warn(
-          "replica {} did not run for {:.1f} s (a paused or starved process); the other "
-          "replicas' alive times are unreadable ({}), so no Defender is judged from now",
-          replicaId_, seconds(now - pausedAt), alive.error().message);
+          "replica {} did not run for {:.1f} s (a paused or starved process); {}, so no "
+          "Defender is judged from now",
+          replicaId_, seconds(now - pausedAt), ranMeanwhile);
       return 0;
     }
   }
