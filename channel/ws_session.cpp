@@ -168,7 +168,12 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
         return;
       }
       sp->registered_ = true;
-      if (!sp->hub_.opened(sp.get(), sp)) return sp->closeWith(1001, "going_away");
+      if (!sp->hub_.opened(sp.get(), sp)) {
+        // Upgraded while a stop began: closed as drained (nothing was received), so the stop
+        // does not wait for it until its bound.
+        sp->draining_ = true;
+        return sp->closeWith(1001, "going_away");
+      }
       sp->read();
     });
   }
